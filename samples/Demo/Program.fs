@@ -1,0 +1,3 @@
+module Program
+[<EntryPoint>]
+let main _ = 0

@@ -1,0 +1,2 @@
+/// Matrix multiplication kernels (placeholder; replaced by the packed GEMM).
+namespace SnnFunc.Kernels

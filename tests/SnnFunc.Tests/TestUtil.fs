@@ -1,0 +1,1 @@
+module SnnFunc.Tests.TestUtil
