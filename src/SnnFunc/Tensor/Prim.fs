@@ -1,0 +1,322 @@
+/// The primitive operations: the small, closed set every tensor computation is built from, and the
+/// shape and dtype rule of each (with the validation that names the operation and shapes).
+namespace SnnFunc
+
+open System
+
+/// Elementwise functions of one tensor.
+[<RequireQualifiedAccess>]
+type UnaryOp =
+    | Neg
+    | Exp
+    | Log
+    | Sin
+    | Cos
+    | Tanh
+    | Sigmoid
+    | Relu
+    | Abs
+    | Sqrt
+    | Sign
+    | Floor
+    | Ceil
+    | Round
+    | Log1p
+    | Expm1
+
+/// Elementwise functions of two broadcast tensors. Comparisons return 0/1 masks of the same dtype.
+[<RequireQualifiedAccess>]
+type BinaryOp =
+    | Add
+    | Sub
+    | Mul
+    | Div
+    | Pow
+    | Max
+    | Min
+    | Eq
+    | Ne
+    | Lt
+    | Le
+    | Gt
+    | Ge
+
+/// Reductions over a set of axes.
+[<RequireQualifiedAccess>]
+type ReduceOp =
+    | Sum
+    | Max
+    | Min
+
+/// A primitive operation with its static parameters. Arguments are tensors, passed separately.
+[<RequireQualifiedAccess>]
+type Prim =
+    /// f(x), elementwise.
+    | Unary of UnaryOp
+    /// f(a, b), elementwise with NumPy broadcasting.
+    | Binary of BinaryOp
+    /// where(cond, a, b): a where cond is non-zero, else b; the three broadcast.
+    | Where
+    /// Reduction over the given axes (sorted, distinct, non-negative); the axes are removed.
+    | Reduce of ReduceOp * axes: int[]
+    /// Index of the largest element along an axis (first one on ties), removed from the shape.
+    | ArgMax of axis: int
+    /// Index of the smallest element along an axis (first one on ties), removed from the shape.
+    | ArgMin of axis: int
+    /// Batched matrix product of [..., m, k] and [..., k, n] (either operand read transposed in its
+    /// last two axes); batch axes broadcast.
+    | MatMul of transA: bool * transB: bool
+    /// Same elements, new shape of the same element count.
+    | Reshape of shape: int[]
+    /// NumPy broadcast to a larger shape.
+    | BroadcastTo of shape: int[]
+    /// Axis permutation: output axis i is input axis perm[i].
+    | Permute of perm: int[]
+    /// The box starting at `starts` with extent `sizes`.
+    | Slice of starts: int[] * sizes: int[]
+    /// Zero padding: `low[i]` elements before and `high[i]` after along axis i.
+    | Pad of low: int[] * high: int[]
+    /// Joins its arguments along an axis.
+    | Concat of axis: int
+    /// numpy.take(x, indices.reshape(indexShape), axis).
+    | Gather of axis: int * indices: int[] * indexShape: int[]
+    /// The transpose of Gather: adds slices of the argument into a zero tensor whose `axis` has
+    /// extent `size`, at the given indices (repeated indices accumulate).
+    | ScatterAdd of axis: int * indices: int[] * indexShape: int[] * size: int
+    /// Element type conversion.
+    | Convert of DType
+
+/// Shape and dtype rules of the primitives.
+module Prim =
+
+    /// The name used for a primitive in error messages.
+    let name (prim: Prim) =
+        match prim with
+        | Prim.Unary op -> (sprintf "%A" op).ToLowerInvariant()
+        | Prim.Binary op ->
+            match op with
+            | BinaryOp.Add -> "add"
+            | BinaryOp.Sub -> "sub"
+            | BinaryOp.Mul -> "mul"
+            | BinaryOp.Div -> "div"
+            | BinaryOp.Pow -> "pow"
+            | BinaryOp.Max -> "maximum"
+            | BinaryOp.Min -> "minimum"
+            | BinaryOp.Eq -> "eq"
+            | BinaryOp.Ne -> "ne"
+            | BinaryOp.Lt -> "lt"
+            | BinaryOp.Le -> "le"
+            | BinaryOp.Gt -> "gt"
+            | BinaryOp.Ge -> "ge"
+        | Prim.Where -> "where"
+        | Prim.Reduce(ReduceOp.Sum, _) -> "sum"
+        | Prim.Reduce(ReduceOp.Max, _) -> "max"
+        | Prim.Reduce(ReduceOp.Min, _) -> "min"
+        | Prim.ArgMax _ -> "argmax"
+        | Prim.ArgMin _ -> "argmin"
+        | Prim.MatMul _ -> "matmul"
+        | Prim.Reshape _ -> "reshape"
+        | Prim.BroadcastTo _ -> "broadcastTo"
+        | Prim.Permute _ -> "permute"
+        | Prim.Slice _ -> "slice"
+        | Prim.Pad _ -> "pad"
+        | Prim.Concat _ -> "concat"
+        | Prim.Gather _ -> "gather"
+        | Prim.ScatterAdd _ -> "scatterAdd"
+        | Prim.Convert _ -> "convert"
+
+    let private fmt = Shape.format
+
+    let private removeAxes (shape: int[]) (axes: int[]) =
+        shape |> Array.indexed |> Array.filter (fun (i, _) -> not (Array.contains i axes)) |> Array.map snd
+
+    let private checkArity op (expected: int) (shapes: int[][]) =
+        if shapes.Length <> expected then
+            Shape.fail op $"expects %d{expected} argument(s), got %d{shapes.Length}"
+
+    let private checkLength op (what: string) (rank: int) (values: int[]) =
+        if isNull values then
+            Shape.fail op $"%s{what} is null"
+
+        if values.Length <> rank then
+            Shape.fail op $"%s{what} %s{fmt values} has %d{values.Length} entries but the tensor has rank %d{rank}"
+
+    let private checkIndices op (indices: int[]) (indexShape: int[]) (extent: int) (axis: int) (shape: int[]) =
+        if isNull indices then
+            Shape.fail op "indices is null"
+
+        let n = Shape.checkedCount op indexShape
+
+        if n <> indices.Length then
+            Shape.fail op $"%d{indices.Length} indices do not fill the index shape %s{fmt indexShape}"
+
+        for j in indices do
+            if j < 0 || j >= extent then
+                Shape.fail op $"index %d{j} is out of range [0, %d{extent}) for axis %d{axis} of shape %s{fmt shape}"
+
+    /// The output shape and dtype of a primitive applied to arguments of the given shapes and dtypes.
+    /// Raises ArgumentException naming the operation, shapes and offending values on invalid input.
+    let infer (prim: Prim) (shapes: int[][]) (dtypes: DType[]) : int[] * DType =
+        let op = "Tensor." + name prim
+
+        let sameDType () =
+            for d in dtypes do
+                if d <> dtypes[0] then
+                    let all = String.Join(", ", dtypes |> Array.map (fun d -> d.Name))
+                    Shape.fail op $"dtypes differ (%s{all}); convert explicitly with Tensor.convert"
+
+        match prim with
+        | Prim.Unary _ ->
+            checkArity op 1 shapes
+            shapes[0], dtypes[0]
+        | Prim.Binary _ ->
+            checkArity op 2 shapes
+            sameDType ()
+            Shape.broadcast op shapes[0] shapes[1], dtypes[0]
+        | Prim.Where ->
+            checkArity op 3 shapes
+            sameDType ()
+            Shape.broadcast op (Shape.broadcast op shapes[0] shapes[1]) shapes[2], dtypes[0]
+        | Prim.Reduce(reduce, axes) ->
+            checkArity op 1 shapes
+            let shape = shapes[0]
+            let normalised = Shape.normAxes op shape.Length axes
+
+            if normalised <> axes then
+                Shape.fail op $"axes %s{fmt axes} must be sorted, distinct and non-negative"
+
+            if reduce <> ReduceOp.Sum then
+                for a in axes do
+                    if shape[a] = 0 then
+                        Shape.fail op $"cannot reduce the empty axis %d{a} of shape %s{fmt shape}"
+
+            removeAxes shape axes, dtypes[0]
+        | Prim.ArgMax axis
+        | Prim.ArgMin axis ->
+            checkArity op 1 shapes
+            let shape = shapes[0]
+
+            if axis < 0 || axis >= shape.Length then
+                Shape.fail op $"axis %d{axis} is out of range for shape %s{fmt shape}"
+
+            if shape[axis] = 0 then
+                Shape.fail op $"cannot take the arg-extremum of the empty axis %d{axis} of shape %s{fmt shape}"
+
+            removeAxes shape [| axis |], dtypes[0]
+        | Prim.MatMul(transA, transB) ->
+            checkArity op 2 shapes
+            sameDType ()
+            let a, b = shapes[0], shapes[1]
+
+            if a.Length < 2 || b.Length < 2 then
+                Shape.fail op $"needs operands of rank >= 2, got %s{fmt a} and %s{fmt b}"
+
+            let m, ka = if transA then a[a.Length - 1], a[a.Length - 2] else a[a.Length - 2], a[a.Length - 1]
+            let kb, n = if transB then b[b.Length - 1], b[b.Length - 2] else b[b.Length - 2], b[b.Length - 1]
+
+            if ka <> kb then
+                let ta = if transA then " (transposed)" else ""
+                let tb = if transB then " (transposed)" else ""
+                Shape.fail op $"inner dimensions differ: %s{fmt a}%s{ta} has k = %d{ka}, %s{fmt b}%s{tb} has k = %d{kb}"
+
+            let batch = Shape.broadcast op a[.. a.Length - 3] b[.. b.Length - 3]
+            Array.append batch [| m; n |], dtypes[0]
+        | Prim.Reshape shape ->
+            checkArity op 1 shapes
+            let n = Shape.checkedCount op shape
+
+            if n <> Shape.count shapes[0] then
+                Shape.fail op $"cannot reshape %s{fmt shapes[0]} (%d{Shape.count shapes[0]} elements) to %s{fmt shape} (%d{n} elements)"
+
+            Array.copy shape, dtypes[0]
+        | Prim.BroadcastTo shape ->
+            checkArity op 1 shapes
+            Shape.checkedCount op shape |> ignore
+
+            if not (Shape.broadcastsTo shapes[0] shape) then
+                Shape.fail op $"cannot broadcast %s{fmt shapes[0]} to %s{fmt shape}"
+
+            Array.copy shape, dtypes[0]
+        | Prim.Permute perm ->
+            checkArity op 1 shapes
+            let shape = shapes[0]
+            checkLength op "permutation" shape.Length perm
+
+            if Array.sort perm <> Array.init shape.Length id then
+                Shape.fail op $"%s{fmt perm} is not a permutation of the axes of %s{fmt shape}"
+
+            Array.map (fun p -> shape[p]) perm, dtypes[0]
+        | Prim.Slice(starts, sizes) ->
+            checkArity op 1 shapes
+            let shape = shapes[0]
+            checkLength op "starts" shape.Length starts
+            checkLength op "sizes" shape.Length sizes
+
+            for i in 0 .. shape.Length - 1 do
+                if starts[i] < 0 || sizes[i] < 0 || starts[i] + sizes[i] > shape[i] then
+                    Shape.fail op $"the box starting at %s{fmt starts} with sizes %s{fmt sizes} does not fit in %s{fmt shape} (axis %d{i})"
+
+            Array.copy sizes, dtypes[0]
+        | Prim.Pad(low, high) ->
+            checkArity op 1 shapes
+            let shape = shapes[0]
+            checkLength op "low padding" shape.Length low
+            checkLength op "high padding" shape.Length high
+
+            if Array.exists (fun p -> p < 0) low || Array.exists (fun p -> p < 0) high then
+                Shape.fail op $"padding must be non-negative, got low %s{fmt low} and high %s{fmt high}"
+
+            let result = Array.init shape.Length (fun i -> low[i] + shape[i] + high[i])
+            Shape.checkedCount op result |> ignore
+            result, dtypes[0]
+        | Prim.Concat axis ->
+            if shapes.Length = 0 then
+                Shape.fail op "needs at least one tensor"
+
+            sameDType ()
+            let first = shapes[0]
+
+            if axis < 0 || axis >= first.Length then
+                Shape.fail op $"axis %d{axis} is out of range for shape %s{fmt first}"
+
+            for s in shapes do
+                let matches =
+                    s.Length = first.Length
+                    && Array.forall id (Array.init s.Length (fun i -> i = axis || s[i] = first[i]))
+
+                if not matches then
+                    Shape.fail op $"shapes %s{fmt first} and %s{fmt s} differ outside axis %d{axis}"
+
+            let result = Array.copy first
+            result[axis] <- shapes |> Array.sumBy (fun s -> s[axis])
+            Shape.checkedCount op result |> ignore
+            result, dtypes[0]
+        | Prim.Gather(axis, indices, indexShape) ->
+            checkArity op 1 shapes
+            let shape = shapes[0]
+
+            if axis < 0 || axis >= shape.Length then
+                Shape.fail op $"axis %d{axis} is out of range for shape %s{fmt shape}"
+
+            checkIndices op indices indexShape shape[axis] axis shape
+            Array.concat [ shape[.. axis - 1]; indexShape; shape[axis + 1 ..] ], dtypes[0]
+        | Prim.ScatterAdd(axis, indices, indexShape, size) ->
+            checkArity op 1 shapes
+            let shape = shapes[0]
+            let r = indexShape.Length
+
+            if axis < 0 || axis + r > shape.Length then
+                Shape.fail op $"axis %d{axis} with an index shape %s{fmt indexShape} does not fit shape %s{fmt shape}"
+
+            if shape[axis .. axis + r - 1] <> indexShape then
+                Shape.fail op $"updates of shape %s{fmt shape} do not have the index shape %s{fmt indexShape} at axis %d{axis}"
+
+            if size < 0 then
+                Shape.fail op $"target size %d{size} is negative"
+
+            let result = Array.concat [ shape[.. axis - 1]; [| size |]; shape[axis + r ..] ]
+            checkIndices op indices indexShape size axis result
+            result, dtypes[0]
+        | Prim.Convert dtype ->
+            checkArity op 1 shapes
+            shapes[0], dtype
