@@ -121,9 +121,30 @@ let private checkN (fn: string) (n: int) =
     if n < 0 then
         invalidArg "n" $"RandomBits.%s{fn}: the element count must be non-negative, got %d{n}"
 
-let private checkFinite (fn: string) (name: string) (v: float) =
+let private checkFinite (op: string) (name: string) (v: float) =
     if not (Double.IsFinite v) then
-        invalidArg name $"RandomBits.%s{fn}: %s{name} must be finite, got %g{v}"
+        invalidArg name $"%s{op}: %s{name} must be finite, got %g{v}"
+
+/// Checks uniform's range; `op` names the calling function in the message.
+let internal validateUniform (op: string) (lo: float) (hi: float) =
+    checkFinite op "lo" lo
+    checkFinite op "hi" hi
+
+    if not (lo < hi) then
+        invalidArg "hi" $"%s{op}: lo must be less than hi, got lo = %g{lo}, hi = %g{hi}"
+
+    if not (Double.IsFinite(hi - lo)) then
+        invalidArg "hi" $"%s{op}: the range hi - lo overflows (lo = %g{lo}, hi = %g{hi})"
+
+/// Checks a Bernoulli probability.
+let internal validateBernoulli (op: string) (p: float) =
+    if not (p >= 0.0 && p <= 1.0) then
+        invalidArg "p" $"%s{op}: p must be in [0, 1], got %g{p}"
+
+/// Checks a Poisson rate.
+let internal validatePoisson (op: string) (lambda: float) =
+    if not (lambda >= 0.0 && Double.IsFinite lambda) then
+        invalidArg "lambda" $"%s{op}: lambda must be finite and non-negative, got %g{lambda}"
 
 /// Fills out[start..stop) with the 32-bit words of the stream: word i is word (i mod 2) of block i/2.
 let private fillWords (key: Key) (start: int) (stop: int) (put: int -> uint32 -> unit) =
@@ -176,16 +197,8 @@ let inline private open53 (key: Key) (j: int) =
 /// Float64: 53 random bits per element (both words of block i). Results never reach hi.
 let uniform (key: Key) (n: int) (dtype: DType) (lo: float) (hi: float) : Storage =
     checkN "uniform" n
-    checkFinite "uniform" "lo" lo
-    checkFinite "uniform" "hi" hi
-
-    if not (lo < hi) then
-        invalidArg "hi" $"RandomBits.uniform: lo must be less than hi, got lo = %g{lo}, hi = %g{hi}"
-
+    validateUniform "RandomBits.uniform" lo hi
     let width = hi - lo
-
-    if not (Double.IsFinite width) then
-        invalidArg "hi" $"RandomBits.uniform: the range hi - lo overflows (lo = %g{lo}, hi = %g{hi})"
 
     match dtype with
     | Float32 ->
@@ -255,9 +268,7 @@ let normal (key: Key) (n: int) (dtype: DType) : Storage =
 /// fraction of 2^32, is below p (so p = 0 never and p = 1 always gives 1).
 let bernoulli (key: Key) (n: int) (dtype: DType) (p: float) : Storage =
     checkN "bernoulli" n
-
-    if not (p >= 0.0 && p <= 1.0) then
-        invalidArg "p" $"RandomBits.bernoulli: p must be in [0, 1], got %g{p}"
+    validateBernoulli "RandomBits.bernoulli" p
 
     let threshold = p * two32
 
@@ -340,9 +351,7 @@ let private poissonOne (sub: Key) (lambda: float) : float =
 /// Knuth's multiplication method for lambda < 10 and Hörmann's PTRS for lambda >= 10.
 let poisson (key: Key) (n: int) (dtype: DType) (lambda: float) : Storage =
     checkN "poisson" n
-
-    if not (lambda >= 0.0 && Double.IsFinite lambda) then
-        invalidArg "lambda" $"RandomBits.poisson: lambda must be finite and non-negative, got %g{lambda}"
+    validatePoisson "RandomBits.poisson" lambda
 
     match dtype with
     | Float32 ->
