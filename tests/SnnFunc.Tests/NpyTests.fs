@@ -225,7 +225,7 @@ let ``round trip preserves shape and every bit (property)`` () =
     let prop =
         Prop.forAll (Arb.fromGen (Gen.zip genShape (Gen.elements [ Float32; Float64 ]))) (fun (shape, dtype) ->
             let n = shape |> Array.fold (*) 1
-            let rnd = Random(n * 31 + shape.Length)
+            let rnd = System.Random(n * 31 + shape.Length)
 
             let storage =
                 match dtype with
@@ -470,3 +470,54 @@ let ``npz errors`` () =
     let e = Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readNpz (new MemoryStream(bms.ToArray())) |> ignore)
     Assert.Contains("weights.npy", e.Message)
     Assert.Contains("complex128", e.Message)
+
+// ---------------------------------------------------------------------------------------------
+// Tensors
+// ---------------------------------------------------------------------------------------------
+
+[<Fact>]
+let ``tensors load from and save to .npy`` () =
+    let t = TensorIo.loadNpy (fixture "f32_2x3.npy")
+    Assert.Equal<int[]>([| 2; 3 |], t.Shape)
+    Assert.Equal(Float32, t.DType)
+    Assert.Equal<float32[]>(f32Ref, asF32 t.Storage)
+    let dir = tempDir ()
+
+    try
+        let path = Path.Combine(dir, "t.npy")
+        TensorIo.saveNpy path t
+        Assert.Equal<byte[]>(File.ReadAllBytes(fixture "f32_2x3.npy"), File.ReadAllBytes path)
+        let ints = TensorIo.loadNpy (fixture "dtypes/i4_be.npy")
+        Assert.Equal(Float64, ints.DType)
+        use ms = new MemoryStream()
+        TensorIo.writeNpy ms ints
+        ms.Position <- 0L
+        let back = TensorIo.readNpy ms
+        Assert.Equal<int[]>([| 4 |], back.Shape)
+        Assert.Equal(ints.Storage, back.Storage)
+    finally
+        Directory.Delete(dir, true)
+
+[<Fact>]
+let ``tensors load from and save to .npz`` () =
+    let m = Npz.load (fixture "compressed.npz")
+    Assert.Equal<string list>([ "arr_0"; "bias"; "count"; "weights" ], m |> Map.keys |> List.ofSeq)
+    Assert.Equal<int[]>([| 2; 3 |], m["weights"].Shape)
+    Assert.Equal<float[]>(f64Ref, asF64 m["bias"].Storage)
+    let dir = tempDir ()
+
+    try
+        for compressed in [ false; true ] do
+            let path = Path.Combine(dir, "t.npz")
+            let tensors = Npz.loadList (fixture "plain.npz")
+
+            if compressed then Npz.saveCompressed path tensors else Npz.save path tensors
+
+            let back = Npz.loadList path
+            Assert.Equal<string list>(List.map fst tensors, List.map fst back)
+
+            for (_, a), (_, b) in List.zip tensors back do
+                Assert.Equal<int[]>(a.Shape, b.Shape)
+                Assert.Equal(a.Storage, b.Storage)
+    finally
+        Directory.Delete(dir, true)

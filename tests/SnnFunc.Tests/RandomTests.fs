@@ -265,3 +265,43 @@ let ``invalid arguments raise ArgumentException naming the function and value`` 
     Assert.Contains("-1", e.Message)
     throwsNaming "poisson" (fun () -> poisson k 3 Float32 nan) |> ignore
     throwsNaming "poisson" (fun () -> poisson k 3 Float32 infinity) |> ignore
+
+// ---------------------------------------------------------------------------------------------
+// Random: tensors
+// ---------------------------------------------------------------------------------------------
+
+[<Fact>]
+let ``Random samplers give tensors of the requested shape and dtype`` () =
+    let k = Random.key 1L
+    let k1, k2 = Random.split k
+    Assert.NotEqual(k1, k2)
+    Assert.Equal<Key[]>([| k1; k2 |], Random.splitN k 2)
+    Assert.Equal(RandomBits.foldIn k 3, Random.foldIn k 3)
+
+    let cases =
+        [ Random.uniform k1 [| 2; 3 |], Float32
+          Random.uniformAs Float64 k1 [| 2; 3 |], Float64
+          Random.uniformRange k1 -1.0 1.0 [| 4 |], Float32
+          Random.normal k1 [| 3; 1; 2 |], Float32
+          Random.normalAs Float64 k1 [||], Float64
+          Random.bernoulli k1 0.5 [| 0; 5 |], Float32
+          Random.poisson k1 3.0 [| 7 |], Float32
+          Random.poissonAs Float64 k1 30.0 [| 2; 2 |], Float64 ]
+
+    for t, dtype in cases do
+        Assert.Equal(dtype, t.DType)
+        Assert.Equal(t.Count, t.Storage.Length)
+
+    Assert.Equal<int[]>([| 3; 1; 2 |], (Random.normal k1 [| 3; 1; 2 |]).Shape)
+    // Same key and size: the same values as the raw sampler.
+    Assert.Equal(RandomBits.normal k1 6 Float32, (Random.normal k1 [| 3; 2 |]).Storage)
+    Assert.Equal((Random.uniform k2 [| 5 |]).Storage, (Random.uniform k2 [| 5 |]).Storage)
+
+[<Fact>]
+let ``Random errors name the Random function`` () =
+    let k = Random.key 0L
+    throwsNaming "Random.uniformRange" (fun () -> Random.uniformRange k 1.0 0.0 [| 2 |]) |> ignore
+    throwsNaming "Random.bernoulli" (fun () -> Random.bernoulli k 2.0 [| 2 |]) |> ignore
+    throwsNaming "Random.poisson" (fun () -> Random.poisson k -3.0 [| 2 |]) |> ignore
+    throwsNaming "Random.normal" (fun () -> Random.normal k [| -1; 2 |]) |> ignore
+    throwsNaming "Random.splitN" (fun () -> Random.splitN k -1) |> ignore
