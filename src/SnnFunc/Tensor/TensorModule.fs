@@ -37,6 +37,12 @@ module Tensor =
     let toArray64 (t: Tensor) = t.ToDoubleArray()
     let item (t: Tensor) = t.ToScalar()
 
+    // Files
+    /// Loads a .npy file (NumPy's format) as a concrete tensor.
+    let loadNpy (path: string) = TensorIo.loadNpy path
+    /// Saves a concrete tensor as a .npy file, atomically.
+    let saveNpy (path: string) (t: Tensor) = TensorIo.saveNpy path t
+
     // Elementwise
     let neg (t: Tensor) = t.Neg()
     let exp (t: Tensor) = t.Exp()
