@@ -20,6 +20,31 @@ type Trace(level: int64, name: string) =
     /// Applies a primitive to arguments at least one of which is a tracer of this trace; the others
     /// are concrete or belong to lower levels. `outShape`/`outDType` are the validated result type.
     abstract Process: prim: Prim * args: Tensor[] * outShape: int[] * outDType: DType -> Tensor
+    /// Applies a function with its own derivative rules (see CustomFn) to arguments at least one of
+    /// which is a tracer of this trace.
+    abstract ProcessCustom: fn: CustomFn * args: Tensor[] -> Tensor[]
+
+/// A function with user-supplied derivative rules (customJvp, customVjp, checkpoint, stopGradient,
+/// fused primitives). Transforms never look inside `Call` unless a rule asks them to.
+and [<AbstractClass>] CustomFn(name: string) =
+    /// The name used in messages.
+    member _.Name = name
+    /// The function itself, on values of lower levels (or concrete ones).
+    abstract Call: args: Tensor[] -> Tensor[]
+    /// Forward rule: outputs and output tangents from inputs and input tangents. A null tangent is a
+    /// symbolic zero (in and out).
+    abstract Jvp: primals: Tensor[] * tangents: Tensor[] -> Tensor[] * Tensor[]
+    /// True for functions linear in the arguments flagged by `LinearArgs` (the others are constants);
+    /// only those have a Transpose rule.
+    abstract IsLinear: bool
+    default _.IsLinear = false
+    /// For linear functions: cotangents of the linear arguments (null entries for constants or zeros)
+    /// given the output cotangents (null = zero). `args` holds the constants; linear slots are null.
+    abstract Transpose: args: Tensor[] * cotangents: Tensor[] -> Tensor[]
+    default f.Transpose(_, _) = invalidOp $"%s{f.Name} is not linear and has no transpose rule"
+    /// For linear functions: the shapes and dtypes of the outputs (recorded without evaluating).
+    abstract OutputTypes: (int[] * DType)[]
+    default f.OutputTypes = invalidOp $"%s{f.Name} is not linear: its output types are only known by calling it"
 
 /// The per-value state a transform keeps inside a traced tensor.
 and [<AbstractClass>] Tracer(trace: Trace) =
@@ -131,6 +156,28 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
                 $"%s{op ()}: escaped tracer: a value traced by '%s{top.Name}' was used after that transform returned (keep traced values inside the function you transform)"
         else
             top.Process(prim, args, outShape, outDType)
+
+    /// Applies a function with custom derivative rules: dispatched like a primitive to the highest
+    /// live transform among the arguments, or called directly on concrete data.
+    static member ApplyCustom(fn: CustomFn, [<ParamArray>] args: Tensor[]) : Tensor[] =
+        let mutable top: Trace = Unchecked.defaultof<Trace>
+
+        for a in args do
+            if isNull a then
+                Shape.fail fn.Name "an argument is null"
+
+            if not a.IsConcrete then
+                let trace = a.Tracer.Trace
+
+                if isNull (box top) || trace.Level > top.Level then
+                    top <- trace
+
+        if isNull (box top) then fn.Call args
+        elif not top.IsLive then
+            invalidOp
+                $"%s{fn.Name}: escaped tracer: a value traced by '%s{top.Name}' was used after that transform returned (keep traced values inside the function you transform)"
+        else
+            top.ProcessCustom(fn, args)
 
     // -----------------------------------------------------------------------------------------
     // Reading values

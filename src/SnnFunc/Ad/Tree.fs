@@ -1,0 +1,247 @@
+/// Pytrees: nested containers whose leaves are tensors, flattened to a leaf array and rebuilt from
+/// one. Reflection happens once per type; the resulting codec is cached.
+namespace SnnFunc
+
+open System
+open System.Collections
+open System.Collections.Concurrent
+open System.Collections.Generic
+open Microsoft.FSharp.Reflection
+
+/// Implemented by types (C# classes too) that take part in pytrees: the children are tensors or
+/// other pytree values, and Rebuild makes a new instance from children of the same kinds.
+type ITree =
+    /// The children, in a fixed order.
+    abstract Children: obj[]
+    /// A new instance with the given children (same count and order as Children).
+    abstract Rebuild: children: obj[] -> obj
+
+/// The structure of a pytree without its leaves: compared to check that two trees match.
+[<CustomEquality; NoComparison>]
+type TreeDef =
+    /// A tensor.
+    | Leaf
+    /// A value that is not a container (number, string, function ...): kept as it is.
+    | Static of value: obj
+    /// A container of a type with its children's structures; `Rebuild` makes it from children.
+    | Node of typ: Type * tag: int * children: TreeDef[] * rebuild: (obj[] -> obj)
+
+    /// Number of tensor leaves.
+    member d.LeafCount =
+        match d with
+        | Leaf -> 1
+        | Static _ -> 0
+        | Node(_, _, children, _) -> children |> Array.sumBy (fun c -> c.LeafCount)
+
+    override d.Equals(other) =
+        match other with
+        | :? TreeDef as o ->
+            match d, o with
+            | Leaf, Leaf -> true
+            | Static a, Static b -> Object.Equals(a, b)
+            | Node(t1, g1, c1, _), Node(t2, g2, c2, _) -> t1 = t2 && g1 = g2 && c1.Length = c2.Length && Array.forall2 (=) c1 c2
+            | _ -> false
+        | _ -> false
+
+    override d.GetHashCode() =
+        match d with
+        | Leaf -> 1
+        | Static v -> if isNull v then 0 else v.GetHashCode()
+        | Node(t, g, c, _) -> HashCode.Combine(t, g, c.Length)
+
+    /// A readable description, e.g. "Params { W: *; B: * }" where * is a tensor.
+    override d.ToString() =
+        match d with
+        | Leaf -> "*"
+        | Static v -> if isNull v then "null" else string v
+        | Node(t, _, c, _) ->
+            let inner = String.Join("; ", c |> Array.map string)
+            $"%s{t.Name}(%s{inner})"
+
+/// How to take apart and rebuild values of one type.
+type private Codec =
+    | LeafCodec
+    | StaticCodec
+    /// Children of a value (and a tag distinguishing union cases), and the rebuild from children.
+    | NodeCodec of children: (obj -> int * obj[]) * rebuild: (int -> obj[] -> obj)
+
+/// Pytree functions: flatten, unflatten, map, map2, leaves.
+module Tree =
+
+    let private codecs = ConcurrentDictionary<Type, Codec>()
+
+    let private isStaticType (t: Type) =
+        t.IsPrimitive || t.IsEnum || t = typeof<string> || t = typeof<decimal> || t = typeof<DType>
+        || FSharpType.IsFunction t || t = typeof<unit>
+
+    let private listCodec (elem: Type) =
+        let ofArray =
+            let m = typeof<list<int>>.Assembly.GetType("Microsoft.FSharp.Collections.ListModule").GetMethod("OfArray")
+            m.MakeGenericMethod elem
+
+        NodeCodec(
+            (fun v -> 0, [| for x in (v :?> IEnumerable) -> x |]),
+            fun _ children ->
+                let arr = Array.CreateInstance(elem, children.Length)
+                children |> Array.iteri (fun i c -> arr.SetValue(c, i))
+                ofArray.Invoke(null, [| arr |])
+        )
+
+    let private mapInfos = ConcurrentDictionary<Type, Reflection.PropertyInfo * Reflection.PropertyInfo * Type * Reflection.MethodInfo>()
+
+    /// Key/Value accessors, the (key, value) tuple type and Map.ofArray for a Map type.
+    let private makeMapInfo (t: Type) =
+        let args: Type[] = t.GetGenericArguments()
+        let tupleType = FSharpType.MakeTupleType [| args[0]; args[1] |]
+        let kvType = typedefof<KeyValuePair<_, _>>.MakeGenericType(args)
+
+        let ofArray =
+            typeof<Map<int, int>>.Assembly.GetType("Microsoft.FSharp.Collections.MapModule").GetMethod("OfArray")
+                .MakeGenericMethod(args)
+
+        kvType.GetProperty "Key", kvType.GetProperty "Value", tupleType, ofArray
+
+    /// makeMapInfo, cached per type.
+    let private mapCodec (t: Type) = mapInfos.GetOrAdd(t, Func<_, _>(makeMapInfo))
+
+    let rec private codecOf (t: Type) : Codec =
+        codecs.GetOrAdd(t, Func<Type, Codec>(build))
+
+    and private build (t: Type) : Codec =
+        if t = typeof<Tensor> then
+            LeafCodec
+        elif isStaticType t then
+            StaticCodec
+        elif typeof<ITree>.IsAssignableFrom t then
+            NodeCodec((fun v -> 0, (v :?> ITree).Children), (fun _ _ -> invalidOp "ITree rebuilds from its instance"))
+        elif t.IsArray then
+            let elem = t.GetElementType()
+
+            NodeCodec(
+                (fun v -> 0, [| for x in (v :?> Array) -> x |]),
+                fun _ children ->
+                    let arr = Array.CreateInstance(elem, children.Length)
+                    children |> Array.iteri (fun i c -> arr.SetValue(c, i))
+                    box arr
+            )
+        elif t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<list<_>> then
+            listCodec (t.GetGenericArguments()[0])
+        elif FSharpType.IsTuple t then
+            let reader = FSharpValue.PreComputeTupleReader t
+            let ctor = FSharpValue.PreComputeTupleConstructor t
+            NodeCodec((fun v -> 0, reader v), (fun _ c -> ctor c))
+        elif FSharpType.IsRecord(t, true) then
+            let reader = FSharpValue.PreComputeRecordReader(t, true)
+            let ctor = FSharpValue.PreComputeRecordConstructor(t, true)
+            NodeCodec((fun v -> 0, reader v), (fun _ c -> ctor c))
+        elif FSharpType.IsUnion(t, true) then
+            let tagReader = FSharpValue.PreComputeUnionTagReader(t, true)
+            let cases = FSharpType.GetUnionCases(t, true)
+            let readers = cases |> Array.map (fun c -> FSharpValue.PreComputeUnionReader(c, true))
+            let ctors = cases |> Array.map (fun c -> FSharpValue.PreComputeUnionConstructor(c, true))
+
+            NodeCodec(
+                (fun v ->
+                    let tag = tagReader v
+                    tag, readers[tag] v),
+                fun tag c -> ctors[tag] c
+            )
+        else
+            StaticCodec
+
+    /// Appends the leaves of `value` (of static type `t`) to `leaves` and returns its structure.
+    let rec private flattenInto (t: Type) (value: obj) (leaves: ResizeArray<Tensor>) : TreeDef =
+        // The runtime type decides (a field typed obj or an interface may hold any pytree).
+        let t = if isNull value then t else value.GetType()
+
+        match value with
+        | :? Tensor as x ->
+            leaves.Add x
+            Leaf
+        | null -> Static null
+        | :? ITree as tree ->
+            let children = tree.Children
+            let defs = children |> Array.map (fun c -> flattenInto typeof<obj> c leaves)
+            Node(t, 0, defs, (fun c -> tree.Rebuild c))
+        | _ when t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<Map<_, _>> ->
+            let keyProp, valueProp, tupleType, ofArray = mapCodec t
+            let pairs = [| for kv in (value :?> IEnumerable) -> kv |]
+            let keys = pairs |> Array.map (fun kv -> keyProp.GetValue kv)
+            let defs = pairs |> Array.map (fun kv -> flattenInto typeof<obj> (valueProp.GetValue kv) leaves)
+
+            let rebuild (children: obj[]) =
+                let arr = Array.CreateInstance(tupleType, children.Length)
+
+                children
+                |> Array.iteri (fun i c -> arr.SetValue(FSharpValue.MakeTuple([| keys[i]; c |], tupleType), i))
+
+                ofArray.Invoke(null, [| arr |])
+
+            Node(t, 0, Array.append (keys |> Array.map Static) defs, (fun c -> rebuild c[keys.Length ..]))
+        | _ when t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<Dictionary<_, _>> ->
+            let keyProp, valueProp, _, _ = mapCodec t
+            let pairs = [| for kv in (value :?> IEnumerable) -> kv |]
+            let keys = pairs |> Array.map (fun kv -> keyProp.GetValue kv)
+            let defs = pairs |> Array.map (fun kv -> flattenInto typeof<obj> (valueProp.GetValue kv) leaves)
+
+            let rebuild (children: obj[]) =
+                let d = Activator.CreateInstance t :?> IDictionary
+                children |> Array.iteri (fun i c -> d[keys[i]] <- c)
+                box d
+
+            Node(t, 0, Array.append (keys |> Array.map Static) defs, (fun c -> rebuild c[keys.Length ..]))
+        | _ ->
+            match codecOf t with
+            | LeafCodec -> failwith "unreachable: tensors are matched above"
+            | StaticCodec -> Static value
+            | NodeCodec(children, rebuild) ->
+                let tag, cs = children value
+                let defs = cs |> Array.map (fun c -> flattenInto typeof<obj> c leaves)
+                Node(t, tag, defs, rebuild tag)
+
+    /// The leaves of a pytree (depth-first, in field/element order) and its structure.
+    let flatten (tree: 'T) : Tensor[] * TreeDef =
+        let leaves = ResizeArray()
+        let def = flattenInto typeof<'T> (box tree) leaves
+        leaves.ToArray(), def
+
+    let rec private rebuild (def: TreeDef) (leaves: Tensor[]) (position: byref<int>) : obj =
+        match def with
+        | Leaf ->
+            let x = leaves[position]
+            position <- position + 1
+            box x
+        | Static v -> v
+        | Node(_, _, children, make) ->
+            let values = Array.zeroCreate children.Length
+
+            for i in 0 .. children.Length - 1 do
+                values[i] <- rebuild children[i] leaves &position
+
+            make values
+
+    /// Rebuilds a pytree of the given structure from its leaves.
+    let unflatten<'T> (def: TreeDef) (leaves: Tensor[]) : 'T =
+        if leaves.Length <> def.LeafCount then
+            invalidArg "leaves" $"Tree.unflatten: the structure has %d{def.LeafCount} leaves but %d{leaves.Length} were given"
+
+        let mutable position = 0
+        rebuild def leaves &position :?> 'T
+
+    /// The tensor leaves of a pytree.
+    let leaves (tree: 'T) : Tensor[] = fst (flatten tree)
+
+    /// The same structure with f applied to every leaf.
+    let map (f: Tensor -> Tensor) (tree: 'T) : 'T =
+        let leaves, def = flatten tree
+        unflatten def (Array.map f leaves)
+
+    /// Combines two trees of the same structure leaf by leaf.
+    let map2 (f: Tensor -> Tensor -> Tensor) (a: 'T) (b: 'T) : 'T =
+        let la, da = flatten a
+        let lb, db = flatten b
+
+        if da <> db then
+            invalidArg "b" $"Tree.map2: the trees have different structures: %O{da} and %O{db}"
+
+        unflatten da (Array.map2 f la lb)
