@@ -1,3 +1,10 @@
+/// Benchmark entry point: quick side-by-side subcommands, or BenchmarkDotNet suites.
 module Program
+
 [<EntryPoint>]
-let main _ = 0
+let main argv =
+    match List.ofArray argv with
+    | "w1" :: _ -> W1Bench.run argv
+    | _ ->
+        eprintfn "usage: SnnFunc.Bench w1 [--threads N] [--reps N] [--generic]"
+        2
