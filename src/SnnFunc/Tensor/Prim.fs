@@ -154,10 +154,7 @@ module Prim =
             if j < 0 || j >= extent then
                 Shape.fail op $"index %d{j} is out of range [0, %d{extent}) for axis %d{axis} of shape %s{fmt shape}"
 
-    /// The output shape and dtype of a primitive applied to arguments of the given shapes and dtypes.
-    /// Raises ArgumentException naming the operation, shapes and offending values on invalid input.
-    let infer (prim: Prim) (shapes: int[][]) (dtypes: DType[]) : int[] * DType =
-        let op = "Tensor." + name prim
+    let private inferUnchecked (op: string) (prim: Prim) (shapes: int[][]) (dtypes: DType[]) : int[] * DType =
 
         let sameDType () =
             for d in dtypes do
@@ -320,3 +317,13 @@ module Prim =
         | Prim.Convert dtype ->
             checkArity op 1 shapes
             shapes[0], dtype
+
+    /// The output shape and dtype of a primitive applied to arguments of the given shapes and dtypes.
+    /// Raises ArgumentException naming the operation, shapes and offending values on invalid input,
+    /// including an output too large for an int count (a broadcast, matmul or gather can produce one
+    /// from small arguments).
+    let infer (prim: Prim) (shapes: int[][]) (dtypes: DType[]) : int[] * DType =
+        let op = "Tensor." + name prim
+        let shape, dtype = inferUnchecked op prim shapes dtypes
+        Shape.checkedCount op shape |> ignore
+        shape, dtype
