@@ -15,31 +15,33 @@ let private unaryT<'T when 'T :> IFloatingPointIeee754<'T>> (op: UnaryOp) (x: 'T
     let xs = ReadOnlySpan<'T>(x)
     let ys = Span<'T>(y)
 
-    match op with
-    | UnaryOp.Neg -> TensorPrimitives.Negate<'T>(xs, ys)
-    | UnaryOp.Exp -> TensorPrimitives.Exp<'T>(xs, ys)
-    | UnaryOp.Log -> TensorPrimitives.Log<'T>(xs, ys)
-    | UnaryOp.Sin -> TensorPrimitives.Sin<'T>(xs, ys)
-    | UnaryOp.Cos -> TensorPrimitives.Cos<'T>(xs, ys)
-    | UnaryOp.Tanh -> TensorPrimitives.Tanh<'T>(xs, ys)
-    | UnaryOp.Sigmoid -> TensorPrimitives.Sigmoid<'T>(xs, ys)
-    | UnaryOp.Relu -> TensorPrimitives.Max<'T>(xs, 'T.Zero, ys)
-    | UnaryOp.Abs -> TensorPrimitives.Abs<'T>(xs, ys)
-    | UnaryOp.Sqrt -> TensorPrimitives.Sqrt<'T>(xs, ys)
-    | UnaryOp.Floor -> TensorPrimitives.Floor<'T>(xs, ys)
-    | UnaryOp.Ceil -> TensorPrimitives.Ceiling<'T>(xs, ys)
-    | UnaryOp.Round -> TensorPrimitives.Round<'T>(xs, ys)
-    | UnaryOp.Log1p -> TensorPrimitives.LogP1<'T>(xs, ys)
-    | UnaryOp.Expm1 -> TensorPrimitives.ExpM1<'T>(xs, ys)
-    | UnaryOp.Sign ->
-        // sign(NaN) = NaN, sign(±0) = 0 (NumPy's convention).
-        for i in 0 .. x.Length - 1 do
-            let v = x[i]
-            y[i] <-
-                if 'T.IsNaN v then v
-                elif 'T.op_GreaterThan (v, 'T.Zero) then 'T.One
-                elif 'T.op_LessThan (v, 'T.Zero) then 'T.NegativeOne
-                else 'T.Zero
+    // Some TensorPrimitives functions (Sigmoid) reject empty spans: an empty tensor maps to itself.
+    if x.Length > 0 then
+        match op with
+        | UnaryOp.Neg -> TensorPrimitives.Negate<'T>(xs, ys)
+        | UnaryOp.Exp -> TensorPrimitives.Exp<'T>(xs, ys)
+        | UnaryOp.Log -> TensorPrimitives.Log<'T>(xs, ys)
+        | UnaryOp.Sin -> TensorPrimitives.Sin<'T>(xs, ys)
+        | UnaryOp.Cos -> TensorPrimitives.Cos<'T>(xs, ys)
+        | UnaryOp.Tanh -> TensorPrimitives.Tanh<'T>(xs, ys)
+        | UnaryOp.Sigmoid -> TensorPrimitives.Sigmoid<'T>(xs, ys)
+        | UnaryOp.Relu -> TensorPrimitives.Max<'T>(xs, 'T.Zero, ys)
+        | UnaryOp.Abs -> TensorPrimitives.Abs<'T>(xs, ys)
+        | UnaryOp.Sqrt -> TensorPrimitives.Sqrt<'T>(xs, ys)
+        | UnaryOp.Floor -> TensorPrimitives.Floor<'T>(xs, ys)
+        | UnaryOp.Ceil -> TensorPrimitives.Ceiling<'T>(xs, ys)
+        | UnaryOp.Round -> TensorPrimitives.Round<'T>(xs, ys)
+        | UnaryOp.Log1p -> TensorPrimitives.LogP1<'T>(xs, ys)
+        | UnaryOp.Expm1 -> TensorPrimitives.ExpM1<'T>(xs, ys)
+        | UnaryOp.Sign ->
+            // sign(NaN) = NaN, sign(±0) = 0 (NumPy's convention).
+            for i in 0 .. x.Length - 1 do
+                let v = x[i]
+                y[i] <-
+                    if 'T.IsNaN v then v
+                    elif 'T.op_GreaterThan (v, 'T.Zero) then 'T.One
+                    elif 'T.op_LessThan (v, 'T.Zero) then 'T.NegativeOne
+                    else 'T.Zero
 
     y
 
