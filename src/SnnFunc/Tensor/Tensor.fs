@@ -317,8 +317,9 @@ type Tensor with
     member t.LogSumExp(axis: int, ?keepDims: bool) =
         let axis = Shape.normAxis "Tensor.logSumExp" t.Rank axis
         let m = t.Max(axis, true)
-        // A row of -inf gives max = -inf; shift by 0 there so the result is -inf, not NaN.
-        let shift = Tensor.Where(m.Eq(Double.NegativeInfinity), Tensor.ZerosLike m, m)
+        // A row of -inf gives max = -inf, a row holding +inf gives +inf: shift by 0 there, so the
+        // result is -inf or +inf (as in JAX and SciPy) rather than inf - inf = NaN.
+        let shift = Tensor.Where(m.Abs().Eq(Double.PositiveInfinity), Tensor.ZerosLike m, m)
         let r = (t - shift).Exp().Sum(axis, true).Log() + shift
         if defaultArg keepDims false then r else r.Squeeze axis
 
