@@ -482,6 +482,10 @@ type Tensor with
         let values =
             Array.init n (fun i -> if n = 1 then start else start + (stop - start) * float i / float (n - 1))
 
+        // The formula can miss `stop` by an ulp (0.3 + (0.9 - 0.3) = 0.9000000000000001); NumPy sets it.
+        if n > 1 then
+            values[n - 1] <- stop
+
         Tensor.FromArray(values, n).Convert(defaultArg dtype Float32)
 
     /// The n×n identity matrix.
