@@ -467,10 +467,15 @@ type Tensor with
 
     /// start, start + step, ... up to but excluding stop (NumPy's arange).
     static member Arange(start: float, stop: float, step: float, ?dtype: DType) =
-        if step = 0.0 || Double.IsNaN step || Double.IsNaN start || Double.IsNaN stop then
+        if step = 0.0 || not (Double.IsFinite step && Double.IsFinite start && Double.IsFinite stop) then
             Shape.fail "Tensor.arange" $"needs a non-zero finite step and finite bounds, got start %g{start}, stop %g{stop}, step %g{step}"
 
-        let n = max 0 (int (Math.Ceiling((stop - start) / step)))
+        let count = Math.Ceiling((stop - start) / step)
+
+        if count > float Int32.MaxValue then
+            Shape.fail "Tensor.arange" $"start %g{start}, stop %g{stop}, step %g{step} would give %g{count} elements, more than %d{Int32.MaxValue}"
+
+        let n = max 0 (int count)
         let values = Array.init n (fun i -> start + float i * step)
         Tensor.FromArray(values, n).Convert(defaultArg dtype Float32)
 
