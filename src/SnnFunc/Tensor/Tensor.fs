@@ -57,17 +57,20 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
     // -----------------------------------------------------------------------------------------
     // Construction
 
-    /// Wraps a concrete buffer; its length must match the shape. The buffer is not copied.
-    static member FromStorage(shape: int[], storage: Storage) =
-        let n = Shape.checkedCount "Tensor.FromStorage" shape
+    /// Validates and wraps a buffer; errors name `op`, the function the caller used.
+    static member private Create(op: string, shape: int[], storage: Storage) =
+        let n = Shape.checkedCount op shape
 
         if isNull (box storage) then
-            Shape.fail "Tensor.FromStorage" "storage is null"
+            Shape.fail op "storage is null"
 
         if storage.Length <> n then
-            Shape.fail "Tensor.FromStorage" $"data has %d{storage.Length} elements but shape %s{Shape.format shape} needs %d{n}"
+            Shape.fail op $"data has %d{storage.Length} elements but shape %s{Shape.format shape} needs %d{n}"
 
         Tensor(Array.copy shape, storage.DType, storage, Unchecked.defaultof<Tracer>)
+
+    /// Wraps a concrete buffer; its length must match the shape. The buffer is not copied.
+    static member FromStorage(shape: int[], storage: Storage) = Tensor.Create("Tensor.FromStorage", shape, storage)
 
     /// A traced tensor (for transform implementations).
     static member internal OfTracer(shape: int[], dtype: DType, tracer: Tracer) = Tensor(shape, dtype, Unchecked.defaultof<Storage>, tracer)
@@ -75,25 +78,28 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
     /// A Float32 tensor with a copy of `data` in row-major order.
     static member FromArray(data: float32[], [<ParamArray>] shape: int[]) =
         if isNull data then Shape.fail "Tensor.FromArray" "data is null"
-        Tensor.FromStorage(shape, Storage.F32(Array.copy data))
+        Tensor.Create("Tensor.FromArray", shape, Storage.F32(Array.copy data))
 
     /// A Float64 tensor with a copy of `data` in row-major order.
     static member FromArray(data: float[], [<ParamArray>] shape: int[]) =
         if isNull data then Shape.fail "Tensor.FromArray" "data is null"
-        Tensor.FromStorage(shape, Storage.F64(Array.copy data))
+        Tensor.Create("Tensor.FromArray", shape, Storage.F64(Array.copy data))
 
-    /// A tensor of the given shape filled with `value`.
-    static member Full(shape: int[], value: float, ?dtype: DType) =
-        let n = Shape.checkedCount "Tensor.Full" shape
+    static member private Filled(op: string, shape: int[], value: float, dtype: DType) =
+        let n = Shape.checkedCount op shape
 
-        match defaultArg dtype Float32 with
+        match dtype with
         | Float32 -> Tensor(Array.copy shape, Float32, Storage.F32(Array.create n (float32 value)), null)
         | Float64 -> Tensor(Array.copy shape, Float64, Storage.F64(Array.create n value), null)
 
+    /// A tensor of the given shape filled with `value`.
+    static member Full(shape: int[], value: float, ?dtype: DType) =
+        Tensor.Filled("Tensor.full", shape, value, defaultArg dtype Float32)
+
     /// A Float32 tensor of zeros.
-    static member Zeros([<ParamArray>] shape: int[]) = Tensor.Full(shape, 0.0)
+    static member Zeros([<ParamArray>] shape: int[]) = Tensor.Filled("Tensor.zeros", shape, 0.0, Float32)
     /// A Float32 tensor of ones.
-    static member Ones([<ParamArray>] shape: int[]) = Tensor.Full(shape, 1.0)
+    static member Ones([<ParamArray>] shape: int[]) = Tensor.Filled("Tensor.ones", shape, 1.0, Float32)
     /// A rank-0 tensor.
     static member Scalar(value: float, ?dtype: DType) = Tensor.Full([||], value, defaultArg dtype Float32)
     /// Zeros with the shape and dtype of `t`.
