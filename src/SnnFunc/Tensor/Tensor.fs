@@ -208,8 +208,10 @@ type Tensor with
 
     static member private Unary(op: UnaryOp, t: Tensor) = Tensor.Apply(Prim.Unary op, t)
     static member private Binary(op: BinaryOp, a: Tensor, b: Tensor) = Tensor.Apply(Prim.Binary op, a, b)
-    /// A scalar of `like`'s dtype (scalar operands take the tensor's dtype).
-    static member private ScalarLike(like: Tensor, value: float) = Tensor.Scalar(value, like.DType)
+    /// A scalar of `like`'s dtype (scalar operands take the tensor's dtype). A null `like` gives a
+    /// Float32 scalar, so that the operation it feeds reports the null argument by name.
+    static member private ScalarLike(like: Tensor, value: float) =
+        Tensor.Scalar(value, (if isNull like then Float32 else like.DType))
 
     // Elementwise unary ------------------------------------------------------------------------
     member t.Neg() = Tensor.Unary(UnaryOp.Neg, t)
@@ -246,22 +248,24 @@ type Tensor with
     member a.Pow(b: Tensor) = Tensor.Binary(BinaryOp.Pow, a, b)
     member a.Pow(b: float) = Tensor.Binary(BinaryOp.Pow, a, Tensor.ScalarLike(a, b))
 
-    static member (+)(a: Tensor, b: Tensor) = a.Add b
-    static member (+)(a: Tensor, b: float) = a.Add(Tensor.ScalarLike(a, b))
-    static member (+)(a: float, b: Tensor) = Tensor.ScalarLike(b, a).Add b
-    static member (-)(a: Tensor, b: Tensor) = a.Sub b
-    static member (-)(a: Tensor, b: float) = a.Sub(Tensor.ScalarLike(a, b))
-    static member (-)(a: float, b: Tensor) = Tensor.ScalarLike(b, a).Sub b
-    static member (*)(a: Tensor, b: Tensor) = a.Mul b
-    static member (*)(a: Tensor, b: float) = a.Mul(Tensor.ScalarLike(a, b))
-    static member (*)(a: float, b: Tensor) = Tensor.ScalarLike(b, a).Mul b
-    static member (/)(a: Tensor, b: Tensor) = a.Div b
-    static member (/)(a: Tensor, b: float) = a.Div(Tensor.ScalarLike(a, b))
-    static member (/)(a: float, b: Tensor) = Tensor.ScalarLike(b, a).Div b
-    static member (~-)(a: Tensor) = a.Neg()
+    // Operators are static: they go straight to Tensor.Apply, which reports a null operand by name
+    // (calling a member on a null left operand would raise NullReferenceException).
+    static member (+)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Add, a, b)
+    static member (+)(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Add, a, Tensor.ScalarLike(a, b))
+    static member (+)(a: float, b: Tensor) = Tensor.Binary(BinaryOp.Add, Tensor.ScalarLike(b, a), b)
+    static member (-)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Sub, a, b)
+    static member (-)(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Sub, a, Tensor.ScalarLike(a, b))
+    static member (-)(a: float, b: Tensor) = Tensor.Binary(BinaryOp.Sub, Tensor.ScalarLike(b, a), b)
+    static member (*)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Mul, a, b)
+    static member (*)(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Mul, a, Tensor.ScalarLike(a, b))
+    static member (*)(a: float, b: Tensor) = Tensor.Binary(BinaryOp.Mul, Tensor.ScalarLike(b, a), b)
+    static member (/)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Div, a, b)
+    static member (/)(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Div, a, Tensor.ScalarLike(a, b))
+    static member (/)(a: float, b: Tensor) = Tensor.Binary(BinaryOp.Div, Tensor.ScalarLike(b, a), b)
+    static member (~-)(a: Tensor) = Tensor.Unary(UnaryOp.Neg, a)
     /// F#'s `**` operator.
-    static member Pow(a: Tensor, b: Tensor) = a.Pow b
-    static member Pow(a: Tensor, b: float) = a.Pow b
+    static member Pow(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Pow, a, b)
+    static member Pow(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Pow, a, Tensor.ScalarLike(a, b))
 
     // Comparisons: 0/1 masks of the operands' dtype -----------------------------------------------
     member a.Eq(b: Tensor) = Tensor.Binary(BinaryOp.Eq, a, b)
@@ -411,6 +415,7 @@ type Tensor with
         if isNull tensors || tensors.Length = 0 then
             Shape.fail "Tensor.concat" "needs at least one tensor"
 
+        tensors |> Array.iteri (fun i t -> if isNull t then Shape.fail "Tensor.concat" $"tensor %d{i} is null")
         let axis = Shape.normAxis "Tensor.concat" tensors[0].Rank (defaultArg axis 0)
         Tensor.Apply(Prim.Concat axis, tensors)
 
@@ -419,6 +424,7 @@ type Tensor with
         if isNull tensors || tensors.Length = 0 then
             Shape.fail "Tensor.stack" "needs at least one tensor"
 
+        tensors |> Array.iteri (fun i t -> if isNull t then Shape.fail "Tensor.stack" $"tensor %d{i} is null")
         let axis = Shape.normAxis "Tensor.stack" (tensors[0].Rank + 1) (defaultArg axis 0)
 
         for t in tensors do
