@@ -463,6 +463,15 @@ type Tensor with
         if a.Rank = 0 || b.Rank = 0 then
             Shape.fail "Tensor.matmul" $"needs operands of rank >= 1, got %s{Shape.format a.ShapeRef} and %s{Shape.format b.ShapeRef}"
 
+        // Checked here so that the message shows the caller's shapes, not the promoted matrices.
+        let ka = a.ShapeRef[a.Rank - 1]
+        let kb = if b.Rank = 1 then b.ShapeRef[0] else b.ShapeRef[b.Rank - 2]
+
+        if ka <> kb then
+            Shape.fail
+                "Tensor.matmul"
+                $"inner dimensions differ: %s{Shape.format a.ShapeRef} has k = %d{ka}, %s{Shape.format b.ShapeRef} has k = %d{kb}"
+
         let a2 = if a.Rank = 1 then a.Unsqueeze 0 else a
         let b2 = if b.Rank = 1 then b.Unsqueeze 1 else b
         let r = Tensor.Apply(Prim.MatMul(false, false), a2, b2)
