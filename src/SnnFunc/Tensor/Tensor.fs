@@ -412,7 +412,10 @@ type Tensor with
 
     /// Joins tensors along an existing axis.
     static member Concat(tensors: Tensor[], ?axis: int) =
-        if isNull tensors || tensors.Length = 0 then
+        if isNull tensors then
+            Shape.fail "Tensor.concat" "tensors is null"
+
+        if tensors.Length = 0 then
             Shape.fail "Tensor.concat" "needs at least one tensor"
 
         tensors |> Array.iteri (fun i t -> if isNull t then Shape.fail "Tensor.concat" $"tensor %d{i} is null")
@@ -421,7 +424,10 @@ type Tensor with
 
     /// Joins tensors of equal shape along a new axis.
     static member Stack(tensors: Tensor[], ?axis: int) =
-        if isNull tensors || tensors.Length = 0 then
+        if isNull tensors then
+            Shape.fail "Tensor.stack" "tensors is null"
+
+        if tensors.Length = 0 then
             Shape.fail "Tensor.stack" "needs at least one tensor"
 
         tensors |> Array.iteri (fun i t -> if isNull t then Shape.fail "Tensor.stack" $"tensor %d{i} is null")
