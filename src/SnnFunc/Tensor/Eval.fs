@@ -15,31 +15,60 @@ let private unaryT<'T when 'T :> IFloatingPointIeee754<'T>> (op: UnaryOp) (x: 'T
     let xs = ReadOnlySpan<'T>(x)
     let ys = Span<'T>(y)
 
-    match op with
-    | UnaryOp.Neg -> TensorPrimitives.Negate<'T>(xs, ys)
-    | UnaryOp.Exp -> TensorPrimitives.Exp<'T>(xs, ys)
-    | UnaryOp.Log -> TensorPrimitives.Log<'T>(xs, ys)
-    | UnaryOp.Sin -> TensorPrimitives.Sin<'T>(xs, ys)
-    | UnaryOp.Cos -> TensorPrimitives.Cos<'T>(xs, ys)
-    | UnaryOp.Tanh -> TensorPrimitives.Tanh<'T>(xs, ys)
-    | UnaryOp.Sigmoid -> TensorPrimitives.Sigmoid<'T>(xs, ys)
-    | UnaryOp.Relu -> TensorPrimitives.Max<'T>(xs, 'T.Zero, ys)
-    | UnaryOp.Abs -> TensorPrimitives.Abs<'T>(xs, ys)
-    | UnaryOp.Sqrt -> TensorPrimitives.Sqrt<'T>(xs, ys)
-    | UnaryOp.Floor -> TensorPrimitives.Floor<'T>(xs, ys)
-    | UnaryOp.Ceil -> TensorPrimitives.Ceiling<'T>(xs, ys)
-    | UnaryOp.Round -> TensorPrimitives.Round<'T>(xs, ys)
-    | UnaryOp.Log1p -> TensorPrimitives.LogP1<'T>(xs, ys)
-    | UnaryOp.Expm1 -> TensorPrimitives.ExpM1<'T>(xs, ys)
-    | UnaryOp.Sign ->
-        // sign(NaN) = NaN, sign(±0) = 0 (NumPy's convention).
-        for i in 0 .. x.Length - 1 do
-            let v = x[i]
-            y[i] <-
-                if 'T.IsNaN v then v
-                elif 'T.op_GreaterThan (v, 'T.Zero) then 'T.One
-                elif 'T.op_LessThan (v, 'T.Zero) then 'T.NegativeOne
-                else 'T.Zero
+    // Some TensorPrimitives functions (Sigmoid) reject empty spans: an empty tensor maps to itself.
+    if x.Length > 0 then
+        match op with
+        | UnaryOp.Neg -> TensorPrimitives.Negate<'T>(xs, ys)
+        | UnaryOp.Exp -> TensorPrimitives.Exp<'T>(xs, ys)
+        | UnaryOp.Log -> TensorPrimitives.Log<'T>(xs, ys)
+        | UnaryOp.Sin -> TensorPrimitives.Sin<'T>(xs, ys)
+        | UnaryOp.Cos -> TensorPrimitives.Cos<'T>(xs, ys)
+        | UnaryOp.Tanh -> TensorPrimitives.Tanh<'T>(xs, ys)
+        | UnaryOp.Sigmoid -> TensorPrimitives.Sigmoid<'T>(xs, ys)
+        | UnaryOp.Relu -> TensorPrimitives.Max<'T>(xs, 'T.Zero, ys)
+        | UnaryOp.Abs -> TensorPrimitives.Abs<'T>(xs, ys)
+        | UnaryOp.Sqrt -> TensorPrimitives.Sqrt<'T>(xs, ys)
+        | UnaryOp.Floor -> TensorPrimitives.Floor<'T>(xs, ys)
+        | UnaryOp.Ceil -> TensorPrimitives.Ceiling<'T>(xs, ys)
+        | UnaryOp.Round -> TensorPrimitives.Round<'T>(xs, ys)
+        | UnaryOp.Log1p ->
+            // TensorPrimitives.LogP1 is log(1 + x), which loses every digit of a tiny x (1 + x rounds
+            // to 1). Kahan's correction: with u = 1 + x rounded, log(u) * x / (u - 1) is accurate to
+            // a few ulps, because the rounding error of u cancels in the ratio.
+            TensorPrimitives.LogP1<'T>(xs, ys)
+
+            for i in 0 .. x.Length - 1 do
+                let v = x[i]
+                let u = 'T.op_Addition ('T.One, v)
+
+                if 'T.op_Equality (u, 'T.One) then y[i] <- v
+                elif 'T.IsFinite u then y[i] <- 'T.op_Multiply (y[i], 'T.op_Division (v, 'T.op_Subtraction (u, 'T.One)))
+        | UnaryOp.Expm1 ->
+            // TensorPrimitives.ExpM1 is exp(x) - 1, which cancels catastrophically for tiny x.
+            // Kahan's correction: with u = exp(x) rounded, (u - 1) / log(u) * x.
+            TensorPrimitives.Exp<'T>(xs, ys)
+            let logs = Array.zeroCreate<'T> x.Length
+            TensorPrimitives.Log<'T>(ReadOnlySpan<'T>(y), Span<'T>(logs))
+
+            for i in 0 .. x.Length - 1 do
+                let v = x[i]
+                let u = y[i]
+                let um1 = 'T.op_Subtraction (u, 'T.One)
+
+                y[i] <-
+                    if 'T.op_Equality (u, 'T.One) then v
+                    elif 'T.op_Equality (um1, 'T.NegativeOne) then 'T.NegativeOne
+                    elif not ('T.IsFinite u) then u // +inf, or NaN
+                    else 'T.op_Multiply ('T.op_Division (um1, logs[i]), v) // divide first: (u - 1) * x overflows near the top
+        | UnaryOp.Sign ->
+            // sign(NaN) = NaN, sign(±0) = 0 (NumPy's convention).
+            for i in 0 .. x.Length - 1 do
+                let v = x[i]
+                y[i] <-
+                    if 'T.IsNaN v then v
+                    elif 'T.op_GreaterThan (v, 'T.Zero) then 'T.One
+                    elif 'T.op_LessThan (v, 'T.Zero) then 'T.NegativeOne
+                    else 'T.Zero
 
     y
 

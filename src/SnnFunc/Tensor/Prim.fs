@@ -134,12 +134,14 @@ module Prim =
         if shapes.Length <> expected then
             Shape.fail op $"expects %d{expected} argument(s), got %d{shapes.Length}"
 
-    let private checkLength op (what: string) (rank: int) (values: int[]) =
+    let private checkLength op (what: string) (shape: int[]) (values: int[]) =
         if isNull values then
             Shape.fail op $"%s{what} is null"
 
-        if values.Length <> rank then
-            Shape.fail op $"%s{what} %s{fmt values} has %d{values.Length} entries but the tensor has rank %d{rank}"
+        if values.Length <> shape.Length then
+            Shape.fail
+                op
+                $"%s{what} %s{fmt values} has %d{values.Length} entries but the tensor of shape %s{fmt shape} has rank %d{shape.Length}"
 
     let private checkIndices op (indices: int[]) (indexShape: int[]) (extent: int) (axis: int) (shape: int[]) =
         if isNull indices then
@@ -154,10 +156,7 @@ module Prim =
             if j < 0 || j >= extent then
                 Shape.fail op $"index %d{j} is out of range [0, %d{extent}) for axis %d{axis} of shape %s{fmt shape}"
 
-    /// The output shape and dtype of a primitive applied to arguments of the given shapes and dtypes.
-    /// Raises ArgumentException naming the operation, shapes and offending values on invalid input.
-    let infer (prim: Prim) (shapes: int[][]) (dtypes: DType[]) : int[] * DType =
-        let op = "Tensor." + name prim
+    let private inferUnchecked (op: string) (prim: Prim) (shapes: int[][]) (dtypes: DType[]) : int[] * DType =
 
         let sameDType () =
             for d in dtypes do
@@ -219,7 +218,12 @@ module Prim =
                 let tb = if transB then " (transposed)" else ""
                 Shape.fail op $"inner dimensions differ: %s{fmt a}%s{ta} has k = %d{ka}, %s{fmt b}%s{tb} has k = %d{kb}"
 
-            let batch = Shape.broadcast op a[.. a.Length - 3] b[.. b.Length - 3]
+            let batchA, batchB = a[.. a.Length - 3], b[.. b.Length - 3]
+
+            if not (Seq.forall2 (fun x y -> x = y || x = 1 || y = 1) (Array.rev batchA) (Array.rev batchB)) then
+                Shape.fail op $"the batch axes of %s{fmt a} and %s{fmt b} cannot be broadcast together"
+
+            let batch = Shape.broadcast op batchA batchB
             Array.append batch [| m; n |], dtypes[0]
         | Prim.Reshape shape ->
             checkArity op 1 shapes
@@ -240,7 +244,7 @@ module Prim =
         | Prim.Permute perm ->
             checkArity op 1 shapes
             let shape = shapes[0]
-            checkLength op "permutation" shape.Length perm
+            checkLength op "permutation" shape perm
 
             if Array.sort perm <> Array.init shape.Length id then
                 Shape.fail op $"%s{fmt perm} is not a permutation of the axes of %s{fmt shape}"
@@ -249,8 +253,8 @@ module Prim =
         | Prim.Slice(starts, sizes) ->
             checkArity op 1 shapes
             let shape = shapes[0]
-            checkLength op "starts" shape.Length starts
-            checkLength op "sizes" shape.Length sizes
+            checkLength op "starts" shape starts
+            checkLength op "sizes" shape sizes
 
             for i in 0 .. shape.Length - 1 do
                 if starts[i] < 0 || sizes[i] < 0 || starts[i] + sizes[i] > shape[i] then
@@ -260,8 +264,8 @@ module Prim =
         | Prim.Pad(low, high) ->
             checkArity op 1 shapes
             let shape = shapes[0]
-            checkLength op "low padding" shape.Length low
-            checkLength op "high padding" shape.Length high
+            checkLength op "low padding" shape low
+            checkLength op "high padding" shape high
 
             if Array.exists (fun p -> p < 0) low || Array.exists (fun p -> p < 0) high then
                 Shape.fail op $"padding must be non-negative, got low %s{fmt low} and high %s{fmt high}"
@@ -320,3 +324,13 @@ module Prim =
         | Prim.Convert dtype ->
             checkArity op 1 shapes
             shapes[0], dtype
+
+    /// The output shape and dtype of a primitive applied to arguments of the given shapes and dtypes.
+    /// Raises ArgumentException naming the operation, shapes and offending values on invalid input,
+    /// including an output too large for an int count (a broadcast, matmul or gather can produce one
+    /// from small arguments).
+    let infer (prim: Prim) (shapes: int[][]) (dtypes: DType[]) : int[] * DType =
+        let op = "Tensor." + name prim
+        let shape, dtype = inferUnchecked op prim shapes dtypes
+        Shape.checkedCount op shape |> ignore
+        shape, dtype

@@ -12,23 +12,30 @@ let format (shape: int[]) =
 let fail (op: string) (message: string) : 'a = raise (ArgumentException($"{op}: {message}"))
 
 /// Checks that a shape is usable (non-null, no negative dimension, element count fits an int) and
-/// returns its element count.
+/// returns its element count. The product of the non-zero dimensions must fit an int too, whatever
+/// their order: strides and the counts of sub-shapes are ints, even when a zero dimension makes the
+/// element count 0 (NumPy has the same rule).
 let checkedCount (op: string) (shape: int[]) =
     if isNull shape then
         fail op "shape is null"
-
-    let mutable n = 1L
 
     for d in shape do
         if d < 0 then
             fail op $"shape %s{format shape} has a negative dimension"
 
-        n <- n * int64 d
+    let mutable n = 1L
 
-        if n > int64 Int32.MaxValue then
-            fail op $"shape %s{format shape} has more than %d{Int32.MaxValue} elements"
+    for d in shape do
+        if d > 0 then
+            n <- n * int64 d
 
-    int n
+            if n > int64 Int32.MaxValue then
+                if Array.contains 0 shape then
+                    fail op $"shape %s{format shape} has non-zero dimensions whose product exceeds %d{Int32.MaxValue}"
+                else
+                    fail op $"shape %s{format shape} has more than %d{Int32.MaxValue} elements"
+
+    if Array.contains 0 shape then 0 else int n
 
 /// Number of elements of a shape that is known to be valid.
 let count (shape: int[]) =

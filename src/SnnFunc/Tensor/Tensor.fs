@@ -82,17 +82,20 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
     // -----------------------------------------------------------------------------------------
     // Construction
 
-    /// Wraps a concrete buffer; its length must match the shape. The buffer is not copied.
-    static member FromStorage(shape: int[], storage: Storage) =
-        let n = Shape.checkedCount "Tensor.FromStorage" shape
+    /// Validates and wraps a buffer; errors name `op`, the function the caller used.
+    static member private Create(op: string, shape: int[], storage: Storage) =
+        let n = Shape.checkedCount op shape
 
         if isNull (box storage) then
-            Shape.fail "Tensor.FromStorage" "storage is null"
+            Shape.fail op "storage is null"
 
         if storage.Length <> n then
-            Shape.fail "Tensor.FromStorage" $"data has %d{storage.Length} elements but shape %s{Shape.format shape} needs %d{n}"
+            Shape.fail op $"data has %d{storage.Length} elements but shape %s{Shape.format shape} needs %d{n}"
 
         Tensor(Array.copy shape, storage.DType, storage, Unchecked.defaultof<Tracer>)
+
+    /// Wraps a concrete buffer; its length must match the shape. The buffer is not copied.
+    static member FromStorage(shape: int[], storage: Storage) = Tensor.Create("Tensor.FromStorage", shape, storage)
 
     /// A traced tensor (for transform implementations).
     static member internal OfTracer(shape: int[], dtype: DType, tracer: Tracer) = Tensor(shape, dtype, Unchecked.defaultof<Storage>, tracer)
@@ -100,25 +103,28 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
     /// A Float32 tensor with a copy of `data` in row-major order.
     static member FromArray(data: float32[], [<ParamArray>] shape: int[]) =
         if isNull data then Shape.fail "Tensor.FromArray" "data is null"
-        Tensor.FromStorage(shape, Storage.F32(Array.copy data))
+        Tensor.Create("Tensor.FromArray", shape, Storage.F32(Array.copy data))
 
     /// A Float64 tensor with a copy of `data` in row-major order.
     static member FromArray(data: float[], [<ParamArray>] shape: int[]) =
         if isNull data then Shape.fail "Tensor.FromArray" "data is null"
-        Tensor.FromStorage(shape, Storage.F64(Array.copy data))
+        Tensor.Create("Tensor.FromArray", shape, Storage.F64(Array.copy data))
 
-    /// A tensor of the given shape filled with `value`.
-    static member Full(shape: int[], value: float, ?dtype: DType) =
-        let n = Shape.checkedCount "Tensor.Full" shape
+    static member private Filled(op: string, shape: int[], value: float, dtype: DType) =
+        let n = Shape.checkedCount op shape
 
-        match defaultArg dtype Float32 with
+        match dtype with
         | Float32 -> Tensor(Array.copy shape, Float32, Storage.F32(Array.create n (float32 value)), null)
         | Float64 -> Tensor(Array.copy shape, Float64, Storage.F64(Array.create n value), null)
 
+    /// A tensor of the given shape filled with `value`.
+    static member Full(shape: int[], value: float, ?dtype: DType) =
+        Tensor.Filled("Tensor.full", shape, value, defaultArg dtype Float32)
+
     /// A Float32 tensor of zeros.
-    static member Zeros([<ParamArray>] shape: int[]) = Tensor.Full(shape, 0.0)
+    static member Zeros([<ParamArray>] shape: int[]) = Tensor.Filled("Tensor.zeros", shape, 0.0, Float32)
     /// A Float32 tensor of ones.
-    static member Ones([<ParamArray>] shape: int[]) = Tensor.Full(shape, 1.0)
+    static member Ones([<ParamArray>] shape: int[]) = Tensor.Filled("Tensor.ones", shape, 1.0, Float32)
     /// A rank-0 tensor.
     static member Scalar(value: float, ?dtype: DType) = Tensor.Full([||], value, defaultArg dtype Float32)
     /// Zeros with the shape and dtype of `t`.
@@ -249,8 +255,10 @@ type Tensor with
 
     static member private Unary(op: UnaryOp, t: Tensor) = Tensor.Apply(Prim.Unary op, t)
     static member private Binary(op: BinaryOp, a: Tensor, b: Tensor) = Tensor.Apply(Prim.Binary op, a, b)
-    /// A scalar of `like`'s dtype (scalar operands take the tensor's dtype).
-    static member private ScalarLike(like: Tensor, value: float) = Tensor.Scalar(value, like.DType)
+    /// A scalar of `like`'s dtype (scalar operands take the tensor's dtype). A null `like` gives a
+    /// Float32 scalar, so that the operation it feeds reports the null argument by name.
+    static member private ScalarLike(like: Tensor, value: float) =
+        Tensor.Scalar(value, (if isNull like then Float32 else like.DType))
 
     // Elementwise unary ------------------------------------------------------------------------
     member t.Neg() = Tensor.Unary(UnaryOp.Neg, t)
@@ -287,22 +295,24 @@ type Tensor with
     member a.Pow(b: Tensor) = Tensor.Binary(BinaryOp.Pow, a, b)
     member a.Pow(b: float) = Tensor.Binary(BinaryOp.Pow, a, Tensor.ScalarLike(a, b))
 
-    static member (+)(a: Tensor, b: Tensor) = a.Add b
-    static member (+)(a: Tensor, b: float) = a.Add(Tensor.ScalarLike(a, b))
-    static member (+)(a: float, b: Tensor) = Tensor.ScalarLike(b, a).Add b
-    static member (-)(a: Tensor, b: Tensor) = a.Sub b
-    static member (-)(a: Tensor, b: float) = a.Sub(Tensor.ScalarLike(a, b))
-    static member (-)(a: float, b: Tensor) = Tensor.ScalarLike(b, a).Sub b
-    static member (*)(a: Tensor, b: Tensor) = a.Mul b
-    static member (*)(a: Tensor, b: float) = a.Mul(Tensor.ScalarLike(a, b))
-    static member (*)(a: float, b: Tensor) = Tensor.ScalarLike(b, a).Mul b
-    static member (/)(a: Tensor, b: Tensor) = a.Div b
-    static member (/)(a: Tensor, b: float) = a.Div(Tensor.ScalarLike(a, b))
-    static member (/)(a: float, b: Tensor) = Tensor.ScalarLike(b, a).Div b
-    static member (~-)(a: Tensor) = a.Neg()
+    // Operators are static: they go straight to Tensor.Apply, which reports a null operand by name
+    // (calling a member on a null left operand would raise NullReferenceException).
+    static member (+)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Add, a, b)
+    static member (+)(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Add, a, Tensor.ScalarLike(a, b))
+    static member (+)(a: float, b: Tensor) = Tensor.Binary(BinaryOp.Add, Tensor.ScalarLike(b, a), b)
+    static member (-)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Sub, a, b)
+    static member (-)(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Sub, a, Tensor.ScalarLike(a, b))
+    static member (-)(a: float, b: Tensor) = Tensor.Binary(BinaryOp.Sub, Tensor.ScalarLike(b, a), b)
+    static member (*)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Mul, a, b)
+    static member (*)(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Mul, a, Tensor.ScalarLike(a, b))
+    static member (*)(a: float, b: Tensor) = Tensor.Binary(BinaryOp.Mul, Tensor.ScalarLike(b, a), b)
+    static member (/)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Div, a, b)
+    static member (/)(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Div, a, Tensor.ScalarLike(a, b))
+    static member (/)(a: float, b: Tensor) = Tensor.Binary(BinaryOp.Div, Tensor.ScalarLike(b, a), b)
+    static member (~-)(a: Tensor) = Tensor.Unary(UnaryOp.Neg, a)
     /// F#'s `**` operator.
-    static member Pow(a: Tensor, b: Tensor) = a.Pow b
-    static member Pow(a: Tensor, b: float) = a.Pow b
+    static member Pow(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Pow, a, b)
+    static member Pow(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Pow, a, Tensor.ScalarLike(a, b))
 
     // Comparisons: 0/1 masks of the operands' dtype -----------------------------------------------
     member a.Eq(b: Tensor) = Tensor.Binary(BinaryOp.Eq, a, b)
@@ -364,8 +374,9 @@ type Tensor with
     member t.LogSumExp(axis: int, ?keepDims: bool) =
         let axis = Shape.normAxis "Tensor.logSumExp" t.Rank axis
         let m = t.Max(axis, true)
-        // A row of -inf gives max = -inf; shift by 0 there so the result is -inf, not NaN.
-        let shift = Tensor.Where(m.Eq(Double.NegativeInfinity), Tensor.ZerosLike m, m)
+        // A row of -inf gives max = -inf, a row holding +inf gives +inf: shift by 0 there, so the
+        // result is -inf or +inf (as in JAX and SciPy) rather than inf - inf = NaN.
+        let shift = Tensor.Where(m.Abs().Eq(Double.PositiveInfinity), Tensor.ZerosLike m, m)
         let r = (t - shift).Exp().Sum(axis, true).Log() + shift
         if defaultArg keepDims false then r else r.Squeeze axis
 
@@ -448,17 +459,25 @@ type Tensor with
 
     /// Joins tensors along an existing axis.
     static member Concat(tensors: Tensor[], ?axis: int) =
-        if isNull tensors || tensors.Length = 0 then
+        if isNull tensors then
+            Shape.fail "Tensor.concat" "tensors is null"
+
+        if tensors.Length = 0 then
             Shape.fail "Tensor.concat" "needs at least one tensor"
 
+        tensors |> Array.iteri (fun i t -> if isNull t then Shape.fail "Tensor.concat" $"tensor %d{i} is null")
         let axis = Shape.normAxis "Tensor.concat" tensors[0].Rank (defaultArg axis 0)
         Tensor.Apply(Prim.Concat axis, tensors)
 
     /// Joins tensors of equal shape along a new axis.
     static member Stack(tensors: Tensor[], ?axis: int) =
-        if isNull tensors || tensors.Length = 0 then
+        if isNull tensors then
+            Shape.fail "Tensor.stack" "tensors is null"
+
+        if tensors.Length = 0 then
             Shape.fail "Tensor.stack" "needs at least one tensor"
 
+        tensors |> Array.iteri (fun i t -> if isNull t then Shape.fail "Tensor.stack" $"tensor %d{i} is null")
         let axis = Shape.normAxis "Tensor.stack" (tensors[0].Rank + 1) (defaultArg axis 0)
 
         for t in tensors do
@@ -497,6 +516,15 @@ type Tensor with
         if a.Rank = 0 || b.Rank = 0 then
             Shape.fail "Tensor.matmul" $"needs operands of rank >= 1, got %s{Shape.format a.ShapeRef} and %s{Shape.format b.ShapeRef}"
 
+        // Checked here so that the message shows the caller's shapes, not the promoted matrices.
+        let ka = a.ShapeRef[a.Rank - 1]
+        let kb = if b.Rank = 1 then b.ShapeRef[0] else b.ShapeRef[b.Rank - 2]
+
+        if ka <> kb then
+            Shape.fail
+                "Tensor.matmul"
+                $"inner dimensions differ: %s{Shape.format a.ShapeRef} has k = %d{ka}, %s{Shape.format b.ShapeRef} has k = %d{kb}"
+
         let a2 = if a.Rank = 1 then a.Unsqueeze 0 else a
         let b2 = if b.Rank = 1 then b.Unsqueeze 1 else b
         let r = Tensor.Apply(Prim.MatMul(false, false), a2, b2)
@@ -513,10 +541,15 @@ type Tensor with
 
     /// start, start + step, ... up to but excluding stop (NumPy's arange).
     static member Arange(start: float, stop: float, step: float, ?dtype: DType) =
-        if step = 0.0 || Double.IsNaN step || Double.IsNaN start || Double.IsNaN stop then
+        if step = 0.0 || not (Double.IsFinite step && Double.IsFinite start && Double.IsFinite stop) then
             Shape.fail "Tensor.arange" $"needs a non-zero finite step and finite bounds, got start %g{start}, stop %g{stop}, step %g{step}"
 
-        let n = max 0 (int (Math.Ceiling((stop - start) / step)))
+        let count = Math.Ceiling((stop - start) / step)
+
+        if count > float Int32.MaxValue then
+            Shape.fail "Tensor.arange" $"start %g{start}, stop %g{stop}, step %g{step} would give %g{count} elements, more than %d{Int32.MaxValue}"
+
+        let n = max 0 (int count)
         let values = Array.init n (fun i -> start + float i * step)
         Tensor.FromArray(values, n).Convert(defaultArg dtype Float32)
 
@@ -527,6 +560,10 @@ type Tensor with
 
         let values =
             Array.init n (fun i -> if n = 1 then start else start + (stop - start) * float i / float (n - 1))
+
+        // The formula can miss `stop` by an ulp (0.3 + (0.9 - 0.3) = 0.9000000000000001); NumPy sets it.
+        if n > 1 then
+            values[n - 1] <- stop
 
         Tensor.FromArray(values, n).Convert(defaultArg dtype Float32)
 
