@@ -7,11 +7,15 @@ open System.Numerics
 open System.Numerics.Tensors
 open SnnFunc.Kernels
 
+/// A buffer the caller fills completely: skips zeroing (large tensors are allocated every operation,
+/// and clearing them would cost as much as computing them).
+let inline private uninitialized<'T> (n: int) : 'T[] = GC.AllocateUninitializedArray<'T> n
+
 // ---------------------------------------------------------------------------------------------
 // Elementwise
 
 let private unaryT<'T when 'T :> IFloatingPointIeee754<'T>> (op: UnaryOp) (x: 'T[]) : 'T[] =
-    let y = Array.zeroCreate<'T> x.Length
+    let y = uninitialized<'T> x.Length
     let xs = ReadOnlySpan<'T>(x)
     let ys = Span<'T>(y)
 
@@ -47,7 +51,7 @@ let private unaryT<'T when 'T :> IFloatingPointIeee754<'T>> (op: UnaryOp) (x: 'T
             // TensorPrimitives.ExpM1 is exp(x) - 1, which cancels catastrophically for tiny x.
             // Kahan's correction: with u = exp(x) rounded, (u - 1) / log(u) * x.
             TensorPrimitives.Exp<'T>(xs, ys)
-            let logs = Array.zeroCreate<'T> x.Length
+            let logs = uninitialized<'T> x.Length
             TensorPrimitives.Log<'T>(ReadOnlySpan<'T>(y), Span<'T>(logs))
 
             for i in 0 .. x.Length - 1 do
@@ -120,7 +124,7 @@ let broadcastTo<'T> (shape: int[]) (x: 'T[]) (target: int[]) : 'T[] =
     if shape = target then
         x
     else
-        let y = Array.zeroCreate<'T> (Shape.count target)
+        let y = uninitialized<'T> (Shape.count target)
         Strided.Copy(target, x, 0, Shape.broadcastStrides shape target.Length, y, 0, Shape.strides target)
         y
 
@@ -162,7 +166,7 @@ let private binaryT<'T when 'T :> IFloatingPointIeee754<'T>>
     (bShape: int[], b: 'T[])
     : 'T[] =
     let total = Shape.count outShape
-    let out = Array.zeroCreate<'T> total
+    let out = uninitialized<'T> total
 
     match layout aShape outShape, layout bShape outShape with
     | _ when total = 0 -> ()
@@ -194,7 +198,7 @@ let private whereT<'T when 'T :> IFloatingPointIeee754<'T>> (outShape: int[]) (a
         | [| c; a; b |] -> c, a, b
         | _ -> invalidOp "where takes three arguments"
 
-    let out = Array.zeroCreate<'T> (Shape.count outShape)
+    let out = uninitialized<'T> (Shape.count outShape)
     Elementwise.Select<'T>(ReadOnlySpan c, ReadOnlySpan a, ReadOnlySpan b, Span out)
     out
 
@@ -218,7 +222,7 @@ let private reduceT<'T when 'T :> IFloatingPointIeee754<'T>> (op: ReduceOp) (axe
 
     for axis in Array.rev axes do
         let pre, n, post = around currentShape axis
-        let out = Array.zeroCreate<'T> (pre * post)
+        let out = uninitialized<'T> (pre * post)
         Reduce.Axis<'T>(kind, current, pre, n, post, out)
         current <- out
         currentShape <- Array.append currentShape[.. axis - 1] currentShape[axis + 1 ..]
@@ -227,7 +231,7 @@ let private reduceT<'T when 'T :> IFloatingPointIeee754<'T>> (op: ReduceOp) (axe
 
 let private argT<'T when 'T :> IFloatingPointIeee754<'T>> (smallest: bool) (axis: int) (shape: int[]) (x: 'T[]) =
     let pre, n, post = around shape axis
-    let out = Array.zeroCreate<'T> (pre * post)
+    let out = uninitialized<'T> (pre * post)
     Reduce.ArgExtremum<'T>(smallest, x, pre, n, post, out)
     out
 
@@ -235,13 +239,13 @@ let private argT<'T when 'T :> IFloatingPointIeee754<'T>> (smallest: bool) (axis
 // Layout
 
 let private permuteT<'T> (perm: int[]) (shape: int[]) (outShape: int[]) (x: 'T[]) =
-    let y = Array.zeroCreate<'T> x.Length
+    let y = uninitialized<'T> x.Length
     let inStrides = Shape.strides shape
     Strided.Copy(outShape, x, 0, Array.map (fun p -> inStrides[p]) perm, y, 0, Shape.strides outShape)
     y
 
 let private sliceT<'T> (starts: int[]) (sizes: int[]) (shape: int[]) (x: 'T[]) =
-    let y = Array.zeroCreate<'T> (Shape.count sizes)
+    let y = uninitialized<'T> (Shape.count sizes)
     let s = Shape.strides shape
     let offset = Array.fold2 (fun acc i st -> acc + i * st) 0 starts s
     Strided.Copy(sizes, x, offset, s, y, 0, Shape.strides sizes)
@@ -255,7 +259,7 @@ let private padT<'T> (low: int[]) (shape: int[]) (outShape: int[]) (x: 'T[]) =
     y
 
 let private concatT<'T> (axis: int) (outShape: int[]) (parts: (int[] * 'T[])[]) =
-    let y = Array.zeroCreate<'T> (Shape.count outShape)
+    let y = uninitialized<'T> (Shape.count outShape)
     let s = Shape.strides outShape
     let mutable start = 0
 
@@ -268,7 +272,7 @@ let private concatT<'T> (axis: int) (outShape: int[]) (parts: (int[] * 'T[])[]) 
 let private gatherT<'T> (axis: int) (indices: int[]) (shape: int[]) (x: 'T[]) =
     let pre, n, post = around shape axis
     let q = indices.Length
-    let y = Array.zeroCreate<'T> (pre * q * post)
+    let y = uninitialized<'T> (pre * q * post)
 
     for p in 0 .. pre - 1 do
         for j in 0 .. q - 1 do
@@ -315,7 +319,7 @@ let private matmul
     let k = if transA then aShape[ra - 2] else aShape[ra - 1]
     let lda = aShape[ra - 1]
     let ldb = bShape[rb - 1]
-    let out = Array.zeroCreate<'T> (Shape.count outShape)
+    let out = uninitialized<'T> (Shape.count outShape)
     let batchShape = outShape[.. ro - 3]
     let batch = Shape.count batchShape
 
