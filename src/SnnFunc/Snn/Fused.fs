@@ -5,6 +5,7 @@
 [<RequireQualifiedAccess>]
 module SnnFunc.Fused
 
+open System
 open SnnFunc.Kernels
 
 let private f32 (t: Tensor) =
@@ -64,11 +65,11 @@ type private LifLinear(p: Snn.Lif.Params, s: Tensor, z: Tensor) =
 
         match dc.DType with
         | Float32 ->
-            let dz, dv = Array.zeroCreate (t * m), Array.zeroCreate (t * m)
+            let dz, dv = GC.AllocateUninitializedArray (t * m), GC.AllocateUninitializedArray (t * m)
             Spiking.LifTangent(lifConstants32 p, t, m, f32 s, f32 z, f32 dc, dz, dv)
             [| Tensor.FromStorage(shape, Storage.F32 dz); Tensor.FromStorage(shape, Storage.F32 dv) |]
         | Float64 ->
-            let dz, dv = Array.zeroCreate (t * m), Array.zeroCreate (t * m)
+            let dz, dv = GC.AllocateUninitializedArray (t * m), GC.AllocateUninitializedArray (t * m)
             Spiking.LifTangent(lifConstants64 p, t, m, f64 s, f64 z, f64 dc, dz, dv)
             [| Tensor.FromStorage(shape, Storage.F64 dz); Tensor.FromStorage(shape, Storage.F64 dv) |]
 
@@ -83,13 +84,28 @@ type private LifLinear(p: Snn.Lif.Params, s: Tensor, z: Tensor) =
 
         match z.DType with
         | Float32 ->
-            let dc = Array.zeroCreate (t * m)
+            let dc = GC.AllocateUninitializedArray (t * m)
             Spiking.LifTranspose(lifConstants32 p, t, m, f32 s, f32 z, (if isNull gz then null else f32 gz), (if isNull gv then null else f32 gv), dc)
             [| Tensor.FromStorage(shape, Storage.F32 dc) |]
         | Float64 ->
-            let dc = Array.zeroCreate (t * m)
+            let dc = GC.AllocateUninitializedArray (t * m)
             Spiking.LifTranspose(lifConstants64 p, t, m, f64 s, f64 z, (if isNull gz then null else f64 gz), (if isNull gv then null else f64 gv), dc)
             [| Tensor.FromStorage(shape, Storage.F64 dc) |]
+
+/// The surrogate derivative at every membrane value (one kernel pass for the built-in shapes).
+let private surrogateAt (p: Snn.Lif.Params) (v: Tensor) =
+    let sur = p.Surrogate
+
+    match sur.Shape, v.Storage with
+    | SurrogateShape.Custom, _ -> sur.Derivative(v - p.VTh)
+    | shape, Storage.F32 a ->
+        let s = GC.AllocateUninitializedArray<float32> a.Length
+        Spiking.Surrogate(shape, float32 sur.Parameter, float32 p.VTh, a, s)
+        Tensor.FromStorage(v.ShapeRef, Storage.F32 s)
+    | shape, Storage.F64 a ->
+        let s = GC.AllocateUninitializedArray<float> a.Length
+        Spiking.Surrogate(shape, sur.Parameter, p.VTh, a, s)
+        Tensor.FromStorage(v.ShapeRef, Storage.F64 s)
 
 /// The whole LIF layer as one custom function of the input currents [T; ...].
 type private LifScan(p: Snn.Lif.Params) =
@@ -100,11 +116,11 @@ type private LifScan(p: Snn.Lif.Params) =
 
         match c.DType with
         | Float32 ->
-            let z, v = Array.zeroCreate (t * m), Array.zeroCreate (t * m)
+            let z, v = GC.AllocateUninitializedArray (t * m), GC.AllocateUninitializedArray (t * m)
             Spiking.LifForward(lifConstants32 p, t, m, f32 c, z, v)
             Tensor.FromStorage(c.ShapeRef, Storage.F32 z), Tensor.FromStorage(c.ShapeRef, Storage.F32 v)
         | Float64 ->
-            let z, v = Array.zeroCreate (t * m), Array.zeroCreate (t * m)
+            let z, v = GC.AllocateUninitializedArray (t * m), GC.AllocateUninitializedArray (t * m)
             Spiking.LifForward(lifConstants64 p, t, m, f64 c, z, v)
             Tensor.FromStorage(c.ShapeRef, Storage.F64 z), Tensor.FromStorage(c.ShapeRef, Storage.F64 v)
 
@@ -123,7 +139,7 @@ type private LifScan(p: Snn.Lif.Params) =
 
         if c.IsConcrete then
             let z, v = this.Forward c
-            let s = p.Surrogate.Derivative(v - p.VTh)
+            let s = surrogateAt p v
             [| z; v |], Tensor.ApplyCustom(LifLinear(p, s, z), tangents[0])
         else
             let (z, v), (dz, dv) = Ad.jvp (lifGeneric p) c tangents[0]
@@ -159,11 +175,11 @@ type private LiScan(p: Snn.Li.Params) =
         else
             match c.DType with
             | Float32 ->
-                let v = Array.zeroCreate (t * m)
+                let v = GC.AllocateUninitializedArray (t * m)
                 Spiking.LiForward(float32 a, float32 b, 0.0f, t, m, f32 c, v)
                 [| Tensor.FromStorage(c.ShapeRef, Storage.F32 v) |]
             | Float64 ->
-                let v = Array.zeroCreate (t * m)
+                let v = GC.AllocateUninitializedArray (t * m)
                 Spiking.LiForward(a, b, 0.0, t, m, f64 c, v)
                 [| Tensor.FromStorage(c.ShapeRef, Storage.F64 v) |]
 
@@ -179,11 +195,11 @@ type private LiScan(p: Snn.Li.Params) =
 
         match g.DType with
         | Float32 ->
-            let dc = Array.zeroCreate (t * m)
+            let dc = GC.AllocateUninitializedArray (t * m)
             Spiking.LiTranspose(float32 a, float32 b, t, m, f32 g, dc)
             [| Tensor.FromStorage(g.ShapeRef, Storage.F32 dc) |]
         | Float64 ->
-            let dc = Array.zeroCreate (t * m)
+            let dc = GC.AllocateUninitializedArray (t * m)
             Spiking.LiTranspose(a, b, t, m, f64 g, dc)
             [| Tensor.FromStorage(g.ShapeRef, Storage.F64 dc) |]
 
@@ -236,11 +252,11 @@ type private SparseLeft(rows: SpikeRows, outShape: int[], wShape: int[], dtype: 
 
         match w.Storage with
         | Storage.F32 a ->
-            let out = Array.zeroCreate (rows.Rows * n)
+            let out = GC.AllocateUninitializedArray (rows.Rows * n)
             Spiking.SparseTimesDense(rows, a, n, out)
             [| Tensor.FromStorage(outShape, Storage.F32 out) |]
         | Storage.F64 a ->
-            let out = Array.zeroCreate (rows.Rows * n)
+            let out = GC.AllocateUninitializedArray (rows.Rows * n)
             Spiking.SparseTimesDense(rows, a, n, out)
             [| Tensor.FromStorage(outShape, Storage.F64 out) |]
 
@@ -254,11 +270,11 @@ type private SparseLeft(rows: SpikeRows, outShape: int[], wShape: int[], dtype: 
 
         match ct.Storage with
         | Storage.F32 a ->
-            let g = Array.zeroCreate (rows.Width * n)
+            let g = GC.AllocateUninitializedArray (rows.Width * n)
             Spiking.SparseTransposeTimesDense(rows, a, n, g)
             [| Tensor.FromStorage(wShape, Storage.F32 g) |]
         | Storage.F64 a ->
-            let g = Array.zeroCreate (rows.Width * n)
+            let g = GC.AllocateUninitializedArray (rows.Width * n)
             Spiking.SparseTransposeTimesDense(rows, a, n, g)
             [| Tensor.FromStorage(wShape, Storage.F64 g) |]
 

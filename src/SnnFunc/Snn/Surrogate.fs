@@ -7,8 +7,22 @@ open System
 /// A surrogate: a name for messages and the pseudo-derivative dH/dx as a tensor function (written
 /// with tensor operations, so it is itself differentiable for higher-order derivatives).
 type SurrogateFn =
-    { Name: string
-      Derivative: Tensor -> Tensor }
+    {
+        Name: string
+        Derivative: Tensor -> Tensor
+        /// The closed form, when it is one of the built-in shapes: fused kernels then evaluate it
+        /// directly (Custom: they call Derivative).
+        Shape: Kernels.SurrogateShape
+        /// The shape's parameter (beta, alpha or width).
+        Parameter: float
+    }
+
+    /// A surrogate given only by its derivative function.
+    static member Custom(name: string, derivative: Tensor -> Tensor) =
+        { Name = name
+          Derivative = derivative
+          Shape = Kernels.SurrogateShape.Custom
+          Parameter = nan }
 
 /// The surrogates of the literature. sigmoid, arctan, triangle and boxcar integrate to 1 over x (the
 /// height of the step they stand in for); superSpike keeps its published form (peak 1, integral
@@ -25,7 +39,9 @@ module Surrogate =
     let superSpike (beta: float) : SurrogateFn =
         positive "superSpike" "beta" beta
         { Name = $"superSpike(%g{beta})"
-          Derivative = fun x -> 1.0 / (x.Abs() * beta + 1.0).Square() }
+          Derivative = fun x -> 1.0 / (x.Abs() * beta + 1.0).Square()
+          Shape = Kernels.SurrogateShape.SuperSpike
+          Parameter = beta }
 
     /// The fast-sigmoid surrogate: the same function as superSpike.
     let fastSigmoid (beta: float) : SurrogateFn =
@@ -39,30 +55,40 @@ module Surrogate =
           Derivative =
             fun x ->
                 let s = (x * beta).Sigmoid()
-                s * (1.0 - s) * beta }
+                s * (1.0 - s) * beta
+          Shape = Kernels.SurrogateShape.Sigmoid
+          Parameter = beta }
 
     /// Derivative of (1/π) arctan(π α x / 2) + 1/2: (α/2) / (1 + (π α x / 2)^2); peak α/2.
     let arctan (alpha: float) : SurrogateFn =
         positive "arctan" "alpha" alpha
 
         { Name = $"arctan(%g{alpha})"
-          Derivative = fun x -> (alpha / 2.0) / (1.0 + (x * (Math.PI * alpha / 2.0)).Square()) }
+          Derivative = fun x -> (alpha / 2.0) / (1.0 + (x * (Math.PI * alpha / 2.0)).Square())
+          Shape = Kernels.SurrogateShape.Arctan
+          Parameter = alpha }
 
     /// Triangle of half-width w: max(0, 1 - |x|/w) / w (integrates to 1).
     let triangle (width: float) : SurrogateFn =
         positive "triangle" "width" width
 
         { Name = $"triangle(%g{width})"
-          Derivative = fun x -> (1.0 - x.Abs() / width).Relu() / width }
+          Derivative = fun x -> (1.0 - x.Abs() / width).Relu() / width
+          Shape = Kernels.SurrogateShape.Triangle
+          Parameter = width }
 
     /// Boxcar of total width w: 1/w where |x| < w/2, else 0 (integrates to 1).
     let boxcar (width: float) : SurrogateFn =
         positive "boxcar" "width" width
 
         { Name = $"boxcar(%g{width})"
-          Derivative = fun x -> x.Abs().Lt(width / 2.0) / width }
+          Derivative = fun x -> x.Abs().Lt(width / 2.0) / width
+          Shape = Kernels.SurrogateShape.Boxcar
+          Parameter = width }
 
     /// Straight-through estimator: derivative 1 everywhere.
     let straightThrough: SurrogateFn =
         { Name = "straightThrough"
-          Derivative = fun x -> Tensor.OnesLike x }
+          Derivative = fun x -> Tensor.OnesLike x
+          Shape = Kernels.SurrogateShape.StraightThrough
+          Parameter = 1.0 }
