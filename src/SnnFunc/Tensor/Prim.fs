@@ -89,25 +89,42 @@ type Prim =
 /// Shape and dtype rules of the primitives.
 module Prim =
 
-    /// The name used for a primitive in error messages.
+    /// The name used for a primitive in error messages (string literals: this runs on every call).
     let name (prim: Prim) =
         match prim with
-        | Prim.Unary op -> (sprintf "%A" op).ToLowerInvariant()
+        | Prim.Unary op ->
+            (match op with
+             | UnaryOp.Neg -> "neg"
+             | UnaryOp.Exp -> "exp"
+             | UnaryOp.Log -> "log"
+             | UnaryOp.Sin -> "sin"
+             | UnaryOp.Cos -> "cos"
+             | UnaryOp.Tanh -> "tanh"
+             | UnaryOp.Sigmoid -> "sigmoid"
+             | UnaryOp.Relu -> "relu"
+             | UnaryOp.Abs -> "abs"
+             | UnaryOp.Sqrt -> "sqrt"
+             | UnaryOp.Sign -> "sign"
+             | UnaryOp.Floor -> "floor"
+             | UnaryOp.Ceil -> "ceil"
+             | UnaryOp.Round -> "round"
+             | UnaryOp.Log1p -> "log1p"
+             | UnaryOp.Expm1 -> "expm1")
         | Prim.Binary op ->
-            match op with
-            | BinaryOp.Add -> "add"
-            | BinaryOp.Sub -> "sub"
-            | BinaryOp.Mul -> "mul"
-            | BinaryOp.Div -> "div"
-            | BinaryOp.Pow -> "pow"
-            | BinaryOp.Max -> "maximum"
-            | BinaryOp.Min -> "minimum"
-            | BinaryOp.Eq -> "eq"
-            | BinaryOp.Ne -> "ne"
-            | BinaryOp.Lt -> "lt"
-            | BinaryOp.Le -> "le"
-            | BinaryOp.Gt -> "gt"
-            | BinaryOp.Ge -> "ge"
+            (match op with
+             | BinaryOp.Add -> "add"
+             | BinaryOp.Sub -> "sub"
+             | BinaryOp.Mul -> "mul"
+             | BinaryOp.Div -> "div"
+             | BinaryOp.Pow -> "pow"
+             | BinaryOp.Max -> "maximum"
+             | BinaryOp.Min -> "minimum"
+             | BinaryOp.Eq -> "eq"
+             | BinaryOp.Ne -> "ne"
+             | BinaryOp.Lt -> "lt"
+             | BinaryOp.Le -> "le"
+             | BinaryOp.Gt -> "gt"
+             | BinaryOp.Ge -> "ge")
         | Prim.Where -> "where"
         | Prim.Reduce(ReduceOp.Sum, _) -> "sum"
         | Prim.Reduce(ReduceOp.Max, _) -> "max"
