@@ -293,26 +293,34 @@ let spikeMatmul (x: Tensor) (w: Tensor) : Tensor =
 
     let outShape = Array.append x.ShapeRef[.. x.Rank - 2] [| w.ShapeRef[1] |]
 
+    let sparse (rows: SpikeRows) (w: Tensor) = SparseLeft(rows, outShape, w.ShapeRef, w.DType)
+
     let fn =
         { new CustomFn("Fused.spikeMatmul") with
             member _.Call args =
                 let x, w = args[0], args[1]
 
                 match compress x with
-                | Some rows when w.IsConcrete -> Tensor.ApplyCustom(SparseLeft(rows, outShape, w.ShapeRef, w.DType), w)
+                | Some rows when w.IsConcrete -> Tensor.ApplyCustom(sparse rows w, w)
                 | _ -> [| x.MatMul w |]
 
-            member this.Jvp(primals, tangents) =
+            member _.Jvp(primals, tangents) =
                 let x, w = primals[0], primals[1]
-                let y = (this.Call primals)[0]
+                // One pass over x decides the path for the value and the weight tangent alike.
+                let rows = compress x
+
+                let y =
+                    match rows with
+                    | Some r when w.IsConcrete -> (Tensor.ApplyCustom(sparse r w, w))[0]
+                    | _ -> x.MatMul w
+
                 let fromX = if isNull tangents[0] then null else tangents[0].MatMul w
 
                 let fromW =
-                    if isNull tangents[1] then null
-                    else
-                        match compress x with
-                        | Some rows -> (Tensor.ApplyCustom(SparseLeft(rows, outShape, w.ShapeRef, w.DType), tangents[1]))[0]
-                        | None -> x.MatMul tangents[1]
+                    match tangents[1], rows with
+                    | null, _ -> null
+                    | tw, Some r -> (Tensor.ApplyCustom(sparse r w, tw))[0]
+                    | tw, None -> x.MatMul tw
 
                 [| y |], [| Linear.addZ fromX fromW |] }
 
