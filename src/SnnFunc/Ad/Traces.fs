@@ -165,8 +165,13 @@ and internal LinTracer(trace: LinTrace, id: int) =
 type internal BatchTrace(batchSize: int) =
     inherit Trace(Levels.next (), "vmap")
     let mutable live = true
+    let mutable reopened = 0
     member _.Close() = live <- false
-    override _.IsLive = live
+    override _.IsLive = live || Volatile.Read(&reopened) > 0
+    /// Makes the level live again until the matching Release (counted, so concurrent backward
+    /// passes may overlap): see BatchedCustom.Transpose.
+    member _.Reopen() = Interlocked.Increment(&reopened) |> ignore
+    member _.Release() = Interlocked.Decrement(&reopened) |> ignore
     member _.BatchSize = batchSize
 
     /// The batched value and whether it has the batch axis.
@@ -219,8 +224,18 @@ and internal BatchedCustom(fn: CustomFn, trace: BatchTrace, batched: bool[]) =
     override _.IsLinear = fn.IsLinear
 
     override this.Transpose(consts, cts) =
-        let all = Array.create cts.Length true
-        this.Out(fn.Transpose(this.In(consts, batched), this.In(cts, all)))
+        // Transposes run in the backward pass, which for grad of vmap comes after vmap returned: the
+        // per-example values the rule works on (constants, cotangents and any residuals the rule
+        // captured while vmap ran, e.g. a customVjp's) are tracers of this batch level, so the level
+        // is reopened while the rule runs. Nesting is unchanged: the backward pass runs under the
+        // transforms that enclosed vmap, or under later ones that wrap the cotangents (jacrev).
+        trace.Reopen()
+
+        try
+            let all = Array.create cts.Length true
+            this.Out(fn.Transpose(this.In(consts, batched), this.In(cts, all)))
+        finally
+            trace.Release()
 
     override _.OutputTypes =
         fn.OutputTypes |> Array.map (fun (shape, dtype) -> Array.append [| trace.BatchSize |] shape, dtype)
