@@ -49,6 +49,18 @@ type internal JvpTrace(name: string) =
             Tensor.ApplyCustom(fn, primals)
         else
             let outs, outTangents = fn.Jvp(primals, tangents)
+
+            // An output traced by this very level means the function closed over a value this
+            // transform differentiates: the rule (and a checkpoint's recomputation in the backward
+            // pass) only sees explicit arguments, so its result would be wrong or fail later with a
+            // confusing escaped-tracer error. Say so now.
+            for o in outs do
+                match (if isNull o then null else box o.Tracer) with
+                | :? DualTracer as d when obj.ReferenceEquals(d.Trace, this) ->
+                    invalidOp
+                        $"%s{fn.Name}: the function closes over a value traced by '%s{name}' instead of taking it as an argument; custom rules and checkpointing only differentiate explicit arguments, so pass it as one (for Ad.scan with CheckpointEvery: in the carry or xs)"
+                | _ -> ()
+
             // Lower transforms must see the custom function itself, not the rule's primal computation.
             let outs = if Array.forall (fun (p: Tensor) -> p.IsConcrete) primals then outs else Tensor.ApplyCustom(fn, primals)
             Array.map2 (fun p t -> this.Wrap(p, t)) outs outTangents
