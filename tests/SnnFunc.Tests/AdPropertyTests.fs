@@ -339,4 +339,7 @@ let ``random chains of primitives pass the dot-product test and grad matches jvp
         let g = Ad.grad (fun x -> f [| x |]) x
         let _, jv = Ad.jvp (fun x -> f [| x |]) x v
         assertNear $"chain (seed %d{seed}): <grad, v> = jvp" 1e-10 (jv.ToScalar()) (dot g v)
-        finiteDifferenceTest $"chain (seed %d{seed})" rng f [| x |])
+        // Chains of squares reach large values with large third derivatives: a smaller step and a
+        // looser tolerance for the difference quotient's truncation error (the dot-product test above
+        // is the exact check).
+        finiteDifferenceTestWith 1e-6 1e-5 $"chain (seed %d{seed})" rng f [| x |])

@@ -122,6 +122,11 @@ let finiteDifferenceTestWith (h: float) (rtol: float) (what: string) (rng: Rando
 let finiteDifferenceTest what rng f xs = finiteDifferenceTestWith 1e-5 1e-6 what rng f xs
 
 /// Runs an FsCheck property over random seeds; each seed drives a System.Random.
+/// Setting ADTEST_SEED replays one seed (as printed in a failure) in every property instead.
 let forAllSeeds (maxTest: int) (property: int -> unit) =
-    let arb = Arb.fromGen (Gen.choose (0, Int32.MaxValue - 1))
-    Check.One(Config.QuickThrowOnFailure.WithMaxTest(maxTest), Prop.forAll arb property)
+    match Environment.GetEnvironmentVariable "ADTEST_SEED" with
+    | null
+    | "" ->
+        let arb = Arb.fromGen (Gen.choose (0, Int32.MaxValue - 1))
+        Check.One(Config.QuickThrowOnFailure.WithMaxTest(maxTest), Prop.forAll arb property)
+    | seed -> property (int seed)
