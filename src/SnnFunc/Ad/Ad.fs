@@ -81,10 +81,9 @@ module Ad =
             jt.Close()
             lt.Close()
 
-    /// Reverse mode: the outputs of f at x and the pullback mapping output cotangents (same
-    /// structure and shapes as the outputs) to input cotangents (same structure as x).
-    let vjp (f: 'P -> 'Q) (x: 'P) : 'Q * ('Q -> 'P) =
-        let xs, def, ys, ydef, lt, inVars, outVars = record "vjp" f x
+    /// vjp whose traces carry the name of the public transform (for escaped-tracer messages).
+    let private vjpNamed (name: string) (f: 'P -> 'Q) (x: 'P) : 'Q * ('Q -> 'P) =
+        let xs, def, ys, ydef, lt, inVars, outVars = record name f x
 
         let pullback (ct: 'Q) : 'P =
             let cts, cdef = Tree.flatten ct
@@ -95,25 +94,29 @@ module Ad =
 
         Tree.unflatten ydef ys, pullback
 
+    /// Reverse mode: the outputs of f at x and the pullback mapping output cotangents (same
+    /// structure and shapes as the outputs) to input cotangents (same structure as x).
+    let vjp (f: 'P -> 'Q) (x: 'P) : 'Q * ('Q -> 'P) = vjpNamed "vjp" f x
+
     let private checkScalar (op: string) (y: Tensor) =
         if y.Rank <> 0 then
             invalidArg "f" $"%s{op}: the function must return a scalar (rank-0 tensor) but returned shape %s{fmt y.ShapeRef}; reduce it first (e.g. Tensor.sum or Tensor.mean) or use Ad.vjp"
 
     /// The value of a scalar function and its gradient (same structure as x).
     let valueAndGrad (f: 'P -> Tensor) (x: 'P) : Tensor * 'P =
-        let y, pullback = vjp f x
+        let y, pullback = vjpNamed "valueAndGrad" f x
         checkScalar "Ad.valueAndGrad" y
         y, pullback (Tensor.OnesLike y)
 
     /// The gradient of a scalar function (same structure as x).
     let grad (f: 'P -> Tensor) (x: 'P) : 'P =
-        let y, pullback = vjp f x
+        let y, pullback = vjpNamed "grad" f x
         checkScalar "Ad.grad" y
         pullback (Tensor.OnesLike y)
 
     /// Like valueAndGrad for a function that also returns auxiliary data (not differentiated).
     let valueAndGradAux (f: 'P -> Tensor * 'A) (x: 'P) : (Tensor * 'A) * 'P =
-        let (y, aux), pullback = vjp f x
+        let (y, aux), pullback = vjpNamed "valueAndGradAux" f x
         checkScalar "Ad.valueAndGradAux" y
         (y, aux), pullback (Tensor.OnesLike y, Tree.map Tensor.ZerosLike aux)
 
@@ -121,12 +124,12 @@ module Ad =
     /// operations without running f again.
     let linearize (f: 'P -> 'Q) (x: 'P) : 'Q * ('P -> 'Q) =
         // The tape is transposed twice: the pullback of the pullback is the pushforward.
-        let y, pullback = vjp f x
+        let y, pullback = vjpNamed "linearize" f x
         let ys, ydef = Tree.flatten y
 
         let pushforward (v: 'P) : 'Q =
             let zeros = Tree.unflatten ydef (ys |> Array.map Tensor.ZerosLike)
-            let _, pullbackOfPullback = vjp pullback zeros
+            let _, pullbackOfPullback = vjpNamed "linearize" pullback zeros
             pullbackOfPullback v
 
         y, pushforward

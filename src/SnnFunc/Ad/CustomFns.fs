@@ -20,10 +20,17 @@ type internal CustomJvpFn(name: string, f: Tensor[] -> Tensor[], rule: Tensor[] 
         let tangents = Array.map2 (fun (p: Tensor) (t: Tensor) -> if isNull t then Tensor.ZerosLike p else t) primals tangents
         rule primals tangents
 
-/// True when every non-zero tangent is a recorded (reverse-mode) variable.
+/// True when every non-zero tangent is a recorded (reverse-mode) variable, or, under vmap inside
+/// grad, a batch of recorded variables.
 module internal TangentKind =
+    let rec private isRecorded (t: Tensor) =
+        match t.Tracer with
+        | :? LinTracer -> true
+        | :? BatchTracer as b -> isRecorded b.Value
+        | _ -> false
+
     let allRecorded (tangents: Tensor[]) =
-        tangents |> Array.forall (fun t -> isNull t || (t.Tracer :? LinTracer))
+        tangents |> Array.forall (fun t -> isNull t || isRecorded t)
 
 /// A linear function given only by its transpose (a pullback); used to record the tangent of a
 /// customVjp or checkpointed function as a single step of the reverse-mode tape.

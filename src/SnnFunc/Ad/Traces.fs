@@ -49,6 +49,18 @@ type internal JvpTrace(name: string) =
             Tensor.ApplyCustom(fn, primals)
         else
             let outs, outTangents = fn.Jvp(primals, tangents)
+
+            // An output traced by this very level means the function closed over a value this
+            // transform differentiates: the rule (and a checkpoint's recomputation in the backward
+            // pass) only sees explicit arguments, so its result would be wrong or fail later with a
+            // confusing escaped-tracer error. Say so now.
+            for o in outs do
+                match (if isNull o then null else box o.Tracer) with
+                | :? DualTracer as d when obj.ReferenceEquals(d.Trace, this) ->
+                    invalidOp
+                        $"%s{fn.Name}: the function closes over a value traced by '%s{name}' instead of taking it as an argument; custom rules and checkpointing only differentiate explicit arguments, so pass it as one (for Ad.scan with CheckpointEvery: in the carry or xs)"
+                | _ -> ()
+
             // Lower transforms must see the custom function itself, not the rule's primal computation.
             let outs = if Array.forall (fun (p: Tensor) -> p.IsConcrete) primals then outs else Tensor.ApplyCustom(fn, primals)
             Array.map2 (fun p t -> this.Wrap(p, t)) outs outTangents
@@ -165,8 +177,13 @@ and internal LinTracer(trace: LinTrace, id: int) =
 type internal BatchTrace(batchSize: int) =
     inherit Trace(Levels.next (), "vmap")
     let mutable live = true
+    let mutable reopened = 0
     member _.Close() = live <- false
-    override _.IsLive = live
+    override _.IsLive = live || Volatile.Read(&reopened) > 0
+    /// Makes the level live again until the matching Release (counted, so concurrent backward
+    /// passes may overlap): see BatchedCustom.Transpose.
+    member _.Reopen() = Interlocked.Increment(&reopened) |> ignore
+    member _.Release() = Interlocked.Decrement(&reopened) |> ignore
     member _.BatchSize = batchSize
 
     /// The batched value and whether it has the batch axis.
@@ -219,8 +236,18 @@ and internal BatchedCustom(fn: CustomFn, trace: BatchTrace, batched: bool[]) =
     override _.IsLinear = fn.IsLinear
 
     override this.Transpose(consts, cts) =
-        let all = Array.create cts.Length true
-        this.Out(fn.Transpose(this.In(consts, batched), this.In(cts, all)))
+        // Transposes run in the backward pass, which for grad of vmap comes after vmap returned: the
+        // per-example values the rule works on (constants, cotangents and any residuals the rule
+        // captured while vmap ran, e.g. a customVjp's) are tracers of this batch level, so the level
+        // is reopened while the rule runs. Nesting is unchanged: the backward pass runs under the
+        // transforms that enclosed vmap, or under later ones that wrap the cotangents (jacrev).
+        trace.Reopen()
+
+        try
+            let all = Array.create cts.Length true
+            this.Out(fn.Transpose(this.In(consts, batched), this.In(cts, all)))
+        finally
+            trace.Release()
 
     override _.OutputTypes =
         fn.OutputTypes |> Array.map (fun (shape, dtype) -> Array.append [| trace.BatchSize |] shape, dtype)
