@@ -12,7 +12,7 @@ let apply (prim: Prim) (consts: Tensor[]) (isVar: bool[]) (shapes: int[][]) (dty
     let result: Tensor[] = Array.zeroCreate n
     let notLinear () =
         let which = String.concat ", " [ for i in 0 .. n - 1 -> if isVar.[i] then "linear" else "constant" ]
-        invalidOp $"internal error: Tensor.%s{Prim.name prim} is not linear in its arguments (%s{which}); it has no transpose rule"
+        invalidOp $"internal error: %s{Prim.name prim} is not linear in its arguments (%s{which}); it has no transpose rule"
 
     let set i (value: unit -> Tensor) =
         if isVar[i] then

@@ -94,53 +94,53 @@ module Prim =
         match prim with
         | Prim.Unary op ->
             (match op with
-             | UnaryOp.Neg -> "neg"
-             | UnaryOp.Exp -> "exp"
-             | UnaryOp.Log -> "log"
-             | UnaryOp.Sin -> "sin"
-             | UnaryOp.Cos -> "cos"
-             | UnaryOp.Tanh -> "tanh"
-             | UnaryOp.Sigmoid -> "sigmoid"
-             | UnaryOp.Relu -> "relu"
-             | UnaryOp.Abs -> "abs"
-             | UnaryOp.Sqrt -> "sqrt"
-             | UnaryOp.Sign -> "sign"
-             | UnaryOp.Floor -> "floor"
-             | UnaryOp.Ceil -> "ceil"
-             | UnaryOp.Round -> "round"
-             | UnaryOp.Log1p -> "log1p"
-             | UnaryOp.Expm1 -> "expm1")
+             | UnaryOp.Neg -> "Tensor.neg"
+             | UnaryOp.Exp -> "Tensor.exp"
+             | UnaryOp.Log -> "Tensor.log"
+             | UnaryOp.Sin -> "Tensor.sin"
+             | UnaryOp.Cos -> "Tensor.cos"
+             | UnaryOp.Tanh -> "Tensor.tanh"
+             | UnaryOp.Sigmoid -> "Tensor.sigmoid"
+             | UnaryOp.Relu -> "Tensor.relu"
+             | UnaryOp.Abs -> "Tensor.abs"
+             | UnaryOp.Sqrt -> "Tensor.sqrt"
+             | UnaryOp.Sign -> "Tensor.sign"
+             | UnaryOp.Floor -> "Tensor.floor"
+             | UnaryOp.Ceil -> "Tensor.ceil"
+             | UnaryOp.Round -> "Tensor.round"
+             | UnaryOp.Log1p -> "Tensor.log1p"
+             | UnaryOp.Expm1 -> "Tensor.expm1")
         | Prim.Binary op ->
             (match op with
-             | BinaryOp.Add -> "add"
-             | BinaryOp.Sub -> "sub"
-             | BinaryOp.Mul -> "mul"
-             | BinaryOp.Div -> "div"
-             | BinaryOp.Pow -> "pow"
-             | BinaryOp.Max -> "maximum"
-             | BinaryOp.Min -> "minimum"
-             | BinaryOp.Eq -> "eq"
-             | BinaryOp.Ne -> "ne"
-             | BinaryOp.Lt -> "lt"
-             | BinaryOp.Le -> "le"
-             | BinaryOp.Gt -> "gt"
-             | BinaryOp.Ge -> "ge")
-        | Prim.Where -> "where"
-        | Prim.Reduce(ReduceOp.Sum, _) -> "sum"
-        | Prim.Reduce(ReduceOp.Max, _) -> "max"
-        | Prim.Reduce(ReduceOp.Min, _) -> "min"
-        | Prim.ArgMax _ -> "argmax"
-        | Prim.ArgMin _ -> "argmin"
-        | Prim.MatMul _ -> "matmul"
-        | Prim.Reshape _ -> "reshape"
-        | Prim.BroadcastTo _ -> "broadcastTo"
-        | Prim.Permute _ -> "permute"
-        | Prim.Slice _ -> "slice"
-        | Prim.Pad _ -> "pad"
-        | Prim.Concat _ -> "concat"
-        | Prim.Gather _ -> "gather"
-        | Prim.ScatterAdd _ -> "scatterAdd"
-        | Prim.Convert _ -> "convert"
+             | BinaryOp.Add -> "Tensor.add"
+             | BinaryOp.Sub -> "Tensor.sub"
+             | BinaryOp.Mul -> "Tensor.mul"
+             | BinaryOp.Div -> "Tensor.div"
+             | BinaryOp.Pow -> "Tensor.pow"
+             | BinaryOp.Max -> "Tensor.maximum"
+             | BinaryOp.Min -> "Tensor.minimum"
+             | BinaryOp.Eq -> "Tensor.eq"
+             | BinaryOp.Ne -> "Tensor.ne"
+             | BinaryOp.Lt -> "Tensor.lt"
+             | BinaryOp.Le -> "Tensor.le"
+             | BinaryOp.Gt -> "Tensor.gt"
+             | BinaryOp.Ge -> "Tensor.ge")
+        | Prim.Where -> "Tensor.where"
+        | Prim.Reduce(ReduceOp.Sum, _) -> "Tensor.sum"
+        | Prim.Reduce(ReduceOp.Max, _) -> "Tensor.max"
+        | Prim.Reduce(ReduceOp.Min, _) -> "Tensor.min"
+        | Prim.ArgMax _ -> "Tensor.argmax"
+        | Prim.ArgMin _ -> "Tensor.argmin"
+        | Prim.MatMul _ -> "Tensor.matmul"
+        | Prim.Reshape _ -> "Tensor.reshape"
+        | Prim.BroadcastTo _ -> "Tensor.broadcastTo"
+        | Prim.Permute _ -> "Tensor.permute"
+        | Prim.Slice _ -> "Tensor.slice"
+        | Prim.Pad _ -> "Tensor.pad"
+        | Prim.Concat _ -> "Tensor.concat"
+        | Prim.Gather _ -> "Tensor.gather"
+        | Prim.ScatterAdd _ -> "Tensor.scatterAdd"
+        | Prim.Convert _ -> "Tensor.convert"
 
     let private fmt = Shape.format
 
@@ -347,7 +347,7 @@ module Prim =
     /// including an output too large for an int count (a broadcast, matmul or gather can produce one
     /// from small arguments).
     let infer (prim: Prim) (shapes: int[][]) (dtypes: DType[]) : int[] * DType =
-        let op = "Tensor." + name prim
+        let op = name prim
         let shape, dtype = inferUnchecked op prim shapes dtypes
         Shape.checkedCount op shape |> ignore
         shape, dtype

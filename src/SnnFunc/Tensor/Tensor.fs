@@ -138,7 +138,7 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
     /// Applies a primitive: validates the arguments (Prim.infer), then either hands the call to the
     /// highest-level live transform among the arguments or evaluates it on concrete data.
     static member Apply(prim: Prim, [<ParamArray>] args: Tensor[]) : Tensor =
-        let op () = "Tensor." + Prim.name prim
+        let op () = Prim.name prim
 
         for a in args do
             if isNull a then
