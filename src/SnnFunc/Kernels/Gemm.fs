@@ -1,2 +1,1098 @@
-/// Matrix multiplication kernels (placeholder; replaced by the packed GEMM).
+/// Packed, register-blocked, multi-threaded matrix multiplication (GEMM) for float32 and float64.
+///
+/// Goto/BLIS-style structure:  for each nc-wide column panel of op(B) (jc loop) and each kc-deep slice of the
+/// shared dimension (pc loop), op(B)[pc.., jc..] is packed into kc×nr column slivers; then for each mc-tall row
+/// block of op(A) (ic loop), op(A)[ic.., pc..] is packed into mr×kc row slivers, and the mr×nr micro-kernel
+/// sweeps the block (jr loop over B slivers, ir loop over A slivers).  The B sliver (kc×nr) stays in L1, the
+/// packed A block (mc×kc) in L2 and the packed B panel (kc×nc) in L3.  Transposed operands are handled by the
+/// packing routines; ragged edges are zero-padded in the packed buffers and the micro-kernel then writes into a
+/// small scratch tile whose valid part is merged into C.  Threads each take a disjoint range of C columns (or rows).
 namespace SnnFunc.Kernels
+
+open System
+open System.Runtime.CompilerServices
+open System.Runtime.InteropServices
+open System.Runtime.Intrinsics
+open System.Runtime.Intrinsics.X86
+open System.Threading.Tasks
+open Microsoft.FSharp.NativeInterop
+
+/// Scratch memory for packed panels, one per thread: a pinned (pinned-object-heap) byte array, used through a
+/// 64-byte-aligned address.  It only grows, so steady-state calls allocate nothing; the GC frees it with the thread.
+[<Sealed; AllowNullLiteral>]
+type internal GemmScratch() =
+    let mutable buffer: byte[] = null
+    let mutable aligned = 0n
+    let mutable capacity = 0L
+
+    /// A 64-byte-aligned address of at least `bytes` bytes, valid until the next call on the same thread.
+    member _.Get(bytes: int64) : nativeint =
+        if bytes > capacity then
+            buffer <- null
+            buffer <- GC.AllocateUninitializedArray<byte>(int (bytes + 64L), pinned = true)
+            let addr = Marshal.UnsafeAddrOfPinnedArrayElement(buffer, 0)
+            aligned <- (addr + 63n) &&& ~~~63n
+            capacity <- bytes
+
+        aligned
+
+/// The calling thread's scratch buffer.
+[<AbstractClass; Sealed>]
+type internal GemmScratchStore =
+    [<ThreadStatic; DefaultValue>]
+    static val mutable private current: GemmScratch
+
+    static member Current =
+        let s = GemmScratchStore.current
+
+        if isNull s then
+            let s = GemmScratch()
+            GemmScratchStore.current <- s
+            s
+        else
+            s
+
+/// Blocking parameters of one instruction-set path.  Kernel: 2 = AVX-512, 1 = AVX2+FMA, 0 = scalar.
+[<Struct>]
+type internal GemmPlan =
+    { Mr: int
+      Nr: int
+      Kc: int
+      Mc: int
+      Nc: int
+      Kernel: int }
+
+module internal GemmImpl =
+
+    /// AVX-512 float32 micro-kernel, 12×32: 24 zmm accumulators.
+    /// Packed A sliver: kc×12 ([p][i]); packed B sliver: kc×32 ([p][j]).  c <- acc (+ c when add).
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization ||| MethodImplOptions.NoInlining)>]
+    let kernelS512 (kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, c: nativeptr<float32>, ldc: int, add: bool) =
+        let mutable c0_0 = Vector512<float32>.Zero
+        let mutable c0_1 = Vector512<float32>.Zero
+        let mutable c1_0 = Vector512<float32>.Zero
+        let mutable c1_1 = Vector512<float32>.Zero
+        let mutable c2_0 = Vector512<float32>.Zero
+        let mutable c2_1 = Vector512<float32>.Zero
+        let mutable c3_0 = Vector512<float32>.Zero
+        let mutable c3_1 = Vector512<float32>.Zero
+        let mutable c4_0 = Vector512<float32>.Zero
+        let mutable c4_1 = Vector512<float32>.Zero
+        let mutable c5_0 = Vector512<float32>.Zero
+        let mutable c5_1 = Vector512<float32>.Zero
+        let mutable c6_0 = Vector512<float32>.Zero
+        let mutable c6_1 = Vector512<float32>.Zero
+        let mutable c7_0 = Vector512<float32>.Zero
+        let mutable c7_1 = Vector512<float32>.Zero
+        let mutable c8_0 = Vector512<float32>.Zero
+        let mutable c8_1 = Vector512<float32>.Zero
+        let mutable c9_0 = Vector512<float32>.Zero
+        let mutable c9_1 = Vector512<float32>.Zero
+        let mutable c10_0 = Vector512<float32>.Zero
+        let mutable c10_1 = Vector512<float32>.Zero
+        let mutable c11_0 = Vector512<float32>.Zero
+        let mutable c11_1 = Vector512<float32>.Zero
+        // Pull the C tile towards L1 while the FMAs run, so the final read-modify-write does not stall.
+        let mutable r = c
+        for _ in 1 .. 12 do
+            Sse.Prefetch0(NativePtr.toVoidPtr r)
+            Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 16))
+            Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 31))
+            r <- NativePtr.add r ldc
+
+        let mutable a = pa
+        let mutable b = pb
+        let mutable p = 0
+        while p < kc do
+            let b0 = Vector512.Load(NativePtr.add b 0)
+            let b1 = Vector512.Load(NativePtr.add b 16)
+            let a0 = Vector512.Create(NativePtr.get a 0)
+            c0_0 <- Avx512F.FusedMultiplyAdd(a0, b0, c0_0)
+            c0_1 <- Avx512F.FusedMultiplyAdd(a0, b1, c0_1)
+            let a1 = Vector512.Create(NativePtr.get a 1)
+            c1_0 <- Avx512F.FusedMultiplyAdd(a1, b0, c1_0)
+            c1_1 <- Avx512F.FusedMultiplyAdd(a1, b1, c1_1)
+            let a2 = Vector512.Create(NativePtr.get a 2)
+            c2_0 <- Avx512F.FusedMultiplyAdd(a2, b0, c2_0)
+            c2_1 <- Avx512F.FusedMultiplyAdd(a2, b1, c2_1)
+            let a3 = Vector512.Create(NativePtr.get a 3)
+            c3_0 <- Avx512F.FusedMultiplyAdd(a3, b0, c3_0)
+            c3_1 <- Avx512F.FusedMultiplyAdd(a3, b1, c3_1)
+            let a4 = Vector512.Create(NativePtr.get a 4)
+            c4_0 <- Avx512F.FusedMultiplyAdd(a4, b0, c4_0)
+            c4_1 <- Avx512F.FusedMultiplyAdd(a4, b1, c4_1)
+            let a5 = Vector512.Create(NativePtr.get a 5)
+            c5_0 <- Avx512F.FusedMultiplyAdd(a5, b0, c5_0)
+            c5_1 <- Avx512F.FusedMultiplyAdd(a5, b1, c5_1)
+            let a6 = Vector512.Create(NativePtr.get a 6)
+            c6_0 <- Avx512F.FusedMultiplyAdd(a6, b0, c6_0)
+            c6_1 <- Avx512F.FusedMultiplyAdd(a6, b1, c6_1)
+            let a7 = Vector512.Create(NativePtr.get a 7)
+            c7_0 <- Avx512F.FusedMultiplyAdd(a7, b0, c7_0)
+            c7_1 <- Avx512F.FusedMultiplyAdd(a7, b1, c7_1)
+            let a8 = Vector512.Create(NativePtr.get a 8)
+            c8_0 <- Avx512F.FusedMultiplyAdd(a8, b0, c8_0)
+            c8_1 <- Avx512F.FusedMultiplyAdd(a8, b1, c8_1)
+            let a9 = Vector512.Create(NativePtr.get a 9)
+            c9_0 <- Avx512F.FusedMultiplyAdd(a9, b0, c9_0)
+            c9_1 <- Avx512F.FusedMultiplyAdd(a9, b1, c9_1)
+            let a10 = Vector512.Create(NativePtr.get a 10)
+            c10_0 <- Avx512F.FusedMultiplyAdd(a10, b0, c10_0)
+            c10_1 <- Avx512F.FusedMultiplyAdd(a10, b1, c10_1)
+            let a11 = Vector512.Create(NativePtr.get a 11)
+            c11_0 <- Avx512F.FusedMultiplyAdd(a11, b0, c11_0)
+            c11_1 <- Avx512F.FusedMultiplyAdd(a11, b1, c11_1)
+            a <- NativePtr.add a 12
+            b <- NativePtr.add b 32
+            p <- p + 1
+        r <- c
+
+        if add then
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c0_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 16) + c0_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c1_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 16) + c1_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c2_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 16) + c2_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c3_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 16) + c3_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c4_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 16) + c4_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c5_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 16) + c5_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c6_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 16) + c6_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c7_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 16) + c7_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c8_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 16) + c8_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c9_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 16) + c9_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c10_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 16) + c10_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c11_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 16) + c11_1, NativePtr.add r 16)
+        else
+            Vector512.Store(c0_0, NativePtr.add r 0)
+            Vector512.Store(c0_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c1_0, NativePtr.add r 0)
+            Vector512.Store(c1_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c2_0, NativePtr.add r 0)
+            Vector512.Store(c2_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c3_0, NativePtr.add r 0)
+            Vector512.Store(c3_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c4_0, NativePtr.add r 0)
+            Vector512.Store(c4_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c5_0, NativePtr.add r 0)
+            Vector512.Store(c5_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c6_0, NativePtr.add r 0)
+            Vector512.Store(c6_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c7_0, NativePtr.add r 0)
+            Vector512.Store(c7_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c8_0, NativePtr.add r 0)
+            Vector512.Store(c8_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c9_0, NativePtr.add r 0)
+            Vector512.Store(c9_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c10_0, NativePtr.add r 0)
+            Vector512.Store(c10_1, NativePtr.add r 16)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c11_0, NativePtr.add r 0)
+            Vector512.Store(c11_1, NativePtr.add r 16)
+
+    /// AVX-512 float64 micro-kernel, 12×16: 24 zmm accumulators.
+    /// Packed A sliver: kc×12 ([p][i]); packed B sliver: kc×16 ([p][j]).  c <- acc (+ c when add).
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization ||| MethodImplOptions.NoInlining)>]
+    let kernelD512 (kc: int, pa: nativeptr<float>, pb: nativeptr<float>, c: nativeptr<float>, ldc: int, add: bool) =
+        let mutable c0_0 = Vector512<float>.Zero
+        let mutable c0_1 = Vector512<float>.Zero
+        let mutable c1_0 = Vector512<float>.Zero
+        let mutable c1_1 = Vector512<float>.Zero
+        let mutable c2_0 = Vector512<float>.Zero
+        let mutable c2_1 = Vector512<float>.Zero
+        let mutable c3_0 = Vector512<float>.Zero
+        let mutable c3_1 = Vector512<float>.Zero
+        let mutable c4_0 = Vector512<float>.Zero
+        let mutable c4_1 = Vector512<float>.Zero
+        let mutable c5_0 = Vector512<float>.Zero
+        let mutable c5_1 = Vector512<float>.Zero
+        let mutable c6_0 = Vector512<float>.Zero
+        let mutable c6_1 = Vector512<float>.Zero
+        let mutable c7_0 = Vector512<float>.Zero
+        let mutable c7_1 = Vector512<float>.Zero
+        let mutable c8_0 = Vector512<float>.Zero
+        let mutable c8_1 = Vector512<float>.Zero
+        let mutable c9_0 = Vector512<float>.Zero
+        let mutable c9_1 = Vector512<float>.Zero
+        let mutable c10_0 = Vector512<float>.Zero
+        let mutable c10_1 = Vector512<float>.Zero
+        let mutable c11_0 = Vector512<float>.Zero
+        let mutable c11_1 = Vector512<float>.Zero
+        // Pull the C tile towards L1 while the FMAs run, so the final read-modify-write does not stall.
+        let mutable r = c
+        for _ in 1 .. 12 do
+            Sse.Prefetch0(NativePtr.toVoidPtr r)
+            Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 8))
+            Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 15))
+            r <- NativePtr.add r ldc
+
+        let mutable a = pa
+        let mutable b = pb
+        let mutable p = 0
+        while p < kc do
+            let b0 = Vector512.Load(NativePtr.add b 0)
+            let b1 = Vector512.Load(NativePtr.add b 8)
+            let a0 = Vector512.Create(NativePtr.get a 0)
+            c0_0 <- Avx512F.FusedMultiplyAdd(a0, b0, c0_0)
+            c0_1 <- Avx512F.FusedMultiplyAdd(a0, b1, c0_1)
+            let a1 = Vector512.Create(NativePtr.get a 1)
+            c1_0 <- Avx512F.FusedMultiplyAdd(a1, b0, c1_0)
+            c1_1 <- Avx512F.FusedMultiplyAdd(a1, b1, c1_1)
+            let a2 = Vector512.Create(NativePtr.get a 2)
+            c2_0 <- Avx512F.FusedMultiplyAdd(a2, b0, c2_0)
+            c2_1 <- Avx512F.FusedMultiplyAdd(a2, b1, c2_1)
+            let a3 = Vector512.Create(NativePtr.get a 3)
+            c3_0 <- Avx512F.FusedMultiplyAdd(a3, b0, c3_0)
+            c3_1 <- Avx512F.FusedMultiplyAdd(a3, b1, c3_1)
+            let a4 = Vector512.Create(NativePtr.get a 4)
+            c4_0 <- Avx512F.FusedMultiplyAdd(a4, b0, c4_0)
+            c4_1 <- Avx512F.FusedMultiplyAdd(a4, b1, c4_1)
+            let a5 = Vector512.Create(NativePtr.get a 5)
+            c5_0 <- Avx512F.FusedMultiplyAdd(a5, b0, c5_0)
+            c5_1 <- Avx512F.FusedMultiplyAdd(a5, b1, c5_1)
+            let a6 = Vector512.Create(NativePtr.get a 6)
+            c6_0 <- Avx512F.FusedMultiplyAdd(a6, b0, c6_0)
+            c6_1 <- Avx512F.FusedMultiplyAdd(a6, b1, c6_1)
+            let a7 = Vector512.Create(NativePtr.get a 7)
+            c7_0 <- Avx512F.FusedMultiplyAdd(a7, b0, c7_0)
+            c7_1 <- Avx512F.FusedMultiplyAdd(a7, b1, c7_1)
+            let a8 = Vector512.Create(NativePtr.get a 8)
+            c8_0 <- Avx512F.FusedMultiplyAdd(a8, b0, c8_0)
+            c8_1 <- Avx512F.FusedMultiplyAdd(a8, b1, c8_1)
+            let a9 = Vector512.Create(NativePtr.get a 9)
+            c9_0 <- Avx512F.FusedMultiplyAdd(a9, b0, c9_0)
+            c9_1 <- Avx512F.FusedMultiplyAdd(a9, b1, c9_1)
+            let a10 = Vector512.Create(NativePtr.get a 10)
+            c10_0 <- Avx512F.FusedMultiplyAdd(a10, b0, c10_0)
+            c10_1 <- Avx512F.FusedMultiplyAdd(a10, b1, c10_1)
+            let a11 = Vector512.Create(NativePtr.get a 11)
+            c11_0 <- Avx512F.FusedMultiplyAdd(a11, b0, c11_0)
+            c11_1 <- Avx512F.FusedMultiplyAdd(a11, b1, c11_1)
+            a <- NativePtr.add a 12
+            b <- NativePtr.add b 16
+            p <- p + 1
+        r <- c
+
+        if add then
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c0_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 8) + c0_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c1_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 8) + c1_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c2_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 8) + c2_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c3_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 8) + c3_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c4_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 8) + c4_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c5_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 8) + c5_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c6_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 8) + c6_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c7_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 8) + c7_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c8_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 8) + c8_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c9_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 8) + c9_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c10_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 8) + c10_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(Vector512.Load(NativePtr.add r 0) + c11_0, NativePtr.add r 0)
+            Vector512.Store(Vector512.Load(NativePtr.add r 8) + c11_1, NativePtr.add r 8)
+        else
+            Vector512.Store(c0_0, NativePtr.add r 0)
+            Vector512.Store(c0_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c1_0, NativePtr.add r 0)
+            Vector512.Store(c1_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c2_0, NativePtr.add r 0)
+            Vector512.Store(c2_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c3_0, NativePtr.add r 0)
+            Vector512.Store(c3_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c4_0, NativePtr.add r 0)
+            Vector512.Store(c4_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c5_0, NativePtr.add r 0)
+            Vector512.Store(c5_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c6_0, NativePtr.add r 0)
+            Vector512.Store(c6_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c7_0, NativePtr.add r 0)
+            Vector512.Store(c7_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c8_0, NativePtr.add r 0)
+            Vector512.Store(c8_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c9_0, NativePtr.add r 0)
+            Vector512.Store(c9_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c10_0, NativePtr.add r 0)
+            Vector512.Store(c10_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector512.Store(c11_0, NativePtr.add r 0)
+            Vector512.Store(c11_1, NativePtr.add r 8)
+
+    /// AVX2+FMA float32 micro-kernel, 6×16: 12 ymm accumulators.
+    /// Packed A sliver: kc×6 ([p][i]); packed B sliver: kc×16 ([p][j]).  c <- acc (+ c when add).
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization ||| MethodImplOptions.NoInlining)>]
+    let kernelS256 (kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, c: nativeptr<float32>, ldc: int, add: bool) =
+        let mutable c0_0 = Vector256<float32>.Zero
+        let mutable c0_1 = Vector256<float32>.Zero
+        let mutable c1_0 = Vector256<float32>.Zero
+        let mutable c1_1 = Vector256<float32>.Zero
+        let mutable c2_0 = Vector256<float32>.Zero
+        let mutable c2_1 = Vector256<float32>.Zero
+        let mutable c3_0 = Vector256<float32>.Zero
+        let mutable c3_1 = Vector256<float32>.Zero
+        let mutable c4_0 = Vector256<float32>.Zero
+        let mutable c4_1 = Vector256<float32>.Zero
+        let mutable c5_0 = Vector256<float32>.Zero
+        let mutable c5_1 = Vector256<float32>.Zero
+        // Pull the C tile towards L1 while the FMAs run, so the final read-modify-write does not stall.
+        let mutable r = c
+        for _ in 1 .. 6 do
+            Sse.Prefetch0(NativePtr.toVoidPtr r)
+            Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 8))
+            Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 15))
+            r <- NativePtr.add r ldc
+
+        let mutable a = pa
+        let mutable b = pb
+        let mutable p = 0
+        while p < kc do
+            let b0 = Vector256.Load(NativePtr.add b 0)
+            let b1 = Vector256.Load(NativePtr.add b 8)
+            let a0 = Vector256.Create(NativePtr.get a 0)
+            c0_0 <- Fma.MultiplyAdd(a0, b0, c0_0)
+            c0_1 <- Fma.MultiplyAdd(a0, b1, c0_1)
+            let a1 = Vector256.Create(NativePtr.get a 1)
+            c1_0 <- Fma.MultiplyAdd(a1, b0, c1_0)
+            c1_1 <- Fma.MultiplyAdd(a1, b1, c1_1)
+            let a2 = Vector256.Create(NativePtr.get a 2)
+            c2_0 <- Fma.MultiplyAdd(a2, b0, c2_0)
+            c2_1 <- Fma.MultiplyAdd(a2, b1, c2_1)
+            let a3 = Vector256.Create(NativePtr.get a 3)
+            c3_0 <- Fma.MultiplyAdd(a3, b0, c3_0)
+            c3_1 <- Fma.MultiplyAdd(a3, b1, c3_1)
+            let a4 = Vector256.Create(NativePtr.get a 4)
+            c4_0 <- Fma.MultiplyAdd(a4, b0, c4_0)
+            c4_1 <- Fma.MultiplyAdd(a4, b1, c4_1)
+            let a5 = Vector256.Create(NativePtr.get a 5)
+            c5_0 <- Fma.MultiplyAdd(a5, b0, c5_0)
+            c5_1 <- Fma.MultiplyAdd(a5, b1, c5_1)
+            a <- NativePtr.add a 6
+            b <- NativePtr.add b 16
+            p <- p + 1
+        r <- c
+
+        if add then
+            Vector256.Store(Vector256.Load(NativePtr.add r 0) + c0_0, NativePtr.add r 0)
+            Vector256.Store(Vector256.Load(NativePtr.add r 8) + c0_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector256.Store(Vector256.Load(NativePtr.add r 0) + c1_0, NativePtr.add r 0)
+            Vector256.Store(Vector256.Load(NativePtr.add r 8) + c1_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector256.Store(Vector256.Load(NativePtr.add r 0) + c2_0, NativePtr.add r 0)
+            Vector256.Store(Vector256.Load(NativePtr.add r 8) + c2_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector256.Store(Vector256.Load(NativePtr.add r 0) + c3_0, NativePtr.add r 0)
+            Vector256.Store(Vector256.Load(NativePtr.add r 8) + c3_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector256.Store(Vector256.Load(NativePtr.add r 0) + c4_0, NativePtr.add r 0)
+            Vector256.Store(Vector256.Load(NativePtr.add r 8) + c4_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector256.Store(Vector256.Load(NativePtr.add r 0) + c5_0, NativePtr.add r 0)
+            Vector256.Store(Vector256.Load(NativePtr.add r 8) + c5_1, NativePtr.add r 8)
+        else
+            Vector256.Store(c0_0, NativePtr.add r 0)
+            Vector256.Store(c0_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector256.Store(c1_0, NativePtr.add r 0)
+            Vector256.Store(c1_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector256.Store(c2_0, NativePtr.add r 0)
+            Vector256.Store(c2_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector256.Store(c3_0, NativePtr.add r 0)
+            Vector256.Store(c3_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector256.Store(c4_0, NativePtr.add r 0)
+            Vector256.Store(c4_1, NativePtr.add r 8)
+            r <- NativePtr.add r ldc
+            Vector256.Store(c5_0, NativePtr.add r 0)
+            Vector256.Store(c5_1, NativePtr.add r 8)
+
+    /// AVX2+FMA float64 micro-kernel, 6×8: 12 ymm accumulators.
+    /// Packed A sliver: kc×6 ([p][i]); packed B sliver: kc×8 ([p][j]).  c <- acc (+ c when add).
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization ||| MethodImplOptions.NoInlining)>]
+    let kernelD256 (kc: int, pa: nativeptr<float>, pb: nativeptr<float>, c: nativeptr<float>, ldc: int, add: bool) =
+        let mutable c0_0 = Vector256<float>.Zero
+        let mutable c0_1 = Vector256<float>.Zero
+        let mutable c1_0 = Vector256<float>.Zero
+        let mutable c1_1 = Vector256<float>.Zero
+        let mutable c2_0 = Vector256<float>.Zero
+        let mutable c2_1 = Vector256<float>.Zero
+        let mutable c3_0 = Vector256<float>.Zero
+        let mutable c3_1 = Vector256<float>.Zero
+        let mutable c4_0 = Vector256<float>.Zero
+        let mutable c4_1 = Vector256<float>.Zero
+        let mutable c5_0 = Vector256<float>.Zero
+        let mutable c5_1 = Vector256<float>.Zero
+        // Pull the C tile towards L1 while the FMAs run, so the final read-modify-write does not stall.
+        let mutable r = c
+        for _ in 1 .. 6 do
+            Sse.Prefetch0(NativePtr.toVoidPtr r)
+            Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 4))
+            Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 7))
+            r <- NativePtr.add r ldc
+
+        let mutable a = pa
+        let mutable b = pb
+        let mutable p = 0
+        while p < kc do
+            let b0 = Vector256.Load(NativePtr.add b 0)
+            let b1 = Vector256.Load(NativePtr.add b 4)
+            let a0 = Vector256.Create(NativePtr.get a 0)
+            c0_0 <- Fma.MultiplyAdd(a0, b0, c0_0)
+            c0_1 <- Fma.MultiplyAdd(a0, b1, c0_1)
+            let a1 = Vector256.Create(NativePtr.get a 1)
+            c1_0 <- Fma.MultiplyAdd(a1, b0, c1_0)
+            c1_1 <- Fma.MultiplyAdd(a1, b1, c1_1)
+            let a2 = Vector256.Create(NativePtr.get a 2)
+            c2_0 <- Fma.MultiplyAdd(a2, b0, c2_0)
+            c2_1 <- Fma.MultiplyAdd(a2, b1, c2_1)
+            let a3 = Vector256.Create(NativePtr.get a 3)
+            c3_0 <- Fma.MultiplyAdd(a3, b0, c3_0)
+            c3_1 <- Fma.MultiplyAdd(a3, b1, c3_1)
+            let a4 = Vector256.Create(NativePtr.get a 4)
+            c4_0 <- Fma.MultiplyAdd(a4, b0, c4_0)
+            c4_1 <- Fma.MultiplyAdd(a4, b1, c4_1)
+            let a5 = Vector256.Create(NativePtr.get a 5)
+            c5_0 <- Fma.MultiplyAdd(a5, b0, c5_0)
+            c5_1 <- Fma.MultiplyAdd(a5, b1, c5_1)
+            a <- NativePtr.add a 6
+            b <- NativePtr.add b 8
+            p <- p + 1
+        r <- c
+
+        if add then
+            Vector256.Store(Vector256.Load(NativePtr.add r 0) + c0_0, NativePtr.add r 0)
+            Vector256.Store(Vector256.Load(NativePtr.add r 4) + c0_1, NativePtr.add r 4)
+            r <- NativePtr.add r ldc
+            Vector256.Store(Vector256.Load(NativePtr.add r 0) + c1_0, NativePtr.add r 0)
+            Vector256.Store(Vector256.Load(NativePtr.add r 4) + c1_1, NativePtr.add r 4)
+            r <- NativePtr.add r ldc
+            Vector256.Store(Vector256.Load(NativePtr.add r 0) + c2_0, NativePtr.add r 0)
+            Vector256.Store(Vector256.Load(NativePtr.add r 4) + c2_1, NativePtr.add r 4)
+            r <- NativePtr.add r ldc
+            Vector256.Store(Vector256.Load(NativePtr.add r 0) + c3_0, NativePtr.add r 0)
+            Vector256.Store(Vector256.Load(NativePtr.add r 4) + c3_1, NativePtr.add r 4)
+            r <- NativePtr.add r ldc
+            Vector256.Store(Vector256.Load(NativePtr.add r 0) + c4_0, NativePtr.add r 0)
+            Vector256.Store(Vector256.Load(NativePtr.add r 4) + c4_1, NativePtr.add r 4)
+            r <- NativePtr.add r ldc
+            Vector256.Store(Vector256.Load(NativePtr.add r 0) + c5_0, NativePtr.add r 0)
+            Vector256.Store(Vector256.Load(NativePtr.add r 4) + c5_1, NativePtr.add r 4)
+        else
+            Vector256.Store(c0_0, NativePtr.add r 0)
+            Vector256.Store(c0_1, NativePtr.add r 4)
+            r <- NativePtr.add r ldc
+            Vector256.Store(c1_0, NativePtr.add r 0)
+            Vector256.Store(c1_1, NativePtr.add r 4)
+            r <- NativePtr.add r ldc
+            Vector256.Store(c2_0, NativePtr.add r 0)
+            Vector256.Store(c2_1, NativePtr.add r 4)
+            r <- NativePtr.add r ldc
+            Vector256.Store(c3_0, NativePtr.add r 0)
+            Vector256.Store(c3_1, NativePtr.add r 4)
+            r <- NativePtr.add r ldc
+            Vector256.Store(c4_0, NativePtr.add r 0)
+            Vector256.Store(c4_1, NativePtr.add r 4)
+            r <- NativePtr.add r ldc
+            Vector256.Store(c5_0, NativePtr.add r 0)
+            Vector256.Store(c5_1, NativePtr.add r 4)
+
+    /// Portable float32 micro-kernel for any mr×nr (used when neither AVX-512 nor AVX2+FMA is available).
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let kernelSScalar (mr: int, nr: int, kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, c: nativeptr<float32>, ldc: int, add: bool) =
+        let acc = NativePtr.stackalloc<float32> (mr * nr)
+
+        for t in 0 .. mr * nr - 1 do
+            NativePtr.set acc t 0.0f
+
+        for p in 0 .. kc - 1 do
+            let ap = NativePtr.add pa (p * mr)
+            let bp = NativePtr.add pb (p * nr)
+
+            for i in 0 .. mr - 1 do
+                let av = NativePtr.get ap i
+                let row = NativePtr.add acc (i * nr)
+
+                for j in 0 .. nr - 1 do
+                    NativePtr.set row j (NativePtr.get row j + av * NativePtr.get bp j)
+
+        for i in 0 .. mr - 1 do
+            let row = NativePtr.add c (i * ldc)
+
+            for j in 0 .. nr - 1 do
+                let v = NativePtr.get acc (i * nr + j)
+                NativePtr.set row j (if add then NativePtr.get row j + v else v)
+
+    /// Portable float64 micro-kernel for any mr×nr.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let kernelDScalar (mr: int, nr: int, kc: int, pa: nativeptr<float>, pb: nativeptr<float>, c: nativeptr<float>, ldc: int, add: bool) =
+        let acc = NativePtr.stackalloc<float> (mr * nr)
+
+        for t in 0 .. mr * nr - 1 do
+            NativePtr.set acc t 0.0
+
+        for p in 0 .. kc - 1 do
+            let ap = NativePtr.add pa (p * mr)
+            let bp = NativePtr.add pb (p * nr)
+
+            for i in 0 .. mr - 1 do
+                let av = NativePtr.get ap i
+                let row = NativePtr.add acc (i * nr)
+
+                for j in 0 .. nr - 1 do
+                    NativePtr.set row j (NativePtr.get row j + av * NativePtr.get bp j)
+
+        for i in 0 .. mr - 1 do
+            let row = NativePtr.add c (i * ldc)
+
+            for j in 0 .. nr - 1 do
+                let v = NativePtr.get acc (i * nr + j)
+                NativePtr.set row j (if add then NativePtr.get row j + v else v)
+
+    let inline private cast<'T, 'U when 'T: unmanaged and 'U: unmanaged> (p: nativeptr<'T>) : nativeptr<'U> =
+        NativePtr.ofNativeInt<'U> (NativePtr.toNativeInt p)
+
+    /// One mr×nr tile: C tile <- packed A sliver · packed B sliver (+ C tile when add).  'T is float32 or float.
+    let inline private runKernel<'T when 'T: unmanaged>
+        (plan: GemmPlan, kc: int, pa: nativeptr<'T>, pb: nativeptr<'T>, c: nativeptr<'T>, ldc: int, add: bool)
+        =
+        if sizeof<'T> = 4 then
+            match plan.Kernel with
+            | 2 -> kernelS512 (kc, cast pa, cast pb, cast c, ldc, add)
+            | 1 -> kernelS256 (kc, cast pa, cast pb, cast c, ldc, add)
+            | _ -> kernelSScalar (plan.Mr, plan.Nr, kc, cast pa, cast pb, cast c, ldc, add)
+        else
+            match plan.Kernel with
+            | 2 -> kernelD512 (kc, cast pa, cast pb, cast c, ldc, add)
+            | 1 -> kernelD256 (kc, cast pa, cast pb, cast c, ldc, add)
+            | _ -> kernelDScalar (plan.Mr, plan.Nr, kc, cast pa, cast pb, cast c, ldc, add)
+
+    /// Copies the valid rows×cols corner of a scratch tile (row stride nr) into C (adding when add).
+    let private mergeTile<'T when 'T: unmanaged>
+        (tile: nativeptr<'T>, nr: int, c: nativeptr<'T>, ldc: int, rows: int, cols: int, add: bool)
+        =
+        if sizeof<'T> = 4 then
+            let tile: nativeptr<float32> = cast tile
+            let c: nativeptr<float32> = cast c
+
+            for i in 0 .. rows - 1 do
+                let src = NativePtr.add tile (i * nr)
+                let dst = NativePtr.add c (i * ldc)
+
+                for j in 0 .. cols - 1 do
+                    NativePtr.set dst j (if add then NativePtr.get dst j + NativePtr.get src j else NativePtr.get src j)
+        else
+            let tile: nativeptr<float> = cast tile
+            let c: nativeptr<float> = cast c
+
+            for i in 0 .. rows - 1 do
+                let src = NativePtr.add tile (i * nr)
+                let dst = NativePtr.add c (i * ldc)
+
+                for j in 0 .. cols - 1 do
+                    NativePtr.set dst j (if add then NativePtr.get dst j + NativePtr.get src j else NativePtr.get src j)
+
+    /// Copies `bytes` bytes (a multiple of the element size) from src to dst, 32 bytes at a time where possible.
+    let inline private copyBytes (src: nativeptr<byte>, dst: nativeptr<byte>, bytes: int) =
+        let mutable o = 0
+
+        while o + 32 <= bytes do
+            Vector256.Store(Vector256.Load(NativePtr.add src o), NativePtr.add dst o)
+            o <- o + 32
+
+        while o < bytes do
+            NativePtr.set dst o (NativePtr.get src o)
+            o <- o + 1
+
+    /// Packs op(A)[i0 .. i0+mb-1, p0 .. p0+kb-1] into mr-row slivers, each kb×mr with element (i, p) at p*mr + i;
+    /// rows past mb are zero.  op(A)[i, p] = a[i*lda + p], or a[p*lda + i] when transA.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let packA<'T when 'T: unmanaged>
+        (transA: bool, a: nativeptr<'T>, lda: int, i0: int, p0: int, mb: int, kb: int, mr: int, dst: nativeptr<'T>)
+        =
+        let zero = Unchecked.defaultof<'T>
+        let mutable d = dst
+        let mutable ir = 0
+
+        while ir < mb do
+            let rows = min mr (mb - ir)
+
+            if not transA then
+                for ii in 0 .. rows - 1 do
+                    let src = NativePtr.add a ((i0 + ir + ii) * lda + p0)
+                    let mutable q = NativePtr.add d ii
+
+                    for p in 0 .. kb - 1 do
+                        NativePtr.write q (NativePtr.get src p)
+                        q <- NativePtr.add q mr
+
+                for ii in rows .. mr - 1 do
+                    for p in 0 .. kb - 1 do
+                        NativePtr.set d (p * mr + ii) zero
+            else
+                for p in 0 .. kb - 1 do
+                    let src = NativePtr.add a ((p0 + p) * lda + i0 + ir)
+                    let q = NativePtr.add d (p * mr)
+
+                    if rows = mr then
+                        copyBytes (cast src, cast q, mr * sizeof<'T>)
+                    else
+                        for ii in 0 .. rows - 1 do
+                            NativePtr.set q ii (NativePtr.get src ii)
+
+                        for ii in rows .. mr - 1 do
+                            NativePtr.set q ii zero
+
+            d <- NativePtr.add d (mr * kb)
+            ir <- ir + mr
+
+    /// Packs op(B)[p0 .. p0+kb-1, j0 .. j0+nb-1] into nr-column slivers, each kb×nr with element (p, j) at
+    /// p*nr + j; columns past nb are zero.  op(B)[p, j] = b[p*ldb + j], or b[j*ldb + p] when transB.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let packB<'T when 'T: unmanaged>
+        (transB: bool, b: nativeptr<'T>, ldb: int, p0: int, j0: int, kb: int, nb: int, nr: int, dst: nativeptr<'T>)
+        =
+        let zero = Unchecked.defaultof<'T>
+        let mutable d = dst
+        let mutable jr = 0
+
+        while jr < nb do
+            let cols = min nr (nb - jr)
+
+            if not transB then
+                for p in 0 .. kb - 1 do
+                    let src = NativePtr.add b ((p0 + p) * ldb + j0 + jr)
+                    let q = NativePtr.add d (p * nr)
+
+                    if cols = nr then
+                        copyBytes (cast src, cast q, nr * sizeof<'T>)
+                    else
+                        for jj in 0 .. cols - 1 do
+                            NativePtr.set q jj (NativePtr.get src jj)
+
+                        for jj in cols .. nr - 1 do
+                            NativePtr.set q jj zero
+            else
+                for jj in 0 .. cols - 1 do
+                    let src = NativePtr.add b ((j0 + jr + jj) * ldb + p0)
+                    let mutable q = NativePtr.add d jj
+
+                    for p in 0 .. kb - 1 do
+                        NativePtr.write q (NativePtr.get src p)
+                        q <- NativePtr.add q nr
+
+                for jj in cols .. nr - 1 do
+                    for p in 0 .. kb - 1 do
+                        NativePtr.set d (p * nr + jj) zero
+
+            d <- NativePtr.add d (nr * kb)
+            jr <- jr + nr
+
+    let inline private roundUp (x: int) (q: int) = (x + q - 1) / q * q
+
+    /// Blocking for this machine's instruction set; 'T is float32 (elemSize 4) or float (8).
+    let planFor (elemSize: int) : GemmPlan =
+        if Vector512.IsHardwareAccelerated && Avx512F.IsSupported then
+            if elemSize = 4 then
+                { Mr = 12; Nr = 32; Kc = 256; Mc = 240; Nc = 4096; Kernel = 2 }
+            else
+                { Mr = 12; Nr = 16; Kc = 256; Mc = 120; Nc = 2048; Kernel = 2 }
+        elif Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported then
+            if elemSize = 4 then
+                { Mr = 6; Nr = 16; Kc = 256; Mc = 96; Nc = 2048; Kernel = 1 }
+            else
+                { Mr = 6; Nr = 8; Kc = 256; Mc = 48; Nc = 1024; Kernel = 1 }
+        else
+            { Mr = 4; Nr = 4; Kc = 256; Mc = 64; Nc = 1024; Kernel = 0 }
+
+    let private tuned (p: GemmPlan) =
+        let get (name: string) (d: int) =
+            match Environment.GetEnvironmentVariable name with
+            | null | "" -> d
+            | s -> int s
+        { p with Kc = get "GEMM_KC" p.Kc; Mc = get "GEMM_MC" p.Mc; Nc = get "GEMM_NC" p.Nc }
+
+    let planS = tuned (planFor 4)
+    let planD = tuned (planFor 8)
+
+    /// Single-threaded packed GEMM on raw pointers (a, b, c already point at element (0, 0)).  m, n, k > 0.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let gemmSerial<'T when 'T: unmanaged>
+        (plan: GemmPlan, transA: bool, transB: bool, m: int, n: int, k: int,
+         a: nativeptr<'T>, lda: int, b: nativeptr<'T>, ldb: int, c: nativeptr<'T>, ldc: int, accumulate: bool)
+        =
+        let mr = plan.Mr
+        let nr = plan.Nr
+        let kcMax = min plan.Kc k
+        let mcMax = min plan.Mc (roundUp m mr)
+        let ncMax = min plan.Nc (roundUp n nr)
+        let size = int64 sizeof<'T>
+        let aElems = int64 (roundUp mcMax mr) * int64 kcMax
+        let bElems = int64 (roundUp ncMax nr) * int64 kcMax
+        let tileElems = int64 (mr * nr)
+        let aBytes = (aElems * size + 63L) &&& ~~~63L
+        let bBytes = (bElems * size + 63L) &&& ~~~63L
+        let basePtr = GemmScratchStore.Current.Get(aBytes + bBytes + tileElems * size)
+        let pa = NativePtr.ofNativeInt<'T> basePtr
+        let pb = NativePtr.ofNativeInt<'T> (basePtr + nativeint aBytes)
+        let tile = NativePtr.ofNativeInt<'T> (basePtr + nativeint (aBytes + bBytes))
+        let mutable jc = 0
+
+        while jc < n do
+            let nb = min ncMax (n - jc)
+            let mutable pc = 0
+
+            while pc < k do
+                let kb = min kcMax (k - pc)
+                let add = accumulate || pc > 0
+                packB (transB, b, ldb, pc, jc, kb, nb, nr, pb)
+                let mutable ic = 0
+
+                while ic < m do
+                    let mb = min mcMax (m - ic)
+                    packA (transA, a, lda, ic, pc, mb, kb, mr, pa)
+                    let mutable jr = 0
+
+                    while jr < nb do
+                        let cols = min nr (nb - jr)
+                        let bs = NativePtr.add pb (jr * kb)
+                        let mutable ir = 0
+
+                        while ir < mb do
+                            let rows = min mr (mb - ir)
+                            let as' = NativePtr.add pa (ir * kb)
+                            let ct = NativePtr.add c ((ic + ir) * ldc + jc + jr)
+
+                            if rows = mr && cols = nr then
+                                runKernel (plan, kb, as', bs, ct, ldc, add)
+                            else
+                                runKernel (plan, kb, as', bs, tile, nr, false)
+                                mergeTile (tile, nr, ct, ldc, rows, cols, add)
+
+                            ir <- ir + mr
+
+                        jr <- jr + nr
+
+                    ic <- ic + mb
+
+                pc <- pc + kb
+
+            jc <- jc + nb
+
+    /// Problems with m·n·k below this run on one thread (fork-join would cost more than it saves).
+    let parallelThreshold = 64L * 64L * 64L
+
+    /// Runs body 0 .. body (t-1) concurrently: body 0 on the calling thread, the others as thread-pool tasks, each
+    /// with a fixed index (no work stealing, so a late-starting task never makes the caller run two shares).
+    let forkJoin (t: int) (body: int -> unit) =
+        if t <= 1 then
+            body 0
+        else
+            let tasks = Array.init (t - 1) (fun w -> Task.Run(fun () -> body (w + 1)))
+            body 0
+            Task.WaitAll tasks
+
+    /// Multi-threaded GEMM on raw addresses: the threads take disjoint ranges of C columns (when n >= m) or rows.
+    let gemmPtr<'T when 'T: unmanaged>
+        (plan: GemmPlan, transA: bool, transB: bool, m: int, n: int, k: int,
+         a: nativeint, lda: int, b: nativeint, ldb: int, c: nativeint, ldc: int, accumulate: bool, threads: int)
+        =
+        let work = int64 m * int64 n * int64 k
+        let splitN = n >= m
+        let units = if splitN then (n + plan.Nr - 1) / plan.Nr else (m + plan.Mr - 1) / plan.Mr
+        let t = if work < parallelThreshold then 1 else max 1 (min threads units)
+
+        if t = 1 then
+            gemmSerial<'T> (plan, transA, transB, m, n, k,
+                            NativePtr.ofNativeInt a, lda, NativePtr.ofNativeInt b, ldb, NativePtr.ofNativeInt c, ldc,
+                            accumulate)
+        else
+            let size = nativeint sizeof<'T>
+            // Units (nr-wide column slivers or mr-tall row slivers) per thread, spread as evenly as possible.
+            let per = units / t
+            let extra = units % t
+
+            let body (w: int) =
+                    let u0 = w * per + min w extra
+                    let u1 = u0 + per + (if w < extra then 1 else 0)
+
+                    if splitN then
+                        let j0 = u0 * plan.Nr
+                        let j1 = min n (u1 * plan.Nr)
+                        let bOff = if transB then nativeint j0 * nativeint ldb else nativeint j0
+
+                        gemmSerial<'T> (plan, transA, transB, m, j1 - j0, k,
+                                        NativePtr.ofNativeInt a, lda,
+                                        NativePtr.ofNativeInt (b + bOff * size), ldb,
+                                        NativePtr.ofNativeInt (c + nativeint j0 * size), ldc, accumulate)
+                    else
+                        let i0 = u0 * plan.Mr
+                        let i1 = min m (u1 * plan.Mr)
+                        let aOff = if transA then nativeint i0 else nativeint i0 * nativeint lda
+
+                        gemmSerial<'T> (plan, transA, transB, i1 - i0, n, k,
+                                        NativePtr.ofNativeInt (a + aOff * size), lda,
+                                        NativePtr.ofNativeInt b, ldb,
+                                        NativePtr.ofNativeInt (c + nativeint i0 * nativeint ldc * size), ldc, accumulate)
+
+            forkJoin t body
+
+    /// C[m×n] <- 0 (row stride ldc), used when k = 0 and not accumulating.
+    let clearC<'T when 'T: unmanaged> (c: nativeint, ldc: int, m: int, n: int) =
+        for i in 0 .. m - 1 do
+            let row = NativePtr.ofNativeInt<'T> (c + nativeint i * nativeint ldc * nativeint sizeof<'T>)
+
+            for j in 0 .. n - 1 do
+                NativePtr.set row j Unchecked.defaultof<'T>
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Argument validation
+    // ---------------------------------------------------------------------------------------------------------
+
+    let private fail (op: string) (param: string) (msg: string) : unit =
+        raise (ArgumentException($"Gemm.%s{op}: %s{msg}", param))
+
+    /// Checks that one operand (rows×cols stored with row stride ld, `batch` copies strideApart) fits its array.
+    let private checkOperand (op: string) (name: string) (arr: 'T[]) (offset: int) (ld: int) (stride: int)
+                             (batch: int) (rows: int) (cols: int) (shape: string) =
+        let offName = name + "Offset"
+        let arrName = name.ToLowerInvariant()
+
+        if isNull arr then
+            raise (ArgumentNullException(arrName, $"Gemm.%s{op}: array %s{arrName} is null"))
+
+        if offset < 0 then
+            fail op offName $"%s{offName} = %d{offset} is negative"
+
+        if offset > arr.Length then
+            fail op offName $"%s{offName} = %d{offset} is past the end of %s{arrName} (length %d{arr.Length})"
+
+        if rows > 0 && cols > 0 && batch > 0 then
+            let need = int64 offset + int64 (batch - 1) * int64 stride + int64 (rows - 1) * int64 ld + int64 cols
+
+            if need > int64 arr.Length then
+                let batchPart =
+                    if batch > 1 then $", batch = %d{batch}, stride%s{name} = %d{stride}" else ""
+
+                fail
+                    op
+                    arrName
+                    ($"array %s{arrName} (length %d{arr.Length}) is too short for %s{name} (%s{shape}): "
+                     + $"%s{offName} = %d{offset}, ld%s{arrName} = %d{ld}%s{batchPart} need %d{need} elements")
+
+    /// Validates every argument of a (batched) GEMM call; op names the public operation in messages.
+    let validate (op: string) (transA: bool) (transB: bool) (batch: int) (m: int) (n: int) (k: int)
+                 (a: 'T[]) (aOffset: int) (lda: int) (strideA: int)
+                 (b: 'T[]) (bOffset: int) (ldb: int) (strideB: int)
+                 (c: 'T[]) (cOffset: int) (ldc: int) (strideC: int) =
+        if batch < 0 then fail op "batch" $"batch = %d{batch} is negative"
+        if m < 0 then fail op "m" $"m = %d{m} is negative"
+        if n < 0 then fail op "n" $"n = %d{n} is negative"
+        if k < 0 then fail op "k" $"k = %d{k} is negative"
+        if strideA < 0 then fail op "strideA" $"strideA = %d{strideA} is negative"
+        if strideB < 0 then fail op "strideB" $"strideB = %d{strideB} is negative"
+        if strideC < 0 then fail op "strideC" $"strideC = %d{strideC} is negative"
+
+        if transA then
+            if lda < m then fail op "lda" $"lda = %d{lda} is smaller than m = %d{m} for A (k×m, transposed)"
+        elif lda < k then
+            fail op "lda" $"lda = %d{lda} is smaller than k = %d{k} for A (m×k, not transposed)"
+
+        if transB then
+            if ldb < k then fail op "ldb" $"ldb = %d{ldb} is smaller than k = %d{k} for B (n×k, transposed)"
+        elif ldb < n then
+            fail op "ldb" $"ldb = %d{ldb} is smaller than n = %d{n} for B (k×n, not transposed)"
+
+        if ldc < n then fail op "ldc" $"ldc = %d{ldc} is smaller than n = %d{n} for C (m×n)"
+
+        if transA then
+            checkOperand op "A" a aOffset lda strideA batch k m "k×m, transposed"
+        else
+            checkOperand op "A" a aOffset lda strideA batch m k "m×k, not transposed"
+
+        if transB then
+            checkOperand op "B" b bOffset ldb strideB batch n k "n×k, transposed"
+        else
+            checkOperand op "B" b bOffset ldb strideB batch k n "k×n, not transposed"
+
+        checkOperand op "C" c cOffset ldc strideC batch m n "m×n"
+
+    let resolveThreads (threads: int option) =
+        match threads with
+        | Some t when t > 0 -> t
+        | _ -> Parallelism.MaxThreads
+
+    /// One validated GEMM on arrays (m, n, k may be zero).
+    let gemmArrays<'T when 'T: unmanaged>
+        (plan: GemmPlan, transA: bool, transB: bool, m: int, n: int, k: int,
+         a: 'T[], aOffset: int, lda: int, b: 'T[], bOffset: int, ldb: int,
+         c: 'T[], cOffset: int, ldc: int, accumulate: bool, threads: int)
+        =
+        if m > 0 && n > 0 then
+            let size = nativeint sizeof<'T>
+            use pc = fixed c
+            let cAddr = NativePtr.toNativeInt pc + nativeint cOffset * size
+
+            if k = 0 then
+                if not accumulate then clearC<'T> (cAddr, ldc, m, n)
+            else
+                use pa = fixed a
+                use pb = fixed b
+
+                gemmPtr<'T> (plan, transA, transB, m, n, k,
+                             NativePtr.toNativeInt pa + nativeint aOffset * size, lda,
+                             NativePtr.toNativeInt pb + nativeint bOffset * size, ldb,
+                             cAddr, ldc, accumulate, threads)
+
+    /// Validated batched GEMM.  Folds broadcast-B batches with row-contiguous A and C into one taller GEMM;
+    /// otherwise runs big products one after another (each multi-threaded) and spreads small ones over threads.
+    let gemmBatchedArrays<'T when 'T: unmanaged>
+        (plan: GemmPlan, transA: bool, transB: bool, batch: int, m: int, n: int, k: int,
+         a: 'T[], aOffset: int, lda: int, strideA: int, b: 'T[], bOffset: int, ldb: int, strideB: int,
+         c: 'T[], cOffset: int, ldc: int, strideC: int, accumulate: bool, threads: int)
+        =
+        if batch > 0 && m > 0 && n > 0 then
+            let foldable =
+                batch > 1
+                && not transA
+                && strideB = 0
+                && int64 strideA = int64 m * int64 lda
+                && int64 strideC = int64 m * int64 ldc
+                && int64 batch * int64 m <= int64 Int32.MaxValue
+
+            if foldable || batch = 1 then
+                let rows = if foldable then batch * m else m
+                gemmArrays<'T> (plan, transA, transB, rows, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate, threads)
+            else
+                let work = int64 m * int64 n * int64 k
+                // C items must not overlap for the items to run concurrently.
+                let disjoint = int64 strideC >= int64 (m - 1) * int64 ldc + int64 n
+
+                if threads <= 1 || not disjoint || work >= parallelThreshold * 8L then
+                    for i in 0 .. batch - 1 do
+                        gemmArrays<'T> (plan, transA, transB, m, n, k,
+                                        a, aOffset + i * strideA, lda, b, bOffset + i * strideB, ldb,
+                                        c, cOffset + i * strideC, ldc, accumulate, threads)
+                else
+                    let t = min threads batch
+
+                    forkJoin t (fun w ->
+                            let mutable i = w
+
+                            while i < batch do
+                                gemmArrays<'T> (plan, transA, transB, m, n, k,
+                                                a, aOffset + i * strideA, lda, b, bOffset + i * strideB, ldb,
+                                                c, cOffset + i * strideC, ldc, accumulate, 1)
+
+                                i <- i + t)
+
+open GemmImpl
+
+/// General matrix multiplication, row-major, float32 (S) and float64 (D).
+[<AbstractClass; Sealed>]
+type Gemm =
+    /// Row-major C[m×n] <- op(A)·op(B) (+ C when accumulate).  op(A) is m×k: A stored m×k with row stride lda
+    /// when transA = false, or stored k×m (row stride lda) when transA = true. op(B) is k×n: B stored k×n
+    /// (row stride ldb) or n×k when transB = true.  threads <= 0 means Parallelism.MaxThreads.
+    static member Sgemm
+        (
+            transA: bool, transB: bool, m: int, n: int, k: int,
+            a: float32[], aOffset: int, lda: int, b: float32[], bOffset: int, ldb: int,
+            c: float32[], cOffset: int, ldc: int, accumulate: bool, ?threads: int
+        ) =
+        validate "Sgemm" transA transB 1 m n k a aOffset lda 0 b bOffset ldb 0 c cOffset ldc 0
+        gemmArrays (planS, transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate, resolveThreads threads)
+
+    /// Row-major C[m×n] <- op(A)·op(B) (+ C when accumulate) in float64; arguments as for Sgemm.
+    static member Dgemm
+        (
+            transA: bool, transB: bool, m: int, n: int, k: int,
+            a: float[], aOffset: int, lda: int, b: float[], bOffset: int, ldb: int,
+            c: float[], cOffset: int, ldc: int, accumulate: bool, ?threads: int
+        ) =
+        validate "Dgemm" transA transB 1 m n k a aOffset lda 0 b bOffset ldb 0 c cOffset ldc 0
+        gemmArrays (planD, transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate, resolveThreads threads)
+
+    /// batch independent float32 products; A_i starts at aOffset + i*strideA (strideA = 0 broadcasts one A),
+    /// likewise B_i and C_i.  Other arguments as for Sgemm.
+    static member SgemmBatched
+        (
+            transA: bool, transB: bool, batch: int, m: int, n: int, k: int,
+            a: float32[], aOffset: int, lda: int, strideA: int,
+            b: float32[], bOffset: int, ldb: int, strideB: int,
+            c: float32[], cOffset: int, ldc: int, strideC: int, accumulate: bool, ?threads: int
+        ) =
+        validate "SgemmBatched" transA transB batch m n k a aOffset lda strideA b bOffset ldb strideB c cOffset ldc strideC
+        gemmBatchedArrays (planS, transA, transB, batch, m, n, k, a, aOffset, lda, strideA, b, bOffset, ldb, strideB,
+                           c, cOffset, ldc, strideC, accumulate, resolveThreads threads)
+
+    /// batch independent float64 products; arguments as for SgemmBatched.
+    static member DgemmBatched
+        (
+            transA: bool, transB: bool, batch: int, m: int, n: int, k: int,
+            a: float[], aOffset: int, lda: int, strideA: int,
+            b: float[], bOffset: int, ldb: int, strideB: int,
+            c: float[], cOffset: int, ldc: int, strideC: int, accumulate: bool, ?threads: int
+        ) =
+        validate "DgemmBatched" transA transB batch m n k a aOffset lda strideA b bOffset ldb strideB c cOffset ldc strideC
+        gemmBatchedArrays (planD, transA, transB, batch, m, n, k, a, aOffset, lda, strideA, b, bOffset, ldb, strideB,
+                           c, cOffset, ldc, strideC, accumulate, resolveThreads threads)
