@@ -914,7 +914,7 @@ module internal GemmImpl =
     /// Checks that one operand (rows×cols stored with row stride ld, `batch` copies strideApart) fits its array.
     let private checkOperand (op: string) (name: string) (arr: 'T[]) (offset: int) (ld: int) (stride: int)
                              (batch: int) (rows: int) (cols: int) (shape: string) =
-        let offName = name + "Offset"
+        let offName = name.ToLowerInvariant() + "Offset"
         let arrName = name.ToLowerInvariant()
 
         if isNull arr then
