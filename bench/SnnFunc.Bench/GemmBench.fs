@@ -44,30 +44,29 @@ let private parse (argv: string[]) =
 
     o
 
-/// Median wall times (ms) of each function over `reps` rounds.  Each function is first warmed up (at least 5 calls
-/// and ~1 s, so that tiered JIT and the thread pool are settled); then the rounds interleave the functions
-/// (f1, f2, f1, f2, ...) so that background load on this shared machine hits all of them alike.
+/// Median wall times (ms) of each function over `reps` calls.  The functions run one after the other, each one
+/// warmed up first (at least 5 calls and ~1 s, so that tiered JIT and the thread pool are settled).  They are not
+/// interleaved: OpenBLAS's worker threads keep spinning for a while after each call, which would steal the second
+/// core from the next function.
 let private medianMs (verbose: bool) (reps: int) (fs: (unit -> unit)[]) =
-    for f in fs do
+    fs
+    |> Array.map (fun f ->
         let sw = Stopwatch.StartNew()
         let mutable warm = 0
 
-        while warm < 5 || (sw.ElapsedMilliseconds < 1000L && warm < 5000) do
+        while warm < 5 || sw.ElapsedMilliseconds < 1000L do
             f ()
             warm <- warm + 1
 
-    let times = Array.init fs.Length (fun _ -> Array.zeroCreate<float> reps)
+        let ts = Array.zeroCreate<float> reps
 
-    for r in 0 .. reps - 1 do
-        for i in 0 .. fs.Length - 1 do
+        for r in 0 .. reps - 1 do
             let t0 = Stopwatch.GetTimestamp()
-            fs[i] ()
-            times[i][r] <- Stopwatch.GetElapsedTime(t0).TotalMilliseconds
+            f ()
+            ts[r] <- Stopwatch.GetElapsedTime(t0).TotalMilliseconds
 
-    times
-    |> Array.map (fun ts ->
         if verbose then
-            eprintfn "# times_ms: %s" (ts |> Array.map (sprintf "%.2f") |> String.concat " ")
+            eprintfn "# times_ms: %s" (ts |> Array.map (sprintf "%.3f") |> String.concat " ")
 
         let ts = Array.sort ts
         if reps % 2 = 1 then ts[reps / 2] else 0.5 * (ts[reps / 2 - 1] + ts[reps / 2]))
@@ -121,11 +120,11 @@ let run (argv: string[]) =
     let medians = medianMs o.Verbose o.Reps (if blasOk then [| ours; blas |] else [| ours |])
     let ours = medians[0]
 
-    printfn "gemm dtype=%s n=%d threads=%d gflops=%.1f median_ms=%.3f" o.Dtype n o.Threads (gflops n ours) ours
+    printfn "gemm dtype=%s n=%d threads=%d gflops=%.1f median_ms=%.4f" o.Dtype n o.Threads (gflops n ours) ours
 
     if blasOk then
         let ms = medians[1]
-        printfn "openblas dtype=%s n=%d threads=%d gflops=%.1f median_ms=%.3f core=%s" o.Dtype n o.Threads (gflops n ms) ms (OpenBlas.coreName ())
+        printfn "openblas dtype=%s n=%d threads=%d gflops=%.1f median_ms=%.4f core=%s" o.Dtype n o.Threads (gflops n ms) ms (OpenBlas.coreName ())
         printfn "ratio=%.2f max_rel_diff=%.2e" (ms / ours) (maxRelDiff (resultOurs ()) (resultBlas ()))
     elif o.VsOpenBlas then
         printfn "openblas unavailable: could not load libopenblas.so.0; comparison skipped"

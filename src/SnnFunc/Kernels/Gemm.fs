@@ -14,7 +14,9 @@ open System.Runtime.CompilerServices
 open System.Runtime.InteropServices
 open System.Runtime.Intrinsics
 open System.Runtime.Intrinsics.X86
+open System.Threading
 open System.Threading.Tasks
+open System.Diagnostics
 open Microsoft.FSharp.NativeInterop
 
 /// Scratch memory for packed panels, one per thread: a pinned (pinned-object-heap) byte array, used through a
@@ -51,6 +53,109 @@ type internal GemmScratchStore =
             s
         else
             s
+
+/// Fork-join helper for the GEMM threads: dedicated background worker threads (created on first use, one per
+/// extra core) that spin for a short while after each job before blocking, so back-to-back calls hand work over in
+/// about a microsecond instead of waking a sleeping thread-pool thread (tens of microseconds under virtualisation).
+/// One caller at a time owns the workers; a concurrent caller falls back to thread-pool tasks.
+[<Sealed>]
+type internal GemmPool private () =
+    static let instance = GemmPool()
+    let slots = max 1 Environment.ProcessorCount
+    /// Per worker: bumped by the caller to hand it a job.
+    let tickets: int[] = Array.zeroCreate slots
+    /// Per worker: 1 while it is (about to be) blocked on its semaphore.
+    let sleeping: int[] = Array.zeroCreate slots
+    let wake: SemaphoreSlim[] = Array.init slots (fun _ -> new SemaphoreSlim(0))
+    let gate = obj ()
+    let mutable started = 1 // worker w (1 .. started-1) exists; the caller itself is share 0
+    let mutable body: int -> unit = ignore
+    let mutable failure: exn = null
+    [<DefaultValue>]
+    val mutable private pending: int
+
+    /// How long an idle worker spins before it blocks.
+    static let spinTicks = Stopwatch.Frequency / 5000L // 200 µs
+
+    static member Instance = instance
+
+    member private this.WorkerLoop(w: int) =
+        let mutable seen = Volatile.Read(&tickets[w])
+
+        while true do
+            let start = Stopwatch.GetTimestamp()
+            let mutable spins = 0
+
+            while Volatile.Read(&tickets[w]) = seen && (spins < 64 || Stopwatch.GetTimestamp() - start < spinTicks) do
+                Thread.SpinWait 4
+                spins <- spins + 1
+
+            while Volatile.Read(&tickets[w]) = seen do
+                Interlocked.Exchange(&sleeping[w], 1) |> ignore
+
+                if Volatile.Read(&tickets[w]) = seen then
+                    wake[w].Wait()
+
+                Volatile.Write(&sleeping[w], 0)
+
+            seen <- Volatile.Read(&tickets[w])
+
+            try
+                body w
+            with e ->
+                failure <- e
+
+            Interlocked.Decrement(&this.pending) |> ignore
+
+    /// Runs body 0 .. body (t-1) concurrently (t <= Environment.ProcessorCount): share 0 on the calling thread.
+    member this.Run(t: int, job: int -> unit) =
+        if t <= 1 then
+            job 0
+        elif t > slots || not (Monitor.TryEnter gate) then
+            // Another GEMM owns the workers: fixed shares on thread-pool tasks (no work stealing).
+            let tasks = Array.init (t - 1) (fun w -> Task.Run(fun () -> job (w + 1)))
+            job 0
+            Task.WaitAll tasks
+        else
+            try
+                while started < t do
+                    let w = started
+                    let th = Thread((fun () -> this.WorkerLoop w), 256 * 1024)
+                    th.IsBackground <- true
+                    th.Name <- $"SnnFunc GEMM worker %d{w}"
+                    th.Start()
+                    started <- started + 1
+
+                body <- job
+                failure <- null
+                Volatile.Write(&this.pending, t - 1)
+
+                for w in 1 .. t - 1 do
+                    Interlocked.Increment(&tickets[w]) |> ignore
+
+                    if Volatile.Read(&sleeping[w]) = 1 then
+                        wake[w].Release() |> ignore
+
+                let mutable mine: exn = null
+
+                try
+                    job 0
+                with e ->
+                    mine <- e
+
+                let mutable spinner = SpinWait()
+
+                while Volatile.Read(&this.pending) <> 0 do
+                    spinner.SpinOnce(-1)
+
+                body <- ignore
+                let err = if isNull mine then failure else mine
+                failure <- null
+
+                if not (isNull err) then
+                    raise (AggregateException("A GEMM thread failed.", err))
+            finally
+                Monitor.Exit gate
 
 /// Blocking parameters of one instruction-set path.  Kernel: 2 = AVX-512, 1 = AVX2+FMA, 0 = scalar.
 [<Struct>]
@@ -841,15 +946,8 @@ module internal GemmImpl =
     /// Problems with m·n·k below this run on one thread (fork-join would cost more than it saves).
     let parallelThreshold = 64L * 64L * 64L
 
-    /// Runs body 0 .. body (t-1) concurrently: body 0 on the calling thread, the others as thread-pool tasks, each
-    /// with a fixed index (no work stealing, so a late-starting task never makes the caller run two shares).
-    let forkJoin (t: int) (body: int -> unit) =
-        if t <= 1 then
-            body 0
-        else
-            let tasks = Array.init (t - 1) (fun w -> Task.Run(fun () -> body (w + 1)))
-            body 0
-            Task.WaitAll tasks
+    /// Runs body 0 .. body (t-1) concurrently, body 0 on the calling thread, each with a fixed share.
+    let forkJoin (t: int) (body: int -> unit) = GemmPool.Instance.Run(t, body)
 
     /// Multi-threaded GEMM on raw addresses: the threads take disjoint ranges of C columns (when n >= m) or rows.
     let gemmPtr<'T when 'T: unmanaged>
@@ -859,7 +957,7 @@ module internal GemmImpl =
         let work = int64 m * int64 n * int64 k
         let splitN = n >= m
         let units = if splitN then (n + plan.Nr - 1) / plan.Nr else (m + plan.Mr - 1) / plan.Mr
-        let t = if work < parallelThreshold then 1 else max 1 (min threads units)
+        let t = if work < parallelThreshold then 1 else max 1 (min (min threads Environment.ProcessorCount) units)
 
         if t = 1 then
             gemmSerial<'T> (plan, transA, transB, m, n, k,
@@ -1033,7 +1131,7 @@ module internal GemmImpl =
                                         a, aOffset + i * strideA, lda, b, bOffset + i * strideB, ldb,
                                         c, cOffset + i * strideC, ldc, accumulate, threads)
                 else
-                    let t = min threads batch
+                    let t = min (min threads Environment.ProcessorCount) batch
 
                     forkJoin t (fun w ->
                             let mutable i = w
