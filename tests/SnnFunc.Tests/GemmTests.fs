@@ -330,3 +330,28 @@ let ``batched argument errors name the batched operation`` () =
     let d = Array.zeroCreate<float> 8
     throws [ "Gemm.DgemmBatched"; "ldc = 1" ] (fun () ->
         Gemm.DgemmBatched(false, false, 2, 2, 2, 2, d, 0, 2, 0, d, 0, 2, 0, d, 0, 1, 4, false))
+
+[<Fact>]
+let ``many consecutive and concurrent multi-threaded calls`` () =
+    // back-to-back calls exercise the worker hand-over; concurrent callers exercise the fallback path
+    let n = 96
+    let a = Array.init (n * n) (fun i -> float32 (i % 7) - 3.0f)
+    let b = Array.init (n * n) (fun i -> float32 (i % 5) - 2.0f)
+    let expected = Array.zeroCreate<float32> (n * n)
+    Gemm.Sgemm(false, false, n, n, n, a, 0, n, b, 0, n, expected, 0, n, false, 1)
+
+    for _ in 1 .. 300 do
+        let c = Array.zeroCreate<float32> (n * n)
+        Gemm.Sgemm(false, false, n, n, n, a, 0, n, b, 0, n, c, 0, n, false, 2)
+        Assert.Equal<float32[]>(expected, c)
+
+    System.Threading.Tasks.Parallel.For(
+        0,
+        8,
+        fun _ ->
+            for _ in 1 .. 30 do
+                let c = Array.zeroCreate<float32> (n * n)
+                Gemm.Sgemm(false, false, n, n, n, a, 0, n, b, 0, n, c, 0, n, false, 2)
+                Assert.Equal<float32[]>(expected, c)
+    )
+    |> ignore

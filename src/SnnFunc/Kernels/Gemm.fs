@@ -79,8 +79,10 @@ type internal GemmPool private () =
 
     static member Instance = instance
 
-    member private this.WorkerLoop(w: int) =
-        let mutable seen = Volatile.Read(&tickets[w])
+    /// Worker w's loop; `seen` is its ticket value when it was created (read by the creator, so that a job
+    /// posted before the thread gets going is not mistaken for the initial state).
+    member private this.WorkerLoop(w: int, initialTicket: int) =
+        let mutable seen = initialTicket
 
         while true do
             let start = Stopwatch.GetTimestamp()
@@ -120,7 +122,8 @@ type internal GemmPool private () =
             try
                 while started < t do
                     let w = started
-                    let th = Thread((fun () -> this.WorkerLoop w), 256 * 1024)
+                    let ticket = Volatile.Read(&tickets[w])
+                    let th = Thread((fun () -> this.WorkerLoop(w, ticket)), 256 * 1024)
                     th.IsBackground <- true
                     th.Name <- $"SnnFunc GEMM worker %d{w}"
                     th.Start()
