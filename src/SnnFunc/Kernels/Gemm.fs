@@ -664,6 +664,278 @@ module internal GemmImpl =
             Vector256.Store(c5_0, NativePtr.add r 0)
             Vector256.Store(c5_1, NativePtr.add r 4)
 
+    /// 16×16 float32 transpose: dst[j*ldd + i] <- src[i*lds + j] (i, j < 16), in zmm registers.
+    [<MethodImpl(MethodImplOptions.AggressiveInlining)>]
+    let tr16x16f (src: nativeptr<float32>, lds: int, dst: nativeptr<float32>, ldd: int) =
+        let r0 = Vector512.Load(NativePtr.add src (0 * lds))
+        let r1 = Vector512.Load(NativePtr.add src (1 * lds))
+        let r2 = Vector512.Load(NativePtr.add src (2 * lds))
+        let r3 = Vector512.Load(NativePtr.add src (3 * lds))
+        let r4 = Vector512.Load(NativePtr.add src (4 * lds))
+        let r5 = Vector512.Load(NativePtr.add src (5 * lds))
+        let r6 = Vector512.Load(NativePtr.add src (6 * lds))
+        let r7 = Vector512.Load(NativePtr.add src (7 * lds))
+        let r8 = Vector512.Load(NativePtr.add src (8 * lds))
+        let r9 = Vector512.Load(NativePtr.add src (9 * lds))
+        let r10 = Vector512.Load(NativePtr.add src (10 * lds))
+        let r11 = Vector512.Load(NativePtr.add src (11 * lds))
+        let r12 = Vector512.Load(NativePtr.add src (12 * lds))
+        let r13 = Vector512.Load(NativePtr.add src (13 * lds))
+        let r14 = Vector512.Load(NativePtr.add src (14 * lds))
+        let r15 = Vector512.Load(NativePtr.add src (15 * lds))
+        let t0 = Avx512F.UnpackLow(r0, r1).AsDouble()
+        let t1 = Avx512F.UnpackHigh(r0, r1).AsDouble()
+        let t2 = Avx512F.UnpackLow(r2, r3).AsDouble()
+        let t3 = Avx512F.UnpackHigh(r2, r3).AsDouble()
+        let t4 = Avx512F.UnpackLow(r4, r5).AsDouble()
+        let t5 = Avx512F.UnpackHigh(r4, r5).AsDouble()
+        let t6 = Avx512F.UnpackLow(r6, r7).AsDouble()
+        let t7 = Avx512F.UnpackHigh(r6, r7).AsDouble()
+        let t8 = Avx512F.UnpackLow(r8, r9).AsDouble()
+        let t9 = Avx512F.UnpackHigh(r8, r9).AsDouble()
+        let t10 = Avx512F.UnpackLow(r10, r11).AsDouble()
+        let t11 = Avx512F.UnpackHigh(r10, r11).AsDouble()
+        let t12 = Avx512F.UnpackLow(r12, r13).AsDouble()
+        let t13 = Avx512F.UnpackHigh(r12, r13).AsDouble()
+        let t14 = Avx512F.UnpackLow(r14, r15).AsDouble()
+        let t15 = Avx512F.UnpackHigh(r14, r15).AsDouble()
+        let u0 = Avx512F.UnpackLow(t0, t2).AsSingle()
+        let u1 = Avx512F.UnpackHigh(t0, t2).AsSingle()
+        let u2 = Avx512F.UnpackLow(t1, t3).AsSingle()
+        let u3 = Avx512F.UnpackHigh(t1, t3).AsSingle()
+        let u4 = Avx512F.UnpackLow(t4, t6).AsSingle()
+        let u5 = Avx512F.UnpackHigh(t4, t6).AsSingle()
+        let u6 = Avx512F.UnpackLow(t5, t7).AsSingle()
+        let u7 = Avx512F.UnpackHigh(t5, t7).AsSingle()
+        let u8 = Avx512F.UnpackLow(t8, t10).AsSingle()
+        let u9 = Avx512F.UnpackHigh(t8, t10).AsSingle()
+        let u10 = Avx512F.UnpackLow(t9, t11).AsSingle()
+        let u11 = Avx512F.UnpackHigh(t9, t11).AsSingle()
+        let u12 = Avx512F.UnpackLow(t12, t14).AsSingle()
+        let u13 = Avx512F.UnpackHigh(t12, t14).AsSingle()
+        let u14 = Avx512F.UnpackLow(t13, t15).AsSingle()
+        let u15 = Avx512F.UnpackHigh(t13, t15).AsSingle()
+        let v00 = Avx512F.Shuffle4x128(u0, u4, 0x88uy)
+        let v01 = Avx512F.Shuffle4x128(u0, u4, 0xDDuy)
+        let w00 = Avx512F.Shuffle4x128(u8, u12, 0x88uy)
+        let w01 = Avx512F.Shuffle4x128(u8, u12, 0xDDuy)
+        let v10 = Avx512F.Shuffle4x128(u1, u5, 0x88uy)
+        let v11 = Avx512F.Shuffle4x128(u1, u5, 0xDDuy)
+        let w10 = Avx512F.Shuffle4x128(u9, u13, 0x88uy)
+        let w11 = Avx512F.Shuffle4x128(u9, u13, 0xDDuy)
+        let v20 = Avx512F.Shuffle4x128(u2, u6, 0x88uy)
+        let v21 = Avx512F.Shuffle4x128(u2, u6, 0xDDuy)
+        let w20 = Avx512F.Shuffle4x128(u10, u14, 0x88uy)
+        let w21 = Avx512F.Shuffle4x128(u10, u14, 0xDDuy)
+        let v30 = Avx512F.Shuffle4x128(u3, u7, 0x88uy)
+        let v31 = Avx512F.Shuffle4x128(u3, u7, 0xDDuy)
+        let w30 = Avx512F.Shuffle4x128(u11, u15, 0x88uy)
+        let w31 = Avx512F.Shuffle4x128(u11, u15, 0xDDuy)
+        Vector512.Store(Avx512F.Shuffle4x128(v00, w00, 0x88uy), NativePtr.add dst (0 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v10, w10, 0x88uy), NativePtr.add dst (1 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v20, w20, 0x88uy), NativePtr.add dst (2 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v30, w30, 0x88uy), NativePtr.add dst (3 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v01, w01, 0x88uy), NativePtr.add dst (4 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v11, w11, 0x88uy), NativePtr.add dst (5 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v21, w21, 0x88uy), NativePtr.add dst (6 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v31, w31, 0x88uy), NativePtr.add dst (7 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v00, w00, 0xDDuy), NativePtr.add dst (8 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v10, w10, 0xDDuy), NativePtr.add dst (9 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v20, w20, 0xDDuy), NativePtr.add dst (10 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v30, w30, 0xDDuy), NativePtr.add dst (11 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v01, w01, 0xDDuy), NativePtr.add dst (12 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v11, w11, 0xDDuy), NativePtr.add dst (13 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v21, w21, 0xDDuy), NativePtr.add dst (14 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v31, w31, 0xDDuy), NativePtr.add dst (15 * ldd))
+
+    /// 12×16 float32 transpose: dst[j*ldd + i] <- src[i*lds + j] for i < 12; each of the 16 stores also writes 4 zeros after its 12 values (so stores must go in increasing j with ldd = 12, and the last one spills 4 elements).
+    [<MethodImpl(MethodImplOptions.AggressiveInlining)>]
+    let tr12x16f (src: nativeptr<float32>, lds: int, dst: nativeptr<float32>, ldd: int) =
+        let r0 = Vector512.Load(NativePtr.add src (0 * lds))
+        let r1 = Vector512.Load(NativePtr.add src (1 * lds))
+        let r2 = Vector512.Load(NativePtr.add src (2 * lds))
+        let r3 = Vector512.Load(NativePtr.add src (3 * lds))
+        let r4 = Vector512.Load(NativePtr.add src (4 * lds))
+        let r5 = Vector512.Load(NativePtr.add src (5 * lds))
+        let r6 = Vector512.Load(NativePtr.add src (6 * lds))
+        let r7 = Vector512.Load(NativePtr.add src (7 * lds))
+        let r8 = Vector512.Load(NativePtr.add src (8 * lds))
+        let r9 = Vector512.Load(NativePtr.add src (9 * lds))
+        let r10 = Vector512.Load(NativePtr.add src (10 * lds))
+        let r11 = Vector512.Load(NativePtr.add src (11 * lds))
+        let r12 = Vector512<float32>.Zero
+        let r13 = Vector512<float32>.Zero
+        let r14 = Vector512<float32>.Zero
+        let r15 = Vector512<float32>.Zero
+        let t0 = Avx512F.UnpackLow(r0, r1).AsDouble()
+        let t1 = Avx512F.UnpackHigh(r0, r1).AsDouble()
+        let t2 = Avx512F.UnpackLow(r2, r3).AsDouble()
+        let t3 = Avx512F.UnpackHigh(r2, r3).AsDouble()
+        let t4 = Avx512F.UnpackLow(r4, r5).AsDouble()
+        let t5 = Avx512F.UnpackHigh(r4, r5).AsDouble()
+        let t6 = Avx512F.UnpackLow(r6, r7).AsDouble()
+        let t7 = Avx512F.UnpackHigh(r6, r7).AsDouble()
+        let t8 = Avx512F.UnpackLow(r8, r9).AsDouble()
+        let t9 = Avx512F.UnpackHigh(r8, r9).AsDouble()
+        let t10 = Avx512F.UnpackLow(r10, r11).AsDouble()
+        let t11 = Avx512F.UnpackHigh(r10, r11).AsDouble()
+        let t12 = Avx512F.UnpackLow(r12, r13).AsDouble()
+        let t13 = Avx512F.UnpackHigh(r12, r13).AsDouble()
+        let t14 = Avx512F.UnpackLow(r14, r15).AsDouble()
+        let t15 = Avx512F.UnpackHigh(r14, r15).AsDouble()
+        let u0 = Avx512F.UnpackLow(t0, t2).AsSingle()
+        let u1 = Avx512F.UnpackHigh(t0, t2).AsSingle()
+        let u2 = Avx512F.UnpackLow(t1, t3).AsSingle()
+        let u3 = Avx512F.UnpackHigh(t1, t3).AsSingle()
+        let u4 = Avx512F.UnpackLow(t4, t6).AsSingle()
+        let u5 = Avx512F.UnpackHigh(t4, t6).AsSingle()
+        let u6 = Avx512F.UnpackLow(t5, t7).AsSingle()
+        let u7 = Avx512F.UnpackHigh(t5, t7).AsSingle()
+        let u8 = Avx512F.UnpackLow(t8, t10).AsSingle()
+        let u9 = Avx512F.UnpackHigh(t8, t10).AsSingle()
+        let u10 = Avx512F.UnpackLow(t9, t11).AsSingle()
+        let u11 = Avx512F.UnpackHigh(t9, t11).AsSingle()
+        let u12 = Avx512F.UnpackLow(t12, t14).AsSingle()
+        let u13 = Avx512F.UnpackHigh(t12, t14).AsSingle()
+        let u14 = Avx512F.UnpackLow(t13, t15).AsSingle()
+        let u15 = Avx512F.UnpackHigh(t13, t15).AsSingle()
+        let v00 = Avx512F.Shuffle4x128(u0, u4, 0x88uy)
+        let v01 = Avx512F.Shuffle4x128(u0, u4, 0xDDuy)
+        let w00 = Avx512F.Shuffle4x128(u8, u12, 0x88uy)
+        let w01 = Avx512F.Shuffle4x128(u8, u12, 0xDDuy)
+        let v10 = Avx512F.Shuffle4x128(u1, u5, 0x88uy)
+        let v11 = Avx512F.Shuffle4x128(u1, u5, 0xDDuy)
+        let w10 = Avx512F.Shuffle4x128(u9, u13, 0x88uy)
+        let w11 = Avx512F.Shuffle4x128(u9, u13, 0xDDuy)
+        let v20 = Avx512F.Shuffle4x128(u2, u6, 0x88uy)
+        let v21 = Avx512F.Shuffle4x128(u2, u6, 0xDDuy)
+        let w20 = Avx512F.Shuffle4x128(u10, u14, 0x88uy)
+        let w21 = Avx512F.Shuffle4x128(u10, u14, 0xDDuy)
+        let v30 = Avx512F.Shuffle4x128(u3, u7, 0x88uy)
+        let v31 = Avx512F.Shuffle4x128(u3, u7, 0xDDuy)
+        let w30 = Avx512F.Shuffle4x128(u11, u15, 0x88uy)
+        let w31 = Avx512F.Shuffle4x128(u11, u15, 0xDDuy)
+        Vector512.Store(Avx512F.Shuffle4x128(v00, w00, 0x88uy), NativePtr.add dst (0 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v10, w10, 0x88uy), NativePtr.add dst (1 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v20, w20, 0x88uy), NativePtr.add dst (2 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v30, w30, 0x88uy), NativePtr.add dst (3 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v01, w01, 0x88uy), NativePtr.add dst (4 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v11, w11, 0x88uy), NativePtr.add dst (5 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v21, w21, 0x88uy), NativePtr.add dst (6 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v31, w31, 0x88uy), NativePtr.add dst (7 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v00, w00, 0xDDuy), NativePtr.add dst (8 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v10, w10, 0xDDuy), NativePtr.add dst (9 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v20, w20, 0xDDuy), NativePtr.add dst (10 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v30, w30, 0xDDuy), NativePtr.add dst (11 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v01, w01, 0xDDuy), NativePtr.add dst (12 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v11, w11, 0xDDuy), NativePtr.add dst (13 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v21, w21, 0xDDuy), NativePtr.add dst (14 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v31, w31, 0xDDuy), NativePtr.add dst (15 * ldd))
+
+    /// 8×8 float64 transpose: dst[j*ldd + i] <- src[i*lds + j] (i, j < 8), in zmm registers.
+    [<MethodImpl(MethodImplOptions.AggressiveInlining)>]
+    let tr8x8d (src: nativeptr<float>, lds: int, dst: nativeptr<float>, ldd: int) =
+        let r0 = Vector512.Load(NativePtr.add src (0 * lds))
+        let r1 = Vector512.Load(NativePtr.add src (1 * lds))
+        let r2 = Vector512.Load(NativePtr.add src (2 * lds))
+        let r3 = Vector512.Load(NativePtr.add src (3 * lds))
+        let r4 = Vector512.Load(NativePtr.add src (4 * lds))
+        let r5 = Vector512.Load(NativePtr.add src (5 * lds))
+        let r6 = Vector512.Load(NativePtr.add src (6 * lds))
+        let r7 = Vector512.Load(NativePtr.add src (7 * lds))
+        let t0 = Avx512F.UnpackLow(r0, r1)
+        let t1 = Avx512F.UnpackHigh(r0, r1)
+        let t2 = Avx512F.UnpackLow(r2, r3)
+        let t3 = Avx512F.UnpackHigh(r2, r3)
+        let t4 = Avx512F.UnpackLow(r4, r5)
+        let t5 = Avx512F.UnpackHigh(r4, r5)
+        let t6 = Avx512F.UnpackLow(r6, r7)
+        let t7 = Avx512F.UnpackHigh(r6, r7)
+        let v00 = Avx512F.Shuffle4x128(t0, t2, 0x88uy)
+        let v01 = Avx512F.Shuffle4x128(t0, t2, 0xDDuy)
+        let w00 = Avx512F.Shuffle4x128(t4, t6, 0x88uy)
+        let w01 = Avx512F.Shuffle4x128(t4, t6, 0xDDuy)
+        let v10 = Avx512F.Shuffle4x128(t1, t3, 0x88uy)
+        let v11 = Avx512F.Shuffle4x128(t1, t3, 0xDDuy)
+        let w10 = Avx512F.Shuffle4x128(t5, t7, 0x88uy)
+        let w11 = Avx512F.Shuffle4x128(t5, t7, 0xDDuy)
+        Vector512.Store(Avx512F.Shuffle4x128(v00, w00, 0x88uy), NativePtr.add dst (0 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v10, w10, 0x88uy), NativePtr.add dst (1 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v01, w01, 0x88uy), NativePtr.add dst (2 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v11, w11, 0x88uy), NativePtr.add dst (3 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v00, w00, 0xDDuy), NativePtr.add dst (4 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v10, w10, 0xDDuy), NativePtr.add dst (5 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v01, w01, 0xDDuy), NativePtr.add dst (6 * ldd))
+        Vector512.Store(Avx512F.Shuffle4x128(v11, w11, 0xDDuy), NativePtr.add dst (7 * ldd))
+
+    /// 12×8 float64 transpose into rows of 12: dst[j*12 + i] <- src[i*lds + j] for i < 12, j < 8; the stores run in increasing j and the last one spills 4 elements past row 7.
+    [<MethodImpl(MethodImplOptions.AggressiveInlining)>]
+    let tr12x8d (src: nativeptr<float>, lds: int, dst: nativeptr<float>) =
+        let ar0 = Vector512.Load(NativePtr.add src (0 * lds))
+        let ar1 = Vector512.Load(NativePtr.add src (1 * lds))
+        let ar2 = Vector512.Load(NativePtr.add src (2 * lds))
+        let ar3 = Vector512.Load(NativePtr.add src (3 * lds))
+        let ar4 = Vector512.Load(NativePtr.add src (4 * lds))
+        let ar5 = Vector512.Load(NativePtr.add src (5 * lds))
+        let ar6 = Vector512.Load(NativePtr.add src (6 * lds))
+        let ar7 = Vector512.Load(NativePtr.add src (7 * lds))
+        let at0 = Avx512F.UnpackLow(ar0, ar1)
+        let at1 = Avx512F.UnpackHigh(ar0, ar1)
+        let at2 = Avx512F.UnpackLow(ar2, ar3)
+        let at3 = Avx512F.UnpackHigh(ar2, ar3)
+        let at4 = Avx512F.UnpackLow(ar4, ar5)
+        let at5 = Avx512F.UnpackHigh(ar4, ar5)
+        let at6 = Avx512F.UnpackLow(ar6, ar7)
+        let at7 = Avx512F.UnpackHigh(ar6, ar7)
+        let av00 = Avx512F.Shuffle4x128(at0, at2, 0x88uy)
+        let av01 = Avx512F.Shuffle4x128(at0, at2, 0xDDuy)
+        let aw00 = Avx512F.Shuffle4x128(at4, at6, 0x88uy)
+        let aw01 = Avx512F.Shuffle4x128(at4, at6, 0xDDuy)
+        let av10 = Avx512F.Shuffle4x128(at1, at3, 0x88uy)
+        let av11 = Avx512F.Shuffle4x128(at1, at3, 0xDDuy)
+        let aw10 = Avx512F.Shuffle4x128(at5, at7, 0x88uy)
+        let aw11 = Avx512F.Shuffle4x128(at5, at7, 0xDDuy)
+        let br0 = Vector512.Load(NativePtr.add src (8 * lds))
+        let br1 = Vector512.Load(NativePtr.add src (9 * lds))
+        let br2 = Vector512.Load(NativePtr.add src (10 * lds))
+        let br3 = Vector512.Load(NativePtr.add src (11 * lds))
+        let br4 = Vector512<float>.Zero
+        let br5 = Vector512<float>.Zero
+        let br6 = Vector512<float>.Zero
+        let br7 = Vector512<float>.Zero
+        let bt0 = Avx512F.UnpackLow(br0, br1)
+        let bt1 = Avx512F.UnpackHigh(br0, br1)
+        let bt2 = Avx512F.UnpackLow(br2, br3)
+        let bt3 = Avx512F.UnpackHigh(br2, br3)
+        let bt4 = Avx512F.UnpackLow(br4, br5)
+        let bt5 = Avx512F.UnpackHigh(br4, br5)
+        let bt6 = Avx512F.UnpackLow(br6, br7)
+        let bt7 = Avx512F.UnpackHigh(br6, br7)
+        let bv00 = Avx512F.Shuffle4x128(bt0, bt2, 0x88uy)
+        let bv01 = Avx512F.Shuffle4x128(bt0, bt2, 0xDDuy)
+        let bw00 = Avx512F.Shuffle4x128(bt4, bt6, 0x88uy)
+        let bw01 = Avx512F.Shuffle4x128(bt4, bt6, 0xDDuy)
+        let bv10 = Avx512F.Shuffle4x128(bt1, bt3, 0x88uy)
+        let bv11 = Avx512F.Shuffle4x128(bt1, bt3, 0xDDuy)
+        let bw10 = Avx512F.Shuffle4x128(bt5, bt7, 0x88uy)
+        let bw11 = Avx512F.Shuffle4x128(bt5, bt7, 0xDDuy)
+        Vector512.Store(Avx512F.Shuffle4x128(av00, aw00, 0x88uy), NativePtr.add dst (0 * 12))
+        Vector512.Store(Avx512F.Shuffle4x128(bv00, bw00, 0x88uy), NativePtr.add dst (0 * 12 + 8))
+        Vector512.Store(Avx512F.Shuffle4x128(av10, aw10, 0x88uy), NativePtr.add dst (1 * 12))
+        Vector512.Store(Avx512F.Shuffle4x128(bv10, bw10, 0x88uy), NativePtr.add dst (1 * 12 + 8))
+        Vector512.Store(Avx512F.Shuffle4x128(av01, aw01, 0x88uy), NativePtr.add dst (2 * 12))
+        Vector512.Store(Avx512F.Shuffle4x128(bv01, bw01, 0x88uy), NativePtr.add dst (2 * 12 + 8))
+        Vector512.Store(Avx512F.Shuffle4x128(av11, aw11, 0x88uy), NativePtr.add dst (3 * 12))
+        Vector512.Store(Avx512F.Shuffle4x128(bv11, bw11, 0x88uy), NativePtr.add dst (3 * 12 + 8))
+        Vector512.Store(Avx512F.Shuffle4x128(av00, aw00, 0xDDuy), NativePtr.add dst (4 * 12))
+        Vector512.Store(Avx512F.Shuffle4x128(bv00, bw00, 0xDDuy), NativePtr.add dst (4 * 12 + 8))
+        Vector512.Store(Avx512F.Shuffle4x128(av10, aw10, 0xDDuy), NativePtr.add dst (5 * 12))
+        Vector512.Store(Avx512F.Shuffle4x128(bv10, bw10, 0xDDuy), NativePtr.add dst (5 * 12 + 8))
+        Vector512.Store(Avx512F.Shuffle4x128(av01, aw01, 0xDDuy), NativePtr.add dst (6 * 12))
+        Vector512.Store(Avx512F.Shuffle4x128(bv01, bw01, 0xDDuy), NativePtr.add dst (6 * 12 + 8))
+        Vector512.Store(Avx512F.Shuffle4x128(av11, aw11, 0xDDuy), NativePtr.add dst (7 * 12))
+        Vector512.Store(Avx512F.Shuffle4x128(bv11, bw11, 0xDDuy), NativePtr.add dst (7 * 12 + 8))
+
     /// Portable float32 micro-kernel for any mr×nr (used when neither AVX-512 nor AVX2+FMA is available).
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let kernelSScalar (mr: int, nr: int, kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, c: nativeptr<float32>, ldc: int, add: bool) =
@@ -759,7 +1031,7 @@ module internal GemmImpl =
                 for j in 0 .. cols - 1 do
                     NativePtr.set dst j (if add then NativePtr.get dst j + NativePtr.get src j else NativePtr.get src j)
 
-    /// Copies `bytes` bytes (a multiple of the element size) from src to dst, 32 bytes at a time where possible.
+    /// Copies `bytes` bytes (a multiple of 4) from src to dst: 32 bytes at a time, then 16, 8 and 4.
     let inline private copyBytes (src: nativeptr<byte>, dst: nativeptr<byte>, bytes: int) =
         let mutable o = 0
 
@@ -767,15 +1039,27 @@ module internal GemmImpl =
             Vector256.Store(Vector256.Load(NativePtr.add src o), NativePtr.add dst o)
             o <- o + 32
 
-        while o < bytes do
-            NativePtr.set dst o (NativePtr.get src o)
-            o <- o + 1
+        if o + 16 <= bytes then
+            Vector128.Store(Vector128.Load(NativePtr.add src o), NativePtr.add dst o)
+            o <- o + 16
+
+        if o + 8 <= bytes then
+            NativePtr.write (NativePtr.ofNativeInt<int64> (NativePtr.toNativeInt (NativePtr.add dst o)))
+                            (NativePtr.read (NativePtr.ofNativeInt<int64> (NativePtr.toNativeInt (NativePtr.add src o))))
+            o <- o + 8
+
+        if o + 4 <= bytes then
+            NativePtr.write (NativePtr.ofNativeInt<int32> (NativePtr.toNativeInt (NativePtr.add dst o)))
+                            (NativePtr.read (NativePtr.ofNativeInt<int32> (NativePtr.toNativeInt (NativePtr.add src o))))
 
     /// Packs op(A)[i0 .. i0+mb-1, p0 .. p0+kb-1] into mr-row slivers, each kb×mr with element (i, p) at p*mr + i;
-    /// rows past mb are zero.  op(A)[i, p] = a[i*lda + p], or a[p*lda + i] when transA.
+    /// rows past mb are zero.  op(A)[i, p] = a[i*lda + p], or a[p*lda + i] when transA.  With wide (the AVX-512
+    /// plan, mr = 12) full slivers of a non-transposed A are transposed 16 (float32) or 8 (float64) columns at a
+    /// time in registers; the destination then needs 16 spare elements after its end.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let packA<'T when 'T: unmanaged>
-        (transA: bool, a: nativeptr<'T>, lda: int, i0: int, p0: int, mb: int, kb: int, mr: int, dst: nativeptr<'T>)
+        (wide: bool, transA: bool, a: nativeptr<'T>, lda: int, i0: int, p0: int, mb: int, kb: int, mr: int,
+         dst: nativeptr<'T>)
         =
         let zero = Unchecked.defaultof<'T>
         let mutable d = dst
@@ -785,11 +1069,24 @@ module internal GemmImpl =
             let rows = min mr (mb - ir)
 
             if not transA then
-                for ii in 0 .. rows - 1 do
-                    let src = NativePtr.add a ((i0 + ir + ii) * lda + p0)
-                    let mutable q = NativePtr.add d ii
+                let src0 = NativePtr.add a ((i0 + ir) * lda + p0)
+                let mutable p0' = 0
 
-                    for p in 0 .. kb - 1 do
+                if wide && rows = 12 && mr = 12 then
+                    if sizeof<'T> = 4 then
+                        while p0' + 16 <= kb do
+                            tr12x16f (cast (NativePtr.add src0 p0'), lda, cast (NativePtr.add d (p0' * 12)), 12)
+                            p0' <- p0' + 16
+                    else
+                        while p0' + 8 <= kb do
+                            tr12x8d (cast (NativePtr.add src0 p0'), lda, cast (NativePtr.add d (p0' * 12)))
+                            p0' <- p0' + 8
+
+                for ii in 0 .. rows - 1 do
+                    let src = NativePtr.add src0 (ii * lda)
+                    let mutable q = NativePtr.add d (p0' * mr + ii)
+
+                    for p in p0' .. kb - 1 do
                         NativePtr.write q (NativePtr.get src p)
                         q <- NativePtr.add q mr
 
@@ -814,10 +1111,12 @@ module internal GemmImpl =
             ir <- ir + mr
 
     /// Packs op(B)[p0 .. p0+kb-1, j0 .. j0+nb-1] into nr-column slivers, each kb×nr with element (p, j) at
-    /// p*nr + j; columns past nb are zero.  op(B)[p, j] = b[p*ldb + j], or b[j*ldb + p] when transB.
+    /// p*nr + j; columns past nb are zero.  op(B)[p, j] = b[p*ldb + j], or b[j*ldb + p] when transB.  With wide
+    /// (the AVX-512 plan, nr = 32 float32 or 16 float64), full slivers of a transposed B are transposed in registers.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let packB<'T when 'T: unmanaged>
-        (transB: bool, b: nativeptr<'T>, ldb: int, p0: int, j0: int, kb: int, nb: int, nr: int, dst: nativeptr<'T>)
+        (wide: bool, transB: bool, b: nativeptr<'T>, ldb: int, p0: int, j0: int, kb: int, nb: int, nr: int,
+         dst: nativeptr<'T>)
         =
         let zero = Unchecked.defaultof<'T>
         let mutable d = dst
@@ -840,11 +1139,30 @@ module internal GemmImpl =
                         for jj in cols .. nr - 1 do
                             NativePtr.set q jj zero
             else
-                for jj in 0 .. cols - 1 do
-                    let src = NativePtr.add b ((j0 + jr + jj) * ldb + p0)
-                    let mutable q = NativePtr.add d jj
+                let src0 = NativePtr.add b ((j0 + jr) * ldb + p0)
+                let mutable p0' = 0
 
-                    for p in 0 .. kb - 1 do
+                if wide && cols = nr then
+                    if sizeof<'T> = 4 && nr = 32 then
+                        while p0' + 16 <= kb do
+                            let s = NativePtr.add src0 p0'
+                            let q = NativePtr.add d (p0' * 32)
+                            tr16x16f (cast s, ldb, cast q, 32)
+                            tr16x16f (cast (NativePtr.add s (16 * ldb)), ldb, cast (NativePtr.add q 16), 32)
+                            p0' <- p0' + 16
+                    elif sizeof<'T> = 8 && nr = 16 then
+                        while p0' + 8 <= kb do
+                            let s = NativePtr.add src0 p0'
+                            let q = NativePtr.add d (p0' * 16)
+                            tr8x8d (cast s, ldb, cast q, 16)
+                            tr8x8d (cast (NativePtr.add s (8 * ldb)), ldb, cast (NativePtr.add q 8), 16)
+                            p0' <- p0' + 8
+
+                for jj in 0 .. cols - 1 do
+                    let src = NativePtr.add src0 (jj * ldb)
+                    let mutable q = NativePtr.add d (p0' * nr + jj)
+
+                    for p in p0' .. kb - 1 do
                         NativePtr.write q (NativePtr.get src p)
                         q <- NativePtr.add q nr
 
@@ -890,6 +1208,7 @@ module internal GemmImpl =
         =
         let mr = plan.Mr
         let nr = plan.Nr
+        let wide = plan.Kernel = 2
         let kcMax = min plan.Kc k
         let mcMax = min plan.Mc (roundUp m mr)
         let ncMax = min plan.Nc (roundUp n nr)
@@ -897,7 +1216,7 @@ module internal GemmImpl =
         let aElems = int64 (roundUp mcMax mr) * int64 kcMax
         let bElems = int64 (roundUp ncMax nr) * int64 kcMax
         let tileElems = int64 (mr * nr)
-        let aBytes = (aElems * size + 63L) &&& ~~~63L
+        let aBytes = (aElems * size + 64L * size + 63L) &&& ~~~63L // + spare elements for packA's spill
         let bBytes = (bElems * size + 63L) &&& ~~~63L
         let basePtr = GemmScratchStore.Current.Get(aBytes + bBytes + tileElems * size)
         let pa = NativePtr.ofNativeInt<'T> basePtr
@@ -912,12 +1231,12 @@ module internal GemmImpl =
             while pc < k do
                 let kb = min kcMax (k - pc)
                 let add = accumulate || pc > 0
-                packB (transB, b, ldb, pc, jc, kb, nb, nr, pb)
+                packB (wide, transB, b, ldb, pc, jc, kb, nb, nr, pb)
                 let mutable ic = 0
 
                 while ic < m do
                     let mb = min mcMax (m - ic)
-                    packA (transA, a, lda, ic, pc, mb, kb, mr, pa)
+                    packA (wide, transA, a, lda, ic, pc, mb, kb, mr, pa)
                     let mutable jr = 0
 
                     while jr < nb do
