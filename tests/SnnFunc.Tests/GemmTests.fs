@@ -334,7 +334,7 @@ let ``batched argument errors name the batched operation`` () =
 [<Fact>]
 let ``many consecutive and concurrent multi-threaded calls`` () =
     // back-to-back calls exercise the worker hand-over; concurrent callers exercise the fallback path
-    let n = 96
+    let n = 128
     let a = Array.init (n * n) (fun i -> float32 (i % 7) - 3.0f)
     let b = Array.init (n * n) (fun i -> float32 (i % 5) - 2.0f)
     let expected = Array.zeroCreate<float32> (n * n)

@@ -55,7 +55,7 @@ type internal GemmScratchStore =
             s
 
 /// Fork-join helper for the GEMM threads: dedicated background worker threads (created on first use, one per
-/// extra core) that spin for a short while after each job before blocking, so back-to-back calls hand work over in
+/// extra core) that spin (yielding) for up to 0.5 ms after each job before blocking, so back-to-back calls hand work over in
 /// about a microsecond instead of waking a sleeping thread-pool thread (tens of microseconds under virtualisation).
 /// One caller at a time owns the workers; a concurrent caller falls back to thread-pool tasks.
 [<Sealed>]
@@ -75,7 +75,7 @@ type internal GemmPool private () =
     val mutable private pending: int
 
     /// How long an idle worker spins before it blocks.
-    static let spinTicks = Stopwatch.Frequency / 5000L // 200 µs
+    static let spinTicks = Stopwatch.Frequency / 2000L // 500 µs
 
     static member Instance = instance
 
@@ -86,11 +86,14 @@ type internal GemmPool private () =
 
         while true do
             let start = Stopwatch.GetTimestamp()
-            let mutable spins = 0
+            // Spin, yielding the core now and then: when this thread shares a core with the caller (the other
+            // core being busy with someone else's work), a pure busy-wait would hold off the caller for a whole
+            // time slice.
+            let mutable spinner = SpinWait()
 
-            while Volatile.Read(&tickets[w]) = seen && (spins < 64 || Stopwatch.GetTimestamp() - start < spinTicks) do
-                Thread.SpinWait 4
-                spins <- spins + 1
+            while Volatile.Read(&tickets[w]) = seen
+                  && (spinner.Count < 64 || Stopwatch.GetTimestamp() - start < spinTicks) do
+                spinner.SpinOnce(-1)
 
             while Volatile.Read(&tickets[w]) = seen do
                 Interlocked.Exchange(&sleeping[w], 1) |> ignore
@@ -1190,15 +1193,8 @@ module internal GemmImpl =
         else
             { Mr = 4; Nr = 4; Kc = 256; Mc = 64; Nc = 1024; Kernel = 0 }
 
-    let private tuned (p: GemmPlan) =
-        let get (name: string) (d: int) =
-            match Environment.GetEnvironmentVariable name with
-            | null | "" -> d
-            | s -> int s
-        { p with Kc = get "GEMM_KC" p.Kc; Mc = get "GEMM_MC" p.Mc; Nc = get "GEMM_NC" p.Nc }
-
-    let planS = tuned (planFor 4)
-    let planD = tuned (planFor 8)
+    let planS = planFor 4
+    let planD = planFor 8
 
     /// Single-threaded packed GEMM on raw pointers (a, b, c already point at element (0, 0)).  m, n, k > 0.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
@@ -1266,7 +1262,7 @@ module internal GemmImpl =
             jc <- jc + nb
 
     /// Problems with m·n·k below this run on one thread (fork-join would cost more than it saves).
-    let parallelThreshold = 64L * 64L * 64L
+    let parallelThreshold = 100L * 100L * 100L
 
     /// Runs body 0 .. body (t-1) concurrently, body 0 on the calling thread, each with a fixed share.
     let forkJoin (t: int) (body: int -> unit) = GemmPool.Instance.Run(t, body)
