@@ -207,6 +207,16 @@ let ``non-square shapes`` () =
                     run (if tA = tB then padded c else c)
 
 [<Fact>]
+let ``two threads splitting rows or columns, with ragged edges`` () =
+    // large enough to be split: m > n splits rows, otherwise columns
+    for dtype in [ F32; F64 ] do
+        for (m, n, k) in [ 700, 41, 300; 41, 700, 300; 333, 333, 100 ] do
+            for tA in bools do
+                for tB in bools do
+                    let c = { case dtype tA tB m n k with Threads = 2; Accumulate = (tA <> tB) }
+                    run (if tA then padded c else c)
+
+[<Fact>]
 let ``more threads than work, and the default thread count`` () =
     run { case F32 false false 30 40 50 with Threads = 64 }
     run { case F32 false false 200 200 200 with Threads = 0 }
