@@ -4,6 +4,7 @@ module SnnFunc.Bench.GemmBench
 
 open System
 open System.Diagnostics
+open System.Threading
 open SnnFunc.Kernels
 
 type private Options =
@@ -11,11 +12,12 @@ type private Options =
       Threads: int
       Dtype: string
       Reps: int
+      Rounds: int
       VsOpenBlas: bool
       Verbose: bool }
 
 let private usage =
-    "usage: gemm [--n 1024] [--threads T] [--dtype f32|f64] [--reps 15] [--vs-openblas] [--verbose]"
+    "usage: gemm [--n 1024] [--threads T] [--dtype f32|f64] [--reps 15] [--rounds 3] [--vs-openblas] [--verbose]"
 
 let private parse (argv: string[]) =
     let rec go (o: Options) args =
@@ -25,6 +27,7 @@ let private parse (argv: string[]) =
         | "--threads" :: v :: rest -> go { o with Threads = int v } rest
         | "--dtype" :: v :: rest -> go { o with Dtype = v } rest
         | "--reps" :: v :: rest -> go { o with Reps = int v } rest
+        | "--rounds" :: v :: rest -> go { o with Rounds = int v } rest
         | "--vs-openblas" :: rest -> go { o with VsOpenBlas = true } rest
         | "--verbose" :: rest -> go { o with Verbose = true } rest
         | a :: _ -> failwith $"gemm: unknown or incomplete argument '%s{a}'\n%s{usage}"
@@ -35,22 +38,23 @@ let private parse (argv: string[]) =
               Threads = SnnFunc.Kernels.Parallelism.MaxThreads
               Dtype = "f32"
               Reps = 15
+              Rounds = 3
               VsOpenBlas = false
               Verbose = false }
             (List.ofArray argv)
 
-    if o.N < 1 || o.Threads < 1 || o.Reps < 1 || (o.Dtype <> "f32" && o.Dtype <> "f64") then
+    if o.N < 1 || o.Threads < 1 || o.Reps < 1 || o.Rounds < 1 || (o.Dtype <> "f32" && o.Dtype <> "f64") then
         failwith $"gemm: invalid options\n%s{usage}"
 
     o
 
-/// Median wall times (ms) of each function over `reps` calls.  The functions run one after the other, each one
-/// warmed up first (at least 5 calls and ~1 s, so that tiered JIT and the thread pool are settled).  They are not
-/// interleaved: OpenBLAS's worker threads keep spinning for a while after each call, which would steal the second
-/// core from the next function.
-let private medianMs (verbose: bool) (reps: int) (fs: (unit -> unit)[]) =
-    fs
-    |> Array.map (fun f ->
+/// Median wall times (ms) of each function over `rounds` × `reps` calls.  Each function is first warmed up (at
+/// least 5 calls and ~1 s, so that tiered JIT and the thread pool are settled).  Each round then times every function
+/// in turn, `reps` calls in a row, and pauses 0.3 s: OpenBLAS's worker threads keep spinning for a while after a
+/// call and would otherwise steal the second core from the next block.  Spreading the blocks over several rounds
+/// keeps a burst of background load on this shared machine from landing on one library only.
+let private medianMs (verbose: bool) (rounds: int) (reps: int) (fs: (unit -> unit)[]) =
+    for f in fs do
         let sw = Stopwatch.StartNew()
         let mutable warm = 0
 
@@ -58,18 +62,27 @@ let private medianMs (verbose: bool) (reps: int) (fs: (unit -> unit)[]) =
             f ()
             warm <- warm + 1
 
-        let ts = Array.zeroCreate<float> reps
+        Thread.Sleep 300
 
-        for r in 0 .. reps - 1 do
-            let t0 = Stopwatch.GetTimestamp()
-            f ()
-            ts[r] <- Stopwatch.GetElapsedTime(t0).TotalMilliseconds
+    let times = Array.init fs.Length (fun _ -> ResizeArray<float>())
 
+    for _ in 1 .. rounds do
+        for i in 0 .. fs.Length - 1 do
+            for _ in 1 .. reps do
+                let t0 = Stopwatch.GetTimestamp()
+                fs[i] ()
+                times[i].Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds)
+
+            Thread.Sleep 300
+
+    times
+    |> Array.map (fun ts ->
         if verbose then
-            eprintfn "# times_ms: %s" (ts |> Array.map (sprintf "%.3f") |> String.concat " ")
+            eprintfn "# times_ms: %s" (ts |> Seq.map (sprintf "%.3f") |> String.concat " ")
 
-        let ts = Array.sort ts
-        if reps % 2 = 1 then ts[reps / 2] else 0.5 * (ts[reps / 2 - 1] + ts[reps / 2]))
+        let ts = ts.ToArray() |> Array.sort
+        let k = ts.Length
+        if k % 2 = 1 then ts[k / 2] else 0.5 * (ts[k / 2 - 1] + ts[k / 2]))
 
 let private gflops (n: int) (ms: float) = 2.0 * float n * float n * float n / (ms * 1e6)
 
@@ -117,7 +130,7 @@ let run (argv: string[]) =
             (fun () -> c),
             (fun () -> c2)
 
-    let medians = medianMs o.Verbose o.Reps (if blasOk then [| ours; blas |] else [| ours |])
+    let medians = medianMs o.Verbose o.Rounds o.Reps (if blasOk then [| ours; blas |] else [| ours |])
     let ours = medians[0]
 
     printfn "gemm dtype=%s n=%d threads=%d gflops=%.1f median_ms=%.4f" o.Dtype n o.Threads (gflops n ours) ours
