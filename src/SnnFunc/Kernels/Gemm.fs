@@ -1336,17 +1336,18 @@ module internal GemmImpl =
     /// Checks that one operand (rows×cols stored with row stride ld, `batch` copies strideApart) fits its array.
     let private checkOperand (op: string) (name: string) (arr: 'T[]) (offset: int) (ld: int) (stride: int)
                              (batch: int) (rows: int) (cols: int) (shape: string) =
-        let offName = name.ToLowerInvariant() + "Offset"
-        let arrName = name.ToLowerInvariant()
+        // name is "A", "B" or "C"; the lower-case names are built only when there is something to report
+        let arrName () = name.ToLowerInvariant()
+        let offName () = arrName () + "Offset"
 
         if isNull arr then
-            raise (ArgumentNullException(arrName, $"Gemm.%s{op}: array %s{arrName} is null"))
+            raise (ArgumentNullException(arrName (), $"Gemm.%s{op}: array %s{arrName ()} is null"))
 
         if offset < 0 then
-            fail op offName $"%s{offName} = %d{offset} is negative"
+            fail op (offName ()) $"%s{offName ()} = %d{offset} is negative"
 
         if offset > arr.Length then
-            fail op offName $"%s{offName} = %d{offset} is past the end of %s{arrName} (length %d{arr.Length})"
+            fail op (offName ()) $"%s{offName ()} = %d{offset} is past the end of %s{arrName ()} (length %d{arr.Length})"
 
         if rows > 0 && cols > 0 && batch > 0 then
             let need = int64 offset + int64 (batch - 1) * int64 stride + int64 (rows - 1) * int64 ld + int64 cols
@@ -1357,9 +1358,9 @@ module internal GemmImpl =
 
                 fail
                     op
-                    arrName
-                    ($"array %s{arrName} (length %d{arr.Length}) is too short for %s{name} (%s{shape}): "
-                     + $"%s{offName} = %d{offset}, ld%s{arrName} = %d{ld}%s{batchPart} need %d{need} elements")
+                    (arrName ())
+                    ($"array %s{arrName ()} (length %d{arr.Length}) is too short for %s{name} (%s{shape}): "
+                     + $"%s{offName ()} = %d{offset}, ld%s{arrName ()} = %d{ld}%s{batchPart} need %d{need} elements")
 
     /// Validates every argument of a (batched) GEMM call; op names the public operation in messages.
     let validate (op: string) (transA: bool) (transB: bool) (batch: int) (m: int) (n: int) (k: int)
