@@ -1,11 +1,26 @@
-/// Benchmark entry point: quick side-by-side subcommands, or BenchmarkDotNet suites.
-module Program
+/// Benchmark entry point: a small dispatcher of subcommands.  With no subcommand (or `bdn`), or when the first
+/// argument is a BenchmarkDotNet option, all arguments go to BenchmarkDotNet's switcher.
+module SnnFunc.Bench.Program
+
+open BenchmarkDotNet.Running
+
+/// Subcommand name -> handler (receives the remaining arguments, returns the exit code).  Add new ones here.
+let private commands: (string * (string[] -> int)) list =
+    [ "gemm", GemmBench.run; "w1", W1Bench.run; "ops", OpsBench.run ]
+
+let private runBdn (argv: string[]) =
+    BenchmarkSwitcher.FromAssembly(typeof<GemmBenchmarks>.Assembly).Run(argv) |> ignore
+    0
 
 [<EntryPoint>]
 let main argv =
-    match List.ofArray argv with
-    | "w1" :: _ -> W1Bench.run argv
-    | "ops" :: _ -> OpsBench.run argv
-    | _ ->
-        eprintfn "usage: SnnFunc.Bench w1 [--threads N] [--reps N] [--generic]"
-        2
+    if argv.Length = 0 || argv[0].StartsWith "-" then
+        runBdn argv
+    elif argv[0] = "bdn" then
+        runBdn argv[1..]
+    else
+        match List.tryFind (fun (name, _) -> name = argv[0]) commands with
+        | Some(_, run) -> run argv[1..]
+        | None ->
+            eprintfn "unknown subcommand '%s'; known: bdn, %s" argv[0] (commands |> List.map fst |> String.concat ", ")
+            2
