@@ -2,7 +2,8 @@
 /// one. Reflection happens once per type; the resulting codec is cached.
 ///
 /// Containers: F# records, tuples (System.Tuple and ValueTuple), lists, arrays, maps, options and
-/// unions; Dictionary, ReadOnlyDictionary and List; types implementing ITree; and C# records and
+/// unions; Dictionary, ReadOnlyDictionary, List, ReadOnlyCollection and the lists of C# collection
+/// expressions; types implementing ITree; and C# records and
 /// plain classes or structs, through their public instance properties (see `objectCodec`).
 namespace SnnFunc
 
@@ -200,6 +201,28 @@ module Tree =
             )
         elif t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<list<_>> then
             listCodec (t.GetGenericArguments()[0])
+        elif t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<ReadOnlyCollection<_>> then
+            let elem = t.GetGenericArguments()[0]
+
+            NodeCodec(
+                (fun v -> 0, [| for x in (v :?> IEnumerable) -> x |]),
+                fun _ children ->
+                    let arr = Array.CreateInstance(elem, children.Length)
+                    children |> Array.iteri (fun i c -> arr.SetValue(c, i))
+                    Activator.CreateInstance(t, [| box arr |])
+            )
+        elif t.IsGenericType && t.Name.StartsWith "<>z__ReadOnly" && t.GetGenericArguments().Length = 1 then
+            // The read-only lists the C# compiler synthesises for collection expressions typed
+            // IEnumerable<T>, IReadOnlyList<T> ...: rebuilt as a T[], which implements those interfaces.
+            let elem = t.GetGenericArguments()[0]
+
+            NodeCodec(
+                (fun v -> 0, [| for x in (v :?> IEnumerable) -> x |]),
+                fun _ children ->
+                    let arr = Array.CreateInstance(elem, children.Length)
+                    children |> Array.iteri (fun i c -> arr.SetValue(c, i))
+                    box arr
+            )
         elif t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<List<_>> then
             NodeCodec(
                 (fun v -> 0, [| for x in (v :?> IEnumerable) -> x |]),
