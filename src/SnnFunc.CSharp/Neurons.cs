@@ -272,7 +272,7 @@ public sealed record LifState(Tensor V, Tensor I)
     /// <param name="dtype">The element type (Float32 by default).</param>
     /// <returns>The state.</returns>
     public static LifState Zeros(int[] shape, DType? dtype = null) =>
-        new(Tensor.Full(shape, 0.0, dtype), Tensor.Full(shape, 0.0, dtype));
+        new(Tensor.Full(shape, 0.0, Interop.DTypeOr32(dtype)), Tensor.Full(shape, 0.0, Interop.DTypeOr32(dtype)));
 }
 
 /// <summary>State of an adaptive LIF population: membrane, current and adaptation (a pytree).</summary>
@@ -286,7 +286,7 @@ public sealed record AlifState(Tensor V, Tensor I, Tensor A)
     /// <param name="dtype">The element type (Float32 by default).</param>
     /// <returns>The state.</returns>
     public static AlifState Zeros(int[] shape, DType? dtype = null) =>
-        new(Tensor.Full(shape, 0.0, dtype), Tensor.Full(shape, 0.0, dtype), Tensor.Full(shape, 0.0, dtype));
+        new(Tensor.Full(shape, 0.0, Interop.DTypeOr32(dtype)), Tensor.Full(shape, 0.0, Interop.DTypeOr32(dtype)), Tensor.Full(shape, 0.0, Interop.DTypeOr32(dtype)));
 }
 
 /// <summary>State of an AdEx population (a pytree).</summary>
@@ -301,8 +301,8 @@ public sealed record AdExState(Tensor V, Tensor I, Tensor W, Tensor Refractory)
     /// <param name="dtype">The element type (Float32 by default).</param>
     /// <returns>The state.</returns>
     public static AdExState Zeros(int[] shape, DType? dtype = null) =>
-        new(Tensor.Full(shape, 0.0, dtype), Tensor.Full(shape, 0.0, dtype),
-            Tensor.Full(shape, 0.0, dtype), Tensor.Full(shape, 0.0, dtype));
+        new(Tensor.Full(shape, 0.0, Interop.DTypeOr32(dtype)), Tensor.Full(shape, 0.0, Interop.DTypeOr32(dtype)),
+            Tensor.Full(shape, 0.0, Interop.DTypeOr32(dtype)), Tensor.Full(shape, 0.0, Interop.DTypeOr32(dtype)));
 }
 
 /// <summary>State of a non-leaky integrate-and-fire population (a pytree).</summary>
@@ -313,7 +313,7 @@ public sealed record IfState(Tensor V)
     /// <param name="shape">The shape.</param>
     /// <param name="dtype">The element type (Float32 by default).</param>
     /// <returns>The state.</returns>
-    public static IfState Zeros(int[] shape, DType? dtype = null) => new(Tensor.Full(shape, 0.0, dtype));
+    public static IfState Zeros(int[] shape, DType? dtype = null) => new(Tensor.Full(shape, 0.0, Interop.DTypeOr32(dtype)));
 }
 
 /// <summary>The output of a LIF step with the membrane before the reset.</summary>
