@@ -1,11 +1,18 @@
 /// Pytrees: nested containers whose leaves are tensors, flattened to a leaf array and rebuilt from
 /// one. Reflection happens once per type; the resulting codec is cached.
+///
+/// Containers: F# records, tuples (System.Tuple and ValueTuple), lists, arrays, maps, options and
+/// unions; Dictionary, ReadOnlyDictionary, List, ReadOnlyCollection and the lists of C# collection
+/// expressions; types implementing ITree; and C# records and
+/// plain classes or structs, through their public instance properties (see `objectCodec`).
 namespace SnnFunc
 
 open System
 open System.Collections
 open System.Collections.Concurrent
 open System.Collections.Generic
+open System.Collections.ObjectModel
+open System.Reflection
 open Microsoft.FSharp.Reflection
 
 /// Implemented by types (C# classes too) that take part in pytrees: the children are tensors or
@@ -104,6 +111,74 @@ module Tree =
     /// makeMapInfo, cached per type.
     let private mapCodec (t: Type) = mapInfos.GetOrAdd(t, Func<_, _>(makeMapInfo))
 
+    /// Types whose public properties are not taken apart: .NET and F# library types, collections,
+    /// delegates, abstract types.
+    let private isOpaque (t: Type) =
+        let ns = if isNull t.Namespace then "" else t.Namespace
+
+        t.IsAbstract || t.IsInterface || t.IsPointer || t.IsByRef || t.ContainsGenericParameters
+        || typeof<Delegate>.IsAssignableFrom t
+        || typeof<IEnumerable>.IsAssignableFrom t
+        || t.Assembly = typeof<obj>.Assembly
+        || t.Assembly = typeof<list<int>>.Assembly
+        || ns = "System" || ns.StartsWith "System." || ns.StartsWith "Microsoft."
+
+    /// C# records and plain classes or structs (so that C# parameter types work wherever F# records
+    /// do): the children are the public instance properties. The type is rebuilt through a public
+    /// constructor whose parameters match the properties one to one by name (case-insensitive) and
+    /// type — positional records, immutable classes, anonymous types — or else through a public
+    /// parameterless constructor and the properties' setters (init-only setters included). A type
+    /// that allows neither stays a static value, as before.
+    let private objectCodec (t: Type) : Codec option =
+        if isOpaque t then
+            None
+        else
+            let props =
+                t.GetProperties(BindingFlags.Public ||| BindingFlags.Instance)
+                |> Array.filter (fun p -> p.CanRead && not (isNull (p.GetGetMethod())) && p.GetIndexParameters().Length = 0)
+
+            let names = props |> Array.map (fun p -> p.Name.ToLowerInvariant())
+
+            if props.Length = 0 || (Array.distinct names).Length <> names.Length then
+                None
+            else
+                let matching (c: ConstructorInfo) =
+                    let ps = c.GetParameters()
+
+                    if ps.Length <> props.Length then
+                        None
+                    else
+                        let ordered =
+                            ps
+                            |> Array.choose (fun p ->
+                                props
+                                |> Array.tryFind (fun q ->
+                                    not (isNull p.Name)
+                                    && String.Equals(q.Name, p.Name, StringComparison.OrdinalIgnoreCase)
+                                    && q.PropertyType = p.ParameterType))
+
+                        if ordered.Length = ps.Length && (Array.distinct ordered).Length = ps.Length then
+                            Some(c, ordered)
+                        else
+                            None
+
+                let read (ordered: PropertyInfo[]) (v: obj) = 0, ordered |> Array.map (fun p -> p.GetValue v)
+
+                match t.GetConstructors() |> Array.tryPick matching with
+                | Some(ctor, ordered) -> Some(NodeCodec(read ordered, (fun _ c -> ctor.Invoke c)))
+                | None ->
+                    let settable = props |> Array.forall (fun p -> not (isNull (p.GetSetMethod())))
+
+                    if settable && (t.IsValueType || not (isNull (t.GetConstructor Type.EmptyTypes))) then
+                        let rebuild _ (c: obj[]) =
+                            let o = Activator.CreateInstance t
+                            props |> Array.iteri (fun i p -> p.SetValue(o, c[i]))
+                            o
+
+                        Some(NodeCodec(read props, rebuild))
+                    else
+                        None
+
     let rec private codecOf (t: Type) : Codec =
         codecs.GetOrAdd(t, Func<Type, Codec>(build))
 
@@ -126,6 +201,36 @@ module Tree =
             )
         elif t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<list<_>> then
             listCodec (t.GetGenericArguments()[0])
+        elif t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<ReadOnlyCollection<_>> then
+            let elem = t.GetGenericArguments()[0]
+
+            NodeCodec(
+                (fun v -> 0, [| for x in (v :?> IEnumerable) -> x |]),
+                fun _ children ->
+                    let arr = Array.CreateInstance(elem, children.Length)
+                    children |> Array.iteri (fun i c -> arr.SetValue(c, i))
+                    Activator.CreateInstance(t, [| box arr |])
+            )
+        elif t.IsGenericType && t.Name.StartsWith "<>z__ReadOnly" && t.GetGenericArguments().Length = 1 then
+            // The read-only lists the C# compiler synthesises for collection expressions typed
+            // IEnumerable<T>, IReadOnlyList<T> ...: rebuilt as a T[], which implements those interfaces.
+            let elem = t.GetGenericArguments()[0]
+
+            NodeCodec(
+                (fun v -> 0, [| for x in (v :?> IEnumerable) -> x |]),
+                fun _ children ->
+                    let arr = Array.CreateInstance(elem, children.Length)
+                    children |> Array.iteri (fun i c -> arr.SetValue(c, i))
+                    box arr
+            )
+        elif t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<List<_>> then
+            NodeCodec(
+                (fun v -> 0, [| for x in (v :?> IEnumerable) -> x |]),
+                fun _ children ->
+                    let l = Activator.CreateInstance t :?> IList
+                    children |> Array.iter (l.Add >> ignore)
+                    box l
+            )
         elif FSharpType.IsTuple t then
             let reader = FSharpValue.PreComputeTupleReader t
             let ctor = FSharpValue.PreComputeTupleConstructor t
@@ -147,7 +252,7 @@ module Tree =
                 fun tag c -> ctors[tag] c
             )
         else
-            StaticCodec
+            objectCodec t |> Option.defaultValue StaticCodec
 
     /// Appends the leaves of `value` (of static type `t`) to `leaves` and returns its structure.
     let rec private flattenInto (t: Type) (value: obj) (leaves: ResizeArray<Tensor>) : TreeDef =
@@ -178,16 +283,22 @@ module Tree =
                 ofArray.Invoke(null, [| arr |])
 
             Node(t, 0, Array.append (keys |> Array.map Static) defs, (fun c -> rebuild c[keys.Length ..]))
-        | _ when t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<Dictionary<_, _>> ->
+        | _ when
+            t.IsGenericType
+            && (t.GetGenericTypeDefinition() = typedefof<Dictionary<_, _>>
+                || t.GetGenericTypeDefinition() = typedefof<ReadOnlyDictionary<_, _>>)
+            ->
             let keyProp, valueProp, _, _ = mapCodec t
             let pairs = [| for kv in (value :?> IEnumerable) -> kv |]
             let keys = pairs |> Array.map (fun kv -> keyProp.GetValue kv)
             let defs = pairs |> Array.map (fun kv -> flattenInto typeof<obj> (valueProp.GetValue kv) leaves)
+            let readOnly = t.GetGenericTypeDefinition() = typedefof<ReadOnlyDictionary<_, _>>
 
             let rebuild (children: obj[]) =
-                let d = Activator.CreateInstance t :?> IDictionary
+                let inner = if readOnly then typedefof<Dictionary<_, _>>.MakeGenericType(t.GetGenericArguments()) else t
+                let d = Activator.CreateInstance inner :?> IDictionary
                 children |> Array.iteri (fun i c -> d[keys[i]] <- c)
-                box d
+                if readOnly then Activator.CreateInstance(t, d) else box d
 
             Node(t, 0, Array.append (keys |> Array.map Static) defs, (fun c -> rebuild c[keys.Length ..]))
         | _ ->
