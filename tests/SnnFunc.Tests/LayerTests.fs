@@ -247,6 +247,8 @@ let ``latency coding: one spike at u · tLate (or (1 - u) · tLate), rounded to 
     Assert.Equal<int[][]>([| [||]; [| 2 |] |], spikeSteps (Encode.latency 5 1e-3 10e-3 true (t64 [| 0.0; 0.8 |] [| 1; 2 |])))
     Assert.Equal(Float32, (Encode.latency 5 1e-3 1e-3 false (Tensor.Zeros(2, 3))).DType)
     assertThrowsArg [ "Encode.latency"; "[0, 1]" ] (fun () -> Encode.latency 5 1e-3 1e-3 false (t64 [| 1.5 |] [| 1; 1 |]))
+    // A value a hair above 1 (area averaging in float32 can produce one) is shown as it is, not as "1".
+    assertThrowsArg [ "Encode.latency"; "got 1.0000001" ] (fun () -> Encode.latency 5 1e-3 1e-3 false (Tensor.FromArray([| 1.0000001f |], 1, 1)))
     assertThrowsArg [ "Encode.latency"; "[B; N]" ] (fun () -> Encode.latency 5 1e-3 1e-3 false (t64 [| 0.5 |] [| 1 |]))
 
 [<Fact>]
