@@ -44,7 +44,7 @@ module Encode =
     let latency (steps: int) (dt: float) (tLate: float) (inverted: bool) (x: Tensor) : Tensor =
         spikesAt "Encode.latency" steps dt x (fun u ->
             if Double.IsNaN u || u < 0.0 || u > 1.0 then
-                invalidArg "x" $"Encode.latency: values must lie in [0, 1], got %g{u}"
+                invalidArg "x" $"Encode.latency: values must lie in [0, 1], got %.17g{u}"
 
             Some((if inverted then 1.0 - u else u) * tLate))
 
@@ -63,7 +63,7 @@ module Encode =
 
         for u in v do
             if Double.IsNaN u || u < 0.0 || u > 1.0 then
-                invalidArg "x" $"Encode.poisson: values must lie in [0, 1], got %g{u}"
+                invalidArg "x" $"Encode.poisson: values must lie in [0, 1], got %.17g{u}"
 
         let p = (x * (maxRate * dt)).Minimum(Tensor.Scalar(1.0, x.DType))
         let u = Random.uniformAs x.DType key (Array.append [| steps |] x.ShapeRef)

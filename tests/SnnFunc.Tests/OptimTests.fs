@@ -1,0 +1,154 @@
+/// Optimizers against updates computed by hand in scalar Float64 code.
+module SnnFunc.Tests.OptimTests
+
+open System
+open Xunit
+open SnnFunc
+open SnnFunc.Tests.TestUtil
+open SnnFunc.Tests.SnnCheck
+
+/// Parameters as a small pytree: a record-like tuple of two tensors.
+let private ps = t64 [| 1.0; -2.0; 0.5 |] [| 3 |], t64 [| 3.0; 0.25 |] [| 2 |]
+let private grads1 = t64 [| 0.1; -0.4; 2.0 |] [| 3 |], t64 [| -1.0; 0.0 |] [| 2 |]
+let private grads2 = t64 [| -0.3; 0.2; 1.0 |] [| 3 |], t64 [| 0.5; 0.7 |] [| 2 |]
+
+let private flat (a: Tensor, b: Tensor) = Array.append (values a) (values b)
+
+/// Runs an optimizer for the given gradients; returns the updates of each step.
+let private updates (tx: GradientTransformation) (gs: (Tensor * Tensor) list) =
+    let mutable state = Optim.init tx ps
+    let mutable p = ps
+
+    [ for g in gs do
+          let u, s = Optim.update tx g state p
+          state <- s
+          p <- Optim.applyUpdates p u
+          yield flat u ],
+    p
+
+let private g1, g2 = flat grads1, flat grads2
+let private p0 = flat ps
+
+[<Fact>]
+let ``sgd: u = -lr g`` () =
+    let us, p = updates (Optim.sgd 0.1) [ grads1; grads2 ]
+    assertAllClose "sgd step 1" 1e-15 0.0 (g1 |> Array.map (fun g -> -0.1 * g)) us[0]
+    assertAllClose "sgd step 2" 1e-15 0.0 (g2 |> Array.map (fun g -> -0.1 * g)) us[1]
+    assertAllClose "sgd parameters" 1e-15 1e-16 (Array.map3 (fun p a b -> p - 0.1 * a - 0.1 * b) p0 g1 g2) (flat p)
+
+[<Fact>]
+let ``momentum: v = beta v + g, u = -lr v`` () =
+    let us, _ = updates (Optim.momentum 0.1 0.9) [ grads1; grads2 ]
+    assertAllClose "momentum step 1" 1e-15 0.0 (g1 |> Array.map (fun g -> -0.1 * g)) us[0]
+    assertAllClose "momentum step 2" 1e-15 1e-17 (Array.map2 (fun a b -> -0.1 * (0.9 * a + b)) g1 g2) us[1]
+    // Nesterov: u = -(beta v + g).
+    let nesterov = Optim.chain [ Optim.traceMomentum 0.9 true; Optim.scale -1.0 ]
+    let us, _ = updates nesterov [ grads1; grads2 ]
+    assertAllClose "nesterov step 2" 1e-15 1e-17 (Array.map2 (fun a b -> -(0.9 * (0.9 * a + b) + b)) g1 g2) us[1]
+
+/// Adam by hand: bias-corrected moments.
+let private adamByHand (lr: float) (steps: float[] list) =
+    let n = p0.Length
+    let m, v = Array.zeroCreate n, Array.zeroCreate n
+
+    [ for t, g in List.indexed steps do
+          let t = float (t + 1)
+
+          yield
+              Array.init n (fun i ->
+                  m[i] <- 0.9 * m[i] + 0.1 * g[i]
+                  v[i] <- 0.999 * v[i] + 0.001 * g[i] * g[i]
+                  let mHat, vHat = m[i] / (1.0 - 0.9 ** t), v[i] / (1.0 - 0.999 ** t)
+                  -lr * mHat / (sqrt vHat + 1e-8)) ]
+
+[<Fact>]
+let ``adam: first step is -lr sign(g) (up to eps), later steps by hand`` () =
+    let us, _ = updates (Optim.adam 0.01) [ grads1; grads2; grads1 ]
+    let expected = adamByHand 0.01 [ g1; g2; g1 ]
+    assertAllClose "adam step 1 = -lr g / (|g| + eps)" 1e-12 0.0 (g1 |> Array.map (fun g -> -0.01 * g / (abs g + 1e-8))) us[0]
+
+    for k in 0..2 do
+        assertAllClose $"adam step %d{k + 1}" 1e-12 1e-18 expected[k] us[k]
+
+[<Fact>]
+let ``adamw: decoupled weight decay added to Adam's direction before the learning rate`` () =
+    let us, _ = updates (Optim.adamw 0.01 0.1) [ grads1; grads2 ]
+    let adam = adamByHand 1.0 [ g1; g2 ]
+    // Step 1 at p0; step 2 at p0 + u1.
+    let u1 = Array.map2 (fun a p -> 0.01 * (a - 0.1 * p)) adam[0] p0
+    assertAllClose "adamw step 1" 1e-12 1e-18 u1 us[0]
+    let p1 = Array.map2 (+) p0 us[0]
+    assertAllClose "adamw step 2" 1e-12 1e-18 (Array.map2 (fun a p -> 0.01 * (a - 0.1 * p)) adam[1] p1) us[1]
+
+[<Fact>]
+let ``clipByGlobalNorm rescales all leaves together, only above the limit`` () =
+    let g = t64 [| 3.0 |] [| 1 |], t64 [| 0.0; 4.0 |] [| 2 |]
+    let clip = Optim.clipByGlobalNorm 1.0
+    let u, _ = Optim.update clip g (Optim.init clip g) g
+    assertAllClose "clipped to norm 1" 1e-15 0.0 [| 0.6; 0.0; 0.8 |] (flat u)
+    let u, _ = Optim.update (Optim.clipByGlobalNorm 10.0) g (Optim.init clip g) g
+    assertAllClose "under the limit: unchanged" 0.0 0.0 [| 3.0; 0.0; 4.0 |] (flat u)
+    let zero = t64 [| 0.0 |] [| 1 |], t64 [| 0.0; 0.0 |] [| 2 |]
+    let u, _ = Optim.update clip zero (Optim.init clip zero) zero
+    Assert.Equal<float[]>([| 0.0; 0.0; 0.0 |], flat u)
+    assertThrowsArg [ "clipByGlobalNorm"; "maxNorm must be positive" ] (fun () -> Optim.clipByGlobalNorm 0.0)
+
+[<Fact>]
+let ``schedules: exponential decay (continuous and staircase) and cosine decay`` () =
+    let e = Optim.exponentialDecay 0.1 10 0.5 false
+    Assert.Equal(0.1, e 0, 15)
+    Assert.Equal(0.05, e 10, 15)
+    Assert.Equal(0.1 * 0.5 ** 1.5, e 15, 15)
+    let s = Optim.exponentialDecay 0.1 10 0.5 true
+    Assert.Equal(0.1, s 9, 15)
+    Assert.Equal(0.05, s 15, 15)
+    Assert.Equal(0.025, s 20, 15)
+    let c = Optim.cosineDecay 1.0 100 0.1
+    Assert.Equal(1.0, c 0, 15)
+    Assert.Equal(0.55, c 50, 15)
+    Assert.Equal(0.1 + 0.9 * 0.5 * (1.0 + cos (Math.PI * 0.25)), c 25, 15)
+    Assert.Equal(0.1, c 100, 15)
+    Assert.Equal(0.1, c 1000, 15)
+    assertThrowsArg [ "exponentialDecay"; "transitionSteps" ] (fun () -> Optim.exponentialDecay 0.1 0 0.5 false)
+    assertThrowsArg [ "cosineDecay"; "decaySteps" ] (fun () -> Optim.cosineDecay 0.1 0 0.0)
+    // sgdWith follows the schedule step by step.
+    let us, _ = updates (Optim.sgdWith s) (List.replicate 12 grads1)
+    assertAllClose "sgd with schedule, step 11" 1e-15 0.0 (g1 |> Array.map (fun g -> -0.05 * g)) us[10]
+    let us, _ = updates (Optim.adamWith c 0.9 0.999 1e-8) [ grads1; grads2 ]
+    let adam = adamByHand 1.0 [ g1; g2 ]
+    assertAllClose "adam with schedule, step 2" 1e-12 1e-18 (adam[1] |> Array.map (fun a -> a * c 1)) us[1]
+
+[<Fact>]
+let ``chain applies transformations in order and concatenates their states`` () =
+    let tx = Optim.chain [ Optim.clipByGlobalNorm 1.0; Optim.traceMomentum 0.5 false; Optim.scale -2.0 ]
+    Assert.Equal(3, tx.Parts)
+    let state = Optim.init tx ps
+    Assert.Equal(3, state.Length)
+    let norm1 = sqrt (g1 |> Array.sumBy (fun g -> g * g))
+    let norm2 = sqrt (g2 |> Array.sumBy (fun g -> g * g))
+    let us, _ = updates tx [ grads1; grads2 ]
+    let c1 = g1 |> Array.map (fun g -> g / norm1)
+    let c2 = g2 |> Array.map (fun g -> g / norm2)
+    assertAllClose "chain step 1" 1e-15 0.0 (c1 |> Array.map (fun c -> -2.0 * c)) us[0]
+    assertAllClose "chain step 2" 1e-14 1e-17 (Array.map2 (fun a b -> -2.0 * (0.5 * a + b)) c1 c2) us[1]
+    // Nested chains count their parts.
+    let nested = Optim.chain [ tx; Optim.adam 0.1 ]
+    Assert.Equal(5, nested.Parts)
+    Assert.Equal(5, (Optim.init nested ps).Length)
+    assertThrowsArg [ "Optim.chain"; "state has 2 parts, expected 3" ] (fun () -> tx.Update (Tree.leaves grads1) (List.take 2 state) (Tree.leaves ps))
+
+[<Fact>]
+let ``update checks the tree structure; optimizer constants are validated`` () =
+    let tx = Optim.sgd 0.1
+    assertThrowsArg [ "Optim.update"; "structure" ] (fun () -> Optim.update tx [ fst grads1 ] (Optim.init tx [ fst ps ]) [ fst ps; snd ps ])
+    assertThrowsArg [ "adam"; "b1 must lie in [0, 1)" ] (fun () -> Optim.adamWith (Optim.constant 0.1) 1.0 0.999 1e-8)
+    assertThrowsArg [ "adam"; "eps must be positive" ] (fun () -> Optim.adamWith (Optim.constant 0.1) 0.9 0.999 0.0)
+    assertThrowsArg [ "momentum"; "beta" ] (fun () -> Optim.momentum 0.1 1.5)
+    // The step counter is part of the state (it goes into checkpoints) and counts exactly.
+    let tx = Optim.adam 0.1
+    let mutable s = Optim.init tx ps
+
+    for _ in 1..7 do
+        s <- snd (Optim.update tx grads1 s ps)
+
+    Assert.Equal(7.0, (List.head s |> Array.last).ToScalar())
