@@ -64,7 +64,7 @@ public static class Surrogates
     public static SpikeSurrogate Custom(string name, Func<Tensor, Tensor> derivative)
     {
         ArgumentNullException.ThrowIfNull(name);
-        return new(new SurrogateFn(name, Fn(derivative)));
+        return new(SurrogateFn.Custom(name, Fn(derivative)));
     }
 }
 
