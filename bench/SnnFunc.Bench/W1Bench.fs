@@ -110,3 +110,42 @@ let run (argv: string[]) =
         spikes
 
     0
+
+/// Times the parts of one fused W1 training step (median milliseconds of repeated runs).
+let profile (_: string[]) =
+    let x, labels = makeInput 1
+    let w1, w2 = initWeights 2L
+
+    let time name (f: unit -> 'a) =
+        for _ in 1..20 do
+            f () |> ignore
+
+        let times =
+            Array.init 31 (fun _ ->
+                let sw = Stopwatch.StartNew()
+                f () |> ignore
+                sw.Elapsed.TotalMilliseconds)
+
+        printfn "w1-profile %s ms=%.2f" name (Array.sort times).[15]
+
+    let c = Fused.spikeMatmul x w1
+    let z, v = Fused.lif lifParams c
+    let co = Fused.spikeMatmul z w2
+    time "input_spikeMatmul" (fun () -> Fused.spikeMatmul x w1)
+    time "lif_forward" (fun () -> Fused.lif lifParams c)
+    time "hidden_spikeMatmul" (fun () -> Fused.spikeMatmul z w2)
+    time "li_forward" (fun () -> Fused.li liParams co)
+    time "lif_jvp" (fun () -> Ad.jvp (Fused.lif lifParams >> fst) c c)
+    let loss = lossFused x labels
+    time "forward" (fun () -> loss (w1, w2))
+    let l, pullback = Ad.vjp loss (w1, w2)
+    time "vjp_forward" (fun () -> Ad.vjp loss (w1, w2))
+    time "pullback" (fun () -> pullback (Tensor.OnesLike l))
+    time "dense_ct_w2T" (fun () -> co.MatMul(w2, false, true))
+    time "valueAndGrad" (fun () -> Ad.valueAndGrad loss (w1, w2))
+    let tx = Optim.adam 1e-3
+    let state = Optim.init tx (w1, w2)
+    let _, g = Ad.valueAndGrad loss (w1, w2)
+    time "adam_update" (fun () -> Optim.update tx g state (w1, w2))
+    ignore v
+    0
