@@ -17,12 +17,40 @@ let NoTrans = 111
 let Trans = 112
 
 [<DllImport(Lib, CallingConvention = CallingConvention.Cdecl)>]
-extern void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float32 alpha,
-                        float32[] a, int lda, float32[] b, int ldb, float32 beta, float32[] c, int ldc)
+extern void cblas_sgemm(
+    int order,
+    int transA,
+    int transB,
+    int m,
+    int n,
+    int k,
+    float32 alpha,
+    float32[] a,
+    int lda,
+    float32[] b,
+    int ldb,
+    float32 beta,
+    float32[] c,
+    int ldc
+)
 
 [<DllImport(Lib, CallingConvention = CallingConvention.Cdecl)>]
-extern void cblas_dgemm(int order, int transA, int transB, int m, int n, int k, double alpha,
-                        double[] a, int lda, double[] b, int ldb, double beta, double[] c, int ldc)
+extern void cblas_dgemm(
+    int order,
+    int transA,
+    int transB,
+    int m,
+    int n,
+    int k,
+    double alpha,
+    double[] a,
+    int lda,
+    double[] b,
+    int ldb,
+    double beta,
+    double[] c,
+    int ldc
+)
 
 [<DllImport(Lib, CallingConvention = CallingConvention.Cdecl)>]
 extern void openblas_set_num_threads(int n)

@@ -6,10 +6,17 @@ open BenchmarkDotNet.Running
 
 /// Subcommand name -> handler (receives the remaining arguments, returns the exit code).  Add new ones here.
 let private commands: (string * (string[] -> int)) list =
-    [ "gemm", GemmBench.run; "w1", W1Bench.run; "ops", OpsBench.run; "w1-profile", W1Bench.profile ]
+    [
+        "gemm", GemmBench.run
+        "w1", W1Bench.run
+        "ops", OpsBench.run
+        "w1-profile", W1Bench.profile
+    ]
 
 let private runBdn (argv: string[]) =
-    BenchmarkSwitcher.FromAssembly(typeof<GemmBenchmarks>.Assembly).Run(argv) |> ignore
+    BenchmarkSwitcher.FromAssembly(typeof<GemmBenchmarks>.Assembly).Run(argv)
+    |> ignore
+
     0
 
 [<EntryPoint>]

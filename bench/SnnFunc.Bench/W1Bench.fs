@@ -17,13 +17,15 @@ let lifParams =
         VTh = 1.0
         VReset = 0.0
         Reset = Snn.ToValue
-        Surrogate = Surrogate.superSpike 100.0 }
+        Surrogate = Surrogate.superSpike 100.0
+    }
 
 let liParams =
     { Snn.Li.defaults with
         Dt = 1e-3
         TauSyn = 5e-3
-        TauMem = 10e-3 }
+        TauMem = 10e-3
+    }
 
 /// Inputs: every input neuron of every sample fires once, at a uniformly random step in [0, T).
 let makeInput (seed: int) : Tensor * int[] =
@@ -40,7 +42,9 @@ let makeInput (seed: int) : Tensor * int[] =
 /// W1 ~ N(0, 1) · 4 / sqrt(NI), W2 ~ N(0, 1) · 4 / sqrt(NH).
 let initWeights (seed: int64) : Tensor * Tensor =
     let k1, k2 = Random.split (Random.key seed)
-    Random.normal k1 [| inputs; hidden |] * (4.0 / sqrt (float inputs)), Random.normal k2 [| hidden; outputs |] * (4.0 / sqrt (float hidden))
+
+    Random.normal k1 [| inputs; hidden |] * (4.0 / sqrt (float inputs)),
+    Random.normal k2 [| hidden; outputs |] * (4.0 / sqrt (float hidden))
 
 /// The loss with the fused layers (the library's fast path).
 let lossFused (x: Tensor) (labels: int[]) (w1: Tensor, w2: Tensor) =
@@ -51,12 +55,15 @@ let lossFused (x: Tensor) (labels: int[]) (w1: Tensor, w2: Tensor) =
 /// The same loss written step by step with the generic step functions and Ad.scan.
 let lossGeneric (x: Tensor) (labels: int[]) (w1: Tensor, w2: Tensor) =
     let currents = x.MatMul w1
+
     let step (h: Snn.Lif.State, o: Snn.Li.State) (c: Tensor) =
         let h', z = Snn.Lif.step lifParams h c
         let o', v = Snn.Li.step liParams o (z.MatMul w2)
         (h', o'), v
 
-    let init = Snn.Lif.init [| batch; hidden |] Float32, Snn.Li.init [| batch; outputs |] Float32
+    let init =
+        Snn.Lif.init [| batch; hidden |] Float32, Snn.Li.init [| batch; outputs |] Float32
+
     let _, vo = Ad.scan step init currents
     Loss.crossEntropy (vo.Max 0) labels
 
@@ -97,7 +104,10 @@ let run (argv: string[]) =
             sw.Elapsed.TotalSeconds)
 
     let median = (Array.sort times)[reps / 2]
-    let spikes = (fst (Fused.lif lifParams (Fused.spikeMatmul x (fst w)))).Sum().ToScalar() / float batch
+
+    let spikes =
+        (fst (Fused.lif lifParams (Fused.spikeMatmul x (fst w)))).Sum().ToScalar()
+        / float batch
 
     printfn
         "w1 variant=%s threads=%d samples_per_s=%.1f median_ms=%.2f initial_loss=%.4f loss=%.4f hidden_spikes_per_sample=%.1f"

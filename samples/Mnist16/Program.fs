@@ -73,7 +73,9 @@ let main argv =
     let coding = args.GetResult(Coding, Log)
     let inputScale = args.GetResult(Input_Scale, 5.0)
     let seed = args.GetResult(Seed, 0L)
-    args.TryGetResult Threads |> Option.iter (fun n -> Kernels.Parallelism.MaxThreads <- n)
+
+    args.TryGetResult Threads
+    |> Option.iter (fun n -> Kernels.Parallelism.MaxThreads <- n)
 
     // Data: 16 x 16 images by area averaging, pixel values in [0, 1].
     let sw = Stopwatch.StartNew()
@@ -83,7 +85,8 @@ let main argv =
             { Mnist.defaults with
                 Size = 16
                 TrainCount = args.GetResult(Train_Count, 8000)
-                TestCount = args.GetResult(Test_Count, 2000) }
+                TestCount = args.GetResult(Test_Count, 2000)
+            }
 
     printfn "MNIST16: train %d, test %d images of 16 x 16 (loaded in %.1f s)" data.Train.Count data.Test.Count sw.Elapsed.TotalSeconds
 
@@ -105,10 +108,26 @@ let main argv =
     let li = { Snn.Li.defaults with Dt = dt }
 
     let hiddenLayer =
-        Layers.serial [ Layers.denseWith { Layers.denseDefaults with Scale = inputScale } hidden; Layers.lif lif ]
+        Layers.serial
+            [
+                Layers.denseWith
+                    { Layers.denseDefaults with
+                        Scale = inputScale
+                    }
+                    hidden
+                Layers.lif lif
+            ]
 
     let readout =
-        Layers.serial [ Layers.denseWith { Layers.denseDefaults with Scale = 2.0 } 10; Layers.li li ]
+        Layers.serial
+            [
+                Layers.denseWith
+                    { Layers.denseDefaults with
+                        Scale = 2.0
+                    }
+                    10
+                Layers.li li
+            ]
 
     let initKey, rest = Random.split (Random.key seed)
     let shuffleKey, dropoutKey = Random.split rest
@@ -117,13 +136,16 @@ let main argv =
     let po, _ = Layer.init readout k2 [| hidden |]
     let parameters = (ph, po)
     let batches = Batching.batchCount batchSize true data.Train.Count
-    let tx = Optim.adamWith (Optim.cosineDecay lr (epochs * batches) 0.05) 0.9 0.999 1e-8
+
+    let tx =
+        Optim.adamWith (Optim.cosineDecay lr (epochs * batches) 0.05) 0.9 0.999 1e-8
 
     /// Each image moved by a random (dx, dy) in [-shift, shift]^2, zeros shifted in (augmentation).
     let maxShift = args.GetResult(Shift, 1)
 
     let shifted (key: RandomBits.Key) (x: Tensor) =
-        if maxShift = 0 then x
+        if maxShift = 0 then
+            x
         else
             let n = x.Shape[0]
             let src = x.ToArray()
@@ -131,7 +153,9 @@ let main argv =
             let offsets = (Random.uniform key [| n; 2 |]).ToArray()
 
             for s in 0 .. n - 1 do
-                let pick (u: float32) = min maxShift (int (u * float32 (2 * maxShift + 1))) - maxShift
+                let pick (u: float32) =
+                    min maxShift (int (u * float32 (2 * maxShift + 1))) - maxShift
+
                 let dx, dy = pick offsets[2 * s], pick offsets[2 * s + 1]
 
                 for r in max 0 dy .. min 15 (15 + dy) do
@@ -153,7 +177,12 @@ let main argv =
             | _ -> spikes
 
         let z = Layer.apply hiddenLayer ph spikes
-        let zIn = match key with Some k -> Layer.applyTrain dropout NoParams k z | None -> z
+
+        let zIn =
+            match key with
+            | Some k -> Layer.applyTrain dropout NoParams k z
+            | None -> z
+
         Layer.apply readout po zIn |> Decode.maxOverTime, z
 
     let forward p x = forwardWith None p x
@@ -194,7 +223,9 @@ let main argv =
 
     let step epoch b =
         if b = 0 then
-            epochBatches <- Batching.batchesDropLast (Random.foldIn shuffleKey epoch) batchSize data.Train |> Array.ofSeq
+            epochBatches <-
+                Batching.batchesDropLast (Random.foldIn shuffleKey epoch) batchSize data.Train
+                |> Array.ofSeq
 
         let x, labels = epochBatches[b]
         let key = Random.foldIn (Random.foldIn dropoutKey epoch) b
@@ -206,7 +237,9 @@ let main argv =
         [ "loss", l.ToScalar() ]
 
     let endEpoch epoch _ =
-        args.TryGetResult Checkpoint |> Option.iter (fun path -> Train.saveCheckpoint path p state (epoch + 1))
+        args.TryGetResult Checkpoint
+        |> Option.iter (fun path -> Train.saveCheckpoint path p state (epoch + 1))
+
         let acc, spikes = evaluate p data.Test
         [ "test_acc", acc; "hidden_spikes", spikes; "seconds", sw.Elapsed.TotalSeconds ]
 

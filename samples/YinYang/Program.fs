@@ -48,7 +48,9 @@ let main argv =
     let hidden = args.GetResult(Hidden, 120)
     let steps = args.GetResult(Steps, 60)
     let seed = args.GetResult(Seed, 0L)
-    args.TryGetResult Threads |> Option.iter (fun n -> Kernels.Parallelism.MaxThreads <- n)
+
+    args.TryGetResult Threads
+    |> Option.iter (fun n -> Kernels.Parallelism.MaxThreads <- n)
 
     // Data and encoding: each of (x, y, 1-x, 1-y, bias) spikes once at u · 15 ms.
     let dt, tLate = 0.5e-3, 15e-3
@@ -61,17 +63,31 @@ let main argv =
 
     let net =
         Layers.serial
-            [ Layers.denseWith { Layers.denseDefaults with Scale = 6.0 } hidden
-              Layers.lif lif
-              Layers.denseWith { Layers.denseDefaults with Scale = 2.0 } YinYang.classes
-              Layers.li li ]
+            [
+                Layers.denseWith
+                    { Layers.denseDefaults with
+                        Scale = 6.0
+                    }
+                    hidden
+                Layers.lif lif
+                Layers.denseWith
+                    { Layers.denseDefaults with
+                        Scale = 2.0
+                    }
+                    YinYang.classes
+                Layers.li li
+            ]
 
     let initKey, shuffleKey = Random.split (Random.key seed)
     let parameters, _ = Layer.init net initKey [| 5 |]
     let batches = Batching.batchCount batchSize true data.Train.Count
-    let tx = Optim.adamWith (Optim.cosineDecay lr (epochs * batches) 0.05) 0.9 0.999 1e-8
 
-    let logits p (x: Tensor) = Layer.apply net p (encode x) |> Decode.maxOverTime
+    let tx =
+        Optim.adamWith (Optim.cosineDecay lr (epochs * batches) 0.05) 0.9 0.999 1e-8
+
+    let logits p (x: Tensor) =
+        Layer.apply net p (encode x) |> Decode.maxOverTime
+
     let loss (labels: int[]) (x: Tensor) p = Loss.crossEntropy (logits p x) labels
     let accuracy p (d: Dataset) = Loss.accuracy (logits p d.X) d.Labels
 
@@ -89,13 +105,23 @@ let main argv =
         printfn "resumed from %s after epoch %d" path e
     | _ -> ()
 
-    printfn "Yin-Yang: train %d, validation %d, test %d; 5-%d-3 LIF network, %d steps of %g ms" data.Train.Count data.Validation.Count data.Test.Count hidden steps (dt * 1e3)
+    printfn
+        "Yin-Yang: train %d, validation %d, test %d; 5-%d-3 LIF network, %d steps of %g ms"
+        data.Train.Count
+        data.Validation.Count
+        data.Test.Count
+        hidden
+        steps
+        (dt * 1e3)
+
     let sw = Stopwatch.StartNew()
     let mutable epochBatches: (Tensor * int[])[] = [||]
 
     let step epoch b =
         if b = 0 then
-            epochBatches <- Batching.batchesDropLast (Random.foldIn shuffleKey epoch) batchSize data.Train |> Array.ofSeq
+            epochBatches <-
+                Batching.batchesDropLast (Random.foldIn shuffleKey epoch) batchSize data.Train
+                |> Array.ofSeq
 
         let x, labels = epochBatches[b]
         let l, g = Ad.valueAndGrad (loss labels x) p
@@ -105,8 +131,13 @@ let main argv =
         [ "loss", l.ToScalar() ]
 
     let endEpoch epoch _ =
-        args.TryGetResult Checkpoint |> Option.iter (fun path -> Train.saveCheckpoint path p state (epoch + 1))
-        [ "val_accuracy", accuracy p data.Validation; "seconds", sw.Elapsed.TotalSeconds ]
+        args.TryGetResult Checkpoint
+        |> Option.iter (fun path -> Train.saveCheckpoint path p state (epoch + 1))
+
+        [
+            "val_accuracy", accuracy p data.Validation
+            "seconds", sw.Elapsed.TotalSeconds
+        ]
 
     Train.run start epochs batches step endEpoch
     printfn "training took %.1f s" sw.Elapsed.TotalSeconds

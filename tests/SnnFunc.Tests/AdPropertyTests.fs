@@ -11,13 +11,26 @@ open SnnFunc.Tests.AdTestUtil
 
 /// A primitive under test: random inputs and the function of them, for one seed.
 type Case =
-    { Inputs: Tensor[]
-      F: Tensor[] -> Tensor
-      /// The derivative is zero everywhere (comparisons, sign, floor, argmax ...).
-      ZeroDerivative: bool }
+    {
+        Inputs: Tensor[]
+        F: Tensor[] -> Tensor
+        /// The derivative is zero everywhere (comparisons, sign, floor, argmax ...).
+        ZeroDerivative: bool
+    }
 
-let private case inputs f = { Inputs = inputs; F = f; ZeroDerivative = false }
-let private constCase inputs f = { Inputs = inputs; F = f; ZeroDerivative = true }
+let private case inputs f =
+    {
+        Inputs = inputs
+        F = f
+        ZeroDerivative = false
+    }
+
+let private constCase inputs f =
+    {
+        Inputs = inputs
+        F = f
+        ZeroDerivative = true
+    }
 
 /// Runs both checks for every seed; `fd = false` skips finite differences (used for Convert, whose
 /// Float32 rounding needs its own step).
@@ -56,16 +69,35 @@ let private unaryDomain (op: UnaryOp) (rng: Random) (shape: int[]) =
     | _ -> uniform rng -2.0 2.0 shape
 
 let private unaryOps =
-    [ UnaryOp.Neg; UnaryOp.Exp; UnaryOp.Log; UnaryOp.Sin; UnaryOp.Cos; UnaryOp.Tanh; UnaryOp.Sigmoid
-      UnaryOp.Relu; UnaryOp.Abs; UnaryOp.Sqrt; UnaryOp.Sign; UnaryOp.Floor; UnaryOp.Ceil; UnaryOp.Round
-      UnaryOp.Log1p; UnaryOp.Expm1 ]
+    [
+        UnaryOp.Neg
+        UnaryOp.Exp
+        UnaryOp.Log
+        UnaryOp.Sin
+        UnaryOp.Cos
+        UnaryOp.Tanh
+        UnaryOp.Sigmoid
+        UnaryOp.Relu
+        UnaryOp.Abs
+        UnaryOp.Sqrt
+        UnaryOp.Sign
+        UnaryOp.Floor
+        UnaryOp.Ceil
+        UnaryOp.Round
+        UnaryOp.Log1p
+        UnaryOp.Expm1
+    ]
 
 [<Fact>]
 let ``every unary primitive passes the dot-product and finite-difference tests`` () =
     Assert.Equal(16, unaryOps.Length) // one entry per UnaryOp case (update when the set grows)
 
     for op in unaryOps do
-        let zero = op = UnaryOp.Sign || op = UnaryOp.Floor || op = UnaryOp.Ceil || op = UnaryOp.Round
+        let zero =
+            op = UnaryOp.Sign
+            || op = UnaryOp.Floor
+            || op = UnaryOp.Ceil
+            || op = UnaryOp.Round
 
         check $"unary %A{op}" 25 (fun rng ->
             let x = unaryDomain op rng (randomShape rng 0 3 4)
@@ -79,18 +111,20 @@ let ``unary derivatives match their closed forms`` () =
     let x = t64 [| 3 |] (List.ofArray xs)
 
     let expected =
-        [ UnaryOp.Neg, (fun _ -> -1.0)
-          UnaryOp.Exp, exp
-          UnaryOp.Log, (fun x -> 1.0 / x)
-          UnaryOp.Sin, cos
-          UnaryOp.Cos, (fun x -> -(sin x))
-          UnaryOp.Tanh, (fun x -> 1.0 - tanh x ** 2.0)
-          UnaryOp.Sigmoid, (fun x -> let s = 1.0 / (1.0 + exp -x) in s * (1.0 - s))
-          UnaryOp.Relu, (fun _ -> 1.0)
-          UnaryOp.Abs, (fun _ -> 1.0)
-          UnaryOp.Sqrt, (fun x -> 0.5 / sqrt x)
-          UnaryOp.Log1p, (fun x -> 1.0 / (1.0 + x))
-          UnaryOp.Expm1, exp ]
+        [
+            UnaryOp.Neg, (fun _ -> -1.0)
+            UnaryOp.Exp, exp
+            UnaryOp.Log, (fun x -> 1.0 / x)
+            UnaryOp.Sin, cos
+            UnaryOp.Cos, (fun x -> -(sin x))
+            UnaryOp.Tanh, (fun x -> 1.0 - tanh x ** 2.0)
+            UnaryOp.Sigmoid, (fun x -> let s = 1.0 / (1.0 + exp -x) in s * (1.0 - s))
+            UnaryOp.Relu, (fun _ -> 1.0)
+            UnaryOp.Abs, (fun _ -> 1.0)
+            UnaryOp.Sqrt, (fun x -> 0.5 / sqrt x)
+            UnaryOp.Log1p, (fun x -> 1.0 / (1.0 + x))
+            UnaryOp.Expm1, exp
+        ]
 
     for op, d in expected do
         let g = Ad.grad (fun (x: Tensor) -> Tensor.Apply(Prim.Unary op, x).Sum()) x
@@ -100,8 +134,21 @@ let ``unary derivatives match their closed forms`` () =
 // Binary
 
 let private binaryOps =
-    [ BinaryOp.Add; BinaryOp.Sub; BinaryOp.Mul; BinaryOp.Div; BinaryOp.Pow; BinaryOp.Max; BinaryOp.Min
-      BinaryOp.Eq; BinaryOp.Ne; BinaryOp.Lt; BinaryOp.Le; BinaryOp.Gt; BinaryOp.Ge ]
+    [
+        BinaryOp.Add
+        BinaryOp.Sub
+        BinaryOp.Mul
+        BinaryOp.Div
+        BinaryOp.Pow
+        BinaryOp.Max
+        BinaryOp.Min
+        BinaryOp.Eq
+        BinaryOp.Ne
+        BinaryOp.Lt
+        BinaryOp.Le
+        BinaryOp.Gt
+        BinaryOp.Ge
+    ]
 
 /// Operands of broadcast-compatible shapes (either may be the smaller one).
 let private binaryInputs (op: BinaryOp) (rng: Random) =
@@ -150,7 +197,10 @@ let ``every binary primitive passes the dot-product and finite-difference tests,
 
         check $"binary %A{op}" 30 (fun rng ->
             let a, b = binaryInputs op rng
-            let f (xs: Tensor[]) = Tensor.Apply(Prim.Binary op, xs[0], xs[1])
+
+            let f (xs: Tensor[]) =
+                Tensor.Apply(Prim.Binary op, xs[0], xs[1])
+
             if zero then constCase [| a; b |] f else case [| a; b |] f)
 
 [<Fact>]
@@ -162,7 +212,9 @@ let ``binary derivatives match closed forms, including pow in both arguments`` (
     assertClose "d/da a^b" 1e-14 0.0 (t64 [| 2 |] [ for i in 0..1 -> bv[i] * av[i] ** (bv[i] - 1.0) ]) ga
     assertClose "d/db a^b" 1e-14 0.0 (t64 [| 2 |] [ for i in 0..1 -> av[i] ** bv[i] * log av[i] ]) gb
     // Ties of maximum/minimum split the derivative evenly.
-    let gm1, gm2 = Ad.grad (fun (x: Tensor, y: Tensor) -> (Tensor.maximum x y).Sum()) (s64 2.0, s64 2.0)
+    let gm1, gm2 =
+        Ad.grad (fun (x: Tensor, y: Tensor) -> (Tensor.maximum x y).Sum()) (s64 2.0, s64 2.0)
+
     Assert.Equal(0.5, gm1.ToScalar())
     Assert.Equal(0.5, gm2.ToScalar())
 
@@ -173,14 +225,20 @@ let ``binary derivatives match closed forms, including pow in both arguments`` (
 let ``where passes the dot-product and finite-difference tests, with broadcasting`` () =
     check "where" 40 (fun rng ->
         let full = randomShape rng 0 3 4
-        let shapes = Array.init 3 (fun i -> if rng.Next 3 = i then full else broadcastableTo rng full)
+
+        let shapes =
+            Array.init 3 (fun i -> if rng.Next 3 = i then full else broadcastableTo rng full)
+
         shapes[rng.Next 3] <- full
         let cond = uniform rng 0.0 1.0 shapes[0] |> Tensor.gt (s64 0.5)
         case [| randn rng shapes[1]; randn rng shapes[2] |] (fun xs -> Tensor.where cond xs[0] xs[1]))
 
 let private randomAxes (rng: Random) (rank: int) =
-    [| for i in 0 .. rank - 1 do
-           if rng.Next 2 = 0 then i |]
+    [|
+        for i in 0 .. rank - 1 do
+            if rng.Next 2 = 0 then
+                i
+    |]
 
 [<Fact>]
 let ``sum, max and min reductions over random axes pass the dot-product and finite-difference tests`` () =
@@ -188,7 +246,13 @@ let ``sum, max and min reductions over random axes pass the dot-product and fini
         check $"reduce %A{op}" 40 (fun rng ->
             let shape = randomShape rng 0 4 4
             let axes = randomAxes rng shape.Length
-            let x = if op = ReduceOp.Sum then randn rng shape else distinct rng shape
+
+            let x =
+                if op = ReduceOp.Sum then
+                    randn rng shape
+                else
+                    distinct rng shape
+
             case [| x |] (fun xs -> Tensor.Apply(Prim.Reduce(op, axes), xs[0])))
 
 [<Fact>]
@@ -269,7 +333,10 @@ let ``concat of one to three tensors passes both tests`` () =
     check "concat" 30 (fun rng ->
         let shape = randomShape rng 1 3 4
         let axis = rng.Next shape.Length
-        let parts = Array.init (rng.Next(1, 4)) (fun _ -> randn rng (shape |> Array.mapi (fun i d -> if i = axis then rng.Next(0, 4) else d)))
+
+        let parts =
+            Array.init (rng.Next(1, 4)) (fun _ -> randn rng (shape |> Array.mapi (fun i d -> if i = axis then rng.Next(0, 4) else d)))
+
         case parts (fun xs -> Tensor.Apply(Prim.Concat axis, xs)))
 
 [<Fact>]
@@ -297,7 +364,10 @@ let ``convert between Float32 and Float64 passes the dot-product test exactly an
             let rng = Random seed
             let shape = randomShape rng 0 3 4
             let x = dyadic rng source shape
-            let f (xs: Tensor[]) = Tensor.Apply(Prim.Convert target, xs[0]) * 0.5
+
+            let f (xs: Tensor[]) =
+                Tensor.Apply(Prim.Convert target, xs[0]) * 0.5
+
             let y, pullback = Ad.vjp f [| x |]
             Assert.Equal(target, y.DType)
             let u, v = dyadic rng target shape, dyadic rng source shape
@@ -317,22 +387,30 @@ let ``random chains of primitives pass the dot-product test and grad matches jvp
     // A random composition of smooth elementwise and layout ops on a [3; 4] input, reduced to a
     // scalar: <grad, v> must equal the directional derivative.
     let ops: (Tensor -> Tensor)[] =
-        [| Tensor.sin
-           Tensor.tanh
-           (fun x -> x * x)
-           (fun x -> Tensor.exp (x * 0.3))
-           (fun x -> Tensor.sigmoid x)
-           (fun x -> x.Transpose().Reshape([| 3; 4 |]))
-           (fun x -> x + x.Sum(1, true))
-           (fun x -> x * x.Mean(0, true))
-           (fun x -> Tensor.matmul x (Tensor.transpose x) |> Tensor.narrow 1 0 1 |> Tensor.broadcastTo [| 3; 4 |])
-           (fun x -> Tensor.concat 1 [ x.Narrow(1, 2, 2); x.Narrow(1, 0, 2) ])
-           (fun x -> x.Softmax(1)) |]
+        [|
+            Tensor.sin
+            Tensor.tanh
+            (fun x -> x * x)
+            (fun x -> Tensor.exp (x * 0.3))
+            (fun x -> Tensor.sigmoid x)
+            (fun x -> x.Transpose().Reshape([| 3; 4 |]))
+            (fun x -> x + x.Sum(1, true))
+            (fun x -> x * x.Mean(0, true))
+            (fun x ->
+                Tensor.matmul x (Tensor.transpose x)
+                |> Tensor.narrow 1 0 1
+                |> Tensor.broadcastTo [| 3; 4 |])
+            (fun x -> Tensor.concat 1 [ x.Narrow(1, 2, 2); x.Narrow(1, 0, 2) ])
+            (fun x -> x.Softmax(1))
+        |]
 
     forAllSeeds 40 (fun seed ->
         let rng = Random seed
         let chain = Array.init (rng.Next(1, 6)) (fun _ -> ops[rng.Next ops.Length])
-        let f (xs: Tensor[]) = (chain |> Array.fold (fun x op -> op x) xs[0]).Sum()
+
+        let f (xs: Tensor[]) =
+            (chain |> Array.fold (fun x op -> op x) xs[0]).Sum()
+
         let x = randn rng [| 3; 4 |]
         dotProductTest $"chain (seed %d{seed})" rng f [| x |] 1e-10 |> ignore
         let v = randn rng [| 3; 4 |]

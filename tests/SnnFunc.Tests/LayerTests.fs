@@ -15,12 +15,17 @@ open SnnFunc
 open SnnFunc.Tests.TestUtil
 open SnnFunc.Tests.SnnCheck
 
-let private f64 = { Layers.denseDefaults with DType = Float64 }
+let private f64 =
+    { Layers.denseDefaults with
+        DType = Float64
+    }
+
 let private key (seed: int64) = Random.key seed
 let private to64 (p: Params) : Params = Tree.map (fun t -> t.Convert Float64) p
 
 /// A smooth scalar of an output: sum of tanh(y) weighted by fixed random coefficients.
-let private smoothLoss (seed: int64) (y: Tensor) = (y.Tanh() * randn seed y.Shape 1.0).Sum()
+let private smoothLoss (seed: int64) (y: Tensor) =
+    (y.Tanh() * randn seed y.Shape 1.0).Sum()
 
 let private fdEps, fdRel, fdAbs = 1e-6, 1e-6, 1e-9
 
@@ -40,23 +45,36 @@ let ``dense: gradient by finite differences (weights, bias and input; dense and 
 
 [<Fact>]
 let ``li: gradient by finite differences through a dense layer, with VLeak not 0`` () =
-    let li = { Snn.Li.defaults with VLeak = 0.2; Dt = 5e-4 }
+    let li =
+        { Snn.Li.defaults with
+            VLeak = 0.2
+            Dt = 5e-4
+        }
+
     let net = Layers.serial [ Layers.denseWith f64 3; Layers.li li ]
     let p, _ = Layer.init net (key 6L) [| 4 |]
     let x = randn 7L [| 25; 2; 4 |] 1.0
     checkGradFd "li (params, x)" fdEps fdRel fdAbs (fun (p, x) -> smoothLoss 8L (Layer.apply net p x)) (p, x)
     // Max over time and cross-entropy, the usual readout loss.
-    let ce p = Loss.crossEntropy (Decode.maxOverTime (Layer.apply net p x)) [| 2; 0 |]
+    let ce p =
+        Loss.crossEntropy (Decode.maxOverTime (Layer.apply net p x)) [| 2; 0 |]
+
     checkGradFd "li + max-over-time + cross-entropy" fdEps fdRel fdAbs ce p
 
 [<Fact>]
 let ``serial, parallel, fanOut and fanInSum: shapes and gradient by finite differences`` () =
     let net =
         Layers.serial
-            [ Layers.fanOut 2
-              Layers.``parallel`` [ Layers.denseWith { f64 with Bias = true } 4; Layers.serial [ Layers.denseWith f64 4; Layers.ofFunction "tanh" (fun x -> x.Tanh()) ] ]
-              Layers.fanInSum
-              Layers.denseWith f64 2 ]
+            [
+                Layers.fanOut 2
+                Layers.``parallel``
+                    [
+                        Layers.denseWith { f64 with Bias = true } 4
+                        Layers.serial [ Layers.denseWith f64 4; Layers.ofFunction "tanh" (fun x -> x.Tanh()) ]
+                    ]
+                Layers.fanInSum
+                Layers.denseWith f64 2
+            ]
 
     let p, outShape = Layer.init net (key 9L) [| 3 |]
     Assert.Equal<int[]>([| 2 |], outShape)
@@ -65,7 +83,9 @@ let ``serial, parallel, fanOut and fanInSum: shapes and gradient by finite diffe
     // The composition computes what it says: d2 (d1a x + tanh (d1b x)).
     match p with
     | Children [ NoParams; Children [ pa; Children [ pb; NoParams ] ]; NoParams; pc ] ->
-        let expected = (x.MatMul pa["W"] + pa["b"] + (x.MatMul pb["W"]).Tanh()).MatMul pc["W"]
+        let expected =
+            (x.MatMul pa["W"] + pa["b"] + (x.MatMul pb["W"]).Tanh()).MatMul pc["W"]
+
         assertTensorClose "composition" 1e-14 1e-14 expected (Layer.apply net p x)
     | other -> failwithf "unexpected parameter tree %A" other
     // Several inputs and outputs through branches.
@@ -78,8 +98,12 @@ let ``serial, parallel, fanOut and fanInSum: shapes and gradient by finite diffe
 
 [<Fact>]
 let ``dropout: identity in Eval mode, a fixed scaled mask in Train mode; gradients by finite differences`` () =
-    let net = Layers.serial [ Layers.denseWith f64 6; Layers.dropout 0.5; Layers.denseWith f64 2 ]
-    let plain = Layers.serial [ Layers.denseWith f64 6; Layers.ofFunction "id" id; Layers.denseWith f64 2 ]
+    let net =
+        Layers.serial [ Layers.denseWith f64 6; Layers.dropout 0.5; Layers.denseWith f64 2 ]
+
+    let plain =
+        Layers.serial [ Layers.denseWith f64 6; Layers.ofFunction "id" id; Layers.denseWith f64 2 ]
+
     let p, _ = Layer.init net (key 14L) [| 3 |]
     let x = randn 15L [| 8; 3 |] 1.0
     assertSame "Eval dropout is the identity" (Layer.apply plain p x) (Layer.apply net p x)
@@ -117,43 +141,85 @@ let private checkSpikingFd (what: string) (layer: Layer) (steps: int) (scale: fl
 [<Fact>]
 let ``lif (generic step): exact membrane derivative with resets by finite differences`` () =
     for reset in [ Snn.ToValue; Snn.BySubtraction ] do
-        let p = { Snn.Lif.defaults with Surrogate = exactOnly; Reset = reset; VLeak = 0.1; VReset = -0.1 }
-        let layer = Layers.ofStep "lif-membrane" Snn.Lif.init (fun s x -> let s', (z, v) = Snn.Lif.stepWithMembrane p s x in s', v + 0.5 * s'.V + z)
+        let p =
+            { Snn.Lif.defaults with
+                Surrogate = exactOnly
+                Reset = reset
+                VLeak = 0.1
+                VReset = -0.1
+            }
+
+        let layer =
+            Layers.ofStep "lif-membrane" Snn.Lif.init (fun s x -> let s', (z, v) = Snn.Lif.stepWithMembrane p s x in s', v + 0.5 * s'.V + z)
+
         let spikes (ps: Params) (x: Tensor) =
             match ps with
             | Children [ d; _ ] -> (Layer.apply (Layers.lifGeneric p) NoParams (x.MatMul d["W"])).Sum().ToScalar()
             | _ -> 0.0
+
         checkSpikingFd $"lif %A{reset}" layer 40 6.0 20L spikes
 
 [<Fact>]
 let ``alif: exact membrane derivative with adaptation by finite differences`` () =
-    let p = { Snn.Alif.defaults with Beta = 0.3; TauAdapt = 20e-3; Lif = { Snn.Lif.defaults with Surrogate = exactOnly; VLeak = 0.05 } }
-    let layer = membraneLayer "alif-membrane" Snn.Alif.init (Snn.Alif.step p) (fun s z -> s.V + s.A * 0.1 + z)
+    let p =
+        { Snn.Alif.defaults with
+            Beta = 0.3
+            TauAdapt = 20e-3
+            Lif =
+                { Snn.Lif.defaults with
+                    Surrogate = exactOnly
+                    VLeak = 0.05
+                }
+        }
+
+    let layer =
+        membraneLayer "alif-membrane" Snn.Alif.init (Snn.Alif.step p) (fun s z -> s.V + s.A * 0.1 + z)
+
     let spikes (ps: Params) (x: Tensor) =
         match ps with
         | Children [ d; _ ] -> (Layer.apply (Layers.alif p) NoParams (x.MatMul d["W"])).Sum().ToScalar()
         | _ -> 0.0
+
     checkSpikingFd "alif" layer 40 6.0 30L spikes
 
 [<Fact>]
 let ``adex: exact membrane derivative (exponential term, adaptation current, refractory period) by finite differences`` () =
-    let p = { Snn.AdEx.defaults with Surrogate = exactOnly; A = 0.3; B = 0.05; Dt = 2e-4; TRef = 1e-3 }
-    let layer = membraneLayer "adex-membrane" Snn.AdEx.init (Snn.AdEx.step p) (fun s z -> s.V + s.W + z)
+    let p =
+        { Snn.AdEx.defaults with
+            Surrogate = exactOnly
+            A = 0.3
+            B = 0.05
+            Dt = 2e-4
+            TRef = 1e-3
+        }
+
+    let layer =
+        membraneLayer "adex-membrane" Snn.AdEx.init (Snn.AdEx.step p) (fun s z -> s.V + s.W + z)
+
     let spikes (ps: Params) (x: Tensor) =
         match ps with
         | Children [ d; _ ] -> (Layer.apply (Layers.adex p) NoParams (x.MatMul d["W"])).Sum().ToScalar()
         | _ -> 0.0
+
     checkSpikingFd "adex" layer 60 1.5 40L spikes
 
 [<Fact>]
 let ``integrateAndFire: exact membrane derivative by finite differences`` () =
     for reset in [ Snn.ToValue; Snn.BySubtraction ] do
-        let p = { Snn.IF.defaults with Surrogate = exactOnly; Reset = reset }
-        let layer = membraneLayer "if-membrane" Snn.IF.init (Snn.IF.step p) (fun s z -> s.V + z)
+        let p =
+            { Snn.IF.defaults with
+                Surrogate = exactOnly
+                Reset = reset
+            }
+
+        let layer =
+            membraneLayer "if-membrane" Snn.IF.init (Snn.IF.step p) (fun s z -> s.V + z)
+
         let spikes (ps: Params) (x: Tensor) =
             match ps with
             | Children [ d; _ ] -> (Layer.apply (Layers.integrateAndFire p) NoParams (x.MatMul d["W"])).Sum().ToScalar()
             | _ -> 0.0
+
         checkSpikingFd $"if %A{reset}" layer 20 1.0 50L spikes
 
 // ---------------------------------------------------------------------------------------------
@@ -161,7 +227,13 @@ let ``integrateAndFire: exact membrane derivative by finite differences`` () =
 
 /// dense -> spiking layer -> dense -> LI -> max over time -> cross-entropy, in Float64.
 let private readoutNet (spiking: Layer) (hidden: int) (scale: float) =
-    Layers.serial [ Layers.denseWith { f64 with Scale = scale } hidden; spiking; Layers.denseWith { f64 with Scale = 2.0 } 3; Layers.li Snn.Li.defaults ]
+    Layers.serial
+        [
+            Layers.denseWith { f64 with Scale = scale } hidden
+            spiking
+            Layers.denseWith { f64 with Scale = 2.0 } 3
+            Layers.li Snn.Li.defaults
+        ]
 
 let private checkSurrogatePath (what: string) (spiking: Layer) (steps: int) (scale: float) (seed: int64) =
     let net = readoutNet spiking 6 scale
@@ -169,7 +241,9 @@ let private checkSurrogatePath (what: string) (spiking: Layer) (steps: int) (sca
     let p = to64 p
     let x = uniform (seed + 1L) [| steps; 3; 4 |] 0.0 1.0
     // A smooth readout loss: max over time has ties at the zero initial membrane.
-    let loss p = smoothLoss (seed + 2L) (Layer.apply net p x)
+    let loss p =
+        smoothLoss (seed + 2L) (Layer.apply net p x)
+
     let v = Tree.map (fun (t: Tensor) -> randn (seed + int64 t.Count) t.Shape 1.0) p
     checkJvpVjp what 1e-10 loss p v
     // The gradient reaches the input weights only through the surrogate.
@@ -180,7 +254,17 @@ let private checkSurrogatePath (what: string) (spiking: Layer) (steps: int) (sca
 [<Fact>]
 let ``spiking layers: surrogate gradients agree in forward and reverse mode (dot-product test)`` () =
     checkSurrogatePath "lif (fused)" (Layers.lif Snn.Lif.defaults) 40 6.0 60L
-    checkSurrogatePath "lif (generic)" (Layers.lifGeneric { Snn.Lif.defaults with Reset = Snn.BySubtraction }) 40 6.0 61L
+
+    checkSurrogatePath
+        "lif (generic)"
+        (Layers.lifGeneric
+            { Snn.Lif.defaults with
+                Reset = Snn.BySubtraction
+            })
+        40
+        6.0
+        61L
+
     checkSurrogatePath "alif" (Layers.alif Snn.Alif.defaults) 40 6.0 62L
     checkSurrogatePath "adex" (Layers.adex { Snn.AdEx.defaults with Dt = 2e-4 }) 60 1.5 63L
     checkSurrogatePath "if" (Layers.integrateAndFire Snn.IF.defaults) 20 1.0 64L
@@ -189,9 +273,15 @@ let ``spiking layers: surrogate gradients agree in forward and reverse mode (dot
 [<Fact>]
 let ``fused lif layer and generic lif layer give the same network gradient`` () =
     let x = uniform 70L [| 40; 3; 4 |] 0.0 1.0
-    let fused, generic = readoutNet (Layers.lif Snn.Lif.defaults) 8 6.0, readoutNet (Layers.lifGeneric Snn.Lif.defaults) 8 6.0
+
+    let fused, generic =
+        readoutNet (Layers.lif Snn.Lif.defaults) 8 6.0, readoutNet (Layers.lifGeneric Snn.Lif.defaults) 8 6.0
+
     let p, _ = Layer.init fused (key 71L) [| 4 |]
-    let loss net p = Loss.crossEntropy (Decode.maxOverTime (Layer.apply net p x)) [| 0; 2; 1 |]
+
+    let loss net p =
+        Loss.crossEntropy (Decode.maxOverTime (Layer.apply net p x)) [| 0; 2; 1 |]
+
     let lf, gf = Ad.valueAndGrad (loss fused) p
     let lg, gg = Ad.valueAndGrad (loss generic) p
     Assert.Equal(lg.ToScalar(), lf.ToScalar(), 13)
@@ -212,12 +302,14 @@ let ``recurrentLif equals an unrolled loop in value and surrogate gradient`` () 
         let mutable z = Tensor.Full([| 2; 5 |], 0.0, Float64)
 
         let zs =
-            [| for t in 0..29 do
-                   let xt = x.Narrow(0, t, 1).Squeeze 0
-                   let s', z' = Snn.Lif.step lif s (xt.MatMul w + z.MatMul r)
-                   s <- s'
-                   z <- z'
-                   yield z' |]
+            [|
+                for t in 0..29 do
+                    let xt = x.Narrow(0, t, 1).Squeeze 0
+                    let s', z' = Snn.Lif.step lif s (xt.MatMul w + z.MatMul r)
+                    s <- s'
+                    z <- z'
+                    yield z'
+            |]
 
         Tensor.Stack zs
 
@@ -236,7 +328,13 @@ let private spikeSteps (z: Tensor) =
     // [T; 1; N] -> for each n the steps where it spikes.
     let t, n = z.Shape[0], z.Shape[2]
     let v = values z
-    Array.init n (fun j -> [| for s in 0 .. t - 1 do if v[s * n + j] = 1.0 then yield s |])
+
+    Array.init n (fun j ->
+        [|
+            for s in 0 .. t - 1 do
+                if v[s * n + j] = 1.0 then
+                    yield s
+        |])
 
 [<Fact>]
 let ``latency coding: one spike at u · tLate (or (1 - u) · tLate), rounded to the nearest step`` () =
@@ -248,7 +346,9 @@ let ``latency coding: one spike at u · tLate (or (1 - u) · tLate), rounded to 
     Assert.Equal(Float32, (Encode.latency 5 1e-3 1e-3 false (Tensor.Zeros(2, 3))).DType)
     assertThrowsArg [ "Encode.latency"; "[0, 1]" ] (fun () -> Encode.latency 5 1e-3 1e-3 false (t64 [| 1.5 |] [| 1; 1 |]))
     // A value a hair above 1 (area averaging in float32 can produce one) is shown as it is, not as "1".
-    assertThrowsArg [ "Encode.latency"; "got 1.0000001" ] (fun () -> Encode.latency 5 1e-3 1e-3 false (Tensor.FromArray([| 1.0000001f |], 1, 1)))
+    assertThrowsArg [ "Encode.latency"; "got 1.0000001" ] (fun () ->
+        Encode.latency 5 1e-3 1e-3 false (Tensor.FromArray([| 1.0000001f |], 1, 1)))
+
     assertThrowsArg [ "Encode.latency"; "[B; N]" ] (fun () -> Encode.latency 5 1e-3 1e-3 false (t64 [| 0.5 |] [| 1 |]))
 
 [<Fact>]
@@ -258,18 +358,30 @@ let ``logarithmic latency coding: t = tau ln(x / (x - theta)); x <= theta never 
     let z = Encode.logLatency 4000 dt tau theta (t64 xs [| 1; xs.Length |])
 
     let expected =
-        xs |> Array.map (fun x -> if x <= theta then [||] else [| int (Math.Round(tau * Math.Log(x / (x - theta)) / dt)) |])
+        xs
+        |> Array.map (fun x ->
+            if x <= theta then
+                [||]
+            else
+                [| int (Math.Round(tau * Math.Log(x / (x - theta)) / dt)) |])
 
     Assert.Equal<int[][]>(expected, spikeSteps z)
     // Spot value: x = 0.4 -> tau ln 2.
-    Assert.Equal<int[][]>([| [| int (Math.Round(tau * Math.Log 2.0 / dt)) |] |], spikeSteps (Encode.logLatency 4000 dt tau theta (t64 [| 0.4 |] [| 1; 1 |])))
+    Assert.Equal<int[][]>(
+        [| [| int (Math.Round(tau * Math.Log 2.0 / dt)) |] |],
+        spikeSteps (Encode.logLatency 4000 dt tau theta (t64 [| 0.4 |] [| 1; 1 |]))
+    )
+
     assertThrowsArg [ "Encode.logLatency"; "positive" ] (fun () -> Encode.logLatency 10 dt 0.0 theta (t64 [| 0.4 |] [| 1; 1 |]))
 
 [<Fact>]
 let ``poisson coding: rate statistics and determinism by key`` () =
     let rate, dt, steps, batch = 100.0, 1e-3, 2000, 50
     let u = [| 0.0; 0.25; 0.5; 1.0 |]
-    let x = t64 (Array.init (batch * u.Length) (fun k -> u[k % u.Length])) [| batch; u.Length |]
+
+    let x =
+        t64 (Array.init (batch * u.Length) (fun k -> u[k % u.Length])) [| batch; u.Length |]
+
     let z = Encode.poisson (key 90L) steps dt rate x
     Assert.Equal<int[]>([| steps; batch; u.Length |], z.Shape)
     Assert.True(values z |> Array.forall (fun v -> v = 0.0 || v = 1.0))
@@ -279,7 +391,11 @@ let ``poisson coding: rate statistics and determinism by key`` () =
         let p = rate * u[j] * dt
         let mean = float steps * p
         let sd = sqrt (float steps * p * (1.0 - p) / float batch)
-        Assert.True(abs (perSample[j] - mean) <= 5.0 * sd + 1e-12, $"u = %g{u[j]}: %g{perSample[j]} spikes per sample, expected %g{mean} ± %g{sd}")
+
+        Assert.True(
+            abs (perSample[j] - mean) <= 5.0 * sd + 1e-12,
+            $"u = %g{u[j]}: %g{perSample[j]} spikes per sample, expected %g{mean} ± %g{sd}"
+        )
 
     assertSame "same key, same spikes" z (Encode.poisson (key 90L) steps dt rate x)
     Assert.NotEqual<float[]>(values z, values (Encode.poisson (key 91L) steps dt rate x))
@@ -300,7 +416,9 @@ let ``current coding repeats the values at every step`` () =
 [<Fact>]
 let ``decoders: max over time, spike count, mean, first spike time`` () =
     // [T = 4; B = 1; N = 3]
-    let z = t64 [| 0.0; 0.0; 0.0; 1.0; 0.0; 0.0; 0.0; 1.0; 0.0; 1.0; 1.0; 0.0 |] [| 4; 1; 3 |]
+    let z =
+        t64 [| 0.0; 0.0; 0.0; 1.0; 0.0; 0.0; 0.0; 1.0; 0.0; 1.0; 1.0; 0.0 |] [| 4; 1; 3 |]
+
     Assert.Equal<float[]>([| 2.0; 2.0; 0.0 |], values (Decode.spikeCount z))
     Assert.Equal<float[]>([| 1.0; 1.0; 0.0 |], values (Decode.maxOverTime z))
     Assert.Equal<float[]>([| 0.5; 0.5; 0.0 |], values (Decode.meanOverTime z))
@@ -320,10 +438,29 @@ let ``cross-entropy, nll, mse, firing-rate regularisers and accuracy against han
     // Gradient of mean cross-entropy: (softmax - onehot) / B.
     let g = values (Ad.grad (fun l -> Loss.crossEntropy l [| 2; 0 |]) logits)
     let sm = [| exp 1.0; exp 2.0; exp 3.0 |] |> Array.map (fun e -> e / exp lse)
-    assertAllClose "cross-entropy gradient" 1e-13 1e-15 [| sm[0] / 2.0; sm[1] / 2.0; (sm[2] - 1.0) / 2.0; (1.0 / 3.0 - 1.0) / 2.0; 1.0 / 6.0; 1.0 / 6.0 |] g
+
+    assertAllClose
+        "cross-entropy gradient"
+        1e-13
+        1e-15
+        [|
+            sm[0] / 2.0
+            sm[1] / 2.0
+            (sm[2] - 1.0) / 2.0
+            (1.0 / 3.0 - 1.0) / 2.0
+            1.0 / 6.0
+            1.0 / 6.0
+        |]
+        g
+
     Assert.Equal(0.5, Loss.accuracy logits [| 2; 1 |])
     Assert.Equal(1.0, Loss.accuracy logits [| 2; 0 |])
-    Assert.Equal((1.0 + 4.0 + 0.0 + 0.25) / 4.0, (Loss.mse (t64 [| 1.0; 2.0; 3.0; 4.5 |] [| 4 |]) (t64 [| 0.0; 0.0; 3.0; 5.0 |] [| 4 |])).ToScalar(), 15)
+
+    Assert.Equal(
+        (1.0 + 4.0 + 0.0 + 0.25) / 4.0,
+        (Loss.mse (t64 [| 1.0; 2.0; 3.0; 4.5 |] [| 4 |]) (t64 [| 0.0; 0.0; 3.0; 5.0 |] [| 4 |])).ToScalar(),
+        15
+    )
     // Spikes [T = 2; B = 2; N = 2]: per-sample counts [[2; 0]; [1; 1]].
     let z = t64 [| 1.0; 0.0; 1.0; 1.0; 1.0; 0.0; 0.0; 0.0 |] [| 2; 2; 2 |]
     // Mean over samples per neuron: [1.5; 0.5]; target 1: ((0.5)^2 + (0.5)^2) / 2.

@@ -16,7 +16,8 @@ let private run (step: 'S -> Tensor -> 'S * 'Y) (init: 'S) (inputs: float[]) =
 
 let private scalarState (v: float) = t64 [| v |] [| 1 |]
 
-let private lifState v i : Snn.Lif.State = { V = scalarState v; I = scalarState i }
+let private lifState v i : Snn.Lif.State =
+    { V = scalarState v; I = scalarState i }
 
 /// Membrane before reset of the LIF run, one value per step.
 let private lifMembrane (p: Snn.Lif.Params) (init: Snn.Lif.State) (inputs: float[]) =
@@ -30,7 +31,12 @@ let private noSpikes = { Snn.Lif.defaults with VTh = 1e9 }
 
 [<Fact>]
 let ``LIF membrane under a constant input current equals the closed form of the discrete recurrence`` () =
-    let p = { noSpikes with VLeak = 0.15; Dt = 1e-4 }
+    let p =
+        { noSpikes with
+            VLeak = 0.15
+            Dt = 1e-4
+        }
+
     let a, b = p.Dt / p.TauMem, 1.0 - p.Dt / p.TauSyn
     let r, c = 1.0 - a, 0.02
     let iInf = c / (1.0 - b)
@@ -41,7 +47,9 @@ let ``LIF membrane under a constant input current equals the closed form of the 
     let expected =
         Array.init n (fun k ->
             let n = float (k + 1)
-            p.VLeak * (1.0 - r ** n) + iInf * (1.0 - r ** n) - a * iInf * (r ** n - b ** n) / (r - b))
+
+            p.VLeak * (1.0 - r ** n) + iInf * (1.0 - r ** n)
+            - a * iInf * (r ** n - b ** n) / (r - b))
 
     assertAllClose "LIF constant current" 1e-11 1e-14 expected v
 
@@ -55,7 +63,14 @@ let ``LIF membrane converges to the continuous solution as dt -> 0 (first order)
         + iInf * (1.0 - (tauM * exp (-t / tauM) - tauS * exp (-t / tauS)) / (tauM - tauS))
 
     let errorAt (dt: float) =
-        let p = { noSpikes with TauSyn = tauS; TauMem = tauM; VLeak = vLeak; Dt = dt }
+        let p =
+            { noSpikes with
+                TauSyn = tauS
+                TauMem = tauM
+                VLeak = vLeak
+                Dt = dt
+            }
+
         let n = int (Math.Round(tEnd / dt))
         // The drive that makes the discrete current approach I∞: input I∞ dt / tauS per step.
         let _, v = lifMembrane p (lifState 0.0 0.0) (Array.create n (iInf * dt / tauS))
@@ -82,18 +97,26 @@ let ``PSP of the exponential synapse: discrete closed form and the continuous di
     let a, b = dt / 10e-3, 1.0 - dt / 5e-3
     let r = 1.0 - a
     let v = psp dt 600
-    let expected = Array.init 600 (fun k -> let n = float (k + 1) in a * w * (r ** (n - 1.0) - b ** (n - 1.0)) / (r - b))
+
+    let expected =
+        Array.init 600 (fun k -> let n = float (k + 1) in a * w * (r ** (n - 1.0) - b ** (n - 1.0)) / (r - b))
+
     assertAllClose "discrete PSP" 1e-11 1e-15 expected v
 
     // Continuous: v(t) = w tauS / (tauS - tauM) (e^(-t/tauS) - e^(-t/tauM)), peak at
     // t* = tauM tauS / (tauM - tauS) ln(tauM / tauS).
-    let cont (t: float) = w * 5e-3 / (5e-3 - 10e-3) * (exp (-t / 5e-3) - exp (-t / 10e-3))
+    let cont (t: float) =
+        w * 5e-3 / (5e-3 - 10e-3) * (exp (-t / 5e-3) - exp (-t / 10e-3))
+
     let tPeak = 10e-3 * 5e-3 / 5e-3 * log 2.0
 
     for dt in [ 1e-5; 2e-6 ] do
         let n = int (30e-3 / dt)
         let v = psp dt n
-        let maxErr = Array.init n (fun k -> abs (v[k] - cont (float (k + 1) * dt))) |> Array.max
+
+        let maxErr =
+            Array.init n (fun k -> abs (v[k] - cont (float (k + 1) * dt))) |> Array.max
+
         Assert.True(maxErr < 2.0 * dt / 5e-3 * w, $"dt %g{dt}: PSP error %g{maxErr}")
         let peakStep = Array.findIndex ((=) (Array.max v)) v
         Assert.True(abs (float (peakStep + 1) * dt - tPeak) <= 2.0 * dt, $"dt %g{dt}: peak at step %d{peakStep}, expected t* = %g{tPeak}")
@@ -101,12 +124,29 @@ let ``PSP of the exponential synapse: discrete closed form and the continuous di
 
 [<Fact>]
 let ``LI readout: PSP plus leak in closed form`` () =
-    let p = { Snn.Li.defaults with VLeak = -0.3; Dt = 2e-4; TauMem = 8e-3; TauSyn = 3e-3 }
+    let p =
+        { Snn.Li.defaults with
+            VLeak = -0.3
+            Dt = 2e-4
+            TauMem = 8e-3
+            TauSyn = 3e-3
+        }
+
     let a, b = p.Dt / p.TauMem, 1.0 - p.Dt / p.TauSyn
     let r, w, n = 1.0 - a, 1.3, 300
-    let init: Snn.Li.State = { V = scalarState 0.0; I = scalarState 0.0 }
-    let (_, (v, _)) = run (Snn.Li.step p) init (Array.init n (fun k -> if k = 0 then w else 0.0))
-    let expected = Array.init n (fun k -> let n = float (k + 1) in p.VLeak * (1.0 - r ** n) + a * w * (r ** (n - 1.0) - b ** (n - 1.0)) / (r - b))
+
+    let init: Snn.Li.State =
+        {
+            V = scalarState 0.0
+            I = scalarState 0.0
+        }
+
+    let (_, (v, _)) =
+        run (Snn.Li.step p) init (Array.init n (fun k -> if k = 0 then w else 0.0))
+
+    let expected =
+        Array.init n (fun k -> let n = float (k + 1) in p.VLeak * (1.0 - r ** n) + a * w * (r ** (n - 1.0) - b ** (n - 1.0)) / (r - b))
+
     assertAllClose "LI" 1e-11 1e-15 expected (values v)
 
 // ---------------------------------------------------------------------------------------------
@@ -114,7 +154,13 @@ let ``LI readout: PSP plus leak in closed form`` () =
 
 [<Fact>]
 let ``LIF under a constant synaptic current fires periodically with the closed-form period`` () =
-    let p = { Snn.Lif.defaults with Dt = 1e-5; VLeak = 0.0; VReset = 0.1 }
+    let p =
+        { Snn.Lif.defaults with
+            Dt = 1e-5
+            VLeak = 0.0
+            VReset = 0.1
+        }
+
     let i0 = 1.5
     let a, b = p.Dt / p.TauMem, 1.0 - p.Dt / p.TauSyn
     let r = 1.0 - a
@@ -125,7 +171,10 @@ let ``LIF under a constant synaptic current fires periodically with the closed-f
     let ratio = log ((i0 - p.VTh) / (i0 - p.VReset)) / log r
     Assert.True(ratio - floor ratio > 0.01 && ratio - floor ratio < 0.99, "choose a current away from a tie")
     let period = int (floor ratio) + 1
-    let spikes = z |> Array.indexed |> Array.filter (fun (_, s) -> s = 1.0) |> Array.map fst
+
+    let spikes =
+        z |> Array.indexed |> Array.filter (fun (_, s) -> s = 1.0) |> Array.map fst
+
     Assert.Equal<int[]>(Array.init (n / period) (fun k -> (k + 1) * period - 1), spikes)
     // Continuous limit: the interspike interval tauM ln((i0 - VReset) / (i0 - VTh)).
     let isi = p.TauMem * log ((i0 - p.VReset) / (i0 - p.VTh))
@@ -136,25 +185,34 @@ let private referenceLif (p: Snn.Lif.Params) (inputs: float[]) =
     let mutable v, i = 0.0, 0.0
     let a, b = p.Dt / p.TauMem, 1.0 - p.Dt / p.TauSyn
 
-    [| for x in inputs do
-           let v1 = v + a * (p.VLeak - v + i)
-           i <- b * i + x
-           let z = if v1 > p.VTh then 1.0 else 0.0
+    [|
+        for x in inputs do
+            let v1 = v + a * (p.VLeak - v + i)
+            i <- b * i + x
+            let z = if v1 > p.VTh then 1.0 else 0.0
 
-           v <-
-               match p.Reset with
-               | _ when z = 0.0 -> v1
-               | Snn.ToValue -> p.VReset
-               | Snn.BySubtraction -> v1 - (p.VTh - p.VReset)
+            v <-
+                match p.Reset with
+                | _ when z = 0.0 -> v1
+                | Snn.ToValue -> p.VReset
+                | Snn.BySubtraction -> v1 - (p.VTh - p.VReset)
 
-           yield z, v1 |]
+            yield z, v1
+    |]
 
 [<Fact>]
 let ``LIF with both resets equals a scalar reference integration`` () =
     let inputs = values (uniform 5L [| 500 |] -0.1 0.6)
 
     for reset in [ Snn.ToValue; Snn.BySubtraction ] do
-        let p = { Snn.Lif.defaults with Reset = reset; VReset = -0.1; VLeak = 0.05; Dt = 5e-4 }
+        let p =
+            { Snn.Lif.defaults with
+                Reset = reset
+                VReset = -0.1
+                VLeak = 0.05
+                Dt = 5e-4
+            }
+
         let z, v = lifMembrane p (lifState 0.0 0.0) inputs
         let expected = referenceLif p inputs
         Assert.True((Array.sum z) >= 10.0, "the input should make the neuron fire")
@@ -162,8 +220,21 @@ let ``LIF with both resets equals a scalar reference integration`` () =
         assertAllClose $"membrane %A{reset}" 1e-13 1e-14 (Array.map snd expected) v
 
     // Subtraction keeps the overshoot: after a spike the membrane is v1 - (VTh - VReset).
-    let p = { Snn.Lif.defaults with Reset = Snn.BySubtraction; VReset = -0.1 }
-    let s, (z, v1) = Snn.Lif.stepWithMembrane p { V = scalarState 1.05; I = scalarState 2.0 } (scalarState 0.0)
+    let p =
+        { Snn.Lif.defaults with
+            Reset = Snn.BySubtraction
+            VReset = -0.1
+        }
+
+    let s, (z, v1) =
+        Snn.Lif.stepWithMembrane
+            p
+            {
+                V = scalarState 1.05
+                I = scalarState 2.0
+            }
+            (scalarState 0.0)
+
     Assert.Equal(1.0, (values z)[0])
     Assert.Equal((values v1)[0] - 1.1, (values s.V)[0], 15)
 
@@ -189,11 +260,31 @@ let ``IF counts inputs: spike counts and residual charge`` () =
     Assert.Equal(1.0, v)
     // The layer gives the same counts over a batch of rates.
     let rates = [| 0.0; 0.1; 0.25; 0.5; 1.5 |]
-    let x = Tensor.FromArray(Array.init (100 * rates.Length) (fun k -> rates[k % rates.Length]), 100, 1, rates.Length)
-    let z = Layer.apply (Layers.integrateAndFire { Snn.IF.defaults with Reset = Snn.BySubtraction }) NoParams x
+
+    let x =
+        Tensor.FromArray(Array.init (100 * rates.Length) (fun k -> rates[k % rates.Length]), 100, 1, rates.Length)
+
+    let z =
+        Layer.apply
+            (Layers.integrateAndFire
+                { Snn.IF.defaults with
+                    Reset = Snn.BySubtraction
+                })
+            NoParams
+            x
+
     let counts = values (z.Sum 0)
     // At most one spike per step: a rate above the threshold saturates at one spike per step.
-    let expected = rates |> Array.map (fun u -> let total = float32 u * 100.0f in if total = 0.0f then 0.0 else min 100.0 (ceil (float total) - 1.0))
+    let expected =
+        rates
+        |> Array.map (fun u ->
+            let total = float32 u * 100.0f in
+
+            if total = 0.0f then
+                0.0
+            else
+                min 100.0 (ceil (float total) - 1.0))
+
     Assert.Equal<float[]>(expected, counts)
 
 // ---------------------------------------------------------------------------------------------
@@ -204,26 +295,44 @@ let private referenceAlif (p: Snn.Alif.Params) (inputs: float[]) =
     let q = p.Lif
     let mutable v, i, adapt = 0.0, 0.0, 0.0
 
-    [| for x in inputs do
-           let v1 = v + (q.VLeak - v + i) * (q.Dt / q.TauMem)
-           i <- i * (1.0 - q.Dt / q.TauSyn) + x
-           let threshold = adapt * p.Beta + q.VTh
-           let z = if v1 - threshold > 0.0 then 1.0 else 0.0
-           adapt <- adapt * (1.0 - q.Dt / p.TauAdapt) + z
-           v <- if z = 1.0 then q.VReset else v1
-           yield z, adapt |]
+    [|
+        for x in inputs do
+            let v1 = v + (q.VLeak - v + i) * (q.Dt / q.TauMem)
+            i <- i * (1.0 - q.Dt / q.TauSyn) + x
+            let threshold = adapt * p.Beta + q.VTh
+            let z = if v1 - threshold > 0.0 then 1.0 else 0.0
+            adapt <- adapt * (1.0 - q.Dt / p.TauAdapt) + z
+            v <- if z = 1.0 then q.VReset else v1
+            yield z, adapt
+    |]
 
 [<Fact>]
 let ``ALIF threshold adaptation equals a scalar reference and lengthens the intervals`` () =
-    let p = { Snn.Alif.defaults with Beta = 0.5; TauAdapt = 50e-3; Lif = { Snn.Lif.defaults with Dt = 1e-4 } }
+    let p =
+        { Snn.Alif.defaults with
+            Beta = 0.5
+            TauAdapt = 50e-3
+            Lif = { Snn.Lif.defaults with Dt = 1e-4 }
+        }
+
     let n, drive = 3000, 0.4
-    let init: Snn.Alif.State = { V = scalarState 0.0; I = scalarState 0.0; A = scalarState 0.0 }
+
+    let init: Snn.Alif.State =
+        {
+            V = scalarState 0.0
+            I = scalarState 0.0
+            A = scalarState 0.0
+        }
+
     let _, (z, states) = run (Snn.Alif.step p) init (Array.create n drive)
     let expected = referenceAlif p (Array.create n drive)
     let z = values z
     Assert.Equal<float[]>(Array.map fst expected, z)
     assertAllClose "adaptation variable" 1e-12 1e-15 (Array.map snd expected) (values states.A)
-    let spikes = z |> Array.indexed |> Array.filter (fun (_, s) -> s = 1.0) |> Array.map fst
+
+    let spikes =
+        z |> Array.indexed |> Array.filter (fun (_, s) -> s = 1.0) |> Array.map fst
+
     Assert.True(spikes.Length >= 5, $"%d{spikes.Length} spikes")
     let isis = Array.pairwise spikes |> Array.map (fun (x, y) -> y - x)
     Assert.True(isis[isis.Length - 1] > isis[0], $"intervals should lengthen: %A{isis}")
@@ -237,7 +346,13 @@ let ``ALIF threshold adaptation equals a scalar reference and lengthens the inte
 // ---------------------------------------------------------------------------------------------
 // AdEx: Euler reference at the same dt, and a fine-step RK4 reference of the continuous model
 
-type private AdExRef = { mutable V: float; mutable W: float; mutable I: float; mutable R: float }
+type private AdExRef =
+    {
+        mutable V: float
+        mutable W: float
+        mutable I: float
+        mutable R: float
+    }
 
 /// One Euler step of AdEx in scalar code, in the order the model documents.
 let private adexEuler (p: Snn.AdEx.Params) (s: AdExRef) (x: float) =
@@ -253,10 +368,20 @@ let private adexEuler (p: Snn.AdEx.Params) (s: AdExRef) (x: float) =
     if z then 1.0 else 0.0
 
 let private adexParams =
-    { Snn.AdEx.defaults with A = 0.4; B = 0.08; Dt = 1e-5; TauAdapt = 30e-3 }
+    { Snn.AdEx.defaults with
+        A = 0.4
+        B = 0.08
+        Dt = 1e-5
+        TauAdapt = 30e-3
+    }
 
 let private adexInit (i0: float) : Snn.AdEx.State =
-    { V = scalarState 0.0; I = scalarState i0; W = scalarState 0.0; Refractory = scalarState 0.0 }
+    {
+        V = scalarState 0.0
+        I = scalarState i0
+        W = scalarState 0.0
+        Refractory = scalarState 0.0
+    }
 
 [<Fact>]
 let ``AdEx equals a scalar Euler reference at the same dt (spikes, adaptation, refractory period)`` () =
@@ -265,7 +390,10 @@ let ``AdEx equals a scalar Euler reference at the same dt (spikes, adaptation, r
     let drive = i0 * (p.Dt / p.TauSyn)
     let _, (z, s) = run (Snn.AdEx.step p) (adexInit i0) (Array.create n drive)
     let state = { V = 0.0; W = 0.0; I = i0; R = 0.0 }
-    let expected = Array.init n (fun _ -> let z = adexEuler p state drive in z, state.V, state.W)
+
+    let expected =
+        Array.init n (fun _ -> let z = adexEuler p state drive in z, state.V, state.W)
+
     let z = values z
     Assert.True(Array.sum z >= 3.0, "AdEx should fire")
     Assert.Equal<float[]>(expected |> Array.map (fun (z, _, _) -> z), z)
@@ -300,14 +428,18 @@ let private adexRk4 (p: Snn.AdEx.Params) (i0: float) (h: float) (fineSteps: int)
         let k4v, k4w = f (v + h * k3v) (w + h * k3w)
         let v' = v + h / 6.0 * (k1v + 2.0 * k2v + 2.0 * k3v + k4v)
         w <- w + h / 6.0 * (k1w + 2.0 * k2w + 2.0 * k3w + k4w)
-        if active then v <- v'
+
+        if active then
+            v <- v'
+
         if v > p.VTh then
             spikes.Add t
             v <- p.VReset
             w <- w + p.B
             refractoryUntil <- t + p.TRef
 
-        if k % every = 0 then samples.Add v
+        if k % every = 0 then
+            samples.Add v
 
     samples.ToArray(), spikes.ToArray()
 
@@ -320,7 +452,10 @@ let ``AdEx converges to a fine-step RK4 integration: subthreshold trajectory and
     let errorAt (dt: float) =
         let p = { sub with Dt = dt }
         let n = int (Math.Round(tEnd / dt))
-        let _, (_, s) = run (Snn.AdEx.step p) (adexInit i0) (Array.create n (i0 * (dt / p.TauSyn)))
+
+        let _, (_, s) =
+            run (Snn.AdEx.step p) (adexInit i0) (Array.create n (i0 * (dt / p.TauSyn)))
+
         let refine = 8
         let reference, _ = adexRk4 p i0 (dt / float refine) (n * refine) refine
         let v = values s.V
@@ -334,8 +469,16 @@ let ``AdEx converges to a fine-step RK4 integration: subthreshold trajectory and
     // Spiking: the Euler spike times approach the RK4 ones.
     let p = { adexParams with Dt = 5e-6 }
     let i0, n = 1.2, 8000
-    let _, (z, _) = run (Snn.AdEx.step p) (adexInit i0) (Array.create n (i0 * (p.Dt / p.TauSyn)))
-    let times = values z |> Array.indexed |> Array.filter (fun (_, s) -> s = 1.0) |> Array.map (fun (k, _) -> float (k + 1) * p.Dt)
+
+    let _, (z, _) =
+        run (Snn.AdEx.step p) (adexInit i0) (Array.create n (i0 * (p.Dt / p.TauSyn)))
+
+    let times =
+        values z
+        |> Array.indexed
+        |> Array.filter (fun (_, s) -> s = 1.0)
+        |> Array.map (fun (k, _) -> float (k + 1) * p.Dt)
+
     let _, reference = adexRk4 p i0 (p.Dt / 10.0) (n * 10) 10
     Assert.True(times.Length >= 3 && abs (times.Length - reference.Length) <= 1, $"%A{times} vs %A{reference}")
 

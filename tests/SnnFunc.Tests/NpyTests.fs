@@ -25,10 +25,14 @@ let private asF64 (s: Storage) =
     | Storage.F64 a -> a
     | Storage.F32 _ -> failwith "expected Float64 storage"
 
-let private bitsOf32 (a: float32[]) = a |> Array.map BitConverter.SingleToInt32Bits
-let private bitsOf64 (a: float[]) = a |> Array.map BitConverter.DoubleToInt64Bits
+let private bitsOf32 (a: float32[]) =
+    a |> Array.map BitConverter.SingleToInt32Bits
 
-let private readBytes (bytes: byte[]) = NpyFormat.read (new MemoryStream(bytes))
+let private bitsOf64 (a: float[]) =
+    a |> Array.map BitConverter.DoubleToInt64Bits
+
+let private readBytes (bytes: byte[]) =
+    NpyFormat.read (new MemoryStream(bytes))
 
 let private toBytes (shape: int[]) (storage: Storage) =
     use ms = new MemoryStream()
@@ -54,7 +58,9 @@ type private NonSeekable(inner: Stream) =
     override _.Write(_, _, _) = raise (NotSupportedException())
 
 let private tempDir () =
-    let d = Path.Combine(Path.GetTempPath(), "snnfunc-npy-" + Guid.NewGuid().ToString "N")
+    let d =
+        Path.Combine(Path.GetTempPath(), "snnfunc-npy-" + Guid.NewGuid().ToString "N")
+
     Directory.CreateDirectory d |> ignore
     d
 
@@ -117,7 +123,16 @@ let ``reads float16 exactly as Float32`` () =
     let shape, s = NpyFormat.readFile (fixture "f16_6.npy")
     Assert.Equal<int[]>([| 6 |], shape)
     // 1/3 in float16 is 0x3555 = 1365/4096.
-    let expected = [| 0.5f; -2.0f; 65504.0f; float32 (2.0 ** -24.0); Single.PositiveInfinity; 1365.0f / 4096.0f |]
+    let expected =
+        [|
+            0.5f
+            -2.0f
+            65504.0f
+            float32 (2.0 ** -24.0)
+            Single.PositiveInfinity
+            1365.0f / 4096.0f
+        |]
+
     Assert.Equal<float32[]>(expected, asF32 s)
 
 [<Fact>]
@@ -141,19 +156,25 @@ let ``reads format versions 2.0 and 3.0`` () =
 let intCases: obj[] seq =
     let values =
         dict
-            [ "b1", [| 1.0; 0.0; 1.0; 1.0 |]
-              "u1", [| 0.0; 1.0; 200.0; 255.0 |]
-              "i1", [| -128.0; -1.0; 0.0; 127.0 |]
-              "i2", [| -32768.0; -1.0; 0.0; 32767.0 |]
-              "u2", [| 0.0; 1.0; 40000.0; 65535.0 |]
-              "i4", [| -2147483648.0; -1.0; 0.0; 2147483647.0 |]
-              "u4", [| 0.0; 1.0; 3e9; 4294967295.0 |]
-              "i8", [| -9007199254740992.0; -1.0; 0.0; 9007199254740992.0 |]
-              "u8", [| 0.0; 1.0; 1099511627776.0; 9007199254740992.0 |] ]
+            [
+                "b1", [| 1.0; 0.0; 1.0; 1.0 |]
+                "u1", [| 0.0; 1.0; 200.0; 255.0 |]
+                "i1", [| -128.0; -1.0; 0.0; 127.0 |]
+                "i2", [| -32768.0; -1.0; 0.0; 32767.0 |]
+                "u2", [| 0.0; 1.0; 40000.0; 65535.0 |]
+                "i4", [| -2147483648.0; -1.0; 0.0; 2147483647.0 |]
+                "u4", [| 0.0; 1.0; 3e9; 4294967295.0 |]
+                "i8", [| -9007199254740992.0; -1.0; 0.0; 9007199254740992.0 |]
+                "u8", [| 0.0; 1.0; 1099511627776.0; 9007199254740992.0 |]
+            ]
 
     seq {
         for KeyValue(code, v) in values do
-            let tags = if code = "b1" || code.EndsWith "1" then [ "na" ] else [ "le"; "be" ]
+            let tags =
+                if code = "b1" || code.EndsWith "1" then
+                    [ "na" ]
+                else
+                    [ "le"; "be" ]
 
             for tag in tags do
                 yield [| box $"dtypes/%s{code}_%s{tag}.npy"; box v |]
@@ -169,14 +190,23 @@ let ``reads bool and integer dtypes exactly as Float64`` (file: string, expected
 [<Fact>]
 let ``integers beyond 2^53 raise instead of rounding`` () =
     for file in [ "i8_too_big.npy"; "u8_too_big.npy" ] do
-        let e = Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readFile (fixture file) |> ignore)
+        let e =
+            Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readFile (fixture file) |> ignore)
+
         Assert.Contains("2^53", e.Message)
         Assert.Contains(file, e.Message)
 
 [<Fact>]
 let ``unsupported dtypes are named`` () =
-    for file, name in [ "unsupported_c16.npy", "complex128"; "unsupported_U5.npy", "<U5"; "unsupported_object.npy", "object" ] do
-        let e = Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readFile (fixture file) |> ignore)
+    for file, name in
+        [
+            "unsupported_c16.npy", "complex128"
+            "unsupported_U5.npy", "<U5"
+            "unsupported_object.npy", "object"
+        ] do
+        let e =
+            Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readFile (fixture file) |> ignore)
+
         Assert.Contains(name, e.Message)
         Assert.Contains(file, e.Message)
 
@@ -254,9 +284,14 @@ let ``reads through a non-seekable stream`` () =
 [<Fact>]
 let ``write checks the shape against the storage`` () =
     use ms = new MemoryStream()
-    let e = Assert.Throws<ArgumentException>(fun () -> NpyFormat.write ms [| 2; 2 |] (Storage.F32 [| 1.0f |]))
+
+    let e =
+        Assert.Throws<ArgumentException>(fun () -> NpyFormat.write ms [| 2; 2 |] (Storage.F32 [| 1.0f |]))
+
     Assert.Contains("4 elements", e.Message)
-    Assert.Throws<ArgumentException>(fun () -> NpyFormat.write ms [| -1 |] (Storage.F32 [||])) |> ignore
+
+    Assert.Throws<ArgumentException>(fun () -> NpyFormat.write ms [| -1 |] (Storage.F32 [||]))
+    |> ignore
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -270,7 +305,10 @@ let ``truncated data reports expected and found byte counts`` () =
     let expected = "expected 4096 bytes of data for shape [32; 32] float32, found 100"
     let e = Assert.Throws<InvalidDataException>(fun () -> readBytes cut |> ignore)
     Assert.Contains(expected, e.Message)
-    let e = Assert.Throws<InvalidDataException>(fun () -> NpyFormat.read (new NonSeekable(new MemoryStream(cut))) |> ignore)
+
+    let e =
+        Assert.Throws<InvalidDataException>(fun () -> NpyFormat.read (new NonSeekable(new MemoryStream(cut))) |> ignore)
+
     Assert.Contains(expected, e.Message)
 
 [<Fact>]
@@ -281,11 +319,17 @@ let ``errors name the file`` () =
         let path = Path.Combine(dir, "broken.npy")
         let full = File.ReadAllBytes(fixture "f64_5.npy")
         File.WriteAllBytes(path, full[.. full.Length - 9])
-        let e = Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readFile path |> ignore)
+
+        let e =
+            Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readFile path |> ignore)
+
         Assert.Contains(path, e.Message)
         Assert.Contains("expected 40 bytes of data for shape [5] float64, found 32", e.Message)
         File.WriteAllText(path, "hello, not numpy")
-        let e = Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readFile path |> ignore)
+
+        let e =
+            Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readFile path |> ignore)
+
         Assert.Contains(path, e.Message)
         Assert.Contains("magic", e.Message)
     finally
@@ -293,13 +337,20 @@ let ``errors name the file`` () =
 
 [<Fact>]
 let ``bad magic, truncated header and unknown versions are rejected`` () =
-    let e = Assert.Throws<InvalidDataException>(fun () -> readBytes (Encoding.ASCII.GetBytes "PK\003\004 a zip") |> ignore)
+    let e =
+        Assert.Throws<InvalidDataException>(fun () -> readBytes (Encoding.ASCII.GetBytes "PK\003\004 a zip") |> ignore)
+
     Assert.Contains("magic", e.Message)
-    Assert.Throws<InvalidDataException>(fun () -> readBytes [||] |> ignore) |> ignore
+
+    Assert.Throws<InvalidDataException>(fun () -> readBytes [||] |> ignore)
+    |> ignore
+
     let full = File.ReadAllBytes(fixture "f32_2x3.npy")
 
     for cut in [ 7; 9; 20; 127 ] do
-        let e = Assert.Throws<InvalidDataException>(fun () -> readBytes full[.. cut - 1] |> ignore)
+        let e =
+            Assert.Throws<InvalidDataException>(fun () -> readBytes full[.. cut - 1] |> ignore)
+
         Assert.Contains("truncated .npy header", e.Message)
 
     let v4 = Array.copy full
@@ -333,7 +384,9 @@ let ``accepts header spellings from other writers`` () =
     Assert.Equal<int[]>([| 2 |], shape)
     Assert.Equal<float32[]>([| 1.5f; -2.0f |], asF32 s)
     // A scalar header with an empty tuple.
-    let shape, s = readBytes (withHeader "{'descr': '<f8', 'fortran_order': True, 'shape': ()}" (BitConverter.GetBytes 4.0))
+    let shape, s =
+        readBytes (withHeader "{'descr': '<f8', 'fortran_order': True, 'shape': ()}" (BitConverter.GetBytes 4.0))
+
     Assert.Empty shape
     Assert.Equal<float[]>([| 4.0 |], asF64 s)
 
@@ -380,7 +433,10 @@ let ``a failed write keeps the previous file and cleans up`` () =
         // A failure at the final move (the target is a folder): the temporary file is removed.
         let sub = Path.Combine(dir, "sub.npy")
         Directory.CreateDirectory sub |> ignore
-        Assert.ThrowsAny<Exception>(fun () -> NpyFormat.writeFile sub [| 1 |] (Storage.F32 [| 1.0f |])) |> ignore
+
+        Assert.ThrowsAny<Exception>(fun () -> NpyFormat.writeFile sub [| 1 |] (Storage.F32 [| 1.0f |]))
+        |> ignore
+
         Assert.Equal<string[]>([| path |], Directory.GetFiles dir)
     finally
         Directory.Delete(dir, true)
@@ -395,7 +451,10 @@ let ``a failed write keeps the previous file and cleans up`` () =
 let ``reads np.savez and np.savez_compressed archives`` (file: string) =
     let arrays = NpyFormat.readNpzFile (fixture file)
     Assert.Equal<string list>([ "weights"; "bias"; "count"; "arr_0" ], List.map fst arrays)
-    let get name = arrays |> List.find (fun (n, _) -> n = name) |> snd
+
+    let get name =
+        arrays |> List.find (fun (n, _) -> n = name) |> snd
+
     let shape, s = get "weights"
     Assert.Equal<int[]>([| 2; 3 |], shape)
     Assert.Equal<float32[]>(f32Ref, asF32 s)
@@ -413,10 +472,12 @@ let ``npz round trip, stored or deflated`` (compressed: bool) =
     let zeros = Storage.F64(Array.zeroCreate 1000)
 
     let arrays =
-        [ "w", [| 2; 3 |], Storage.F32 f32Ref
-          "layer/b", [| 5 |], Storage.F64 f64Ref
-          "z", [| 10; 100 |], zeros
-          "s", [||], Storage.F32 [| 1.0f |] ]
+        [
+            "w", [| 2; 3 |], Storage.F32 f32Ref
+            "layer/b", [| 5 |], Storage.F64 f64Ref
+            "z", [| 10; 100 |], zeros
+            "s", [||], Storage.F32 [| 1.0f |]
+        ]
 
     use ms = new MemoryStream()
     NpyFormat.writeNpzWith compressed ms arrays
@@ -445,9 +506,12 @@ let ``npz errors`` () =
         NpyFormat.writeNpz ms [ "a", [| 1 |], Storage.F32 [| 1.0f |]; "a", [| 1 |], Storage.F32 [| 2.0f |] ])
     |> ignore
 
-    Assert.Throws<ArgumentException>(fun () -> NpyFormat.writeNpz ms [ "", [| 1 |], Storage.F32 [| 1.0f |] ]) |> ignore
+    Assert.Throws<ArgumentException>(fun () -> NpyFormat.writeNpz ms [ "", [| 1 |], Storage.F32 [| 1.0f |] ])
+    |> ignore
     // Not a zip.
-    let e = Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readNpz (new MemoryStream(Array.zeroCreate 100)) |> ignore)
+    let e =
+        Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readNpz (new MemoryStream(Array.zeroCreate 100)) |> ignore)
+
     Assert.Contains(".npz", e.Message)
     // A member that is not an array.
     use zms = new MemoryStream()
@@ -457,7 +521,9 @@ let ``npz errors`` () =
         use w = new StreamWriter(zip.CreateEntry("readme.txt").Open())
         w.Write "hello"
 
-    let e = Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readNpz (new MemoryStream(zms.ToArray())) |> ignore)
+    let e =
+        Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readNpz (new MemoryStream(zms.ToArray())) |> ignore)
+
     Assert.Contains("readme.txt", e.Message)
     // A broken member is named in the error.
     use bms = new MemoryStream()
@@ -467,7 +533,9 @@ let ``npz errors`` () =
         use s = zip.CreateEntry("weights.npy").Open()
         s.Write(File.ReadAllBytes(fixture "unsupported_c16.npy"))
 
-    let e = Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readNpz (new MemoryStream(bms.ToArray())) |> ignore)
+    let e =
+        Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readNpz (new MemoryStream(bms.ToArray())) |> ignore)
+
     Assert.Contains("weights.npy", e.Message)
     Assert.Contains("complex128", e.Message)
 
@@ -511,7 +579,10 @@ let ``tensors load from and save to .npz`` () =
             let path = Path.Combine(dir, "t.npz")
             let tensors = Npz.loadList (fixture "plain.npz")
 
-            if compressed then Npz.saveCompressed path tensors else Npz.save path tensors
+            if compressed then
+                Npz.saveCompressed path tensors
+            else
+                Npz.save path tensors
 
             let back = Npz.loadList path
             Assert.Equal<string list>(List.map fst tensors, List.map fst back)

@@ -19,11 +19,13 @@ let private updates (tx: GradientTransformation) (gs: (Tensor * Tensor) list) =
     let mutable state = Optim.init tx ps
     let mutable p = ps
 
-    [ for g in gs do
-          let u, s = Optim.update tx g state p
-          state <- s
-          p <- Optim.applyUpdates p u
-          yield flat u ],
+    [
+        for g in gs do
+            let u, s = Optim.update tx g state p
+            state <- s
+            p <- Optim.applyUpdates p u
+            yield flat u
+    ],
     p
 
 let private g1, g2 = flat grads1, flat grads2
@@ -51,15 +53,17 @@ let private adamByHand (lr: float) (steps: float[] list) =
     let n = p0.Length
     let m, v = Array.zeroCreate n, Array.zeroCreate n
 
-    [ for t, g in List.indexed steps do
-          let t = float (t + 1)
+    [
+        for t, g in List.indexed steps do
+            let t = float (t + 1)
 
-          yield
-              Array.init n (fun i ->
-                  m[i] <- 0.9 * m[i] + 0.1 * g[i]
-                  v[i] <- 0.999 * v[i] + 0.001 * g[i] * g[i]
-                  let mHat, vHat = m[i] / (1.0 - 0.9 ** t), v[i] / (1.0 - 0.999 ** t)
-                  -lr * mHat / (sqrt vHat + 1e-8)) ]
+            yield
+                Array.init n (fun i ->
+                    m[i] <- 0.9 * m[i] + 0.1 * g[i]
+                    v[i] <- 0.999 * v[i] + 0.001 * g[i] * g[i]
+                    let mHat, vHat = m[i] / (1.0 - 0.9 ** t), v[i] / (1.0 - 0.999 ** t)
+                    -lr * mHat / (sqrt vHat + 1e-8))
+    ]
 
 [<Fact>]
 let ``adam: first step is -lr sign(g) (up to eps), later steps by hand`` () =
@@ -120,7 +124,9 @@ let ``schedules: exponential decay (continuous and staircase) and cosine decay``
 
 [<Fact>]
 let ``chain applies transformations in order and concatenates their states`` () =
-    let tx = Optim.chain [ Optim.clipByGlobalNorm 1.0; Optim.traceMomentum 0.5 false; Optim.scale -2.0 ]
+    let tx =
+        Optim.chain [ Optim.clipByGlobalNorm 1.0; Optim.traceMomentum 0.5 false; Optim.scale -2.0 ]
+
     Assert.Equal(3, tx.Parts)
     let state = Optim.init tx ps
     Assert.Equal(3, state.Length)
@@ -135,7 +141,9 @@ let ``chain applies transformations in order and concatenates their states`` () 
     let nested = Optim.chain [ tx; Optim.adam 0.1 ]
     Assert.Equal(5, nested.Parts)
     Assert.Equal(5, (Optim.init nested ps).Length)
-    assertThrowsArg [ "Optim.chain"; "state has 2 parts, expected 3" ] (fun () -> tx.Update (Tree.leaves grads1) (List.take 2 state) (Tree.leaves ps))
+
+    assertThrowsArg [ "Optim.chain"; "state has 2 parts, expected 3" ] (fun () ->
+        tx.Update (Tree.leaves grads1) (List.take 2 state) (Tree.leaves ps))
 
 [<Fact>]
 let ``update checks the tree structure; optimizer constants are validated`` () =

@@ -37,7 +37,8 @@ let private ksStatistic (cdf: float -> float) (xs: float[]) =
     d
 
 /// The KS critical value at significance 1e-6 (asymptotic: sqrt(-ln(alpha/2) / (2n))).
-let private ksCritical (n: int) = sqrt (-(log (1e-6 / 2.0)) / (2.0 * float n))
+let private ksCritical (n: int) =
+    sqrt (-(log (1e-6 / 2.0)) / (2.0 * float n))
 
 let private withThreads (n: int) (f: unit -> 'a) =
     let saved = Parallelism.MaxThreads
@@ -56,9 +57,7 @@ let private withThreads (n: int) (f: unit -> 'a) =
 [<InlineData(0x00000000u, 0x00000000u, 0x00000000u, 0x00000000u, 0x6b200159u, 0x99ba4efeu)>]
 [<InlineData(0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0x1cb996fcu, 0xbb002be7u)>]
 [<InlineData(0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u, 0xc4923a9cu, 0x483df7a0u)>]
-let ``threefry2x32 matches the Random123 known answers``
-    (c0: uint32, c1: uint32, k0: uint32, k1: uint32, r0: uint32, r1: uint32)
-    =
+let ``threefry2x32 matches the Random123 known answers`` (c0: uint32, c1: uint32, k0: uint32, k1: uint32, r0: uint32, r1: uint32) =
     let struct (x0, x1) = threefry2x32 { K0 = k0; K1 = k1 } c0 c1
     Assert.Equal(r0, x0)
     Assert.Equal(r1, x1)
@@ -106,11 +105,16 @@ let ``split and foldIn give distinct keys (property)`` () =
 let ``split children produce unrelated streams`` () =
     let k = keyOfSeed 0L
     let children = split k 3
-    let streams = Array.append [| bits k 64 |] (children |> Array.map (fun c -> bits c 64))
+
+    let streams =
+        Array.append [| bits k 64 |] (children |> Array.map (fun c -> bits c 64))
 
     for i in 0 .. streams.Length - 1 do
         for j in i + 1 .. streams.Length - 1 do
-            let same = Array.map2 (fun a b -> if a = b then 1 else 0) streams[i] streams[j] |> Array.sum
+            let same =
+                Array.map2 (fun a b -> if a = b then 1 else 0) streams[i] streams[j]
+                |> Array.sum
+
             Assert.True(same <= 1, $"streams %d{i} and %d{j} share %d{same} of 64 words")
 
 [<Fact>]
@@ -119,13 +123,15 @@ let ``results do not depend on the thread count`` () =
     let n = 200_003
 
     let run () =
-        [ bits k n |> Array.map float
-          toFloats (uniform k n Float32 -1.0 3.0)
-          toFloats (uniform k n Float64 -1.0 3.0)
-          toFloats (normal k n Float32)
-          toFloats (normal k n Float64)
-          toFloats (bernoulli k n Float32 0.3)
-          toFloats (poisson k 50_001 Float64 12.5) ]
+        [
+            bits k n |> Array.map float
+            toFloats (uniform k n Float32 -1.0 3.0)
+            toFloats (uniform k n Float64 -1.0 3.0)
+            toFloats (normal k n Float32)
+            toFloats (normal k n Float64)
+            toFloats (bernoulli k n Float32 0.3)
+            toFloats (poisson k 50_001 Float64 12.5)
+        ]
         |> List.map (Array.map BitConverter.DoubleToInt64Bits)
 
     let one = withThreads 1 run
@@ -221,7 +227,9 @@ let ``poisson frequencies match the pmf`` (lambda: float) =
         let p = Poisson.PMF(lambda, k)
 
         if p * float n > 20.0 then
-            let observed = (xs |> Array.filter (fun x -> x = float k) |> Array.length |> float) / float n
+            let observed =
+                (xs |> Array.filter (fun x -> x = float k) |> Array.length |> float) / float n
+
             within5Se $"P(X = %d{k})" observed p (sqrt (p * (1.0 - p) / float n))
 
 [<Fact>]
@@ -279,14 +287,16 @@ let ``Random samplers give tensors of the requested shape and dtype`` () =
     Assert.Equal(RandomBits.foldIn k 3, Random.foldIn k 3)
 
     let cases =
-        [ Random.uniform k1 [| 2; 3 |], Float32
-          Random.uniformAs Float64 k1 [| 2; 3 |], Float64
-          Random.uniformRange k1 -1.0 1.0 [| 4 |], Float32
-          Random.normal k1 [| 3; 1; 2 |], Float32
-          Random.normalAs Float64 k1 [||], Float64
-          Random.bernoulli k1 0.5 [| 0; 5 |], Float32
-          Random.poisson k1 3.0 [| 7 |], Float32
-          Random.poissonAs Float64 k1 30.0 [| 2; 2 |], Float64 ]
+        [
+            Random.uniform k1 [| 2; 3 |], Float32
+            Random.uniformAs Float64 k1 [| 2; 3 |], Float64
+            Random.uniformRange k1 -1.0 1.0 [| 4 |], Float32
+            Random.normal k1 [| 3; 1; 2 |], Float32
+            Random.normalAs Float64 k1 [||], Float64
+            Random.bernoulli k1 0.5 [| 0; 5 |], Float32
+            Random.poisson k1 3.0 [| 7 |], Float32
+            Random.poissonAs Float64 k1 30.0 [| 2; 2 |], Float64
+        ]
 
     for t, dtype in cases do
         Assert.Equal(dtype, t.DType)
@@ -300,8 +310,15 @@ let ``Random samplers give tensors of the requested shape and dtype`` () =
 [<Fact>]
 let ``Random errors name the Random function`` () =
     let k = Random.key 0L
-    throwsNaming "Random.uniformRange" (fun () -> Random.uniformRange k 1.0 0.0 [| 2 |]) |> ignore
-    throwsNaming "Random.bernoulli" (fun () -> Random.bernoulli k 2.0 [| 2 |]) |> ignore
-    throwsNaming "Random.poisson" (fun () -> Random.poisson k -3.0 [| 2 |]) |> ignore
+
+    throwsNaming "Random.uniformRange" (fun () -> Random.uniformRange k 1.0 0.0 [| 2 |])
+    |> ignore
+
+    throwsNaming "Random.bernoulli" (fun () -> Random.bernoulli k 2.0 [| 2 |])
+    |> ignore
+
+    throwsNaming "Random.poisson" (fun () -> Random.poisson k -3.0 [| 2 |])
+    |> ignore
+
     throwsNaming "Random.normal" (fun () -> Random.normal k [| -1; 2 |]) |> ignore
     throwsNaming "Random.splitN" (fun () -> Random.splitN k -1) |> ignore

@@ -23,7 +23,11 @@ let private unrolled (reverse: bool) (p: Params) (s0: State) (xs: Tensor, ys: Te
     let outs = Array.zeroCreate steps
     let mutable s = s0
 
-    for t in (if reverse then [ steps - 1 .. -1 .. 0 ] else [ 0 .. steps - 1 ]) do
+    for t in
+        (if reverse then
+             [ steps - 1 .. -1 .. 0 ]
+         else
+             [ 0 .. steps - 1 ]) do
         let x = xs.Narrow(0, t, 1).Squeeze 0
         let y = ys.Narrow(0, t, 1).Squeeze 0
         let s', o = step p s (x, y)
@@ -34,8 +38,19 @@ let private unrolled (reverse: bool) (p: Params) (s0: State) (xs: Tensor, ys: Te
 
 let private setup (seed: int) (steps: int) =
     let rng = Random seed
-    let p = { W = randn rng [| 3; 4 |]; Decay = uniform rng 0.5 0.9 [| 4 |] }
-    let s0 = { V = randn rng [| 4 |]; I = randn rng [| 4 |] }
+
+    let p =
+        {
+            W = randn rng [| 3; 4 |]
+            Decay = uniform rng 0.5 0.9 [| 4 |]
+        }
+
+    let s0 =
+        {
+            V = randn rng [| 4 |]
+            I = randn rng [| 4 |]
+        }
+
     let xs = randn rng [| steps; 3 |], randn rng [| steps; 4 |]
     let c = randn rng [| steps; 4 |]
     p, s0, xs, c
@@ -54,18 +69,29 @@ let private assertTreeClose what rtol atol (expected: 'T) (actual: 'T) =
 let ``scan equals an unrolled loop in value and gradient, with record carry and tuple xs and ys`` () =
     for reverse in [ false; true ] do
         let p, s0, xs, c = setup 1 7
-        let options = { ScanOptions.Default with Reverse = reverse }
+
+        let options =
+            { ScanOptions.Default with
+                Reverse = reverse
+            }
+
         let scanned = Ad.scanWith options (step p) s0 xs
         let loop = unrolled reverse p s0 xs
         assertTreeClose $"value (reverse %b{reverse})" 1e-15 1e-15 loop scanned
         let f run (p, s0, xs) = loss c (run p s0 xs)
-        let gScan = Ad.grad (f (fun p s0 xs -> Ad.scanWith options (step p) s0 xs)) (p, s0, xs)
+
+        let gScan =
+            Ad.grad (f (fun p s0 xs -> Ad.scanWith options (step p) s0 xs)) (p, s0, xs)
+
         let gLoop = Ad.grad (f (unrolled reverse)) (p, s0, xs)
         assertTreeClose $"gradient (reverse %b{reverse})" 1e-13 1e-14 gLoop gScan
         // Forward mode agrees too.
         let rng = Random 2
         let dir = Tree.map (fun (t: Tensor) -> randn rng t.Shape) (p, s0, xs)
-        let _, jScan = Ad.jvp (f (fun p s0 xs -> Ad.scanWith options (step p) s0 xs)) (p, s0, xs) dir
+
+        let _, jScan =
+            Ad.jvp (f (fun p s0 xs -> Ad.scanWith options (step p) s0 xs)) (p, s0, xs) dir
+
         let _, jLoop = Ad.jvp (f (unrolled reverse)) (p, s0, xs) dir
         assertNear "jvp" 1e-13 (jLoop.ToScalar()) (jScan.ToScalar())
 
@@ -73,7 +99,15 @@ let ``scan equals an unrolled loop in value and gradient, with record carry and 
 let ``reverse scan runs from the last step and still stacks outputs in index order`` () =
     let xs = t64 [| 4 |] [ 1.0; 2.0; 3.0; 4.0 ]
     // carry' = 10 carry + x: forward gives 1234, reverse 4321; outputs are the carries per index.
-    let run reverse = Ad.scanWith { ScanOptions.Default with Reverse = reverse } (fun (c: Tensor) (x: Tensor) -> let c' = c * 10.0 + x in c', c') (s64 0.0) xs
+    let run reverse =
+        Ad.scanWith
+            { ScanOptions.Default with
+                Reverse = reverse
+            }
+            (fun (c: Tensor) (x: Tensor) -> let c' = c * 10.0 + x in c', c')
+            (s64 0.0)
+            xs
+
     let cF, yF = run false
     let cR, yR = run true
     Assert.Equal(1234.0, cF.ToScalar())
@@ -81,8 +115,26 @@ let ``reverse scan runs from the last step and still stacks outputs in index ord
     assertEqualValues "forward outputs" (t64 [| 4 |] [ 1.0; 12.0; 123.0; 1234.0 ]) yF
     assertEqualValues "reverse outputs" (t64 [| 4 |] [ 4321.0; 432.0; 43.0; 4.0 ]) yR
     // d carry / d xs: 10^(steps after it) forward, 10^(steps before it) in reverse.
-    assertEqualValues "forward grad" (t64 [| 4 |] [ 1000.0; 100.0; 10.0; 1.0 ]) (Ad.grad (fun xs -> fst (Ad.scan (fun (c: Tensor) (x: Tensor) -> c * 10.0 + x, c) (s64 0.0) xs)) xs)
-    assertEqualValues "reverse grad" (t64 [| 4 |] [ 1.0; 10.0; 100.0; 1000.0 ]) (Ad.grad (fun xs -> fst (Ad.scanWith { ScanOptions.Default with Reverse = true } (fun (c: Tensor) (x: Tensor) -> c * 10.0 + x, c) (s64 0.0) xs)) xs)
+    assertEqualValues
+        "forward grad"
+        (t64 [| 4 |] [ 1000.0; 100.0; 10.0; 1.0 ])
+        (Ad.grad (fun xs -> fst (Ad.scan (fun (c: Tensor) (x: Tensor) -> c * 10.0 + x, c) (s64 0.0) xs)) xs)
+
+    assertEqualValues
+        "reverse grad"
+        (t64 [| 4 |] [ 1.0; 10.0; 100.0; 1000.0 ])
+        (Ad.grad
+            (fun xs ->
+                fst (
+                    Ad.scanWith
+                        { ScanOptions.Default with
+                            Reverse = true
+                        }
+                        (fun (c: Tensor) (x: Tensor) -> c * 10.0 + x, c)
+                        (s64 0.0)
+                        xs
+                ))
+            xs)
 
 /// The step with its parameters passed through the carry (unchanged), as checkpointing requires
 /// for values that are differentiated.
@@ -99,7 +151,11 @@ let ``checkpointed scan (every 1, 3, 7 steps) has the gradient of the plain scan
         loss c (s, ys)
 
     for reverse in [ false; true ] do
-        let plain = { ScanOptions.Default with Reverse = reverse }
+        let plain =
+            { ScanOptions.Default with
+                Reverse = reverse
+            }
+
         let v0, g0 = Ad.valueAndGrad (f plain) (p, s0, xs)
 
         for k in [ 1; 3; 7 ] do
@@ -115,15 +171,41 @@ let ``checkpointed scan whose step closes over a differentiated parameter is a c
     // CheckpointEvery the parameters go in the carry (previous test). Before the check this failed
     // during the backward pass with "escaped tracer ... 'grad'" from inside a transpose rule.
     let p, s0, xs, c = setup 4 10
-    let f (options: ScanOptions) (p: Params, s0: State) = loss c (Ad.scanWith options (step p) s0 xs)
+
+    let f (options: ScanOptions) (p: Params, s0: State) =
+        loss c (Ad.scanWith options (step p) s0 xs)
+
     let g0 = Ad.grad (f ScanOptions.Default) (p, s0)
     Assert.Equal<int[]>([| 3; 4 |], (fst g0).W.Shape)
-    let ex = Assert.Throws<InvalidOperationException>(fun () -> Ad.grad (f { ScanOptions.Default with CheckpointEvery = 3 }) (p, s0) |> ignore)
+
+    let ex =
+        Assert.Throws<InvalidOperationException>(fun () ->
+            Ad.grad
+                (f
+                    { ScanOptions.Default with
+                        CheckpointEvery = 3
+                    })
+                (p, s0)
+            |> ignore)
+
     Assert.Contains("Ad.checkpoint", ex.Message)
     Assert.Contains("closes over a value traced by 'grad'", ex.Message)
     Assert.Contains("carry", ex.Message)
     // A concrete (not differentiated) closed-over value is fine.
-    let g = Ad.grad (fun s0 -> loss c (Ad.scanWith { ScanOptions.Default with CheckpointEvery = 3 } (step p) s0 xs)) s0
+    let g =
+        Ad.grad
+            (fun s0 ->
+                loss
+                    c
+                    (Ad.scanWith
+                        { ScanOptions.Default with
+                            CheckpointEvery = 3
+                        }
+                        (step p)
+                        s0
+                        xs))
+            s0
+
     assertTreeClose "closure over a constant" 1e-13 1e-14 (snd g0) g
 
 [<Fact>]
@@ -132,16 +214,26 @@ let ``scan under vmap, grad of vmap of scan and vmap of grad of scan equal loops
     let rng = Random 6
     let batchX, batchY = randn rng [| 3; 6; 3 |], randn rng [| 3; 6; 4 |]
     let one (p: Params) (x: Tensor, y: Tensor) = loss c (Ad.scan (step p) s0 (x, y))
-    let example i = batchX.Narrow(0, i, 1).Squeeze 0, batchY.Narrow(0, i, 1).Squeeze 0
-    let values = Ad.vmapWith [| None; None; Some 0; Some 0 |] 0 (fun (p, xs) -> one p xs) (p, (batchX, batchY))
+
+    let example i =
+        batchX.Narrow(0, i, 1).Squeeze 0, batchY.Narrow(0, i, 1).Squeeze 0
+
+    let values =
+        Ad.vmapWith [| None; None; Some 0; Some 0 |] 0 (fun (p, xs) -> one p xs) (p, (batchX, batchY))
 
     for i in 0..2 do
         assertNear $"value %d{i}" 1e-14 ((one p (example i)).ToScalar()) (values.Narrow(0, i, 1).Squeeze(0).ToScalar())
 
     let g = Ad.grad (fun (p: Params) -> (Ad.vmap (one p) (batchX, batchY)).Sum()) p
-    let expected = [ for i in 0..2 -> Ad.grad (fun p -> one p (example i)) p ] |> List.reduce (fun a b -> Tree.map2 (+) a b)
+
+    let expected =
+        [ for i in 0..2 -> Ad.grad (fun p -> one p (example i)) p ]
+        |> List.reduce (fun a b -> Tree.map2 (+) a b)
+
     assertTreeClose "grad of vmap" 1e-13 1e-14 expected g
-    let perExample = Ad.vmapWith [| None; None; Some 0; Some 0 |] 0 (fun (p, xs) -> Ad.grad (fun p -> one p xs) p) (p, (batchX, batchY))
+
+    let perExample =
+        Ad.vmapWith [| None; None; Some 0; Some 0 |] 0 (fun (p, xs) -> Ad.grad (fun p -> one p xs) p) (p, (batchX, batchY))
 
     for i in 0..2 do
         let gi = Ad.grad (fun p -> one p (example i)) p
@@ -150,16 +242,36 @@ let ``scan under vmap, grad of vmap of scan and vmap of grad of scan equal loops
 [<Fact>]
 let ``scan errors: a carry that changes shape or structure, mismatched xs lengths`` () =
     let xs = Tensor.Zeros [| 3; 2 |]
-    let ex = Assert.Throws<InvalidOperationException>(fun () -> Ad.scan (fun (c: Tensor) (x: Tensor) -> Tensor.concat 0 [ c; x ], x) (Tensor.Zeros [| 2 |]) xs |> ignore)
+
+    let ex =
+        Assert.Throws<InvalidOperationException>(fun () ->
+            Ad.scan (fun (c: Tensor) (x: Tensor) -> Tensor.concat 0 [ c; x ], x) (Tensor.Zeros [| 2 |]) xs
+            |> ignore)
+
     Assert.Contains("Ad.scan", ex.Message)
     Assert.Contains("carry", ex.Message)
     Assert.Contains("[2]", ex.Message)
     Assert.Contains("[4]", ex.Message)
-    let ex2 = Assert.Throws<InvalidOperationException>(fun () -> Ad.scan (fun (c: Tensor list) (x: Tensor) -> x :: c, x) [ Tensor.Zeros [| 2 |] ] xs |> ignore)
+
+    let ex2 =
+        Assert.Throws<InvalidOperationException>(fun () ->
+            Ad.scan (fun (c: Tensor list) (x: Tensor) -> x :: c, x) [ Tensor.Zeros [| 2 |] ] xs
+            |> ignore)
+
     Assert.Contains("structure", ex2.Message)
-    let ex3 = Assert.Throws<InvalidOperationException>(fun () -> Ad.scan (fun (c: Tensor) (x: Tensor) -> c.Convert Float64, x) (Tensor.Zeros [| 2 |]) xs |> ignore)
+
+    let ex3 =
+        Assert.Throws<InvalidOperationException>(fun () ->
+            Ad.scan (fun (c: Tensor) (x: Tensor) -> c.Convert Float64, x) (Tensor.Zeros [| 2 |]) xs
+            |> ignore)
+
     Assert.Contains("float64", ex3.Message.ToLowerInvariant())
-    let ex4 = Assert.Throws<ArgumentException>(fun () -> Ad.scan (fun (c: Tensor) (x: Tensor, y: Tensor) -> c, x + y) (Tensor.Zeros [| 2 |]) (xs, Tensor.Zeros [| 4; 2 |]) |> ignore)
+
+    let ex4 =
+        Assert.Throws<ArgumentException>(fun () ->
+            Ad.scan (fun (c: Tensor) (x: Tensor, y: Tensor) -> c, x + y) (Tensor.Zeros [| 2 |]) (xs, Tensor.Zeros [| 4; 2 |])
+            |> ignore)
+
     Assert.Contains("steps", ex4.Message)
 
 [<Fact>]
@@ -170,10 +282,21 @@ let ``a 10,000-step scan differentiates on a 256 KiB stack: the backward pass is
         try
             // carry' = 0.9999 carry + 0.001 x: d carry_T / d carry_0 = 0.9999^T.
             let xs = Tensor.ones [| 10000; 4 |] |> Tensor.convert Float64
-            let f options (c0: Tensor) = (fst (Ad.scanWith options (fun (c: Tensor) (x: Tensor) -> c * 0.9999 + x * 0.001, ()) c0 xs)).Sum()
+
+            let f options (c0: Tensor) =
+                (fst (Ad.scanWith options (fun (c: Tensor) (x: Tensor) -> c * 0.9999 + x * 0.001, ()) c0 xs)).Sum()
+
             let c0 = t64 [| 4 |] [ 1.0; 2.0; 3.0; 4.0 ]
             let g = Ad.grad (f ScanOptions.Default) c0
-            let gk = Ad.grad (f { ScanOptions.Default with CheckpointEvery = 100 }) c0
+
+            let gk =
+                Ad.grad
+                    (f
+                        { ScanOptions.Default with
+                            CheckpointEvery = 100
+                        })
+                    c0
+
             result <- Choice1Of2((g.ToDoubleArray()[2]), (gk.ToDoubleArray()[3]))
         with e ->
             result <- Choice2Of2 e
@@ -225,7 +348,12 @@ module Memory =
             h, ()
 
         let forward k steps () =
-            let options = { ScanOptions.Default with CheckpointEvery = k; Length = Some steps }
+            let options =
+                { ScanOptions.Default with
+                    CheckpointEvery = k
+                    Length = Some steps
+                }
+
             let c0 = (Tensor.linspace -1.0 1.0 64).Convert Float64
             Ad.vjp (fun c0 -> (fst (Ad.scanWith options stepF c0 ())).Sum()) c0
 

@@ -7,10 +7,12 @@ open SnnFunc
 /// messages, and central finite differences over whole parameter trees.
 module SnnCheck =
 
-    let t64 (data: float[]) (shape: int[]) = Tensor.FromArray(Array.copy data, Array.copy shape)
+    let t64 (data: float[]) (shape: int[]) =
+        Tensor.FromArray(Array.copy data, Array.copy shape)
 
     /// N(0, 1) · scale, Float64, from a seed.
-    let randn (seed: int64) (shape: int[]) (scale: float) = Random.normalAs Float64 (Random.key seed) shape * scale
+    let randn (seed: int64) (shape: int[]) (scale: float) =
+        Random.normalAs Float64 (Random.key seed) shape * scale
 
     /// Uniform in [lo, hi), Float64, from a seed.
     let uniform (seed: int64) (shape: int[]) (lo: float) (hi: float) =
@@ -52,7 +54,13 @@ module SnnCheck =
         let norm = expected |> Array.sumBy (fun d -> d * d) |> sqrt
 
         if not (diff <= rel * norm) then
-            failwithf "%s: relative difference %.3g of norms (||diff|| %.3g, ||expected|| %.3g), allowed %g" what (diff / norm) diff norm rel
+            failwithf
+                "%s: relative difference %.3g of norms (||diff|| %.3g, ||expected|| %.3g), allowed %g"
+                what
+                (diff / norm)
+                diff
+                norm
+                rel
 
     /// Central finite differences of a scalar function of a parameter tree, leaf by leaf and element
     /// by element (Float64 leaves): the tree of df/dp.
@@ -94,7 +102,11 @@ module SnnCheck =
     let checkJvpVjp (what: string) (rel: float) (f: 'P -> Tensor) (x: 'P) (v: 'P) =
         let g = Tree.leaves (Ad.grad f x)
         let _, dy = Ad.jvp f x v
-        let lhs = Array.map2 (fun (a: Tensor) (b: Tensor) -> (a * b).Sum().ToScalar()) g (Tree.leaves v) |> Array.sum
+
+        let lhs =
+            Array.map2 (fun (a: Tensor) (b: Tensor) -> (a * b).Sum().ToScalar()) g (Tree.leaves v)
+            |> Array.sum
+
         let rhs = dy.ToScalar()
 
         if not (Math.Abs(lhs - rhs) <= rel * (Math.Abs lhs + 1e-300)) then
@@ -115,23 +127,33 @@ module SnnTests =
     [<Fact>]
     let ``spike is a Heaviside step with H(0) = 0`` () =
         for dtype in [ Float32; Float64 ] do
-            let x = Tensor.FromArray([| -2.0; -1e-30; 0.0; -0.0; 1e-30; 5e-324; 3.0 |], 7).Convert dtype
+            let x =
+                Tensor.FromArray([| -2.0; -1e-30; 0.0; -0.0; 1e-30; 5e-324; 3.0 |], 7).Convert dtype
+
             let z = Snn.spike (Surrogate.superSpike 100.0) x
             Assert.Equal(dtype, z.DType)
-            let expected = if dtype = Float64 then [| 0.0; 0.0; 0.0; 0.0; 1.0; 1.0; 1.0 |] else [| 0.0; 0.0; 0.0; 0.0; 1.0; 0.0; 1.0 |]
+
+            let expected =
+                if dtype = Float64 then
+                    [| 0.0; 0.0; 0.0; 0.0; 1.0; 1.0; 1.0 |]
+                else
+                    [| 0.0; 0.0; 0.0; 0.0; 1.0; 0.0; 1.0 |]
+
             Assert.Equal<float[]>(expected, values z)
 
     let private sigma (x: float) = 1.0 / (1.0 + Math.Exp -x)
 
     /// The surrogates with their closed-form derivatives, written out here from the published forms.
     let private surrogates: (SurrogateFn * (float -> float)) list =
-        [ Surrogate.superSpike 100.0, (fun x -> 1.0 / ((100.0 * abs x + 1.0) ** 2.0))
-          Surrogate.fastSigmoid 10.0, (fun x -> 1.0 / ((10.0 * abs x + 1.0) ** 2.0))
-          Surrogate.sigmoid 8.0, (fun x -> 8.0 * sigma (8.0 * x) * (1.0 - sigma (8.0 * x)))
-          Surrogate.arctan 2.0, (fun x -> 1.0 / (1.0 + (Math.PI * x) ** 2.0))
-          Surrogate.triangle 0.5, (fun x -> max 0.0 (1.0 - abs x / 0.5) / 0.5)
-          Surrogate.boxcar 0.5, (fun x -> if abs x < 0.25 then 2.0 else 0.0)
-          Surrogate.straightThrough, (fun _ -> 1.0) ]
+        [
+            Surrogate.superSpike 100.0, (fun x -> 1.0 / ((100.0 * abs x + 1.0) ** 2.0))
+            Surrogate.fastSigmoid 10.0, (fun x -> 1.0 / ((10.0 * abs x + 1.0) ** 2.0))
+            Surrogate.sigmoid 8.0, (fun x -> 8.0 * sigma (8.0 * x) * (1.0 - sigma (8.0 * x)))
+            Surrogate.arctan 2.0, (fun x -> 1.0 / (1.0 + (Math.PI * x) ** 2.0))
+            Surrogate.triangle 0.5, (fun x -> max 0.0 (1.0 - abs x / 0.5) / 0.5)
+            Surrogate.boxcar 0.5, (fun x -> if abs x < 0.25 then 2.0 else 0.0)
+            Surrogate.straightThrough, (fun _ -> 1.0)
+        ]
 
     let private points = [| -1.0; -0.3; -0.25; -0.01; 0.0; 0.01; 0.1; 0.25; 0.3; 0.7 |]
 
@@ -140,7 +162,10 @@ module SnnTests =
         for s, d in surrogates do
             for dtype in [ Float64; Float32 ] do
                 let x = Tensor.FromArray(points, points.Length).Convert dtype
-                let tangent = Tensor.FromArray(Array.init points.Length (fun i -> float (i + 1)), points.Length).Convert dtype
+
+                let tangent =
+                    Tensor.FromArray(Array.init points.Length (fun i -> float (i + 1)), points.Length).Convert dtype
+
                 let z, dz = Ad.jvp (Snn.spike s) x tangent
                 Assert.Equal<float[]>(points |> Array.map (fun p -> if p > 0.0 then 1.0 else 0.0), values z)
                 let expected = points |> Array.mapi (fun i p -> float (i + 1) * d p)
@@ -152,7 +177,10 @@ module SnnTests =
         for s, d in surrogates do
             for dtype in [ Float64; Float32 ] do
                 let x = Tensor.FromArray(points, points.Length).Convert dtype
-                let weights = Tensor.FromArray(Array.init points.Length (fun i -> 1.0 - 0.3 * float i), points.Length).Convert dtype
+
+                let weights =
+                    Tensor.FromArray(Array.init points.Length (fun i -> 1.0 - 0.3 * float i), points.Length).Convert dtype
+
                 let g = Ad.grad (fun x -> (Snn.spike s x * weights).Sum()) x
                 let expected = points |> Array.mapi (fun i p -> (1.0 - 0.3 * float i) * d p)
                 let tol = if dtype = Float64 then 1e-13 else 2e-6
@@ -160,7 +188,9 @@ module SnnTests =
 
     [<Fact>]
     let ``documented peak values at exactly 0`` () =
-        let at0 (s: SurrogateFn) = (Ad.grad (fun x -> (Snn.spike s x).Sum()) (Tensor.Scalar(0.0, Float64))).ToScalar()
+        let at0 (s: SurrogateFn) =
+            (Ad.grad (fun x -> (Snn.spike s x).Sum()) (Tensor.Scalar(0.0, Float64))).ToScalar()
+
         Assert.Equal(1.0, at0 (Surrogate.superSpike 100.0))
         Assert.Equal(2.0, at0 (Surrogate.sigmoid 8.0), 14)
         Assert.Equal(1.5, at0 (Surrogate.arctan 3.0), 14)
@@ -183,7 +213,10 @@ module SnnTests =
         // d/dx of the sigmoid surrogate: beta^2 s (1 - s) (1 - 2 s), s = sigma(beta x).
         let beta = 3.0
         let x = t64 [| -0.7; -0.1; 0.0; 0.2; 0.9 |] [| 5 |]
-        let first (x: Tensor) = Ad.grad (fun x -> (Snn.spike (Surrogate.sigmoid beta) x).Sum()) x
+
+        let first (x: Tensor) =
+            Ad.grad (fun x -> (Snn.spike (Surrogate.sigmoid beta) x).Sum()) x
+
         let second = Ad.grad (fun x -> (first x).Sum()) x
 
         let expected =
@@ -212,7 +245,15 @@ module SnnTests =
         assertThrowsArg [ "Lif"; "TauSyn must be positive"; "-0.005" ] (fun () -> Snn.Lif.validate { p with TauSyn = -5e-3 })
         assertThrowsArg [ "Lif"; "TauMem" ] (fun () -> Snn.Lif.validate { p with TauMem = nan })
         assertThrowsArg [ "Lif"; "Dt = 0.005 s must be smaller than TauSyn = 0.005 s" ] (fun () -> Snn.Lif.validate { p with Dt = 5e-3 })
-        assertThrowsArg [ "Lif"; "smaller than TauMem" ] (fun () -> Snn.Lif.validate { p with Dt = 2e-3; TauSyn = 5e-3; TauMem = 1e-3 })
+
+        assertThrowsArg [ "Lif"; "smaller than TauMem" ] (fun () ->
+            Snn.Lif.validate
+                { p with
+                    Dt = 2e-3
+                    TauSyn = 5e-3
+                    TauMem = 1e-3
+                })
+
         assertThrowsArg [ "Lif"; "Dt must be positive" ] (fun () -> Snn.Lif.validate { p with Dt = 0.0 })
         assertThrowsArg [ "Lif"; "threshold VTh = 0 must lie above the reset VReset = 0" ] (fun () -> Snn.Lif.validate { p with VTh = 0.0 })
         assertThrowsArg [ "Lif"; "VTh = 0.5"; "VReset = 0.7" ] (fun () -> Snn.Lif.validate { p with VTh = 0.5; VReset = 0.7 })
@@ -232,30 +273,64 @@ module SnnTests =
         assertThrowsArg [ "Alif"; "TauAdapt must be positive" ] (fun () -> Snn.Alif.validate { alif with TauAdapt = 0.0 })
         assertThrowsArg [ "Alif"; "smaller than TauAdapt" ] (fun () -> Snn.Alif.validate { alif with TauAdapt = 1e-3 })
         assertThrowsArg [ "Alif"; "Beta must be non-negative" ] (fun () -> Snn.Alif.validate { alif with Beta = -0.1 })
-        assertThrowsArg [ "Lif"; "threshold" ] (fun () -> Layers.alif { alif with Lif = { alif.Lif with VReset = 2.0 } })
+
+        assertThrowsArg [ "Lif"; "threshold" ] (fun () ->
+            Layers.alif
+                { alif with
+                    Lif = { alif.Lif with VReset = 2.0 }
+                })
+
         let adex = Snn.AdEx.defaults
         assertThrowsArg [ "AdEx"; "TauAdapt must be positive" ] (fun () -> Snn.AdEx.validate { adex with TauAdapt = -1.0 })
-        assertThrowsArg [ "AdEx"; "Dt = 0.001 s must be smaller than TauSyn = 0.001 s" ] (fun () -> Snn.AdEx.validate { adex with Dt = 1e-3; TauSyn = 1e-3 })
+
+        assertThrowsArg [ "AdEx"; "Dt = 0.001 s must be smaller than TauSyn = 0.001 s" ] (fun () ->
+            Snn.AdEx.validate { adex with Dt = 1e-3; TauSyn = 1e-3 })
+
         assertThrowsArg [ "AdEx"; "DeltaT must be positive" ] (fun () -> Snn.AdEx.validate { adex with DeltaT = 0.0 })
-        assertThrowsArg [ "AdEx"; "threshold VTh = 0.3"; "VReset = 0.3" ] (fun () -> Snn.AdEx.validate { adex with VTh = 0.3; VReset = 0.3 })
+
+        assertThrowsArg [ "AdEx"; "threshold VTh = 0.3"; "VReset = 0.3" ] (fun () ->
+            Snn.AdEx.validate { adex with VTh = 0.3; VReset = 0.3 })
+
         assertThrowsArg [ "AdEx"; "TRef must be non-negative" ] (fun () -> Layers.adex { adex with TRef = -1e-3 })
         let iF = Snn.IF.defaults
-        assertThrowsArg [ "IF"; "threshold VTh = -1 must lie above the reset VReset = 0" ] (fun () -> Snn.IF.validate { iF with VTh = -1.0 })
+
+        assertThrowsArg [ "IF"; "threshold VTh = -1 must lie above the reset VReset = 0" ] (fun () ->
+            Snn.IF.validate { iF with VTh = -1.0 })
+
         assertThrowsArg [ "IF"; "VTh" ] (fun () -> Layers.integrateAndFire { iF with VReset = 1.0 })
 
-        for ok in [ box (Snn.Li.validate li); box (Snn.Alif.validate alif); box (Snn.AdEx.validate adex); box (Snn.IF.validate iF) ] do
+        for ok in
+            [
+                box (Snn.Li.validate li)
+                box (Snn.Alif.validate alif)
+                box (Snn.AdEx.validate adex)
+                box (Snn.IF.validate iF)
+            ] do
             Assert.NotNull ok
 
     // -----------------------------------------------------------------------------------------
     // Fused LIF / LI layers against the generic step scan
 
     let private lifVariants =
-        [ "reset to value", { Snn.Lif.defaults with VReset = -0.2; VLeak = 0.1 }
-          "reset by subtraction", { Snn.Lif.defaults with Reset = Snn.BySubtraction; VReset = -0.2; VLeak = 0.1 }
-          "defaults", Snn.Lif.defaults ]
+        [
+            "reset to value",
+            { Snn.Lif.defaults with
+                VReset = -0.2
+                VLeak = 0.1
+            }
+            "reset by subtraction",
+            { Snn.Lif.defaults with
+                Reset = Snn.BySubtraction
+                VReset = -0.2
+                VLeak = 0.1
+            }
+            "defaults", Snn.Lif.defaults
+        ]
 
     let private genericLif (p: Snn.Lif.Params) (c: Tensor) =
-        let _, (z, v) = Ad.scan (Snn.Lif.stepWithMembrane p) (Snn.Lif.init c.Shape[1..] c.DType) c
+        let _, (z, v) =
+            Ad.scan (Snn.Lif.stepWithMembrane p) (Snn.Lif.init c.Shape[1..] c.DType) c
+
         z, v
 
     /// Random currents [T; B; N] that make the neurons spike several times.
@@ -279,7 +354,10 @@ module SnnTests =
             let c = currents 12L
             let dc = randn 13L c.Shape 1.0
             let wz, wv = randn 14L c.Shape 1.0, randn 15L c.Shape 1.0
-            let loss (run: Tensor -> Tensor * Tensor) (c: Tensor) = let (z: Tensor), (v: Tensor) = run c in (z * wz + v * wv).Sum()
+
+            let loss (run: Tensor -> Tensor * Tensor) (c: Tensor) =
+                let (z: Tensor), (v: Tensor) = run c in (z * wz + v * wv).Sum()
+
             let (z, v), (dz, dv) = Ad.jvp (Fused.lif p) c dc
             let (zg, vg), (dzg, dvg) = Ad.jvp (genericLif p) c dc
             assertSame $"%s{name} jvp spikes" zg z
@@ -299,7 +377,15 @@ module SnnTests =
 
     [<Fact>]
     let ``fused LI equals the generic step scan in value, jvp and gradient (VLeak 0 and not 0)`` () =
-        for p in [ Snn.Li.defaults; { Snn.Li.defaults with VLeak = 0.35; TauMem = 7e-3; TauSyn = 3e-3 } ] do
+        for p in
+            [
+                Snn.Li.defaults
+                { Snn.Li.defaults with
+                    VLeak = 0.35
+                    TauMem = 7e-3
+                    TauSyn = 3e-3
+                }
+            ] do
             let c = randn 21L [| 40; 2; 5 |] 1.0
             let dc = randn 22L c.Shape 1.0
             let w = randn 23L c.Shape 1.0
@@ -320,8 +406,7 @@ module SnnTests =
     // -----------------------------------------------------------------------------------------
     // Sparse spike products
 
-    let private binary (seed: int64) (shape: int[]) (density: float) =
-        (uniform seed shape 0.0 1.0).Lt density
+    let private binary (seed: int64) (shape: int[]) (density: float) = (uniform seed shape 0.0 1.0).Lt density
 
     let private checkSpikeMatmul (what: string) (x: Tensor) (w: Tensor) =
         let ct = randn 31L (Array.append x.Shape[.. x.Rank - 2] [| w.Shape[1] |]) 1.0

@@ -7,7 +7,8 @@ open Xunit
 open SnnFunc
 open SnnFunc.Tests.TestUtil
 
-let private m23 () = Tensor.arange 6 |> Tensor.reshape [| 2; 3 |]
+let private m23 () =
+    Tensor.arange 6 |> Tensor.reshape [| 2; 3 |]
 
 // ---------------------------------------------------------------------------------------------
 // Shapes and dimensions
@@ -85,11 +86,16 @@ let ``incompatible broadcasts name the op and both shapes`` () =
 
 [<Fact>]
 let ``matmul inner-dimension and rank errors`` () =
-    assertThrowsArg [ "Tensor.matmul"; "[2; 3]"; "[4; 5]"; "k = 3"; "k = 4" ] (fun () -> Tensor.matmul (Tensor.zeros [| 2; 3 |]) (Tensor.zeros [| 4; 5 |]))
+    assertThrowsArg [ "Tensor.matmul"; "[2; 3]"; "[4; 5]"; "k = 3"; "k = 4" ] (fun () ->
+        Tensor.matmul (Tensor.zeros [| 2; 3 |]) (Tensor.zeros [| 4; 5 |]))
+
     assertThrowsArg [ "Tensor.matmul"; "[3]"; "[4]" ] (fun () -> Tensor.matmul (Tensor.zeros [| 3 |]) (Tensor.zeros [| 4 |]))
     assertThrowsArg [ "Tensor.matmul"; "[2; 3]"; "[2]" ] (fun () -> Tensor.matmul (Tensor.zeros [| 2; 3 |]) (Tensor.zeros [| 2 |]))
     assertThrowsArg [ "Tensor.matmul"; "[]" ] (fun () -> Tensor.matmul (Tensor.scalar 1.0) (Tensor.zeros [| 2 |]))
-    assertThrowsArg [ "Tensor.matmul"; "[2; 2; 3]"; "[3; 3; 4]" ] (fun () -> Tensor.matmul (Tensor.zeros [| 2; 2; 3 |]) (Tensor.zeros [| 3; 3; 4 |]))
+
+    assertThrowsArg [ "Tensor.matmul"; "[2; 2; 3]"; "[3; 3; 4]" ] (fun () ->
+        Tensor.matmul (Tensor.zeros [| 2; 2; 3 |]) (Tensor.zeros [| 3; 3; 4 |]))
+
     assertThrowsArg [ "Tensor.matmul"; "transposed" ] (fun () -> Tensor.matmulNT (Tensor.zeros [| 2; 3 |]) (Tensor.zeros [| 3; 4 |]))
     assertThrowsArg [ "Tensor.matmul"; "rank >= 2" ] (fun () -> (Tensor.zeros [| 3 |]).MatMul(Tensor.zeros [| 3; 4 |], false, false))
 
@@ -122,7 +128,10 @@ let ``dtype mismatch between Float32 and Float64 operands`` () =
     assertThrowsArg [ "Tensor.eq"; "float64"; "float32" ] (fun () -> b.Eq a)
     assertThrowsArg [ "Tensor.where"; "float32"; "float64" ] (fun () -> Tensor.where a a b)
     assertThrowsArg [ "Tensor.where"; "float64" ] (fun () -> Tensor.where b a a)
-    assertThrowsArg [ "Tensor.matmul"; "float32"; "float64" ] (fun () -> Tensor.matmul (Tensor.zeros [| 2; 2 |]) (Tensor.Full([| 2; 2 |], 0.0, Float64)))
+
+    assertThrowsArg [ "Tensor.matmul"; "float32"; "float64" ] (fun () ->
+        Tensor.matmul (Tensor.zeros [| 2; 2 |]) (Tensor.Full([| 2; 2 |], 0.0, Float64)))
+
     assertThrowsArg [ "Tensor.concat"; "float32"; "float64" ] (fun () -> Tensor.concat 0 [ a; b ])
 
 [<Fact>]

@@ -32,23 +32,25 @@ let private sign (x: float) =
     else 0.0
 
 let private unaryOps: (string * (Tensor -> Tensor) * (float -> float)) list =
-    [ "neg", Tensor.neg, (fun x -> -x)
-      "exp", Tensor.exp, Math.Exp
-      "log", Tensor.log, Math.Log
-      "sin", Tensor.sin, Math.Sin
-      "cos", Tensor.cos, Math.Cos
-      "tanh", Tensor.tanh, Math.Tanh
-      "sigmoid", Tensor.sigmoid, sigmoid
-      "relu", Tensor.relu, (fun x -> if Double.IsNaN x then x else max x 0.0)
-      "abs", Tensor.abs, Math.Abs
-      "sqrt", Tensor.sqrt, Math.Sqrt
-      "sign", Tensor.sign, sign
-      "floor", Tensor.floor, Math.Floor
-      "ceil", Tensor.ceil, Math.Ceiling
-      "round", Tensor.round, (fun x -> Math.Round(x, MidpointRounding.ToEven))
-      "log1p", Tensor.log1p, refLog1p
-      "expm1", Tensor.expm1, refExpm1
-      "square", Tensor.square, (fun x -> x * x) ]
+    [
+        "neg", Tensor.neg, (fun x -> -x)
+        "exp", Tensor.exp, Math.Exp
+        "log", Tensor.log, Math.Log
+        "sin", Tensor.sin, Math.Sin
+        "cos", Tensor.cos, Math.Cos
+        "tanh", Tensor.tanh, Math.Tanh
+        "sigmoid", Tensor.sigmoid, sigmoid
+        "relu", Tensor.relu, (fun x -> if Double.IsNaN x then x else max x 0.0)
+        "abs", Tensor.abs, Math.Abs
+        "sqrt", Tensor.sqrt, Math.Sqrt
+        "sign", Tensor.sign, sign
+        "floor", Tensor.floor, Math.Floor
+        "ceil", Tensor.ceil, Math.Ceiling
+        "round", Tensor.round, (fun x -> Math.Round(x, MidpointRounding.ToEven))
+        "log1p", Tensor.log1p, refLog1p
+        "expm1", Tensor.expm1, refExpm1
+        "square", Tensor.square, (fun x -> x * x)
+    ]
 
 [<Fact>]
 let ``unary ops match System.Math on random tensors`` () =
@@ -59,8 +61,29 @@ let ``unary ops match System.Math on random tensors`` () =
 
 [<Fact>]
 let ``unary ops on special values (NaN, infinities, signed zeros, rounding ties)`` () =
-    let specials = [| nan; infinity; -infinity; 0.0; -0.0; 0.5; 1.5; 2.5; -0.5; -2.5; 1e-3; -1.0; 100.0; -100.0 |]
-    let r = { Shape = [| specials.Length |]; Data = specials }
+    let specials =
+        [|
+            nan
+            infinity
+            -infinity
+            0.0
+            -0.0
+            0.5
+            1.5
+            2.5
+            -0.5
+            -2.5
+            1e-3
+            -1.0
+            100.0
+            -100.0
+        |]
+
+    let r =
+        {
+            Shape = [| specials.Length |]
+            Data = specials
+        }
 
     for dtype in both do
         for name, f, reference in unaryOps do
@@ -72,17 +95,32 @@ let ``unary ops on special values (NaN, infinities, signed zeros, rounding ties)
 let ``log1p and expm1 are accurate for tiny arguments`` () =
     // Computed as log(1 + x) these lose every digit: 1 + 1e-10 rounds, and in float32 1 + 1e-8 = 1.
     let tiny = [| 1e-10; -1e-10; 1e-8; 3e-6; -2e-5; 1e-20; 5e-4; -5e-4 |]
-    let r = { Shape = [| tiny.Length |]; Data = tiny }
+
+    let r =
+        {
+            Shape = [| tiny.Length |]
+            Data = tiny
+        }
 
     for dtype in both do
         let r = roundTo dtype r
-        let tol = if dtype = Float32 then { Rel = 1e-6; Abs = 0.0 } else { Rel = 1e-14; Abs = 0.0 }
+
+        let tol =
+            if dtype = Float32 then
+                { Rel = 1e-6; Abs = 0.0 }
+            else
+                { Rel = 1e-14; Abs = 0.0 }
+
         assertClose "log1p tiny" tol dtype (refMap refLog1p r |> roundTo dtype) (Tensor.log1p (tensorOf dtype r))
         assertClose "expm1 tiny" tol dtype (refMap refExpm1 r |> roundTo dtype) (Tensor.expm1 (tensorOf dtype r))
 
 [<Fact>]
 let ``log1p and expm1 at the edges of their domains`` () =
-    let r = { Shape = [| 7 |]; Data = [| -1.0; -2.0; infinity; -infinity; nan; 50.0; -50.0 |] }
+    let r =
+        {
+            Shape = [| 7 |]
+            Data = [| -1.0; -2.0; infinity; -infinity; nan; 50.0; -50.0 |]
+        }
 
     for dtype in both do
         let l = (Tensor.log1p (tensorOf dtype r)).ToDoubleArray()
@@ -101,20 +139,29 @@ let ``log1p and expm1 at the edges of their domains`` () =
 
     // Near the top of the range: exp(x) - 1 is finite, no intermediate overflow.
     for dtype, x in [ Float32, 88.0; Float64, 709.0 ] do
-        let e = (Tensor.expm1 (tensorOf dtype { Shape = [| 1 |]; Data = [| x |] })).ToDoubleArray()[0]
-        let expected = if dtype = Float32 then float (MathF.Exp(float32 x)) else Math.Exp x
+        let e =
+            (Tensor.expm1 (tensorOf dtype { Shape = [| 1 |]; Data = [| x |] })).ToDoubleArray()[0]
+
+        let expected =
+            if dtype = Float32 then
+                float (MathF.Exp(float32 x))
+            else
+                Math.Exp x
+
         Assert.True(abs (e - expected) <= 1e-5 * expected, $"expm1(%g{x}) in %s{dtype.Name} = %g{e}, expected %g{expected}")
 
 // ---------------------------------------------------------------------------------------------
 // Elementwise binary and broadcasting
 
 let private binaryOps: (string * (Tensor -> Tensor -> Tensor) * (float -> float -> float)) list =
-    [ "add", Tensor.add, (+)
-      "sub", Tensor.sub, (-)
-      "mul", Tensor.mul, (*)
-      "div", Tensor.div, (/)
-      "maximum", Tensor.maximum, nanMax
-      "minimum", Tensor.minimum, nanMin ]
+    [
+        "add", Tensor.add, (+)
+        "sub", Tensor.sub, (-)
+        "mul", Tensor.mul, (*)
+        "div", Tensor.div, (/)
+        "maximum", Tensor.maximum, nanMax
+        "minimum", Tensor.minimum, nanMin
+    ]
 
 let private genBinaryCase (value: Gen<float>) =
     gen {
@@ -152,16 +199,23 @@ let ``pow matches Math.Pow`` () =
         }
 
     check 80 genPow (fun (dtype, a, b) ->
-        let tol = if dtype = Float32 then { Rel = 1e-4; Abs = 1e-6 } else tolFor dtype
+        let tol =
+            if dtype = Float32 then
+                { Rel = 1e-4; Abs = 1e-6 }
+            else
+                tolFor dtype
+
         checkBinary "pow" Tensor.pow (fun x y -> Math.Pow(x, y)) tol dtype a b)
 
 let private compareOps: (string * (Tensor -> Tensor -> Tensor) * (float -> float -> bool)) list =
-    [ "eq", Tensor.eq, (=)
-      "ne", Tensor.ne, (fun x y -> not (x = y))
-      "lt", Tensor.lt, (<)
-      "le", Tensor.le, (<=)
-      "gt", Tensor.gt, (>)
-      "ge", Tensor.ge, (>=) ]
+    [
+        "eq", Tensor.eq, (=)
+        "ne", Tensor.ne, (fun x y -> not (x = y))
+        "lt", Tensor.lt, (<)
+        "le", Tensor.le, (<=)
+        "gt", Tensor.gt, (>)
+        "ge", Tensor.ge, (>=)
+    ]
 
 [<Fact>]
 let ``comparisons give 0-1 masks of the operands' dtype, NaN compares unequal`` () =
@@ -172,10 +226,17 @@ let ``comparisons give 0-1 masks of the operands' dtype, NaN compares unequal`` 
 [<Fact>]
 let ``comparisons on long runs use the SIMD path with a scalar tail, both operand orders`` () =
     // 37 elements: several 512/256-bit vectors plus a remainder; NaN lands in both.
-    let values = Array.init 37 (fun i -> if i % 11 = 3 then nan else float (i % 5) - 2.0)
+    let values =
+        Array.init 37 (fun i -> if i % 11 = 3 then nan else float (i % 5) - 2.0)
+
     let a = { Shape = [| 37 |]; Data = values }
     let s = { Shape = [||]; Data = [| 0.0 |] }
-    let b = { Shape = [| 37 |]; Data = Array.rev values }
+
+    let b =
+        {
+            Shape = [| 37 |]
+            Data = Array.rev values
+        }
 
     for dtype in both do
         for name, f, reference in compareOps do
@@ -187,37 +248,79 @@ let ``comparisons on long runs use the SIMD path with a scalar tail, both operan
 [<Fact>]
 let ``scalar float operands take the tensor's dtype`` () =
     for dtype in both do
-        let t = tensorOf dtype { Shape = [| 2 |]; Data = [| 1.0; 4.0 |] }
-        let results = [ t + 1.0; 1.0 + t; t - 1.0; 10.0 - t; t * 2.0; 2.0 * t; t / 2.0; 8.0 / t; t ** 2.0; -t ]
-        let expected = [ [| 2.0; 5.0 |]; [| 2.0; 5.0 |]; [| 0.0; 3.0 |]; [| 9.0; 6.0 |]; [| 2.0; 8.0 |]; [| 2.0; 8.0 |]
-                         [| 0.5; 2.0 |]; [| 8.0; 2.0 |]; [| 1.0; 16.0 |]; [| -1.0; -4.0 |] ]
+        let t =
+            tensorOf
+                dtype
+                {
+                    Shape = [| 2 |]
+                    Data = [| 1.0; 4.0 |]
+                }
+
+        let results =
+            [
+                t + 1.0
+                1.0 + t
+                t - 1.0
+                10.0 - t
+                t * 2.0
+                2.0 * t
+                t / 2.0
+                8.0 / t
+                t ** 2.0
+                -t
+            ]
+
+        let expected =
+            [
+                [| 2.0; 5.0 |]
+                [| 2.0; 5.0 |]
+                [| 0.0; 3.0 |]
+                [| 9.0; 6.0 |]
+                [| 2.0; 8.0 |]
+                [| 2.0; 8.0 |]
+                [| 0.5; 2.0 |]
+                [| 8.0; 2.0 |]
+                [| 1.0; 16.0 |]
+                [| -1.0; -4.0 |]
+            ]
 
         for r, e in List.zip results expected do
             assertClose "scalar operand" (tolFor dtype) dtype { Shape = [| 2 |]; Data = e } r
 
-        assertExact "gt scalar" dtype { Shape = [| 2 |]; Data = [| 0.0; 1.0 |] } (t.Gt 2.0)
+        assertExact
+            "gt scalar"
+            dtype
+            {
+                Shape = [| 2 |]
+                Data = [| 0.0; 1.0 |]
+            }
+            (t.Gt 2.0)
 
 /// The explicit broadcasting cases: each is checked for every binary op, both orders, both dtypes.
 let private broadcastCases =
-    [ [||], [| 3 |] // scalar
-      [| 3; 1 |], [| 1; 4 |] // outer product: general
-      [| 2; 1; 3 |], [| 4; 1 |] // general, rank difference
-      [| 0; 3 |], [| 3 |] // empty result
-      [| 0 |], [| 1 |] // empty with one
-      [| 2; 3 |], [| 2; 3 |] // identical
-      [| 4; 3 |], [| 3 |] // row: repeated block
-      [| 4; 3 |], [| 4; 1 |] // column: stretched element
-      [| 2; 3; 4 |], [| 3; 1 |] // neither: middle axis
-      [| 2; 1; 4 |], [| 2; 3; 1 |] // both broadcast
-      [| 1; 1 |], [||] // one element both
-      [| 5; 1; 1 |], [| 5; 2; 3 |] ] // stretch over two axes
+    [
+        [||], [| 3 |] // scalar
+        [| 3; 1 |], [| 1; 4 |] // outer product: general
+        [| 2; 1; 3 |], [| 4; 1 |] // general, rank difference
+        [| 0; 3 |], [| 3 |] // empty result
+        [| 0 |], [| 1 |] // empty with one
+        [| 2; 3 |], [| 2; 3 |] // identical
+        [| 4; 3 |], [| 3 |] // row: repeated block
+        [| 4; 3 |], [| 4; 1 |] // column: stretched element
+        [| 2; 3; 4 |], [| 3; 1 |] // neither: middle axis
+        [| 2; 1; 4 |], [| 2; 3; 1 |] // both broadcast
+        [| 1; 1 |], [||] // one element both
+        [| 5; 1; 1 |], [| 5; 2; 3 |]
+    ] // stretch over two axes
 
 [<Fact>]
 let ``broadcasting edge cases for every binary op`` () =
     for dtype in both do
         for sa, sb in broadcastCases do
             let a = refInit sa (fun idx -> float (Array.sum idx + 1) * 0.25)
-            let b = refInit sb (fun idx -> float (Array.fold (fun acc i -> acc * 3 + i) 1 idx) * 0.5 - 1.0)
+
+            let b =
+                refInit sb (fun idx -> float (Array.fold (fun acc i -> acc * 3 + i) 1 idx) * 0.5 - 1.0)
 
             for name, f, reference in binaryOps do
                 checkBinary name f reference (tolFor dtype) dtype a b
@@ -266,9 +369,31 @@ let ``where selects with three-way broadcasting`` () =
 let ``where treats NaN as true and negative zero as false`` () =
     for dtype in both do
         let n = 40 // long enough for the SIMD path and a tail
-        let c = { Shape = [| n |]; Data = Array.init n (fun i -> match i % 4 with | 0 -> nan | 1 -> -0.0 | 2 -> 0.0 | _ -> -3.0) }
-        let a = { Shape = [| n |]; Data = Array.init n float }
-        let b = { Shape = [| n |]; Data = Array.init n (fun i -> -float i - 1.0) }
+
+        let c =
+            {
+                Shape = [| n |]
+                Data =
+                    Array.init n (fun i ->
+                        match i % 4 with
+                        | 0 -> nan
+                        | 1 -> -0.0
+                        | 2 -> 0.0
+                        | _ -> -3.0)
+            }
+
+        let a =
+            {
+                Shape = [| n |]
+                Data = Array.init n float
+            }
+
+        let b =
+            {
+                Shape = [| n |]
+                Data = Array.init n (fun i -> -float i - 1.0)
+            }
+
         assertExact "where specials" dtype (refWhere c a b) (Tensor.where (tensorOf dtype c) (tensorOf dtype a) (tensorOf dtype b))
 
 // ---------------------------------------------------------------------------------------------
@@ -295,7 +420,11 @@ let ``sum over random axis subsets, keepDims or not`` () =
 
 [<Fact>]
 let ``max and min over random non-empty axis subsets propagate NaN`` () =
-    let nonEmpty = genReduceCase |> Gen.filter (fun (_, r, axes, _) -> axes |> Array.forall (fun a -> r.Shape[(a + r.Shape.Length) % r.Shape.Length] > 0))
+    let nonEmpty =
+        genReduceCase
+        |> Gen.filter (fun (_, r, axes, _) ->
+            axes
+            |> Array.forall (fun a -> r.Shape[(a + r.Shape.Length) % r.Shape.Length] > 0))
 
     check 100 nonEmpty (fun (dtype, r, axes, keep) ->
         assertExact $"max %A{axes}" dtype (refReduce RMax axes keep r) ((tensorOf dtype r).MaxAxes(axes, keep))
@@ -313,7 +442,15 @@ let ``full reductions and the empty-axis sum`` () =
         Assert.Equal(0.5, t.Mean().ToScalar())
         Assert.Empty(t.Sum().Shape)
         // Sum over an empty axis is 0 (NumPy); a rank-0 tensor reduces to itself.
-        assertExact "sum empty" dtype { Shape = [| 3 |]; Data = [| 0.0; 0.0; 0.0 |] } ((Tensor.zeros [| 0; 3 |] |> Tensor.convert dtype).Sum 0)
+        assertExact
+            "sum empty"
+            dtype
+            {
+                Shape = [| 3 |]
+                Data = [| 0.0; 0.0; 0.0 |]
+            }
+            ((Tensor.zeros [| 0; 3 |] |> Tensor.convert dtype).Sum 0)
+
         Assert.Equal(0.0, (Tensor.zeros [| 0 |] |> Tensor.convert dtype).Sum().ToScalar())
         Assert.Equal(7.0, (Tensor.Scalar(7.0, dtype)).Sum().ToScalar())
         Assert.Equal(7.0, (Tensor.Scalar(7.0, dtype)).Max().ToScalar())
@@ -322,7 +459,8 @@ let ``full reductions and the empty-axis sum`` () =
 let ``long reductions along the last and a middle axis`` () =
     // Enough elements for the vectorised kernels; values k/8 keep the sums exact.
     for dtype in both do
-        let r = refInit [| 3; 70; 5 |] (fun idx -> float ((idx[0] * 31 + idx[1] * 7 + idx[2] * 3) % 17 - 8) / 8.0)
+        let r =
+            refInit [| 3; 70; 5 |] (fun idx -> float ((idx[0] * 31 + idx[1] * 7 + idx[2] * 3) % 17 - 8) / 8.0)
 
         for axis in [ 0; 1; 2 ] do
             let t = tensorOf dtype r
@@ -333,8 +471,13 @@ let ``long reductions along the last and a middle axis`` () =
 [<Fact>]
 let ``mean over random axes`` () =
     check 100 genReduceCase (fun (dtype, r, axes, keep) ->
-        let n = axes |> Array.fold (fun acc a -> acc * r.Shape[(a + r.Shape.Length) % r.Shape.Length]) 1
-        let expected = refReduce RSum axes keep r |> refMap (fun s -> s / float n) |> roundTo dtype
+        let n =
+            axes
+            |> Array.fold (fun acc a -> acc * r.Shape[(a + r.Shape.Length) % r.Shape.Length]) 1
+
+        let expected =
+            refReduce RSum axes keep r |> refMap (fun s -> s / float n) |> roundTo dtype
+
         assertClose $"mean %A{axes}" (tolFor dtype) dtype expected ((tensorOf dtype r).MeanAxes(axes, keep)))
 
 [<Fact>]
@@ -356,7 +499,14 @@ let ``argmax and argmin take the first extremum, or the first NaN`` () =
 [<Fact>]
 let ``argmax examples: ties, NaN, infinities`` () =
     for dtype in both do
-        let row data = tensorOf dtype { Shape = [| Array.length data |]; Data = data }
+        let row data =
+            tensorOf
+                dtype
+                {
+                    Shape = [| Array.length data |]
+                    Data = data
+                }
+
         Assert.Equal(1.0, (row [| 1.0; 3.0; 3.0; 2.0 |]).ArgMax(0).ToScalar())
         Assert.Equal(0.0, (row [| 1.0; 3.0; 3.0; 1.0 |]).ArgMin(0).ToScalar())
         Assert.Equal(2.0, (row [| 1.0; 3.0; nan; nan; 5.0 |]).ArgMax(0).ToScalar())
@@ -397,6 +547,7 @@ let ``reshape keeps the row-major order, with -1 inferred`` () =
             let target = target.ToArray()
             let! useMinusOne = Gen.elements [ true; false ]
             let! which = Gen.choose (0, max 0 (target.Length - 1))
+
             let given =
                 if useMinusOne && target.Length > 0 && countOf target > 0 then
                     target |> Array.mapi (fun i d -> if i = which then -1 else d)
@@ -462,7 +613,13 @@ let ``permute by random permutations, and transpose`` () =
 
         if r.Shape.Length >= 2 then
             let n = r.Shape.Length
-            let swap = Array.init n (fun i -> if i = n - 2 then n - 1 elif i = n - 1 then n - 2 else i)
+
+            let swap =
+                Array.init n (fun i ->
+                    if i = n - 2 then n - 1
+                    elif i = n - 1 then n - 2
+                    else i)
+
             assertExact "transpose" dtype (refPermute swap r) (t.Transpose()))
 
 [<Fact>]
@@ -472,7 +629,11 @@ let ``slice and narrow pick the right box`` () =
             let! dtype = genDType
             let! shape = genShape
             let! starts = shape |> Array.map (fun d -> Gen.choose (0, d)) |> Gen.sequenceToArray
-            let! sizes = Array.map2 (fun d s -> Gen.choose (0, d - s)) shape starts |> Gen.sequenceToArray
+
+            let! sizes =
+                Array.map2 (fun d s -> Gen.choose (0, d - s)) shape starts
+                |> Gen.sequenceToArray
+
             let! r = genRef shape
             return dtype, r, starts, sizes
         }
@@ -483,7 +644,10 @@ let ``slice and narrow pick the right box`` () =
 
         for axis in 0 .. r.Shape.Length - 1 do
             let st = Array.init r.Shape.Length (fun i -> if i = axis then starts[i] else 0)
-            let sz = Array.init r.Shape.Length (fun i -> if i = axis then sizes[i] else r.Shape[i])
+
+            let sz =
+                Array.init r.Shape.Length (fun i -> if i = axis then sizes[i] else r.Shape[i])
+
             assertExact $"narrow %d{axis}" dtype (refSlice st sz r) (t.Narrow(axis - r.Shape.Length, starts[axis], sizes[axis])))
 
 [<Fact>]
@@ -510,10 +674,12 @@ let ``concat and stack along random axes`` () =
             let! axis = Gen.choose (0, shape.Length - 1)
             let! k = Gen.choose (1, 4)
             let! extents = Gen.arrayOfLength k genDim
+
             let! parts =
                 extents
                 |> Array.map (fun e -> genRef (Array.mapi (fun i d -> if i = axis then e else d) shape))
                 |> Gen.sequenceToArray
+
             let! negative = Gen.elements [ true; false ]
             return dtype, parts, axis, negative
         }
@@ -525,9 +691,23 @@ let ``concat and stack along random axes`` () =
         assertExact $"concat %d{given}" dtype (refConcat axis parts) (Tensor.Concat(ts, given))
 
         // stack: equal shapes, new axis anywhere in [0, rank].
-        let same = parts |> Array.map (fun p -> { p with Shape = parts[0].Shape; Data = Array.init (countOf parts[0].Shape) (fun i -> float (i + p.Data.Length)) })
+        let same =
+            parts
+            |> Array.map (fun p ->
+                { p with
+                    Shape = parts[0].Shape
+                    Data = Array.init (countOf parts[0].Shape) (fun i -> float (i + p.Data.Length))
+                })
+
         let newAxis = axis + (if negative then 1 else 0)
-        let expanded = same |> Array.map (fun p -> { p with Shape = Array.concat [ p.Shape[.. newAxis - 1]; [| 1 |]; p.Shape[newAxis..] ] })
+
+        let expanded =
+            same
+            |> Array.map (fun p ->
+                { p with
+                    Shape = Array.concat [ p.Shape[.. newAxis - 1]; [| 1 |]; p.Shape[newAxis..] ]
+                })
+
         assertExact $"stack %d{newAxis}" dtype (refConcat newAxis expanded) (Tensor.Stack(same |> Array.map (tensorOf dtype), newAxis)))
 
 [<Fact>]
@@ -557,7 +737,12 @@ let private genGather =
 let ``gather is numpy.take, with repeated indices and index shapes of rank 0-2`` () =
     check 100 genGather (fun (dtype, r, axis, indices, indexShape) ->
         let t = tensorOf dtype r
-        assertExact $"gather %d{axis} %A{indices} %A{indexShape}" dtype (refGather axis indices indexShape r) (t.Gather(axis, indices, indexShape))
+
+        assertExact
+            $"gather %d{axis} %A{indices} %A{indexShape}"
+            dtype
+            (refGather axis indices indexShape r)
+            (t.Gather(axis, indices, indexShape))
 
         if indexShape.Length = 1 then
             assertExact "gather negative axis" dtype (refGather axis indices indexShape r) (t.Gather(axis - r.Shape.Length, indices)))
@@ -621,7 +806,16 @@ let ``logSumExp, logSoftmax and softmax match the Float64 reference`` () =
         let t = tensorOf dtype r
         // float32 holds x (up to 1600) to 6e-5: x - logSumExp(x) carries that absolute error.
         let scale = r.Data |> Array.fold (fun acc v -> max acc (abs v)) 1.0
-        let tol = if dtype = Float32 then { Rel = 1e-5; Abs = 2e-5 + 2.5e-7 * scale } else { Rel = 1e-12; Abs = 1e-12 * scale }
+
+        let tol =
+            if dtype = Float32 then
+                {
+                    Rel = 1e-5
+                    Abs = 2e-5 + 2.5e-7 * scale
+                }
+            else
+                { Rel = 1e-12; Abs = 1e-12 * scale }
+
         let lse = refLogSumExp axis true r
         assertClose "logSumExp" tol dtype (refLogSumExp axis false r |> roundTo dtype) (t.LogSumExp axis)
         assertClose "logSumExp keepDims" tol dtype (lse |> roundTo dtype) (t.LogSumExp(axis, true))
@@ -636,48 +830,102 @@ let ``logSumExp, logSoftmax and softmax match the Float64 reference`` () =
 let ``logSumExp and softmax survive large values and rows of -inf`` () =
     for dtype in both do
         let r =
-            { Shape = [| 4; 3 |]
-              Data =
-                [| 1000.0; 1000.0; 999.0 // naive exp overflows
-                   -infinity; -infinity; -infinity // all -inf: logSumExp = -inf
-                   -infinity; 0.0; -infinity // one finite entry
-                   -1000.0; -1001.0; -1000.0 |] } // naive exp underflows to 0
+            {
+                Shape = [| 4; 3 |]
+                Data =
+                    [|
+                        1000.0
+                        1000.0
+                        999.0 // naive exp overflows
+                        -infinity
+                        -infinity
+                        -infinity // all -inf: logSumExp = -inf
+                        -infinity
+                        0.0
+                        -infinity // one finite entry
+                        -1000.0
+                        -1001.0
+                        -1000.0
+                    |]
+            } // naive exp underflows to 0
 
         let t = tensorOf dtype r
-        let tol = if dtype = Float32 then { Rel = 1e-6; Abs = 1e-6 } else tolFor dtype
+
+        let tol =
+            if dtype = Float32 then
+                { Rel = 1e-6; Abs = 1e-6 }
+            else
+                tolFor dtype
         // float32 resolves 1000 to 6e-5, which becomes the absolute error of x - logSumExp(x).
         let smTol = if dtype = Float32 then 1e-4 else 1e-12
         let l = Math.Log(2.0 + Math.Exp(-1.0))
-        let expected = { Shape = [| 4 |]; Data = [| 1000.0 + l; -infinity; 0.0; -1000.0 + l |] }
+
+        let expected =
+            {
+                Shape = [| 4 |]
+                Data = [| 1000.0 + l; -infinity; 0.0; -1000.0 + l |]
+            }
+
         assertClose "logSumExp extremes" tol dtype (expected |> roundTo dtype) (t.LogSumExp 1)
 
         let sm = (t.Softmax 1).ToDoubleArray()
         let p = 1.0 / (2.0 + Math.Exp(-1.0))
-        let expectedSm = [| p; p; p * Math.Exp(-1.0); nan; nan; nan; 0.0; 1.0; 0.0; p; p * Math.Exp(-1.0); p |]
+
+        let expectedSm =
+            [|
+                p
+                p
+                p * Math.Exp(-1.0)
+                nan
+                nan
+                nan
+                0.0
+                1.0
+                0.0
+                p
+                p * Math.Exp(-1.0)
+                p
+            |]
 
         for i in [ 0; 1; 2; 6; 7; 8; 9; 10; 11 ] do
             Assert.True(abs (sm[i] - expectedSm[i]) < smTol, $"softmax[%d{i}] = %g{sm[i]}, expected %g{expectedSm[i]}")
 
         // softmax of an all -inf row is 0/0: NaN, as in NumPy and JAX.
-        Assert.True(sm[3 .. 5] |> Array.forall Double.IsNaN, $"softmax of a -inf row: %A{sm[3..5]}")
+        Assert.True(sm[3..5] |> Array.forall Double.IsNaN, $"softmax of a -inf row: %A{sm[3..5]}")
 
 [<Fact>]
 let ``logSumExp with +inf or NaN in a row`` () =
     for dtype in both do
-        let r = { Shape = [| 3; 2 |]; Data = [| infinity; 1.0; infinity; -infinity; nan; 1.0 |] }
+        let r =
+            {
+                Shape = [| 3; 2 |]
+                Data = [| infinity; 1.0; infinity; -infinity; nan; 1.0 |]
+            }
         // log(exp(inf) + exp(1)) = inf (scipy and JAX agree); NaN propagates.
-        assertExact "logSumExp +inf" dtype { Shape = [| 3 |]; Data = [| infinity; infinity; nan |] } ((tensorOf dtype r).LogSumExp 1)
+        assertExact
+            "logSumExp +inf"
+            dtype
+            {
+                Shape = [| 3 |]
+                Data = [| infinity; infinity; nan |]
+            }
+            ((tensorOf dtype r).LogSumExp 1)
 
 [<Fact>]
 let ``oneHot rows`` () =
-    check 50 (gen {
-        let! classes = Gen.choose (1, 5)
-        let! labels = Gen.arrayOf (Gen.choose (0, classes - 1))
-        let! dtype = genDType
-        return classes, labels, dtype
-    }) (fun (classes, labels, dtype) ->
-        let expected = refInit [| labels.Length; classes |] (fun idx -> if labels[idx[0]] = idx[1] then 1.0 else 0.0)
-        assertExact "oneHot" dtype expected (Tensor.OneHot(labels, classes, dtype)))
+    check
+        50
+        (gen {
+            let! classes = Gen.choose (1, 5)
+            let! labels = Gen.arrayOf (Gen.choose (0, classes - 1))
+            let! dtype = genDType
+            return classes, labels, dtype
+        })
+        (fun (classes, labels, dtype) ->
+            let expected =
+                refInit [| labels.Length; classes |] (fun idx -> if labels[idx[0]] = idx[1] then 1.0 else 0.0)
+
+            assertExact "oneHot" dtype expected (Tensor.OneHot(labels, classes, dtype)))
 
     Assert.Equal<int[]>([| 0; 3 |], (Tensor.oneHot 3 [||]).Shape)
     Assert.Equal(Float32, (Tensor.oneHot 3 [| 1 |]).DType)
@@ -685,32 +933,64 @@ let ``oneHot rows`` () =
 [<Fact>]
 let ``arange matches NumPy's count and values`` () =
     let cases =
-        [ 0.0, 5.0, 1.0
-          0.0, 1.0, 0.25
-          1.0, 0.0, -0.25
-          5.0, 5.0, 1.0
-          5.0, 0.0, 1.0
-          -3.0, 3.0, 2.5
-          0.0, 1.0, 0.3 ]
+        [
+            0.0, 5.0, 1.0
+            0.0, 1.0, 0.25
+            1.0, 0.0, -0.25
+            5.0, 5.0, 1.0
+            5.0, 0.0, 1.0
+            -3.0, 3.0, 2.5
+            0.0, 1.0, 0.3
+        ]
 
     for start, stop, step in cases do
         let n = max 0 (int (Math.Ceiling((stop - start) / step)))
 
         for dtype in both do
-            let expected = { Shape = [| n |]; Data = Array.init n (fun i -> start + float i * step) } |> roundTo dtype
+            let expected =
+                {
+                    Shape = [| n |]
+                    Data = Array.init n (fun i -> start + float i * step)
+                }
+                |> roundTo dtype
+
             assertClose $"arange %g{start} %g{stop} %g{step}" (tolFor dtype) dtype expected (Tensor.Arange(start, stop, step, dtype))
 
-    assertExact "arange 4" Float32 { Shape = [| 4 |]; Data = [| 0.0; 1.0; 2.0; 3.0 |] } (Tensor.arange 4)
+    assertExact
+        "arange 4"
+        Float32
+        {
+            Shape = [| 4 |]
+            Data = [| 0.0; 1.0; 2.0; 3.0 |]
+        }
+        (Tensor.arange 4)
+
     assertExact "arange 0" Float32 { Shape = [| 0 |]; Data = [||] } (Tensor.arange 0)
     assertExact "arange -2" Float32 { Shape = [| 0 |]; Data = [||] } (Tensor.arange -2)
 
 [<Fact>]
 let ``linspace includes both ends exactly`` () =
     for dtype in both do
-        assertExact "linspace 5" dtype { Shape = [| 5 |]; Data = [| 0.0; 0.25; 0.5; 0.75; 1.0 |] } (Tensor.Linspace(0.0, 1.0, 5, dtype))
+        assertExact
+            "linspace 5"
+            dtype
+            {
+                Shape = [| 5 |]
+                Data = [| 0.0; 0.25; 0.5; 0.75; 1.0 |]
+            }
+            (Tensor.Linspace(0.0, 1.0, 5, dtype))
+
         assertExact "linspace 1" dtype { Shape = [| 1 |]; Data = [| 2.0 |] } (Tensor.Linspace(2.0, 3.0, 1, dtype))
         assertExact "linspace 0" dtype { Shape = [| 0 |]; Data = [||] } (Tensor.Linspace(2.0, 3.0, 0, dtype))
-        assertExact "linspace down" dtype { Shape = [| 3 |]; Data = [| 1.0; 0.0; -1.0 |] } (Tensor.Linspace(1.0, -1.0, 3, dtype))
+
+        assertExact
+            "linspace down"
+            dtype
+            {
+                Shape = [| 3 |]
+                Data = [| 1.0; 0.0; -1.0 |]
+            }
+            (Tensor.Linspace(1.0, -1.0, 3, dtype))
 
     // The last element is `stop` itself, not start + (stop - start) rounded (NumPy sets it).
     for start, stop, n in [ 0.1, 0.7, 7; 0.3, 0.9, 3; -0.7, 0.1, 5; 1.1, 2.3, 13 ] do
@@ -738,8 +1018,18 @@ let ``zeros ones full scalar and the like-creators`` () =
 
     assertExact "zeros" Float32 (refInit [| 0; 2 |] (fun _ -> 0.0)) (Tensor.zeros [| 0; 2 |])
     assertExact "ones" Float32 (refInit [| 3 |] (fun _ -> 1.0)) (Tensor.ones [| 3 |])
-    let m = Tensor.ofArray2D (array2D [ [ 1.0f; 2.0f ]; [ 3.0f; 4.0f ]; [ 5.0f; 6.0f ] ])
-    assertExact "ofArray2D" Float32 { Shape = [| 3; 2 |]; Data = [| 1.0; 2.0; 3.0; 4.0; 5.0; 6.0 |] } m
+
+    let m =
+        Tensor.ofArray2D (array2D [ [ 1.0f; 2.0f ]; [ 3.0f; 4.0f ]; [ 5.0f; 6.0f ] ])
+
+    assertExact
+        "ofArray2D"
+        Float32
+        {
+            Shape = [| 3; 2 |]
+            Data = [| 1.0; 2.0; 3.0; 4.0; 5.0; 6.0 |]
+        }
+        m
 
 [<Fact>]
 let ``FromArray copies its input and ToArray returns a copy`` () =
@@ -764,14 +1054,29 @@ let private genMatMul =
         let! m = Gen.choose (0, 3)
         let! k = Gen.choose (0, 3)
         let! n = Gen.choose (0, 3)
-        let! batch = genShapeWith (Gen.choose (1, 3)) 0 |> Gen.map (fun s -> s[.. min 1 (s.Length - 1)])
+
+        let! batch =
+            genShapeWith (Gen.choose (1, 3)) 0
+            |> Gen.map (fun s -> s[.. min 1 (s.Length - 1)])
+
         let! batchB = genBroadcastPartner batch
         let! swap = Gen.elements [ true; false ]
         let batchA, batchB = if swap then batchB, batch else batch, batchB
         // 0: matrix-matrix, 1: vector on the left, 2: vector on the right, 3: both vectors.
         let! kind = Gen.elements [ 0; 0; 1; 2; 3 ]
-        let sa = if kind = 1 || kind = 3 then [| k |] else Array.append batchA [| m; k |]
-        let sb = if kind = 2 || kind = 3 then [| k |] else Array.append batchB [| k; n |]
+
+        let sa =
+            if kind = 1 || kind = 3 then
+                [| k |]
+            else
+                Array.append batchA [| m; k |]
+
+        let sb =
+            if kind = 2 || kind = 3 then
+                [| k |]
+            else
+                Array.append batchB [| k; n |]
+
         let! a = genRef sa
         let! b = genRef sb
         return dtype, a, b
@@ -781,23 +1086,35 @@ let private genMatMul =
 let ``matmul follows numpy.matmul: rank-1 operands and broadcast batch axes`` () =
     check 100 genMatMul (fun (dtype, a, b) ->
         let expected = refMatMul a b |> roundTo dtype
-        assertClose $"matmul %s{fmtShape a.Shape} %s{fmtShape b.Shape}" (tolFor dtype) dtype expected (Tensor.matmul (tensorOf dtype a) (tensorOf dtype b)))
+
+        assertClose
+            $"matmul %s{fmtShape a.Shape} %s{fmtShape b.Shape}"
+            (tolFor dtype)
+            dtype
+            expected
+            (Tensor.matmul (tensorOf dtype a) (tensorOf dtype b)))
 
 [<Fact>]
 let ``matmul with transposed operands equals matmul of the transposes`` () =
-    check 60 (genMatMul |> Gen.filter (fun (_, a, b) -> a.Shape.Length >= 2 && b.Shape.Length >= 2)) (fun (dtype, a, b) ->
-        let ta, tb = tensorOf dtype a, tensorOf dtype b
-        let expected = refMatMul a b |> roundTo dtype
-        let at, bt = ta.Transpose(), tb.Transpose()
-        assertClose "matmul(T, N)" (tolFor dtype) dtype expected (at.MatMul(tb, true, false))
-        assertClose "matmul(N, T)" (tolFor dtype) dtype expected (ta.MatMul(bt, false, true))
-        assertClose "matmul(T, T)" (tolFor dtype) dtype expected (at.MatMul(bt, true, true))
-        assertClose "matmulNT" (tolFor dtype) dtype expected (Tensor.matmulNT ta bt)
-        assertClose "matmulTN" (tolFor dtype) dtype expected (Tensor.matmulTN at tb))
+    check
+        60
+        (genMatMul
+         |> Gen.filter (fun (_, a, b) -> a.Shape.Length >= 2 && b.Shape.Length >= 2))
+        (fun (dtype, a, b) ->
+            let ta, tb = tensorOf dtype a, tensorOf dtype b
+            let expected = refMatMul a b |> roundTo dtype
+            let at, bt = ta.Transpose(), tb.Transpose()
+            assertClose "matmul(T, N)" (tolFor dtype) dtype expected (at.MatMul(tb, true, false))
+            assertClose "matmul(N, T)" (tolFor dtype) dtype expected (ta.MatMul(bt, false, true))
+            assertClose "matmul(T, T)" (tolFor dtype) dtype expected (at.MatMul(bt, true, true))
+            assertClose "matmulNT" (tolFor dtype) dtype expected (Tensor.matmulNT ta bt)
+            assertClose "matmulTN" (tolFor dtype) dtype expected (Tensor.matmulTN at tb))
 
 [<Fact>]
 let ``matmul result shapes`` () =
-    let shapeOf a b = (Tensor.matmul (Tensor.zeros a) (Tensor.zeros b)).Shape
+    let shapeOf a b =
+        (Tensor.matmul (Tensor.zeros a) (Tensor.zeros b)).Shape
+
     Assert.Equal<int[]>([||], shapeOf [| 3 |] [| 3 |])
     Assert.Equal<int[]>([| 4 |], shapeOf [| 3 |] [| 3; 4 |])
     Assert.Equal<int[]>([| 2 |], shapeOf [| 2; 3 |] [| 3 |])
@@ -805,7 +1122,12 @@ let ``matmul result shapes`` () =
     Assert.Equal<int[]>([| 5; 2 |], shapeOf [| 5; 2; 3 |] [| 3 |])
     Assert.Equal<int[]>([| 2; 5; 3; 4 |], shapeOf [| 2; 1; 3; 6 |] [| 5; 6; 4 |])
     Assert.Equal<int[]>([| 0; 2; 4 |], shapeOf [| 0; 2; 3 |] [| 3; 4 |])
-    assertExact "k = 0 gives zeros" Float32 (refInit [| 2; 3 |] (fun _ -> 0.0)) (Tensor.matmul (Tensor.ones [| 2; 0 |]) (Tensor.ones [| 0; 3 |]))
+
+    assertExact
+        "k = 0 gives zeros"
+        Float32
+        (refInit [| 2; 3 |] (fun _ -> 0.0))
+        (Tensor.matmul (Tensor.ones [| 2; 0 |]) (Tensor.ones [| 0; 3 |]))
 
 // ---------------------------------------------------------------------------------------------
 // Chains: random compositions stay consistent with the reference

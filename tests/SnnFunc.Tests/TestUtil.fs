@@ -39,10 +39,17 @@ let ravel (shape: int[]) (idx: int[]) =
 
     p
 
-let refOf (t: Tensor) = { Shape = t.Shape; Data = t.ToDoubleArray() }
+let refOf (t: Tensor) =
+    {
+        Shape = t.Shape
+        Data = t.ToDoubleArray()
+    }
 
 let refInit (shape: int[]) (f: int[] -> float) =
-    { Shape = shape; Data = Array.init (countOf shape) (fun i -> f (unravel shape i)) }
+    {
+        Shape = shape
+        Data = Array.init (countOf shape) (fun i -> f (unravel shape i))
+    }
 
 let get (r: Ref) (idx: int[]) = r.Data[ravel r.Shape idx]
 
@@ -56,7 +63,10 @@ let tensorOf (dtype: DType) (r: Ref) =
 let roundTo (dtype: DType) (r: Ref) =
     match dtype with
     | Float64 -> r
-    | Float32 -> { r with Data = r.Data |> Array.map (fun v -> float (float32 v)) }
+    | Float32 ->
+        { r with
+            Data = r.Data |> Array.map (fun v -> float (float32 v))
+        }
 
 /// NumPy's broadcast rule, written from its definition: align right, equal or 1.
 let refBroadcastShape (a: int[]) (b: int[]) =
@@ -66,10 +76,14 @@ let refBroadcastShape (a: int[]) (b: int[]) =
         let da = if i < rank - a.Length then 1 else a[i - (rank - a.Length)]
         let db = if i < rank - b.Length then 1 else b[i - (rank - b.Length)]
 
-        if da = db then da
-        elif da = 1 then db
-        elif db = 1 then da
-        else failwithf "reference: %s and %s do not broadcast" (fmtShape a) (fmtShape b))
+        if da = db then
+            da
+        elif da = 1 then
+            db
+        elif db = 1 then
+            da
+        else
+            failwithf "reference: %s and %s do not broadcast" (fmtShape a) (fmtShape b))
 
 /// The element of `r` seen at output multi-index `outIdx` when `r` is broadcast to a larger shape.
 let getBroadcast (r: Ref) (outIdx: int[]) =
@@ -84,13 +98,21 @@ let refMap2 (f: float -> float -> float) (a: Ref) (b: Ref) =
 
 let refWhere (c: Ref) (a: Ref) (b: Ref) =
     let shape = refBroadcastShape (refBroadcastShape c.Shape a.Shape) b.Shape
-    refInit shape (fun idx -> if getBroadcast c idx <> 0.0 then getBroadcast a idx else getBroadcast b idx)
+
+    refInit shape (fun idx ->
+        if getBroadcast c idx <> 0.0 then
+            getBroadcast a idx
+        else
+            getBroadcast b idx)
 
 let refBroadcastTo (shape: int[]) (r: Ref) = refInit shape (getBroadcast r)
 
 /// NaN-propagating max and min (IEEE 754-2019 maximum/minimum, like NumPy's maximum).
-let nanMax (a: float) (b: float) = if Double.IsNaN a || Double.IsNaN b then nan else max a b
-let nanMin (a: float) (b: float) = if Double.IsNaN a || Double.IsNaN b then nan else min a b
+let nanMax (a: float) (b: float) =
+    if Double.IsNaN a || Double.IsNaN b then nan else max a b
+
+let nanMin (a: float) (b: float) =
+    if Double.IsNaN a || Double.IsNaN b then nan else min a b
 
 type RefReduce =
     | RSum
@@ -101,13 +123,19 @@ type RefReduce =
 let refReduce (op: RefReduce) (axes: int[]) (keepDims: bool) (r: Ref) =
     let rank = r.Shape.Length
     let axes = axes |> Array.map (fun a -> if a < 0 then a + rank else a)
-    let keptShape = r.Shape |> Array.mapi (fun i d -> if Array.contains i axes then 1 else d)
+
+    let keptShape =
+        r.Shape |> Array.mapi (fun i d -> if Array.contains i axes then 1 else d)
+
     let out = Array.create (countOf keptShape) (if op = RSum then 0.0 else nan)
     let seen = Array.zeroCreate (countOf keptShape)
 
     for i in 0 .. r.Data.Length - 1 do
         let idx = unravel r.Shape i
-        let o = ravel keptShape (idx |> Array.mapi (fun d v -> if Array.contains d axes then 0 else v))
+
+        let o =
+            ravel keptShape (idx |> Array.mapi (fun d v -> if Array.contains d axes then 0 else v))
+
         let v = r.Data[i]
 
         out[o] <-
@@ -122,7 +150,10 @@ let refReduce (op: RefReduce) (axes: int[]) (keepDims: bool) (r: Ref) =
         if keepDims then
             keptShape
         else
-            r.Shape |> Array.indexed |> Array.filter (fun (i, _) -> not (Array.contains i axes)) |> Array.map snd
+            r.Shape
+            |> Array.indexed
+            |> Array.filter (fun (i, _) -> not (Array.contains i axes))
+            |> Array.map snd
 
     { Shape = shape; Data = out }
 
@@ -132,7 +163,9 @@ let refArgExtremum (smallest: bool) (axis: int) (r: Ref) =
     let outShape = Array.append r.Shape[.. axis - 1] r.Shape[axis + 1 ..]
 
     refInit outShape (fun o ->
-        let at j = get r (Array.concat [ o[.. axis - 1]; [| j |]; o[axis..] ])
+        let at j =
+            get r (Array.concat [ o[.. axis - 1]; [| j |]; o[axis..] ])
+
         let mutable best = 0
 
         for j in 1 .. r.Shape[axis] - 1 do
@@ -164,7 +197,10 @@ let refPad (low: int[]) (high: int[]) (r: Ref) =
     refInit outShape (fun o ->
         let src = Array.map2 (-) o low
 
-        if Array.forall2 (fun s d -> s >= 0 && s < d) src r.Shape then get r src else 0.0)
+        if Array.forall2 (fun s d -> s >= 0 && s < d) src r.Shape then
+            get r src
+        else
+            0.0)
 
 let refConcat (axis: int) (parts: Ref[]) =
     let axis = if axis < 0 then axis + parts[0].Shape.Length else axis
@@ -185,7 +221,9 @@ let refConcat (axis: int) (parts: Ref[]) =
 let refGather (axis: int) (indices: int[]) (indexShape: int[]) (r: Ref) =
     let axis = if axis < 0 then axis + r.Shape.Length else axis
     let q = indexShape.Length
-    let outShape = Array.concat [ r.Shape[.. axis - 1]; indexShape; r.Shape[axis + 1 ..] ]
+
+    let outShape =
+        Array.concat [ r.Shape[.. axis - 1]; indexShape; r.Shape[axis + 1 ..] ]
 
     refInit outShape (fun o ->
         let j = indices[ravel indexShape o[axis .. axis + q - 1]]
@@ -195,13 +233,19 @@ let refGather (axis: int) (indices: int[]) (indexShape: int[]) (r: Ref) =
 /// zero array whose `axis` has extent `size`.
 let refScatterAdd (axis: int) (indices: int[]) (indexShape: int[]) (size: int) (r: Ref) =
     let q = indexShape.Length
-    let outShape = Array.concat [ r.Shape[.. axis - 1]; [| size |]; r.Shape[axis + q ..] ]
+
+    let outShape =
+        Array.concat [ r.Shape[.. axis - 1]; [| size |]; r.Shape[axis + q ..] ]
+
     let out = Array.zeroCreate (countOf outShape)
 
     for i in 0 .. r.Data.Length - 1 do
         let idx = unravel r.Shape i
         let j = indices[ravel indexShape idx[axis .. axis + q - 1]]
-        let o = ravel outShape (Array.concat [ idx[.. axis - 1]; [| j |]; idx[axis + q ..] ])
+
+        let o =
+            ravel outShape (Array.concat [ idx[.. axis - 1]; [| j |]; idx[axis + q ..] ])
+
         out[o] <- out[o] + r.Data[i]
 
     { Shape = outShape; Data = out }
@@ -209,8 +253,18 @@ let refScatterAdd (axis: int) (indices: int[]) (indexShape: int[]) (size: int) (
 /// numpy.matmul, from its definition: rank-1 operands promoted then their axis removed, batch axes
 /// broadcast, each product an explicit triple loop.
 let refMatMul (a: Ref) (b: Ref) =
-    let a2 = if a.Shape.Length = 1 then { a with Shape = [| 1; a.Shape[0] |] } else a
-    let b2 = if b.Shape.Length = 1 then { b with Shape = [| b.Shape[0]; 1 |] } else b
+    let a2 =
+        if a.Shape.Length = 1 then
+            { a with Shape = [| 1; a.Shape[0] |] }
+        else
+            a
+
+    let b2 =
+        if b.Shape.Length = 1 then
+            { b with Shape = [| b.Shape[0]; 1 |] }
+        else
+            b
+
     let ra, rb = a2.Shape.Length, b2.Shape.Length
     let m, k = a2.Shape[ra - 2], a2.Shape[ra - 1]
     let n = b2.Shape[rb - 1]
@@ -228,7 +282,10 @@ let refMatMul (a: Ref) (b: Ref) =
             let mutable s = 0.0
 
             for p in 0 .. k - 1 do
-                s <- s + getBroadcast a2 (Array.append bi [| i; p |]) * getBroadcast b2 (Array.append bi [| p; j |])
+                s <-
+                    s
+                    + getBroadcast a2 (Array.append bi [| i; p |])
+                      * getBroadcast b2 (Array.append bi [| p; j |])
 
             s)
 
@@ -236,7 +293,10 @@ let refMatMul (a: Ref) (b: Ref) =
         full
         |> Array.indexed
         |> Array.filter (fun (d, _) ->
-            not ((a.Shape.Length = 1 && d = full.Length - 2) || (b.Shape.Length = 1 && d = full.Length - 1)))
+            not (
+                (a.Shape.Length = 1 && d = full.Length - 2)
+                || (b.Shape.Length = 1 && d = full.Length - 1)
+            ))
         |> Array.map snd
 
     { result with Shape = shape }
@@ -250,7 +310,11 @@ let refLogSumExp (axis: int) (keepDims: bool) (r: Ref) =
     let shifted =
         refInit r.Shape (fun idx ->
             let mi = get m (Array.mapi (fun d v -> if d = axis then 0 else v) idx)
-            if Double.IsInfinity mi then 0.0 else Math.Exp(get r idx - mi))
+
+            if Double.IsInfinity mi then
+                0.0
+            else
+                Math.Exp(get r idx - mi))
 
     let s = refReduce RSum [| axis |] true shifted
 
@@ -265,7 +329,9 @@ let refLogSumExp (axis: int) (keepDims: bool) (r: Ref) =
     if keepDims then
         kept
     else
-        { kept with Shape = Array.append r.Shape[.. axis - 1] r.Shape[axis + 1 ..] }
+        { kept with
+            Shape = Array.append r.Shape[.. axis - 1] r.Shape[axis + 1 ..]
+        }
 
 // ---------------------------------------------------------------------------------------------
 // Accurate scalar references that System.Math lacks
@@ -353,7 +419,8 @@ let assertThrowsArg (fragments: string list) (f: unit -> 'a) =
 // Generators
 
 /// A dimension in 0..5, mostly non-empty.
-let genDim = Gen.frequency [ 1, Gen.constant 0; 3, Gen.constant 1; 8, Gen.choose (2, 5) ]
+let genDim =
+    Gen.frequency [ 1, Gen.constant 0; 3, Gen.constant 1; 8, Gen.choose (2, 5) ]
 
 /// A dimension in 1..5.
 let genDimNonEmpty = Gen.frequency [ 2, Gen.constant 1; 8, Gen.choose (2, 5) ]
@@ -377,11 +444,14 @@ let genValue = Gen.choose (-4096, 4096) |> Gen.map (fun k -> float k / 256.0)
 /// Values from a small set (ties and equalities are frequent), with NaN, ±0 and ±inf.
 let genSpecialValue =
     Gen.frequency
-        [ 6, Gen.elements [ -1.0; 0.0; 0.5; 1.0; 2.0 ]
-          1, Gen.elements [ nan; -0.0; infinity; -infinity ] ]
+        [
+            6, Gen.elements [ -1.0; 0.0; 0.5; 1.0; 2.0 ]
+            1, Gen.elements [ nan; -0.0; infinity; -infinity ]
+        ]
 
 let genRefWith (value: Gen<float>) (shape: int[]) =
-    Gen.arrayOfLength (countOf shape) value |> Gen.map (fun data -> { Shape = shape; Data = data })
+    Gen.arrayOfLength (countOf shape) value
+    |> Gen.map (fun data -> { Shape = shape; Data = data })
 
 let genRef (shape: int[]) = genRefWith genValue shape
 

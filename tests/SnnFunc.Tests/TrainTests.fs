@@ -12,13 +12,15 @@ open SnnFunc.Tests.SnnCheck
 
 /// A small version of the Yin-Yang sample: 5 -> hidden LIF -> 3 LI, 30 steps, Adam with cosine decay.
 type private Setup =
-    { Data: TrainValidationTest
-      Net: Layer
-      Tx: GradientTransformation
-      Encode: Tensor -> Tensor
-      ShuffleKey: RandomBits.Key
-      BatchSize: int
-      Init: Params }
+    {
+        Data: TrainValidationTest
+        Net: Layer
+        Tx: GradientTransformation
+        Encode: Tensor -> Tensor
+        ShuffleKey: RandomBits.Key
+        BatchSize: int
+        Init: Params
+    }
 
 let private setupWith (hidden: int) (lr: float) (train: int) (epochs: int) =
     let data = YinYang.splitsOfSize YinYang.defaults 3L (train, 200, 10)
@@ -26,23 +28,35 @@ let private setupWith (hidden: int) (lr: float) (train: int) (epochs: int) =
 
     let net =
         Layers.serial
-            [ Layers.denseWith { Layers.denseDefaults with Scale = 6.0 } hidden
-              Layers.lif { Snn.Lif.defaults with Dt = dt }
-              Layers.denseWith { Layers.denseDefaults with Scale = 2.0 } 3
-              Layers.li { Snn.Li.defaults with Dt = dt } ]
+            [
+                Layers.denseWith
+                    { Layers.denseDefaults with
+                        Scale = 6.0
+                    }
+                    hidden
+                Layers.lif { Snn.Lif.defaults with Dt = dt }
+                Layers.denseWith
+                    { Layers.denseDefaults with
+                        Scale = 2.0
+                    }
+                    3
+                Layers.li { Snn.Li.defaults with Dt = dt }
+            ]
 
     let initKey, shuffleKey = Random.split (Random.key 4L)
     let p, _ = Layer.init net initKey [| 5 |]
     let batchSize = 50
     let batches = Batching.batchCount batchSize true train
 
-    { Data = data
-      Net = net
-      Tx = Optim.adamWith (Optim.cosineDecay lr (epochs * batches) 0.05) 0.9 0.999 1e-8
-      Encode = Encode.latency 30 dt 15e-3 false
-      ShuffleKey = shuffleKey
-      BatchSize = batchSize
-      Init = p }
+    {
+        Data = data
+        Net = net
+        Tx = Optim.adamWith (Optim.cosineDecay lr (epochs * batches) 0.05) 0.9 0.999 1e-8
+        Encode = Encode.latency 30 dt 15e-3 false
+        ShuffleKey = shuffleKey
+        BatchSize = batchSize
+        Init = p
+    }
 
 let private setup = setupWith 20 0.01
 
@@ -71,7 +85,9 @@ let private trainEpochs (s: Setup) (first: int) (last: int) (p: Params, state: O
     p, state, losses.ToArray()
 
 let private tempDir () =
-    let dir = Path.Combine(Path.GetTempPath(), "snnfunc-train-tests-" + Guid.NewGuid().ToString "N")
+    let dir =
+        Path.Combine(Path.GetTempPath(), "snnfunc-train-tests-" + Guid.NewGuid().ToString "N")
+
     Directory.CreateDirectory dir |> ignore
     dir
 
@@ -99,7 +115,10 @@ let ``checkpoint: training k epochs, saving, loading into a fresh state and cont
         Assert.Equal(k, epochsDone)
         assertTreesIdentical "loaded parameters" pK pLoaded
         assertTreesIdentical "loaded optimizer state" stateK stateLoaded
-        let pResumed, stateResumed, _ = trainEpochs s epochsDone epochs (pLoaded, stateLoaded)
+
+        let pResumed, stateResumed, _ =
+            trainEpochs s epochsDone epochs (pLoaded, stateLoaded)
+
         assertTreesIdentical "parameters after resuming" pAll pResumed
         assertTreesIdentical "optimizer state after resuming" stateAll stateResumed
         // Training really moved the parameters (the comparison is not between initial values).
@@ -137,7 +156,11 @@ let ``checkpoint: a save whose temporary file cannot be written leaves the previ
             let p, _, epochs = Train.loadCheckpoint target s.Init state
             Assert.Equal(1, epochs)
             assertTreesIdentical "previous checkpoint" s.Init p
-            Assert.Equal<string[]>(Array.sort [| "good.npz"; Path.GetFileName target |], Directory.GetFiles dir |> Array.map Path.GetFileName |> Array.sort)
+
+            Assert.Equal<string[]>(
+                Array.sort [| "good.npz"; Path.GetFileName target |],
+                Directory.GetFiles dir |> Array.map Path.GetFileName |> Array.sort
+            )
 
         // A leftover partial temporary file (a save killed mid-write) does not affect loading either.
         File.WriteAllBytes(Path.Combine(dir, ".good.npz.0123456789abcdef0123456789abcdef.tmp"), [| 0x50uy; 0x4Buy |])
@@ -158,10 +181,18 @@ let ``loadCheckpoint reports missing arrays and shape mismatches by name`` () =
         let loaded, _, epochs = Train.loadCheckpoint path p []
         Assert.Equal(5, epochs)
         assertTreesIdentical "round trip" p loaded
-        let ex = Assert.Throws<InvalidDataException>(fun () -> Train.loadCheckpoint path (t64 [| 1.0; 2.0; 3.0 |] [| 3 |], t64 [| 3.0 |] [| 1 |]) [] |> ignore)
+
+        let ex =
+            Assert.Throws<InvalidDataException>(fun () ->
+                Train.loadCheckpoint path (t64 [| 1.0; 2.0; 3.0 |] [| 3 |], t64 [| 3.0 |] [| 1 |]) []
+                |> ignore)
+
         Assert.Contains("param_0000", ex.Message)
         Assert.Contains("[2]", ex.Message)
-        let ex = Assert.Throws<InvalidDataException>(fun () -> Train.loadCheckpoint path p [ [| Tensor.Scalar 0.0 |] ] |> ignore)
+
+        let ex =
+            Assert.Throws<InvalidDataException>(fun () -> Train.loadCheckpoint path p [ [| Tensor.Scalar 0.0 |] ] |> ignore)
+
         Assert.Contains("opt_0000", ex.Message)
     finally
         Directory.Delete(dir, true)
@@ -182,7 +213,14 @@ let ``Train.run calls every batch of every remaining epoch and averages the metr
             ends.Add(e, avg)
             [ "extra", 1.0 ])
 
-    Assert.Equal<(int * int) list>([ for e in 2..3 do for b in 0..2 -> e, b ], List.ofSeq calls)
+    Assert.Equal<(int * int) list>(
+        [
+            for e in 2..3 do
+                for b in 0..2 -> e, b
+        ],
+        List.ofSeq calls
+    )
+
     Assert.Equal<(int * Metric list) list>([ 2, [ "loss", 21.0 ]; 3, [ "loss", 31.0 ] ], List.ofSeq ends)
     Assert.Equal<Metric list>([ "a", 2.0; "b", 1.0 ], Train.average [ [ "a", 1.0; "b", 1.0 ]; [ "a", 3.0 ] ])
     assertThrowsArg [ "Train.run"; "batches must be positive" ] (fun () -> Train.run 0 1 0 (fun _ _ -> []) (fun _ _ -> []))
@@ -192,9 +230,15 @@ let ``a short Yin-Yang training run: the loss falls and accuracy beats chance`` 
     let epochs = 8
     let s = setupWith 60 0.02 1000 epochs
     let p, _, losses = trainEpochs s 0 epochs (s.Init, Optim.init s.Tx s.Init)
-    let initial = (lossOf s s.Data.Validation.X s.Data.Validation.Labels s.Init).ToScalar()
+
+    let initial =
+        (lossOf s s.Data.Validation.X s.Data.Validation.Labels s.Init).ToScalar()
+
     let final = (lossOf s s.Data.Validation.X s.Data.Validation.Labels p).ToScalar()
-    let accuracy = Loss.accuracy (Decode.maxOverTime (Layer.apply s.Net p (s.Encode s.Data.Validation.X))) s.Data.Validation.Labels
+
+    let accuracy =
+        Loss.accuracy (Decode.maxOverTime (Layer.apply s.Net p (s.Encode s.Data.Validation.X))) s.Data.Validation.Labels
+
     Assert.True(losses[epochs - 1] < 0.7 * losses[0], $"training loss per epoch %A{losses}")
     Assert.True(final < 0.7 * initial, $"validation loss %g{initial} -> %g{final}")
     Assert.True(accuracy > 0.7, $"validation accuracy %g{accuracy}")

@@ -8,7 +8,14 @@ open Xunit
 open SnnFunc
 open SnnFunc.Tests.AdTestUtil
 
-type Dense = { W: Tensor; B: Tensor; Name: string; Units: int; Activation: Tensor -> Tensor }
+type Dense =
+    {
+        W: Tensor
+        B: Tensor
+        Name: string
+        Units: int
+        Activation: Tensor -> Tensor
+    }
 
 type Layer =
     | Linear of w: Tensor * b: Tensor
@@ -16,7 +23,13 @@ type Layer =
     | Identity
     | Tagged of label: string * inner: Layer
 
-type Net = { Layers: Layer list; Extra: Map<string, Tensor>; Bias: Tensor option; Gain: Tensor option }
+type Net =
+    {
+        Layers: Layer list
+        Extra: Map<string, Tensor>
+        Bias: Tensor option
+        Gain: Tensor option
+    }
 
 /// A class (as a C# user would write) taking part in pytrees through ITree.
 type Pair(a: Tensor, b: Tensor, label: string) =
@@ -26,7 +39,9 @@ type Pair(a: Tensor, b: Tensor, label: string) =
 
     interface ITree with
         member _.Children = [| box a; box b; box label |]
-        member _.Rebuild children = Pair(children[0] :?> Tensor, children[1] :?> Tensor, children[2] :?> string)
+
+        member _.Rebuild children =
+            Pair(children[0] :?> Tensor, children[1] :?> Tensor, children[2] :?> string)
 
 /// One function instance (F# makes a new closure each time a module function is used as a value;
 /// static data is compared with Equals, so trees to be combined must share the instance).
@@ -35,9 +50,11 @@ let private tanhAct = ref (fun (t: Tensor) -> Tensor.tanh t)
 let private v (xs: float list) = t64 [| xs.Length |] xs
 
 /// Leaves are numbered 1, 2, 3 ... so that order is visible.
-let private numbered (n: int) = Array.init n (fun i -> s64 (float (i + 1)))
+let private numbered (n: int) =
+    Array.init n (fun i -> s64 (float (i + 1)))
 
-let private leafValues (tree: 'T) = Tree.leaves tree |> Array.map (fun t -> t.ToDoubleArray())
+let private leafValues (tree: 'T) =
+    Tree.leaves tree |> Array.map (fun t -> t.ToDoubleArray())
 
 /// flatten, then unflatten the same leaves: same structure and the very same leaf objects.
 let private roundTrip (tree: 'T) (expectedLeaves: int) =
@@ -53,7 +70,16 @@ let private roundTrip (tree: 'T) (expectedLeaves: int) =
 [<Fact>]
 let ``records round-trip and keep static fields (strings, ints, functions)`` () =
     let act = tanhAct.Value
-    let d = { W = v [ 1.0; 2.0 ]; B = v [ 3.0 ]; Name = "dense"; Units = 2; Activation = act }
+
+    let d =
+        {
+            W = v [ 1.0; 2.0 ]
+            B = v [ 3.0 ]
+            Name = "dense"
+            Units = 2
+            Activation = act
+        }
+
     let r = roundTrip d 2
     Assert.Equal("dense", r.Name)
     Assert.Equal(2, r.Units)
@@ -111,7 +137,14 @@ let ``options (Some and None) and discriminated unions round-trip`` () =
     Assert.True((Tree.map (fun t -> t * 2.0) (None: Tensor option)).IsNone)
     Assert.Equal(4.0, (Tree.map (fun t -> t * 2.0) (Some(s64 2.0))).Value.ToScalar())
 
-    let layers = [ Linear(v [ 1.0; 2.0 ], s64 3.0); Scale(s64 4.0); Identity; Tagged("out", Scale(s64 5.0)) ]
+    let layers =
+        [
+            Linear(v [ 1.0; 2.0 ], s64 3.0)
+            Scale(s64 4.0)
+            Identity
+            Tagged("out", Scale(s64 5.0))
+        ]
+
     let rebuilt = roundTrip layers 4
     Assert.Equal<float[][]>([| [| 1.0; 2.0 |]; [| 3.0 |]; [| 4.0 |]; [| 5.0 |] |], leafValues rebuilt)
     let mapped = Tree.map (fun t -> t + 1.0) layers
@@ -127,12 +160,16 @@ let ``options (Some and None) and discriminated unions round-trip`` () =
 [<Fact>]
 let ``nested combinations round-trip`` () =
     let net =
-        { Layers = [ Linear(v [ 1.0 ], v [ 2.0 ]); Identity ]
-          Extra = Map.ofList [ "gamma", s64 3.0 ]
-          Bias = Some(s64 4.0)
-          Gain = None }
+        {
+            Layers = [ Linear(v [ 1.0 ], v [ 2.0 ]); Identity ]
+            Extra = Map.ofList [ "gamma", s64 3.0 ]
+            Bias = Some(s64 4.0)
+            Gain = None
+        }
 
-    let tree = (net, [| Some(Pair(s64 5.0, s64 6.0, "p")) |], [ Map.ofList [ 1, (s64 7.0, "x") ] ])
+    let tree =
+        (net, [| Some(Pair(s64 5.0, s64 6.0, "p")) |], [ Map.ofList [ 1, (s64 7.0, "x") ] ])
+
     let rebuilt = roundTrip tree 7
     Assert.Equal<float[][]>(Array.init 7 (fun i -> [| float (i + 1) |]), leafValues rebuilt)
     let (net2, pairs, maps) = Tree.map (fun t -> t * 10.0) tree
@@ -159,11 +196,25 @@ let ``a class implementing ITree takes part, with its static children`` () =
 
 [<Fact>]
 let ``map2 combines matching trees and rejects mismatched structures`` () =
-    let a = { W = v [ 1.0; 2.0 ]; B = s64 3.0; Name = "n"; Units = 1; Activation = tanhAct.Value }
-    let b = { a with W = v [ 10.0; 20.0 ]; B = s64 30.0 }
+    let a =
+        {
+            W = v [ 1.0; 2.0 ]
+            B = s64 3.0
+            Name = "n"
+            Units = 1
+            Activation = tanhAct.Value
+        }
+
+    let b =
+        { a with
+            W = v [ 10.0; 20.0 ]
+            B = s64 30.0
+        }
+
     let sum = Tree.map2 (+) a b
     Assert.Equal<float[]>([| 11.0; 22.0 |], sum.W.ToDoubleArray())
     Assert.Equal(33.0, sum.B.ToScalar())
+
     let mismatch (f: unit -> obj) =
         let ex = Assert.Throws<ArgumentException>(fun () -> f () |> ignore)
         Assert.Contains("Tree.map2", ex.Message)
@@ -174,7 +225,10 @@ let ``map2 combines matching trees and rejects mismatched structures`` () =
     mismatch (fun () -> box (Tree.map2 (+) (Scale(s64 1.0)) (Linear(s64 1.0, s64 2.0))))
     mismatch (fun () -> box (Tree.map2 (+) (Map.ofList [ "a", s64 1.0 ]) (Map.ofList [ "b", s64 1.0 ])))
     mismatch (fun () -> box (Tree.map2 (+) { a with Units = 1 } { a with Units = 2 })) // static data differs
-    let ex = Assert.Throws<ArgumentException>(fun () -> Tree.unflatten<Dense> (snd (Tree.flatten a)) (numbered 3) |> ignore)
+
+    let ex =
+        Assert.Throws<ArgumentException>(fun () -> Tree.unflatten<Dense> (snd (Tree.flatten a)) (numbered 3) |> ignore)
+
     Assert.Contains("2 leaves but 3", ex.Message)
 
 [<Fact>]
@@ -182,7 +236,10 @@ let ``valueAndGrad of a loss of a tuple of weights returns gradients in the same
     let rng = Random 1
     let x2 = randn rng [| 5; 3 |]
     let w1, w2 = randn rng [| 3; 4 |], randn rng [| 4; 2 |]
-    let loss (w1, w2) = Tensor.sum (Tensor.tanh (Tensor.matmul (Tensor.tanh (Tensor.matmul x2 w1)) w2))
+
+    let loss (w1, w2) =
+        Tensor.sum (Tensor.tanh (Tensor.matmul (Tensor.tanh (Tensor.matmul x2 w1)) w2))
+
     let value, (g1, g2) = Ad.valueAndGrad loss (w1, w2)
     assertEqualValues "value" (loss (w1, w2)) value
     Assert.Equal<int[]>([| 3; 4 |], g1.Shape)
@@ -195,11 +252,26 @@ let ``valueAndGrad of a loss of a tuple of weights returns gradients in the same
 let ``a record of parameters with static fields is differentiated at once`` () =
     let rng = Random 2
     let x = randn rng [| 4; 3 |]
-    let p = { W = randn rng [| 3; 2 |]; B = randn rng [| 2 |]; Name = "layer"; Units = 2; Activation = tanhAct.Value }
-    let net = { Layers = [ Linear(randn rng [| 2; 2 |], randn rng [| 2 |]); Scale(s64 0.5) ]; Extra = Map.ofList [ "t", s64 2.0 ]; Bias = Some(randn rng [| 2 |]); Gain = None }
+
+    let p =
+        {
+            W = randn rng [| 3; 2 |]
+            B = randn rng [| 2 |]
+            Name = "layer"
+            Units = 2
+            Activation = tanhAct.Value
+        }
+
+    let net =
+        {
+            Layers = [ Linear(randn rng [| 2; 2 |], randn rng [| 2 |]); Scale(s64 0.5) ]
+            Extra = Map.ofList [ "t", s64 2.0 ]
+            Bias = Some(randn rng [| 2 |])
+            Gain = None
+        }
 
     let loss (p: Dense, net: Net) =
-        let mutable h = p.Activation (Tensor.matmul x p.W + p.B)
+        let mutable h = p.Activation(Tensor.matmul x p.W + p.B)
 
         for layer in net.Layers do
             h <-
@@ -221,6 +293,9 @@ let ``a record of parameters with static fields is differentiated at once`` () =
 
     for i in 0 .. leaves.Length - 1 do
         let d = randn rng leaves[i].Shape
-        let at (h: float) = loss (Tree.unflatten def (leaves |> Array.mapi (fun j l -> if i = j then l + d * h else l)))
+
+        let at (h: float) =
+            loss (Tree.unflatten def (leaves |> Array.mapi (fun j l -> if i = j then l + d * h else l)))
+
         let fd = ((at 1e-5).ToScalar() - (at -1e-5).ToScalar()) / 2e-5
         assertNear $"leaf %d{i}" 1e-7 fd (dot gLeaves[i] d)

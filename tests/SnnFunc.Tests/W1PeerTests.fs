@@ -17,20 +17,26 @@ type W1PeerTests(output: ITestOutputHelper) =
     /// Debian's python3 (with python3-torch); SNNFUNC_PYTHON overrides it.
     static let python =
         match Environment.GetEnvironmentVariable "SNNFUNC_PYTHON" with
-        | null | "" -> "/usr/bin/python3"
+        | null
+        | "" -> "/usr/bin/python3"
         | p -> p
 
     /// The repository root: the first ancestor of the test assembly's folder holding SnnFunc.sln.
     static let repoRoot () =
         let rec up (dir: DirectoryInfo) =
-            if isNull dir then None
-            elif File.Exists(Path.Combine(dir.FullName, "SnnFunc.sln")) then Some dir.FullName
-            else up dir.Parent
+            if isNull dir then
+                None
+            elif File.Exists(Path.Combine(dir.FullName, "SnnFunc.sln")) then
+                Some dir.FullName
+            else
+                up dir.Parent
 
         up (DirectoryInfo AppContext.BaseDirectory)
 
     static let runProcess (exe: string) (args: string list) =
-        let psi = ProcessStartInfo(exe, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+        let psi =
+            ProcessStartInfo(exe, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
+
         args |> List.iter psi.ArgumentList.Add
         use p = Process.Start psi
         let stdout = p.StandardOutput.ReadToEndAsync()
@@ -56,7 +62,9 @@ type W1PeerTests(output: ITestOutputHelper) =
             match runProcess python [ "-c"; "import torch, numpy" ] with
             | code, _, err when code <> 0 -> this.Skip $"torch or numpy cannot be imported by %s{python}: %s{err.Trim()}"
             | _ ->
-                let dir = Path.Combine(Path.GetTempPath(), "snnfunc-w1-peer-" + Guid.NewGuid().ToString "N")
+                let dir =
+                    Path.Combine(Path.GetTempPath(), "snnfunc-w1-peer-" + Guid.NewGuid().ToString "N")
+
                 Directory.CreateDirectory dir |> ignore
 
                 try
@@ -70,7 +78,10 @@ type W1PeerTests(output: ITestOutputHelper) =
                     let code, out, err = runProcess python [ script; "check"; dir ]
                     Assert.True((code = 0), $"torch_w1.py check failed (%d{code}):\n%s{out}\n%s{err}")
                     output.WriteLine(out.Trim())
-                    let load name = TensorIo.loadNpy (Path.Combine(dir, name))
+
+                    let load name =
+                        TensorIo.loadNpy (Path.Combine(dir, name))
+
                     let torchLoss = (load "loss.npy").ToScalar()
                     let t1, t2 = load "g1.npy", load "g2.npy"
                     Assert.True(abs (torchLoss - 2.2) < 0.5, $"PyTorch loss %g{torchLoss}: not W1's initial loss")
@@ -86,6 +97,12 @@ type W1PeerTests(output: ITestOutputHelper) =
                             let gv, tv = g.ToDoubleArray(), t.ToDoubleArray()
                             SnnCheck.assertNormClose $"%s{name} %s{what}" 1e-3 tv gv
                             let scale = tv |> Array.map abs |> Array.max
-                            SnnCheck.assertAllClose $"%s{name} %s{what} (elementwise, relative to the largest entry)" 0.0 (1e-3 * scale) tv gv
+
+                            SnnCheck.assertAllClose
+                                $"%s{name} %s{what} (elementwise, relative to the largest entry)"
+                                0.0
+                                (1e-3 * scale)
+                                tv
+                                gv
                 finally
                     Directory.Delete(dir, true)

@@ -17,7 +17,12 @@ type ScanOptions =
         Length: int option
     }
 
-    static member Default = { Reverse = false; CheckpointEvery = 0; Length = None }
+    static member Default =
+        {
+            Reverse = false
+            CheckpointEvery = 0
+            Length = None
+        }
 
 /// Automatic differentiation and batching transforms (JAX's, on .NET).
 [<RequireQualifiedAccess>]
@@ -27,7 +32,10 @@ module Ad =
 
     let private checkSameTypes (op: string) (what: string) (expected: Tensor[]) (actual: Tensor[]) =
         for i in 0 .. expected.Length - 1 do
-            if expected[i].ShapeRef <> actual[i].ShapeRef || expected[i].DType <> actual[i].DType then
+            if
+                expected[i].ShapeRef <> actual[i].ShapeRef
+                || expected[i].DType <> actual[i].DType
+            then
                 invalidArg
                     what
                     $"%s{op}: %s{what} leaf %d{i} has shape %s{fmt actual[i].ShapeRef} (%s{actual[i].DType.Name}) but %s{fmt expected[i].ShapeRef} (%s{expected[i].DType.Name}) was expected"
@@ -75,7 +83,10 @@ module Ad =
             let ys, ydef = Tree.flatten out
             let unwrapped = ys |> Array.map jt.Unwrap
             let primalsOut = Array.map fst unwrapped
-            let outVars = unwrapped |> Array.map (fun (_, t) -> if isNull t then -1 else lt.VarOf t)
+
+            let outVars =
+                unwrapped |> Array.map (fun (_, t) -> if isNull t then -1 else lt.VarOf t)
+
             xs, def, primalsOut, ydef, lt, Array.map lt.VarOf inputs, outVars
         finally
             jt.Close()
@@ -89,7 +100,14 @@ module Ad =
             let cts, cdef = Tree.flatten ct
             checkSameTree "Ad.vjp" "cotangent" ydef cdef
             checkSameTypes "Ad.vjp" "cotangent" ys cts
-            let outputs = [| for i in 0 .. ys.Length - 1 do if outVars[i] >= 0 then outVars[i], cts[i] |]
+
+            let outputs =
+                [|
+                    for i in 0 .. ys.Length - 1 do
+                        if outVars[i] >= 0 then
+                            outVars[i], cts[i]
+                |]
+
             Tree.unflatten def (zerosIfNull xs (lt.Backward(outputs, inVars)))
 
         Tree.unflatten ydef ys, pullback
@@ -100,7 +118,9 @@ module Ad =
 
     let private checkScalar (op: string) (y: Tensor) =
         if y.Rank <> 0 then
-            invalidArg "f" $"%s{op}: the function must return a scalar (rank-0 tensor) but returned shape %s{fmt y.ShapeRef}; reduce it first (e.g. Tensor.sum or Tensor.mean) or use Ad.vjp"
+            invalidArg
+                "f"
+                $"%s{op}: the function must return a scalar (rank-0 tensor) but returned shape %s{fmt y.ShapeRef}; reduce it first (e.g. Tensor.sum or Tensor.mean) or use Ad.vjp"
 
     /// The value of a scalar function and its gradient (same structure as x).
     let valueAndGrad (f: 'P -> Tensor) (x: 'P) : Tensor * 'P =
@@ -153,11 +173,18 @@ module Ad =
                     | None -> None
                     | Some a ->
                         let a = Shape.normAxis "Ad.vmap" x.Rank a
-                        Some(if a = 0 then x else x.Permute(Array.append [| a |] (Array.init x.Rank id |> Array.filter ((<>) a)))))
+
+                        Some(
+                            if a = 0 then
+                                x
+                            else
+                                x.Permute(Array.append [| a |] (Array.init x.Rank id |> Array.filter ((<>) a)))
+                        ))
                 xs
                 inAxes
 
-        let sizes = moved |> Array.choose (Option.map (fun x -> x.ShapeRef[0])) |> Array.distinct
+        let sizes =
+            moved |> Array.choose (Option.map (fun x -> x.ShapeRef[0])) |> Array.distinct
 
         let batch =
             match sizes with
@@ -168,7 +195,15 @@ module Ad =
         let trace = BatchTrace batch
 
         try
-            let inputs = Array.map2 (fun (x: Tensor) m -> match m with Some v -> trace.Wrap v | None -> x) xs moved
+            let inputs =
+                Array.map2
+                    (fun (x: Tensor) m ->
+                        match m with
+                        | Some v -> trace.Wrap v
+                        | None -> x)
+                    xs
+                    moved
+
             let ys, ydef = Tree.flatten (f (Tree.unflatten def inputs))
 
             let outs =
@@ -177,7 +212,8 @@ module Ad =
                     let v = trace.Materialise y
                     let a = Shape.normAxis "Ad.vmap" v.Rank outAxis
 
-                    if a = 0 then v
+                    if a = 0 then
+                        v
                     else
                         let others = Array.init (v.Rank - 1) (fun i -> i + 1)
                         v.Permute(Array.concat [ others[.. a - 1]; [| 0 |]; others[a..] ]))
@@ -218,7 +254,8 @@ module Ad =
     // Custom rules
 
     /// The value unchanged, with a zero derivative.
-    let stopGradient (x: Tensor) : Tensor = (Tensor.ApplyCustom(StopGradientFn(), x))[0]
+    let stopGradient (x: Tensor) : Tensor =
+        (Tensor.ApplyCustom(StopGradientFn(), x))[0]
 
     /// f with a user-supplied forward rule `rule x xdot = (f x, tangent)`. Reverse mode works too:
     /// the rule's tangent must be linear in xdot (it is recorded and transposed).
@@ -282,7 +319,8 @@ module Ad =
                             let linear = PullbackLinearFn("Ad.checkpoint", types, pullback)
                             outs, Tensor.ApplyCustom(linear, zerosIfNull primals tangents)
                         else
-                            jvp flat primals (zerosIfNull primals tangents) }
+                            jvp flat primals (zerosIfNull primals tangents)
+                }
 
             let ys = Tensor.ApplyCustom(fn, xs)
             Tree.unflatten outDef ys
@@ -309,7 +347,9 @@ module Ad =
 
                 for l in leaves do
                     if l.ShapeRef[0] <> n then
-                        invalidArg "xs" $"Ad.scan: leaves of xs disagree on the number of steps: %s{fmt leaves[0].ShapeRef} and %s{fmt l.ShapeRef}"
+                        invalidArg
+                            "xs"
+                            $"Ad.scan: leaves of xs disagree on the number of steps: %s{fmt leaves[0].ShapeRef} and %s{fmt l.ShapeRef}"
 
                 match length with
                 | Some m when m <> n -> invalidArg "options" $"Ad.scan: Length = %d{m} but xs has %d{n} steps"
@@ -326,7 +366,8 @@ module Ad =
             xLeaves
             |> Array.map (fun x -> Tensor.ApplyCustom(UnstackFn(steps, x.ShapeRef[1..], x.DType), x))
 
-        let xAt t = Tree.unflatten<'X> xdef (slices |> Array.map (fun s -> s[t]))
+        let xAt t =
+            Tree.unflatten<'X> xdef (slices |> Array.map (fun s -> s[t]))
 
         let checkCarry (t: int) (carry: 'C) =
             let leaves, d = Tree.flatten carry
@@ -335,11 +376,19 @@ module Ad =
                 invalidOp $"Ad.scan: step %d{t} returned a carry of structure %O{d}, but the initial carry has %O{cdef}"
 
             for i in 0 .. leaves.Length - 1 do
-                if leaves[i].ShapeRef <> initLeaves[i].ShapeRef || leaves[i].DType <> initLeaves[i].DType then
+                if
+                    leaves[i].ShapeRef <> initLeaves[i].ShapeRef
+                    || leaves[i].DType <> initLeaves[i].DType
+                then
                     invalidOp
                         $"Ad.scan: step %d{t} changed carry leaf %d{i} from %s{fmt initLeaves[i].ShapeRef} (%s{initLeaves[i].DType.Name}) to %s{fmt leaves[i].ShapeRef} (%s{leaves[i].DType.Name})"
 
-        let order = if options.Reverse then [| steps - 1 .. -1 .. 0 |] else [| 0 .. steps - 1 |]
+        let order =
+            if options.Reverse then
+                [| steps - 1 .. -1 .. 0 |]
+            else
+                [| 0 .. steps - 1 |]
+
         let outputs: Tensor[][] = Array.zeroCreate steps
         let mutable ydef = Unchecked.defaultof<TreeDef>
 
@@ -355,7 +404,8 @@ module Ad =
                 checkCarry t c'
                 let yl, d = Tree.flatten y
 
-                if isNull (box ydef) then ydef <- d
+                if isNull (box ydef) then
+                    ydef <- d
                 elif d <> ydef then
                     invalidOp $"Ad.scan: step %d{t} returned outputs of structure %O{d}, but earlier steps returned %O{ydef}"
 
@@ -387,10 +437,14 @@ module Ad =
                 invalidOp "Ad.scan: zero steps give no outputs to stack; scan needs at least one step"
             else
                 let leafCount = outputs[0].Length
-                let stacked = Array.init leafCount (fun i -> Tensor.Stack(outputs |> Array.map (fun o -> o[i]), 0))
+
+                let stacked =
+                    Array.init leafCount (fun i -> Tensor.Stack(outputs |> Array.map (fun o -> o[i]), 0))
+
                 Tree.unflatten<'Y> ydef stacked
 
         carry, ys
 
     /// scanWith the default options (forward, no checkpointing).
-    let scan (step: 'C -> 'X -> 'C * 'Y) (init: 'C) (xs: 'X) : 'C * 'Y = scanWith ScanOptions.Default step init xs
+    let scan (step: 'C -> 'X -> 'C * 'Y) (init: 'C) (xs: 'X) : 'C * 'Y =
+        scanWith ScanOptions.Default step init xs

@@ -43,19 +43,19 @@ let apply (prim: Prim) (vals: Tensor[]) (batched: bool[]) (batchSize: int) : Ten
         let rank = max (exampleRank 0) (exampleRank 1)
         Tensor.Apply(prim, aligned rank)
     | Prim.Reshape shape -> Tensor.Apply(Prim.Reshape(Array.append [| batchSize |] shape), x)
-    | Prim.BroadcastTo shape ->
-        Tensor.Apply(Prim.BroadcastTo(Array.append [| batchSize |] shape), padRank x shape.Length)
+    | Prim.BroadcastTo shape -> Tensor.Apply(Prim.BroadcastTo(Array.append [| batchSize |] shape), padRank x shape.Length)
     | Prim.Permute perm -> Tensor.Apply(Prim.Permute(Array.append [| 0 |] (shift perm)), x)
-    | Prim.Slice(starts, sizes) ->
-        Tensor.Apply(Prim.Slice(Array.append [| 0 |] starts, Array.append [| batchSize |] sizes), x)
+    | Prim.Slice(starts, sizes) -> Tensor.Apply(Prim.Slice(Array.append [| 0 |] starts, Array.append [| batchSize |] sizes), x)
     | Prim.Pad(low, high) -> Tensor.Apply(Prim.Pad(Array.append [| 0 |] low, Array.append [| 0 |] high), x)
     | Prim.Concat axis ->
         let parts =
             vals
             |> Array.mapi (fun i v ->
-                if batched[i] then v else v.Unsqueeze(0).BroadcastTo(Array.append [| batchSize |] v.ShapeRef))
+                if batched[i] then
+                    v
+                else
+                    v.Unsqueeze(0).BroadcastTo(Array.append [| batchSize |] v.ShapeRef))
 
         Tensor.Apply(Prim.Concat(axis + 1), parts)
     | Prim.Gather(axis, indices, indexShape) -> Tensor.Apply(Prim.Gather(axis + 1, indices, indexShape), x)
-    | Prim.ScatterAdd(axis, indices, indexShape, size) ->
-        Tensor.Apply(Prim.ScatterAdd(axis + 1, indices, indexShape, size), x)
+    | Prim.ScatterAdd(axis, indices, indexShape, size) -> Tensor.Apply(Prim.ScatterAdd(axis + 1, indices, indexShape, size), x)

@@ -8,7 +8,9 @@ open SnnFunc
 type internal StopGradientFn() =
     inherit CustomFn("Ad.stopGradient")
     override _.Call args = args
-    override _.Jvp(primals, _) = primals, Array.zeroCreate primals.Length
+
+    override _.Jvp(primals, _) =
+        primals, Array.zeroCreate primals.Length
 
 /// A function with a user forward rule: rule primals tangents -> (outputs, output tangents).
 /// The rule receives zero tensors for symbolic-zero tangents.
@@ -17,7 +19,9 @@ type internal CustomJvpFn(name: string, f: Tensor[] -> Tensor[], rule: Tensor[] 
     override _.Call args = f args
 
     override _.Jvp(primals, tangents) =
-        let tangents = Array.map2 (fun (p: Tensor) (t: Tensor) -> if isNull t then Tensor.ZerosLike p else t) primals tangents
+        let tangents =
+            Array.map2 (fun (p: Tensor) (t: Tensor) -> if isNull t then Tensor.ZerosLike p else t) primals tangents
+
         rule primals tangents
 
 /// True when every non-zero tangent is a recorded (reverse-mode) variable, or, under vmap inside
@@ -47,7 +51,9 @@ type internal PullbackLinearFn(name: string, outTypes: (int[] * DType)[], pullba
     override _.OutputTypes = outTypes
 
     override _.Transpose(_, cts) =
-        let cts = Array.map2 (fun (ct: Tensor) (shape, dtype) -> if isNull ct then Tensor.Full(shape, 0.0, dtype) else ct) cts outTypes
+        let cts =
+            Array.map2 (fun (ct: Tensor) (shape, dtype) -> if isNull ct then Tensor.Full(shape, 0.0, dtype) else ct) cts outTypes
+
         pullback cts
 
 /// A function with a user reverse rule: fwd gives outputs and residuals, bwd maps residuals and
@@ -63,7 +69,13 @@ type internal CustomVjpFn(name: string, f: Tensor[] -> Tensor[], fwd: Tensor[] -
         let outs, residuals = fwd primals
         let types = outs |> Array.map (fun o -> o.Shape, o.DType)
         let linear = PullbackLinearFn(name, types, bwd residuals)
-        outs, Tensor.ApplyCustom(linear, tangents |> Array.mapi (fun i t -> if isNull t then Tensor.ZerosLike primals[i] else t))
+
+        outs,
+        Tensor.ApplyCustom(
+            linear,
+            tangents
+            |> Array.mapi (fun i t -> if isNull t then Tensor.ZerosLike primals[i] else t)
+        )
 
 /// Splits a tensor along axis 0 into its slices (one output per index). Linear, so reverse mode
 /// records one step for all slices and transposes it by stacking: O(T) work, not O(T²).
@@ -83,7 +95,10 @@ type internal UnstackFn(steps: int, sliceShape: int[], dtype: DType) =
     override _.Transpose(consts, cts) =
         ignore consts
         let nonNull = cts |> Array.find (fun c -> not (isNull c))
-        let parts = cts |> Array.map (fun c -> if isNull c then Tensor.ZerosLike nonNull else c)
+
+        let parts =
+            cts |> Array.map (fun c -> if isNull c then Tensor.ZerosLike nonNull else c)
+
         [| Tensor.Stack(parts, 0) |]
 
     override _.OutputTypes = Array.create steps (sliceShape, dtype)

@@ -27,7 +27,8 @@ let private unary (op: UnaryOp) (x: Tensor) (y: Tensor) (t: Tensor) : Tensor =
 
 /// Output tangent of a binary primitive (ta, tb may be null).
 let private binary (op: BinaryOp) (a: Tensor) (b: Tensor) (y: Tensor) (ta: Tensor) (tb: Tensor) (shape: int[]) =
-    let scaled (t: Tensor) (factor: unit -> Tensor) = if isNull t then null else t * factor ()
+    let scaled (t: Tensor) (factor: unit -> Tensor) =
+        if isNull t then null else t * factor ()
 
     let result =
         match op with
@@ -38,7 +39,9 @@ let private binary (op: BinaryOp) (a: Tensor) (b: Tensor) (y: Tensor) (ta: Tenso
         | BinaryOp.Pow ->
             let da () = b * a.Pow(b - 1.0)
             // d/db a^b = a^b log a; taken as 0 where a = 0 (the limit for b > 0), as JAX does.
-            let db () = Tensor.Where(a.Eq 0.0, Tensor.ZerosLike y, y * a.Log())
+            let db () =
+                Tensor.Where(a.Eq 0.0, Tensor.ZerosLike y, y * a.Log())
+
             addZ (scaled ta da) (scaled tb db)
         | BinaryOp.Max
         | BinaryOp.Min ->
@@ -81,7 +84,10 @@ let apply (prim: Prim) (primals: Tensor[]) (tangents: Tensor[]) : Tensor * Tenso
         | Prim.Reduce(_, axes) ->
             // The tangent of the extreme element; ties share it evenly.
             let x = primals[0]
-            let keep = x.ShapeRef |> Array.mapi (fun i d -> if Array.contains i axes then 1 else d)
+
+            let keep =
+                x.ShapeRef |> Array.mapi (fun i d -> if Array.contains i axes then 1 else d)
+
             let mask = x.Eq(y.Reshape keep)
             let weights = mask / mask.SumAxes(axes, true)
             (tangents[0] * weights).SumAxes axes
@@ -96,7 +102,10 @@ let apply (prim: Prim) (primals: Tensor[]) (tangents: Tensor[]) : Tensor * Tenso
         | Prim.Concat _ ->
             let parts =
                 Array.init primals.Length (fun i ->
-                    if isNull tangents[i] then zerosOf primals[i].ShapeRef primals[i].DType else tangents[i])
+                    if isNull tangents[i] then
+                        zerosOf primals[i].ShapeRef primals[i].DType
+                    else
+                        tangents[i])
 
             Tensor.Apply(prim, parts)
         | Prim.Reshape _

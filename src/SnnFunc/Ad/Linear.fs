@@ -12,12 +12,18 @@ let unbroadcast (ct: Tensor) (shape: int[]) =
         let extra = ctShape.Length - shape.Length
 
         let axes =
-            [| for i in 0 .. ctShape.Length - 1 do
-                   if i < extra || (shape[i - extra] = 1 && ctShape[i] <> 1) then
-                       i |]
+            [|
+                for i in 0 .. ctShape.Length - 1 do
+                    if i < extra || (shape[i - extra] = 1 && ctShape[i] <> 1) then
+                        i
+            |]
 
         let summed = if axes.Length = 0 then ct else ct.SumAxes axes
-        if summed.ShapeRef = shape then summed else summed.Reshape shape
+
+        if summed.ShapeRef = shape then
+            summed
+        else
+            summed.Reshape shape
 
 /// Broadcasts a tangent to the output shape of the operation it flows through.
 let toShape (t: Tensor) (shape: int[]) =

@@ -62,7 +62,12 @@ type internal JvpTrace(name: string) =
                 | _ -> ()
 
             // Lower transforms must see the custom function itself, not the rule's primal computation.
-            let outs = if Array.forall (fun (p: Tensor) -> p.IsConcrete) primals then outs else Tensor.ApplyCustom(fn, primals)
+            let outs =
+                if Array.forall (fun (p: Tensor) -> p.IsConcrete) primals then
+                    outs
+                else
+                    Tensor.ApplyCustom(fn, primals)
+
             Array.map2 (fun p t -> this.Wrap(p, t)) outs outTangents
 
 and internal DualTracer(trace: JvpTrace, primal: Tensor, tangent: Tensor) =
@@ -80,12 +85,14 @@ type internal LinOp =
 
 /// One recorded linear operation: arguments are recorded variables (vars[i] >= 0) or constants.
 type internal Eqn =
-    { Op: LinOp
-      Consts: Tensor[]
-      Vars: int[]
-      Shapes: int[][]
-      DTypes: DType[]
-      Outs: int[] }
+    {
+        Op: LinOp
+        Consts: Tensor[]
+        Vars: int[]
+        Shapes: int[][]
+        DTypes: DType[]
+        Outs: int[]
+    }
 
 /// Records the tangent operations of a linearisation on a tape; Backward transposes them.
 type internal LinTrace(name: string) =
@@ -113,12 +120,14 @@ type internal LinTrace(name: string) =
         let outTensors = outs |> Array.map (fun (shape, dtype) -> this.NewVar(shape, dtype))
 
         eqns.Add
-            { Op = op
-              Consts = Array.map2 (fun (a: Tensor) v -> if v >= 0 then null else a) args vars
-              Vars = vars
-              Shapes = args |> Array.map (fun a -> a.ShapeRef)
-              DTypes = args |> Array.map (fun a -> a.DType)
-              Outs = outTensors |> Array.map this.VarOf }
+            {
+                Op = op
+                Consts = Array.map2 (fun (a: Tensor) v -> if v >= 0 then null else a) args vars
+                Vars = vars
+                Shapes = args |> Array.map (fun a -> a.ShapeRef)
+                DTypes = args |> Array.map (fun a -> a.DType)
+                Outs = outTensors |> Array.map this.VarOf
+            }
 
         outTensors
 
@@ -129,8 +138,10 @@ type internal LinTrace(name: string) =
         (this.Record(PrimOp prim, args, [| outShape, outDType |]))[0]
 
     override this.ProcessCustom(fn, args) =
-        if fn.IsLinear then this.Record(CustomOp fn, args, fn.OutputTypes)
-        else fn.Call args // not linear: record what it does, primitive by primitive
+        if fn.IsLinear then
+            this.Record(CustomOp fn, args, fn.OutputTypes)
+        else
+            fn.Call args // not linear: record what it does, primitive by primitive
 
     /// Transposes the tape: given cotangents of the output variables, the cotangents of the input
     /// variables (null where zero). Walks the tape backwards in a loop: no recursion.
@@ -180,10 +191,15 @@ type internal BatchTrace(batchSize: int) =
     let mutable reopened = 0
     member _.Close() = live <- false
     override _.IsLive = live || Volatile.Read(&reopened) > 0
+
     /// Makes the level live again until the matching Release (counted, so concurrent backward
     /// passes may overlap): see BatchedCustom.Transpose.
-    member _.Reopen() = Interlocked.Increment(&reopened) |> ignore
-    member _.Release() = Interlocked.Decrement(&reopened) |> ignore
+    member _.Reopen() =
+        Interlocked.Increment(&reopened) |> ignore
+
+    member _.Release() =
+        Interlocked.Decrement(&reopened) |> ignore
+
     member _.BatchSize = batchSize
 
     /// The batched value and whether it has the batch axis.
@@ -209,7 +225,10 @@ type internal BatchTrace(batchSize: int) =
     override this.ProcessCustom(fn, args) =
         let unwrapped = args |> Array.map this.Unwrap
         let batched = Array.map snd unwrapped
-        let outs = Tensor.ApplyCustom(BatchedCustom(fn, this, batched), Array.map fst unwrapped)
+
+        let outs =
+            Tensor.ApplyCustom(BatchedCustom(fn, this, batched), Array.map fst unwrapped)
+
         outs |> Array.map this.Wrap
 
 and internal BatchTracer(trace: BatchTrace, value: Tensor) =
@@ -222,15 +241,24 @@ and internal BatchedCustom(fn: CustomFn, trace: BatchTrace, batched: bool[]) =
     inherit CustomFn(fn.Name)
 
     member private _.In(values: Tensor[], flags: bool[]) =
-        Array.map2 (fun (v: Tensor) b -> if isNull v then null elif b then trace.Wrap v else v) values flags
+        Array.map2
+            (fun (v: Tensor) b ->
+                if isNull v then null
+                elif b then trace.Wrap v
+                else v)
+            values
+            flags
 
     member private _.Out(values: Tensor[]) =
         values |> Array.map (fun v -> if isNull v then null else trace.Materialise v)
 
-    override this.Call args = this.Out(fn.Call(this.In(args, batched)))
+    override this.Call args =
+        this.Out(fn.Call(this.In(args, batched)))
 
     override this.Jvp(primals, tangents) =
-        let outs, outTangents = fn.Jvp(this.In(primals, batched), this.In(tangents, batched))
+        let outs, outTangents =
+            fn.Jvp(this.In(primals, batched), this.In(tangents, batched))
+
         this.Out outs, this.Out outTangents
 
     override _.IsLinear = fn.IsLinear
@@ -250,4 +278,5 @@ and internal BatchedCustom(fn: CustomFn, trace: BatchTrace, batched: bool[]) =
             trace.Release()
 
     override _.OutputTypes =
-        fn.OutputTypes |> Array.map (fun (shape, dtype) -> Array.append [| trace.BatchSize |] shape, dtype)
+        fn.OutputTypes
+        |> Array.map (fun (shape, dtype) -> Array.append [| trace.BatchSize |] shape, dtype)

@@ -78,12 +78,19 @@ module Tree =
     let private codecs = ConcurrentDictionary<Type, Codec>()
 
     let private isStaticType (t: Type) =
-        t.IsPrimitive || t.IsEnum || t = typeof<string> || t = typeof<decimal> || t = typeof<DType>
-        || FSharpType.IsFunction t || t = typeof<unit>
+        t.IsPrimitive
+        || t.IsEnum
+        || t = typeof<string>
+        || t = typeof<decimal>
+        || t = typeof<DType>
+        || FSharpType.IsFunction t
+        || t = typeof<unit>
 
     let private listCodec (elem: Type) =
         let ofArray =
-            let m = typeof<list<int>>.Assembly.GetType("Microsoft.FSharp.Collections.ListModule").GetMethod("OfArray")
+            let m =
+                typeof<list<int>>.Assembly.GetType("Microsoft.FSharp.Collections.ListModule").GetMethod("OfArray")
+
             m.MakeGenericMethod elem
 
         NodeCodec(
@@ -94,7 +101,8 @@ module Tree =
                 ofArray.Invoke(null, [| arr |])
         )
 
-    let private mapInfos = ConcurrentDictionary<Type, Reflection.PropertyInfo * Reflection.PropertyInfo * Type * Reflection.MethodInfo>()
+    let private mapInfos =
+        ConcurrentDictionary<Type, Reflection.PropertyInfo * Reflection.PropertyInfo * Type * Reflection.MethodInfo>()
 
     /// Key/Value accessors, the (key, value) tuple type and Map.ofArray for a Map type.
     let private makeMapInfo (t: Type) =
@@ -103,25 +111,31 @@ module Tree =
         let kvType = typedefof<KeyValuePair<_, _>>.MakeGenericType(args)
 
         let ofArray =
-            typeof<Map<int, int>>.Assembly.GetType("Microsoft.FSharp.Collections.MapModule").GetMethod("OfArray")
-                .MakeGenericMethod(args)
+            typeof<Map<int, int>>.Assembly.GetType("Microsoft.FSharp.Collections.MapModule").GetMethod("OfArray").MakeGenericMethod(args)
 
         kvType.GetProperty "Key", kvType.GetProperty "Value", tupleType, ofArray
 
     /// makeMapInfo, cached per type.
-    let private mapCodec (t: Type) = mapInfos.GetOrAdd(t, Func<_, _>(makeMapInfo))
+    let private mapCodec (t: Type) =
+        mapInfos.GetOrAdd(t, Func<_, _>(makeMapInfo))
 
     /// Types whose public properties are not taken apart: .NET and F# library types, collections,
     /// delegates, abstract types.
     let private isOpaque (t: Type) =
         let ns = if isNull t.Namespace then "" else t.Namespace
 
-        t.IsAbstract || t.IsInterface || t.IsPointer || t.IsByRef || t.ContainsGenericParameters
+        t.IsAbstract
+        || t.IsInterface
+        || t.IsPointer
+        || t.IsByRef
+        || t.ContainsGenericParameters
         || typeof<Delegate>.IsAssignableFrom t
         || typeof<IEnumerable>.IsAssignableFrom t
         || t.Assembly = typeof<obj>.Assembly
         || t.Assembly = typeof<list<int>>.Assembly
-        || ns = "System" || ns.StartsWith "System." || ns.StartsWith "Microsoft."
+        || ns = "System"
+        || ns.StartsWith "System."
+        || ns.StartsWith "Microsoft."
 
     /// C# records and plain classes or structs (so that C# parameter types work wherever F# records
     /// do): the children are the public instance properties. The type is rebuilt through a public
@@ -135,7 +149,10 @@ module Tree =
         else
             let props =
                 t.GetProperties(BindingFlags.Public ||| BindingFlags.Instance)
-                |> Array.filter (fun p -> p.CanRead && not (isNull (p.GetGetMethod())) && p.GetIndexParameters().Length = 0)
+                |> Array.filter (fun p ->
+                    p.CanRead
+                    && not (isNull (p.GetGetMethod()))
+                    && p.GetIndexParameters().Length = 0)
 
             let names = props |> Array.map (fun p -> p.Name.ToLowerInvariant())
 
@@ -162,7 +179,8 @@ module Tree =
                         else
                             None
 
-                let read (ordered: PropertyInfo[]) (v: obj) = 0, ordered |> Array.map (fun p -> p.GetValue v)
+                let read (ordered: PropertyInfo[]) (v: obj) =
+                    0, ordered |> Array.map (fun p -> p.GetValue v)
 
                 match t.GetConstructors() |> Array.tryPick matching with
                 | Some(ctor, ordered) -> Some(NodeCodec(read ordered, (fun _ c -> ctor.Invoke c)))
@@ -201,7 +219,10 @@ module Tree =
             )
         elif t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<list<_>> then
             listCodec (t.GetGenericArguments()[0])
-        elif t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<ReadOnlyCollection<_>> then
+        elif
+            t.IsGenericType
+            && t.GetGenericTypeDefinition() = typedefof<ReadOnlyCollection<_>>
+        then
             let elem = t.GetGenericArguments()[0]
 
             NodeCodec(
@@ -211,7 +232,11 @@ module Tree =
                     children |> Array.iteri (fun i c -> arr.SetValue(c, i))
                     Activator.CreateInstance(t, [| box arr |])
             )
-        elif t.IsGenericType && t.Name.StartsWith "<>z__ReadOnly" && t.GetGenericArguments().Length = 1 then
+        elif
+            t.IsGenericType
+            && t.Name.StartsWith "<>z__ReadOnly"
+            && t.GetGenericArguments().Length = 1
+        then
             // The read-only lists the C# compiler synthesises for collection expressions typed
             // IEnumerable<T>, IReadOnlyList<T> ...: rebuilt as a T[], which implements those interfaces.
             let elem = t.GetGenericArguments()[0]
@@ -242,14 +267,18 @@ module Tree =
         elif FSharpType.IsUnion(t, true) then
             let tagReader = FSharpValue.PreComputeUnionTagReader(t, true)
             let cases = FSharpType.GetUnionCases(t, true)
-            let readers = cases |> Array.map (fun c -> FSharpValue.PreComputeUnionReader(c, true))
-            let ctors = cases |> Array.map (fun c -> FSharpValue.PreComputeUnionConstructor(c, true))
+
+            let readers =
+                cases |> Array.map (fun c -> FSharpValue.PreComputeUnionReader(c, true))
+
+            let ctors =
+                cases |> Array.map (fun c -> FSharpValue.PreComputeUnionConstructor(c, true))
 
             NodeCodec(
                 (fun v ->
                     let tag = tagReader v
-                    tag, readers[tag] v),
-                fun tag c -> ctors[tag] c
+                    tag, readers[tag]v),
+                fun tag c -> ctors[tag]c
             )
         else
             objectCodec t |> Option.defaultValue StaticCodec
@@ -272,7 +301,10 @@ module Tree =
             let keyProp, valueProp, tupleType, ofArray = mapCodec t
             let pairs = [| for kv in (value :?> IEnumerable) -> kv |]
             let keys = pairs |> Array.map (fun kv -> keyProp.GetValue kv)
-            let defs = pairs |> Array.map (fun kv -> flattenInto typeof<obj> (valueProp.GetValue kv) leaves)
+
+            let defs =
+                pairs
+                |> Array.map (fun kv -> flattenInto typeof<obj> (valueProp.GetValue kv) leaves)
 
             let rebuild (children: obj[]) =
                 let arr = Array.CreateInstance(tupleType, children.Length)
@@ -291,11 +323,20 @@ module Tree =
             let keyProp, valueProp, _, _ = mapCodec t
             let pairs = [| for kv in (value :?> IEnumerable) -> kv |]
             let keys = pairs |> Array.map (fun kv -> keyProp.GetValue kv)
-            let defs = pairs |> Array.map (fun kv -> flattenInto typeof<obj> (valueProp.GetValue kv) leaves)
+
+            let defs =
+                pairs
+                |> Array.map (fun kv -> flattenInto typeof<obj> (valueProp.GetValue kv) leaves)
+
             let readOnly = t.GetGenericTypeDefinition() = typedefof<ReadOnlyDictionary<_, _>>
 
             let rebuild (children: obj[]) =
-                let inner = if readOnly then typedefof<Dictionary<_, _>>.MakeGenericType(t.GetGenericArguments()) else t
+                let inner =
+                    if readOnly then
+                        typedefof<Dictionary<_, _>>.MakeGenericType(t.GetGenericArguments())
+                    else
+                        t
+
                 let d = Activator.CreateInstance inner :?> IDictionary
                 children |> Array.iteri (fun i c -> d[keys[i]] <- c)
                 if readOnly then Activator.CreateInstance(t, d) else box d

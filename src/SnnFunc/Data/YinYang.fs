@@ -46,7 +46,8 @@ module YinYang =
     /// The class of the point (x, y): 0 (yang), 1 (yin), 2 (dots), or -1 when the point lies
     /// farther than r_big from the centre (r_big, r_big).
     let classOf (x: float) (y: float) : int =
-        let inline dist (cx: float) (cy: float) = sqrt ((x - cx) * (x - cx) + (y - cy) * (y - cy))
+        let inline dist (cx: float) (cy: float) =
+            sqrt ((x - cx) * (x - cx) + (y - cy) * (y - cy))
 
         if dist rBig rBig > rBig then
             -1
@@ -67,7 +68,8 @@ module YinYang =
 
     /// One coordinate uniform on [0, 2 r_big) from a word: 24 random bits, so the value, 1 minus it
     /// and the class computed from it are all exact in float32.
-    let inline private coordinate (w: uint32) = float (w >>> 8) * (2.0 * rBig / 16777216.0)
+    let inline private coordinate (w: uint32) =
+        float (w >>> 8) * (2.0 * rBig / 16777216.0)
 
     /// Example i: its target class from word 0 of the stream of `foldIn key i`, then points from the
     /// following words (x from an even word, y from the next) until one has the target class.
@@ -110,8 +112,10 @@ module YinYang =
 
             labels[i] <- c
 
-        { X = Tensor.FromStorage([| count; width |], Storage.F32 data)
-          Labels = labels }
+        {
+            X = Tensor.FromStorage([| count; width |], Storage.F32 data)
+            Labels = labels
+        }
 
     /// `count` examples with the default options (5 inputs, bias 0).
     let generate (key: Key) (count: int) : Dataset = generateWith defaults key count
@@ -124,14 +128,15 @@ module YinYang =
     let splitsOfSize (options: YinYangOptions) (seed: int64) (train: int, validation: int, test: int) =
         let keys = Random.splitN (Random.key seed) 3
 
-        ({ Train = generateWith options keys[0] train
-           Validation = generateWith options keys[1] validation
-           Test = generateWith options keys[2] test }
+        ({
+            Train = generateWith options keys[0] train
+            Validation = generateWith options keys[1] validation
+            Test = generateWith options keys[2] test
+        }
         : TrainValidationTest)
 
     /// The standard splits (5000 / 1000 / 1000) with the given options.
-    let splitsWith (options: YinYangOptions) (seed: int64) : TrainValidationTest =
-        splitsOfSize options seed standardSizes
+    let splitsWith (options: YinYangOptions) (seed: int64) : TrainValidationTest = splitsOfSize options seed standardSizes
 
     /// The standard splits (5000 / 1000 / 1000, 5 inputs) from one seed.
     let splits (seed: int64) : TrainValidationTest = splitsWith defaults seed

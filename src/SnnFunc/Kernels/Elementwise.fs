@@ -19,9 +19,7 @@ type CompareKind =
 [<AbstractClass; Sealed>]
 type Elementwise =
 
-    static member inline private Mask512<'T when 'T :> IFloatingPointIeee754<'T>>
-        (kind: CompareKind, a: Vector512<'T>, b: Vector512<'T>)
-        =
+    static member inline private Mask512<'T when 'T :> IFloatingPointIeee754<'T>>(kind: CompareKind, a: Vector512<'T>, b: Vector512<'T>) =
         match kind with
         | CompareKind.Eq -> Vector512.Equals<'T>(a, b)
         | CompareKind.Ne -> Vector512.OnesComplement<'T>(Vector512.Equals<'T>(a, b))
@@ -30,9 +28,7 @@ type Elementwise =
         | CompareKind.Gt -> Vector512.GreaterThan<'T>(a, b)
         | _ -> Vector512.GreaterThanOrEqual<'T>(a, b)
 
-    static member inline private Mask256<'T when 'T :> IFloatingPointIeee754<'T>>
-        (kind: CompareKind, a: Vector256<'T>, b: Vector256<'T>)
-        =
+    static member inline private Mask256<'T when 'T :> IFloatingPointIeee754<'T>>(kind: CompareKind, a: Vector256<'T>, b: Vector256<'T>) =
         match kind with
         | CompareKind.Eq -> Vector256.Equals<'T>(a, b)
         | CompareKind.Ne -> Vector256.OnesComplement<'T>(Vector256.Equals<'T>(a, b))
@@ -105,12 +101,9 @@ type Elementwise =
 
             while i <= n - w do
                 let isZero = Vector512.Equals<'T>(Vector512.Create<'T>(cond.Slice(i, w)), zero)
+
                 let r =
-                    Vector512.ConditionalSelect<'T>(
-                        isZero,
-                        Vector512.Create<'T>(b.Slice(i, w)),
-                        Vector512.Create<'T>(a.Slice(i, w))
-                    )
+                    Vector512.ConditionalSelect<'T>(isZero, Vector512.Create<'T>(b.Slice(i, w)), Vector512.Create<'T>(a.Slice(i, w)))
 
                 r.CopyTo(dst.Slice(i, w))
                 i <- i + w
@@ -120,12 +113,9 @@ type Elementwise =
 
             while i <= n - w do
                 let isZero = Vector256.Equals<'T>(Vector256.Create<'T>(cond.Slice(i, w)), zero)
+
                 let r =
-                    Vector256.ConditionalSelect<'T>(
-                        isZero,
-                        Vector256.Create<'T>(b.Slice(i, w)),
-                        Vector256.Create<'T>(a.Slice(i, w))
-                    )
+                    Vector256.ConditionalSelect<'T>(isZero, Vector256.Create<'T>(b.Slice(i, w)), Vector256.Create<'T>(a.Slice(i, w)))
 
                 r.CopyTo(dst.Slice(i, w))
                 i <- i + w

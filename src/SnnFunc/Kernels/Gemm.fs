@@ -77,6 +77,7 @@ type internal GemmPool private () =
     let mutable started = 1 // worker w (1 .. started-1) exists; the caller itself is share 0
     let mutable body: int -> unit = ignore
     let mutable failure: exn = null
+
     [<DefaultValue>]
     val mutable private pending: int
 
@@ -172,12 +173,14 @@ type internal GemmPool private () =
 /// Blocking parameters of one instruction-set path.  Kernel: 2 = AVX-512, 1 = AVX2+FMA, 0 = scalar.
 [<Struct>]
 type internal GemmPlan =
-    { Mr: int
-      Nr: int
-      Kc: int
-      Mc: int
-      Nc: int
-      Kernel: int }
+    {
+        Mr: int
+        Nr: int
+        Kc: int
+        Mc: int
+        Nc: int
+        Kernel: int
+    }
 
 module internal GemmImpl =
 
@@ -211,7 +214,8 @@ module internal GemmImpl =
         let mutable c11_1 = Vector512<float32>.Zero
         // Pull the C tile towards L1 while the FMAs run, so the final read-modify-write does not stall.
         let mutable r = c
-        for _ in 1 .. 12 do
+
+        for _ in 1..12 do
             Sse.Prefetch0(NativePtr.toVoidPtr r)
             Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 16))
             Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 31))
@@ -220,6 +224,7 @@ module internal GemmImpl =
         let mutable a = pa
         let mutable b = pb
         let mutable p = 0
+
         while p < kc do
             let b0 = Vector512.Load(NativePtr.add b 0)
             let b1 = Vector512.Load(NativePtr.add b 16)
@@ -262,6 +267,7 @@ module internal GemmImpl =
             a <- NativePtr.add a 12
             b <- NativePtr.add b 32
             p <- p + 1
+
         r <- c
 
         if add then
@@ -367,7 +373,8 @@ module internal GemmImpl =
         let mutable c11_1 = Vector512<float>.Zero
         // Pull the C tile towards L1 while the FMAs run, so the final read-modify-write does not stall.
         let mutable r = c
-        for _ in 1 .. 12 do
+
+        for _ in 1..12 do
             Sse.Prefetch0(NativePtr.toVoidPtr r)
             Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 8))
             Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 15))
@@ -376,6 +383,7 @@ module internal GemmImpl =
         let mutable a = pa
         let mutable b = pb
         let mutable p = 0
+
         while p < kc do
             let b0 = Vector512.Load(NativePtr.add b 0)
             let b1 = Vector512.Load(NativePtr.add b 8)
@@ -418,6 +426,7 @@ module internal GemmImpl =
             a <- NativePtr.add a 12
             b <- NativePtr.add b 16
             p <- p + 1
+
         r <- c
 
         if add then
@@ -511,7 +520,8 @@ module internal GemmImpl =
         let mutable c5_1 = Vector256<float32>.Zero
         // Pull the C tile towards L1 while the FMAs run, so the final read-modify-write does not stall.
         let mutable r = c
-        for _ in 1 .. 6 do
+
+        for _ in 1..6 do
             Sse.Prefetch0(NativePtr.toVoidPtr r)
             Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 8))
             Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 15))
@@ -520,6 +530,7 @@ module internal GemmImpl =
         let mutable a = pa
         let mutable b = pb
         let mutable p = 0
+
         while p < kc do
             let b0 = Vector256.Load(NativePtr.add b 0)
             let b1 = Vector256.Load(NativePtr.add b 8)
@@ -544,6 +555,7 @@ module internal GemmImpl =
             a <- NativePtr.add a 6
             b <- NativePtr.add b 16
             p <- p + 1
+
         r <- c
 
         if add then
@@ -601,7 +613,8 @@ module internal GemmImpl =
         let mutable c5_1 = Vector256<float>.Zero
         // Pull the C tile towards L1 while the FMAs run, so the final read-modify-write does not stall.
         let mutable r = c
-        for _ in 1 .. 6 do
+
+        for _ in 1..6 do
             Sse.Prefetch0(NativePtr.toVoidPtr r)
             Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 4))
             Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add r 7))
@@ -610,6 +623,7 @@ module internal GemmImpl =
         let mutable a = pa
         let mutable b = pb
         let mutable p = 0
+
         while p < kc do
             let b0 = Vector256.Load(NativePtr.add b 0)
             let b1 = Vector256.Load(NativePtr.add b 4)
@@ -634,6 +648,7 @@ module internal GemmImpl =
             a <- NativePtr.add a 6
             b <- NativePtr.add b 8
             p <- p + 1
+
         r <- c
 
         if add then
@@ -947,7 +962,9 @@ module internal GemmImpl =
 
     /// Portable float32 micro-kernel for any mr×nr (used when neither AVX-512 nor AVX2+FMA is available).
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    let kernelSScalar (mr: int, nr: int, kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, c: nativeptr<float32>, ldc: int, add: bool) =
+    let kernelSScalar
+        (mr: int, nr: int, kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, c: nativeptr<float32>, ldc: int, add: bool)
+        =
         let acc = NativePtr.stackalloc<float32> (mr * nr)
 
         for t in 0 .. mr * nr - 1 do
@@ -1028,7 +1045,13 @@ module internal GemmImpl =
                 let dst = NativePtr.add c (i * ldc)
 
                 for j in 0 .. cols - 1 do
-                    NativePtr.set dst j (if add then NativePtr.get dst j + NativePtr.get src j else NativePtr.get src j)
+                    NativePtr.set
+                        dst
+                        j
+                        (if add then
+                             NativePtr.get dst j + NativePtr.get src j
+                         else
+                             NativePtr.get src j)
         else
             let tile: nativeptr<float> = cast tile
             let c: nativeptr<float> = cast c
@@ -1038,7 +1061,13 @@ module internal GemmImpl =
                 let dst = NativePtr.add c (i * ldc)
 
                 for j in 0 .. cols - 1 do
-                    NativePtr.set dst j (if add then NativePtr.get dst j + NativePtr.get src j else NativePtr.get src j)
+                    NativePtr.set
+                        dst
+                        j
+                        (if add then
+                             NativePtr.get dst j + NativePtr.get src j
+                         else
+                             NativePtr.get src j)
 
     /// Copies `bytes` bytes (a multiple of 4) from src to dst: 32 bytes at a time, then 16, 8 and 4.
     let inline private copyBytes (src: nativeptr<byte>, dst: nativeptr<byte>, bytes: int) =
@@ -1053,13 +1082,16 @@ module internal GemmImpl =
             o <- o + 16
 
         if o + 8 <= bytes then
-            NativePtr.write (NativePtr.ofNativeInt<int64> (NativePtr.toNativeInt (NativePtr.add dst o)))
-                            (NativePtr.read (NativePtr.ofNativeInt<int64> (NativePtr.toNativeInt (NativePtr.add src o))))
+            NativePtr.write
+                (NativePtr.ofNativeInt<int64> (NativePtr.toNativeInt (NativePtr.add dst o)))
+                (NativePtr.read (NativePtr.ofNativeInt<int64> (NativePtr.toNativeInt (NativePtr.add src o))))
+
             o <- o + 8
 
         if o + 4 <= bytes then
-            NativePtr.write (NativePtr.ofNativeInt<int32> (NativePtr.toNativeInt (NativePtr.add dst o)))
-                            (NativePtr.read (NativePtr.ofNativeInt<int32> (NativePtr.toNativeInt (NativePtr.add src o))))
+            NativePtr.write
+                (NativePtr.ofNativeInt<int32> (NativePtr.toNativeInt (NativePtr.add dst o)))
+                (NativePtr.read (NativePtr.ofNativeInt<int32> (NativePtr.toNativeInt (NativePtr.add src o))))
 
     /// Packs op(A)[i0 .. i0+mb-1, p0 .. p0+kb-1] into mr-row slivers, each kb×mr with element (i, p) at p*mr + i;
     /// rows past mb are zero.  op(A)[i, p] = a[i*lda + p], or a[p*lda + i] when transA.  With wide (the AVX-512
@@ -1067,8 +1099,7 @@ module internal GemmImpl =
     /// time in registers; the destination then needs 16 spare elements after its end.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let packA<'T when 'T: unmanaged>
-        (wide: bool, transA: bool, a: nativeptr<'T>, lda: int, i0: int, p0: int, mb: int, kb: int, mr: int,
-         dst: nativeptr<'T>)
+        (wide: bool, transA: bool, a: nativeptr<'T>, lda: int, i0: int, p0: int, mb: int, kb: int, mr: int, dst: nativeptr<'T>)
         =
         let zero = Unchecked.defaultof<'T>
         let mutable d = dst
@@ -1124,8 +1155,7 @@ module internal GemmImpl =
     /// (the AVX-512 plan, nr = 32 float32 or 16 float64), full slivers of a transposed B are transposed in registers.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let packB<'T when 'T: unmanaged>
-        (wide: bool, transB: bool, b: nativeptr<'T>, ldb: int, p0: int, j0: int, kb: int, nb: int, nr: int,
-         dst: nativeptr<'T>)
+        (wide: bool, transB: bool, b: nativeptr<'T>, ldb: int, p0: int, j0: int, kb: int, nb: int, nr: int, dst: nativeptr<'T>)
         =
         let zero = Unchecked.defaultof<'T>
         let mutable d = dst
@@ -1188,16 +1218,51 @@ module internal GemmImpl =
     let planFor (elemSize: int) : GemmPlan =
         if Vector512.IsHardwareAccelerated && Avx512F.IsSupported then
             if elemSize = 4 then
-                { Mr = 12; Nr = 32; Kc = 256; Mc = 240; Nc = 4096; Kernel = 2 }
+                {
+                    Mr = 12
+                    Nr = 32
+                    Kc = 256
+                    Mc = 240
+                    Nc = 4096
+                    Kernel = 2
+                }
             else
-                { Mr = 12; Nr = 16; Kc = 256; Mc = 120; Nc = 2048; Kernel = 2 }
+                {
+                    Mr = 12
+                    Nr = 16
+                    Kc = 256
+                    Mc = 120
+                    Nc = 2048
+                    Kernel = 2
+                }
         elif Vector256.IsHardwareAccelerated && Avx2.IsSupported && Fma.IsSupported then
             if elemSize = 4 then
-                { Mr = 6; Nr = 16; Kc = 256; Mc = 96; Nc = 2048; Kernel = 1 }
+                {
+                    Mr = 6
+                    Nr = 16
+                    Kc = 256
+                    Mc = 96
+                    Nc = 2048
+                    Kernel = 1
+                }
             else
-                { Mr = 6; Nr = 8; Kc = 256; Mc = 48; Nc = 1024; Kernel = 1 }
+                {
+                    Mr = 6
+                    Nr = 8
+                    Kc = 256
+                    Mc = 48
+                    Nc = 1024
+                    Kernel = 1
+                }
         else
-            { Mr = 4; Nr = 4; Kc = 256; Mc = 64; Nc = 1024; Kernel = 0 }
+            {
+                Mr = 4
+                Nr = 4
+                Kc = 256
+                Mc = 64
+                Nc = 1024
+                Kernel = 0
+            }
 
     let planS = planFor 4
     let planD = planFor 8
@@ -1205,9 +1270,21 @@ module internal GemmImpl =
     /// Single-threaded packed GEMM on raw pointers (a, b, c already point at element (0, 0)).  m, n, k > 0.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let gemmSerial<'T when 'T: unmanaged>
-        (plan: GemmPlan, transA: bool, transB: bool, m: int, n: int, k: int,
-         a: nativeptr<'T>, lda: int, b: nativeptr<'T>, ldb: int, c: nativeptr<'T>, ldc: int, accumulate: bool)
-        =
+        (
+            plan: GemmPlan,
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: nativeptr<'T>,
+            lda: int,
+            b: nativeptr<'T>,
+            ldb: int,
+            c: nativeptr<'T>,
+            ldc: int,
+            accumulate: bool
+        ) =
         let mr = plan.Mr
         let nr = plan.Nr
         let wide = plan.Kernel = 2
@@ -1275,18 +1352,53 @@ module internal GemmImpl =
 
     /// Multi-threaded GEMM on raw addresses: the threads take disjoint ranges of C columns (when n >= m) or rows.
     let gemmPtr<'T when 'T: unmanaged>
-        (plan: GemmPlan, transA: bool, transB: bool, m: int, n: int, k: int,
-         a: nativeint, lda: int, b: nativeint, ldb: int, c: nativeint, ldc: int, accumulate: bool, threads: int)
-        =
+        (
+            plan: GemmPlan,
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: nativeint,
+            lda: int,
+            b: nativeint,
+            ldb: int,
+            c: nativeint,
+            ldc: int,
+            accumulate: bool,
+            threads: int
+        ) =
         let work = int64 m * int64 n * int64 k
         let splitN = n >= m
-        let units = if splitN then (n + plan.Nr - 1) / plan.Nr else (m + plan.Mr - 1) / plan.Mr
-        let t = if work < parallelThreshold then 1 else max 1 (min (min threads Environment.ProcessorCount) units)
+
+        let units =
+            if splitN then
+                (n + plan.Nr - 1) / plan.Nr
+            else
+                (m + plan.Mr - 1) / plan.Mr
+
+        let t =
+            if work < parallelThreshold then
+                1
+            else
+                max 1 (min (min threads Environment.ProcessorCount) units)
 
         if t = 1 then
-            gemmSerial<'T> (plan, transA, transB, m, n, k,
-                            NativePtr.ofNativeInt a, lda, NativePtr.ofNativeInt b, ldb, NativePtr.ofNativeInt c, ldc,
-                            accumulate)
+            gemmSerial<'T> (
+                plan,
+                transA,
+                transB,
+                m,
+                n,
+                k,
+                NativePtr.ofNativeInt a,
+                lda,
+                NativePtr.ofNativeInt b,
+                ldb,
+                NativePtr.ofNativeInt c,
+                ldc,
+                accumulate
+            )
         else
             let size = nativeint sizeof<'T>
             // Units (nr-wide column slivers or mr-tall row slivers) per thread, spread as evenly as possible.
@@ -1294,34 +1406,67 @@ module internal GemmImpl =
             let extra = units % t
 
             let body (w: int) =
-                    let u0 = w * per + min w extra
-                    let u1 = u0 + per + (if w < extra then 1 else 0)
+                let u0 = w * per + min w extra
+                let u1 = u0 + per + (if w < extra then 1 else 0)
 
-                    if splitN then
-                        let j0 = u0 * plan.Nr
-                        let j1 = min n (u1 * plan.Nr)
-                        let bOff = if transB then nativeint j0 * nativeint ldb else nativeint j0
+                if splitN then
+                    let j0 = u0 * plan.Nr
+                    let j1 = min n (u1 * plan.Nr)
 
-                        gemmSerial<'T> (plan, transA, transB, m, j1 - j0, k,
-                                        NativePtr.ofNativeInt a, lda,
-                                        NativePtr.ofNativeInt (b + bOff * size), ldb,
-                                        NativePtr.ofNativeInt (c + nativeint j0 * size), ldc, accumulate)
-                    else
-                        let i0 = u0 * plan.Mr
-                        let i1 = min m (u1 * plan.Mr)
-                        let aOff = if transA then nativeint i0 else nativeint i0 * nativeint lda
+                    let bOff =
+                        if transB then
+                            nativeint j0 * nativeint ldb
+                        else
+                            nativeint j0
 
-                        gemmSerial<'T> (plan, transA, transB, i1 - i0, n, k,
-                                        NativePtr.ofNativeInt (a + aOff * size), lda,
-                                        NativePtr.ofNativeInt b, ldb,
-                                        NativePtr.ofNativeInt (c + nativeint i0 * nativeint ldc * size), ldc, accumulate)
+                    gemmSerial<'T> (
+                        plan,
+                        transA,
+                        transB,
+                        m,
+                        j1 - j0,
+                        k,
+                        NativePtr.ofNativeInt a,
+                        lda,
+                        NativePtr.ofNativeInt (b + bOff * size),
+                        ldb,
+                        NativePtr.ofNativeInt (c + nativeint j0 * size),
+                        ldc,
+                        accumulate
+                    )
+                else
+                    let i0 = u0 * plan.Mr
+                    let i1 = min m (u1 * plan.Mr)
+
+                    let aOff =
+                        if transA then
+                            nativeint i0
+                        else
+                            nativeint i0 * nativeint lda
+
+                    gemmSerial<'T> (
+                        plan,
+                        transA,
+                        transB,
+                        i1 - i0,
+                        n,
+                        k,
+                        NativePtr.ofNativeInt (a + aOff * size),
+                        lda,
+                        NativePtr.ofNativeInt b,
+                        ldb,
+                        NativePtr.ofNativeInt (c + nativeint i0 * nativeint ldc * size),
+                        ldc,
+                        accumulate
+                    )
 
             forkJoin t body
 
     /// C[m×n] <- 0 (row stride ldc), used when k = 0 and not accumulating.
     let clearC<'T when 'T: unmanaged> (c: nativeint, ldc: int, m: int, n: int) =
         for i in 0 .. m - 1 do
-            let row = NativePtr.ofNativeInt<'T> (c + nativeint i * nativeint ldc * nativeint sizeof<'T>)
+            let row =
+                NativePtr.ofNativeInt<'T> (c + nativeint i * nativeint ldc * nativeint sizeof<'T>)
 
             for j in 0 .. n - 1 do
                 NativePtr.set row j Unchecked.defaultof<'T>
@@ -1334,8 +1479,18 @@ module internal GemmImpl =
         raise (ArgumentException($"Gemm.%s{op}: %s{msg}", param))
 
     /// Checks that one operand (rows×cols stored with row stride ld, `batch` copies strideApart) fits its array.
-    let private checkOperand (op: string) (name: string) (arr: 'T[]) (offset: int) (ld: int) (stride: int)
-                             (batch: int) (rows: int) (cols: int) (shape: string) =
+    let private checkOperand
+        (op: string)
+        (name: string)
+        (arr: 'T[])
+        (offset: int)
+        (ld: int)
+        (stride: int)
+        (batch: int)
+        (rows: int)
+        (cols: int)
+        (shape: string)
+        =
         // name is "A", "B" or "C"; the lower-case names are built only when there is something to report
         let arrName () = name.ToLowerInvariant()
         let offName () = arrName () + "Offset"
@@ -1350,11 +1505,18 @@ module internal GemmImpl =
             fail op (offName ()) $"%s{offName ()} = %d{offset} is past the end of %s{arrName ()} (length %d{arr.Length})"
 
         if rows > 0 && cols > 0 && batch > 0 then
-            let need = int64 offset + int64 (batch - 1) * int64 stride + int64 (rows - 1) * int64 ld + int64 cols
+            let need =
+                int64 offset
+                + int64 (batch - 1) * int64 stride
+                + int64 (rows - 1) * int64 ld
+                + int64 cols
 
             if need > int64 arr.Length then
                 let batchPart =
-                    if batch > 1 then $", batch = %d{batch}, stride%s{name} = %d{stride}" else ""
+                    if batch > 1 then
+                        $", batch = %d{batch}, stride%s{name} = %d{stride}"
+                    else
+                        ""
 
                 fail
                     op
@@ -1363,29 +1525,62 @@ module internal GemmImpl =
                      + $"%s{offName ()} = %d{offset}, ld%s{arrName ()} = %d{ld}%s{batchPart} need %d{need} elements")
 
     /// Validates every argument of a (batched) GEMM call; op names the public operation in messages.
-    let validate (op: string) (transA: bool) (transB: bool) (batch: int) (m: int) (n: int) (k: int)
-                 (a: 'T[]) (aOffset: int) (lda: int) (strideA: int)
-                 (b: 'T[]) (bOffset: int) (ldb: int) (strideB: int)
-                 (c: 'T[]) (cOffset: int) (ldc: int) (strideC: int) =
-        if batch < 0 then fail op "batch" $"batch = %d{batch} is negative"
-        if m < 0 then fail op "m" $"m = %d{m} is negative"
-        if n < 0 then fail op "n" $"n = %d{n} is negative"
-        if k < 0 then fail op "k" $"k = %d{k} is negative"
-        if strideA < 0 then fail op "strideA" $"strideA = %d{strideA} is negative"
-        if strideB < 0 then fail op "strideB" $"strideB = %d{strideB} is negative"
-        if strideC < 0 then fail op "strideC" $"strideC = %d{strideC} is negative"
+    let validate
+        (op: string)
+        (transA: bool)
+        (transB: bool)
+        (batch: int)
+        (m: int)
+        (n: int)
+        (k: int)
+        (a: 'T[])
+        (aOffset: int)
+        (lda: int)
+        (strideA: int)
+        (b: 'T[])
+        (bOffset: int)
+        (ldb: int)
+        (strideB: int)
+        (c: 'T[])
+        (cOffset: int)
+        (ldc: int)
+        (strideC: int)
+        =
+        if batch < 0 then
+            fail op "batch" $"batch = %d{batch} is negative"
+
+        if m < 0 then
+            fail op "m" $"m = %d{m} is negative"
+
+        if n < 0 then
+            fail op "n" $"n = %d{n} is negative"
+
+        if k < 0 then
+            fail op "k" $"k = %d{k} is negative"
+
+        if strideA < 0 then
+            fail op "strideA" $"strideA = %d{strideA} is negative"
+
+        if strideB < 0 then
+            fail op "strideB" $"strideB = %d{strideB} is negative"
+
+        if strideC < 0 then
+            fail op "strideC" $"strideC = %d{strideC} is negative"
 
         if transA then
-            if lda < m then fail op "lda" $"lda = %d{lda} is smaller than m = %d{m} for A (k×m, transposed)"
+            if lda < m then
+                fail op "lda" $"lda = %d{lda} is smaller than m = %d{m} for A (k×m, transposed)"
         elif lda < k then
             fail op "lda" $"lda = %d{lda} is smaller than k = %d{k} for A (m×k, not transposed)"
 
         if transB then
-            if ldb < k then fail op "ldb" $"ldb = %d{ldb} is smaller than k = %d{k} for B (n×k, transposed)"
+            if ldb < k then
+                fail op "ldb" $"ldb = %d{ldb} is smaller than k = %d{k} for B (n×k, transposed)"
         elif ldb < n then
             fail op "ldb" $"ldb = %d{ldb} is smaller than n = %d{n} for B (k×n, not transposed)"
 
-        if ldc < n then fail op "ldc" $"ldc = %d{ldc} is smaller than n = %d{n} for C (m×n)"
+        if ldc < n then
+            fail op "ldc" $"ldc = %d{ldc} is smaller than n = %d{n} for C (m×n)"
 
         if transA then
             checkOperand op "A" a aOffset lda strideA batch k m "k×m, transposed"
@@ -1406,33 +1601,80 @@ module internal GemmImpl =
 
     /// One validated GEMM on arrays (m, n, k may be zero).
     let gemmArrays<'T when 'T: unmanaged>
-        (plan: GemmPlan, transA: bool, transB: bool, m: int, n: int, k: int,
-         a: 'T[], aOffset: int, lda: int, b: 'T[], bOffset: int, ldb: int,
-         c: 'T[], cOffset: int, ldc: int, accumulate: bool, threads: int)
-        =
+        (
+            plan: GemmPlan,
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: 'T[],
+            aOffset: int,
+            lda: int,
+            b: 'T[],
+            bOffset: int,
+            ldb: int,
+            c: 'T[],
+            cOffset: int,
+            ldc: int,
+            accumulate: bool,
+            threads: int
+        ) =
         if m > 0 && n > 0 then
             let size = nativeint sizeof<'T>
             use pc = fixed c
             let cAddr = NativePtr.toNativeInt pc + nativeint cOffset * size
 
             if k = 0 then
-                if not accumulate then clearC<'T> (cAddr, ldc, m, n)
+                if not accumulate then
+                    clearC<'T> (cAddr, ldc, m, n)
             else
                 use pa = fixed a
                 use pb = fixed b
 
-                gemmPtr<'T> (plan, transA, transB, m, n, k,
-                             NativePtr.toNativeInt pa + nativeint aOffset * size, lda,
-                             NativePtr.toNativeInt pb + nativeint bOffset * size, ldb,
-                             cAddr, ldc, accumulate, threads)
+                gemmPtr<'T> (
+                    plan,
+                    transA,
+                    transB,
+                    m,
+                    n,
+                    k,
+                    NativePtr.toNativeInt pa + nativeint aOffset * size,
+                    lda,
+                    NativePtr.toNativeInt pb + nativeint bOffset * size,
+                    ldb,
+                    cAddr,
+                    ldc,
+                    accumulate,
+                    threads
+                )
 
     /// Validated batched GEMM.  Folds broadcast-B batches with row-contiguous A and C into one taller GEMM;
     /// otherwise runs big products one after another (each multi-threaded) and spreads small ones over threads.
     let gemmBatchedArrays<'T when 'T: unmanaged>
-        (plan: GemmPlan, transA: bool, transB: bool, batch: int, m: int, n: int, k: int,
-         a: 'T[], aOffset: int, lda: int, strideA: int, b: 'T[], bOffset: int, ldb: int, strideB: int,
-         c: 'T[], cOffset: int, ldc: int, strideC: int, accumulate: bool, threads: int)
-        =
+        (
+            plan: GemmPlan,
+            transA: bool,
+            transB: bool,
+            batch: int,
+            m: int,
+            n: int,
+            k: int,
+            a: 'T[],
+            aOffset: int,
+            lda: int,
+            strideA: int,
+            b: 'T[],
+            bOffset: int,
+            ldb: int,
+            strideB: int,
+            c: 'T[],
+            cOffset: int,
+            ldc: int,
+            strideC: int,
+            accumulate: bool,
+            threads: int
+        ) =
         if batch > 0 && m > 0 && n > 0 then
             let foldable =
                 batch > 1
@@ -1452,21 +1694,53 @@ module internal GemmImpl =
 
                 if threads <= 1 || not disjoint || work >= parallelThreshold * 8L then
                     for i in 0 .. batch - 1 do
-                        gemmArrays<'T> (plan, transA, transB, m, n, k,
-                                        a, aOffset + i * strideA, lda, b, bOffset + i * strideB, ldb,
-                                        c, cOffset + i * strideC, ldc, accumulate, threads)
+                        gemmArrays<'T> (
+                            plan,
+                            transA,
+                            transB,
+                            m,
+                            n,
+                            k,
+                            a,
+                            aOffset + i * strideA,
+                            lda,
+                            b,
+                            bOffset + i * strideB,
+                            ldb,
+                            c,
+                            cOffset + i * strideC,
+                            ldc,
+                            accumulate,
+                            threads
+                        )
                 else
                     let t = min (min threads Environment.ProcessorCount) batch
 
                     forkJoin t (fun w ->
-                            let mutable i = w
+                        let mutable i = w
 
-                            while i < batch do
-                                gemmArrays<'T> (plan, transA, transB, m, n, k,
-                                                a, aOffset + i * strideA, lda, b, bOffset + i * strideB, ldb,
-                                                c, cOffset + i * strideC, ldc, accumulate, 1)
+                        while i < batch do
+                            gemmArrays<'T> (
+                                plan,
+                                transA,
+                                transB,
+                                m,
+                                n,
+                                k,
+                                a,
+                                aOffset + i * strideA,
+                                lda,
+                                b,
+                                bOffset + i * strideB,
+                                ldb,
+                                c,
+                                cOffset + i * strideC,
+                                ldc,
+                                accumulate,
+                                1
+                            )
 
-                                i <- i + t)
+                            i <- i + t)
 
 open GemmImpl
 
@@ -1478,9 +1752,22 @@ type Gemm =
     /// (row stride ldb) or n×k when transB = true.  threads <= 0 means Parallelism.MaxThreads.
     static member Sgemm
         (
-            transA: bool, transB: bool, m: int, n: int, k: int,
-            a: float32[], aOffset: int, lda: int, b: float32[], bOffset: int, ldb: int,
-            c: float32[], cOffset: int, ldc: int, accumulate: bool, ?threads: int
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: float32[],
+            aOffset: int,
+            lda: int,
+            b: float32[],
+            bOffset: int,
+            ldb: int,
+            c: float32[],
+            cOffset: int,
+            ldc: int,
+            accumulate: bool,
+            ?threads: int
         ) =
         validate "Sgemm" transA transB 1 m n k a aOffset lda 0 b bOffset ldb 0 c cOffset ldc 0
         gemmArrays (planS, transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate, resolveThreads threads)
@@ -1488,9 +1775,22 @@ type Gemm =
     /// Row-major C[m×n] <- op(A)·op(B) (+ C when accumulate) in float64; arguments as for Sgemm.
     static member Dgemm
         (
-            transA: bool, transB: bool, m: int, n: int, k: int,
-            a: float[], aOffset: int, lda: int, b: float[], bOffset: int, ldb: int,
-            c: float[], cOffset: int, ldc: int, accumulate: bool, ?threads: int
+            transA: bool,
+            transB: bool,
+            m: int,
+            n: int,
+            k: int,
+            a: float[],
+            aOffset: int,
+            lda: int,
+            b: float[],
+            bOffset: int,
+            ldb: int,
+            c: float[],
+            cOffset: int,
+            ldc: int,
+            accumulate: bool,
+            ?threads: int
         ) =
         validate "Dgemm" transA transB 1 m n k a aOffset lda 0 b bOffset ldb 0 c cOffset ldc 0
         gemmArrays (planD, transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, accumulate, resolveThreads threads)
@@ -1499,23 +1799,99 @@ type Gemm =
     /// likewise B_i and C_i.  Other arguments as for Sgemm.
     static member SgemmBatched
         (
-            transA: bool, transB: bool, batch: int, m: int, n: int, k: int,
-            a: float32[], aOffset: int, lda: int, strideA: int,
-            b: float32[], bOffset: int, ldb: int, strideB: int,
-            c: float32[], cOffset: int, ldc: int, strideC: int, accumulate: bool, ?threads: int
+            transA: bool,
+            transB: bool,
+            batch: int,
+            m: int,
+            n: int,
+            k: int,
+            a: float32[],
+            aOffset: int,
+            lda: int,
+            strideA: int,
+            b: float32[],
+            bOffset: int,
+            ldb: int,
+            strideB: int,
+            c: float32[],
+            cOffset: int,
+            ldc: int,
+            strideC: int,
+            accumulate: bool,
+            ?threads: int
         ) =
         validate "SgemmBatched" transA transB batch m n k a aOffset lda strideA b bOffset ldb strideB c cOffset ldc strideC
-        gemmBatchedArrays (planS, transA, transB, batch, m, n, k, a, aOffset, lda, strideA, b, bOffset, ldb, strideB,
-                           c, cOffset, ldc, strideC, accumulate, resolveThreads threads)
+
+        gemmBatchedArrays (
+            planS,
+            transA,
+            transB,
+            batch,
+            m,
+            n,
+            k,
+            a,
+            aOffset,
+            lda,
+            strideA,
+            b,
+            bOffset,
+            ldb,
+            strideB,
+            c,
+            cOffset,
+            ldc,
+            strideC,
+            accumulate,
+            resolveThreads threads
+        )
 
     /// batch independent float64 products; arguments as for SgemmBatched.
     static member DgemmBatched
         (
-            transA: bool, transB: bool, batch: int, m: int, n: int, k: int,
-            a: float[], aOffset: int, lda: int, strideA: int,
-            b: float[], bOffset: int, ldb: int, strideB: int,
-            c: float[], cOffset: int, ldc: int, strideC: int, accumulate: bool, ?threads: int
+            transA: bool,
+            transB: bool,
+            batch: int,
+            m: int,
+            n: int,
+            k: int,
+            a: float[],
+            aOffset: int,
+            lda: int,
+            strideA: int,
+            b: float[],
+            bOffset: int,
+            ldb: int,
+            strideB: int,
+            c: float[],
+            cOffset: int,
+            ldc: int,
+            strideC: int,
+            accumulate: bool,
+            ?threads: int
         ) =
         validate "DgemmBatched" transA transB batch m n k a aOffset lda strideA b bOffset ldb strideB c cOffset ldc strideC
-        gemmBatchedArrays (planD, transA, transB, batch, m, n, k, a, aOffset, lda, strideA, b, bOffset, ldb, strideB,
-                           c, cOffset, ldc, strideC, accumulate, resolveThreads threads)
+
+        gemmBatchedArrays (
+            planD,
+            transA,
+            transB,
+            batch,
+            m,
+            n,
+            k,
+            a,
+            aOffset,
+            lda,
+            strideA,
+            b,
+            bOffset,
+            ldb,
+            strideB,
+            c,
+            cOffset,
+            ldc,
+            strideC,
+            accumulate,
+            resolveThreads threads
+        )

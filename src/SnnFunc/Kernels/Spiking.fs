@@ -12,14 +12,16 @@ open System.Runtime.CompilerServices
 /// with a = dt / tauMem and b = 1 - dt / tauSyn. Reset: to vReset (ResetToValue) or v1 - z (vTh - vReset).
 [<Struct>]
 type LifConstants<'T> =
-    { A: 'T
-      B: 'T
-      VLeak: 'T
-      VTh: 'T
-      VReset: 'T
-      /// VTh - VReset, rounded once (the subtraction reset removes exactly this).
-      Jump: 'T
-      ResetToValue: bool }
+    {
+        A: 'T
+        B: 'T
+        VLeak: 'T
+        VTh: 'T
+        VReset: 'T
+        /// VTh - VReset, rounded once (the subtraction reset removes exactly this).
+        Jump: 'T
+        ResetToValue: bool
+    }
 
 /// Closed-form surrogate derivatives the fused kernels evaluate directly (Custom: by tensor ops).
 type SurrogateShape =
@@ -39,23 +41,28 @@ type SurrogateShape =
 
 /// Compressed sparse rows of a 0/1 matrix: row r has its ones at Cols[RowStart[r] .. RowStart[r+1]-1].
 type SpikeRows =
-    { Rows: int
-      Width: int
-      RowStart: int[]
-      Cols: int[] }
+    {
+        Rows: int
+        Width: int
+        RowStart: int[]
+        Cols: int[]
+    }
 
 /// Generic bodies of the loops (inline: specialised for each element type at its call site).
 module internal Loops =
 
     /// Forward LIF over T steps for neurons [j0, j1) of M, from zero state. c: input currents
     /// [T*M]; writes the spikes z [T*M] and the membrane before reset v1 [T*M]. SIMD across neurons.
-    let inline lifForward (k: LifConstants< ^T>, steps: int, m: int, j0: int, j1: int, c: ^T[], z: ^T[], v1: ^T[]) =
+    let inline lifForward (k: LifConstants< ^T >, steps: int, m: int, j0: int, j1: int, c: ^T[], z: ^T[], v1: ^T[]) =
         let n = j1 - j0
         let v = Array.zeroCreate< ^T> n
         let i = Array.zeroCreate< ^T> n
         let w = Vector< ^T>.Count
         let va, vb, vleak = Vector< ^T>(k.A), Vector< ^T>(k.B), Vector< ^T>(k.VLeak)
-        let vth, vreset, vjump = Vector< ^T>(k.VTh), Vector< ^T>(k.VReset), Vector< ^T>(k.Jump)
+
+        let vth, vreset, vjump =
+            Vector< ^T>(k.VTh), Vector< ^T>(k.VReset), Vector< ^T>(k.Jump)
+
         let one, zero = Vector< ^T>.One, Vector< ^T>.Zero
 
         for t in 0 .. steps - 1 do
@@ -72,8 +79,10 @@ module internal Loops =
                 Vector.ConditionalSelect< ^T>(spike, one, zero).CopyTo(z, o + j)
 
                 let reset =
-                    if k.ResetToValue then Vector.ConditionalSelect< ^T>(spike, vreset, vj)
-                    else vj - Vector.ConditionalSelect< ^T>(spike, vjump, zero)
+                    if k.ResetToValue then
+                        Vector.ConditionalSelect< ^T>(spike, vreset, vj)
+                    else
+                        vj - Vector.ConditionalSelect< ^T>(spike, vjump, zero)
 
                 reset.CopyTo(v, j)
                 j <- j + w
@@ -83,13 +92,23 @@ module internal Loops =
                 i[j] <- i[j] * k.B + c[o + j]
                 let spike = vj > k.VTh
                 v1[o + j] <- vj
-                z[o + j] <- if spike then LanguagePrimitives.GenericOne else LanguagePrimitives.GenericZero
-                v[j] <- if not spike then vj elif k.ResetToValue then k.VReset else vj - k.Jump
+
+                z[o + j] <-
+                    if spike then
+                        LanguagePrimitives.GenericOne
+                    else
+                        LanguagePrimitives.GenericZero
+
+                v[j] <-
+                    if not spike then vj
+                    elif k.ResetToValue then k.VReset
+                    else vj - k.Jump
+
                 j <- j + 1
 
     /// Tangent of lifForward for neurons [j0, j1): from input-current tangents dc [T*M], the spike
     /// tangents dz and membrane tangents dv1, given the surrogate derivatives s and spikes z.
-    let inline lifTangent (k: LifConstants< ^T>, steps: int, m: int, j0: int, j1: int, s: ^T[], z: ^T[], dc: ^T[], dz: ^T[], dv1: ^T[]) =
+    let inline lifTangent (k: LifConstants< ^T >, steps: int, m: int, j0: int, j1: int, s: ^T[], z: ^T[], dc: ^T[], dz: ^T[], dv1: ^T[]) =
         let n = j1 - j0
         let dv = Array.zeroCreate< ^T> n
         let di = Array.zeroCreate< ^T> n
@@ -108,7 +127,12 @@ module internal Loops =
                 d.CopyTo(dv1, o + j)
                 (Vector< ^T>(s, o + j) * d).CopyTo(dz, o + j)
                 // The reset carries no gradient: a reset to a value zeroes the tangent on a spike.
-                (if k.ResetToValue then d * (one - Vector< ^T>(z, o + j)) else d).CopyTo(dv, j)
+                (if k.ResetToValue then
+                     d * (one - Vector< ^T>(z, o + j))
+                 else
+                     d)
+                    .CopyTo(dv, j)
+
                 j <- j + w
 
             while j < n do
@@ -116,12 +140,18 @@ module internal Loops =
                 di[j] <- di[j] * k.B + dc[o + j]
                 dv1[o + j] <- d
                 dz[o + j] <- s[o + j] * d
-                dv[j] <- if k.ResetToValue then d * (LanguagePrimitives.GenericOne - z[o + j]) else d
+
+                dv[j] <-
+                    if k.ResetToValue then
+                        d * (LanguagePrimitives.GenericOne - z[o + j])
+                    else
+                        d
+
                 j <- j + 1
 
     /// Transpose of lifTangent (backpropagation through time) for neurons [j0, j1): input-current
     /// cotangents dc from the cotangents of the spikes gz and of the membrane gv1 (null = zero).
-    let inline lifTranspose (k: LifConstants< ^T>, steps: int, m: int, j0: int, j1: int, s: ^T[], z: ^T[], gz: ^T[], gv1: ^T[], dc: ^T[]) =
+    let inline lifTranspose (k: LifConstants< ^T >, steps: int, m: int, j0: int, j1: int, s: ^T[], z: ^T[], gz: ^T[], gv1: ^T[], dc: ^T[]) =
         let n = j1 - j0
         let lv = Array.zeroCreate< ^T> n
         let li = Array.zeroCreate< ^T> n
@@ -138,7 +168,12 @@ module internal Loops =
 
             while j <= n - w do
                 let vlv = Vector< ^T>(lv, j)
-                let mutable l1 = if k.ResetToValue then vlv * (one - Vector< ^T>(z, o + j)) else vlv
+
+                let mutable l1 =
+                    if k.ResetToValue then
+                        vlv * (one - Vector< ^T>(z, o + j))
+                    else
+                        vlv
 
                 if hasZ then
                     l1 <- l1 + Vector< ^T>(gz, o + j) * Vector< ^T>(s, o + j)
@@ -153,7 +188,11 @@ module internal Loops =
                 j <- j + w
 
             while j < n do
-                let mutable l1 = if k.ResetToValue then lv[j] * (LanguagePrimitives.GenericOne - z[o + j]) else lv[j]
+                let mutable l1 =
+                    if k.ResetToValue then
+                        lv[j] * (LanguagePrimitives.GenericOne - z[o + j])
+                    else
+                        lv[j]
 
                 if hasZ then
                     l1 <- l1 + gz[o + j] * s[o + j]
@@ -168,8 +207,7 @@ module internal Loops =
 
     /// Forward LI (leaky integrator, no spikes) from zero state: v[t] = (1-a) v[t-1] + a (i[t-1] + vLeak),
     /// i[t] = b i[t-1] + c[t]. Writes the membrane v [T*M].
-    let inline liForward (a: ^T, b: ^T, vLeak: ^T, steps: int, m: int, c: ^T[], v: ^T[])
-        =
+    let inline liForward (a: ^T, b: ^T, vLeak: ^T, steps: int, m: int, c: ^T[], v: ^T[]) =
         let vs = Array.zeroCreate< ^T> m
         let i = Array.zeroCreate< ^T> m
 
@@ -183,8 +221,7 @@ module internal Loops =
                 v[o + j] <- vj
 
     /// Transpose of the (linear, vLeak = 0) LI map: input-current cotangents from membrane cotangents.
-    let inline liTranspose (a: ^T, b: ^T, steps: int, m: int, gv: ^T[], dc: ^T[])
-        =
+    let inline liTranspose (a: ^T, b: ^T, steps: int, m: int, gv: ^T[], dc: ^T[]) =
         let lv = Array.zeroCreate< ^T> m
         let li = Array.zeroCreate< ^T> m
         let oneMinusA = LanguagePrimitives.GenericOne - a
@@ -200,8 +237,7 @@ module internal Loops =
 
     /// The rows of a [rows; width] matrix as sparse rows when it holds only 0s and 1s and at most
     /// `maxDensity` of it is ones; otherwise None (then a dense product is the better choice).
-    let inline tryCompress (x: ^T[], rows: int, width: int, maxDensity: float)
-        =
+    let inline tryCompress (x: ^T[], rows: int, width: int, maxDensity: float) =
         let mutable ones = 0
         let mutable binary = true
         let mutable p = 0
@@ -209,8 +245,10 @@ module internal Loops =
         while binary && p < x.Length do
             let v = x[p]
 
-            if v = LanguagePrimitives.GenericOne then ones <- ones + 1
-            elif v <> LanguagePrimitives.GenericZero then binary <- false
+            if v = LanguagePrimitives.GenericOne then
+                ones <- ones + 1
+            elif v <> LanguagePrimitives.GenericZero then
+                binary <- false
 
             p <- p + 1
 
@@ -233,10 +271,12 @@ module internal Loops =
             rowStart[rows] <- q
 
             Some
-                { Rows = rows
-                  Width = width
-                  RowStart = rowStart
-                  Cols = cols }
+                {
+                    Rows = rows
+                    Width = width
+                    RowStart = rowStart
+                    Cols = cols
+                }
 
     /// out[r, :] <- Σ over ones (r, j) of w[j, :]   (out = x · w for a sparse 0/1 x; w is [width; n]).
     let inline sparseTimesDense (x: SpikeRows, w: ^T[], n: int, out: ^T[]) =
@@ -249,8 +289,7 @@ module internal Loops =
                 TensorPrimitives.Add< ^T>(Span< ^T>.op_Implicit dst, ReadOnlySpan< ^T>(w, x.Cols[q] * n, n), dst)
 
     /// g[j, :] <- Σ over ones (r, j) of ct[r, :]   (g = xᵀ · ct for a sparse 0/1 x; g is [width; n]).
-    let inline sparseTransposeTimesDense (x: SpikeRows, ct: ^T[], n: int, g: ^T[])
-        =
+    let inline sparseTransposeTimesDense (x: SpikeRows, ct: ^T[], n: int, g: ^T[]) =
         Array.Clear g
 
         for r in 0 .. x.Rows - 1 do
@@ -288,6 +327,7 @@ module internal SurrogateLoops =
             | SurrogateShape.Sigmoid ->
                 TensorPrimitives.Multiply< ^T>(xr, p, x)
                 TensorPrimitives.Sigmoid< ^T>(xr, x)
+
                 for q in 0 .. len - 1 do
                     x[q] <- x[q] * (one - x[q]) * p
             | SurrogateShape.Arctan ->
@@ -298,10 +338,20 @@ module internal SurrogateLoops =
             | SurrogateShape.Triangle ->
                 for q in 0 .. len - 1 do
                     let r = one - abs x[q] / p
-                    x[q] <- (if r > LanguagePrimitives.GenericZero then r else LanguagePrimitives.GenericZero) / p
+
+                    x[q] <-
+                        (if r > LanguagePrimitives.GenericZero then
+                             r
+                         else
+                             LanguagePrimitives.GenericZero)
+                        / p
             | SurrogateShape.Boxcar ->
                 for q in 0 .. len - 1 do
-                    x[q] <- if abs x[q] < p * half then one / p else LanguagePrimitives.GenericZero
+                    x[q] <-
+                        if abs x[q] < p * half then
+                            one / p
+                        else
+                            LanguagePrimitives.GenericZero
             | SurrogateShape.StraightThrough -> x.Fill one
             | _ -> invalidArg "shape" "SurrogateLoops.evaluate: a custom surrogate has no closed form here"
 
@@ -322,56 +372,101 @@ type Spiking =
             let w = Vector<float32>.Count
             let size = ((m + chunks - 1) / chunks + w - 1) / w * w
 
-            Threading.Tasks.Parallel.For(0, chunks, fun ci ->
-                let j0 = min m (ci * size)
-                let j1 = min m (j0 + size)
-                if j1 > j0 then body j0 j1)
+            Threading.Tasks.Parallel.For(
+                0,
+                chunks,
+                fun ci ->
+                    let j0 = min m (ci * size)
+                    let j1 = min m (j0 + size)
+
+                    if j1 > j0 then
+                        body j0 j1
+            )
             |> ignore
 
     static member LifForward(k: LifConstants<float32>, steps, m, c: float32[], z, v1) =
         Spiking.ForChunks(steps, m, fun j0 j1 -> Spiking.LifForwardRange(k, steps, m, j0, j1, c, z, v1))
+
     static member LifForward(k: LifConstants<float>, steps, m, c: float[], z, v1) =
         Spiking.ForChunks(steps, m, fun j0 j1 -> Spiking.LifForwardRange(k, steps, m, j0, j1, c, z, v1))
+
     static member LifTangent(k: LifConstants<float32>, steps, m, s: float32[], z, dc, dz, dv1) =
         Spiking.ForChunks(steps, m, fun j0 j1 -> Spiking.LifTangentRange(k, steps, m, j0, j1, s, z, dc, dz, dv1))
+
     static member LifTangent(k: LifConstants<float>, steps, m, s: float[], z, dc, dz, dv1) =
         Spiking.ForChunks(steps, m, fun j0 j1 -> Spiking.LifTangentRange(k, steps, m, j0, j1, s, z, dc, dz, dv1))
+
     static member LifTranspose(k: LifConstants<float32>, steps, m, s: float32[], z, gz, gv1, dc) =
         Spiking.ForChunks(steps, m, fun j0 j1 -> Spiking.LifTransposeRange(k, steps, m, j0, j1, s, z, gz, gv1, dc))
+
     static member LifTranspose(k: LifConstants<float>, steps, m, s: float[], z, gz, gv1, dc) =
         Spiking.ForChunks(steps, m, fun j0 j1 -> Spiking.LifTransposeRange(k, steps, m, j0, j1, s, z, gz, gv1, dc))
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member private LifForwardRange(k: LifConstants<float32>, steps, m, j0, j1, c: float32[], z, v1) = Loops.lifForward (k, steps, m, j0, j1, c, z, v1)
+    static member private LifForwardRange(k: LifConstants<float32>, steps, m, j0, j1, c: float32[], z, v1) =
+        Loops.lifForward (k, steps, m, j0, j1, c, z, v1)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member private LifForwardRange(k: LifConstants<float>, steps, m, j0, j1, c: float[], z, v1) = Loops.lifForward (k, steps, m, j0, j1, c, z, v1)
+    static member private LifForwardRange(k: LifConstants<float>, steps, m, j0, j1, c: float[], z, v1) =
+        Loops.lifForward (k, steps, m, j0, j1, c, z, v1)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member private LifTangentRange(k: LifConstants<float32>, steps, m, j0, j1, s: float32[], z, dc, dz, dv1) = Loops.lifTangent (k, steps, m, j0, j1, s, z, dc, dz, dv1)
+    static member private LifTangentRange(k: LifConstants<float32>, steps, m, j0, j1, s: float32[], z, dc, dz, dv1) =
+        Loops.lifTangent (k, steps, m, j0, j1, s, z, dc, dz, dv1)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member private LifTangentRange(k: LifConstants<float>, steps, m, j0, j1, s: float[], z, dc, dz, dv1) = Loops.lifTangent (k, steps, m, j0, j1, s, z, dc, dz, dv1)
+    static member private LifTangentRange(k: LifConstants<float>, steps, m, j0, j1, s: float[], z, dc, dz, dv1) =
+        Loops.lifTangent (k, steps, m, j0, j1, s, z, dc, dz, dv1)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member private LifTransposeRange(k: LifConstants<float32>, steps, m, j0, j1, s: float32[], z, gz, gv1, dc) = Loops.lifTranspose (k, steps, m, j0, j1, s, z, gz, gv1, dc)
+    static member private LifTransposeRange(k: LifConstants<float32>, steps, m, j0, j1, s: float32[], z, gz, gv1, dc) =
+        Loops.lifTranspose (k, steps, m, j0, j1, s, z, gz, gv1, dc)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member private LifTransposeRange(k: LifConstants<float>, steps, m, j0, j1, s: float[], z, gz, gv1, dc) = Loops.lifTranspose (k, steps, m, j0, j1, s, z, gz, gv1, dc)
+    static member private LifTransposeRange(k: LifConstants<float>, steps, m, j0, j1, s: float[], z, gz, gv1, dc) =
+        Loops.lifTranspose (k, steps, m, j0, j1, s, z, gz, gv1, dc)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member LiForward(a: float32, b, vLeak, steps, m, c, v) = Loops.liForward (a, b, vLeak, steps, m, c, v)
+    static member LiForward(a: float32, b, vLeak, steps, m, c, v) =
+        Loops.liForward (a, b, vLeak, steps, m, c, v)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member LiForward(a: float, b, vLeak, steps, m, c, v) = Loops.liForward (a, b, vLeak, steps, m, c, v)
+    static member LiForward(a: float, b, vLeak, steps, m, c, v) =
+        Loops.liForward (a, b, vLeak, steps, m, c, v)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member LiTranspose(a: float32, b, steps, m, gv, dc) = Loops.liTranspose (a, b, steps, m, gv, dc)
+    static member LiTranspose(a: float32, b, steps, m, gv, dc) =
+        Loops.liTranspose (a, b, steps, m, gv, dc)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member LiTranspose(a: float, b, steps, m, gv, dc) = Loops.liTranspose (a, b, steps, m, gv, dc)
+    static member LiTranspose(a: float, b, steps, m, gv, dc) =
+        Loops.liTranspose (a, b, steps, m, gv, dc)
+
     /// s <- f(v - vTh) for a closed-form surrogate shape with parameter p.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member Surrogate(shape, p: float32, vTh: float32, v: float32[], s: float32[]) = SurrogateLoops.evaluate (shape, p, vTh, v, s)
+    static member Surrogate(shape, p: float32, vTh: float32, v: float32[], s: float32[]) =
+        SurrogateLoops.evaluate (shape, p, vTh, v, s)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member Surrogate(shape, p: float, vTh: float, v: float[], s: float[]) = SurrogateLoops.evaluate (shape, p, vTh, v, s)
-    static member TryCompress(x: float32[], rows, width, maxDensity) = Loops.tryCompress (x, rows, width, maxDensity)
-    static member TryCompress(x: float[], rows, width, maxDensity) = Loops.tryCompress (x, rows, width, maxDensity)
+    static member Surrogate(shape, p: float, vTh: float, v: float[], s: float[]) =
+        SurrogateLoops.evaluate (shape, p, vTh, v, s)
+
+    static member TryCompress(x: float32[], rows, width, maxDensity) =
+        Loops.tryCompress (x, rows, width, maxDensity)
+
+    static member TryCompress(x: float[], rows, width, maxDensity) =
+        Loops.tryCompress (x, rows, width, maxDensity)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member SparseTimesDense(x, w: float32[], n, out) = Loops.sparseTimesDense (x, w, n, out)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member SparseTimesDense(x, w: float[], n, out) = Loops.sparseTimesDense (x, w, n, out)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member SparseTransposeTimesDense(x, ct: float32[], n, g) = Loops.sparseTransposeTimesDense (x, ct, n, g)
+    static member SparseTransposeTimesDense(x, ct: float32[], n, g) =
+        Loops.sparseTransposeTimesDense (x, ct, n, g)
+
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member SparseTransposeTimesDense(x, ct: float[], n, g) = Loops.sparseTransposeTimesDense (x, ct, n, g)
+    static member SparseTransposeTimesDense(x, ct: float[], n, g) =
+        Loops.sparseTransposeTimesDense (x, ct, n, g)

@@ -68,32 +68,40 @@ module Optim =
 
     /// Multiplies updates by a constant.
     let scale (factor: float) : GradientTransformation =
-        { Parts = 1
-          Init = fun _ -> [ [||] ]
-          Update = fun g state _ -> g |> Array.map (fun x -> x * factor), state }
+        {
+            Parts = 1
+            Init = fun _ -> [ [||] ]
+            Update = fun g state _ -> g |> Array.map (fun x -> x * factor), state
+        }
 
     /// Multiplies updates by -schedule(step).
     let scaleBySchedule (schedule: Schedule) : GradientTransformation =
-        { Parts = 1
-          Init = fun _ -> [ [| counter 0 |] ]
-          Update =
-            fun g state _ ->
-                let n = count (one "scaleBySchedule" state).[0]
-                let lr = schedule n
-                g |> Array.map (fun x -> x * -lr), [ [| counter (n + 1) |] ] }
+        {
+            Parts = 1
+            Init = fun _ -> [ [| counter 0 |] ]
+            Update =
+                fun g state _ ->
+                    let n = count (one "scaleBySchedule" state).[0]
+                    let lr = schedule n
+                    g |> Array.map (fun x -> x * -lr), [ [| counter (n + 1) |] ]
+        }
 
     /// Rescales all updates together so their global L2 norm is at most maxNorm.
     let clipByGlobalNorm (maxNorm: float) : GradientTransformation =
         positive "clipByGlobalNorm" "maxNorm" maxNorm
 
-        { Parts = 1
-          Init = fun _ -> [ [||] ]
-          Update =
-            fun g state _ ->
-                let norm = sqrt (g |> Array.sumBy (fun x -> x.Square().Sum().ToScalar()))
+        {
+            Parts = 1
+            Init = fun _ -> [ [||] ]
+            Update =
+                fun g state _ ->
+                    let norm = sqrt (g |> Array.sumBy (fun x -> x.Square().Sum().ToScalar()))
 
-                if norm <= maxNorm || norm = 0.0 then g, state
-                else g |> Array.map (fun x -> x * (maxNorm / norm)), state }
+                    if norm <= maxNorm || norm = 0.0 then
+                        g, state
+                    else
+                        g |> Array.map (fun x -> x * (maxNorm / norm)), state
+        }
 
     /// Adam's scaling (Kingma & Ba): bias-corrected first/second moment estimates.
     let scaleByAdam (b1: float) (b2: float) (eps: float) : GradientTransformation =
@@ -101,61 +109,85 @@ module Optim =
         unitInterval "adam" "b2" b2
         positive "adam" "eps" eps
 
-        { Parts = 1
-          Init = fun ps -> [ Array.concat [ Array.map Tensor.ZerosLike ps; Array.map Tensor.ZerosLike ps; [| counter 0 |] ] ]
-          Update =
-            fun g state _ ->
-                let s = one "adam" state
-                let n = g.Length
-                let t = count s[2 * n] + 1
-                let m = Array.init n (fun i -> s[i] * b1 + g[i] * (1.0 - b1))
-                let v = Array.init n (fun i -> s[n + i] * b2 + g[i].Square() * (1.0 - b2))
-                let c1 = 1.0 - Math.Pow(b1, float t)
-                let c2 = 1.0 - Math.Pow(b2, float t)
-                let updates = Array.init n (fun i -> (m[i] / c1) / ((v[i] / c2).Sqrt() + eps))
-                updates, [ Array.concat [ m; v; [| counter t |] ] ] }
+        {
+            Parts = 1
+            Init =
+                fun ps ->
+                    [
+                        Array.concat
+                            [
+                                Array.map Tensor.ZerosLike ps
+                                Array.map Tensor.ZerosLike ps
+                                [| counter 0 |]
+                            ]
+                    ]
+            Update =
+                fun g state _ ->
+                    let s = one "adam" state
+                    let n = g.Length
+                    let t = count s[2 * n] + 1
+                    let m = Array.init n (fun i -> s[i] * b1 + g[i] * (1.0 - b1))
+                    let v = Array.init n (fun i -> s[n + i] * b2 + g[i].Square() * (1.0 - b2))
+                    let c1 = 1.0 - Math.Pow(b1, float t)
+                    let c2 = 1.0 - Math.Pow(b2, float t)
+                    let updates = Array.init n (fun i -> (m[i] / c1) / ((v[i] / c2).Sqrt() + eps))
+                    updates, [ Array.concat [ m; v; [| counter t |] ] ]
+        }
 
     /// Momentum (heavy ball, or Nesterov): velocity = beta · velocity + g.
     let traceMomentum (beta: float) (nesterov: bool) : GradientTransformation =
         unitInterval "momentum" "beta" beta
 
-        { Parts = 1
-          Init = fun ps -> [ Array.map Tensor.ZerosLike ps ]
-          Update =
-            fun g state _ ->
-                let v = Array.map2 (fun (vel: Tensor) (gi: Tensor) -> vel * beta + gi) (one "momentum" state) g
-                let updates = if nesterov then Array.map2 (fun (vi: Tensor) gi -> vi * beta + gi) v g else v
-                updates, [ v ] }
+        {
+            Parts = 1
+            Init = fun ps -> [ Array.map Tensor.ZerosLike ps ]
+            Update =
+                fun g state _ ->
+                    let v =
+                        Array.map2 (fun (vel: Tensor) (gi: Tensor) -> vel * beta + gi) (one "momentum" state) g
+
+                    let updates =
+                        if nesterov then
+                            Array.map2 (fun (vi: Tensor) gi -> vi * beta + gi) v g
+                        else
+                            v
+
+                    updates, [ v ]
+        }
 
     /// Adds weight decay · parameters to the updates (decoupled weight decay when placed before the
     /// learning-rate scaling, as in AdamW).
     let addDecayedWeights (decay: float) : GradientTransformation =
-        { Parts = 1
-          Init = fun _ -> [ [||] ]
-          Update = fun g state ps -> Array.map2 (fun (gi: Tensor) (p: Tensor) -> gi + p * decay) g ps, state }
+        {
+            Parts = 1
+            Init = fun _ -> [ [||] ]
+            Update = fun g state ps -> Array.map2 (fun (gi: Tensor) (p: Tensor) -> gi + p * decay) g ps, state
+        }
 
     /// Applies transformations in order; the state is the concatenation of theirs.
     let chain (transforms: GradientTransformation list) : GradientTransformation =
-        { Parts = transforms |> List.sumBy (fun t -> t.Parts)
-          Init = fun ps -> transforms |> List.collect (fun t -> t.Init ps)
-          Update =
-            fun g state ps ->
-                let parts = transforms |> List.map (fun t -> t.Parts)
+        {
+            Parts = transforms |> List.sumBy (fun t -> t.Parts)
+            Init = fun ps -> transforms |> List.collect (fun t -> t.Init ps)
+            Update =
+                fun g state ps ->
+                    let parts = transforms |> List.map (fun t -> t.Parts)
 
-                if List.sum parts <> state.Length then
-                    invalidArg "state" $"Optim.chain: state has %d{state.Length} parts, expected %d{List.sum parts}"
+                    if List.sum parts <> state.Length then
+                        invalidArg "state" $"Optim.chain: state has %d{state.Length} parts, expected %d{List.sum parts}"
 
-                let mutable rest = state
+                    let mutable rest = state
 
-                let updates, states =
-                    ((g, []), List.zip transforms parts)
-                    ||> List.fold (fun (u, acc) (t, k) ->
-                        let mine = List.take k rest
-                        rest <- List.skip k rest
-                        let u', s' = t.Update u mine ps
-                        u', acc @ s')
+                    let updates, states =
+                        ((g, []), List.zip transforms parts)
+                        ||> List.fold (fun (u, acc) (t, k) ->
+                            let mine = List.take k rest
+                            rest <- List.skip k rest
+                            let u', s' = t.Update u mine ps
+                            u', acc @ s')
 
-                updates, states }
+                    updates, states
+        }
 
     /// Stochastic gradient descent with a learning-rate schedule.
     let sgdWith (schedule: Schedule) : GradientTransformation = scaleBySchedule schedule

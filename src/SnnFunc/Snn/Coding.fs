@@ -55,7 +55,11 @@ module Encode =
         if not (tau > 0.0 && theta > 0.0) then
             invalidArg "tau" $"Encode.logLatency: tau and theta must be positive, got %g{tau} and %g{theta}"
 
-        spikesAt "Encode.logLatency" steps dt x (fun u -> if u > theta then Some(tau * log (u / (u - theta))) else None)
+        spikesAt "Encode.logLatency" steps dt x (fun u ->
+            if u > theta then
+                Some(tau * log (u / (u - theta)))
+            else
+                None)
 
     /// Poisson (rate) coding: at each step, a spike with probability rate · u · dt (u in [0, 1]).
     let poisson (key: Key) (steps: int) (dt: float) (maxRate: float) (x: Tensor) : Tensor =
@@ -118,15 +122,20 @@ module Loss =
     let mse (prediction: Tensor) (target: Tensor) : Tensor = (prediction - target).Square().Mean()
 
     /// Firing-rate regulariser: mean over neurons of (spikes per sample - target)², for spikes [T; B; N].
-    let firingRate (target: float) (z: Tensor) : Tensor = (z.Sum(0).Mean(0) - target).Square().Mean()
+    let firingRate (target: float) (z: Tensor) : Tensor =
+        (z.Sum(0).Mean(0) - target).Square().Mean()
 
     /// Upper-bound firing-rate regulariser (Cramer et al.): mean over samples of relu(spikes per
     /// neuron - limit)², penalising only neurons that fire more than `limit` times per sample.
-    let firingRateAbove (limit: float) (z: Tensor) : Tensor = (z.Sum(0) - limit).Relu().Square().Mean()
+    let firingRateAbove (limit: float) (z: Tensor) : Tensor =
+        (z.Sum(0) - limit).Relu().Square().Mean()
 
     /// Fraction of rows whose largest logit is at the label.
     let accuracy (logits: Tensor) (labels: int[]) : float =
         checkLabels "Loss.accuracy" logits labels
         let predicted = logits.ArgMax(1).ToDoubleArray()
-        let correct = Array.fold2 (fun acc p l -> if int p = l then acc + 1 else acc) 0 predicted labels
+
+        let correct =
+            Array.fold2 (fun acc p l -> if int p = l then acc + 1 else acc) 0 predicted labels
+
         float correct / float (max 1 labels.Length)

@@ -28,22 +28,26 @@ let private steps (op: string) (x: Tensor) =
 // LIF layer over time
 
 let private lifConstants32 (p: Snn.Lif.Params) : LifConstants<float32> =
-    { A = float32 (p.Dt / p.TauMem)
-      B = float32 (1.0 - p.Dt / p.TauSyn)
-      VLeak = float32 p.VLeak
-      VTh = float32 p.VTh
-      VReset = float32 p.VReset
-      Jump = float32 (p.VTh - p.VReset)
-      ResetToValue = (p.Reset = Snn.ToValue) }
+    {
+        A = float32 (p.Dt / p.TauMem)
+        B = float32 (1.0 - p.Dt / p.TauSyn)
+        VLeak = float32 p.VLeak
+        VTh = float32 p.VTh
+        VReset = float32 p.VReset
+        Jump = float32 (p.VTh - p.VReset)
+        ResetToValue = (p.Reset = Snn.ToValue)
+    }
 
 let private lifConstants64 (p: Snn.Lif.Params) : LifConstants<float> =
-    { A = p.Dt / p.TauMem
-      B = 1.0 - p.Dt / p.TauSyn
-      VLeak = p.VLeak
-      VTh = p.VTh
-      VReset = p.VReset
-      Jump = p.VTh - p.VReset
-      ResetToValue = (p.Reset = Snn.ToValue) }
+    {
+        A = p.Dt / p.TauMem
+        B = 1.0 - p.Dt / p.TauSyn
+        VLeak = p.VLeak
+        VTh = p.VTh
+        VReset = p.VReset
+        Jump = p.VTh - p.VReset
+        ResetToValue = (p.Reset = Snn.ToValue)
+    }
 
 /// The LIF recurrence by the generic step function (for traced inputs): spikes and membrane.
 let private lifGeneric (p: Snn.Lif.Params) (currents: Tensor) =
@@ -65,15 +69,28 @@ type private LifLinear(p: Snn.Lif.Params, s: Tensor, z: Tensor) =
 
         match dc.DType with
         | Float32 ->
-            let dz, dv = GC.AllocateUninitializedArray (t * m), GC.AllocateUninitializedArray (t * m)
-            Spiking.LifTangent(lifConstants32 p, t, m, f32 s, f32 z, f32 dc, dz, dv)
-            [| Tensor.FromStorage(shape, Storage.F32 dz); Tensor.FromStorage(shape, Storage.F32 dv) |]
-        | Float64 ->
-            let dz, dv = GC.AllocateUninitializedArray (t * m), GC.AllocateUninitializedArray (t * m)
-            Spiking.LifTangent(lifConstants64 p, t, m, f64 s, f64 z, f64 dc, dz, dv)
-            [| Tensor.FromStorage(shape, Storage.F64 dz); Tensor.FromStorage(shape, Storage.F64 dv) |]
+            let dz, dv =
+                GC.AllocateUninitializedArray(t * m), GC.AllocateUninitializedArray(t * m)
 
-    override _.Jvp(_, tangents) = Tensor.ApplyCustom(LifLinear(p, s, z), tangents), Array.zeroCreate 2
+            Spiking.LifTangent(lifConstants32 p, t, m, f32 s, f32 z, f32 dc, dz, dv)
+
+            [|
+                Tensor.FromStorage(shape, Storage.F32 dz)
+                Tensor.FromStorage(shape, Storage.F32 dv)
+            |]
+        | Float64 ->
+            let dz, dv =
+                GC.AllocateUninitializedArray(t * m), GC.AllocateUninitializedArray(t * m)
+
+            Spiking.LifTangent(lifConstants64 p, t, m, f64 s, f64 z, f64 dc, dz, dv)
+
+            [|
+                Tensor.FromStorage(shape, Storage.F64 dz)
+                Tensor.FromStorage(shape, Storage.F64 dv)
+            |]
+
+    override _.Jvp(_, tangents) =
+        Tensor.ApplyCustom(LifLinear(p, s, z), tangents), Array.zeroCreate 2
 
     override _.Transpose(_, cts) =
         let gz, gv = cts[0], cts[1]
@@ -84,12 +101,34 @@ type private LifLinear(p: Snn.Lif.Params, s: Tensor, z: Tensor) =
 
         match z.DType with
         | Float32 ->
-            let dc = GC.AllocateUninitializedArray (t * m)
-            Spiking.LifTranspose(lifConstants32 p, t, m, f32 s, f32 z, (if isNull gz then null else f32 gz), (if isNull gv then null else f32 gv), dc)
+            let dc = GC.AllocateUninitializedArray(t * m)
+
+            Spiking.LifTranspose(
+                lifConstants32 p,
+                t,
+                m,
+                f32 s,
+                f32 z,
+                (if isNull gz then null else f32 gz),
+                (if isNull gv then null else f32 gv),
+                dc
+            )
+
             [| Tensor.FromStorage(shape, Storage.F32 dc) |]
         | Float64 ->
-            let dc = GC.AllocateUninitializedArray (t * m)
-            Spiking.LifTranspose(lifConstants64 p, t, m, f64 s, f64 z, (if isNull gz then null else f64 gz), (if isNull gv then null else f64 gv), dc)
+            let dc = GC.AllocateUninitializedArray(t * m)
+
+            Spiking.LifTranspose(
+                lifConstants64 p,
+                t,
+                m,
+                f64 s,
+                f64 z,
+                (if isNull gz then null else f64 gz),
+                (if isNull gv then null else f64 gv),
+                dc
+            )
+
             [| Tensor.FromStorage(shape, Storage.F64 dc) |]
 
 /// The surrogate derivative at every membrane value (one kernel pass for the built-in shapes).
@@ -116,11 +155,15 @@ type private LifScan(p: Snn.Lif.Params) =
 
         match c.DType with
         | Float32 ->
-            let z, v = GC.AllocateUninitializedArray (t * m), GC.AllocateUninitializedArray (t * m)
+            let z, v =
+                GC.AllocateUninitializedArray(t * m), GC.AllocateUninitializedArray(t * m)
+
             Spiking.LifForward(lifConstants32 p, t, m, f32 c, z, v)
             Tensor.FromStorage(c.ShapeRef, Storage.F32 z), Tensor.FromStorage(c.ShapeRef, Storage.F32 v)
         | Float64 ->
-            let z, v = GC.AllocateUninitializedArray (t * m), GC.AllocateUninitializedArray (t * m)
+            let z, v =
+                GC.AllocateUninitializedArray(t * m), GC.AllocateUninitializedArray(t * m)
+
             Spiking.LifForward(lifConstants64 p, t, m, f64 c, z, v)
             Tensor.FromStorage(c.ShapeRef, Storage.F64 z), Tensor.FromStorage(c.ShapeRef, Storage.F64 v)
 
@@ -170,20 +213,23 @@ type private LiScan(p: Snn.Li.Params) =
         let t, m = steps "Fused.li" c
 
         if not c.IsConcrete then
-            let _, v = Ad.scan (Snn.Li.step { p with VLeak = 0.0 }) (Snn.Li.init c.ShapeRef[1..] c.DType) c
+            let _, v =
+                Ad.scan (Snn.Li.step { p with VLeak = 0.0 }) (Snn.Li.init c.ShapeRef[1..] c.DType) c
+
             [| v |]
         else
             match c.DType with
             | Float32 ->
-                let v = GC.AllocateUninitializedArray (t * m)
+                let v = GC.AllocateUninitializedArray(t * m)
                 Spiking.LiForward(float32 a, float32 b, 0.0f, t, m, f32 c, v)
                 [| Tensor.FromStorage(c.ShapeRef, Storage.F32 v) |]
             | Float64 ->
-                let v = GC.AllocateUninitializedArray (t * m)
+                let v = GC.AllocateUninitializedArray(t * m)
                 Spiking.LiForward(a, b, 0.0, t, m, f64 c, v)
                 [| Tensor.FromStorage(c.ShapeRef, Storage.F64 v) |]
 
-    override this.Jvp(primals, tangents) = this.Call primals, Tensor.ApplyCustom(this, tangents)
+    override this.Jvp(primals, tangents) =
+        this.Call primals, Tensor.ApplyCustom(this, tangents)
 
     override _.Transpose(_, cts) =
         let g = cts[0]
@@ -195,11 +241,11 @@ type private LiScan(p: Snn.Li.Params) =
 
         match g.DType with
         | Float32 ->
-            let dc = GC.AllocateUninitializedArray (t * m)
+            let dc = GC.AllocateUninitializedArray(t * m)
             Spiking.LiTranspose(float32 a, float32 b, t, m, f32 g, dc)
             [| Tensor.FromStorage(g.ShapeRef, Storage.F32 dc) |]
         | Float64 ->
-            let dc = GC.AllocateUninitializedArray (t * m)
+            let dc = GC.AllocateUninitializedArray(t * m)
             Spiking.LiTranspose(a, b, t, m, f64 g, dc)
             [| Tensor.FromStorage(g.ShapeRef, Storage.F64 dc) |]
 
@@ -213,14 +259,19 @@ type private LiScanTyped(p: Snn.Li.Params, shape: int[], dtype: DType) =
 let li (p: Snn.Li.Params) (currents: Tensor) : Tensor =
     Snn.Li.validate p |> ignore
     steps "Fused.li" currents |> ignore
-    let v = (Tensor.ApplyCustom(LiScanTyped(p, currents.ShapeRef, currents.DType), currents))[0]
+
+    let v =
+        (Tensor.ApplyCustom(LiScanTyped(p, currents.ShapeRef, currents.DType), currents))[0]
 
     if p.VLeak = 0.0 then
         v
     else
         // The leak adds the response to zero input, which does not depend on the currents.
         let zero = Tensor.Full(currents.ShapeRef, 0.0, currents.DType)
-        let _, offset = Ad.scan (Snn.Li.step p) (Snn.Li.init currents.ShapeRef[1..] currents.DType) zero
+
+        let _, offset =
+            Ad.scan (Snn.Li.step p) (Snn.Li.init currents.ShapeRef[1..] currents.DType) zero
+
         v + offset
 
 // ---------------------------------------------------------------------------------------------
@@ -252,15 +303,16 @@ type private SparseLeft(rows: SpikeRows, outShape: int[], wShape: int[], dtype: 
 
         match w.Storage with
         | Storage.F32 a ->
-            let out = GC.AllocateUninitializedArray (rows.Rows * n)
+            let out = GC.AllocateUninitializedArray(rows.Rows * n)
             Spiking.SparseTimesDense(rows, a, n, out)
             [| Tensor.FromStorage(outShape, Storage.F32 out) |]
         | Storage.F64 a ->
-            let out = GC.AllocateUninitializedArray (rows.Rows * n)
+            let out = GC.AllocateUninitializedArray(rows.Rows * n)
             Spiking.SparseTimesDense(rows, a, n, out)
             [| Tensor.FromStorage(outShape, Storage.F64 out) |]
 
-    override this.Jvp(_, tangents) = Tensor.ApplyCustom(this, tangents), [| null |]
+    override this.Jvp(_, tangents) =
+        Tensor.ApplyCustom(this, tangents), [| null |]
 
     override _.Transpose(_, cts) =
         let ct = cts[0]
@@ -270,11 +322,11 @@ type private SparseLeft(rows: SpikeRows, outShape: int[], wShape: int[], dtype: 
 
         match ct.Storage with
         | Storage.F32 a ->
-            let g = GC.AllocateUninitializedArray (rows.Width * n)
+            let g = GC.AllocateUninitializedArray(rows.Width * n)
             Spiking.SparseTransposeTimesDense(rows, a, n, g)
             [| Tensor.FromStorage(wShape, Storage.F32 g) |]
         | Storage.F64 a ->
-            let g = GC.AllocateUninitializedArray (rows.Width * n)
+            let g = GC.AllocateUninitializedArray(rows.Width * n)
             Spiking.SparseTransposeTimesDense(rows, a, n, g)
             [| Tensor.FromStorage(wShape, Storage.F64 g) |]
 
@@ -293,7 +345,8 @@ let spikeMatmul (x: Tensor) (w: Tensor) : Tensor =
 
     let outShape = Array.append x.ShapeRef[.. x.Rank - 2] [| w.ShapeRef[1] |]
 
-    let sparse (rows: SpikeRows) (w: Tensor) = SparseLeft(rows, outShape, w.ShapeRef, w.DType)
+    let sparse (rows: SpikeRows) (w: Tensor) =
+        SparseLeft(rows, outShape, w.ShapeRef, w.DType)
 
     let fn =
         { new CustomFn("Fused.spikeMatmul") with
@@ -322,6 +375,7 @@ let spikeMatmul (x: Tensor) (w: Tensor) : Tensor =
                     | tw, Some r -> (Tensor.ApplyCustom(sparse r w, tw))[0]
                     | tw, None -> x.MatMul tw
 
-                [| y |], [| Linear.addZ fromX fromW |] }
+                [| y |], [| Linear.addZ fromX fromW |]
+        }
 
     (Tensor.ApplyCustom(fn, x, w))[0]

@@ -29,9 +29,11 @@ type Mode =
 /// the outputs. Shapes are per-sample feature shapes (no time or batch axes): inputs are time-major
 /// [T; B; features...] or [B; features...].
 type Layer =
-    { Name: string
-      Init: Key -> int[] list -> Params * int[] list
-      Apply: Params -> Mode -> Tensor list -> Tensor list }
+    {
+        Name: string
+        Init: Key -> int[] list -> Params * int[] list
+        Apply: Params -> Mode -> Tensor list -> Tensor list
+    }
 
 /// Building and running layers.
 [<RequireQualifiedAccess>]
@@ -71,9 +73,11 @@ module Layers =
 
     /// A parameter-free layer from a function of one tensor that keeps the feature shape.
     let ofFunction (name: string) (f: Tensor -> Tensor) : Layer =
-        { Name = name
-          Init = fun _ shapes -> NoParams, [ singleShape name shapes ]
-          Apply = fun _ _ xs -> [ f (single name xs) ] }
+        {
+            Name = name
+            Init = fun _ shapes -> NoParams, [ singleShape name shapes ]
+            Apply = fun _ _ xs -> [ f (single name xs) ]
+        }
 
     /// Options of `denseWith`.
     type DenseOptions =
@@ -85,7 +89,12 @@ module Layers =
             DType: DType
         }
 
-    let denseDefaults = { Bias = false; Scale = 1.0; DType = Float32 }
+    let denseDefaults =
+        {
+            Bias = false
+            Scale = 1.0
+            DType = Float32
+        }
 
     /// A fully connected layer to `outDim` features: x [..., in] · W [in; out] (+ b). Time-major
     /// inputs [T; B; in] go through one GEMM for all steps, or through row accumulation when the
@@ -94,31 +103,35 @@ module Layers =
         if outDim <= 0 then
             invalidArg "outDim" $"Layers.dense: outDim must be positive, got %d{outDim}"
 
-        { Name = $"dense(%d{outDim})"
-          Init =
-            fun key shapes ->
-                let inShape = singleShape "Layers.dense" shapes
+        {
+            Name = $"dense(%d{outDim})"
+            Init =
+                fun key shapes ->
+                    let inShape = singleShape "Layers.dense" shapes
 
-                if inShape.Length <> 1 then
-                    invalidArg "inShapes" $"Layers.dense: expects a feature vector, got feature shape %s{Shape.format inShape}"
+                    if inShape.Length <> 1 then
+                        invalidArg "inShapes" $"Layers.dense: expects a feature vector, got feature shape %s{Shape.format inShape}"
 
-                let w = Random.normalAs options.DType key [| inShape[0]; outDim |] * (options.Scale / sqrt (float inShape[0]))
+                    let w =
+                        Random.normalAs options.DType key [| inShape[0]; outDim |]
+                        * (options.Scale / sqrt (float inShape[0]))
 
-                let weights =
-                    if options.Bias then
-                        Map [ "W", w; "b", Tensor.Full([| outDim |], 0.0, options.DType) ]
-                    else
-                        Map [ "W", w ]
+                    let weights =
+                        if options.Bias then
+                            Map [ "W", w; "b", Tensor.Full([| outDim |], 0.0, options.DType) ]
+                        else
+                            Map [ "W", w ]
 
-                Weights weights, [ [| outDim |] ]
-          Apply =
-            fun p _ xs ->
-                let x = single "Layers.dense" xs
-                let y = Fused.spikeMatmul x p["W"]
+                    Weights weights, [ [| outDim |] ]
+            Apply =
+                fun p _ xs ->
+                    let x = single "Layers.dense" xs
+                    let y = Fused.spikeMatmul x p["W"]
 
-                match p with
-                | Weights m when m.ContainsKey "b" -> [ y + m["b"] ]
-                | _ -> [ y ] }
+                    match p with
+                    | Weights m when m.ContainsKey "b" -> [ y + m["b"] ]
+                    | _ -> [ y ]
+        }
 
     /// A fully connected layer without bias, weights N(0, 1) / sqrt(fan-in).
     let dense (outDim: int) : Layer = denseWith denseDefaults outDim
@@ -168,27 +181,29 @@ module Layers =
     let recurrentLif (p: Snn.Lif.Params) (scale: float) (n: int) : Layer =
         Snn.Lif.validate p |> ignore
 
-        { Name = $"recurrentLif(%d{n})"
-          Init =
-            fun key shapes ->
-                let inShape = singleShape "Layers.recurrentLif" shapes
-                let k1, k2 = Random.split key
-                let w = Random.normal k1 [| inShape[0]; n |] * (scale / sqrt (float inShape[0]))
-                let r = Random.normal k2 [| n; n |] * (scale / sqrt (float n))
-                Weights(Map [ "W", w; "R", r ]), [ [| n |] ]
-          Apply =
-            fun ps _ xs ->
-                let x = single "Layers.recurrentLif" xs
-                let w, r = ps["W"], ps["R"]
-                let currents = Fused.spikeMatmul x w
-                let state = Snn.Lif.init (Array.append x.ShapeRef[1 .. x.Rank - 2] [| n |]) x.DType
+        {
+            Name = $"recurrentLif(%d{n})"
+            Init =
+                fun key shapes ->
+                    let inShape = singleShape "Layers.recurrentLif" shapes
+                    let k1, k2 = Random.split key
+                    let w = Random.normal k1 [| inShape[0]; n |] * (scale / sqrt (float inShape[0]))
+                    let r = Random.normal k2 [| n; n |] * (scale / sqrt (float n))
+                    Weights(Map [ "W", w; "R", r ]), [ [| n |] ]
+            Apply =
+                fun ps _ xs ->
+                    let x = single "Layers.recurrentLif" xs
+                    let w, r = ps["W"], ps["R"]
+                    let currents = Fused.spikeMatmul x w
+                    let state = Snn.Lif.init (Array.append x.ShapeRef[1 .. x.Rank - 2] [| n |]) x.DType
 
-                let step (s: Snn.Lif.State, zPrev: Tensor) (c: Tensor) =
-                    let s', z = Snn.Lif.step p s (c + zPrev.MatMul r)
-                    (s', z), z
+                    let step (s: Snn.Lif.State, zPrev: Tensor) (c: Tensor) =
+                        let s', z = Snn.Lif.step p s (c + zPrev.MatMul r)
+                        (s', z), z
 
-                let _, zs = Ad.scan step (state, Tensor.ZerosLike state.V) currents
-                [ zs ] }
+                    let _, zs = Ad.scan step (state, Tensor.ZerosLike state.V) currents
+                    [ zs ]
+        }
 
     /// Dropout: in training, zeroes each element with probability `rate` and scales the rest by
     /// 1/(1 - rate); the identity in evaluation.
@@ -196,97 +211,107 @@ module Layers =
         if not (rate >= 0.0 && rate < 1.0) then
             invalidArg "rate" $"Layers.dropout: rate must lie in [0, 1), got %g{rate}"
 
-        { Name = $"dropout(%g{rate})"
-          Init = fun _ shapes -> NoParams, shapes
-          Apply =
-            fun _ mode xs ->
-                match mode with
-                | Eval -> xs
-                | Train key ->
-                    let keys = Random.splitN key xs.Length
+        {
+            Name = $"dropout(%g{rate})"
+            Init = fun _ shapes -> NoParams, shapes
+            Apply =
+                fun _ mode xs ->
+                    match mode with
+                    | Eval -> xs
+                    | Train key ->
+                        let keys = Random.splitN key xs.Length
 
-                    xs
-                    |> List.mapi (fun i x ->
-                        let keep = Random.bernoulliAs x.DType keys[i] (1.0 - rate) x.ShapeRef
-                        x * keep / (1.0 - rate)) }
+                        xs
+                        |> List.mapi (fun i x ->
+                            let keep = Random.bernoulliAs x.DType keys[i] (1.0 - rate) x.ShapeRef
+                            x * keep / (1.0 - rate))
+        }
 
     /// Layers one after the other.
     let serial (layers: Layer list) : Layer =
-        { Name = "serial[" + (layers |> List.map (fun l -> l.Name) |> String.concat "; ") + "]"
-          Init =
-            fun key shapes ->
-                let keys = Random.splitN key (max 1 layers.Length)
+        {
+            Name = "serial[" + (layers |> List.map (fun l -> l.Name) |> String.concat "; ") + "]"
+            Init =
+                fun key shapes ->
+                    let keys = Random.splitN key (max 1 layers.Length)
 
-                let ps, outShapes =
-                    ((shapes, []), List.indexed layers)
-                    ||> List.fold (fun (s, acc) (i, l) ->
-                        let p, s' = l.Init keys[i] s
-                        s', p :: acc)
-                    |> fun (s, acc) -> List.rev acc, s
+                    let ps, outShapes =
+                        ((shapes, []), List.indexed layers)
+                        ||> List.fold (fun (s, acc) (i, l) ->
+                            let p, s' = l.Init keys[i] s
+                            s', p :: acc)
+                        |> fun (s, acc) -> List.rev acc, s
 
-                Children ps, outShapes
-          Apply =
-            fun p mode xs ->
-                match p with
-                | Children ps when ps.Length = layers.Length ->
-                    let keys =
-                        match mode with
-                        | Train k -> Random.splitN k (max 1 layers.Length) |> Array.map Train
-                        | Eval -> Array.create (max 1 layers.Length) Eval
+                    Children ps, outShapes
+            Apply =
+                fun p mode xs ->
+                    match p with
+                    | Children ps when ps.Length = layers.Length ->
+                        let keys =
+                            match mode with
+                            | Train k -> Random.splitN k (max 1 layers.Length) |> Array.map Train
+                            | Eval -> Array.create (max 1 layers.Length) Eval
 
-                    List.zip3 layers ps (List.ofArray keys[.. layers.Length - 1])
-                    |> List.fold (fun acc (l, lp, m) -> l.Apply lp m acc) xs
-                | _ -> invalidArg "params" $"Layers.serial: parameters do not match %d{layers.Length} layers" }
+                        List.zip3 layers ps (List.ofArray keys[.. layers.Length - 1])
+                        |> List.fold (fun acc (l, lp, m) -> l.Apply lp m acc) xs
+                    | _ -> invalidArg "params" $"Layers.serial: parameters do not match %d{layers.Length} layers"
+        }
 
     /// Applies the i-th layer to the i-th input (one input per layer); stax's `parallel`.
     let branches (layers: Layer list) : Layer =
-        { Name = "parallel[" + (layers |> List.map (fun l -> l.Name) |> String.concat "; ") + "]"
-          Init =
-            fun key shapes ->
-                if shapes.Length <> layers.Length then
-                    invalidArg "inShapes" $"Layers.parallel: %d{layers.Length} layers but %d{shapes.Length} inputs"
+        {
+            Name = "parallel[" + (layers |> List.map (fun l -> l.Name) |> String.concat "; ") + "]"
+            Init =
+                fun key shapes ->
+                    if shapes.Length <> layers.Length then
+                        invalidArg "inShapes" $"Layers.parallel: %d{layers.Length} layers but %d{shapes.Length} inputs"
 
-                let keys = Random.splitN key (max 1 layers.Length)
+                    let keys = Random.splitN key (max 1 layers.Length)
 
-                let results = List.mapi2 (fun i (l: Layer) s -> l.Init keys[i] [ s ]) layers shapes
-                Children(List.map fst results), List.collect snd results
-          Apply =
-            fun p mode xs ->
-                if xs.Length <> layers.Length then
-                    invalidArg "inputs" $"Layers.parallel: %d{layers.Length} layers but %d{xs.Length} inputs"
+                    let results = List.mapi2 (fun i (l: Layer) s -> l.Init keys[i] [ s ]) layers shapes
+                    Children(List.map fst results), List.collect snd results
+            Apply =
+                fun p mode xs ->
+                    if xs.Length <> layers.Length then
+                        invalidArg "inputs" $"Layers.parallel: %d{layers.Length} layers but %d{xs.Length} inputs"
 
-                match p with
-                | Children ps ->
-                    let modes =
-                        match mode with
-                        | Train k -> Random.splitN k (max 1 layers.Length) |> Array.map Train |> List.ofArray
-                        | Eval -> List.replicate layers.Length Eval
+                    match p with
+                    | Children ps ->
+                        let modes =
+                            match mode with
+                            | Train k -> Random.splitN k (max 1 layers.Length) |> Array.map Train |> List.ofArray
+                            | Eval -> List.replicate layers.Length Eval
 
-                    List.zip3 layers ps modes
-                    |> List.zip xs
-                    |> List.collect (fun (x, (l, lp, m)) -> l.Apply lp m [ x ])
-                | _ -> invalidArg "params" "Layers.parallel: parameters do not match" }
+                        List.zip3 layers ps modes
+                        |> List.zip xs
+                        |> List.collect (fun (x, (l, lp, m)) -> l.Apply lp m [ x ])
+                    | _ -> invalidArg "params" "Layers.parallel: parameters do not match"
+        }
 
     /// The same as `branches` (`parallel` is reserved in F#, hence the backticks).
     let ``parallel`` (layers: Layer list) : Layer = branches layers
 
     /// Copies its single input n times.
     let fanOut (n: int) : Layer =
-        { Name = $"fanOut(%d{n})"
-          Init = fun _ shapes -> NoParams, List.replicate n (singleShape "Layers.fanOut" shapes)
-          Apply = fun _ _ xs -> List.replicate n (single "Layers.fanOut" xs) }
+        {
+            Name = $"fanOut(%d{n})"
+            Init = fun _ shapes -> NoParams, List.replicate n (singleShape "Layers.fanOut" shapes)
+            Apply = fun _ _ xs -> List.replicate n (single "Layers.fanOut" xs)
+        }
 
     /// Sums its inputs (which must have the same shape).
     let fanInSum: Layer =
-        { Name = "fanInSum"
-          Init =
-            fun _ shapes ->
-                match shapes with
-                | [] -> invalidArg "inShapes" "Layers.fanInSum: needs at least one input"
-                | s :: rest ->
-                    for r in rest do
-                        if r <> s then
-                            invalidArg "inShapes" $"Layers.fanInSum: shapes differ: %s{Shape.format s} and %s{Shape.format r}"
+        {
+            Name = "fanInSum"
+            Init =
+                fun _ shapes ->
+                    match shapes with
+                    | [] -> invalidArg "inShapes" "Layers.fanInSum: needs at least one input"
+                    | s :: rest ->
+                        for r in rest do
+                            if r <> s then
+                                invalidArg "inShapes" $"Layers.fanInSum: shapes differ: %s{Shape.format s} and %s{Shape.format r}"
 
-                    NoParams, [ s ]
-          Apply = fun _ _ xs -> [ List.reduce (+) xs ] }
+                        NoParams, [ s ]
+            Apply = fun _ _ xs -> [ List.reduce (+) xs ]
+        }

@@ -46,14 +46,16 @@ let private resetMembrane (reset: Reset) (vTh: float) (vReset: float) (v: Tensor
 /// Current-based leaky integrate-and-fire neuron with an exponential synapse.
 module Lif =
     type Params =
-        { TauSyn: float
-          TauMem: float
-          VLeak: float
-          VTh: float
-          VReset: float
-          Reset: Reset
-          Dt: float
-          Surrogate: SurrogateFn }
+        {
+            TauSyn: float
+            TauMem: float
+            VLeak: float
+            VTh: float
+            VReset: float
+            Reset: Reset
+            Dt: float
+            Surrogate: SurrogateFn
+        }
 
     type State = { V: Tensor; I: Tensor }
 
@@ -68,19 +70,23 @@ module Lif =
     /// Defaults of the common Yin-Yang/MNIST setups: tauSyn 5 ms, tauMem 10 ms, threshold 1, reset
     /// to 0, dt 1 ms, SuperSpike(100).
     let defaults =
-        { TauSyn = 5e-3
-          TauMem = 10e-3
-          VLeak = 0.0
-          VTh = 1.0
-          VReset = 0.0
-          Reset = ToValue
-          Dt = 1e-3
-          Surrogate = Surrogate.superSpike 100.0 }
+        {
+            TauSyn = 5e-3
+            TauMem = 10e-3
+            VLeak = 0.0
+            VTh = 1.0
+            VReset = 0.0
+            Reset = ToValue
+            Dt = 1e-3
+            Surrogate = Surrogate.superSpike 100.0
+        }
 
     /// Zero state for `shape` (e.g. [batch; neurons]).
     let init (shape: int[]) (dtype: DType) =
-        { V = Tensor.Full(shape, 0.0, dtype)
-          I = Tensor.Full(shape, 0.0, dtype) }
+        {
+            V = Tensor.Full(shape, 0.0, dtype)
+            I = Tensor.Full(shape, 0.0, dtype)
+        }
 
     /// One step: the membrane integrates the synaptic current of the previous step, the current
     /// decays and receives `input`, the neuron spikes where v exceeds VTh and resets. Returns the
@@ -89,7 +95,12 @@ module Lif =
         let v = s.V + (p.VLeak - s.V + s.I) * (p.Dt / p.TauMem)
         let i = s.I * (1.0 - p.Dt / p.TauSyn) + input
         let z = spike p.Surrogate (v - p.VTh)
-        { V = resetMembrane p.Reset p.VTh p.VReset v z; I = i }, (z, v)
+
+        {
+            V = resetMembrane p.Reset p.VTh p.VReset v z
+            I = i
+        },
+        (z, v)
 
     /// One step (see stepWithMembrane); the output is the spikes.
     let step (p: Params) (s: State) (input: Tensor) : State * Tensor =
@@ -99,10 +110,12 @@ module Lif =
 /// Leaky integrator (non-spiking readout) with an exponential synapse; outputs the membrane.
 module Li =
     type Params =
-        { TauSyn: float
-          TauMem: float
-          VLeak: float
-          Dt: float }
+        {
+            TauSyn: float
+            TauMem: float
+            VLeak: float
+            Dt: float
+        }
 
     type State = { V: Tensor; I: Tensor }
 
@@ -113,14 +126,18 @@ module Li =
         p
 
     let defaults =
-        { TauSyn = 5e-3
-          TauMem = 10e-3
-          VLeak = 0.0
-          Dt = 1e-3 }
+        {
+            TauSyn = 5e-3
+            TauMem = 10e-3
+            VLeak = 0.0
+            Dt = 1e-3
+        }
 
     let init (shape: int[]) (dtype: DType) =
-        { V = Tensor.Full(shape, 0.0, dtype)
-          I = Tensor.Full(shape, 0.0, dtype) }
+        {
+            V = Tensor.Full(shape, 0.0, dtype)
+            I = Tensor.Full(shape, 0.0, dtype)
+        }
 
     /// One step; the output is the new membrane potential.
     let step (p: Params) (s: State) (input: Tensor) : State * Tensor =
@@ -132,9 +149,11 @@ module Li =
 /// variable A, which jumps by 1 on each spike and decays with TauAdapt.
 module Alif =
     type Params =
-        { Lif: Lif.Params
-          TauAdapt: float
-          Beta: float }
+        {
+            Lif: Lif.Params
+            TauAdapt: float
+            Beta: float
+        }
 
     type State = { V: Tensor; I: Tensor; A: Tensor }
 
@@ -145,14 +164,18 @@ module Alif =
         p
 
     let defaults =
-        { Lif = Lif.defaults
-          TauAdapt = 200e-3
-          Beta = 0.2 }
+        {
+            Lif = Lif.defaults
+            TauAdapt = 200e-3
+            Beta = 0.2
+        }
 
     let init (shape: int[]) (dtype: DType) =
-        { V = Tensor.Full(shape, 0.0, dtype)
-          I = Tensor.Full(shape, 0.0, dtype)
-          A = Tensor.Full(shape, 0.0, dtype) }
+        {
+            V = Tensor.Full(shape, 0.0, dtype)
+            I = Tensor.Full(shape, 0.0, dtype)
+            A = Tensor.Full(shape, 0.0, dtype)
+        }
 
     let step (p: Params) (s: State) (input: Tensor) : State * Tensor =
         let q = p.Lif
@@ -177,29 +200,33 @@ module Alif =
 ///   tauAdapt dw/dt = A (v - vLeak) - w;   on a spike: v <- VReset, w <- w + B, clamp for TRef.
 module AdEx =
     type Params =
-        { TauSyn: float
-          TauMem: float
-          TauAdapt: float
-          VLeak: float
-          /// Exponential threshold (the soft threshold where the upswing starts).
-          VT: float
-          /// Slope factor of the exponential term (must be positive).
-          DeltaT: float
-          /// Spike detection threshold (the peak), above VT.
-          VTh: float
-          VReset: float
-          A: float
-          B: float
-          TRef: float
-          Dt: float
-          Surrogate: SurrogateFn }
+        {
+            TauSyn: float
+            TauMem: float
+            TauAdapt: float
+            VLeak: float
+            /// Exponential threshold (the soft threshold where the upswing starts).
+            VT: float
+            /// Slope factor of the exponential term (must be positive).
+            DeltaT: float
+            /// Spike detection threshold (the peak), above VT.
+            VTh: float
+            VReset: float
+            A: float
+            B: float
+            TRef: float
+            Dt: float
+            Surrogate: SurrogateFn
+        }
 
     type State =
-        { V: Tensor
-          I: Tensor
-          W: Tensor
-          /// Remaining refractory time in seconds (0 when not refractory).
-          Refractory: Tensor }
+        {
+            V: Tensor
+            I: Tensor
+            W: Tensor
+            /// Remaining refractory time in seconds (0 when not refractory).
+            Refractory: Tensor
+        }
 
     let validate (p: Params) =
         checkDt "AdEx" p.Dt
@@ -213,27 +240,38 @@ module AdEx =
 
     /// Dimensionless defaults (membrane in units where rest = 0 and the spike peak is 1).
     let defaults =
-        { TauSyn = 5e-3
-          TauMem = 10e-3
-          TauAdapt = 100e-3
-          VLeak = 0.0
-          VT = 0.6
-          DeltaT = 0.05
-          VTh = 1.0
-          VReset = 0.0
-          A = 0.0
-          B = 0.05
-          TRef = 2e-3
-          Dt = 1e-4
-          Surrogate = Surrogate.superSpike 100.0 }
+        {
+            TauSyn = 5e-3
+            TauMem = 10e-3
+            TauAdapt = 100e-3
+            VLeak = 0.0
+            VT = 0.6
+            DeltaT = 0.05
+            VTh = 1.0
+            VReset = 0.0
+            A = 0.0
+            B = 0.05
+            TRef = 2e-3
+            Dt = 1e-4
+            Surrogate = Surrogate.superSpike 100.0
+        }
 
     let init (shape: int[]) (dtype: DType) =
         let zeros () = Tensor.Full(shape, 0.0, dtype)
-        { V = zeros (); I = zeros (); W = zeros (); Refractory = zeros () }
+
+        {
+            V = zeros ()
+            I = zeros ()
+            W = zeros ()
+            Refractory = zeros ()
+        }
 
     let step (p: Params) (s: State) (input: Tensor) : State * Tensor =
         // The exponent is capped so a runaway upswing gives a large finite value, not inf/NaN.
-        let exponential = ((s.V - p.VT) / p.DeltaT).Minimum(Tensor.Scalar(20.0, s.V.DType)).Exp() * p.DeltaT
+        let exponential =
+            ((s.V - p.VT) / p.DeltaT).Minimum(Tensor.Scalar(20.0, s.V.DType)).Exp()
+            * p.DeltaT
+
         let dv = (p.VLeak - s.V + exponential - s.W + s.I) * (p.Dt / p.TauMem)
         let active = s.Refractory.Le 0.0 |> Ad.stopGradient
         let v = s.V + dv * active
@@ -242,19 +280,23 @@ module AdEx =
         let z = spike p.Surrogate (v - p.VTh)
         let zs = Ad.stopGradient z
 
-        { V = v * (1.0 - zs) + zs * p.VReset
-          I = i
-          W = w + zs * p.B
-          Refractory = (s.Refractory - p.Dt).Relu() + zs * p.TRef },
+        {
+            V = v * (1.0 - zs) + zs * p.VReset
+            I = i
+            W = w + zs * p.B
+            Refractory = (s.Refractory - p.Dt).Relu() + zs * p.TRef
+        },
         z
 
 /// Non-leaky integrate-and-fire: v <- v + input, spike and reset.
 module IF =
     type Params =
-        { VTh: float
-          VReset: float
-          Reset: Reset
-          Surrogate: SurrogateFn }
+        {
+            VTh: float
+            VReset: float
+            Reset: Reset
+            Surrogate: SurrogateFn
+        }
 
     type State = { V: Tensor }
 
@@ -263,14 +305,20 @@ module IF =
         p
 
     let defaults =
-        { VTh = 1.0
-          VReset = 0.0
-          Reset = ToValue
-          Surrogate = Surrogate.superSpike 100.0 }
+        {
+            VTh = 1.0
+            VReset = 0.0
+            Reset = ToValue
+            Surrogate = Surrogate.superSpike 100.0
+        }
 
     let init (shape: int[]) (dtype: DType) = { V = Tensor.Full(shape, 0.0, dtype) }
 
     let step (p: Params) (s: State) (input: Tensor) : State * Tensor =
         let v = s.V + input
         let z = spike p.Surrogate (v - p.VTh)
-        { V = resetMembrane p.Reset p.VTh p.VReset v z }, z
+
+        {
+            V = resetMembrane p.Reset p.VTh p.VReset v z
+        },
+        z

@@ -45,8 +45,10 @@ let private unaryT<'T when 'T :> IFloatingPointIeee754<'T>> (op: UnaryOp) (x: 'T
                 let v = x[i]
                 let u = 'T.op_Addition ('T.One, v)
 
-                if 'T.op_Equality (u, 'T.One) then y[i] <- v
-                elif 'T.IsFinite u then y[i] <- 'T.op_Multiply (y[i], 'T.op_Division (v, 'T.op_Subtraction (u, 'T.One)))
+                if 'T.op_Equality (u, 'T.One) then
+                    y[i] <- v
+                elif 'T.IsFinite u then
+                    y[i] <- 'T.op_Multiply (y[i], 'T.op_Division (v, 'T.op_Subtraction (u, 'T.One)))
         | UnaryOp.Expm1 ->
             // TensorPrimitives.ExpM1 is exp(x) - 1, which cancels catastrophically for tiny x.
             // Kahan's correction: with u = exp(x) rounded, (u - 1) / log(u) * x.
@@ -60,14 +62,19 @@ let private unaryT<'T when 'T :> IFloatingPointIeee754<'T>> (op: UnaryOp) (x: 'T
                 let um1 = 'T.op_Subtraction (u, 'T.One)
 
                 y[i] <-
-                    if 'T.op_Equality (u, 'T.One) then v
-                    elif 'T.op_Equality (um1, 'T.NegativeOne) then 'T.NegativeOne
-                    elif not ('T.IsFinite u) then u // +inf, or NaN
-                    else 'T.op_Multiply ('T.op_Division (um1, logs[i]), v) // divide first: (u - 1) * x overflows near the top
+                    if 'T.op_Equality (u, 'T.One) then
+                        v
+                    elif 'T.op_Equality (um1, 'T.NegativeOne) then
+                        'T.NegativeOne
+                    elif not ('T.IsFinite u) then
+                        u // +inf, or NaN
+                    else
+                        'T.op_Multiply ('T.op_Division (um1, logs[i]), v) // divide first: (u - 1) * x overflows near the top
         | UnaryOp.Sign ->
             // sign(NaN) = NaN, sign(±0) = 0 (NumPy's convention).
             for i in 0 .. x.Length - 1 do
                 let v = x[i]
+
                 y[i] <-
                     if 'T.IsNaN v then v
                     elif 'T.op_GreaterThan (v, 'T.Zero) then 'T.One
@@ -149,12 +156,17 @@ let private layout (shape: int[]) (outShape: int[]) =
     else
         let padded = Array.append (Array.create (outShape.Length - shape.Length) 1) shape
         // Leading axes of `padded` that are 1, the rest equal to the output's: a repeated block.
-        let firstReal = padded |> Array.tryFindIndex (fun d -> d <> 1) |> Option.defaultValue padded.Length
-        let lastReal = padded |> Array.tryFindIndexBack (fun d -> d <> 1) |> Option.defaultValue -1
+        let firstReal =
+            padded
+            |> Array.tryFindIndex (fun d -> d <> 1)
+            |> Option.defaultValue padded.Length
+
+        let lastReal =
+            padded |> Array.tryFindIndexBack (fun d -> d <> 1) |> Option.defaultValue -1
 
         if Array.forall2 (=) padded[firstReal..] outShape[firstReal..] then
             Repeat n
-        elif Array.forall2 (=) padded[.. lastReal] outShape[.. lastReal] then
+        elif Array.forall2 (=) padded[..lastReal] outShape[..lastReal] then
             Stretch(total / n)
         else
             General
@@ -227,7 +239,10 @@ let private reduceT<'T when 'T :> IFloatingPointIeee754<'T>> (op: ReduceOp) (axe
         current <- out
         currentShape <- Array.append currentShape[.. axis - 1] currentShape[axis + 1 ..]
 
-    if obj.ReferenceEquals(current, x) then Array.copy x else current
+    if obj.ReferenceEquals(current, x) then
+        Array.copy x
+    else
+        current
 
 let private argT<'T when 'T :> IFloatingPointIeee754<'T>> (smallest: bool) (axis: int) (shape: int[]) (x: 'T[]) =
     let pre, n, post = around shape axis
@@ -280,13 +295,7 @@ let private gatherT<'T> (axis: int) (indices: int[]) (shape: int[]) (x: 'T[]) =
 
     y
 
-let private scatterAddT<'T when 'T :> IFloatingPointIeee754<'T>>
-    (axis: int)
-    (indices: int[])
-    (size: int)
-    (outShape: int[])
-    (x: 'T[])
-    =
+let private scatterAddT<'T when 'T :> IFloatingPointIeee754<'T>> (axis: int) (indices: int[]) (size: int) (outShape: int[]) (x: 'T[]) =
     let pre = Shape.count outShape[.. axis - 1]
     let post = Shape.count outShape[axis + 1 ..]
     let q = indices.Length
@@ -378,7 +387,10 @@ let run (prim: Prim) (outShape: int[]) (outDType: DType) (args: (int[] * Storage
     let isF32 = x0.DType = Float32
 
     let inline each (f32f: float32[] -> float32[]) (f64f: float[] -> float[]) =
-        if isF32 then Storage.F32(f32f (f32 x0)) else Storage.F64(f64f (f64 x0))
+        if isF32 then
+            Storage.F32(f32f (f32 x0))
+        else
+            Storage.F64(f64f (f64 x0))
 
     match prim with
     | Prim.Unary op -> each (unaryT op) (unaryT op)
@@ -415,8 +427,7 @@ let run (prim: Prim) (outShape: int[]) (outDType: DType) (args: (int[] * Storage
         else
             Storage.F64(concatT axis outShape (args |> Array.map (fun (s, x) -> s, f64 x)))
     | Prim.Gather(axis, indices, _) -> each (gatherT axis indices shape0) (gatherT axis indices shape0)
-    | Prim.ScatterAdd(axis, indices, _, size) ->
-        each (scatterAddT axis indices size outShape) (scatterAddT axis indices size outShape)
+    | Prim.ScatterAdd(axis, indices, _, size) -> each (scatterAddT axis indices size outShape) (scatterAddT axis indices size outShape)
     | Prim.Convert target ->
         match x0, target with
         | Storage.F32 a, Float64 -> Storage.F64(Array.map float a)

@@ -33,8 +33,7 @@ let private where (source: string option) =
 let private bad (source: string option) (msg: string) : 'a =
     raise (InvalidDataException(where source + msg))
 
-let private shapeText (shape: int[]) =
-    "[" + String.Join("; ", shape) + "]"
+let private shapeText (shape: int[]) = "[" + String.Join("; ", shape) + "]"
 
 // ---------------------------------------------------------------------------------------------
 // A small parser for the Python literal that forms the header
@@ -186,10 +185,12 @@ type private Kind =
 
 /// A supported on-disk element type.
 type private FileType =
-    { Kind: Kind
-      Size: int
-      BigEndian: bool
-      Descr: string }
+    {
+        Kind: Kind
+        Size: int
+        BigEndian: bool
+        Descr: string
+    }
 
 let private friendlyName (descr: string) =
     let body = descr.TrimStart('<', '>', '|', '=')
@@ -228,10 +229,12 @@ let private parseDescr (source: string option) (descr: PyValue) : FileType =
             | _ -> false
 
         let ft k s =
-            { Kind = k
-              Size = s
-              BigEndian = bigEndian && s > 1
-              Descr = d }
+            {
+                Kind = k
+                Size = s
+                BigEndian = bigEndian && s > 1
+                Descr = d
+            }
 
         match body with
         | "f2" -> ft KFloat 2
@@ -279,15 +282,27 @@ let private decode (source: string option) (ft: FileType) (count: int) (data: by
 
     let u16 i =
         let s = ReadOnlySpan(data, i * sz, 2)
-        if be then BinaryPrimitives.ReadUInt16BigEndian s else BinaryPrimitives.ReadUInt16LittleEndian s
+
+        if be then
+            BinaryPrimitives.ReadUInt16BigEndian s
+        else
+            BinaryPrimitives.ReadUInt16LittleEndian s
 
     let u32 i =
         let s = ReadOnlySpan(data, i * sz, 4)
-        if be then BinaryPrimitives.ReadUInt32BigEndian s else BinaryPrimitives.ReadUInt32LittleEndian s
+
+        if be then
+            BinaryPrimitives.ReadUInt32BigEndian s
+        else
+            BinaryPrimitives.ReadUInt32LittleEndian s
 
     let u64 i =
         let s = ReadOnlySpan(data, i * sz, 8)
-        if be then BinaryPrimitives.ReadUInt64BigEndian s else BinaryPrimitives.ReadUInt64LittleEndian s
+
+        if be then
+            BinaryPrimitives.ReadUInt64BigEndian s
+        else
+            BinaryPrimitives.ReadUInt64LittleEndian s
 
     let tooBig (v: string) i =
         bad
@@ -386,7 +401,8 @@ let private readCore (source: string option) (stream: Stream) : int[] * Storage 
     let pre = Array.zeroCreate<byte> 8
     let got = readAtMost stream (Span pre)
 
-    let magicOk = Span<byte>(pre, 0, min got 6).SequenceEqual(ReadOnlySpan(magic, 0, min got 6))
+    let magicOk =
+        Span<byte>(pre, 0, min got 6).SequenceEqual(ReadOnlySpan(magic, 0, min got 6))
 
     if got = 0 || not magicOk then
         bad source "not a .npy file (bad magic bytes; expected \\x93NUMPY)"
@@ -511,7 +527,9 @@ let read (stream: Stream) : int[] * Storage = readCore None stream
 
 /// Reads a .npy file. Errors name the file.
 let readFile (path: string) : int[] * Storage =
-    use fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 <<< 16)
+    use fs =
+        new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 <<< 16)
+
     readCore (Some path) fs
 
 // ---------------------------------------------------------------------------------------------
@@ -528,9 +546,7 @@ let private checkShape (fn: string) (shape: int[]) (storage: Storage) =
     let count = shape |> Array.fold (fun acc d -> acc * int64 d) 1L
 
     if count <> int64 storage.Length then
-        invalidArg
-            "storage"
-            $"%s{fn}: shape %s{shapeText shape} has %d{count} elements but the storage holds %d{storage.Length}"
+        invalidArg "storage" $"%s{fn}: shape %s{shapeText shape} has %d{count} elements but the storage holds %d{storage.Length}"
 
 /// The header bytes (magic through the final newline) NumPy writes for a C-order array.
 let private headerBytes (shape: int[]) (dtype: DType) : byte[] =
@@ -546,10 +562,14 @@ let private headerBytes (shape: int[]) (dtype: DType) : byte[] =
         | 1 -> $"(%d{shape[0]},)"
         | _ -> "(" + String.Join(", ", shape) + ")"
 
-    let dict = $"{{'descr': '%s{descr}', 'fortran_order': False, 'shape': %s{shapeRepr}, }}"
+    let dict =
+        $"{{'descr': '%s{descr}', 'fortran_order': False, 'shape': %s{shapeRepr}, }}"
     // NumPy leaves room for the first axis to grow to 21 digits, so the header can be rewritten in place.
     let growth =
-        if shape.Length > 0 then 21 - (string shape[0]).Length else 0
+        if shape.Length > 0 then
+            21 - (string shape[0]).Length
+        else
+            0
 
     let body = dict + String(' ', max 0 growth)
     let hlen = body.Length + 1 // + newline
@@ -579,7 +599,10 @@ let private headerBytes (shape: int[]) (dtype: DType) : byte[] =
     // Version 1.0 stores the header length in 16 bits; fall back to 2.0 when it does not fit.
     let padded1 = hlen + (64 - ((10 + hlen) % 64))
 
-    if padded1 <= int UInt16.MaxValue then build 2 1uy else build 4 2uy
+    if padded1 <= int UInt16.MaxValue then
+        build 2 1uy
+    else
+        build 4 2uy
 
 let private writeData (stream: Stream) (storage: Storage) =
     let chunk = 1 <<< 16
@@ -636,7 +659,9 @@ let private atomicWrite (path: string) (body: Stream -> unit) =
 
     try
         do
-            use fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 <<< 16)
+            use fs =
+                new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 <<< 16)
+
             body fs
             fs.Flush true
 
@@ -664,27 +689,29 @@ let private readNpzCore (source: string option) (stream: Stream) : (string * (in
     let archive =
         try
             new ZipArchive(stream, ZipArchiveMode.Read, true)
-        with
-        | :? InvalidDataException as e -> bad source $"not a .npz file (not a valid zip archive: %s{e.Message})"
+        with :? InvalidDataException as e ->
+            bad source $"not a .npz file (not a valid zip archive: %s{e.Message})"
 
     use archive = archive
 
-    [ for entry in archive.Entries do
-          // Directory entries have an empty Name.
-          if entry.Name <> "" then
-              let full = entry.FullName
+    [
+        for entry in archive.Entries do
+            // Directory entries have an empty Name.
+            if entry.Name <> "" then
+                let full = entry.FullName
 
-              if not (full.EndsWith(".npy", StringComparison.Ordinal)) then
-                  bad source $"npz member '%s{full}' is not a .npy array"
+                if not (full.EndsWith(".npy", StringComparison.Ordinal)) then
+                    bad source $"npz member '%s{full}' is not a .npy array"
 
-              let name = full.Substring(0, full.Length - 4)
-              let memberSource = Some(where source + full)
+                let name = full.Substring(0, full.Length - 4)
+                let memberSource = Some(where source + full)
 
-              let arr =
-                  use es = entry.Open()
-                  readCore memberSource es
+                let arr =
+                    use es = entry.Open()
+                    readCore memberSource es
 
-              name, arr ]
+                name, arr
+    ]
 
 /// Reads every array of a .npz archive (as written by np.savez or np.savez_compressed), in archive
 /// order. Names are the member names without the ".npy" suffix.
@@ -692,7 +719,9 @@ let readNpz (stream: Stream) : (string * (int[] * Storage)) list = readNpzCore N
 
 /// Reads a .npz file. Errors name the file and member.
 let readNpzFile (path: string) : (string * (int[] * Storage)) list =
-    use fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 <<< 16)
+    use fs =
+        new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 <<< 16)
+
     readNpzCore (Some path) fs
 
 let private validateNpz (fn: string) (arrays: (string * int[] * Storage) list) =
@@ -711,7 +740,10 @@ let private writeNpzCore (compressed: bool) (stream: Stream) (arrays: (string * 
     use archive = new ZipArchive(stream, ZipArchiveMode.Create, true)
 
     let level =
-        if compressed then CompressionLevel.Optimal else CompressionLevel.NoCompression
+        if compressed then
+            CompressionLevel.Optimal
+        else
+            CompressionLevel.NoCompression
 
     for name, shape, storage in arrays do
         let entry = archive.CreateEntry(name + ".npy", level)

@@ -145,7 +145,10 @@ module Prim =
     let private fmt = Shape.format
 
     let private removeAxes (shape: int[]) (axes: int[]) =
-        shape |> Array.indexed |> Array.filter (fun (i, _) -> not (Array.contains i axes)) |> Array.map snd
+        shape
+        |> Array.indexed
+        |> Array.filter (fun (i, _) -> not (Array.contains i axes))
+        |> Array.map snd
 
     let private checkArity op (expected: int) (shapes: int[][]) =
         if shapes.Length <> expected then
@@ -227,8 +230,17 @@ module Prim =
             if a.Length < 2 || b.Length < 2 then
                 Shape.fail op $"needs operands of rank >= 2, got %s{fmt a} and %s{fmt b}"
 
-            let m, ka = if transA then a[a.Length - 1], a[a.Length - 2] else a[a.Length - 2], a[a.Length - 1]
-            let kb, n = if transB then b[b.Length - 1], b[b.Length - 2] else b[b.Length - 2], b[b.Length - 1]
+            let m, ka =
+                if transA then
+                    a[a.Length - 1], a[a.Length - 2]
+                else
+                    a[a.Length - 2], a[a.Length - 1]
+
+            let kb, n =
+                if transB then
+                    b[b.Length - 1], b[b.Length - 2]
+                else
+                    b[b.Length - 2], b[b.Length - 1]
 
             if ka <> kb then
                 let ta = if transA then " (transposed)" else ""

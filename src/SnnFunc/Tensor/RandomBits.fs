@@ -80,8 +80,10 @@ let threefry2x32 (key: Key) (c0: uint32) (c1: uint32) : struct (uint32 * uint32)
 
 /// The key for a seed: its high 32 bits and its low 32 bits (JAX's PRNGKey layout).
 let keyOfSeed (seed: int64) : Key =
-    { K0 = uint32 (uint64 seed >>> 32)
-      K1 = uint32 (uint64 seed) }
+    {
+        K0 = uint32 (uint64 seed >>> 32)
+        K1 = uint32 (uint64 seed)
+    }
 
 /// `n` new keys derived from `key`, independent of it and of one another.
 let split (key: Key) (n: int) : Key[] =
@@ -109,7 +111,8 @@ let private forChunks (n: int) (body: int -> int -> unit) =
     let threads = Parallelism.MaxThreads
 
     if n <= chunk || threads <= 1 then
-        if n > 0 then body 0 n
+        if n > 0 then
+            body 0 n
     else
         let chunks = (n + chunk - 1) / chunk
         let opts = ParallelOptions(MaxDegreeOfParallelism = threads)
@@ -154,8 +157,11 @@ let private fillWords (key: Key) (start: int) (stop: int) (put: int -> uint32 ->
         let struct (w0, w1) = threefry2x32 key (uint32 b) 0u
         let i = 2 * b
 
-        if i >= start then put i w0
-        if i + 1 < stop then put (i + 1) w1
+        if i >= start then
+            put i w0
+
+        if i + 1 < stop then
+            put (i + 1) w1
 
         b <- b + 1
 
@@ -240,8 +246,11 @@ let normal (key: Key) (n: int) (dtype: DType) : Storage =
             let struct (sn, cs) = Math.SinCos(twoPi * u2)
             let i = 2 * j
 
-            if i >= s then put i (r * cs)
-            if i + 1 < e then put (i + 1) (r * sn)
+            if i >= s then
+                put i (r * cs)
+
+            if i + 1 < e then
+                put (i + 1) (r * sn)
 
     match dtype with
     | Float32 ->
@@ -300,7 +309,10 @@ let private logFactorial (k: float) =
     else
         let x = k + 1.0
         let x2 = x * x
-        (x - 0.5) * log x - x + halfLog2Pi + (1.0 / 12.0 - (1.0 / 360.0 - 1.0 / (1260.0 * x2)) / x2) / x
+
+        (x - 0.5) * log x - x
+        + halfLog2Pi
+        + (1.0 / 12.0 - (1.0 / 360.0 - 1.0 / (1260.0 * x2)) / x2) / x
 
 /// One Poisson(lambda) variate drawn from the sub-stream `sub` (uniform j is block j).
 let private poissonOne (sub: Key) (lambda: float) : float =
@@ -342,7 +354,10 @@ let private poissonOne (sub: Key) (lambda: float) : float =
                 result <- k
             elif k < 0.0 || (us < 0.013 && v > us) then
                 ()
-            elif log v + logInvAlpha - log (a / (us * us) + b) <= -lambda + k * loglam - logFactorial k then
+            elif
+                log v + logInvAlpha - log (a / (us * us) + b)
+                <= -lambda + k * loglam - logFactorial k
+            then
                 result <- k
 
         result

@@ -5,11 +5,11 @@ module SnnFunc.Shape
 open System
 
 /// Formats a shape the way every message in SnnFunc shows it: "[64; 246]", "[]" for a scalar.
-let format (shape: int[]) =
-    "[" + String.Join("; ", shape) + "]"
+let format (shape: int[]) = "[" + String.Join("; ", shape) + "]"
 
 /// Raises an ArgumentException whose message starts with the operation's name.
-let fail (op: string) (message: string) : 'a = raise (ArgumentException($"{op}: {message}"))
+let fail (op: string) (message: string) : 'a =
+    raise (ArgumentException($"{op}: {message}"))
 
 /// Checks that a shape is usable (non-null, no negative dimension, element count fits an int) and
 /// returns its element count. The product of the non-zero dimensions must fit an int too, whatever
@@ -89,10 +89,14 @@ let broadcast (op: string) (a: int[]) (b: int[]) =
         let db = if i < rank - b.Length then 1 else b[i - (rank - b.Length)]
 
         result[i] <-
-            if da = db then da
-            elif da = 1 then db
-            elif db = 1 then da
-            else fail op $"shapes %s{format a} and %s{format b} cannot be broadcast together"
+            if da = db then
+                da
+            elif da = 1 then
+                db
+            elif db = 1 then
+                da
+            else
+                fail op $"shapes %s{format a} and %s{format b} cannot be broadcast together"
 
     result
 

@@ -41,10 +41,15 @@ and [<AbstractClass>] CustomFn(name: string) =
     /// For linear functions: cotangents of the linear arguments (null entries for constants or zeros)
     /// given the output cotangents (null = zero). `args` holds the constants; linear slots are null.
     abstract Transpose: args: Tensor[] * cotangents: Tensor[] -> Tensor[]
-    default f.Transpose(_, _) = invalidOp $"%s{f.Name} is not linear and has no transpose rule"
+
+    default f.Transpose(_, _) =
+        invalidOp $"%s{f.Name} is not linear and has no transpose rule"
+
     /// For linear functions: the shapes and dtypes of the outputs (recorded without evaluating).
     abstract OutputTypes: (int[] * DType)[]
-    default f.OutputTypes = invalidOp $"%s{f.Name} is not linear: its output types are only known by calling it"
+
+    default f.OutputTypes =
+        invalidOp $"%s{f.Name} is not linear: its output types are only known by calling it"
 
 /// The per-value state a transform keeps inside a traced tensor.
 and [<AbstractClass>] Tracer(trace: Trace) =
@@ -76,8 +81,7 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
         if isNull (box tracer) then
             storage
         else
-            invalidOp
-                $"Tensor.Storage: the tensor is traced by '%s{tracer.Trace.Name}'; its values are not available inside the transform"
+            invalidOp $"Tensor.Storage: the tensor is traced by '%s{tracer.Trace.Name}'; its values are not available inside the transform"
 
     // -----------------------------------------------------------------------------------------
     // Construction
@@ -95,19 +99,25 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
         Tensor(Array.copy shape, storage.DType, storage, Unchecked.defaultof<Tracer>)
 
     /// Wraps a concrete buffer; its length must match the shape. The buffer is not copied.
-    static member FromStorage(shape: int[], storage: Storage) = Tensor.Create("Tensor.FromStorage", shape, storage)
+    static member FromStorage(shape: int[], storage: Storage) =
+        Tensor.Create("Tensor.FromStorage", shape, storage)
 
     /// A traced tensor (for transform implementations).
-    static member internal OfTracer(shape: int[], dtype: DType, tracer: Tracer) = Tensor(shape, dtype, Unchecked.defaultof<Storage>, tracer)
+    static member internal OfTracer(shape: int[], dtype: DType, tracer: Tracer) =
+        Tensor(shape, dtype, Unchecked.defaultof<Storage>, tracer)
 
     /// A Float32 tensor with a copy of `data` in row-major order.
     static member FromArray(data: float32[], [<ParamArray>] shape: int[]) =
-        if isNull data then Shape.fail "Tensor.FromArray" "data is null"
+        if isNull data then
+            Shape.fail "Tensor.FromArray" "data is null"
+
         Tensor.Create("Tensor.FromArray", shape, Storage.F32(Array.copy data))
 
     /// A Float64 tensor with a copy of `data` in row-major order.
     static member FromArray(data: float[], [<ParamArray>] shape: int[]) =
-        if isNull data then Shape.fail "Tensor.FromArray" "data is null"
+        if isNull data then
+            Shape.fail "Tensor.FromArray" "data is null"
+
         Tensor.Create("Tensor.FromArray", shape, Storage.F64(Array.copy data))
 
     static member private Filled(op: string, shape: int[], value: float, dtype: DType) =
@@ -122,11 +132,17 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
         Tensor.Filled("Tensor.full", shape, value, defaultArg dtype Float32)
 
     /// A Float32 tensor of zeros.
-    static member Zeros([<ParamArray>] shape: int[]) = Tensor.Filled("Tensor.zeros", shape, 0.0, Float32)
+    static member Zeros([<ParamArray>] shape: int[]) =
+        Tensor.Filled("Tensor.zeros", shape, 0.0, Float32)
+
     /// A Float32 tensor of ones.
-    static member Ones([<ParamArray>] shape: int[]) = Tensor.Filled("Tensor.ones", shape, 1.0, Float32)
+    static member Ones([<ParamArray>] shape: int[]) =
+        Tensor.Filled("Tensor.ones", shape, 1.0, Float32)
+
     /// A rank-0 tensor.
-    static member Scalar(value: float, ?dtype: DType) = Tensor.Full([||], value, defaultArg dtype Float32)
+    static member Scalar(value: float, ?dtype: DType) =
+        Tensor.Full([||], value, defaultArg dtype Float32)
+
     /// Zeros with the shape and dtype of `t`.
     static member ZerosLike(t: Tensor) = Tensor.Full(t.ShapeRef, 0.0, t.DType)
     /// Ones with the shape and dtype of `t`.
@@ -144,7 +160,9 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
             if isNull a then
                 Shape.fail (op ()) "an argument is null"
 
-        let outShape, outDType = Prim.infer prim (args |> Array.map (fun a -> a.ShapeRef)) (args |> Array.map (fun a -> a.DType))
+        let outShape, outDType =
+            Prim.infer prim (args |> Array.map (fun a -> a.ShapeRef)) (args |> Array.map (fun a -> a.DType))
+
         let mutable top: Trace = Unchecked.defaultof<Trace>
 
         for a in args do
@@ -155,7 +173,9 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
                     top <- trace
 
         if isNull (box top) then
-            let storage = Eval.run prim outShape outDType (args |> Array.map (fun a -> a.ShapeRef, a.StorageOrNull))
+            let storage =
+                Eval.run prim outShape outDType (args |> Array.map (fun a -> a.ShapeRef, a.StorageOrNull))
+
             Tensor(outShape, outDType, storage, null)
         elif not top.IsLive then
             invalidOp
@@ -178,7 +198,8 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
                 if isNull (box top) || trace.Level > top.Level then
                     top <- trace
 
-        if isNull (box top) then fn.Call args
+        if isNull (box top) then
+            fn.Call args
         elif not top.IsLive then
             invalidOp
                 $"%s{fn.Name}: escaped tracer: a value traced by '%s{top.Name}' was used after that transform returned (keep traced values inside the function you transform)"
@@ -219,7 +240,11 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
 
             let fmt (v: float) =
                 let s = v.ToString("G6", CultureInfo.InvariantCulture)
-                if dtype = Float32 then (float32 v).ToString("G6", CultureInfo.InvariantCulture) else s
+
+                if dtype = Float32 then
+                    (float32 v).ToString("G6", CultureInfo.InvariantCulture)
+                else
+                    s
 
             // Nested brackets, eliding the middle of long axes.
             let rec write (axis: int) (offset: int) =
@@ -231,14 +256,26 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
                     sb.Append('[') |> ignore
 
                     let shown =
-                        if n <= maxShown then [ 0 .. n - 1 ] else [ 0..2 ] @ [ -1 ] @ [ n - 3 .. n - 1 ]
+                        if n <= maxShown then
+                            [ 0 .. n - 1 ]
+                        else
+                            [ 0..2 ] @ [ -1 ] @ [ n - 3 .. n - 1 ]
 
                     shown
                     |> List.iteri (fun k i ->
                         if k > 0 then
-                            sb.Append(if axis = shape.Length - 1 then ", " else ",\n" + String(' ', axis + 8)) |> ignore
+                            sb.Append(
+                                if axis = shape.Length - 1 then
+                                    ", "
+                                else
+                                    ",\n" + String(' ', axis + 8)
+                            )
+                            |> ignore
 
-                        if i < 0 then sb.Append("...") |> ignore else write (axis + 1) (offset + i * stride))
+                        if i < 0 then
+                            sb.Append("...") |> ignore
+                        else
+                            write (axis + 1) (offset + i * stride))
 
                     sb.Append(']') |> ignore
 
@@ -255,6 +292,7 @@ type Tensor with
 
     static member private Unary(op: UnaryOp, t: Tensor) = Tensor.Apply(Prim.Unary op, t)
     static member private Binary(op: BinaryOp, a: Tensor, b: Tensor) = Tensor.Apply(Prim.Binary op, a, b)
+
     /// A scalar of `like`'s dtype (scalar operands take the tensor's dtype). A null `like` gives a
     /// Float32 scalar, so that the operation it feeds reports the null argument by name.
     static member private ScalarLike(like: Tensor, value: float) =
@@ -293,26 +331,50 @@ type Tensor with
     /// Elementwise smaller value (NaN propagates).
     member a.Minimum(b: Tensor) = Tensor.Binary(BinaryOp.Min, a, b)
     member a.Pow(b: Tensor) = Tensor.Binary(BinaryOp.Pow, a, b)
-    member a.Pow(b: float) = Tensor.Binary(BinaryOp.Pow, a, Tensor.ScalarLike(a, b))
+
+    member a.Pow(b: float) =
+        Tensor.Binary(BinaryOp.Pow, a, Tensor.ScalarLike(a, b))
 
     // Operators are static: they go straight to Tensor.Apply, which reports a null operand by name
     // (calling a member on a null left operand would raise NullReferenceException).
     static member (+)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Add, a, b)
-    static member (+)(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Add, a, Tensor.ScalarLike(a, b))
-    static member (+)(a: float, b: Tensor) = Tensor.Binary(BinaryOp.Add, Tensor.ScalarLike(b, a), b)
+
+    static member (+)(a: Tensor, b: float) =
+        Tensor.Binary(BinaryOp.Add, a, Tensor.ScalarLike(a, b))
+
+    static member (+)(a: float, b: Tensor) =
+        Tensor.Binary(BinaryOp.Add, Tensor.ScalarLike(b, a), b)
+
     static member (-)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Sub, a, b)
-    static member (-)(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Sub, a, Tensor.ScalarLike(a, b))
-    static member (-)(a: float, b: Tensor) = Tensor.Binary(BinaryOp.Sub, Tensor.ScalarLike(b, a), b)
+
+    static member (-)(a: Tensor, b: float) =
+        Tensor.Binary(BinaryOp.Sub, a, Tensor.ScalarLike(a, b))
+
+    static member (-)(a: float, b: Tensor) =
+        Tensor.Binary(BinaryOp.Sub, Tensor.ScalarLike(b, a), b)
+
     static member (*)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Mul, a, b)
-    static member (*)(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Mul, a, Tensor.ScalarLike(a, b))
-    static member (*)(a: float, b: Tensor) = Tensor.Binary(BinaryOp.Mul, Tensor.ScalarLike(b, a), b)
+
+    static member (*)(a: Tensor, b: float) =
+        Tensor.Binary(BinaryOp.Mul, a, Tensor.ScalarLike(a, b))
+
+    static member (*)(a: float, b: Tensor) =
+        Tensor.Binary(BinaryOp.Mul, Tensor.ScalarLike(b, a), b)
+
     static member (/)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Div, a, b)
-    static member (/)(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Div, a, Tensor.ScalarLike(a, b))
-    static member (/)(a: float, b: Tensor) = Tensor.Binary(BinaryOp.Div, Tensor.ScalarLike(b, a), b)
+
+    static member (/)(a: Tensor, b: float) =
+        Tensor.Binary(BinaryOp.Div, a, Tensor.ScalarLike(a, b))
+
+    static member (/)(a: float, b: Tensor) =
+        Tensor.Binary(BinaryOp.Div, Tensor.ScalarLike(b, a), b)
+
     static member (~-)(a: Tensor) = Tensor.Unary(UnaryOp.Neg, a)
     /// F#'s `**` operator.
     static member Pow(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Pow, a, b)
-    static member Pow(a: Tensor, b: float) = Tensor.Binary(BinaryOp.Pow, a, Tensor.ScalarLike(a, b))
+
+    static member Pow(a: Tensor, b: float) =
+        Tensor.Binary(BinaryOp.Pow, a, Tensor.ScalarLike(a, b))
 
     // Comparisons: 0/1 masks of the operands' dtype -----------------------------------------------
     member a.Eq(b: Tensor) = Tensor.Binary(BinaryOp.Eq, a, b)
@@ -342,18 +404,35 @@ type Tensor with
             r
 
     /// Sum of all elements (a scalar).
-    member t.Sum() = t.Reduce(ReduceOp.Sum, "sum", Array.init t.Rank id, false)
+    member t.Sum() =
+        t.Reduce(ReduceOp.Sum, "sum", Array.init t.Rank id, false)
+
     /// Sum along one axis (negative counts from the end).
-    member t.Sum(axis: int, ?keepDims: bool) = t.Reduce(ReduceOp.Sum, "sum", [| axis |], defaultArg keepDims false)
+    member t.Sum(axis: int, ?keepDims: bool) =
+        t.Reduce(ReduceOp.Sum, "sum", [| axis |], defaultArg keepDims false)
+
     /// Sum along several axes.
-    member t.SumAxes(axes: int[], ?keepDims: bool) = t.Reduce(ReduceOp.Sum, "sum", axes, defaultArg keepDims false)
+    member t.SumAxes(axes: int[], ?keepDims: bool) =
+        t.Reduce(ReduceOp.Sum, "sum", axes, defaultArg keepDims false)
+
     /// Largest element (NaN propagates; an empty tensor is an error).
-    member t.Max() = t.Reduce(ReduceOp.Max, "max", Array.init t.Rank id, false)
-    member t.Max(axis: int, ?keepDims: bool) = t.Reduce(ReduceOp.Max, "max", [| axis |], defaultArg keepDims false)
-    member t.MaxAxes(axes: int[], ?keepDims: bool) = t.Reduce(ReduceOp.Max, "max", axes, defaultArg keepDims false)
-    member t.Min() = t.Reduce(ReduceOp.Min, "min", Array.init t.Rank id, false)
-    member t.Min(axis: int, ?keepDims: bool) = t.Reduce(ReduceOp.Min, "min", [| axis |], defaultArg keepDims false)
-    member t.MinAxes(axes: int[], ?keepDims: bool) = t.Reduce(ReduceOp.Min, "min", axes, defaultArg keepDims false)
+    member t.Max() =
+        t.Reduce(ReduceOp.Max, "max", Array.init t.Rank id, false)
+
+    member t.Max(axis: int, ?keepDims: bool) =
+        t.Reduce(ReduceOp.Max, "max", [| axis |], defaultArg keepDims false)
+
+    member t.MaxAxes(axes: int[], ?keepDims: bool) =
+        t.Reduce(ReduceOp.Max, "max", axes, defaultArg keepDims false)
+
+    member t.Min() =
+        t.Reduce(ReduceOp.Min, "min", Array.init t.Rank id, false)
+
+    member t.Min(axis: int, ?keepDims: bool) =
+        t.Reduce(ReduceOp.Min, "min", [| axis |], defaultArg keepDims false)
+
+    member t.MinAxes(axes: int[], ?keepDims: bool) =
+        t.Reduce(ReduceOp.Min, "min", axes, defaultArg keepDims false)
 
     /// Mean along several axes (composition: sum / count).
     member t.MeanAxes(axes: int[], ?keepDims: bool) =
@@ -362,12 +441,17 @@ type Tensor with
         t.SumAxes(axes, defaultArg keepDims false) / float n
 
     member t.Mean() = t.MeanAxes(Array.init t.Rank id)
-    member t.Mean(axis: int, ?keepDims: bool) = t.MeanAxes([| axis |], defaultArg keepDims false)
+
+    member t.Mean(axis: int, ?keepDims: bool) =
+        t.MeanAxes([| axis |], defaultArg keepDims false)
 
     /// Index of the largest element along an axis, as values of the tensor's dtype.
-    member t.ArgMax(axis: int) = Tensor.Apply(Prim.ArgMax(Shape.normAxis "Tensor.argmax" t.Rank axis), t)
+    member t.ArgMax(axis: int) =
+        Tensor.Apply(Prim.ArgMax(Shape.normAxis "Tensor.argmax" t.Rank axis), t)
+
     /// Index of the smallest element along an axis, as values of the tensor's dtype.
-    member t.ArgMin(axis: int) = Tensor.Apply(Prim.ArgMin(Shape.normAxis "Tensor.argmin" t.Rank axis), t)
+    member t.ArgMin(axis: int) =
+        Tensor.Apply(Prim.ArgMin(Shape.normAxis "Tensor.argmin" t.Rank axis), t)
 
     /// log(sum(exp(x))) along an axis, computed stably (shifted by the max, which carries no gradient
     /// of its own: the shift cancels).
@@ -440,10 +524,16 @@ type Tensor with
         if t.Rank < 2 then
             Shape.fail "Tensor.transpose" $"needs rank >= 2, got shape %s{Shape.format t.ShapeRef}"
 
-        t.Permute(Array.init t.Rank (fun i -> if i = t.Rank - 2 then t.Rank - 1 elif i = t.Rank - 1 then t.Rank - 2 else i))
+        t.Permute(
+            Array.init t.Rank (fun i ->
+                if i = t.Rank - 2 then t.Rank - 1
+                elif i = t.Rank - 1 then t.Rank - 2
+                else i)
+        )
 
     /// The box starting at `starts` with extent `sizes` (one entry per axis).
-    member t.Slice(starts: int[], sizes: int[]) = Tensor.Apply(Prim.Slice(starts, sizes), t)
+    member t.Slice(starts: int[], sizes: int[]) =
+        Tensor.Apply(Prim.Slice(starts, sizes), t)
 
     /// Elements [start, start + length) along one axis.
     member t.Narrow(axis: int, start: int, length: int) =
@@ -465,7 +555,11 @@ type Tensor with
         if tensors.Length = 0 then
             Shape.fail "Tensor.concat" "needs at least one tensor"
 
-        tensors |> Array.iteri (fun i t -> if isNull t then Shape.fail "Tensor.concat" $"tensor %d{i} is null")
+        tensors
+        |> Array.iteri (fun i t ->
+            if isNull t then
+                Shape.fail "Tensor.concat" $"tensor %d{i} is null")
+
         let axis = Shape.normAxis "Tensor.concat" tensors[0].Rank (defaultArg axis 0)
         Tensor.Apply(Prim.Concat axis, tensors)
 
@@ -477,7 +571,11 @@ type Tensor with
         if tensors.Length = 0 then
             Shape.fail "Tensor.stack" "needs at least one tensor"
 
-        tensors |> Array.iteri (fun i t -> if isNull t then Shape.fail "Tensor.stack" $"tensor %d{i} is null")
+        tensors
+        |> Array.iteri (fun i t ->
+            if isNull t then
+                Shape.fail "Tensor.stack" $"tensor %d{i} is null")
+
         let axis = Shape.normAxis "Tensor.stack" (tensors[0].Rank + 1) (defaultArg axis 0)
 
         for t in tensors do
@@ -504,7 +602,11 @@ type Tensor with
         Tensor.Apply(Prim.ScatterAdd(axis, Array.copy indices, Array.copy indexShape, size), t)
 
     /// Converts to another element type.
-    member t.Convert(dtype: DType) = if t.DType = dtype then t else Tensor.Apply(Prim.Convert dtype, t)
+    member t.Convert(dtype: DType) =
+        if t.DType = dtype then
+            t
+        else
+            Tensor.Apply(Prim.Convert dtype, t)
 
     // Matrix product ----------------------------------------------------------------------------------
     /// Matrix product with NumPy's matmul rules: rank-1 operands are treated as a row (left) or a
@@ -533,21 +635,28 @@ type Tensor with
 
     /// Matrix product of op(a)·op(b) where op transposes the last two axes when asked — without
     /// materialising the transpose.
-    member a.MatMul(b: Tensor, transA: bool, transB: bool) = Tensor.Apply(Prim.MatMul(transA, transB), a, b)
+    member a.MatMul(b: Tensor, transA: bool, transB: bool) =
+        Tensor.Apply(Prim.MatMul(transA, transB), a, b)
 
     // More creation -------------------------------------------------------------------------------------
     /// 0, 1, ..., n-1.
-    static member Arange(n: int, ?dtype: DType) = Tensor.Arange(0.0, float n, 1.0, defaultArg dtype Float32)
+    static member Arange(n: int, ?dtype: DType) =
+        Tensor.Arange(0.0, float n, 1.0, defaultArg dtype Float32)
 
     /// start, start + step, ... up to but excluding stop (NumPy's arange).
     static member Arange(start: float, stop: float, step: float, ?dtype: DType) =
-        if step = 0.0 || not (Double.IsFinite step && Double.IsFinite start && Double.IsFinite stop) then
+        if
+            step = 0.0
+            || not (Double.IsFinite step && Double.IsFinite start && Double.IsFinite stop)
+        then
             Shape.fail "Tensor.arange" $"needs a non-zero finite step and finite bounds, got start %g{start}, stop %g{stop}, step %g{step}"
 
         let count = Math.Ceiling((stop - start) / step)
 
         if count > float Int32.MaxValue then
-            Shape.fail "Tensor.arange" $"start %g{start}, stop %g{stop}, step %g{step} would give %g{count} elements, more than %d{Int32.MaxValue}"
+            Shape.fail
+                "Tensor.arange"
+                $"start %g{start}, stop %g{stop}, step %g{step} would give %g{count} elements, more than %d{Int32.MaxValue}"
 
         let n = max 0 (int count)
         let values = Array.init n (fun i -> start + float i * step)
@@ -559,7 +668,11 @@ type Tensor with
             Shape.fail "Tensor.linspace" $"count %d{n} is negative"
 
         let values =
-            Array.init n (fun i -> if n = 1 then start else start + (stop - start) * float i / float (n - 1))
+            Array.init n (fun i ->
+                if n = 1 then
+                    start
+                else
+                    start + (stop - start) * float i / float (n - 1))
 
         // The formula can miss `stop` by an ulp (0.3 + (0.9 - 0.3) = 0.9000000000000001); NumPy sets it.
         if n > 1 then

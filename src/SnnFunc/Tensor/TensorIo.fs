@@ -13,7 +13,8 @@ module TensorIo =
         Tensor.FromStorage(shape, storage)
 
     /// Writes a concrete tensor to a stream in .npy format ('<f4' or '<f8', C order).
-    let writeNpy (stream: Stream) (t: Tensor) : unit = NpyFormat.write stream t.Shape t.Storage
+    let writeNpy (stream: Stream) (t: Tensor) : unit =
+        NpyFormat.write stream t.Shape t.Storage
 
     /// Loads a .npy file as a concrete tensor.
     let loadNpy (path: string) : Tensor =
@@ -22,17 +23,21 @@ module TensorIo =
 
     /// Saves a concrete tensor as a .npy file, atomically (an existing file is replaced only once
     /// the new one is complete). The path is used as given: no ".npy" is appended.
-    let saveNpy (path: string) (t: Tensor) : unit = NpyFormat.writeFile path t.Shape t.Storage
+    let saveNpy (path: string) (t: Tensor) : unit =
+        NpyFormat.writeFile path t.Shape t.Storage
 
 /// Named tensors as .npz archives (np.savez / np.savez_compressed).
 [<RequireQualifiedAccess>]
 module Npz =
 
     let private toTensors (arrays: (string * (int[] * Storage)) list) =
-        arrays |> List.map (fun (name, (shape, storage)) -> name, Tensor.FromStorage(shape, storage))
+        arrays
+        |> List.map (fun (name, (shape, storage)) -> name, Tensor.FromStorage(shape, storage))
 
     let private toArrays (tensors: (string * Tensor) seq) =
-        tensors |> Seq.map (fun (name, t: Tensor) -> name, t.Shape, t.Storage) |> List.ofSeq
+        tensors
+        |> Seq.map (fun (name, t: Tensor) -> name, t.Shape, t.Storage)
+        |> List.ofSeq
 
     /// Reads every array of a .npz stream, in archive order.
     let read (stream: Stream) : (string * Tensor) list = NpyFormat.readNpz stream |> toTensors

@@ -103,7 +103,10 @@ module Tensor =
     let slice (starts: int[]) (sizes: int[]) (t: Tensor) = t.Slice(starts, sizes)
     let narrow (axis: int) (start: int) (length: int) (t: Tensor) = t.Narrow(axis, start, length)
     let pad (low: int[]) (high: int[]) (t: Tensor) = t.Pad(low, high)
-    let concat (axis: int) (tensors: Tensor seq) = Tensor.Concat(Seq.toArray tensors, axis)
+
+    let concat (axis: int) (tensors: Tensor seq) =
+        Tensor.Concat(Seq.toArray tensors, axis)
+
     let stack (axis: int) (tensors: Tensor seq) = Tensor.Stack(Seq.toArray tensors, axis)
     let gather (axis: int) (indices: int[]) (t: Tensor) = t.Gather(axis, indices)
     let scatterAdd (axis: int) (indices: int[]) (size: int) (t: Tensor) = t.ScatterAdd(axis, indices, size)

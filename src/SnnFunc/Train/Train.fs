@@ -19,7 +19,9 @@ module Train =
     let average (perStep: Metric list seq) : Metric list =
         let all = perStep |> Seq.concat |> List.ofSeq
         let names = all |> List.map fst |> List.distinct
-        names |> List.map (fun n -> n, all |> List.filter (fst >> (=) n) |> List.averageBy snd)
+
+        names
+        |> List.map (fun n -> n, all |> List.filter (fst >> (=) n) |> List.averageBy snd)
 
     /// True when a live progress display makes sense (an interactive terminal, not CI or a pipe).
     let interactive () =
@@ -82,9 +84,11 @@ module Train =
         let os = Tree.leaves optState
 
         let entries =
-            [ yield "epochs_done", Tensor.Scalar(float epochsDone, Float64)
-              for i in 0 .. ps.Length - 1 -> $"param_%04d{i}", ps[i]
-              for i in 0 .. os.Length - 1 -> $"opt_%04d{i}", os[i] ]
+            [
+                yield "epochs_done", Tensor.Scalar(float epochsDone, Float64)
+                for i in 0 .. ps.Length - 1 -> $"param_%04d{i}", ps[i]
+                for i in 0 .. os.Length - 1 -> $"opt_%04d{i}", os[i]
+            ]
 
         match Path.GetDirectoryName(Path.GetFullPath path) with
         | null -> ()
@@ -108,10 +112,17 @@ module Train =
                 match arrays.TryFind name with
                 | None -> invalidDataException path $"checkpoint has no array '%s{name}'"
                 | Some t when t.ShapeRef <> l.ShapeRef ->
-                    invalidDataException path $"checkpoint array '%s{name}' has shape %s{Shape.format t.ShapeRef}, expected %s{Shape.format l.ShapeRef}"
+                    invalidDataException
+                        path
+                        $"checkpoint array '%s{name}' has shape %s{Shape.format t.ShapeRef}, expected %s{Shape.format l.ShapeRef}"
                 | Some t -> t.Convert l.DType)
 
         let ps, pdef = Tree.flatten parametersLike
         let os, odef = Tree.flatten optStateLike
-        let epochs = arrays.TryFind "epochs_done" |> Option.map (fun t -> int (t.ToScalar())) |> Option.defaultValue 0
+
+        let epochs =
+            arrays.TryFind "epochs_done"
+            |> Option.map (fun t -> int (t.ToScalar()))
+            |> Option.defaultValue 0
+
         Tree.unflatten pdef (take "param" ps), Tree.unflatten odef (take "opt" os), epochs
