@@ -777,7 +777,8 @@ module Mnist =
                 d
             else
                 { d with
-                    X = downscale options.Size d.X
+                    // Pixels stay in [0, 1]: float32 rounding of the averages can overshoot 1 by an ulp.
+                    X = (downscale options.Size d.X).Minimum(Tensor.Scalar(1.0, d.X.DType))
                 }
 
         {

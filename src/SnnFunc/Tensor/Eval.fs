@@ -382,7 +382,7 @@ let private f64 (s: Storage) =
     | Storage.F32 _ -> invalidOp "expected float64 storage"
 
 /// Evaluates a primitive on concrete arguments (shape, storage) whose output shape is `outShape`.
-let run (prim: Prim) (outShape: int[]) (outDType: DType) (args: (int[] * Storage)[]) : Storage =
+let run (prim: Prim) (outShape: int[]) (args: (int[] * Storage)[]) : Storage =
     let shape0, x0 = args[0]
     let isF32 = x0.DType = Float32
 
@@ -434,6 +434,4 @@ let run (prim: Prim) (outShape: int[]) (outDType: DType) (args: (int[] * Storage
         | Storage.F64 a, Float32 -> Storage.F32(Array.map float32 a)
         | Storage.F32 a, Float32 -> Storage.F32(Array.copy a)
         | Storage.F64 a, Float64 -> Storage.F64(Array.copy a)
-    |> fun s ->
-        ignore outDType
-        s
+

@@ -174,7 +174,7 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
 
         if isNull (box top) then
             let storage =
-                Eval.run prim outShape outDType (args |> Array.map (fun a -> a.ShapeRef, a.StorageOrNull))
+                Eval.run prim outShape (args |> Array.map (fun a -> a.ShapeRef, a.StorageOrNull))
 
             Tensor(outShape, outDType, storage, null)
         elif not top.IsLive then
