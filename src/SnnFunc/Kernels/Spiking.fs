@@ -235,49 +235,6 @@ module internal Loops =
                 li[j] <- b * li[j] + a * l1
                 lv[j] <- oneMinusA * l1
 
-    /// The rows of a [rows; width] matrix as sparse rows when it holds only 0s and 1s and at most
-    /// `maxDensity` of it is ones; otherwise None (then a dense product is the better choice).
-    let inline tryCompress (x: ^T[], rows: int, width: int, maxDensity: float) =
-        let mutable ones = 0
-        let mutable binary = true
-        let mutable p = 0
-
-        while binary && p < x.Length do
-            let v = x[p]
-
-            if v = LanguagePrimitives.GenericOne then
-                ones <- ones + 1
-            elif v <> LanguagePrimitives.GenericZero then
-                binary <- false
-
-            p <- p + 1
-
-        if not binary || float ones > maxDensity * float (max 1 x.Length) then
-            None
-        else
-            let rowStart = Array.zeroCreate (rows + 1)
-            let cols = Array.zeroCreate ones
-            let mutable q = 0
-
-            for r in 0 .. rows - 1 do
-                rowStart[r] <- q
-                let o = r * width
-
-                for j in 0 .. width - 1 do
-                    if x[o + j] = LanguagePrimitives.GenericOne then
-                        cols[q] <- j
-                        q <- q + 1
-
-            rowStart[rows] <- q
-
-            Some
-                {
-                    Rows = rows
-                    Width = width
-                    RowStart = rowStart
-                    Cols = cols
-                }
-
     /// out[r, :] <- Σ over ones (r, j) of w[j, :]   (out = x · w for a sparse 0/1 x; w is [width; n]).
     let inline sparseTimesDense (x: SpikeRows, w: ^T[], n: int, out: ^T[]) =
         Array.Clear out
@@ -451,11 +408,61 @@ type Spiking =
     static member Surrogate(shape, p: float, vTh: float, v: float[], s: float[]) =
         SurrogateLoops.evaluate (shape, p, vTh, v, s)
 
-    static member TryCompress(x: float32[], rows, width, maxDensity) =
-        Loops.tryCompress (x, rows, width, maxDensity)
+    /// One pass over the bit patterns of x: runs of zeros (+0.0 is all-zero bits) are skipped by a
+    /// vectorised search, every other element must have the bits of 1.0. Stops as soon as x proves
+    /// not binary or too dense.
+    static member private CompressBits<'I when 'I: struct and 'I :> IEquatable<'I> and 'I: (new: unit -> 'I) and 'I :> ValueType>
+        (bits: ReadOnlySpan<'I>, one: 'I, rows: int, width: int, maxDensity: float)
+        =
+        let limit = int (maxDensity * float (max 1 bits.Length))
+        let cols = ResizeArray<int>()
+        let rowStart = Array.zeroCreate (rows + 1)
+        let mutable row = 0
+        let mutable p = 0
+        let mutable ok = true
 
-    static member TryCompress(x: float[], rows, width, maxDensity) =
-        Loops.tryCompress (x, rows, width, maxDensity)
+        while ok && p < bits.Length do
+            let next = bits.Slice(p).IndexOfAnyExcept(Unchecked.defaultof<'I>)
+
+            if next < 0 then
+                p <- bits.Length
+            else
+                p <- p + next
+
+                if not (bits[p].Equals one) || cols.Count >= limit then
+                    ok <- false
+                else
+                    let r = p / width
+
+                    while row < r do
+                        row <- row + 1
+                        rowStart[row] <- cols.Count
+
+                    cols.Add(p - r * width)
+                    p <- p + 1
+
+        if not ok then
+            None
+        else
+            while row < rows do
+                row <- row + 1
+                rowStart[row] <- cols.Count
+
+            Some
+                {
+                    Rows = rows
+                    Width = width
+                    RowStart = rowStart
+                    Cols = cols.ToArray()
+                }
+
+    /// The rows of a [rows; width] 0/1 matrix as sparse rows, or None when it is not binary or more
+    /// than maxDensity of it is ones (a dense product is then the better choice).
+    static member TryCompress(x: float32[], rows: int, width: int, maxDensity: float) =
+        Spiking.CompressBits(Runtime.InteropServices.MemoryMarshal.Cast<float32, int>(ReadOnlySpan x), BitConverter.SingleToInt32Bits 1.0f, rows, width, maxDensity)
+
+    static member TryCompress(x: float[], rows: int, width: int, maxDensity: float) =
+        Spiking.CompressBits(Runtime.InteropServices.MemoryMarshal.Cast<float, int64>(ReadOnlySpan x), BitConverter.DoubleToInt64Bits 1.0, rows, width, maxDensity)
 
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member SparseTimesDense(x, w: float32[], n, out) = Loops.sparseTimesDense (x, w, n, out)
