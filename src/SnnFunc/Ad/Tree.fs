@@ -86,6 +86,19 @@ module Tree =
         || FSharpType.IsFunction t
         || t = typeof<unit>
 
+    /// The elements of a sequence container, in order (its children).
+    let private elements (v: obj) = [| for x in (v :?> IEnumerable) -> x |]
+
+    /// A typed array (elem[]) holding the rebuilt children.
+    let private typedArray (elem: Type) (children: obj[]) : Array =
+        let arr = Array.CreateInstance(elem, children.Length)
+        children |> Array.iteri (fun i c -> arr.SetValue(c, i))
+        arr
+
+    /// A container rebuilt from a typed array of its children by `make`.
+    let private sequenceCodec (elem: Type) (make: Array -> obj) =
+        NodeCodec((fun v -> 0, elements v), (fun _ children -> make (typedArray elem children)))
+
     let private listCodec (elem: Type) =
         let ofArray =
             let m =
@@ -93,13 +106,7 @@ module Tree =
 
             m.MakeGenericMethod elem
 
-        NodeCodec(
-            (fun v -> 0, [| for x in (v :?> IEnumerable) -> x |]),
-            fun _ children ->
-                let arr = Array.CreateInstance(elem, children.Length)
-                children |> Array.iteri (fun i c -> arr.SetValue(c, i))
-                ofArray.Invoke(null, [| arr |])
-        )
+        sequenceCodec elem (fun arr -> ofArray.Invoke(null, [| box arr |]))
 
     let private mapInfos =
         ConcurrentDictionary<Type, Reflection.PropertyInfo * Reflection.PropertyInfo * Type * Reflection.MethodInfo>()
@@ -208,30 +215,14 @@ module Tree =
         elif typeof<ITree>.IsAssignableFrom t then
             NodeCodec((fun v -> 0, (v :?> ITree).Children), (fun _ _ -> invalidOp "ITree rebuilds from its instance"))
         elif t.IsArray then
-            let elem = t.GetElementType()
-
-            NodeCodec(
-                (fun v -> 0, [| for x in (v :?> Array) -> x |]),
-                fun _ children ->
-                    let arr = Array.CreateInstance(elem, children.Length)
-                    children |> Array.iteri (fun i c -> arr.SetValue(c, i))
-                    box arr
-            )
+            sequenceCodec (t.GetElementType()) box
         elif t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<list<_>> then
             listCodec (t.GetGenericArguments()[0])
         elif
             t.IsGenericType
             && t.GetGenericTypeDefinition() = typedefof<ReadOnlyCollection<_>>
         then
-            let elem = t.GetGenericArguments()[0]
-
-            NodeCodec(
-                (fun v -> 0, [| for x in (v :?> IEnumerable) -> x |]),
-                fun _ children ->
-                    let arr = Array.CreateInstance(elem, children.Length)
-                    children |> Array.iteri (fun i c -> arr.SetValue(c, i))
-                    Activator.CreateInstance(t, [| box arr |])
-            )
+            sequenceCodec (t.GetGenericArguments()[0]) (fun arr -> Activator.CreateInstance(t, [| box arr |]))
         elif
             t.IsGenericType
             && t.Name.StartsWith "<>z__ReadOnly"
@@ -239,18 +230,10 @@ module Tree =
         then
             // The read-only lists the C# compiler synthesises for collection expressions typed
             // IEnumerable<T>, IReadOnlyList<T> ...: rebuilt as a T[], which implements those interfaces.
-            let elem = t.GetGenericArguments()[0]
-
-            NodeCodec(
-                (fun v -> 0, [| for x in (v :?> IEnumerable) -> x |]),
-                fun _ children ->
-                    let arr = Array.CreateInstance(elem, children.Length)
-                    children |> Array.iteri (fun i c -> arr.SetValue(c, i))
-                    box arr
-            )
+            sequenceCodec (t.GetGenericArguments()[0]) box
         elif t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<List<_>> then
             NodeCodec(
-                (fun v -> 0, [| for x in (v :?> IEnumerable) -> x |]),
+                (fun v -> 0, elements v),
                 fun _ children ->
                     let l = Activator.CreateInstance t :?> IList
                     children |> Array.iter (l.Add >> ignore)
@@ -298,39 +281,23 @@ module Tree =
             let defs = children |> Array.map (fun c -> flattenInto typeof<obj> c leaves)
             Node(t, 0, defs, (fun c -> tree.Rebuild c))
         | _ when t.IsGenericType && t.GetGenericTypeDefinition() = typedefof<Map<_, _>> ->
-            let keyProp, valueProp, tupleType, ofArray = mapCodec t
-            let pairs = [| for kv in (value :?> IEnumerable) -> kv |]
-            let keys = pairs |> Array.map (fun kv -> keyProp.GetValue kv)
+            let _, _, tupleType, ofArray = mapCodec t
 
-            let defs =
-                pairs
-                |> Array.map (fun kv -> flattenInto typeof<obj> (valueProp.GetValue kv) leaves)
-
-            let rebuild (children: obj[]) =
+            keyedNode t value leaves (fun keys children ->
                 let arr = Array.CreateInstance(tupleType, children.Length)
 
                 children
                 |> Array.iteri (fun i c -> arr.SetValue(FSharpValue.MakeTuple([| keys[i]; c |], tupleType), i))
 
-                ofArray.Invoke(null, [| arr |])
-
-            Node(t, 0, Array.append (keys |> Array.map Static) defs, (fun c -> rebuild c[keys.Length ..]))
+                ofArray.Invoke(null, [| arr |]))
         | _ when
             t.IsGenericType
             && (t.GetGenericTypeDefinition() = typedefof<Dictionary<_, _>>
                 || t.GetGenericTypeDefinition() = typedefof<ReadOnlyDictionary<_, _>>)
             ->
-            let keyProp, valueProp, _, _ = mapCodec t
-            let pairs = [| for kv in (value :?> IEnumerable) -> kv |]
-            let keys = pairs |> Array.map (fun kv -> keyProp.GetValue kv)
-
-            let defs =
-                pairs
-                |> Array.map (fun kv -> flattenInto typeof<obj> (valueProp.GetValue kv) leaves)
-
             let readOnly = t.GetGenericTypeDefinition() = typedefof<ReadOnlyDictionary<_, _>>
 
-            let rebuild (children: obj[]) =
+            keyedNode t value leaves (fun keys children ->
                 let inner =
                     if readOnly then
                         typedefof<Dictionary<_, _>>.MakeGenericType(t.GetGenericArguments())
@@ -339,9 +306,7 @@ module Tree =
 
                 let d = Activator.CreateInstance inner :?> IDictionary
                 children |> Array.iteri (fun i c -> d[keys[i]] <- c)
-                if readOnly then Activator.CreateInstance(t, d) else box d
-
-            Node(t, 0, Array.append (keys |> Array.map Static) defs, (fun c -> rebuild c[keys.Length ..]))
+                if readOnly then Activator.CreateInstance(t, d) else box d)
         | _ ->
             match codecOf t with
             | LeafCodec -> failwith "unreachable: tensors are matched above"
@@ -350,6 +315,19 @@ module Tree =
                 let tag, cs = children value
                 let defs = cs |> Array.map (fun c -> flattenInto typeof<obj> c leaves)
                 Node(t, tag, defs, rebuild tag)
+
+    /// A keyed container (Map, Dictionary): the keys are part of the structure (static children
+    /// first), the values are flattened; `rebuild keys values` makes a new container.
+    and private keyedNode (t: Type) (value: obj) (leaves: ResizeArray<Tensor>) (rebuild: obj[] -> obj[] -> obj) : TreeDef =
+        let keyProp, valueProp, _, _ = mapCodec t
+        let pairs = elements value
+        let keys = pairs |> Array.map (fun kv -> keyProp.GetValue kv)
+
+        let defs =
+            pairs
+            |> Array.map (fun kv -> flattenInto typeof<obj> (valueProp.GetValue kv) leaves)
+
+        Node(t, 0, Array.append (keys |> Array.map Static) defs, (fun c -> rebuild keys c[keys.Length ..]))
 
     /// The leaves of a pytree (depth-first, in field/element order) and its structure.
     let flatten (tree: 'T) : Tensor[] * TreeDef =
