@@ -15,17 +15,7 @@ let chain (n: int) (y: Tensor) (x: Tensor) =
 
     h
 
-let private median (reps: int) (f: unit -> unit) =
-    for _ in 1..5 do
-        f ()
-
-    let times =
-        Array.init reps (fun _ ->
-            let sw = Stopwatch.StartNew()
-            f ()
-            sw.Elapsed.TotalSeconds)
-
-    (Array.sort times)[reps / 2]
+let private median (reps: int) (f: unit -> unit) = Timing.median 5 reps f
 
 /// Prints one line per mode: `ops mode=<eager|jvp|grad> shape=[64; 246] ns_per_op=<n>`.
 let run (argv: string[]) =

@@ -94,16 +94,7 @@ let run (argv: string[]) =
 
     let initialLoss = (loss w).ToScalar()
 
-    for _ in 1..3 do
-        trainStep ()
-
-    let times =
-        Array.init reps (fun _ ->
-            let sw = Stopwatch.StartNew()
-            trainStep ()
-            sw.Elapsed.TotalSeconds)
-
-    let median = (Array.sort times)[reps / 2]
+    let median = Timing.median 3 reps trainStep
 
     let spikes =
         (fst (Fused.lif lifParams (Fused.spikeMatmul x (fst w)))).Sum().ToScalar()
@@ -127,16 +118,7 @@ let profile (_: string[]) =
     let w1, w2 = initWeights 2L
 
     let time name (f: unit -> 'a) =
-        for _ in 1..20 do
-            f () |> ignore
-
-        let times =
-            Array.init 31 (fun _ ->
-                let sw = Stopwatch.StartNew()
-                f () |> ignore
-                sw.Elapsed.TotalMilliseconds)
-
-        printfn "w1-profile %s ms=%.2f" name (Array.sort times).[15]
+        printfn "w1-profile %s ms=%.2f" name (1000.0 * Timing.median 20 31 (f >> ignore))
 
     let c = Fused.spikeMatmul x w1
     let z, v = Fused.lif lifParams c

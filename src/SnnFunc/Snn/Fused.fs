@@ -96,8 +96,8 @@ type private LifLinear(p: Snn.Lif.Params, s: Tensor, z: Tensor) =
         let gz, gv = cts[0], cts[1]
 
         if not ((isNull gz || gz.IsConcrete) && (isNull gv || gv.IsConcrete)) then
-            // Cotangents traced by an outer transform: transpose with tensor operations instead.
-            invalidOp "Fused.lif: higher-order reverse mode through the fused LIF layer is not supported; use Layers with fused = false"
+            // Cotangents traced by an outer transform (grad of grad): the loops below need concrete data.
+            invalidOp "Fused.lif: higher-order reverse mode through the fused LIF layer is not supported; use Layers.lifGeneric (the step function scanned op by op)"
 
         match z.DType with
         | Float32 ->
@@ -235,7 +235,7 @@ type private LiScan(p: Snn.Li.Params) =
         let g = cts[0]
 
         if not g.IsConcrete then
-            invalidOp "Fused.li: higher-order reverse mode through the fused LI layer is not supported; use Layers with fused = false"
+            invalidOp "Fused.li: higher-order reverse mode through the fused LI layer is not supported; scan Snn.Li.step with Ad.scan (Layers.ofStep) instead"
 
         let t, m = steps "Fused.li" g
 
