@@ -165,48 +165,55 @@ let ``checkpointed scan (every 1, 3, 7 steps) has the gradient of the plain scan
             assertTreeClose $"k = %d{k}, reverse %b{reverse}" 1e-13 1e-14 g0 g
 
 [<Fact>]
-let ``checkpointed scan whose step closes over a differentiated parameter is a clear error`` () =
-    // Checkpointing recomputes segments from their explicit inputs in the backward pass; a closed-over
-    // value of the enclosing grad cannot be recomputed from them. Plain scan handles closures; with
-    // CheckpointEvery the parameters go in the carry (previous test). Before the check this failed
-    // during the backward pass with "escaped tracer ... 'grad'" from inside a transpose rule.
+let ``checkpointed scan whose step closes over a differentiated parameter gets its gradient`` () =
+    // Checkpointing recomputes segments from their inputs in the backward pass; the parameters the
+    // step closes over are found while a segment runs and become explicit inputs of the segment
+    // (closure conversion), so they receive the same gradient as without checkpointing. (Before,
+    // this failed in the backward pass with "escaped tracer ... 'grad'".)
     let p, s0, xs, c = setup 4 10
 
     let f (options: ScanOptions) (p: Params, s0: State) =
         loss c (Ad.scanWith options (step p) s0 xs)
 
-    let g0 = Ad.grad (f ScanOptions.Default) (p, s0)
+    let v0, g0 = Ad.valueAndGrad (f ScanOptions.Default) (p, s0)
     Assert.Equal<int[]>([| 3; 4 |], (fst g0).W.Shape)
 
-    let ex =
-        Assert.Throws<InvalidOperationException>(fun () ->
-            Ad.grad
-                (f
-                    { ScanOptions.Default with
-                        CheckpointEvery = 3
-                    })
-                (p, s0)
-            |> ignore)
+    for k in [ 1; 3; 4; 10 ] do
+        for reverse in [ false; true ] do
+            let options =
+                { ScanOptions.Default with
+                    CheckpointEvery = k
+                    Reverse = reverse
+                }
 
-    Assert.Contains("Ad.checkpoint", ex.Message)
-    Assert.Contains("closes over a value traced by 'grad'", ex.Message)
-    Assert.Contains("carry", ex.Message)
-    // A concrete (not differentiated) closed-over value is fine.
-    let g =
-        Ad.grad
-            (fun s0 ->
-                loss
-                    c
-                    (Ad.scanWith
+            let reference =
+                Ad.grad
+                    (f
                         { ScanOptions.Default with
-                            CheckpointEvery = 3
-                        }
-                        (step p)
-                        s0
-                        xs))
-            s0
+                            Reverse = reverse
+                        })
+                    (p, s0)
 
-    assertTreeClose "closure over a constant" 1e-13 1e-14 (snd g0) g
+            let v, g = Ad.valueAndGrad (f options) (p, s0)
+
+            if not reverse then
+                Assert.Equal(v0.ToScalar(), v.ToScalar())
+
+            assertTreeClose $"closure, k = %d{k}, reverse %b{reverse}" 1e-13 1e-14 reference g
+
+    // Forward mode and second order through the same closure.
+    let options =
+        { ScanOptions.Default with
+            CheckpointEvery = 3
+        }
+
+    let dp = Tree.map Tensor.onesLike p
+    let _, t0 = Ad.jvp (fun p -> f ScanOptions.Default (p, s0)) p dp
+    let _, t = Ad.jvp (fun p -> f options (p, s0)) p dp
+    assertClose "jvp through the closure" 1e-13 1e-14 t0 t
+    let h0 = Ad.hvp (fun p -> f ScanOptions.Default (p, s0)) p dp
+    let h = Ad.hvp (fun p -> f options (p, s0)) p dp
+    assertTreeClose "hvp through the closure" 1e-12 1e-13 h0 h
 
 [<Fact>]
 let ``scan under vmap, grad of vmap of scan and vmap of grad of scan equal loops`` () =
@@ -369,3 +376,50 @@ module Memory =
         // The measurement sees the tape at all: at least one residual [64] per step.
         Assert.True(plain > int64 (steps * 64 * 8), $"plain scan retained only %d{plain} bytes")
         Assert.True(checkpointed * 4L < plain, $"checkpointed scan retained %d{checkpointed} bytes, plain %d{plain}")
+
+[<Fact>]
+let ``scan over zero steps returns the initial carry and empty stacked outputs, like Fused.lif`` () =
+    // Before, Ad.scan threw for zero steps while Fused.lif accepted T = 0.
+    let p = { Snn.Lif.defaults with Dt = 1e-3 }
+    let c = Tensor.zeros [| 0; 2; 3 |]
+    let s0 = Snn.Lif.init [| 2; 3 |] Float32
+    let last, (z, v) = Ad.scan (Snn.Lif.stepWithMembrane p) s0 c
+    Assert.Equal<int[]>([| 0; 2; 3 |], z.Shape)
+    Assert.Equal<int[]>([| 0; 2; 3 |], v.Shape)
+    assertEqualValues "carry unchanged" s0.V last.V
+    let zf, vf = Fused.lif p c
+    Assert.Equal<int[]>(z.Shape, zf.Shape)
+    Assert.Equal<int[]>(v.Shape, vf.Shape)
+    // Outputs of a different structure and shape than the carry, and xs without leaves.
+    let _, ys =
+        Ad.scanWith
+            { ScanOptions.Default with
+                Length = Some 0
+            }
+            (fun (c: Tensor) () -> c, (c.Sum(), c.Unsqueeze 0))
+            (Tensor.ones [| 4 |])
+            ()
+
+    Assert.Equal<int[]>([| 0 |], (fst ys).Shape)
+    Assert.Equal<int[]>([| 0; 1; 4 |], (snd ys).Shape)
+    // Derivatives: the carry passes through unchanged; checkpointing and reverse change nothing.
+    let f (options: ScanOptions) (c0: Tensor) =
+        let c, ys =
+            Ad.scanWith options (fun (c: Tensor) (x: Tensor) -> c * x, c) c0 (Tensor.zeros [| 0; 3 |])
+
+        c.Sum() + ys.Sum()
+
+    let x = Tensor.ofArray [| 1.0f; 2.0f; 3.0f |] [| 3 |]
+
+    for options in
+        [
+            ScanOptions.Default
+            { ScanOptions.Default with
+                CheckpointEvery = 2
+            }
+            { ScanOptions.Default with
+                Reverse = true
+            }
+        ] do
+        assertEqualValues "grad" (Tensor.onesLike x) (Ad.grad (f options) x)
+        assertEqualValues "jvp" (Tensor.scalar 3.0) (snd (Ad.jvp (f options) x (Tensor.onesLike x)))

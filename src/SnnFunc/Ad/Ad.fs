@@ -47,6 +47,17 @@ module Ad =
     let private zerosIfNull (like: Tensor[]) (values: Tensor[]) =
         Array.map2 (fun (l: Tensor) (v: Tensor) -> if isNull v then Tensor.ZerosLike l else v) like values
 
+    /// f on the leaves of its argument (structure `def`); the output structure can be read once it ran.
+    let private flatFn (f: 'P -> 'Q) (def: TreeDef) : (Tensor[] -> Tensor[]) * TreeDef ref =
+        let outDef = ref Unchecked.defaultof<TreeDef>
+
+        let flat (args: Tensor[]) =
+            let leaves, d = Tree.flatten (f (Tree.unflatten def args))
+            outDef.Value <- d
+            leaves
+
+        flat, outDef
+
     // -----------------------------------------------------------------------------------------
     // Forward mode
 
@@ -57,40 +68,20 @@ module Ad =
         let ts, tdef = Tree.flatten tangents
         checkSameTree "Ad.jvp" "tangents" def tdef
         checkSameTypes "Ad.jvp" "tangents" xs ts
-        let trace = JvpTrace "jvp"
-
-        try
-            let out = f (Tree.unflatten def (Array.map2 (fun x t -> trace.Wrap(x, t)) xs ts))
-            let ys, ydef = Tree.flatten out
-            let unwrapped = ys |> Array.map trace.Unwrap
-            let primalsOut = Array.map fst unwrapped
-            Tree.unflatten ydef primalsOut, Tree.unflatten ydef (zerosIfNull primalsOut (Array.map snd unwrapped))
-        finally
-            trace.Close()
+        let flat, ydef = flatFn f def
+        let primalsOut, tangentsOut = Flat.jvp "jvp" flat xs ts
+        Tree.unflatten ydef.Value primalsOut, Tree.unflatten ydef.Value tangentsOut
 
     // -----------------------------------------------------------------------------------------
     // Reverse mode: linearize (jvp with recorded tangents), then transpose
 
-    /// Runs f on x with recorded tangents: the outputs' tree, the trace and the variables.
+    /// Runs f on x with recorded tangents: the inputs, their structure, the outputs and their
+    /// structure, the trace and the input and output variables.
     let private record (name: string) (f: 'P -> 'Q) (x: 'P) =
         let xs, def = Tree.flatten x
-        let jt = JvpTrace name
-        let lt = LinTrace name
-        let inputs = xs |> Array.map (fun x -> lt.NewVar(x.ShapeRef, x.DType))
-
-        try
-            let out = f (Tree.unflatten def (Array.map2 (fun x v -> jt.Wrap(x, v)) xs inputs))
-            let ys, ydef = Tree.flatten out
-            let unwrapped = ys |> Array.map jt.Unwrap
-            let primalsOut = Array.map fst unwrapped
-
-            let outVars =
-                unwrapped |> Array.map (fun (_, t) -> if isNull t then -1 else lt.VarOf t)
-
-            xs, def, primalsOut, ydef, lt, Array.map lt.VarOf inputs, outVars
-        finally
-            jt.Close()
-            lt.Close()
+        let flat, ydef = flatFn f def
+        let primalsOut, lt, inVars, outVars = Flat.record name flat xs
+        xs, def, primalsOut, ydef.Value, lt, inVars, outVars
 
     /// vjp whose traces carry the name of the public transform (for escaped-tracer messages).
     let private vjpNamed (name: string) (f: 'P -> 'Q) (x: 'P) : 'Q * ('Q -> 'P) =
@@ -292,38 +283,14 @@ module Ad =
         fun x -> (Tensor.ApplyCustom(fn, x))[0]
 
     /// f, but reverse mode stores only its inputs and recomputes its inside during the backward pass
-    /// (trading compute for memory).
+    /// (trading compute for memory). f may close over values the enclosing transforms differentiate
+    /// (weights captured by a scan step): they are found and receive their derivatives.
     let checkpoint (f: 'P -> 'Q) : 'P -> 'Q =
         fun (x: 'P) ->
             let xs, def = Tree.flatten x
-            let mutable outDef = Unchecked.defaultof<TreeDef>
-
-            let flat (args: Tensor[]) =
-                let ys, d = Tree.flatten (f (Tree.unflatten def args))
-                outDef <- d
-                ys
-
-            let fn =
-                { new CustomFn("Ad.checkpoint") with
-                    member _.Call args = flat args
-
-                    member this.Jvp(primals, tangents) =
-                        if TangentKind.allRecorded tangents then
-                            let outs = flat primals
-                            let types = outs |> Array.map (fun o -> o.Shape, o.DType)
-
-                            let pullback (cts: Tensor[]) =
-                                let _, pb = vjp flat primals
-                                pb cts
-
-                            let linear = PullbackLinearFn("Ad.checkpoint", types, pullback)
-                            outs, Tensor.ApplyCustom(linear, zerosIfNull primals tangents)
-                        else
-                            jvp flat primals (zerosIfNull primals tangents)
-                }
-
-            let ys = Tensor.ApplyCustom(fn, xs)
-            Tree.unflatten outDef ys
+            let flat, outDef = flatFn f def
+            let ys = Tensor.ApplyCustom(CheckpointFn("Ad.checkpoint", flat), xs)
+            Tree.unflatten outDef.Value ys
 
     // -----------------------------------------------------------------------------------------
     // scan
@@ -363,8 +330,7 @@ module Ad =
 
         // Slices of every xs leaf, one per step (recorded as a single linear step in reverse mode).
         let slices =
-            xLeaves
-            |> Array.map (fun x -> Tensor.ApplyCustom(UnstackFn(steps, x.ShapeRef[1..], x.DType), x))
+            xLeaves |> Array.map (fun x -> Tensor.ApplyCustom(UnstackFn(steps, 0), x))
 
         let xAt t =
             Tree.unflatten<'X> xdef (slices |> Array.map (fun s -> s[t]))
@@ -434,7 +400,14 @@ module Ad =
 
         let ys =
             if steps = 0 then
-                invalidOp "Ad.scan: zero steps give no outputs to stack; scan needs at least one step"
+                // No step runs, but the outputs' structure and shapes are the step's: map the step
+                // over an empty batch of the (empty) xs, which yields exactly the stacked [0; ...]
+                // outputs without computing anything of size.
+                let probe (c: 'C, x: 'X, _: Tensor) = snd (step c x)
+                let carryAxes = Array.create initLeaves.Length None
+                let xsAxes = Array.create xLeaves.Length (Some 0)
+
+                vmapWith (Array.concat [ carryAxes; xsAxes; [| Some 0 |] ]) 0 probe (init, xs, Tensor.Zeros [| 0 |])
             else
                 let leafCount = outputs[0].Length
 

@@ -48,22 +48,25 @@ type internal JvpTrace(name: string) =
         if Array.forall isNull tangents then
             Tensor.ApplyCustom(fn, primals)
         else
-            let outs, outTangents = fn.Jvp(primals, tangents)
+            let outs, outTangents = fn.JvpAt(this, primals, tangents)
 
             // An output traced by this very level means the function closed over a value this
-            // transform differentiates: the rule (and a checkpoint's recomputation in the backward
-            // pass) only sees explicit arguments, so its result would be wrong or fail later with a
-            // confusing escaped-tracer error. Say so now.
+            // transform differentiates: the rule only sees explicit arguments, so its result would
+            // be wrong or fail later with a confusing escaped-tracer error. Say so now.
             for o in outs do
                 match (if isNull o then null else box o.Tracer) with
                 | :? DualTracer as d when obj.ReferenceEquals(d.Trace, this) ->
                     invalidOp
-                        $"%s{fn.Name}: the function closes over a value traced by '%s{name}' instead of taking it as an argument; custom rules and checkpointing only differentiate explicit arguments, so pass it as one (for Ad.scan with CheckpointEvery: in the carry or xs)"
+                        $"%s{fn.Name}: the function closes over a value traced by '%s{name}' instead of taking it as an argument; its custom rules only differentiate explicit arguments, so pass it as one (Ad.checkpoint and Ad.scan's segments convert such closures themselves)"
                 | _ -> ()
 
-            // Lower transforms must see the custom function itself, not the rule's primal computation.
+            // Lower transforms must see the custom function itself, not the rule's primal computation
+            // (kernels' rules already apply custom functions, which lower transforms see).
             let outs =
-                if Array.forall (fun (p: Tensor) -> p.IsConcrete) primals then
+                if
+                    fn.JvpPrimalsDispatched
+                    || Array.forall (fun (p: Tensor) -> p.IsConcrete) primals
+                then
                     outs
                 else
                     Tensor.ApplyCustom(fn, primals)
@@ -139,7 +142,12 @@ type internal LinTrace(name: string) =
 
     override this.ProcessCustom(fn, args) =
         if fn.IsLinear then
-            this.Record(CustomOp fn, args, fn.OutputTypes)
+            for i in 0 .. args.Length - 1 do
+                if fn.IsConstantArg i && this.VarOf args[i] >= 0 then
+                    invalidOp
+                        $"internal error: %s{fn.Name} is linear only in its other arguments, but argument %d{i} (a constant of the function) is a recorded tangent"
+
+            this.Record(CustomOp fn, args, fn.OutputTypes args)
         else
             fn.Call args // not linear: record what it does, primitive by primitive
 
@@ -226,8 +234,12 @@ type internal BatchTrace(batchSize: int) =
         let unwrapped = args |> Array.map this.Unwrap
         let batched = Array.map snd unwrapped
 
+        let values = Array.map fst unwrapped
+
         let outs =
-            Tensor.ApplyCustom(BatchedCustom(fn, this, batched), Array.map fst unwrapped)
+            match fn.BatchAt(this, values, batched, batchSize) with
+            | Some outs -> outs
+            | None -> Tensor.ApplyCustom(BatchedCustom(fn, this, batched), values)
 
         outs |> Array.map this.Wrap
 
@@ -261,7 +273,15 @@ and internal BatchedCustom(fn: CustomFn, trace: BatchTrace, batched: bool[]) =
 
         this.Out outs, this.Out outTangents
 
+    override this.JvpAt(jvpTrace, primals, tangents) =
+        let outs, outTangents =
+            fn.JvpAt(jvpTrace, this.In(primals, batched), this.In(tangents, batched))
+
+        this.Out outs, this.Out outTangents
+
+    override _.JvpPrimalsDispatched = fn.JvpPrimalsDispatched
     override _.IsLinear = fn.IsLinear
+    override _.IsConstantArg i = fn.IsConstantArg i
 
     override this.Transpose(consts, cts) =
         // Transposes run in the backward pass, which for grad of vmap comes after vmap returned: the
@@ -277,6 +297,6 @@ and internal BatchedCustom(fn: CustomFn, trace: BatchTrace, batched: bool[]) =
         finally
             trace.Release()
 
-    override _.OutputTypes =
-        fn.OutputTypes
+    override this.OutputTypes args =
+        fn.OutputTypes(this.In(args, batched))
         |> Array.map (fun (shape, dtype) -> Array.append [| trace.BatchSize |] shape, dtype)

@@ -11,6 +11,9 @@ open System.Text
 /// increasing: an operation is handled by the highest level among its arguments (see SnnFunc.Ad).
 [<AbstractClass>]
 type Trace(level: int64, name: string) =
+    [<VolatileField>]
+    let mutable resolver: Func<Tracer, Tensor> = null
+
     /// Unique, increasing id: nested transforms have higher levels than the ones they run under.
     member _.Level = level
     /// The transform's name, for messages ("grad", "jvp", "vmap" ...).
@@ -24,8 +27,22 @@ type Trace(level: int64, name: string) =
     /// which is a tracer of this trace.
     abstract ProcessCustom: fn: CustomFn * args: Tensor[] -> Tensor[]
 
+    /// While non-null, every tracer of this trace that reaches an operation is first replaced by
+    /// what the resolver returns for it (null: keep it). This is how a traced function is closure-
+    /// converted (Ad.checkpoint): values it captured from this trace are found, and later stood in
+    /// for, without the function's cooperation. Set only through a scope that restores it.
+    member internal _.Resolver
+        with get () = resolver
+        and set (value: Func<Tracer, Tensor>) = resolver <- value
+
 /// A function with user-supplied derivative rules (customJvp, customVjp, checkpoint, stopGradient,
-/// fused primitives). Transforms never look inside `Call` unless a rule asks them to.
+/// fused kernels). Transforms never look inside `Call` unless a rule asks them to.
+///
+/// The protocol, one rule per transform (JAX's custom primitives):
+/// - `Call` evaluates; `Jvp` is the forward rule; linear functions add `Transpose` and
+///   `OutputTypes` (reverse mode records them without evaluating); `Batch` is the vmap rule.
+/// - Rules compute with `Tensor.Apply`/`Tensor.ApplyCustom`, so whatever tracers their inputs hold,
+///   each operation reaches the right transform: a rule never needs concrete data itself.
 and [<AbstractClass>] CustomFn(name: string) =
     /// The name used in messages.
     member _.Name = name
@@ -34,10 +51,30 @@ and [<AbstractClass>] CustomFn(name: string) =
     /// Forward rule: outputs and output tangents from inputs and input tangents. A null tangent is a
     /// symbolic zero (in and out).
     abstract Jvp: primals: Tensor[] * tangents: Tensor[] -> Tensor[] * Tensor[]
-    /// True for functions linear in the arguments flagged by `LinearArgs` (the others are constants);
-    /// only those have a Transpose rule.
+
+    /// The forward rule as called by a transform `trace` (whose tracers the primals and tangents no
+    /// longer hold). Only functions that must recognise values captured from that trace (closure
+    /// conversion, Ad.checkpoint) need it; the default is Jvp.
+    abstract JvpAt: trace: Trace * primals: Tensor[] * tangents: Tensor[] -> Tensor[] * Tensor[]
+    default f.JvpAt(_, primals, tangents) = f.Jvp(primals, tangents)
+
+    /// True when Jvp computes its primal outputs by applying custom functions (Tensor.ApplyCustom)
+    /// that lower transforms handle by their own rules, as kernels do. Otherwise the transform
+    /// calling Jvp applies the function itself once more for the lower transforms, so that they see
+    /// this function and not the operations of the rule's primal computation.
+    abstract JvpPrimalsDispatched: bool
+    default _.JvpPrimalsDispatched = false
+
+    /// True for functions linear in their arguments, except those `IsConstantArg` marks (which the
+    /// function may depend on non-linearly); only those have a Transpose rule.
     abstract IsLinear: bool
     default _.IsLinear = false
+
+    /// For linear functions: true for the argument slots that are constants rather than linear
+    /// inputs (a fused layer's residuals, a sparse product's fixed spike matrix).
+    abstract IsConstantArg: index: int -> bool
+    default _.IsConstantArg _ = false
+
     /// For linear functions: cotangents of the linear arguments (null entries for constants or zeros)
     /// given the output cotangents (null = zero). `args` holds the constants; linear slots are null.
     abstract Transpose: args: Tensor[] * cotangents: Tensor[] -> Tensor[]
@@ -45,11 +82,23 @@ and [<AbstractClass>] CustomFn(name: string) =
     default f.Transpose(_, _) =
         invalidOp $"%s{f.Name} is not linear and has no transpose rule"
 
-    /// For linear functions: the shapes and dtypes of the outputs (recorded without evaluating).
-    abstract OutputTypes: (int[] * DType)[]
+    /// For linear functions: the shapes and dtypes of the outputs for these arguments (recorded
+    /// without evaluating; the arguments may be tracers).
+    abstract OutputTypes: args: Tensor[] -> (int[] * DType)[]
 
-    default f.OutputTypes =
+    default f.OutputTypes _ =
         invalidOp $"%s{f.Name} is not linear: its output types are only known by calling it"
+
+    /// Batching rule (vmap): the outputs, each with the batch axis at 0, from the arguments, of which
+    /// those flagged in `batched` carry a leading batch axis of size `batchSize`. None: no rule, and
+    /// vmap runs Call and the other rules on per-example views (correct through the rules' tensor
+    /// operations, but without a kernel's speed).
+    abstract Batch: args: Tensor[] * batched: bool[] * batchSize: int -> Tensor[] option
+    default _.Batch(_, _, _) = None
+
+    /// The batching rule as called by the vmap transform `trace` (see JvpAt); the default is Batch.
+    abstract BatchAt: trace: Trace * args: Tensor[] * batched: bool[] * batchSize: int -> Tensor[] option
+    default f.BatchAt(_, args, batched, batchSize) = f.Batch(args, batched, batchSize)
 
 /// The per-value state a transform keeps inside a traced tensor.
 and [<AbstractClass>] Tracer(trace: Trace) =
@@ -151,6 +200,42 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
     // -----------------------------------------------------------------------------------------
     // The one entry point of every primitive
 
+    /// The arguments with every tracer whose trace has an active resolver replaced (repeatedly: a
+    /// stand-in may belong to another resolving trace). The same array when nothing is replaced.
+    static member private Resolve(args: Tensor[]) =
+        let mutable result = args
+
+        for i in 0 .. args.Length - 1 do
+            let mutable a = args[i]
+            let mutable resolving = true
+
+            while resolving && not a.IsConcrete do
+                let r = a.Tracer.Trace.Resolver
+                let b = if isNull r then null else r.Invoke a.Tracer
+
+                if isNull b then resolving <- false else a <- b
+
+            if not (obj.ReferenceEquals(a, args[i])) then
+                if obj.ReferenceEquals(result, args) then
+                    result <- Array.copy args
+
+                result[i] <- a
+
+        result
+
+    /// The highest-level trace among the arguments' tracers (null when all are concrete).
+    static member private TopTrace(args: Tensor[]) =
+        let mutable top: Trace = Unchecked.defaultof<Trace>
+
+        for a in args do
+            if not a.IsConcrete then
+                let trace = a.Tracer.Trace
+
+                if isNull (box top) || trace.Level > top.Level then
+                    top <- trace
+
+        top
+
     /// Applies a primitive: validates the arguments (Prim.infer), then either hands the call to the
     /// highest-level live transform among the arguments or evaluates it on concrete data.
     static member Apply(prim: Prim, [<ParamArray>] args: Tensor[]) : Tensor =
@@ -160,17 +245,12 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
             if isNull a then
                 Shape.fail (op ()) "an argument is null"
 
+        let args = Tensor.Resolve args
+
         let outShape, outDType =
             Prim.infer prim (args |> Array.map (fun a -> a.ShapeRef)) (args |> Array.map (fun a -> a.DType))
 
-        let mutable top: Trace = Unchecked.defaultof<Trace>
-
-        for a in args do
-            if not a.IsConcrete then
-                let trace = a.Tracer.Trace
-
-                if isNull (box top) || trace.Level > top.Level then
-                    top <- trace
+        let top = Tensor.TopTrace args
 
         if isNull (box top) then
             let storage =
@@ -186,17 +266,12 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
     /// Applies a function with custom derivative rules: dispatched like a primitive to the highest
     /// live transform among the arguments, or called directly on concrete data.
     static member ApplyCustom(fn: CustomFn, [<ParamArray>] args: Tensor[]) : Tensor[] =
-        let mutable top: Trace = Unchecked.defaultof<Trace>
-
         for a in args do
             if isNull a then
                 Shape.fail fn.Name "an argument is null"
 
-            if not a.IsConcrete then
-                let trace = a.Tracer.Trace
-
-                if isNull (box top) || trace.Level > top.Level then
-                    top <- trace
+        let args = Tensor.Resolve args
+        let top = Tensor.TopTrace args
 
         if isNull (box top) then
             fn.Call args

@@ -1,0 +1,316 @@
+/// The transform matrix: every custom function (fused kernels, customJvp/customVjp, checkpoint,
+/// checkpointed scan, stopGradient) through every transform and nesting of transforms, compared in
+/// Float64 with its generic twin (the same function written with plain tensor operations or step
+/// functions). A new kernel joins by one line in `cases`.
+module SnnFunc.Tests.TransformMatrixTests
+
+open System
+open Xunit
+open SnnFunc
+open SnnFunc.Tests.AdTestUtil
+
+/// A custom function and its twin, both Tensor -> Tensor, with a generator of inputs.
+type Case =
+    {
+        Name: string
+        Custom: Tensor -> Tensor
+        Twin: Tensor -> Tensor
+        /// A random input (Float64); called for the base point, directions and batch members.
+        Input: Random -> Tensor
+        /// True for kernels (KernelFn): the custom side must never fall back to a kernel's twin.
+        KernelsOnly: bool
+    }
+
+// ---------------------------------------------------------------------------------------------
+// The cases
+
+let private lifA =
+    { Snn.Lif.defaults with
+        VTh = 0.3
+        Dt = 1e-3
+    }
+
+let private lifB =
+    { lifA with
+        Reset = Snn.BySubtraction
+        VLeak = 0.1
+        VReset = -0.2
+        Surrogate = Surrogate.sigmoid 20.0
+    }
+
+let private li0 = { Snn.Li.defaults with Dt = 1e-3 }
+let private liLeak = { li0 with VLeak = 0.4 }
+
+let private lifTwin (p: Snn.Lif.Params) (c: Tensor) =
+    let _, (z, v) =
+        Ad.scan (Snn.Lif.stepWithMembrane p) (Snn.Lif.init c.Shape[1..] c.DType) c
+
+    z * 0.5 + v
+
+let private liTwin (p: Snn.Li.Params) (c: Tensor) =
+    snd (Ad.scan (Snn.Li.step p) (Snn.Li.init c.Shape[1..] c.DType) c)
+
+/// Currents [T; 3] large enough that LIF neurons spike a few times.
+let private currents (rng: Random) = uniform rng -1.0 12.0 [| 6; 3 |]
+
+let private spikesX =
+    t64 [| 4; 10 |] [ for i in 0..39 -> if i % 7 = 0 || i % 11 = 3 then 1.0 else 0.0 ]
+
+let private weightsW =
+    (Tensor.arange 30 |> Tensor.convert Float64) * 0.05 - 0.6
+    |> Tensor.reshape [| 10; 3 |]
+
+/// A 0/1 matrix, sparse (the kernel's sparse path), random per call.
+let private spikes01 (rng: Random) =
+    t64 [| 4; 10 |] [ for _ in 0..39 -> if rng.NextDouble() < 0.12 then 1.0 else 0.0 ]
+
+let private sinTimes (x: Tensor) = x.Sin() * x
+
+let private sinTimesRule (x: Tensor) (dx: Tensor) =
+    sinTimes x, dx * (x.Cos() * x + x.Sin())
+
+let private customVjpSinTimes =
+    Ad.customVjp sinTimes (fun x -> sinTimes x, x) (fun (x: Tensor) ct -> ct * (x.Cos() * x + x.Sin()))
+
+let private scanStep (w: Tensor) (c: Tensor) (xt: Tensor) =
+    let c' = (c * w + xt).Tanh()
+    c', c' * w
+
+let private scanXs =
+    (Tensor.arange 21 |> Tensor.convert Float64) * 0.1 - 1.0
+    |> Tensor.reshape [| 7; 3 |]
+
+let private scanned (options: ScanOptions) (w: Tensor) =
+    snd (Ad.scanWith options (scanStep w) (w * 0.5) scanXs)
+
+let private zeroDerivativeIdentity = Ad.customJvp id (fun x dx -> x, dx * 0.0)
+
+let cases: Case list =
+    [
+        {
+            Name = "Fused.lif (reset to value)"
+            Custom = fun c -> let z, v = Fused.lif lifA c in z * 0.5 + v
+            Twin = lifTwin lifA
+            Input = currents
+            KernelsOnly = true
+        }
+        {
+            Name = "Fused.lif (subtraction, leak, sigmoid)"
+            Custom = fun c -> let z, v = Fused.lif lifB c in z * 0.5 + v
+            Twin = lifTwin lifB
+            Input = currents
+            KernelsOnly = true
+        }
+        {
+            Name = "Fused.li"
+            Custom = Fused.li li0
+            Twin = liTwin li0
+            Input = currents
+            KernelsOnly = true
+        }
+        {
+            Name = "Fused.li (leak)"
+            Custom = Fused.li liLeak
+            Twin = liTwin liLeak
+            Input = currents
+            KernelsOnly = true
+        }
+        {
+            Name = "Fused.spikeMatmul (weights)"
+            Custom = Fused.spikeMatmul spikesX
+            Twin = Tensor.matmul spikesX
+            Input = fun rng -> randn rng [| 10; 3 |]
+            KernelsOnly = true
+        }
+        {
+            Name = "Fused.spikeMatmul (spikes)"
+            Custom = fun x -> Fused.spikeMatmul x weightsW
+            Twin = fun x -> Tensor.matmul x weightsW
+            Input = spikes01
+            KernelsOnly = true
+        }
+        {
+            Name = "Ad.customJvp"
+            Custom = Ad.customJvp sinTimes sinTimesRule
+            Twin = sinTimes
+            Input = fun rng -> randn rng [| 2; 3 |]
+            KernelsOnly = false
+        }
+        {
+            Name = "Ad.customVjp"
+            Custom = customVjpSinTimes
+            Twin = sinTimes
+            Input = fun rng -> randn rng [| 2; 3 |]
+            KernelsOnly = false
+        }
+        {
+            Name = "Ad.checkpoint"
+            Custom = Ad.checkpoint (fun (x: Tensor) -> (x * 0.7).Exp() * x.Sin())
+            Twin = fun x -> (x * 0.7).Exp() * x.Sin()
+            Input = fun rng -> randn rng [| 4 |]
+            KernelsOnly = false
+        }
+        {
+            Name = "Ad.checkpoint closing over a differentiated value"
+            Custom = fun x -> Ad.checkpoint (fun (a: Tensor) -> (a * x).Sin() + x.Sum()) (x.Exp())
+            Twin = fun x -> (x.Exp() * x).Sin() + x.Sum()
+            Input = fun rng -> randn rng [| 3 |]
+            KernelsOnly = false
+        }
+        {
+            Name = "Ad.scan with CheckpointEvery (step closes over weights)"
+            Custom =
+                scanned
+                    { ScanOptions.Default with
+                        CheckpointEvery = 2
+                    }
+            Twin = scanned ScanOptions.Default
+            Input = fun rng -> randn rng [| 3 |]
+            KernelsOnly = false
+        }
+        {
+            Name = "Ad.stopGradient"
+            Custom = fun x -> x * Ad.stopGradient (x.Sin()) + x
+            Twin = fun x -> x * zeroDerivativeIdentity (x.Sin()) + x
+            Input = fun rng -> randn rng [| 5 |]
+            KernelsOnly = false
+        }
+    ]
+
+// ---------------------------------------------------------------------------------------------
+// The transforms
+
+/// What a transform is evaluated at: the base point, a direction, an output weighting, batches.
+type Probe =
+    {
+        X: Tensor
+        V: Tensor
+        /// Weights of the scalar loss, shaped like the output.
+        U: Tensor
+        /// A batch of inputs [3; ...] and one of batches [2; 3; ...].
+        Xs: Tensor
+        Vs: Tensor
+        Xss: Tensor
+    }
+
+/// A scalar of the output with non-zero second derivative.
+let private loss (p: Probe) (f: Tensor -> Tensor) (x: Tensor) =
+    let y = f x
+    (y * p.U + y * y * 0.5).Sum()
+
+let transforms: (string * (Probe -> (Tensor -> Tensor) -> Tensor)) list =
+    [
+        "value", (fun p f -> f p.X)
+        "jvp", (fun p f -> snd (Ad.jvp f p.X p.V))
+        "vjp", (fun p f -> (snd (Ad.vjp f p.X)) p.U)
+        "grad", (fun p f -> Ad.grad (loss p f) p.X)
+        "vmap", (fun p f -> Ad.vmap f p.Xs)
+        "vmap of grad (per-example gradients)", (fun p f -> Ad.vmap (Ad.grad (loss p f)) p.Xs)
+        "grad of vmap", (fun p f -> Ad.grad (fun xs -> (Ad.vmap (loss p f) xs).Sum()) p.Xs)
+        "jacfwd", (fun p f -> Ad.jacfwd f p.X)
+        "jacrev", (fun p f -> Ad.jacrev f p.X)
+        "hessian", (fun p f -> Ad.hessian (loss p f) p.X)
+        "hvp", (fun p f -> Ad.hvp (loss p f) p.X p.V)
+        "linearize", (fun p f -> (snd (Ad.linearize f p.X)) p.V)
+        "grad of grad (reverse over reverse)", (fun p f -> Ad.grad (fun x -> (Ad.grad (loss p f) x * p.V).Sum()) p.X)
+        "grad of jvp (reverse over forward)", (fun p f -> Ad.grad (fun x -> (snd (Ad.jvp f x p.V) * p.U).Sum()) p.X)
+        "jvp of jvp", (fun p f -> snd (Ad.jvp (fun x -> snd (Ad.jvp f x p.V)) p.X p.V))
+        "vmap of vmap", (fun p f -> Ad.vmap (Ad.vmap f) p.Xss)
+        "vmap of jvp", (fun p f -> Ad.vmap (fun x -> snd (Ad.jvp f x p.V)) p.Xs)
+        "jvp of vmap", (fun p f -> snd (Ad.jvp (Ad.vmap f) p.Xs p.Vs))
+        "vmap of jacrev", (fun p f -> Ad.vmap (Ad.jacrev f) p.Xs)
+        "vmap of hvp", (fun p f -> Ad.vmap (fun x -> Ad.hvp (loss p f) x p.V) p.Xs)
+        "linearize of grad", (fun p f -> (snd (Ad.linearize (Ad.grad (loss p f)) p.X)) p.V)
+    ]
+
+let private probe (case: Case) =
+    let rng = Random(case.Name.Length * 7919 + 17)
+    let x = case.Input rng
+    let y = case.Twin x
+
+    let batch n =
+        Tensor.stack 0 [ for _ in 1..n -> case.Input rng ]
+
+    {
+        X = x
+        V = randn rng x.Shape
+        U = randn rng y.Shape
+        Xs = batch 3
+        Vs = randn rng (Array.append [| 3 |] x.Shape)
+        Xss = Tensor.stack 0 [ batch 3; batch 3 ]
+    }
+
+let matrix: obj[] seq =
+    seq {
+        for c in cases do
+            for name, _ in transforms do
+                yield [| box c.Name; box name |]
+    }
+
+[<Theory; MemberData(nameof matrix)>]
+let ``custom function equals its twin under the transform`` (caseName: string, transformName: string) =
+    let case = cases |> List.find (fun c -> c.Name = caseName)
+    let transform = transforms |> List.find (fun (n, _) -> n = transformName) |> snd
+    let p = probe case
+    let expected = transform p case.Twin
+    let before = KernelFn.TwinCallsOnThisThread
+    let actual = transform p case.Custom
+    let fellBack = KernelFn.TwinCallsOnThisThread - before
+    let scale = 1.0 + maxAbs expected
+    assertClose $"%s{caseName} under %s{transformName}" 1e-10 (1e-11 * scale) expected actual
+
+    if case.KernelsOnly then
+        Assert.True((fellBack = 0), $"%s{caseName} under %s{transformName}: %d{fellBack} kernel call(s) fell back to the twin")
+
+// ---------------------------------------------------------------------------------------------
+// The repros of the issue, as written there
+
+[<Fact>]
+let ``repros: vmap of grad of Fused.li, jacfwd, hvp, linearize and hessian through fused kernels`` () =
+    let li = Snn.Li.defaults
+    let lif = Snn.Lif.defaults
+    let ones = Tensor.ones [| 2; 3; 1; 1 |]
+    let g = Ad.vmap (Ad.grad (fun c -> (Fused.li li c).Square().Sum())) ones
+    let gTwin = Ad.vmap (Ad.grad (fun c -> (liTwin li c).Square().Sum())) ones
+    assertClose "vmap (grad (li))" 1e-6 1e-7 gTwin g
+    Assert.True(maxAbs g > 0.0)
+
+    let spikesTwin (c: Tensor) =
+        fst (snd (Ad.scan (Snn.Lif.stepWithMembrane lif) (Snn.Lif.init c.Shape[1..] c.DType) c))
+
+    let j = Ad.jacfwd (fun c -> fst (Fused.lif lif c)) (Tensor.ones [| 3; 1 |])
+    Assert.Equal<int[]>([| 3; 1; 3; 1 |], j.Shape)
+    let jTwin = Ad.jacfwd spikesTwin (Tensor.ones [| 3; 1 |])
+
+    assertClose "jacfwd (lif)" 1e-6 1e-7 jTwin j
+    let x01 = spikesX |> Tensor.convert Float32
+    let w = weightsW |> Tensor.convert Float32
+    let h = Ad.hvp (fun w -> (Fused.spikeMatmul x01 w).Square().Sum()) w w
+    let hTwin = Ad.hvp (fun w -> (Tensor.matmul x01 w).Square().Sum()) w w
+    assertClose "hvp (spikeMatmul)" 1e-6 1e-6 hTwin h
+    let c = Tensor.ones [| 3; 2 |] * 40.0
+    let _, lin = Ad.linearize (fun c -> fst (Fused.lif lif c)) c
+    let _, linTwin = Ad.linearize spikesTwin c
+    assertClose "linearize (lif)" 1e-6 1e-7 (linTwin (Tensor.onesLike c)) (lin (Tensor.onesLike c))
+
+    let hess =
+        Ad.hessian (fun c -> (Fused.li li c).Square().Sum()) (Tensor.ones [| 3; 1 |])
+
+    let hessTwin =
+        Ad.hessian (fun c -> (liTwin li c).Square().Sum()) (Tensor.ones [| 3; 1 |])
+
+    assertClose "hessian (li)" 1e-6 1e-9 hessTwin hess
+
+[<Fact>]
+let ``vmap of a fused LIF is one kernel call on the folded batch`` () =
+    // Same numbers as the per-example loop, and no fallback to the step function.
+    let rng = Random 3
+    let cs = Tensor.stack 0 [ for _ in 1..4 -> currents rng ]
+    let before = KernelFn.TwinCallsOnThisThread
+    let z, v = Ad.vmap (Fused.lif lifA) cs
+    Assert.Equal(0, KernelFn.TwinCallsOnThisThread - before)
+
+    for b in 0..3 do
+        let zb, vb = Fused.lif lifA (cs.Narrow(0, b, 1).Squeeze 0)
+        assertEqualValues $"spikes of example %d{b}" zb (z.Narrow(0, b, 1).Squeeze 0)
+        assertEqualValues $"membrane of example %d{b}" vb (v.Narrow(0, b, 1).Squeeze 0)
