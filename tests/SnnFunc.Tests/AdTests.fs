@@ -260,7 +260,7 @@ let private manyPrims (w: Tensor) (x: Tensor) =
     let r =
         m.Reshape([| 5; 7 |]).MaxAxes([| 1 |]) + m.Reshape([| 5; 7 |]).Min(1) + x.Max()
 
-    let idx = x.ArgMax(1) // [4] indices as values
+    let idx = x.ArgMax(1).Convert x.DType // [4] Int32 indices as values
 
     Tensor.concat 0 [ r; idx; x.Flatten().ScatterAdd(0, Array.init 12 (fun i -> i % 3), 3) ]
     |> Tensor.convert Float32

@@ -18,12 +18,12 @@ let private f64Ref = Array.init 5 (fun k -> float k / 7.0 - 0.25)
 let private asF32 (s: Storage) =
     match s with
     | Storage.F32 a -> a
-    | Storage.F64 _ -> failwith "expected Float32 storage"
+    | _ -> failwith "expected Float32 storage"
 
 let private asF64 (s: Storage) =
     match s with
     | Storage.F64 a -> a
-    | Storage.F32 _ -> failwith "expected Float64 storage"
+    | _ -> failwith "expected Float64 storage"
 
 let private bitsOf32 (a: float32[]) =
     a |> Array.map BitConverter.SingleToInt32Bits
@@ -182,18 +182,37 @@ let intCases: obj[] seq =
 
 [<Theory>]
 [<MemberData(nameof intCases)>]
-let ``reads bool and integer dtypes exactly as Float64`` (file: string, expected: float[]) =
-    let shape, s = NpyFormat.readFile (fixture file)
-    Assert.Equal<int[]>([| 4 |], shape)
-    Assert.Equal<float[]>(expected, asF64 s)
+let ``reads bool as Float64 and integer dtypes exactly as Int32, or names the value that does not fit`` (file: string, expected: float[]) =
+    let fits =
+        expected |> Array.forall (fun v -> v >= -2147483648.0 && v <= 2147483647.0)
+
+    if file.Contains "b1" then
+        let shape, s = NpyFormat.readFile (fixture file)
+        Assert.Equal<int[]>([| 4 |], shape)
+        Assert.Equal<float[]>(expected, asF64 s)
+    elif fits then
+        let shape, s = NpyFormat.readFile (fixture file)
+        Assert.Equal<int[]>([| 4 |], shape)
+
+        match s with
+        | Storage.I32 a -> Assert.Equal<int[]>(Array.map int expected, a)
+        | _ -> Assert.Fail $"%s{file}: expected int32 storage, got %s{s.DType.Name}"
+    else
+        let e =
+            Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readFile (fixture file) |> ignore)
+
+        let i = expected |> Array.findIndex (fun v -> v < -2147483648.0 || v > 2147483647.0)
+        Assert.Contains("does not fit int32", e.Message)
+        Assert.Contains($"%.0f{expected[i]} at flat index %d{i}", e.Message)
+        Assert.Contains(file, e.Message)
 
 [<Fact>]
-let ``integers beyond 2^53 raise instead of rounding`` () =
+let ``integers beyond int32 raise instead of wrapping`` () =
     for file in [ "i8_too_big.npy"; "u8_too_big.npy" ] do
         let e =
             Assert.Throws<InvalidDataException>(fun () -> NpyFormat.readFile (fixture file) |> ignore)
 
-        Assert.Contains("2^53", e.Message)
+        Assert.Contains("does not fit int32", e.Message)
         Assert.Contains(file, e.Message)
 
 [<Fact>]
@@ -253,7 +272,7 @@ let private genShape =
 [<Fact>]
 let ``round trip preserves shape and every bit (property)`` () =
     let prop =
-        Prop.forAll (Arb.fromGen (Gen.zip genShape (Gen.elements [ Float32; Float64 ]))) (fun (shape, dtype) ->
+        Prop.forAll (Arb.fromGen (Gen.zip genShape (Gen.elements [ Float32; Float64; Int32 ]))) (fun (shape, dtype) ->
             let n = shape |> Array.fold (*) 1
             let rnd = System.Random(n * 31 + shape.Length)
 
@@ -261,6 +280,7 @@ let ``round trip preserves shape and every bit (property)`` () =
                 match dtype with
                 | Float32 -> Storage.F32(Array.init n (fun _ -> BitConverter.Int32BitsToSingle(rnd.Next())))
                 | Float64 -> Storage.F64(Array.init n (fun _ -> BitConverter.Int64BitsToDouble(rnd.NextInt64())))
+                | Int32 -> Storage.I32(Array.init n (fun _ -> rnd.Next(Int32.MinValue, Int32.MaxValue)))
 
             let shape', storage' = readBytes (toBytes shape storage)
 
@@ -268,6 +288,7 @@ let ``round trip preserves shape and every bit (property)`` () =
                 match storage, storage' with
                 | Storage.F32 a, Storage.F32 b -> bitsOf32 a = bitsOf32 b
                 | Storage.F64 a, Storage.F64 b -> bitsOf64 a = bitsOf64 b
+                | Storage.I32 a, Storage.I32 b -> a = b
                 | _ -> false
 
             shape = shape' && same)
@@ -462,7 +483,7 @@ let ``reads np.savez and np.savez_compressed archives`` (file: string) =
     Assert.Equal<float[]>(f64Ref, asF64 s)
     let shape, s = get "count"
     Assert.Empty shape
-    Assert.Equal<float[]>([| 7.0 |], asF64 s)
+    Assert.Equal(Storage.I32 [| 7 |], s)
     Assert.Equal<float32[]>(f32Ref, asF32 (snd (get "arr_0")))
 
 [<Theory>]
@@ -556,7 +577,12 @@ let ``tensors load from and save to .npy`` () =
         TensorIo.saveNpy path t
         Assert.Equal<byte[]>(File.ReadAllBytes(fixture "f32_2x3.npy"), File.ReadAllBytes path)
         let ints = TensorIo.loadNpy (fixture "dtypes/i4_be.npy")
-        Assert.Equal(Float64, ints.DType)
+        Assert.Equal(Int32, ints.DType)
+        Assert.Equal<int[]>([| -2147483648; -1; 0; 2147483647 |], ints.ToInt32Array())
+        // Written as NumPy writes int32: '<i4', C order.
+        let intPath = Path.Combine(dir, "i.npy")
+        TensorIo.saveNpy intPath ints
+        Assert.Equal<byte[]>(File.ReadAllBytes(fixture "dtypes/i4_le.npy"), File.ReadAllBytes intPath)
         use ms = new MemoryStream()
         TensorIo.writeNpy ms ints
         ms.Position <- 0L

@@ -13,6 +13,7 @@ let private toFloats (s: Storage) =
     match s with
     | Storage.F32 a -> Array.map float a
     | Storage.F64 a -> a
+    | Storage.I32 a -> Array.map float a
 
 let private mean (xs: float[]) = Array.average xs
 

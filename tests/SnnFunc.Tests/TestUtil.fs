@@ -58,11 +58,13 @@ let tensorOf (dtype: DType) (r: Ref) =
     match dtype with
     | Float64 -> Tensor.FromArray(Array.copy r.Data, Array.copy r.Shape)
     | Float32 -> Tensor.FromArray(Array.map float32 r.Data, Array.copy r.Shape)
+    | Int32 -> Tensor.FromArray(Array.map int r.Data, Array.copy r.Shape)
 
 /// Rounds the reference's values to the dtype (what a tensor of that dtype can hold).
 let roundTo (dtype: DType) (r: Ref) =
     match dtype with
-    | Float64 -> r
+    | Float64
+    | Int32 -> r
     | Float32 ->
         { r with
             Data = r.Data |> Array.map (fun v -> float (float32 v))
@@ -361,6 +363,7 @@ let tolFor (dtype: DType) =
     match dtype with
     | Float32 -> { Rel = 2e-5; Abs = 1e-6 }
     | Float64 -> { Rel = 1e-12; Abs = 1e-14 }
+    | Int32 -> { Rel = 0.0; Abs = 0.0 }
 
 let exact = { Rel = 0.0; Abs = 0.0 }
 

@@ -15,6 +15,13 @@ let private padRank (v: Tensor) (rank: int) =
 
 let private shift (axes: int[]) = Array.map ((+) 1) axes
 
+/// The value with the batch axis: itself when batched, else broadcast along a new axis 0.
+let private broadcastBatch (v: Tensor) (isBatched: bool) (batchSize: int) =
+    if isBatched then
+        v
+    else
+        v.Unsqueeze(0).BroadcastTo(Array.append [| batchSize |] v.ShapeRef)
+
 /// The result of `prim` on the batched values; `batched[i]` tells whether vals[i] has the batch
 /// axis (at 0). The result always has it.
 let apply (prim: Prim) (vals: Tensor[]) (batched: bool[]) (batchSize: int) : Tensor =
@@ -57,5 +64,35 @@ let apply (prim: Prim) (vals: Tensor[]) (batched: bool[]) (batchSize: int) : Ten
                     v.Unsqueeze(0).BroadcastTo(Array.append [| batchSize |] v.ShapeRef))
 
         Tensor.Apply(Prim.Concat(axis + 1), parts)
-    | Prim.Gather(axis, indices, indexShape) -> Tensor.Apply(Prim.Gather(axis + 1, indices, indexShape), x)
-    | Prim.ScatterAdd(axis, indices, indexShape, size) -> Tensor.Apply(Prim.ScatterAdd(axis + 1, indices, indexShape, size), x)
+    | Prim.Gather(axis, batchDims) ->
+        match batched[0], batched[1] with
+        | _, true when batched[0] || batchDims > 0 ->
+            // Per-example indices: the vmap axis becomes one more batch axis of both.
+            Tensor.Apply(Prim.Gather(axis + 1, batchDims + 1), broadcastBatch x batched[0] batchSize, vals[1])
+        | false, _ ->
+            // One x, per-example indices without batch axes: the vmap axis is one more index
+            // axis, whose place in the result (at `axis`) moves to the front.
+            let out = Tensor.Apply(prim, x, vals[1])
+
+            out.Permute(
+                Array.init out.Rank (fun i ->
+                    if i = 0 then axis
+                    elif i <= axis then i - 1
+                    else i)
+            )
+        | _ ->
+            // A batch of x, one set of indices.
+            if batchDims = 0 then
+                Tensor.Apply(Prim.Gather(axis + 1, 0), x, vals[1])
+            else
+                Tensor.Apply(Prim.Gather(axis + 1, batchDims + 1), x, broadcastBatch vals[1] false batchSize)
+    | Prim.ScatterAdd(axis, batchDims, size) ->
+        // Every example scatters into its own target: both get the vmap axis as a batch axis.
+        Tensor.Apply(
+            Prim.ScatterAdd(axis + 1, batchDims + 1, size),
+            broadcastBatch x batched[0] batchSize,
+            broadcastBatch vals[1] batched[1] batchSize
+        )
+    | Prim.Cumsum(axis, reverse) -> Tensor.Apply(Prim.Cumsum(axis + 1, reverse), x)
+    | Prim.Argsort(axis, descending) -> Tensor.Apply(Prim.Argsort(axis + 1, descending), x)
+    | Prim.SearchSorted _ -> Tensor.Apply(prim, broadcastBatch x batched[0] batchSize, broadcastBatch vals[1] batched[1] batchSize)

@@ -27,7 +27,14 @@ let jvp (name: string) (f: Tensor[] -> Tensor[]) (xs: Tensor[]) (ts: Tensor[]) :
 let record (name: string) (f: Tensor[] -> Tensor[]) (xs: Tensor[]) =
     let jt = JvpTrace name
     let lt = LinTrace name
-    let inputs = xs |> Array.map (fun x -> lt.NewVar(x.ShapeRef, x.DType))
+    // Integer inputs get no variable: they are never differentiated (their cotangent is zero).
+    let inputs =
+        xs
+        |> Array.map (fun x ->
+            if x.DType.IsFloat then
+                lt.NewVar(x.ShapeRef, x.DType)
+            else
+                null)
 
     try
         let ys = f (Array.map2 (fun x v -> jt.Wrap(x, v)) xs inputs)
@@ -37,7 +44,7 @@ let record (name: string) (f: Tensor[] -> Tensor[]) (xs: Tensor[]) =
         let outVars =
             unwrapped |> Array.map (fun (_, t) -> if isNull t then -1 else lt.VarOf t)
 
-        primals, lt, Array.map lt.VarOf inputs, outVars
+        primals, lt, inputs |> Array.map (fun v -> if isNull v then -1 else lt.VarOf v), outVars
     finally
         jt.Close()
         lt.Close()

@@ -36,8 +36,16 @@ let private binary (op: BinaryOp) (a: Tensor) (b: Tensor) (y: Tensor) (ta: Tenso
         | BinaryOp.Sub -> addZ ta (if isNull tb then null else -tb)
         | BinaryOp.Mul -> addZ (scaled ta (fun () -> b)) (scaled tb (fun () -> a))
         | BinaryOp.Div -> addZ (scaled ta (fun () -> 1.0 / b)) (scaled tb (fun () -> (y / b).Neg()))
+        | BinaryOp.FloorDiv -> null // piecewise constant
+        | BinaryOp.Rem ->
+            // a - b floor(a / b): the floor is piecewise constant.
+            addZ ta (if isNull tb then null else -(tb * (a / b).Floor()))
         | BinaryOp.Pow ->
-            let da () = b * a.Pow(b - 1.0)
+            // d/da a^b = b a^(b-1), taken as 0 where b = 0 (a^0 = 1 everywhere; the formula gives
+            // 0 * 0^-1 = NaN at a = 0), as JAX does.
+            let da () =
+                Tensor.Where(b.Eq 0.0, Tensor.ZerosLike y, b * a.Pow(b - 1.0))
+
             // d/db a^b = a^b log a; taken as 0 where a = 0 (the limit for b > 0), as JAX does.
             let db () =
                 Tensor.Where(a.Eq 0.0, Tensor.ZerosLike y, y * a.Log())
@@ -64,10 +72,14 @@ let private binary (op: BinaryOp) (a: Tensor) (b: Tensor) (y: Tensor) (ta: Tenso
 let apply (prim: Prim) (primals: Tensor[]) (tangents: Tensor[]) : Tensor * Tensor =
     let y = Tensor.Apply(prim, primals)
     let shape = y.ShapeRef
-    let linear () = Tensor.Apply(prim, tangents[0])
+
+    /// The primitive applied to the first argument's tangent (linear in it; the others constant).
+    let linear () =
+        Tensor.Apply(prim, Array.append [| tangents[0] |] primals[1..])
 
     let tangent =
         match prim with
+        | _ when not y.DType.IsFloat -> null // integer results are never differentiated
         | Prim.Unary op -> unary op primals[0] y tangents[0]
         | Prim.Binary op -> binary op primals[0] primals[1] y tangents[0] tangents[1] shape
         | Prim.Where ->
@@ -92,7 +104,9 @@ let apply (prim: Prim) (primals: Tensor[]) (tangents: Tensor[]) : Tensor * Tenso
             let weights = mask / mask.SumAxes(axes, true)
             (tangents[0] * weights).SumAxes axes
         | Prim.ArgMax _
-        | Prim.ArgMin _ -> null
+        | Prim.ArgMin _
+        | Prim.Argsort _
+        | Prim.SearchSorted _ -> null
         | Prim.MatMul(transA, transB) ->
             let a, b = primals[0], primals[1]
             let ta, tb = tangents[0], tangents[1]
@@ -115,6 +129,7 @@ let apply (prim: Prim) (primals: Tensor[]) (tangents: Tensor[]) : Tensor * Tenso
         | Prim.Pad _
         | Prim.Gather _
         | Prim.ScatterAdd _
+        | Prim.Cumsum _ -> if isNull tangents[0] then null else linear ()
         | Prim.Convert _ -> linear ()
 
     y, tangent

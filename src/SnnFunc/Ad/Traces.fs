@@ -26,9 +26,10 @@ type internal JvpTrace(name: string) =
         | :? DualTracer as d when obj.ReferenceEquals(d.Trace, this) -> d.Primal, d.Tangent
         | _ -> t, null
 
-    /// A value of this level (or just the primal when the tangent is a symbolic zero).
+    /// A value of this level (or just the primal when the tangent is a symbolic zero, or when the
+    /// primal is integer data, which is never differentiated).
     member this.Wrap(primal: Tensor, tangent: Tensor) =
-        if isNull tangent then
+        if isNull tangent || not primal.DType.IsFloat then
             primal
         else
             Tensor.OfTracer(primal.ShapeRef, primal.DType, DualTracer(this, primal, tangent))
@@ -183,7 +184,7 @@ type internal LinTrace(name: string) =
                 for o in e.Outs do
                     cts[o] <- null
 
-        inputs |> Array.map (fun i -> cts[i])
+        inputs |> Array.map (fun i -> if i < 0 then null else cts[i])
 
 and internal LinTracer(trace: LinTrace, id: int) =
     inherit Tracer(trace)

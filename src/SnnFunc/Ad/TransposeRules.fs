@@ -95,8 +95,9 @@ let apply (prim: Prim) (consts: Tensor[]) (isVar: bool[]) (shapes: int[][]) (dty
             let start = offset
             set i (fun () -> ct.Narrow(axis, start, shapes[i][axis]))
             offset <- offset + shapes[i][axis]
-    | Prim.Gather(axis, indices, indexShape) -> set 0 (fun () -> ct.ScatterAdd(axis, indices, shapes[0][axis], indexShape))
-    | Prim.ScatterAdd(axis, indices, indexShape, _) -> set 0 (fun () -> ct.Gather(axis, indices, indexShape))
+    | Prim.Gather(axis, batchDims) -> set 0 (fun () -> Tensor.Apply(Prim.ScatterAdd(axis, batchDims, shapes[0][axis]), ct, consts[1]))
+    | Prim.ScatterAdd(axis, batchDims, _) -> set 0 (fun () -> Tensor.Apply(Prim.Gather(axis, batchDims), ct, consts[1]))
+    | Prim.Cumsum(axis, reverse) -> set 0 (fun () -> Tensor.Apply(Prim.Cumsum(axis, not reverse), ct))
     | Prim.Convert _ -> set 0 (fun () -> ct.Convert dtypes[0])
     | _ -> notLinear ()
 

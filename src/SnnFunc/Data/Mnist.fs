@@ -692,6 +692,7 @@ module Mnist =
         match dtype with
         | Float32 -> Tensor.FromStorage([| inSize; outSize |], Storage.F32(Array.map float32 data))
         | Float64 -> Tensor.FromStorage([| inSize; outSize |], Storage.F64 data)
+        | Int32 -> invalidArg "dtype" "Mnist.downscale: images must be float32 or float64, not int32"
 
     /// Resamples images to `size` x `size` by area averaging: each output pixel is the average of
     /// the input image over the output pixel's area, input pixels weighted by the area they cover

@@ -19,7 +19,7 @@ type CompareKind =
 [<AbstractClass; Sealed>]
 type Elementwise =
 
-    static member inline private Mask512<'T when 'T :> IFloatingPointIeee754<'T>>(kind: CompareKind, a: Vector512<'T>, b: Vector512<'T>) =
+    static member inline private Mask512<'T when 'T :> INumber<'T>>(kind: CompareKind, a: Vector512<'T>, b: Vector512<'T>) =
         match kind with
         | CompareKind.Eq -> Vector512.Equals<'T>(a, b)
         | CompareKind.Ne -> Vector512.OnesComplement<'T>(Vector512.Equals<'T>(a, b))
@@ -28,7 +28,7 @@ type Elementwise =
         | CompareKind.Gt -> Vector512.GreaterThan<'T>(a, b)
         | _ -> Vector512.GreaterThanOrEqual<'T>(a, b)
 
-    static member inline private Mask256<'T when 'T :> IFloatingPointIeee754<'T>>(kind: CompareKind, a: Vector256<'T>, b: Vector256<'T>) =
+    static member inline private Mask256<'T when 'T :> INumber<'T>>(kind: CompareKind, a: Vector256<'T>, b: Vector256<'T>) =
         match kind with
         | CompareKind.Eq -> Vector256.Equals<'T>(a, b)
         | CompareKind.Ne -> Vector256.OnesComplement<'T>(Vector256.Equals<'T>(a, b))
@@ -37,7 +37,7 @@ type Elementwise =
         | CompareKind.Gt -> Vector256.GreaterThan<'T>(a, b)
         | _ -> Vector256.GreaterThanOrEqual<'T>(a, b)
 
-    static member inline private Scalar<'T when 'T :> IFloatingPointIeee754<'T>>(kind: CompareKind, a: 'T, b: 'T) =
+    static member inline private Scalar<'T when 'T :> INumber<'T>>(kind: CompareKind, a: 'T, b: 'T) =
         let r =
             match kind with
             | CompareKind.Eq -> 'T.op_Equality (a, b)
@@ -52,7 +52,7 @@ type Elementwise =
     /// dst[i] <- 1 if (a[i] kind b[i]) else 0. When aScalar (bScalar) is set, a (b) holds one element
     /// that is compared with every element of the other. NaN compares unequal to everything (IEEE).
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member Compare<'T when 'T :> IFloatingPointIeee754<'T>>
+    static member Compare<'T when 'T :> INumber<'T>>
         (kind: CompareKind, a: ReadOnlySpan<'T>, aScalar: bool, b: ReadOnlySpan<'T>, bScalar: bool, dst: Span<'T>)
         =
         let n = dst.Length
@@ -89,7 +89,7 @@ type Elementwise =
 
     /// dst[i] <- (cond[i] <> 0 ? a[i] : b[i]); all spans have the same length.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member Select<'T when 'T :> IFloatingPointIeee754<'T>>
+    static member Select<'T when 'T :> INumber<'T>>
         (cond: ReadOnlySpan<'T>, a: ReadOnlySpan<'T>, b: ReadOnlySpan<'T>, dst: Span<'T>)
         =
         let n = dst.Length

@@ -18,7 +18,7 @@ type Reduce =
     /// dst[p, q] <- reduce over j of src[p, j, q], for src viewed as [pre; n; post] and dst as
     /// [pre; post]. Max and min propagate NaN; the sum of an empty axis is 0 (max/min need n >= 1).
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member Axis<'T when 'T :> IFloatingPointIeee754<'T>>(kind: ReduceKind, src: 'T[], pre: int, n: int, post: int, dst: 'T[]) =
+    static member Axis<'T when 'T :> INumber<'T>>(kind: ReduceKind, src: 'T[], pre: int, n: int, post: int, dst: 'T[]) =
         if post = 1 then
             for p in 0 .. pre - 1 do
                 let row = ReadOnlySpan<'T>(src, p * n, n)
@@ -46,9 +46,9 @@ type Reduce =
                         | _ -> TensorPrimitives.Min<'T>(Span<'T>.op_Implicit acc, row, acc)
 
     /// dst[p, q] <- the first j maximising (or, if `smallest`, minimising) src[p, j, q]; the first NaN
-    /// wins when there is one (NumPy's rule). Indices are written as values of 'T. Needs n >= 1.
+    /// wins when there is one (NumPy's rule). Needs n >= 1.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    static member ArgExtremum<'T when 'T :> IFloatingPointIeee754<'T>>(smallest: bool, src: 'T[], pre: int, n: int, post: int, dst: 'T[]) =
+    static member ArgExtremum<'T when 'T :> INumber<'T>>(smallest: bool, src: 'T[], pre: int, n: int, post: int, dst: int[]) =
         for p in 0 .. pre - 1 do
             for q in 0 .. post - 1 do
                 let baseIndex = p * n * post + q
@@ -71,4 +71,4 @@ type Reduce =
 
                     j <- j + 1
 
-                dst[p * post + q] <- 'T.CreateTruncating bestIndex
+                dst[p * post + q] <- bestIndex

@@ -93,7 +93,7 @@ module Decode =
     /// Time of the first spike in seconds (T · dt where a neuron never spikes). Not differentiable.
     let firstSpikeTime (dt: float) (z: Tensor) : Tensor =
         let steps = float z.ShapeRef[0]
-        let first = Ad.stopGradient (z.ArgMax 0)
+        let first = (z.ArgMax 0).Convert z.DType
         let spiked = Ad.stopGradient (z.Max 0)
         Tensor.Where(spiked, first, Tensor.Scalar(steps, z.DType)) * dt
 
@@ -133,9 +133,9 @@ module Loss =
     /// Fraction of rows whose largest logit is at the label.
     let accuracy (logits: Tensor) (labels: int[]) : float =
         checkLabels "Loss.accuracy" logits labels
-        let predicted = logits.ArgMax(1).ToDoubleArray()
+        let predicted = logits.ArgMax(1).ToInt32Array()
 
         let correct =
-            Array.fold2 (fun acc p l -> if int p = l then acc + 1 else acc) 0 predicted labels
+            Array.fold2 (fun acc p l -> if p = l then acc + 1 else acc) 0 predicted labels
 
         float correct / float (max 1 labels.Length)

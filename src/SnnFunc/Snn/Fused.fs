@@ -12,12 +12,12 @@ open SnnFunc.Kernels
 let private f32 (t: Tensor) =
     match t.Storage with
     | Storage.F32 a -> a
-    | Storage.F64 _ -> invalidOp "expected Float32 data"
+    | _ -> invalidOp "expected Float32 data"
 
 let private f64 (t: Tensor) =
     match t.Storage with
     | Storage.F64 a -> a
-    | Storage.F32 _ -> invalidOp "expected Float64 data"
+    | _ -> invalidOp "expected Float64 data"
 
 let private f32OrNull (t: Tensor) = if isNull t then null else f32 t
 let private f64OrNull (t: Tensor) = if isNull t then null else f64 t
@@ -25,6 +25,9 @@ let private f64OrNull (t: Tensor) = if isNull t then null else f64 t
 let private steps (op: string) (x: Tensor) =
     if x.Rank < 1 then
         invalidArg "currents" $"%s{op}: input currents need a leading time axis, got shape %s{Shape.format x.ShapeRef}"
+
+    if not x.DType.IsFloat then
+        invalidArg "currents" $"%s{op}: input currents must be float32 or float64, got %s{x.DType.Name}"
 
     x.ShapeRef[0], x.Count / max 1 x.ShapeRef[0]
 
@@ -41,6 +44,7 @@ let private run (like: Tensor) (count: int) (fill32: float32[][] -> unit) (fill6
         let outs = Array.init count (fun _ -> GC.AllocateUninitializedArray<float> n)
         fill64 outs
         outs |> Array.map (fun o -> Tensor.FromStorage(like.ShapeRef, Storage.F64 o))
+    | Int32 -> invalidOp "internal error: a spiking kernel on int32 data"
 
 let private sameAs (x: Tensor) (count: int) = Array.create count (x.Shape, x.DType)
 
@@ -377,6 +381,7 @@ let private compress (x: Tensor) : SpikeRows option =
                             match x.Storage with
                             | Storage.F32 a -> Spiking.TryCompress(a, rows, width, maxDensity)
                             | Storage.F64 a -> Spiking.TryCompress(a, rows, width, maxDensity)
+                            | Storage.I32 _ -> None
                     }
             )
 
@@ -423,6 +428,7 @@ type private SpikeLeft() =
                     let out = GC.AllocateUninitializedArray(rows.Rows * n)
                     Spiking.SparseTimesDense(rows, a, n, out)
                     Tensor.FromStorage(productShape x n, Storage.F64 out)
+                | Storage.I32 _ -> invalidArg "w" "Fused.spikeMatmul: needs float weights, got int32"
             |]
 
     override _.Twin args = [| args[0].MatMul args[1] |]
@@ -483,6 +489,7 @@ and private SpikeLeftT() =
                     let out = GC.AllocateUninitializedArray(k * n)
                     Spiking.SparseTransposeTimesDense(rows, a, n, out)
                     Tensor.FromStorage([| k; n |], Storage.F64 out)
+                | Storage.I32 _ -> invalidArg "g" "Fused.spikeMatmul: needs float cotangents, got int32"
             |]
 
     override _.Twin args =

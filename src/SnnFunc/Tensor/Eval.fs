@@ -124,6 +124,18 @@ let private binaryRun<'T when 'T :> IFloatingPointIeee754<'T>>
     | BinaryOp.Min, false, false -> TensorPrimitives.Min<'T>(a, b, dst)
     | BinaryOp.Min, false, true -> TensorPrimitives.Min<'T>(a, b[0], dst)
     | BinaryOp.Min, true, _ -> TensorPrimitives.Min<'T>(b, a[0], dst)
+    | BinaryOp.FloorDiv, _, _
+    | BinaryOp.Rem, _, _ ->
+        for i in 0 .. dst.Length - 1 do
+            let x = if aScalar then a[0] else a[i]
+            let y = if bScalar then b[0] else b[i]
+            let q = 'T.Floor('T.op_Division (x, y))
+
+            dst[i] <-
+                if op = BinaryOp.FloorDiv then
+                    q
+                else
+                    'T.op_Subtraction (x, 'T.op_Multiply (y, q))
     | cmp, _, _ -> Elementwise.Compare<'T>(compareKind cmp, a, aScalar, b, bScalar, dst)
 
 /// Materialises `x` (of shape `shape`) broadcast to `target`.
@@ -204,12 +216,62 @@ let private binaryT<'T when 'T :> IFloatingPointIeee754<'T>>
 
     out
 
-let private whereT<'T when 'T :> IFloatingPointIeee754<'T>> (outShape: int[]) (args: (int[] * 'T[])[]) =
-    let c, a, b =
-        match args |> Array.map (fun (s, x) -> broadcastTo s x outShape) with
-        | [| c; a; b |] -> c, a, b
-        | _ -> invalidOp "where takes three arguments"
+/// Integer elementwise functions (the float-only ones are rejected by Prim.infer).
+let private unaryInt (op: UnaryOp) (x: int[]) : int[] =
+    match op with
+    | UnaryOp.Neg -> Array.map (fun v -> -v) x
+    | UnaryOp.Abs -> Array.map abs x
+    | UnaryOp.Sign -> Array.map sign x
+    | UnaryOp.Relu -> Array.map (max 0) x
+    | _ -> invalidOp $"internal error: %A{op} is not defined for int32"
 
+/// Integer binary functions on operands broadcast to the output. Floor division and remainder
+/// follow Python (the quotient rounds down, the remainder has the divisor's sign); dividing by
+/// zero is an error, not a wrong number.
+let private binaryInt (op: BinaryOp) (outShape: int[]) (aShape: int[], a: int[]) (bShape: int[], b: int[]) : int[] =
+    let a = broadcastTo aShape a outShape
+    let b = broadcastTo bShape b outShape
+    let n = Shape.count outShape
+    let inline each (f: int -> int -> int) = Array.init n (fun i -> f a[i] b[i])
+
+    let inline mask (f: int -> int -> bool) =
+        each (fun x y -> if f x y then 1 else 0)
+
+    let floorDiv x y =
+        if y = 0 then
+            let i = Array.findIndex (fun v -> v = 0) b
+            Shape.fail (Prim.name (Prim.Binary op)) $"integer division by zero at flat index %d{i} of the output %s{Shape.format outShape}"
+
+        let q = x / y
+        if (x % y <> 0) && ((x < 0) <> (y < 0)) then q - 1 else q
+
+    match op with
+    | BinaryOp.Add -> each (+)
+    | BinaryOp.Sub -> each (-)
+    | BinaryOp.Mul -> each (*)
+    | BinaryOp.Max -> each max
+    | BinaryOp.Min -> each min
+    | BinaryOp.FloorDiv -> each floorDiv
+    | BinaryOp.Rem -> each (fun x y -> x - y * floorDiv x y)
+    | BinaryOp.Eq -> mask (=)
+    | BinaryOp.Ne -> mask (<>)
+    | BinaryOp.Lt -> mask (<)
+    | BinaryOp.Le -> mask (<=)
+    | BinaryOp.Gt -> mask (>)
+    | BinaryOp.Ge -> mask (>=)
+    | BinaryOp.Div
+    | BinaryOp.Pow -> invalidOp $"internal error: %A{op} is not defined for int32"
+
+/// 1 where the condition is non-zero, else 0, as values of the branches' type.
+let private nonZero<'T when 'T :> INumber<'T>> (cond: Storage) : 'T[] =
+    match cond with
+    | Storage.F32 c -> c |> Array.map (fun v -> if v <> 0.0f then 'T.One else 'T.Zero)
+    | Storage.F64 c -> c |> Array.map (fun v -> if v <> 0.0 then 'T.One else 'T.Zero)
+    | Storage.I32 c -> c |> Array.map (fun v -> if v <> 0 then 'T.One else 'T.Zero)
+
+let private whereT<'T when 'T :> INumber<'T>> (outShape: int[]) (cond: int[] * 'T[]) (a: int[] * 'T[]) (b: int[] * 'T[]) =
+    let bc (s, x) = broadcastTo s x outShape
+    let c, a, b = bc cond, bc a, bc b
     let out = uninitialized<'T> (Shape.count outShape)
     Elementwise.Select<'T>(ReadOnlySpan c, ReadOnlySpan a, ReadOnlySpan b, Span out)
     out
@@ -221,7 +283,7 @@ let private whereT<'T when 'T :> IFloatingPointIeee754<'T>> (outShape: int[]) (a
 let private around (shape: int[]) (axis: int) =
     Shape.count shape[.. axis - 1], shape[axis], Shape.count shape[axis + 1 ..]
 
-let private reduceT<'T when 'T :> IFloatingPointIeee754<'T>> (op: ReduceOp) (axes: int[]) (shape: int[]) (x: 'T[]) =
+let private reduceT<'T when 'T :> INumber<'T>> (op: ReduceOp) (axes: int[]) (shape: int[]) (x: 'T[]) =
     let kind =
         match op with
         | ReduceOp.Sum -> ReduceKind.Sum
@@ -244,9 +306,9 @@ let private reduceT<'T when 'T :> IFloatingPointIeee754<'T>> (op: ReduceOp) (axe
     else
         current
 
-let private argT<'T when 'T :> IFloatingPointIeee754<'T>> (smallest: bool) (axis: int) (shape: int[]) (x: 'T[]) =
+let private argT<'T when 'T :> INumber<'T>> (smallest: bool) (axis: int) (shape: int[]) (x: 'T[]) =
     let pre, n, post = around shape axis
-    let out = uninitialized<'T> (pre * post)
+    let out = uninitialized<int> (pre * post)
     Reduce.ArgExtremum<'T>(smallest, x, pre, n, post, out)
     out
 
@@ -284,29 +346,82 @@ let private concatT<'T> (axis: int) (outShape: int[]) (parts: (int[] * 'T[])[]) 
 
     y
 
-let private gatherT<'T> (axis: int) (indices: int[]) (shape: int[]) (x: 'T[]) =
+/// Raises the error of the first index outside [0, extent), naming its value and position.
+let private checkIndices (op: string) (idx: int[]) (idxShape: int[]) (extent: int) (axis: int) (shape: int[]) =
+    for i in 0 .. idx.Length - 1 do
+        let j = idx[i]
+
+        if j < 0 || j >= extent then
+            let at =
+                if idxShape.Length <= 1 then
+                    $"position %d{i}"
+                else
+                    $"flat position %d{i} of the indices %s{Shape.format idxShape}"
+
+            Shape.fail op $"index %d{j} at %s{at} is out of range [0, %d{extent}) for axis %d{axis} of shape %s{Shape.format shape}"
+
+/// The [batch; pre; n; post] view of a shape around `axis` with `batchDims` leading batch axes.
+let private blocks (shape: int[]) (batchDims: int) (axis: int) =
+    Shape.count shape[.. batchDims - 1], Shape.count shape[batchDims .. axis - 1], shape[axis], Shape.count shape[axis + 1 ..]
+
+let private gatherT<'T> (axis: int) (batchDims: int) (shape: int[]) (idxShape: int[]) (idx: int[]) (x: 'T[]) =
+    let batch, pre, n, post = blocks shape batchDims axis
+    let m = Shape.count idxShape[batchDims..]
+    let out = uninitialized<'T> (batch * pre * m * post)
+    Indexing.Gather(x, idx, batch, pre, n, post, m, out)
+    out
+
+let private scatterAddT<'T when 'T :> INumber<'T>>
+    (axis: int)
+    (batchDims: int)
+    (size: int)
+    (updShape: int[])
+    (idxShape: int[])
+    (idx: int[])
+    (upd: 'T[])
+    =
+    let r = idxShape.Length - batchDims
+    let batch = Shape.count updShape[.. batchDims - 1]
+    let pre = Shape.count updShape[batchDims .. axis - 1]
+    let m = Shape.count idxShape[batchDims..]
+    let post = Shape.count updShape[axis + r ..]
+    let out = Array.zeroCreate<'T> (batch * pre * size * post)
+    Indexing.ScatterAdd(upd, idx, batch, pre, m, post, size, out)
+    out
+
+let private cumsumT<'T when 'T :> INumber<'T>> (axis: int) (reverse: bool) (shape: int[]) (x: 'T[]) =
     let pre, n, post = around shape axis
-    let q = indices.Length
-    let y = uninitialized<'T> (pre * q * post)
+    let out = uninitialized<'T> x.Length
+    Indexing.Cumsum(x, pre, n, post, reverse, out)
+    out
 
-    for p in 0 .. pre - 1 do
-        for j in 0 .. q - 1 do
-            Array.Copy(x, (p * n + indices[j]) * post, y, (p * q + j) * post, post)
+let private argsortT<'T when 'T :> INumber<'T>> (axis: int) (descending: bool) (shape: int[]) (x: 'T[]) =
+    let pre, n, post = around shape axis
+    let out = uninitialized<int> x.Length
+    Indexing.Argsort(x, pre, n, post, descending, out)
+    out
 
-    y
+let private searchSortedT<'T when 'T :> INumber<'T>> (right: bool) (sortedShape: int[]) (valueShape: int[]) (sorted: 'T[]) (values: 'T[]) =
+    let n = sortedShape[sortedShape.Length - 1]
+    let m = valueShape[valueShape.Length - 1]
+    let rows = Shape.count sortedShape[.. sortedShape.Length - 2]
+    let out = uninitialized<int> values.Length
+    Indexing.SearchSorted(sorted, values, rows, n, m, right, out)
+    out
 
-let private scatterAddT<'T when 'T :> IFloatingPointIeee754<'T>> (axis: int) (indices: int[]) (size: int) (outShape: int[]) (x: 'T[]) =
-    let pre = Shape.count outShape[.. axis - 1]
-    let post = Shape.count outShape[axis + 1 ..]
-    let q = indices.Length
-    let y = Array.zeroCreate<'T> (Shape.count outShape)
+/// Float to int32 by truncation toward zero (NumPy's astype); a value that has no int32 (NaN,
+/// infinite or out of range) is an error naming it, not an arbitrary number.
+let private toInt32<'T when 'T :> IFloatingPointIeee754<'T>> (x: 'T[]) : int[] =
+    x
+    |> Array.mapi (fun i v ->
+        let t = 'T.Truncate v
 
-    for p in 0 .. pre - 1 do
-        for j in 0 .. q - 1 do
-            let dst = Span<'T>(y, (p * size + indices[j]) * post, post)
-            TensorPrimitives.Add<'T>(Span<'T>.op_Implicit dst, ReadOnlySpan<'T>(x, (p * q + j) * post, post), dst)
+        let d = Double.CreateTruncating t
 
-    y
+        if not (Double.IsFinite d) || d < float Int32.MinValue || d > float Int32.MaxValue then
+            Shape.fail "Tensor.convert" $"the value %s{string v} at flat index %d{i} has no int32 value (NaN, infinite or out of range)"
+
+        int d)
 
 // ---------------------------------------------------------------------------------------------
 // Matrix product
@@ -374,64 +489,113 @@ let private dgemm (ta, tb, m, n, k, a, ao, lda, b, bo, ldb, c, co, ldc) =
 let private f32 (s: Storage) =
     match s with
     | Storage.F32 a -> a
-    | Storage.F64 _ -> invalidOp "expected float32 storage"
+    | _ -> invalidOp "expected float32 storage"
 
 let private f64 (s: Storage) =
     match s with
     | Storage.F64 a -> a
-    | Storage.F32 _ -> invalidOp "expected float64 storage"
+    | _ -> invalidOp "expected float64 storage"
+
+let private i32 (s: Storage) =
+    match s with
+    | Storage.I32 a -> a
+    | _ -> invalidOp "expected int32 storage"
 
 /// Evaluates a primitive on concrete arguments (shape, storage) whose output shape is `outShape`.
 let run (prim: Prim) (outShape: int[]) (args: (int[] * Storage)[]) : Storage =
     let shape0, x0 = args[0]
-    let isF32 = x0.DType = Float32
 
-    let inline each (f32f: float32[] -> float32[]) (f64f: float[] -> float[]) =
-        if isF32 then
-            Storage.F32(f32f (f32 x0))
-        else
-            Storage.F64(f64f (f64 x0))
+    /// The same function of the first argument's buffer, for each element type.
+    let inline each (f32f: float32[] -> float32[]) (f64f: float[] -> float[]) (i32f: int[] -> int[]) =
+        match x0 with
+        | Storage.F32 a -> Storage.F32(f32f a)
+        | Storage.F64 a -> Storage.F64(f64f a)
+        | Storage.I32 a -> Storage.I32(i32f a)
+
+    /// A function of the first argument's buffer whose result is int32 whatever its type.
+    let inline toInts (f32f: float32[] -> int[]) (f64f: float[] -> int[]) (i32f: int[] -> int[]) =
+        match x0 with
+        | Storage.F32 a -> Storage.I32(f32f a)
+        | Storage.F64 a -> Storage.I32(f64f a)
+        | Storage.I32 a -> Storage.I32(i32f a)
+
+    /// The index argument, range-checked against the gathered (or scattered-into) axis.
+    let indices (extent: int) (axis: int) (shape: int[]) =
+        let idxShape, idx = args[1]
+        let idx = i32 idx
+        checkIndices (Prim.name prim) idx idxShape extent axis shape
+        idxShape, idx
 
     match prim with
-    | Prim.Unary op -> each (unaryT op) (unaryT op)
+    | Prim.Unary op -> each (unaryT op) (unaryT op) (unaryInt op)
     | Prim.Binary op ->
         let shape1, x1 = args[1]
 
-        if isF32 then
-            Storage.F32(binaryT op outShape (shape0, f32 x0) (shape1, f32 x1))
-        else
-            Storage.F64(binaryT op outShape (shape0, f64 x0) (shape1, f64 x1))
+        match x0 with
+        | Storage.F32 a -> Storage.F32(binaryT op outShape (shape0, a) (shape1, f32 x1))
+        | Storage.F64 a -> Storage.F64(binaryT op outShape (shape0, a) (shape1, f64 x1))
+        | Storage.I32 a -> Storage.I32(binaryInt op outShape (shape0, a) (shape1, i32 x1))
     | Prim.Where ->
-        if isF32 then
-            Storage.F32(whereT outShape (args |> Array.map (fun (s, x) -> s, f32 x)))
-        else
-            Storage.F64(whereT outShape (args |> Array.map (fun (s, x) -> s, f64 x)))
-    | Prim.Reduce(op, axes) -> each (reduceT op axes shape0) (reduceT op axes shape0)
-    | Prim.ArgMax axis -> each (argT false axis shape0) (argT false axis shape0)
-    | Prim.ArgMin axis -> each (argT true axis shape0) (argT true axis shape0)
+        let (sa, a), (sb, b) = args[1], args[2]
+        let cond = fst args[0]
+
+        match a with
+        | Storage.F32 a -> Storage.F32(whereT outShape (cond, nonZero x0) (sa, a) (sb, f32 b))
+        | Storage.F64 a -> Storage.F64(whereT outShape (cond, nonZero x0) (sa, a) (sb, f64 b))
+        | Storage.I32 a -> Storage.I32(whereT outShape (cond, nonZero x0) (sa, a) (sb, i32 b))
+    | Prim.Reduce(op, axes) -> each (reduceT op axes shape0) (reduceT op axes shape0) (reduceT op axes shape0)
+    | Prim.ArgMax axis -> toInts (argT false axis shape0) (argT false axis shape0) (argT false axis shape0)
+    | Prim.ArgMin axis -> toInts (argT true axis shape0) (argT true axis shape0) (argT true axis shape0)
     | Prim.MatMul(transA, transB) ->
         let shape1, x1 = args[1]
 
-        if isF32 then
-            Storage.F32(matmul sgemm transA transB shape0 (f32 x0) shape1 (f32 x1) outShape)
-        else
-            Storage.F64(matmul dgemm transA transB shape0 (f64 x0) shape1 (f64 x1) outShape)
+        match x0 with
+        | Storage.F32 a -> Storage.F32(matmul sgemm transA transB shape0 a shape1 (f32 x1) outShape)
+        | Storage.F64 a -> Storage.F64(matmul dgemm transA transB shape0 a shape1 (f64 x1) outShape)
+        | Storage.I32 _ -> invalidOp "internal error: int32 matmul"
     | Prim.Reshape _ -> x0 // buffers are immutable: a reshape shares them
-    | Prim.BroadcastTo target -> each (fun x -> broadcastTo shape0 x target) (fun x -> broadcastTo shape0 x target)
-    | Prim.Permute perm -> each (permuteT perm shape0 outShape) (permuteT perm shape0 outShape)
-    | Prim.Slice(starts, sizes) -> each (sliceT starts sizes shape0) (sliceT starts sizes shape0)
-    | Prim.Pad(low, _) -> each (padT low shape0 outShape) (padT low shape0 outShape)
+    | Prim.BroadcastTo target ->
+        each (fun x -> broadcastTo shape0 x target) (fun x -> broadcastTo shape0 x target) (fun x -> broadcastTo shape0 x target)
+    | Prim.Permute perm -> each (permuteT perm shape0 outShape) (permuteT perm shape0 outShape) (permuteT perm shape0 outShape)
+    | Prim.Slice(starts, sizes) -> each (sliceT starts sizes shape0) (sliceT starts sizes shape0) (sliceT starts sizes shape0)
+    | Prim.Pad(low, _) -> each (padT low shape0 outShape) (padT low shape0 outShape) (padT low shape0 outShape)
     | Prim.Concat axis ->
-        if isF32 then
-            Storage.F32(concatT axis outShape (args |> Array.map (fun (s, x) -> s, f32 x)))
-        else
-            Storage.F64(concatT axis outShape (args |> Array.map (fun (s, x) -> s, f64 x)))
-    | Prim.Gather(axis, indices, _) -> each (gatherT axis indices shape0) (gatherT axis indices shape0)
-    | Prim.ScatterAdd(axis, indices, _, size) -> each (scatterAddT axis indices size outShape) (scatterAddT axis indices size outShape)
+        match x0 with
+        | Storage.F32 _ -> Storage.F32(concatT axis outShape (args |> Array.map (fun (s, x) -> s, f32 x)))
+        | Storage.F64 _ -> Storage.F64(concatT axis outShape (args |> Array.map (fun (s, x) -> s, f64 x)))
+        | Storage.I32 _ -> Storage.I32(concatT axis outShape (args |> Array.map (fun (s, x) -> s, i32 x)))
+    | Prim.Gather(axis, batchDims) ->
+        let idxShape, idx = indices shape0[axis] axis shape0
+
+        let g x =
+            gatherT axis batchDims shape0 idxShape idx x
+
+        each g g g
+    | Prim.ScatterAdd(axis, batchDims, size) ->
+        let idxShape, idx = indices size axis outShape
+
+        each
+            (scatterAddT axis batchDims size shape0 idxShape idx)
+            (scatterAddT axis batchDims size shape0 idxShape idx)
+            (scatterAddT axis batchDims size shape0 idxShape idx)
+    | Prim.Cumsum(axis, reverse) -> each (cumsumT axis reverse shape0) (cumsumT axis reverse shape0) (cumsumT axis reverse shape0)
+    | Prim.Argsort(axis, descending) ->
+        toInts (argsortT axis descending shape0) (argsortT axis descending shape0) (argsortT axis descending shape0)
+    | Prim.SearchSorted right ->
+        let shape1, x1 = args[1]
+
+        match x0 with
+        | Storage.F32 a -> Storage.I32(searchSortedT right shape0 shape1 a (f32 x1))
+        | Storage.F64 a -> Storage.I32(searchSortedT right shape0 shape1 a (f64 x1))
+        | Storage.I32 a -> Storage.I32(searchSortedT right shape0 shape1 a (i32 x1))
     | Prim.Convert target ->
         match x0, target with
         | Storage.F32 a, Float64 -> Storage.F64(Array.map float a)
         | Storage.F64 a, Float32 -> Storage.F32(Array.map float32 a)
         | Storage.F32 a, Float32 -> Storage.F32(Array.copy a)
         | Storage.F64 a, Float64 -> Storage.F64(Array.copy a)
-
+        | Storage.I32 a, Float32 -> Storage.F32(Array.map float32 a)
+        | Storage.I32 a, Float64 -> Storage.F64(Array.map float a)
+        | Storage.I32 a, DType.Int32 -> Storage.I32(Array.copy a)
+        | Storage.F32 a, DType.Int32 -> Storage.I32(toInt32 a)
+        | Storage.F64 a, DType.Int32 -> Storage.I32(toInt32 a)

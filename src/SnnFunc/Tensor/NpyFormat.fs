@@ -7,10 +7,10 @@
 ///
 /// Reading accepts versions 1.0, 2.0 and 3.0; float16/32/64 in either byte order; bool and all
 /// integer types of 1 to 8 bytes in either byte order; C or Fortran order. float32 and float16 load
-/// as Float32; float64, bool and integers load as Float64. Integer values are converted exactly:
-/// a value whose magnitude exceeds 2^53 (so that float64 might not hold it exactly) raises an error
-/// rather than being rounded silently. Writing always produces little-endian '&lt;f4' / '&lt;f8'
-/// in C order, byte-for-byte as NumPy's np.save writes it.
+/// as Float32, float64 as Float64, bool as Float64 0/1 masks, and integers as Int32: a value that
+/// does not fit int32 (from uint32, int64 or uint64 files) raises an error naming it rather than
+/// wrapping silently. Writing always produces little-endian '&lt;f4' / '&lt;f8' / '&lt;i4' in C
+/// order, byte-for-byte as NumPy's np.save writes it.
 module SnnFunc.NpyFormat
 
 open System
@@ -273,7 +273,6 @@ let private readAtMost (stream: Stream) (buffer: Span<byte>) =
 
     total
 
-let private maxExactInt = 9007199254740992L // 2^53
 
 /// Converts the raw little/big-endian bytes of one element type to a Storage.
 let private decode (source: string option) (ft: FileType) (count: int) (data: byte[]) : Storage =
@@ -304,10 +303,12 @@ let private decode (source: string option) (ft: FileType) (count: int) (data: by
         else
             BinaryPrimitives.ReadUInt64LittleEndian s
 
-    let tooBig (v: string) i =
-        bad
-            source
-            $"integer %s{v} at flat index %d{i} has magnitude above 2^53 and cannot be converted exactly to float64 (dtype '%s{ft.Descr}')"
+    // Integers load as Int32 (exact); wider types must hold int32 values.
+    let fitting (v: int64) i =
+        if v > int64 Int32.MaxValue || v < int64 Int32.MinValue then
+            bad source $"integer %d{v} at flat index %d{i} does not fit int32, the integer dtype of SnnFunc (dtype '%s{ft.Descr}')"
+
+        int v
 
     match ft.Kind, sz with
     | KFloat, 4 ->
@@ -332,31 +333,22 @@ let private decode (source: string option) (ft: FileType) (count: int) (data: by
         Storage.F64 out
     | KFloat, 2 -> Storage.F32(Array.init count (fun i -> float32 (BitConverter.UInt16BitsToHalf(u16 i))))
     | KBool, _ -> Storage.F64(Array.init count (fun i -> if data[i] <> 0uy then 1.0 else 0.0))
-    | KInt, 1 -> Storage.F64(Array.init count (fun i -> float (sbyte data[i])))
-    | KUInt, 1 -> Storage.F64(Array.init count (fun i -> float data[i]))
-    | KInt, 2 -> Storage.F64(Array.init count (fun i -> float (int16 (u16 i))))
-    | KUInt, 2 -> Storage.F64(Array.init count (fun i -> float (u16 i)))
-    | KInt, 4 -> Storage.F64(Array.init count (fun i -> float (int32 (u32 i))))
-    | KUInt, 4 -> Storage.F64(Array.init count (fun i -> float (u32 i)))
-    | KInt, 8 ->
-        Storage.F64(
-            Array.init count (fun i ->
-                let v = int64 (u64 i)
-
-                if v > maxExactInt || v < -maxExactInt then
-                    tooBig (string v) i
-
-                float v)
-        )
+    | KInt, 1 -> Storage.I32(Array.init count (fun i -> int (sbyte data[i])))
+    | KUInt, 1 -> Storage.I32(Array.init count (fun i -> int data[i]))
+    | KInt, 2 -> Storage.I32(Array.init count (fun i -> int (int16 (u16 i))))
+    | KUInt, 2 -> Storage.I32(Array.init count (fun i -> int (u16 i)))
+    | KInt, 4 -> Storage.I32(Array.init count (fun i -> int32 (u32 i)))
+    | KUInt, 4 -> Storage.I32(Array.init count (fun i -> fitting (int64 (u32 i)) i))
+    | KInt, 8 -> Storage.I32(Array.init count (fun i -> fitting (int64 (u64 i)) i))
     | KUInt, 8 ->
-        Storage.F64(
+        Storage.I32(
             Array.init count (fun i ->
                 let v = u64 i
 
-                if v > uint64 maxExactInt then
-                    tooBig (string v) i
+                if v > uint64 Int32.MaxValue then
+                    bad source $"integer %d{v} at flat index %d{i} does not fit int32, the integer dtype of SnnFunc (dtype '%s{ft.Descr}')"
 
-                float v)
+                int v)
         )
     | _ -> bad source $"unsupported dtype '%s{ft.Descr}'"
 
@@ -516,6 +508,7 @@ let private readCore (source: string option) (stream: Stream) : int[] * Storage 
             match storage with
             | Storage.F32 a -> Storage.F32(fortranToC shape a)
             | Storage.F64 a -> Storage.F64(fortranToC shape a)
+            | Storage.I32 a -> Storage.I32(fortranToC shape a)
         else
             storage
 
@@ -554,6 +547,7 @@ let private headerBytes (shape: int[]) (dtype: DType) : byte[] =
         match dtype with
         | Float32 -> "<f4"
         | Float64 -> "<f8"
+        | Int32 -> "<i4"
 
     // Python's repr of a tuple: "()", "(3,)", "(3, 4)".
     let shapeRepr =
@@ -637,6 +631,21 @@ let private writeData (stream: Stream) (storage: Storage) =
                     BinaryPrimitives.WriteDoubleLittleEndian(Span(buf, j * 8, 8), a[i + j])
 
                 stream.Write(buf, 0, n * 8)
+                i <- i + n
+    | Storage.I32 a ->
+        if BitConverter.IsLittleEndian then
+            stream.Write(MemoryMarshal.AsBytes(ReadOnlySpan a))
+        else
+            let buf = Array.zeroCreate<byte> (chunk * 4)
+            let mutable i = 0
+
+            while i < a.Length do
+                let n = min chunk (a.Length - i)
+
+                for j in 0 .. n - 1 do
+                    BinaryPrimitives.WriteInt32LittleEndian(Span(buf, j * 4, 4), a[i + j])
+
+                stream.Write(buf, 0, n * 4)
                 i <- i + n
 
 /// Writes one array in .npy format (version 1.0, or 2.0 if the header needs it), little-endian,

@@ -31,6 +31,10 @@ type BinaryOp =
     | Sub
     | Mul
     | Div
+    /// floor(a / b) (Python's //).
+    | FloorDiv
+    /// a - b floor(a / b): the remainder with the sign of b (Python's %).
+    | Rem
     | Pow
     | Max
     | Min
@@ -59,9 +63,9 @@ type Prim =
     | Where
     /// Reduction over the given axes (sorted, distinct, non-negative); the axes are removed.
     | Reduce of ReduceOp * axes: int[]
-    /// Index of the largest element along an axis (first one on ties), removed from the shape.
+    /// Index (Int32) of the largest element along an axis (first one on ties), removed from the shape.
     | ArgMax of axis: int
-    /// Index of the smallest element along an axis (first one on ties), removed from the shape.
+    /// Index (Int32) of the smallest element along an axis (first one on ties), removed from the shape.
     | ArgMin of axis: int
     /// Batched matrix product of [..., m, k] and [..., k, n] (either operand read transposed in its
     /// last two axes); batch axes broadcast.
@@ -78,11 +82,21 @@ type Prim =
     | Pad of low: int[] * high: int[]
     /// Joins its arguments along an axis.
     | Concat of axis: int
-    /// numpy.take(x, indices.reshape(indexShape), axis).
-    | Gather of axis: int * indices: int[] * indexShape: int[]
-    /// The transpose of Gather: adds slices of the argument into a zero tensor whose `axis` has
-    /// extent `size`, at the given indices (repeated indices accumulate).
-    | ScatterAdd of axis: int * indices: int[] * indexShape: int[] * size: int
+    /// Picks entries of x along an axis by an Int32 index tensor, per batch element: x is
+    /// B @ P @ [n] @ Q with |B| = batchDims leading axes and axis = |B| + |P|; the indices are
+    /// B @ J; the result is B @ P @ J @ Q with out[b, p, j, q] = x[b, p, idx[b, j], q].
+    /// (numpy.take for batchDims = 0; TensorFlow's gather with batch_dims.) Args: x, indices.
+    | Gather of axis: int * batchDims: int
+    /// The transpose of Gather: adds updates B @ P @ J @ Q into zeros B @ P @ [size] @ Q at the
+    /// indices B @ J (repeated indices accumulate). Args: updates, indices.
+    | ScatterAdd of axis: int * batchDims: int * size: int
+    /// Running sum along an axis (from the end when `reverse`).
+    | Cumsum of axis: int * reverse: bool
+    /// The permutation (Int32) that sorts along an axis, stable; NaN sorts last.
+    | Argsort of axis: int * descending: bool
+    /// For sorted rows [..., n] and values [..., m] with the same leading axes: the Int32 count of
+    /// row entries < value (or <= value when `right`), i.e. numpy.searchsorted's side='left'/'right'.
+    | SearchSorted of right: bool
     /// Element type conversion.
     | Convert of DType
 
@@ -116,6 +130,8 @@ module Prim =
              | BinaryOp.Sub -> "Tensor.sub"
              | BinaryOp.Mul -> "Tensor.mul"
              | BinaryOp.Div -> "Tensor.div"
+             | BinaryOp.FloorDiv -> "Tensor.floorDiv"
+             | BinaryOp.Rem -> "Tensor.rem"
              | BinaryOp.Pow -> "Tensor.pow"
              | BinaryOp.Max -> "Tensor.maximum"
              | BinaryOp.Min -> "Tensor.minimum"
@@ -140,6 +156,9 @@ module Prim =
         | Prim.Concat _ -> "Tensor.concat"
         | Prim.Gather _ -> "Tensor.gather"
         | Prim.ScatterAdd _ -> "Tensor.scatterAdd"
+        | Prim.Cumsum _ -> "Tensor.cumsum"
+        | Prim.Argsort _ -> "Tensor.argsort"
+        | Prim.SearchSorted _ -> "Tensor.searchSorted"
         | Prim.Convert _ -> "Tensor.convert"
 
     let private fmt = Shape.format
@@ -163,39 +182,56 @@ module Prim =
                 op
                 $"%s{what} %s{fmt values} has %d{values.Length} entries but the tensor of shape %s{fmt shape} has rank %d{shape.Length}"
 
-    let private checkIndices op (indices: int[]) (indexShape: int[]) (extent: int) (axis: int) (shape: int[]) =
-        if isNull indices then
-            Shape.fail op "indices is null"
+    let private checkAxis op (axis: int) (shape: int[]) =
+        if axis < 0 || axis >= shape.Length then
+            Shape.fail op $"axis %d{axis} is out of range for shape %s{fmt shape}"
 
-        let n = Shape.checkedCount op indexShape
-
-        if n <> indices.Length then
-            Shape.fail op $"%d{indices.Length} indices do not fill the index shape %s{fmt indexShape}"
-
-        for j in indices do
-            if j < 0 || j >= extent then
-                Shape.fail op $"index %d{j} is out of range [0, %d{extent}) for axis %d{axis} of shape %s{fmt shape}"
+    /// Index arguments must be Int32 (so that they are exact and never differentiated).
+    let private checkIndexDType op (what: string) (dtype: DType) =
+        if dtype <> DType.Int32 then
+            Shape.fail op $"%s{what} must be int32, got %s{dtype.Name} (convert with Tensor.convert Int32)"
 
     let private inferUnchecked (op: string) (prim: Prim) (shapes: int[][]) (dtypes: DType[]) : int[] * DType =
 
-        let sameDType () =
+        let sameDTypes (dtypes: DType[]) =
             for d in dtypes do
                 if d <> dtypes[0] then
                     let all = String.Join(", ", dtypes |> Array.map (fun d -> d.Name))
                     Shape.fail op $"dtypes differ (%s{all}); convert explicitly with Tensor.convert"
 
+        let sameDType () = sameDTypes dtypes
+
+        let needFloat () =
+            if not dtypes[0].IsFloat then
+                Shape.fail op $"needs a floating-point tensor, got %s{dtypes[0].Name} (convert with Tensor.convert Float32)"
+
         match prim with
-        | Prim.Unary _ ->
+        | Prim.Unary u ->
             checkArity op 1 shapes
+
+            match u with
+            | UnaryOp.Neg
+            | UnaryOp.Abs
+            | UnaryOp.Sign
+            | UnaryOp.Relu -> ()
+            | _ -> needFloat ()
+
             shapes[0], dtypes[0]
-        | Prim.Binary _ ->
+        | Prim.Binary b ->
             checkArity op 2 shapes
             sameDType ()
+
+            match b with
+            | BinaryOp.Div
+            | BinaryOp.Pow -> needFloat ()
+            | _ -> ()
+
             Shape.broadcast op shapes[0] shapes[1], dtypes[0]
         | Prim.Where ->
             checkArity op 3 shapes
-            sameDType ()
-            Shape.broadcast op (Shape.broadcast op shapes[0] shapes[1]) shapes[2], dtypes[0]
+            // The condition may have any dtype (non-zero is true); the two branches share theirs.
+            sameDTypes dtypes[1..]
+            Shape.broadcast op (Shape.broadcast op shapes[0] shapes[1]) shapes[2], dtypes[1]
         | Prim.Reduce(reduce, axes) ->
             checkArity op 1 shapes
             let shape = shapes[0]
@@ -221,10 +257,11 @@ module Prim =
             if shape[axis] = 0 then
                 Shape.fail op $"cannot take the arg-extremum of the empty axis %d{axis} of shape %s{fmt shape}"
 
-            removeAxes shape [| axis |], dtypes[0]
+            removeAxes shape [| axis |], DType.Int32
         | Prim.MatMul(transA, transB) ->
             checkArity op 2 shapes
             sameDType ()
+            needFloat ()
             let a, b = shapes[0], shapes[1]
 
             if a.Length < 2 || b.Length < 2 then
@@ -324,32 +361,65 @@ module Prim =
             result[axis] <- shapes |> Array.sumBy (fun s -> s[axis])
             Shape.checkedCount op result |> ignore
             result, dtypes[0]
-        | Prim.Gather(axis, indices, indexShape) ->
-            checkArity op 1 shapes
-            let shape = shapes[0]
+        | Prim.Gather(axis, batchDims) ->
+            checkArity op 2 shapes
+            checkIndexDType op "indices" dtypes[1]
+            let x, idx = shapes[0], shapes[1]
+            checkAxis op axis x
 
-            if axis < 0 || axis >= shape.Length then
-                Shape.fail op $"axis %d{axis} is out of range for shape %s{fmt shape}"
+            if batchDims < 0 || batchDims > axis || batchDims > idx.Length then
+                Shape.fail op $"%d{batchDims} batch axes do not fit before axis %d{axis} of %s{fmt x} and in the indices %s{fmt idx}"
 
-            checkIndices op indices indexShape shape[axis] axis shape
-            Array.concat [ shape[.. axis - 1]; indexShape; shape[axis + 1 ..] ], dtypes[0]
-        | Prim.ScatterAdd(axis, indices, indexShape, size) ->
-            checkArity op 1 shapes
-            let shape = shapes[0]
-            let r = indexShape.Length
+            if x[.. batchDims - 1] <> idx[.. batchDims - 1] then
+                Shape.fail op $"the %d{batchDims} leading (batch) axes of %s{fmt x} and of the indices %s{fmt idx} differ"
 
-            if axis < 0 || axis + r > shape.Length then
-                Shape.fail op $"axis %d{axis} with an index shape %s{fmt indexShape} does not fit shape %s{fmt shape}"
+            Array.concat [ x[.. axis - 1]; idx[batchDims..]; x[axis + 1 ..] ], dtypes[0]
+        | Prim.ScatterAdd(axis, batchDims, size) ->
+            checkArity op 2 shapes
+            checkIndexDType op "indices" dtypes[1]
+            let upd, idx = shapes[0], shapes[1]
+            let r = idx.Length - batchDims
 
-            if shape[axis .. axis + r - 1] <> indexShape then
-                Shape.fail op $"updates of shape %s{fmt shape} do not have the index shape %s{fmt indexShape} at axis %d{axis}"
+            if batchDims < 0 || batchDims > axis || r < 0 || axis + r > upd.Length then
+                Shape.fail
+                    op
+                    $"axis %d{axis} with %d{batchDims} batch axes and indices %s{fmt idx} does not fit updates of shape %s{fmt upd}"
+
+            if
+                upd[.. batchDims - 1] <> idx[.. batchDims - 1]
+                || upd[axis .. axis + r - 1] <> idx[batchDims..]
+            then
+                Shape.fail
+                    op
+                    $"updates of shape %s{fmt upd} do not have the index shape %s{fmt idx} (batch axes first, the rest at axis %d{axis})"
 
             if size < 0 then
                 Shape.fail op $"target size %d{size} is negative"
 
-            let result = Array.concat [ shape[.. axis - 1]; [| size |]; shape[axis + r ..] ]
-            checkIndices op indices indexShape size axis result
-            result, dtypes[0]
+            Array.concat [ upd[.. axis - 1]; [| size |]; upd[axis + r ..] ], dtypes[0]
+        | Prim.Cumsum(axis, _) ->
+            checkArity op 1 shapes
+            checkAxis op axis shapes[0]
+            shapes[0], dtypes[0]
+        | Prim.Argsort(axis, _) ->
+            checkArity op 1 shapes
+            checkAxis op axis shapes[0]
+            shapes[0], DType.Int32
+        | Prim.SearchSorted _ ->
+            checkArity op 2 shapes
+            sameDType ()
+            let sorted, values = shapes[0], shapes[1]
+
+            if
+                sorted.Length < 1
+                || values.Length <> sorted.Length
+                || sorted[.. sorted.Length - 2] <> values[.. values.Length - 2]
+            then
+                Shape.fail
+                    op
+                    $"needs sorted rows [..., n] and values [..., m] with the same leading axes, got %s{fmt sorted} and %s{fmt values}"
+
+            values, DType.Int32
         | Prim.Convert dtype ->
             checkArity op 1 shapes
             shapes[0], dtype

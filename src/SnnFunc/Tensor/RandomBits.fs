@@ -207,6 +207,7 @@ let uniform (key: Key) (n: int) (dtype: DType) (lo: float) (hi: float) : Storage
     let width = hi - lo
 
     match dtype with
+    | Int32 -> invalidArg "dtype" "RandomBits: random samples are float32 or float64; convert to int32 afterwards"
     | Float32 ->
         let lo32 = float32 lo
         let hi32 = float32 hi
@@ -253,6 +254,7 @@ let normal (key: Key) (n: int) (dtype: DType) : Storage =
                 put (i + 1) (r * sn)
 
     match dtype with
+    | Int32 -> invalidArg "dtype" "RandomBits: random samples are float32 or float64; convert to int32 afterwards"
     | Float32 ->
         let out = Array.zeroCreate<float32> n
 
@@ -282,6 +284,7 @@ let bernoulli (key: Key) (n: int) (dtype: DType) (p: float) : Storage =
     let threshold = p * two32
 
     match dtype with
+    | Int32 -> invalidArg "dtype" "RandomBits: random samples are float32 or float64; convert to int32 afterwards"
     | Float32 ->
         let out = Array.zeroCreate<float32> n
         forChunks n (fun s e -> fillWords key s e (fun i w -> out[i] <- if float w < threshold then 1.0f else 0.0f))
@@ -369,6 +372,7 @@ let poisson (key: Key) (n: int) (dtype: DType) (lambda: float) : Storage =
     validatePoisson "RandomBits.poisson" lambda
 
     match dtype with
+    | Int32 -> invalidArg "dtype" "RandomBits: random samples are float32 or float64; convert to int32 afterwards"
     | Float32 ->
         let out = Array.zeroCreate<float32> n
 

@@ -169,12 +169,31 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
 
         Tensor.Create("Tensor.FromArray", shape, Storage.F64(Array.copy data))
 
+    /// An Int32 tensor with a copy of `data` in row-major order (indices, ids, counts).
+    static member FromArray(data: int[], [<ParamArray>] shape: int[]) =
+        if isNull data then
+            Shape.fail "Tensor.FromArray" "data is null"
+
+        Tensor.Create("Tensor.FromArray", shape, Storage.I32(Array.copy data))
+
+    /// `value` as an element of `dtype`; an Int32 needs an integer value in range.
+    static member internal ToInt32(op: string, value: float) =
+        if
+            value <> Math.Round value
+            || value < float Int32.MinValue
+            || value > float Int32.MaxValue
+        then
+            Shape.fail op $"%.17g{value} is not an int32 value"
+
+        int value
+
     static member private Filled(op: string, shape: int[], value: float, dtype: DType) =
         let n = Shape.checkedCount op shape
 
         match dtype with
         | Float32 -> Tensor(Array.copy shape, Float32, Storage.F32(Array.create n (float32 value)), null)
         | Float64 -> Tensor(Array.copy shape, Float64, Storage.F64(Array.create n value), null)
+        | DType.Int32 -> Tensor(Array.copy shape, DType.Int32, Storage.I32(Array.create n (Tensor.ToInt32(op, value))), null)
 
     /// A tensor of the given shape filled with `value`.
     static member Full(shape: int[], value: float, ?dtype: DType) =
@@ -289,12 +308,20 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
         match t.Storage with
         | Storage.F32 a -> Array.copy a
         | Storage.F64 a -> Array.map float32 a
+        | Storage.I32 a -> Array.map float32 a
 
-    /// The elements as float (converted if the tensor is Float32), row-major.
+    /// The elements as float (converted if the tensor is Float32 or Int32), row-major.
     member t.ToDoubleArray() : float[] =
         match t.Storage with
         | Storage.F32 a -> Array.map float a
         | Storage.F64 a -> Array.copy a
+        | Storage.I32 a -> Array.map float a
+
+    /// The elements of an Int32 tensor, row-major (other dtypes: convert with Convert Int32 first).
+    member t.ToInt32Array() : int[] =
+        match t.Storage with
+        | Storage.I32 a -> Array.copy a
+        | _ -> Shape.fail "Tensor.toInt32Array" $"the tensor is %s{t.DType.Name}, not int32; convert it with Tensor.convert Int32 first"
 
     /// The single element of a one-element tensor.
     member t.ToScalar() : float =
@@ -304,6 +331,7 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
         match t.Storage with
         | Storage.F32 a -> float a[0]
         | Storage.F64 a -> a[0]
+        | Storage.I32 a -> float a[0]
 
     override t.ToString() =
         if not t.IsConcrete then
@@ -316,10 +344,10 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
             let fmt (v: float) =
                 let s = v.ToString("G6", CultureInfo.InvariantCulture)
 
-                if dtype = Float32 then
-                    (float32 v).ToString("G6", CultureInfo.InvariantCulture)
-                else
-                    s
+                match dtype with
+                | Float32 -> (float32 v).ToString("G6", CultureInfo.InvariantCulture)
+                | Float64 -> s
+                | DType.Int32 -> (int v).ToString(CultureInfo.InvariantCulture)
 
             // Nested brackets, eliding the middle of long axes.
             let rec write (axis: int) (offset: int) =
@@ -371,7 +399,14 @@ type Tensor with
     /// A scalar of `like`'s dtype (scalar operands take the tensor's dtype). A null `like` gives a
     /// Float32 scalar, so that the operation it feeds reports the null argument by name.
     static member private ScalarLike(like: Tensor, value: float) =
-        Tensor.Scalar(value, (if isNull like then Float32 else like.DType))
+        let dtype = if isNull like then Float32 else like.DType
+
+        if dtype = DType.Int32 && value <> Math.Round value then
+            Shape.fail
+                "Tensor"
+                $"the scalar operand %.17g{value} is not an integer but the tensor is int32; convert the tensor with Tensor.convert Float32 first"
+
+        Tensor.Scalar(value, dtype)
 
     // Elementwise unary ------------------------------------------------------------------------
     member t.Neg() = Tensor.Unary(UnaryOp.Neg, t)
@@ -406,6 +441,10 @@ type Tensor with
     /// Elementwise smaller value (NaN propagates).
     member a.Minimum(b: Tensor) = Tensor.Binary(BinaryOp.Min, a, b)
     member a.Pow(b: Tensor) = Tensor.Binary(BinaryOp.Pow, a, b)
+    /// floor(a / b), elementwise (Python's //; integer division by zero is an error).
+    member a.FloorDiv(b: Tensor) = Tensor.Binary(BinaryOp.FloorDiv, a, b)
+    /// a - b floor(a / b), elementwise: the remainder with the sign of b (Python's %).
+    member a.Rem(b: Tensor) = Tensor.Binary(BinaryOp.Rem, a, b)
 
     member a.Pow(b: float) =
         Tensor.Binary(BinaryOp.Pow, a, Tensor.ScalarLike(a, b))
@@ -443,6 +482,12 @@ type Tensor with
 
     static member (/)(a: float, b: Tensor) =
         Tensor.Binary(BinaryOp.Div, Tensor.ScalarLike(b, a), b)
+
+    /// The remainder with the sign of the divisor (Python's %), see Rem.
+    static member (%)(a: Tensor, b: Tensor) = Tensor.Binary(BinaryOp.Rem, a, b)
+
+    static member (%)(a: Tensor, b: float) =
+        Tensor.Binary(BinaryOp.Rem, a, Tensor.ScalarLike(a, b))
 
     static member (~-)(a: Tensor) = Tensor.Unary(UnaryOp.Neg, a)
     /// F#'s `**` operator.
@@ -510,21 +555,23 @@ type Tensor with
         t.Reduce(ReduceOp.Min, "min", axes, defaultArg keepDims false)
 
     /// Mean along several axes (composition: sum / count).
+    /// Mean along several axes (composition: sum / count); the mean of Int32 data is Float32, as in JAX.
     member t.MeanAxes(axes: int[], ?keepDims: bool) =
         let axes = Shape.normAxes "Tensor.mean" t.Rank axes
         let n = axes |> Array.fold (fun acc a -> acc * t.ShapeRef[a]) 1
-        t.SumAxes(axes, defaultArg keepDims false) / float n
+        let x = if t.DType = DType.Int32 then t.Convert Float32 else t
+        x.SumAxes(axes, defaultArg keepDims false) / float n
 
     member t.Mean() = t.MeanAxes(Array.init t.Rank id)
 
     member t.Mean(axis: int, ?keepDims: bool) =
         t.MeanAxes([| axis |], defaultArg keepDims false)
 
-    /// Index of the largest element along an axis, as values of the tensor's dtype.
+    /// Index (Int32) of the largest element along an axis (the first on ties, the first NaN if any).
     member t.ArgMax(axis: int) =
         Tensor.Apply(Prim.ArgMax(Shape.normAxis "Tensor.argmax" t.Rank axis), t)
 
-    /// Index of the smallest element along an axis, as values of the tensor's dtype.
+    /// Index (Int32) of the smallest element along an axis (the first on ties, the first NaN if any).
     member t.ArgMin(axis: int) =
         Tensor.Apply(Prim.ArgMin(Shape.normAxis "Tensor.argmin" t.Rank axis), t)
 
@@ -659,22 +706,128 @@ type Tensor with
 
         Tensor.Concat(tensors |> Array.map (fun t -> t.Unsqueeze axis), axis)
 
+    /// An Int32 index tensor from a host array (validated as the static-index forms promise).
+    static member private IndexTensor(op: string, indices: int[], indexShape: int[] option) =
+        if isNull indices then
+            Shape.fail op "indices is null"
+
+        let indexShape = defaultArg indexShape [| indices.Length |]
+        let n = Shape.checkedCount op indexShape
+
+        if n <> indices.Length then
+            Shape.fail op $"%d{indices.Length} indices do not fill the index shape %s{Shape.format indexShape}"
+
+        Tensor.FromArray(indices, indexShape)
+
     /// numpy.take: picks entries along an axis; the result has indexShape in place of that axis.
     member t.Gather(axis: int, indices: int[], ?indexShape: int[]) =
+        let idx = Tensor.IndexTensor("Tensor.gather", indices, indexShape)
+        t.Gather(Shape.normAxis "Tensor.gather" t.Rank axis, idx)
+
+    /// Picks entries along an axis by an Int32 index tensor (computed from data, per example under
+    /// vmap). With `batchDims` = k, the first k axes of t and of the indices are batch axes paired
+    /// one to one: out[b, p, j, q] = t[b, p, indices[b, j], q] (TensorFlow's gather).
+    member t.Gather(axis: int, indices: Tensor, ?batchDims: int) =
         if isNull indices then
             Shape.fail "Tensor.gather" "indices is null"
 
-        let indexShape = defaultArg indexShape [| indices.Length |]
-        Tensor.Apply(Prim.Gather(Shape.normAxis "Tensor.gather" t.Rank axis, Array.copy indices, Array.copy indexShape), t)
+        Tensor.Apply(Prim.Gather(Shape.normAxis "Tensor.gather" t.Rank axis, defaultArg batchDims 0), t, indices)
 
     /// Adds the slices of `t` (whose axes [axis, axis + rank(indexShape)) match indexShape) into a zero
     /// tensor whose `axis` has extent `size`, at the given indices; repeated indices accumulate.
     member t.ScatterAdd(axis: int, indices: int[], size: int, ?indexShape: int[]) =
+        t.ScatterAdd(axis, Tensor.IndexTensor("Tensor.scatterAdd", indices, indexShape), size)
+
+    /// The transpose of Gather: adds t's slices into zeros whose `axis` has extent `size`, at the
+    /// Int32 indices (repeated ones accumulate); `batchDims` as in Gather.
+    member t.ScatterAdd(axis: int, indices: Tensor, size: int, ?batchDims: int) =
         if isNull indices then
             Shape.fail "Tensor.scatterAdd" "indices is null"
 
-        let indexShape = defaultArg indexShape [| indices.Length |]
-        Tensor.Apply(Prim.ScatterAdd(axis, Array.copy indices, Array.copy indexShape, size), t)
+        Tensor.Apply(Prim.ScatterAdd(axis, defaultArg batchDims 0, size), t, indices)
+
+    /// numpy.take_along_axis: out[..., j, ...] = t[..., indices[..., j, ...], ...] along `axis`, with
+    /// the other axes of t and the (same-rank, Int32) indices broadcast together.
+    member t.TakeAlongAxis(indices: Tensor, axis: int) =
+        if isNull indices then
+            Shape.fail "Tensor.takeAlongAxis" "indices is null"
+
+        if indices.Rank <> t.Rank then
+            Shape.fail
+                "Tensor.takeAlongAxis"
+                $"the indices %s{Shape.format indices.ShapeRef} must have the rank of %s{Shape.format t.ShapeRef}"
+
+        let a = Shape.normAxis "Tensor.takeAlongAxis" t.Rank axis
+        let last = t.Rank - 1
+        // Move the axis last, broadcast the rest, gather with every other axis a batch axis.
+        let toLast (x: Tensor) =
+            x.Permute(
+                Array.init x.Rank (fun i ->
+                    if i < a then i
+                    elif i < last then i + 1
+                    else a)
+            )
+
+        let xs, idx = toLast t, toLast indices
+
+        let lead =
+            Shape.broadcast "Tensor.takeAlongAxis" xs.ShapeRef[.. last - 1] idx.ShapeRef[.. last - 1]
+
+        let xs = xs.BroadcastTo(Array.append lead [| xs.ShapeRef[last] |])
+        let idx = idx.BroadcastTo(Array.append lead [| idx.ShapeRef[last] |])
+        let out = Tensor.Apply(Prim.Gather(last, last), xs, idx)
+
+        out.Permute(
+            Array.init out.Rank (fun i ->
+                if i < a then i
+                elif i = a then last
+                else i - 1)
+        )
+
+    /// Running sum along an axis (from the end when `reverse`).
+    member t.Cumsum(axis: int, ?reverse: bool) =
+        Tensor.Apply(Prim.Cumsum(Shape.normAxis "Tensor.cumsum" t.Rank axis, defaultArg reverse false), t)
+
+    /// The stable sorting permutation (Int32) along an axis; NaN sorts last.
+    member t.Argsort(axis: int, ?descending: bool) =
+        Tensor.Apply(Prim.Argsort(Shape.normAxis "Tensor.argsort" t.Rank axis, defaultArg descending false), t)
+
+    /// The values sorted along an axis (stable; NaN last); differentiable, through the gather of
+    /// the sorting permutation.
+    member t.Sort(axis: int, ?descending: bool) =
+        t.TakeAlongAxis(t.Argsort(axis, defaultArg descending false), axis)
+
+    /// numpy.searchsorted on sorted rows: for t [..., n] sorted along its last axis and values
+    /// [..., m] with the same leading axes (or any shape when t is 1-d), the Int32 insertion points:
+    /// the number of entries below each value (at or below it when `right`).
+    member t.SearchSorted(values: Tensor, ?right: bool) =
+        if isNull values then
+            Shape.fail "Tensor.searchSorted" "values is null"
+
+        let right = defaultArg right false
+
+        if t.Rank = 1 then
+            let flat = values.Reshape [| 1; values.Count |]
+            Tensor.Apply(Prim.SearchSorted right, t.Reshape [| 1; t.Count |], flat).Reshape values.ShapeRef
+        else
+            Tensor.Apply(Prim.SearchSorted right, t, values)
+
+    /// Sums of the rows of `data` (axis 0) that share a segment id (Int32, in [0, segments)):
+    /// out[s] = Σ over i with ids[i] = s of data[i].
+    static member SegmentSum(data: Tensor, segmentIds: Tensor, segments: int) =
+        if isNull data || isNull segmentIds then
+            Shape.fail "Tensor.segmentSum" "an argument is null"
+
+        if
+            segmentIds.Rank <> 1
+            || data.Rank < 1
+            || segmentIds.ShapeRef[0] <> data.ShapeRef[0]
+        then
+            Shape.fail
+                "Tensor.segmentSum"
+                $"needs data [n; ...] and segment ids [n], got %s{Shape.format data.ShapeRef} and %s{Shape.format segmentIds.ShapeRef}"
+
+        data.ScatterAdd(0, segmentIds, segments)
 
     /// Converts to another element type.
     member t.Convert(dtype: DType) =

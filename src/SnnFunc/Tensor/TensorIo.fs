@@ -1,5 +1,5 @@
 /// Saving and loading tensors in NumPy's .npy and .npz formats (see NpyFormat for the details:
-/// float16/float32 load as Float32; float64, bool and integer arrays load as Float64).
+/// float16/float32 load as Float32, float64 and bool as Float64, integers as Int32).
 namespace SnnFunc
 
 open System.IO

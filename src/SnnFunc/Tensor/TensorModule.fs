@@ -10,6 +10,9 @@ module Tensor =
     let ofArray (data: float32[]) (shape: int[]) = Tensor.FromArray(data, shape)
     /// A Float64 tensor from row-major data (copied).
     let ofArray64 (data: float[]) (shape: int[]) = Tensor.FromArray(data, shape)
+    /// An Int32 tensor from row-major data (copied).
+    let ofInts (data: int[]) (shape: int[]) = Tensor.FromArray(data, shape)
+    let toInts (t: Tensor) = t.ToInt32Array()
 
     /// A Float32 matrix from a 2-D array.
     let ofArray2D (data: float32[,]) =
@@ -65,6 +68,8 @@ module Tensor =
     let sub (a: Tensor) (b: Tensor) = a.Sub b
     let mul (a: Tensor) (b: Tensor) = a.Mul b
     let div (a: Tensor) (b: Tensor) = a.Div b
+    let floorDiv (a: Tensor) (b: Tensor) = a.FloorDiv b
+    let rem (a: Tensor) (b: Tensor) = a.Rem b
     let pow (a: Tensor) (b: Tensor) = a.Pow b
     let maximum (a: Tensor) (b: Tensor) = a.Maximum b
     let minimum (a: Tensor) (b: Tensor) = a.Minimum b
@@ -110,6 +115,22 @@ module Tensor =
     let stack (axis: int) (tensors: Tensor seq) = Tensor.Stack(Seq.toArray tensors, axis)
     let gather (axis: int) (indices: int[]) (t: Tensor) = t.Gather(axis, indices)
     let scatterAdd (axis: int) (indices: int[]) (size: int) (t: Tensor) = t.ScatterAdd(axis, indices, size)
+    /// Gather by an Int32 index tensor (see Tensor.Gather).
+    let take (axis: int) (indices: Tensor) (t: Tensor) = t.Gather(axis, indices)
+    /// Gather by Int32 indices with leading batch axes shared by t and the indices.
+    let gatherBatched (axis: int) (batchDims: int) (indices: Tensor) (t: Tensor) = t.Gather(axis, indices, batchDims)
+    /// Scatter-add by an Int32 index tensor (see Tensor.ScatterAdd).
+    let scatterAddAt (axis: int) (indices: Tensor) (size: int) (t: Tensor) = t.ScatterAdd(axis, indices, size)
+    let takeAlongAxis (axis: int) (indices: Tensor) (t: Tensor) = t.TakeAlongAxis(indices, axis)
+
+    let segmentSum (segments: int) (segmentIds: Tensor) (data: Tensor) =
+        Tensor.SegmentSum(data, segmentIds, segments)
+
+    let cumsum (axis: int) (t: Tensor) = t.Cumsum axis
+    let argsort (axis: int) (t: Tensor) = t.Argsort axis
+    let sort (axis: int) (t: Tensor) = t.Sort axis
+    /// Insertion points of `values` in the sorted rows of `sorted` (side 'left').
+    let searchSorted (sorted: Tensor) (values: Tensor) = sorted.SearchSorted values
     let convert (dtype: DType) (t: Tensor) = t.Convert dtype
 
     // Products
