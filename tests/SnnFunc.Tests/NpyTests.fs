@@ -592,3 +592,30 @@ let ``tensors load from and save to .npz`` () =
                 Assert.Equal(a.Storage, b.Storage)
     finally
         Directory.Delete(dir, true)
+
+// ---------------------------------------------------------------------------------------------
+// Damaged archives and unwritable targets
+// ---------------------------------------------------------------------------------------------
+
+[<Fact>]
+let ``saving into a missing folder names the target, not the temporary file`` () =
+    let dir = tempDir ()
+
+    try
+        let missing = Path.Combine(dir, "no-such-folder")
+        let t = Tensor.FromArray([| 1.0f; 2.0f |], 2)
+
+        let check (target: string) (save: unit -> unit) =
+            let e = Assert.ThrowsAny<IOException>(save)
+            Assert.Contains(target, e.Message)
+            Assert.Contains(missing, e.Message)
+            Assert.DoesNotContain(".tmp", e.Message)
+
+        let npy = Path.Combine(missing, "t.npy")
+        check npy (fun () -> TensorIo.saveNpy npy t)
+        let npz = Path.Combine(missing, "t.npz")
+        check npz (fun () -> Npz.save npz [ "t", t ])
+        check npz (fun () -> Npz.saveCompressed npz [ "t", t ])
+        Assert.False(Directory.Exists missing)
+    finally
+        Directory.Delete(dir, true)

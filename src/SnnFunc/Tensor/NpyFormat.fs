@@ -647,10 +647,11 @@ let write (stream: Stream) (shape: int[]) (storage: Storage) : unit =
     writeData stream storage
 
 /// Writes to `path` via a temporary file in the same folder that is then moved over the target,
-/// so a failure part-way never destroys an existing file.
-let private atomicWrite (path: string) (body: Stream -> unit) =
+/// so a failure part-way never destroys an existing file. I/O errors name the target and its
+/// folder, not the temporary file (which the caller never asked for).
+let private atomicWrite (op: string) (path: string) (body: Stream -> unit) =
     if String.IsNullOrWhiteSpace path then
-        invalidArg "path" "the file path is empty"
+        invalidArg "path" $"%s{op}: the file path is empty"
 
     let full = Path.GetFullPath path
     let dir = Path.GetDirectoryName full
@@ -666,20 +667,26 @@ let private atomicWrite (path: string) (body: Stream -> unit) =
             fs.Flush true
 
         File.Move(tmp, full, true)
-    with _ ->
+    with e ->
         try
             if File.Exists tmp then
                 File.Delete tmp
         with _ ->
             ()
 
-        reraise ()
+        match e with
+        | :? DirectoryNotFoundException ->
+            raise (DirectoryNotFoundException($"%s{op}: cannot save '%s{full}': the folder '%s{dir}' does not exist", e))
+        | :? UnauthorizedAccessException ->
+            raise (UnauthorizedAccessException($"%s{op}: cannot save '%s{full}': no permission to write in the folder '%s{dir}'", e))
+        | :? IOException -> raise (IOException($"%s{op}: cannot save '%s{full}': %s{e.Message}", e))
+        | _ -> reraise ()
 
 /// Writes a .npy file atomically (see `write`). The path is used exactly as given; unlike
 /// np.save no ".npy" extension is appended.
 let writeFile (path: string) (shape: int[]) (storage: Storage) : unit =
     checkShape "NpyFormat.writeFile" shape storage
-    atomicWrite path (fun s -> write s shape storage)
+    atomicWrite "NpyFormat.writeFile" path (fun s -> write s shape storage)
 
 // ---------------------------------------------------------------------------------------------
 // .npz archives
@@ -764,7 +771,7 @@ let writeNpz (stream: Stream) (arrays: (string * int[] * Storage) seq) : unit = 
 let writeNpzFileWith (compressed: bool) (path: string) (arrays: (string * int[] * Storage) seq) : unit =
     let arrays = List.ofSeq arrays
     validateNpz "NpyFormat.writeNpzFile" arrays
-    atomicWrite path (fun s -> writeNpzCore compressed s arrays)
+    atomicWrite "NpyFormat.writeNpzFile" path (fun s -> writeNpzCore compressed s arrays)
 
 /// Writes an uncompressed .npz file atomically.
 let writeNpzFile (path: string) (arrays: (string * int[] * Storage) seq) : unit = writeNpzFileWith false path arrays
