@@ -11,6 +11,9 @@
 /// a value whose magnitude exceeds 2^53 (so that float64 might not hold it exactly) raises an error
 /// rather than being rounded silently. Writing always produces little-endian '&lt;f4' / '&lt;f8'
 /// in C order, byte-for-byte as NumPy's np.save writes it.
+///
+/// Reading a .npz checks every member's length and CRC-32 (System.IO.Compression checks neither), so
+/// a damaged checkpoint is an error naming the file and the member rather than wrong numbers.
 module SnnFunc.NpyFormat
 
 open System
@@ -692,12 +695,97 @@ let writeFile (path: string) (shape: int[]) (storage: Storage) : unit =
 // .npz archives
 // ---------------------------------------------------------------------------------------------
 
+/// Why ZipArchive cannot open a seekable stream: a file cut short — named by the member whose
+/// data runs past its end, or else by its missing central directory (the index at the end) — or
+/// no zip archive at all. Walks the local file headers from the start.
+let private unopenable (source: string option) (stream: Stream) (origin: int64) (e: exn) : 'a =
+    let notZip () =
+        bad source $"not a .npz file (not a valid zip archive: %s{e.Message})"
+
+    if not stream.CanSeek then
+        notZip ()
+
+    let length = stream.Length
+    let header = Array.zeroCreate<byte> 30
+    let mutable pos = origin
+    let mutable last = None
+    let mutable walking = true
+
+    while walking do
+        stream.Position <- pos
+
+        if
+            readAtMost stream (Span header) < 30
+            || BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan header) <> 0x04034b50u
+        then
+            walking <- false
+        else
+            let flags = BinaryPrimitives.ReadUInt16LittleEndian(ReadOnlySpan(header, 6, 2))
+            let size = BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan(header, 18, 4))
+
+            let nameLength =
+                int (BinaryPrimitives.ReadUInt16LittleEndian(ReadOnlySpan(header, 26, 2)))
+
+            let extraLength =
+                int (BinaryPrimitives.ReadUInt16LittleEndian(ReadOnlySpan(header, 28, 2)))
+
+            let nameBytes = Array.zeroCreate<byte> nameLength
+            let name = Encoding.UTF8.GetString(nameBytes, 0, readAtMost stream (Span nameBytes))
+            let dataEnd = pos + 30L + int64 nameLength + int64 extraLength + int64 size
+
+            if dataEnd > length then
+                bad source $"truncated .npz file: member '%s{name}' needs %d{dataEnd - origin} bytes but the file has %d{length - origin}"
+
+            last <- Some name
+            // Sizes written after the data (flag bit 3) or kept in a zip64 field: stop walking.
+            walking <- flags &&& 8us = 0us && size <> UInt32.MaxValue
+            pos <- dataEnd
+
+    match last with
+    | Some name ->
+        bad
+            source
+            $"truncated .npz file: the central directory (the index at the end) is missing or cut short, after member '%s{name}' (%d{length - origin} bytes)"
+    | None -> notZip ()
+
+/// A member's bytes, read whole and checked against the length and CRC-32 that the archive records
+/// (ZipArchive checks neither), so that a corrupt checkpoint fails instead of loading wrong numbers.
+let private memberBytes (memberSource: string option) (entry: ZipArchiveEntry) : byte[] =
+    if entry.Length > int64 Array.MaxLength then
+        bad memberSource $"member of %d{entry.Length} bytes is too large to read"
+
+    let data = Array.zeroCreate<byte> (int entry.Length)
+
+    let got, more =
+        try
+            use es = entry.Open()
+            let n = readAtMost es (Span data)
+            n, n = data.Length && es.ReadByte() <> -1
+        with
+        | :? InvalidDataException as e -> bad memberSource $"corrupt member data (%s{e.Message})"
+        | :? IOException as e -> bad memberSource $"corrupt or truncated member data (%s{e.Message})"
+
+    if got < data.Length then
+        bad memberSource $"truncated member: the archive records %d{data.Length} bytes, only %d{got} could be read"
+
+    if more then
+        bad memberSource $"corrupt member: it holds more than the %d{data.Length} bytes that the archive records"
+
+    let crc = System.IO.Hashing.Crc32.HashToUInt32(ReadOnlySpan data)
+
+    if crc <> entry.Crc32 then
+        bad memberSource $"corrupt member: CRC-32 mismatch (the archive records 0x%08X{entry.Crc32}, the data gives 0x%08X{crc})"
+
+    data
+
 let private readNpzCore (source: string option) (stream: Stream) : (string * (int[] * Storage)) list =
+    let origin = if stream.CanSeek then stream.Position else 0L
+
     let archive =
         try
             new ZipArchive(stream, ZipArchiveMode.Read, true)
         with :? InvalidDataException as e ->
-            bad source $"not a .npz file (not a valid zip archive: %s{e.Message})"
+            unopenable source stream origin e
 
     use archive = archive
 
@@ -714,8 +802,7 @@ let private readNpzCore (source: string option) (stream: Stream) : (string * (in
                 let memberSource = Some(where source + full)
 
                 let arr =
-                    use es = entry.Open()
-                    readCore memberSource es
+                    readCore memberSource (new MemoryStream(memberBytes memberSource entry, false))
 
                 name, arr
     ]
