@@ -7,11 +7,16 @@
 
 using System.Diagnostics;
 using System.Globalization;
+using CSharpYinYang;
 using SnnFunc;
 using SnnFunc.CSharp;
 
-var options = Options.Parse(args);
-if (options is null) return 2;
+var parsed = Options.Parse(args);
+if (parsed.Options is not Options options)
+{
+    (parsed.ExitCode == 0 ? Console.Out : Console.Error).WriteLine(parsed.Message);
+    return parsed.ExitCode;
+}
 if (options.Threads is int threads) SnnFunc.Kernels.Parallelism.MaxThreads = threads;
 
 // Data and encoding: each of (x, y, 1-x, 1-y, bias) spikes once at u · 15 ms.
@@ -73,59 +78,3 @@ Trainer.Run(options.Epochs, batches, startEpoch: start,
 Console.WriteLine($"training took {clock.Elapsed.TotalSeconds:F1} s");
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test_accuracy={Accuracy(parameters, data.Test):F4}"));
 return 0;
-
-/// <summary>Command-line options with the F# sample's defaults.</summary>
-internal sealed record Options
-{
-    public int Epochs { get; init; } = 30;
-    public int BatchSize { get; init; } = 100;
-    public double LearningRate { get; init; } = 0.01;
-    public int Hidden { get; init; } = 120;
-    public int Steps { get; init; } = 60;
-    public long Seed { get; init; }
-    public int? Threads { get; init; }
-    public string? Checkpoint { get; init; }
-
-    private const string Usage =
-        "usage: CSharpYinYang [--epochs N (30)] [--batch-size N (100)] [--learning-rate X (0.01)] [--hidden N (120)]\n" +
-        "                     [--steps N of 0.5 ms (60)] [--seed N (0)] [--threads N (all cores)] [--checkpoint path]";
-
-    public static Options? Parse(string[] args)
-    {
-        var o = new Options();
-        try
-        {
-            for (int i = 0; i < args.Length; i++)
-            {
-                string Value() => i + 1 < args.Length ? args[++i] : throw new FormatException($"{args[i]} needs a value");
-                int Int() => int.Parse(Value(), CultureInfo.InvariantCulture);
-                o = args[i] switch
-                {
-                    "--epochs" => o with { Epochs = Int() },
-                    "--batch-size" => o with { BatchSize = Int() },
-                    "--learning-rate" => o with { LearningRate = double.Parse(Value(), CultureInfo.InvariantCulture) },
-                    "--hidden" => o with { Hidden = Int() },
-                    "--steps" => o with { Steps = Int() },
-                    "--seed" => o with { Seed = long.Parse(Value(), CultureInfo.InvariantCulture) },
-                    "--threads" => o with { Threads = Int() },
-                    "--checkpoint" => o with { Checkpoint = Value() },
-                    "--help" or "-h" => throw new OperationCanceledException(),
-                    var other => throw new FormatException($"unknown option {other}"),
-                };
-            }
-            return o;
-        }
-        catch (OperationCanceledException)
-        {
-            Console.WriteLine(Usage);
-            Environment.Exit(0);
-            return null;
-        }
-        catch (FormatException e)
-        {
-            Console.Error.WriteLine(e.Message);
-            Console.Error.WriteLine(Usage);
-            return null;
-        }
-    }
-}

@@ -6,76 +6,24 @@ module Program
 
 open System
 open System.Diagnostics
-open Argu
+open Mnist16Options
 open SnnFunc
 open SnnFunc.Data
 
-type Coding =
-    /// Cramer et al.'s logarithmic latency: a pixel x spikes at tau ln(x / (x - theta)), dark pixels never.
-    | Log
-    /// Linear latency: a pixel x spikes at (1 - x) · t_late, dark pixels (x <= theta) never.
-    | Linear
-
-type Arguments =
-    | Epochs of int
-    | Batch_Size of int
-    | Learning_Rate of float
-    | Hidden of int
-    | Steps of int
-    | Coding of Coding
-    | Input_Scale of float
-    | Theta of float
-    | Dropout of float
-    | Shift of int
-    | Input_Dropout of float
-    | Train_Count of int
-    | Test_Count of int
-    | Seed of int64
-    | Threads of int
-    | Checkpoint of path: string
-
-    interface IArgParserTemplate with
-        member a.Usage =
-            match a with
-            | Epochs _ -> "training epochs (default 25)"
-            | Batch_Size _ -> "samples per batch (default 64)"
-            | Learning_Rate _ -> "initial Adam learning rate, cosine-decayed (default 0.01)"
-            | Hidden _ -> "hidden LIF neurons (default 246)"
-            | Steps _ -> "time steps of 1 ms (default 30)"
-            | Coding _ -> "input latency coding: log (Cramer et al., default) or linear"
-            | Input_Scale _ -> "input weights are N(0, 1) · scale / sqrt(256) (default 5)"
-            | Input_Dropout _ -> "fraction of input spikes deleted at random during training (default 0.1)"
-            | Shift _ -> "augment training images by random shifts of up to this many pixels (default 1)"
-            | Dropout _ -> "dropout rate of the hidden spikes during training (default 0)"
-            | Theta _ -> "pixels at or below this value do not spike (default 0.2)"
-            | Train_Count _ -> "training images (default 8000)"
-            | Test_Count _ -> "test images (default 2000)"
-            | Seed _ -> "seed of initialisation and shuffling (default 0)"
-            | Threads _ -> "kernel threads (default: all cores)"
-            | Checkpoint _ -> "save a checkpoint here after every epoch and resume from it if present"
-
 [<EntryPoint>]
 let main argv =
-    let parser = ArgumentParser.Create<Arguments>(programName = "Mnist16")
+    let o =
+        match Mnist16Options.parse argv with
+        | Ok o -> o
+        | Error(code, message) ->
+            eprintfn "%s" message
+            exit code
 
-    let args =
-        try
-            parser.ParseCommandLine(argv)
-        with :? ArguParseException as e ->
-            eprintfn "%s" e.Message
-            exit (if e.ErrorCode = ErrorCode.HelpText then 0 else 2)
+    let epochs, batchSize, lr, hidden, steps =
+        o.Epochs, o.BatchSize, o.LearningRate, o.Hidden, o.Steps
 
-    let epochs = args.GetResult(Epochs, 25)
-    let batchSize = args.GetResult(Batch_Size, 64)
-    let lr = args.GetResult(Learning_Rate, 0.01)
-    let hidden = args.GetResult(Hidden, 246)
-    let steps = args.GetResult(Steps, 30)
-    let coding = args.GetResult(Coding, Log)
-    let inputScale = args.GetResult(Input_Scale, 5.0)
-    let seed = args.GetResult(Seed, 0L)
-
-    args.TryGetResult Threads
-    |> Option.iter (fun n -> Kernels.Parallelism.MaxThreads <- n)
+    let coding, inputScale, seed = o.Coding, o.InputScale, o.Seed
+    o.Threads |> Option.iter (fun n -> Kernels.Parallelism.MaxThreads <- n)
 
     // Data: 16 x 16 images by area averaging, pixel values in [0, 1].
     let sw = Stopwatch.StartNew()
@@ -84,15 +32,15 @@ let main argv =
         Mnist.loadNpm
             { Mnist.defaults with
                 Size = 16
-                TrainCount = args.GetResult(Train_Count, 8000)
-                TestCount = args.GetResult(Test_Count, 2000)
+                TrainCount = o.TrainCount
+                TestCount = o.TestCount
             }
 
     printfn "MNIST16: train %d, test %d images of 16 x 16 (loaded in %.1f s)" data.Train.Count data.Test.Count sw.Elapsed.TotalSeconds
 
     // Latency coding: each pixel brighter than theta spikes once, brighter pixels earlier.
     let dt, tau, tLate = 1e-3, 8e-3, 15e-3
-    let theta = args.GetResult(Theta, 0.2)
+    let theta = o.Theta
 
     let encode (x: Tensor) =
         match coding with
@@ -141,7 +89,7 @@ let main argv =
         Optim.adamWith (Optim.cosineDecay lr (epochs * batches) 0.05) 0.9 0.999 1e-8
 
     /// Each image moved by a random (dx, dy) in [-shift, shift]^2, zeros shifted in (augmentation).
-    let maxShift = args.GetResult(Shift, 1)
+    let maxShift = o.Shift
 
     let shifted (key: RandomBits.Key) (x: Tensor) =
         if maxShift = 0 then
@@ -164,8 +112,8 @@ let main argv =
 
             Tensor.FromArray(dst, n, 256)
 
-    let inputDropout = args.GetResult(Input_Dropout, 0.1)
-    let dropout = Layers.dropout (args.GetResult(Dropout, 0.0))
+    let inputDropout = o.InputDropout
+    let dropout = Layers.dropout o.Dropout
 
     /// Readout maxima and hidden spikes; with a key, dropout thins the hidden spikes (training).
     let forwardWith (key: RandomBits.Key option) (ph, po) (x: Tensor) =
@@ -208,7 +156,7 @@ let main argv =
     let mutable state = Optim.init tx parameters
     let mutable start = 0
 
-    match args.TryGetResult Checkpoint with
+    match o.Checkpoint with
     | Some path when IO.File.Exists path ->
         let p', s', e = Train.loadCheckpoint path p state
         p <- p'
@@ -237,7 +185,7 @@ let main argv =
         [ "loss", l.ToScalar() ]
 
     let endEpoch epoch _ =
-        args.TryGetResult Checkpoint
+        o.Checkpoint
         |> Option.iter (fun path -> Train.saveCheckpoint path p state (epoch + 1))
 
         let acc, spikes = evaluate p data.Test

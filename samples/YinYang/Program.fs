@@ -5,52 +5,22 @@ module Program
 
 open System
 open System.Diagnostics
-open Argu
 open SnnFunc
 open SnnFunc.Data
 
-type Arguments =
-    | Epochs of int
-    | Batch_Size of int
-    | Learning_Rate of float
-    | Hidden of int
-    | Steps of int
-    | Seed of int64
-    | Threads of int
-    | Checkpoint of path: string
-
-    interface IArgParserTemplate with
-        member a.Usage =
-            match a with
-            | Epochs _ -> "training epochs (default 30)"
-            | Batch_Size _ -> "samples per batch (default 100)"
-            | Learning_Rate _ -> "initial Adam learning rate, cosine-decayed (default 0.01)"
-            | Hidden _ -> "hidden LIF neurons (default 120)"
-            | Steps _ -> "time steps of 0.5 ms (default 60)"
-            | Seed _ -> "seed of data, initialisation and shuffling (default 0)"
-            | Threads _ -> "kernel threads (default: all cores)"
-            | Checkpoint _ -> "save a checkpoint here after every epoch and resume from it if present"
-
 [<EntryPoint>]
 let main argv =
-    let parser = ArgumentParser.Create<Arguments>(programName = "YinYang")
+    let o =
+        match YinYangOptions.parse argv with
+        | Ok o -> o
+        | Error(code, message) ->
+            eprintfn "%s" message
+            exit code
 
-    let args =
-        try
-            parser.ParseCommandLine(argv)
-        with :? ArguParseException as e ->
-            eprintfn "%s" e.Message
-            exit (if e.ErrorCode = ErrorCode.HelpText then 0 else 2)
+    let epochs, batchSize, lr, hidden, steps, seed =
+        o.Epochs, o.BatchSize, o.LearningRate, o.Hidden, o.Steps, o.Seed
 
-    let epochs = args.GetResult(Epochs, 30)
-    let batchSize = args.GetResult(Batch_Size, 100)
-    let lr = args.GetResult(Learning_Rate, 0.01)
-    let hidden = args.GetResult(Hidden, 120)
-    let steps = args.GetResult(Steps, 60)
-    let seed = args.GetResult(Seed, 0L)
-
-    args.TryGetResult Threads
-    |> Option.iter (fun n -> Kernels.Parallelism.MaxThreads <- n)
+    o.Threads |> Option.iter (fun n -> Kernels.Parallelism.MaxThreads <- n)
 
     // Data and encoding: each of (x, y, 1-x, 1-y, bias) spikes once at u · 15 ms.
     let dt, tLate = 0.5e-3, 15e-3
@@ -96,7 +66,7 @@ let main argv =
     let mutable state = Optim.init tx parameters
     let mutable start = 0
 
-    match args.TryGetResult Checkpoint with
+    match o.Checkpoint with
     | Some path when IO.File.Exists path ->
         let p', s', e = Train.loadCheckpoint path p state
         p <- p'
@@ -131,7 +101,7 @@ let main argv =
         [ "loss", l.ToScalar() ]
 
     let endEpoch epoch _ =
-        args.TryGetResult Checkpoint
+        o.Checkpoint
         |> Option.iter (fun path -> Train.saveCheckpoint path p state (epoch + 1))
 
         [

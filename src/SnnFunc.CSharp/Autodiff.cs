@@ -13,7 +13,9 @@ namespace SnnFunc.CSharp;
 /// </summary>
 /// <remarks>
 /// Generic overloads accept pytrees: a tensor; a C# record or class whose public properties are
-/// pytrees (rebuilt through a constructor matching the properties or through setters); a class
+/// pytrees (rebuilt through a constructor whose parameters match properties, then setters; a
+/// computed property without a tensor is recomputed, one holding a tensor that cannot be rebuilt is
+/// an <see cref="ArgumentException"/> naming the type and the property); a class
 /// implementing <see cref="ITree"/>; <see cref="Dictionary{TKey, TValue}"/> and
 /// <see cref="IReadOnlyDictionary{TKey, TValue}"/> values of those; arrays, <see cref="List{T}"/>
 /// and tuples; F# records, lists and maps. Non-tensor values inside (numbers, strings) are carried

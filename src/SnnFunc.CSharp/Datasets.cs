@@ -3,7 +3,9 @@ using static SnnFunc.CSharp.Interop;
 
 namespace SnnFunc.CSharp;
 
-/// <summary>One mini-batch: inputs with the example axis first and one label per example.</summary>
+/// <summary>One mini-batch: inputs with the example axis first and one label per example. A pytree like
+/// any record: differentiating a function of a batch gives a batch whose X is the gradient (the labels
+/// are kept; the computed <see cref="Count"/> is recomputed by the rebuilt record).</summary>
 /// <param name="X">Inputs [b, ...].</param>
 /// <param name="Labels">b class labels.</param>
 public sealed record Batch(Tensor X, IReadOnlyList<int> Labels)

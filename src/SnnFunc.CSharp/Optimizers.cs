@@ -77,13 +77,23 @@ public sealed class Optimizer
     }
 }
 
-/// <summary>Learning-rate schedules: functions from the step count (0-based) to a learning rate.</summary>
+/// <summary>Learning-rate schedules: functions from the step count (0-based) to a learning rate, both
+/// rank-0 Float64 tensors, so that an optimizer stays traceable (for example under Autodiff.Vmap,
+/// training an ensemble of models at once). A schedule of your own composes tensor operations
+/// on the count, e.g. <c>step => (step * -0.01).Exp() * 0.1</c>; <see cref="LearningRate"/> evaluates
+/// one at a step.</summary>
 public static class Schedules
 {
+    /// <summary>The learning rate of a schedule at a step, as a number (for logs and tests).</summary>
+    /// <param name="schedule">The schedule.</param>
+    /// <param name="step">The step count (0-based).</param>
+    /// <returns>The learning rate.</returns>
+    public static double LearningRate(Func<Tensor, Tensor> schedule, int step) => Optim.learningRate(Fn(schedule), step);
+
     /// <summary>A constant learning rate.</summary>
     /// <param name="learningRate">The rate.</param>
     /// <returns>The schedule.</returns>
-    public static Func<int, double> Constant(double learningRate) => step => Optim.constant(learningRate, step);
+    public static Func<Tensor, Tensor> Constant(double learningRate) => step => Optim.constant(learningRate, step);
 
     /// <summary>lr · rate^(step / transitionSteps), continuously or in steps.</summary>
     /// <param name="learningRate">The initial rate.</param>
@@ -91,7 +101,7 @@ public static class Schedules
     /// <param name="decayRate">The decay factor.</param>
     /// <param name="staircase">Decay in whole steps instead of continuously.</param>
     /// <returns>The schedule.</returns>
-    public static Func<int, double> ExponentialDecay(double learningRate, int transitionSteps, double decayRate, bool staircase = false) =>
+    public static Func<Tensor, Tensor> ExponentialDecay(double learningRate, int transitionSteps, double decayRate, bool staircase = false) =>
         Func(Optim.exponentialDecay(learningRate, transitionSteps, decayRate, staircase));
 
     /// <summary>Cosine decay from lr to alpha · lr over decaySteps, then constant.</summary>
@@ -99,7 +109,7 @@ public static class Schedules
     /// <param name="decaySteps">The length of the decay.</param>
     /// <param name="alpha">The final fraction of the initial rate.</param>
     /// <returns>The schedule.</returns>
-    public static Func<int, double> CosineDecay(double learningRate, int decaySteps, double alpha = 0.0) =>
+    public static Func<Tensor, Tensor> CosineDecay(double learningRate, int decaySteps, double alpha = 0.0) =>
         Func(Optim.cosineDecay(learningRate, decaySteps, alpha));
 }
 
@@ -114,7 +124,7 @@ public static class Optimizers
     /// <summary>Stochastic gradient descent with a learning-rate schedule.</summary>
     /// <param name="schedule">step ↦ learning rate (see <see cref="Schedules"/>).</param>
     /// <returns>The optimizer.</returns>
-    public static Optimizer Sgd(Func<int, double> schedule) => new(Optim.sgdWith(Fn(schedule)));
+    public static Optimizer Sgd(Func<Tensor, Tensor> schedule) => new(Optim.sgdWith(Fn(schedule)));
 
     /// <summary>SGD with (heavy-ball or Nesterov) momentum.</summary>
     /// <param name="learningRate">The learning rate.</param>
@@ -139,7 +149,7 @@ public static class Optimizers
     /// <param name="beta2">The second-moment decay.</param>
     /// <param name="epsilon">The denominator's offset.</param>
     /// <returns>The optimizer.</returns>
-    public static Optimizer Adam(Func<int, double> schedule, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8) =>
+    public static Optimizer Adam(Func<Tensor, Tensor> schedule, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8) =>
         new(Optim.adamWith(Fn(schedule), beta1, beta2, epsilon));
 
     /// <summary>AdamW: Adam with decoupled weight decay.</summary>
@@ -161,7 +171,7 @@ public static class Optimizers
     /// <summary>Multiplies updates by −schedule(step).</summary>
     /// <param name="schedule">step ↦ learning rate.</param>
     /// <returns>The transformation.</returns>
-    public static Optimizer ScaleBySchedule(Func<int, double> schedule) => new(Optim.scaleBySchedule(Fn(schedule)));
+    public static Optimizer ScaleBySchedule(Func<Tensor, Tensor> schedule) => new(Optim.scaleBySchedule(Fn(schedule)));
 
     /// <summary>Adam's bias-corrected moment scaling (without the learning rate).</summary>
     /// <param name="beta1">The first-moment decay.</param>

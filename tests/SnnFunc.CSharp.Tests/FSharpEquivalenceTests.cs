@@ -122,8 +122,10 @@ public class FSharpEquivalenceTests
     {
         var fs = Optim.cosineDecay(0.01, 50, 0.1);
         var cs = Schedules.CosineDecay(0.01, 50, 0.1);
-        for (int i = 0; i < 60; i += 7) Assert.Equal(fs.Invoke(i), cs(i));
-        Assert.Equal(0.3, Schedules.Constant(0.3)(12));
-        Assert.Equal(Optim.exponentialDecay(1.0, 10, 0.5, true).Invoke(25), Schedules.ExponentialDecay(1.0, 10, 0.5, staircase: true)(25));
+        for (int i = 0; i < 60; i += 7) Assert.Equal(Optim.learningRate(fs, i), Schedules.LearningRate(cs, i));
+        Assert.Equal(0.3, Schedules.LearningRate(Schedules.Constant(0.3), 12));
+        Assert.Equal(0.25, Schedules.ExponentialDecay(1.0, 10, 0.5, staircase: true)(Tensor.Scalar(25, DType.Float64)).ToScalar());
+        Assert.Equal(Optim.learningRate(Optim.exponentialDecay(1.0, 10, 0.5, true), 25),
+            Schedules.LearningRate(Schedules.ExponentialDecay(1.0, 10, 0.5, staircase: true), 25));
     }
 }

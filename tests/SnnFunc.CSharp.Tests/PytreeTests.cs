@@ -43,6 +43,14 @@ public sealed class Custom : ITree
     public object Rebuild(object[] children) => new Custom(children.Cast<Tensor>().ToArray());
 }
 
+/// A class whose tensor property is computed: nothing can rebuild it from the constructor.
+public sealed class WithComputedTensor
+{
+    public WithComputedTensor(Tensor w) => W = w;
+    public Tensor W { get; }
+    public Tensor Twice => W * 2.0;
+}
+
 public class PytreeTests
 {
     private static readonly Tensor A = Tensor.FromArray(new double[] { 1, -2, 3 }, 3);
@@ -172,5 +180,26 @@ public class PytreeTests
         var e = Assert.Throws<ArgumentException>(() =>
             Pytree.Map(new Dictionary<string, Tensor> { ["a"] = P1 }, new Dictionary<string, Tensor> { ["b"] = P1 }, (x, y) => x + y));
         Assert.Contains("structure", e.Message);
+    }
+
+    [Fact]
+    public void GradientThroughTheFacadesBatchRecord()
+    {
+        // Batch has a computed Count besides its positional (X, Labels): it used to fall back to a
+        // static value, so the gradient came back as the input unchanged.
+        var batch = new Batch(P1, [0, 2, 1]);
+        var g = Autodiff.Grad((Batch b) => (b.X * b.X).Sum() * b.Count)(batch);
+        Close(P1 * 6.0, g.X, 0);
+        Assert.Equal(new[] { 0, 2, 1 }, g.Labels);
+        Assert.Equal(3, g.Count);
+        Assert.Single(Pytree.Leaves(batch));
+    }
+
+    [Fact]
+    public void AComputedTensorPropertyIsAClearError()
+    {
+        var e = Assert.ThrowsAny<ArgumentException>(() => Autodiff.Grad((WithComputedTensor p) => p.W.Sum())(new WithComputedTensor(P1)));
+        Assert.Contains("WithComputedTensor", e.Message);
+        Assert.Contains("Twice", e.Message);
     }
 }

@@ -12,6 +12,17 @@ public class TensorTests
     }
 
     [Fact]
+    public void FromArrayWithoutAShapeIsAVector()
+    {
+        var v = Tensor.FromArray(new float[] { 1, 2, 3 });
+        Assert.Equal(new[] { 3 }, v.Shape);
+        Assert.Equal(new float[] { 1, 2, 3 }, v.ToArray());
+        Assert.Equal(new[] { 2 }, Tensor.FromArray(new double[] { 1, 2 }).Shape);
+        Assert.Empty(Tensor.FromArray(new double[] { 5 }, []).Shape);
+        Assert.ThrowsAny<ArgumentException>(() => Tensor.FromArray(new double[] { 1, 2, 3 }, []));
+    }
+
+    [Fact]
     public void OperatorsWithTensorsAndScalars()
     {
         var a = Tensor.FromArray(new float[] { 1, 2, 3 }, 3);

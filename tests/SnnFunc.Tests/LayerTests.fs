@@ -469,3 +469,113 @@ let ``cross-entropy, nll, mse, firing-rate regularisers and accuracy against han
     Assert.Equal(0.25, (Loss.firingRateAbove 1.0 z).ToScalar(), 15)
     assertThrowsArg [ "Loss."; "3 labels for a batch of 2" ] (fun () -> Loss.crossEntropy logits [| 0; 1; 2 |])
     assertThrowsArg [ "Loss.accuracy"; "[B; classes]" ] (fun () -> Loss.accuracy (t64 [| 1.0 |] [| 1 |]) [| 0 |])
+
+// ---------------------------------------------------------------------------------------------
+// Shape and size validation of every layer's Init
+// ---------------------------------------------------------------------------------------------
+
+[<Fact>]
+let ``recurrentLif rejects a feature shape that is not one positive length, and n <= 0`` () =
+    let r = Layers.recurrentLif Snn.Lif.defaults 1.0 4
+    // Before: [] threw IndexOutOfRange, [3; 4] was accepted, n = 0 was accepted.
+    assertThrowsArg [ "Layers.recurrentLif"; "[]"; "[n]" ] (fun () -> Layer.init r (key 1L) [||])
+    assertThrowsArg [ "Layers.recurrentLif"; "[3; 4]"; "[n]" ] (fun () -> Layer.init r (key 1L) [| 3; 4 |])
+    assertThrowsArg [ "Layers.recurrentLif"; "[0]"; "positive" ] (fun () -> Layer.init r (key 1L) [| 0 |])
+    assertThrowsArg [ "Layers.recurrentLif"; "n"; "0" ] (fun () -> Layers.recurrentLif Snn.Lif.defaults 1.0 0)
+    assertThrowsArg [ "Layers.recurrentLif"; "scale"; "NaN" ] (fun () -> Layers.recurrentLif Snn.Lif.defaults nan 3)
+    let _, out = Layer.init r (key 1L) [| 3 |]
+    Assert.Equal<int[]>([| 4 |], out)
+
+[<Fact>]
+let ``every layer's Init rejects empty or negative feature sizes, naming the layer and the shape`` () =
+    let layers =
+        [
+            "Layers.dense", Layers.dense 3
+            "Layers.lif", Layers.lif Snn.Lif.defaults
+            "Layers.lifGeneric", Layers.lifGeneric Snn.Lif.defaults
+            "Layers.li", Layers.li Snn.Li.defaults
+            "Layers.alif", Layers.alif Snn.Alif.defaults
+            "Layers.adex", Layers.adex Snn.AdEx.defaults
+            "Layers.integrateAndFire", Layers.integrateAndFire Snn.IF.defaults
+            "Layers.recurrentLif", Layers.recurrentLif Snn.Lif.defaults 1.0 2
+            "Layers.dropout", Layers.dropout 0.5
+            "Layers.ofFunction(tanh)", Layers.ofFunction "tanh" Tensor.tanh
+            "Layers.fanOut", Layers.fanOut 2
+            "Layers.fanInSum", Layers.fanInSum
+            // Combinators: the first layer to see the shape reports it.
+            "Layers.dense", Layers.serial [ Layers.dense 2; Layers.lif Snn.Lif.defaults ]
+            "Layers.dense", Layers.branches [ Layers.dense 2 ]
+        ]
+
+    for name, layer in layers do
+        for bad in [ [| 0 |]; [| -2 |]; [| 4; 0 |] ] do
+            assertThrowsArg [ name; Shape.format bad ] (fun () -> layer.Init (key 1L) [ bad ])
+
+[<Fact>]
+let ``dense needs one feature axis; fanOut and dense sizes must be positive; dense scale finite`` () =
+    assertThrowsArg [ "Layers.dense"; "[]"; "[n]" ] (fun () -> Layer.init (Layers.dense 2) (key 1L) [||])
+    assertThrowsArg [ "Layers.dense"; "[2; 3]"; "[n]" ] (fun () -> Layer.init (Layers.dense 2) (key 1L) [| 2; 3 |])
+    assertThrowsArg [ "Layers.fanOut"; "0" ] (fun () -> Layers.fanOut 0)
+    assertThrowsArg [ "Layers.dense"; "outDim"; "-1" ] (fun () -> Layers.dense -1)
+
+    assertThrowsArg [ "Layers.dense"; "Scale"; "Infinity" ] (fun () ->
+        Layers.denseWith
+            { Layers.denseDefaults with
+                Scale = infinity
+            }
+            2)
+    // Elementwise layers take any positive feature shape, scalar features included.
+    let _, out = Layer.init (Layers.lif Snn.Lif.defaults) (key 1L) [| 2; 3 |]
+    Assert.Equal<int[]>([| 2; 3 |], out)
+    let _, out = Layer.init (Layers.li Snn.Li.defaults) (key 1L) [||]
+    Assert.Equal<int[]>([||], out)
+
+// ---------------------------------------------------------------------------------------------
+// Encoders and decoders reject non-finite and out-of-range input
+// ---------------------------------------------------------------------------------------------
+
+let private values2 (xs: float[]) = Tensor.FromArray(xs, 1, xs.Length)
+
+[<Fact>]
+let ``logLatency rejects NaN and infinities with the value and its flat index`` () =
+    // Before: NaN was silently dropped and +inf spiked at t = 0.
+    assertThrowsArg [ "Encode.logLatency"; "NaN"; "flat index 1" ] (fun () ->
+        Encode.logLatency 10 1e-3 8e-3 0.2 (values2 [| 0.5; nan; 0.9 |]))
+
+    assertThrowsArg [ "Encode.logLatency"; "Infinity"; "flat index 2" ] (fun () ->
+        Encode.logLatency 10 1e-3 8e-3 0.2 (values2 [| 0.5; 0.1; infinity |]))
+
+    assertThrowsArg [ "Encode.logLatency"; "-Infinity"; "flat index 0" ] (fun () ->
+        Encode.logLatency 10 1e-3 8e-3 0.2 (values2 [| -infinity |]))
+
+    assertThrowsArg [ "Encode.logLatency"; "tau"; "Infinity" ] (fun () -> Encode.logLatency 10 1e-3 infinity 0.2 (values2 [| 0.5 |]))
+
+    assertThrowsArg [ "Encode.logLatency"; "theta"; "NaN" ] (fun () -> Encode.logLatency 10 1e-3 8e-3 nan (values2 [| 0.5 |]))
+    assertThrowsArg [ "Encode.logLatency"; "dt"; "Infinity" ] (fun () -> Encode.logLatency 10 infinity 8e-3 0.2 (values2 [| 0.5 |]))
+
+[<Fact>]
+let ``poisson rejects negative or non-finite rates, a bad dt or step count, with the value in full`` () =
+    let x = values2 [| 0.5; 0.25 |]
+    // Before: a negative rate and a NaN dt were accepted.
+    assertThrowsArg [ "Encode.poisson"; "maxRate"; "-100" ] (fun () -> Encode.poisson (key 1L) 10 1e-3 -100.0 x)
+    assertThrowsArg [ "Encode.poisson"; "maxRate"; "Infinity" ] (fun () -> Encode.poisson (key 1L) 10 1e-3 infinity x)
+    assertThrowsArg [ "Encode.poisson"; "dt"; "NaN" ] (fun () -> Encode.poisson (key 1L) 10 nan 100.0 x)
+    assertThrowsArg [ "Encode.poisson"; "dt"; "-0.001" ] (fun () -> Encode.poisson (key 1L) 10 -1e-3 100.0 x)
+    assertThrowsArg [ "Encode.poisson"; "steps"; "0" ] (fun () -> Encode.poisson (key 1L) 0 1e-3 100.0 x)
+
+    assertThrowsArg [ "Encode.poisson"; "1.0000000000000002"; "flat index 1" ] (fun () ->
+        Encode.poisson (key 1L) 10 1e-3 100.0 (values2 [| 0.5; 1.0000000000000002 |]))
+
+[<Fact>]
+let ``latency, current and the decoders reject non-finite or out-of-range input`` () =
+    assertThrowsArg [ "Encode.latency"; "NaN"; "flat index 1" ] (fun () -> Encode.latency 10 1e-3 5e-3 false (values2 [| 0.5; nan |]))
+    assertThrowsArg [ "Encode.latency"; "tLate"; "NaN" ] (fun () -> Encode.latency 10 1e-3 nan false (values2 [| 0.5 |]))
+    assertThrowsArg [ "Encode.latency"; "dt"; "Infinity" ] (fun () -> Encode.latency 10 infinity 5e-3 false (values2 [| 0.5 |]))
+    assertThrowsArg [ "Encode.current"; "Infinity"; "flat index 1" ] (fun () -> Encode.current 3 (values2 [| 0.5; infinity |]))
+    assertThrowsArg [ "Encode.current"; "steps"; "-1" ] (fun () -> Encode.current -1 (values2 [| 0.5 |]))
+    let z = Tensor.zeros [| 4; 1; 2 |]
+    assertThrowsArg [ "Decode.firstSpikeTime"; "dt"; "NaN" ] (fun () -> Decode.firstSpikeTime nan z)
+    assertThrowsArg [ "Decode.firstSpikeTime"; "time axis"; "[]" ] (fun () -> Decode.firstSpikeTime 1e-3 (Tensor.Scalar 1.0))
+    assertThrowsArg [ "Decode.maxOverTime"; "time axis"; "[]" ] (fun () -> Decode.maxOverTime (Tensor.Scalar 1.0))
+    assertThrowsArg [ "Decode.spikeCount"; "time axis"; "[]" ] (fun () -> Decode.spikeCount (Tensor.Scalar 1.0))
+    assertThrowsArg [ "Decode.meanOverTime"; "time axis"; "[]" ] (fun () -> Decode.meanOverTime (Tensor.Scalar 1.0))

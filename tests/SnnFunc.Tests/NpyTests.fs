@@ -618,3 +618,138 @@ let ``tensors load from and save to .npz`` () =
                 Assert.Equal(a.Storage, b.Storage)
     finally
         Directory.Delete(dir, true)
+
+// ---------------------------------------------------------------------------------------------
+// Damaged archives and unwritable targets
+// ---------------------------------------------------------------------------------------------
+
+/// An archive with a small member and a large one ("w", 4096 float64 values that deflate poorly).
+let private damagedArchiveFixture (dir: string) (compressed: bool) =
+    let rng = Random 7
+    let w = Tensor.FromArray(Array.init 4096 (fun _ -> rng.NextDouble()), 4096)
+    let path = Path.Combine(dir, (if compressed then "deflated.npz" else "stored.npz"))
+
+    (if compressed then Npz.saveCompressed else Npz.save) path [ "b", Tensor.Scalar(1.0, Float64); "w", w ]
+
+    path, w
+
+/// A member's local header offset, where its (possibly compressed) data starts and how long it is.
+let private memberData (bytes: byte[]) (name: string) =
+    let nameBytes = Encoding.UTF8.GetBytes name
+    let mutable found = None
+    let mutable i = 0
+
+    while found.IsNone && i + 30 <= bytes.Length do
+        if BitConverter.ToUInt32(bytes, i) = 0x04034b50u then
+            let n = int (BitConverter.ToUInt16(bytes, i + 26))
+            let e = int (BitConverter.ToUInt16(bytes, i + 28))
+
+            if
+                n = nameBytes.Length
+                && ReadOnlySpan(bytes, i + 30, n).SequenceEqual(ReadOnlySpan nameBytes)
+            then
+                found <- Some(i, i + 30 + n + e, int (BitConverter.ToUInt32(bytes, i + 18)))
+
+        i <- i + 1
+
+    found |> Option.defaultWith (fun () -> failwith $"no member %s{name}")
+
+[<Theory>]
+[<InlineData(false)>]
+[<InlineData(true)>]
+let ``a flipped byte in a member's data is reported with the file and member`` (compressed: bool) =
+    let dir = tempDir ()
+
+    try
+        let path, w = damagedArchiveFixture dir compressed
+        Assert.Equal(w.Storage, (Npz.load path).["w"].Storage)
+        let bytes = File.ReadAllBytes path
+        let _, start, length = memberData bytes "w.npy"
+        // Well inside the element data (past the 128-byte .npy header when stored).
+        let at = start + length * 3 / 4
+        bytes[at] <- bytes[at] ^^^ 0x10uy
+        File.WriteAllBytes(path, bytes)
+        // Before, a stored member loaded with one wrong number and no error.
+        let e = Assert.Throws<InvalidDataException>(fun () -> Npz.load path |> ignore)
+        Assert.Contains(path, e.Message)
+        Assert.Contains("w.npy", e.Message)
+    finally
+        Directory.Delete(dir, true)
+
+[<Theory>]
+[<InlineData(false)>]
+[<InlineData(true)>]
+let ``a CRC-32 mismatch is reported as such`` (compressed: bool) =
+    let dir = tempDir ()
+
+    try
+        let path, _ = damagedArchiveFixture dir compressed
+        let bytes = File.ReadAllBytes path
+        let header, start, length = memberData bytes "w.npy"
+
+        if compressed then
+            // Damage the recorded checksum rather than the data, so that the data still inflates:
+            // only the CRC-32 check can notice. Both copies: local header and central directory.
+            let crc = BitConverter.ToUInt32(bytes, header + 14)
+
+            for i in 0 .. bytes.Length - 4 do
+                if BitConverter.ToUInt32(bytes, i) = crc then
+                    bytes[i] <- bytes[i] ^^^ 0x01uy
+        else
+            let at = start + length - 3
+            bytes[at] <- bytes[at] ^^^ 0x01uy
+
+        File.WriteAllBytes(path, bytes)
+        let e = Assert.Throws<InvalidDataException>(fun () -> Npz.load path |> ignore)
+        Assert.Contains(path, e.Message)
+        Assert.Contains("w.npy", e.Message)
+        Assert.Contains("CRC-32", e.Message)
+    finally
+        Directory.Delete(dir, true)
+
+[<Theory>]
+[<InlineData(false)>]
+[<InlineData(true)>]
+let ``a truncated archive is reported with the file and the member cut short`` (compressed: bool) =
+    let dir = tempDir ()
+
+    try
+        let path, _ = damagedArchiveFixture dir compressed
+        let bytes = File.ReadAllBytes path
+        let _, start, length = memberData bytes "w.npy"
+        // Cut inside w's data: the central directory at the end is gone as well.
+        File.WriteAllBytes(path, bytes[.. start + length / 2])
+        let e = Assert.Throws<InvalidDataException>(fun () -> Npz.load path |> ignore)
+        Assert.Contains(path, e.Message)
+        Assert.Contains("truncated", e.Message)
+        Assert.Contains("w.npy", e.Message)
+        // Cut only the last bytes (the end of the central directory): still "truncated".
+        File.WriteAllBytes(path, bytes[.. bytes.Length - 5])
+        let e = Assert.Throws<InvalidDataException>(fun () -> Npz.load path |> ignore)
+        Assert.Contains(path, e.Message)
+        Assert.Contains("truncated", e.Message)
+    finally
+        Directory.Delete(dir, true)
+
+[<Fact>]
+let ``saving into a missing folder names the target, not the temporary file`` () =
+    let dir = tempDir ()
+
+    try
+        let missing = Path.Combine(dir, "no-such-folder")
+        let t = Tensor.FromArray([| 1.0f; 2.0f |], 2)
+
+        let check (target: string) (save: unit -> unit) =
+            let e = Assert.ThrowsAny<IOException>(save)
+            Assert.Contains(target, e.Message)
+            Assert.Contains(missing, e.Message)
+            Assert.DoesNotContain(".tmp", e.Message)
+
+        let npy = Path.Combine(missing, "t.npy")
+        check npy (fun () -> TensorIo.saveNpy npy t)
+        let npz = Path.Combine(missing, "t.npz")
+        check npz (fun () -> Npz.save npz [ "t", t ])
+        check npz (fun () -> Npz.saveCompressed npz [ "t", t ])
+        Assert.False(Directory.Exists missing)
+    finally
+        Directory.Delete(dir, true)

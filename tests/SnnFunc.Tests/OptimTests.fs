@@ -100,19 +100,19 @@ let ``clipByGlobalNorm rescales all leaves together, only above the limit`` () =
 [<Fact>]
 let ``schedules: exponential decay (continuous and staircase) and cosine decay`` () =
     let e = Optim.exponentialDecay 0.1 10 0.5 false
-    Assert.Equal(0.1, e 0, 15)
-    Assert.Equal(0.05, e 10, 15)
-    Assert.Equal(0.1 * 0.5 ** 1.5, e 15, 15)
+    Assert.Equal(0.1, Optim.learningRate e 0, 15)
+    Assert.Equal(0.05, Optim.learningRate e 10, 15)
+    Assert.Equal(0.1 * 0.5 ** 1.5, Optim.learningRate e 15, 15)
     let s = Optim.exponentialDecay 0.1 10 0.5 true
-    Assert.Equal(0.1, s 9, 15)
-    Assert.Equal(0.05, s 15, 15)
-    Assert.Equal(0.025, s 20, 15)
+    Assert.Equal(0.1, Optim.learningRate s 9, 15)
+    Assert.Equal(0.05, Optim.learningRate s 15, 15)
+    Assert.Equal(0.025, Optim.learningRate s 20, 15)
     let c = Optim.cosineDecay 1.0 100 0.1
-    Assert.Equal(1.0, c 0, 15)
-    Assert.Equal(0.55, c 50, 15)
-    Assert.Equal(0.1 + 0.9 * 0.5 * (1.0 + cos (Math.PI * 0.25)), c 25, 15)
-    Assert.Equal(0.1, c 100, 15)
-    Assert.Equal(0.1, c 1000, 15)
+    Assert.Equal(1.0, Optim.learningRate c 0, 15)
+    Assert.Equal(0.55, Optim.learningRate c 50, 15)
+    Assert.Equal(0.1 + 0.9 * 0.5 * (1.0 + cos (Math.PI * 0.25)), Optim.learningRate c 25, 15)
+    Assert.Equal(0.1, Optim.learningRate c 100, 15)
+    Assert.Equal(0.1, Optim.learningRate c 1000, 15)
     assertThrowsArg [ "exponentialDecay"; "transitionSteps" ] (fun () -> Optim.exponentialDecay 0.1 0 0.5 false)
     assertThrowsArg [ "cosineDecay"; "decaySteps" ] (fun () -> Optim.cosineDecay 0.1 0 0.0)
     // sgdWith follows the schedule step by step.
@@ -120,7 +120,7 @@ let ``schedules: exponential decay (continuous and staircase) and cosine decay``
     assertAllClose "sgd with schedule, step 11" 1e-15 0.0 (g1 |> Array.map (fun g -> -0.05 * g)) us[10]
     let us, _ = updates (Optim.adamWith c 0.9 0.999 1e-8) [ grads1; grads2 ]
     let adam = adamByHand 1.0 [ g1; g2 ]
-    assertAllClose "adam with schedule, step 2" 1e-12 1e-18 (adam[1] |> Array.map (fun a -> a * c 1)) us[1]
+    assertAllClose "adam with schedule, step 2" 1e-12 1e-18 (adam[1] |> Array.map (fun a -> a * Optim.learningRate c 1)) us[1]
 
 [<Fact>]
 let ``chain applies transformations in order and concatenates their states`` () =
@@ -160,3 +160,88 @@ let ``update checks the tree structure; optimizer constants are validated`` () =
         s <- snd (Optim.update tx grads1 s ps)
 
     Assert.Equal(7.0, (List.head s |> Array.last).ToScalar())
+
+/// K trees of one structure as one tree whose leaves have a leading axis of length K.
+let private stack (trees: 'T list) : 'T =
+    let flat = trees |> List.map Tree.flatten
+    let def = snd flat.Head
+    let leaves = flat |> List.map fst |> Array.ofList
+
+    Tree.unflatten def (Array.init leaves[0].Length (fun i -> Tensor.Stack(leaves |> Array.map (fun l -> l[i]))))
+
+/// The k-th slice along the leading axis of every leaf.
+let private lane (k: int) (tree: 'T) : 'T =
+    Tree.map (fun t -> t.Narrow(0, k, 1).Squeeze 0) tree
+
+[<Fact>]
+let ``an ensemble trained under vmap matches separate runs (schedules, momentum, adam, adamw, clipping)`` () =
+    let k, steps = 3, 4
+    let inputs = List.init k (fun i -> randn (int64 (10 + i)) [| 5; 3 |] 1.0)
+
+    let initial =
+        List.init k (fun i -> randn (int64 (20 + i)) [| 3; 2 |] 1.0, randn (int64 (30 + i)) [| 2 |] 0.1)
+
+    let loss (x: Tensor) (w: Tensor, b: Tensor) =
+        ((x.MatMul w + b).Tanh() - 0.3).Square().Sum() * (1.0 + x.Sum().Abs())
+
+    let optimizers =
+        [
+            "sgd with cosine decay", Optim.sgdWith (Optim.cosineDecay 0.1 3 0.1)
+            "sgd with staircase decay", Optim.sgdWith (Optim.exponentialDecay 0.1 2 0.5 true)
+            "momentum", Optim.momentum 0.1 0.9
+            "adam", Optim.adam 0.05
+            "adamw", Optim.adamw 0.05 1e-2
+            // A limit between the models' gradient norms: some lanes are clipped, some not.
+            "clipByGlobalNorm + sgd", Optim.chain [ Optim.clipByGlobalNorm 6.0; Optim.sgd 0.05 ]
+            "clipByGlobalNorm + adam",
+            Optim.chain
+                [
+                    Optim.clipByGlobalNorm 6.0
+                    Optim.adamWith (Optim.cosineDecay 0.05 4 0.0) 0.9 0.999 1e-8
+                ]
+        ]
+
+    let step tx (x: Tensor) (p: Tensor * Tensor, s: OptState) =
+        let g = Ad.grad (loss x) p
+        let u, s' = Optim.update tx g s p
+        Optim.applyUpdates p u, s'
+
+    let firstNorms =
+        List.map2
+            (fun x p ->
+                sqrt (
+                    Tree.leaves (Ad.grad (loss x) p)
+                    |> Array.sumBy (fun g -> g.Square().Sum().ToScalar())
+                ))
+            inputs
+            initial
+
+    Assert.True(List.min firstNorms < 6.0 && List.max firstNorms > 6.0, $"first gradient norms %A{firstNorms} do not straddle the limit 6")
+
+    for name, tx in optimizers do
+        let separate =
+            List.map2
+                (fun x p0 ->
+                    let mutable ps = p0, Optim.init tx p0
+
+                    for _ in 1..steps do
+                        ps <- step tx x ps
+
+                    ps)
+                inputs
+                initial
+
+        let mutable ensemble = stack initial, stack (initial |> List.map (Optim.init tx))
+
+        let xs = stack inputs
+
+        for _ in 1..steps do
+            ensemble <- Ad.vmap (fun (x, ps) -> step tx x ps) (xs, ensemble)
+
+        for i in 0 .. k - 1 do
+            let expected = Tree.leaves separate[i]
+            let actual = Tree.leaves (lane i ensemble)
+            Assert.Equal(expected.Length, actual.Length)
+
+            for j in 0 .. expected.Length - 1 do
+                assertTensorClose $"%s{name}: model %d{i}, leaf %d{j}" 1e-12 1e-15 expected[j] actual[j]

@@ -308,6 +308,80 @@ module SnnTests =
             ] do
             Assert.NotNull ok
 
+    [<Fact>]
+    let ``every model rejects every non-finite parameter, naming the model and the parameter`` () =
+        let lif = Snn.Lif.defaults
+        let li = Snn.Li.defaults
+        let alif = Snn.Alif.defaults
+        let adex = Snn.AdEx.defaults
+        let iF = Snn.IF.defaults
+
+        // (model, parameter, validation of the defaults with that parameter set to v)
+        let cases: (string * string * (float -> obj)) list =
+            [
+                for name, set in
+                    [
+                        "TauSyn", (fun v -> { lif with TauSyn = v })
+                        "TauMem", (fun v -> { lif with TauMem = v })
+                        "VLeak", (fun v -> { lif with VLeak = v })
+                        "VTh", (fun v -> { lif with VTh = v })
+                        "VReset", (fun v -> { lif with VReset = v })
+                        "Dt", (fun v -> { lif with Dt = v })
+                    ] do
+                    "Lif", name, (fun v -> box (Snn.Lif.validate (set v)))
+                for name, set in
+                    [
+                        "TauSyn", (fun v -> { li with TauSyn = v })
+                        "TauMem", (fun v -> { li with TauMem = v })
+                        "VLeak", (fun v -> { li with VLeak = v })
+                        "Dt", (fun v -> { li with Dt = v })
+                    ] do
+                    "Li", name, (fun v -> box (Snn.Li.validate (set v)))
+                for name, set in
+                    [
+                        "TauAdapt", (fun v -> { alif with TauAdapt = v })
+                        "Beta", (fun v -> { alif with Beta = v })
+                        "VLeak",
+                        (fun v ->
+                            { alif with
+                                Lif = { alif.Lif with VLeak = v }
+                            })
+                    ] do
+                    "Alif", name, (fun v -> box (Snn.Alif.validate (set v)))
+                for name, set in
+                    [
+                        "TauSyn", (fun v -> { adex with TauSyn = v })
+                        "TauMem", (fun v -> { adex with TauMem = v })
+                        "TauAdapt", (fun v -> { adex with TauAdapt = v })
+                        "VLeak", (fun v -> { adex with VLeak = v })
+                        "VT", (fun v -> { adex with VT = v })
+                        "DeltaT", (fun v -> { adex with DeltaT = v })
+                        "VTh", (fun v -> { adex with VTh = v })
+                        "VReset", (fun v -> { adex with VReset = v })
+                        "A", (fun v -> { adex with A = v })
+                        "B", (fun v -> { adex with B = v })
+                        "TRef", (fun v -> { adex with TRef = v })
+                        "Dt", (fun v -> { adex with Dt = v })
+                    ] do
+                    "AdEx", name, (fun v -> box (Snn.AdEx.validate (set v)))
+                for name, set in
+                    [
+                        "VTh", (fun v -> { iF with VTh = v })
+                        "VReset", (fun v -> { iF with VReset = v })
+                    ] do
+                    "IF", name, (fun v -> box (Snn.IF.validate (set v)))
+            ]
+
+        // Before: NaN VLeak, NaN AdEx B and VReset = -inf (NaN in the generic LIF, a finite value in
+        // the fused one) were among the accepted values.
+        for model, name, validate in cases do
+            for bad in [ nan; infinity; -infinity ] do
+                assertThrowsArg [ model + ":"; name; "finite" ] (fun () -> validate bad)
+
+        // The layers built on them too.
+        assertThrowsArg [ "Lif"; "VReset"; "finite" ] (fun () -> Layers.lif { lif with VReset = -infinity })
+        assertThrowsArg [ "Lif"; "VLeak"; "finite" ] (fun () -> Fused.lif { lif with VLeak = nan } (Tensor.zeros [| 2; 1; 1 |]))
+
     // -----------------------------------------------------------------------------------------
     // Fused LIF / LI layers against the generic step scan
 

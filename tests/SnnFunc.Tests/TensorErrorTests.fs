@@ -35,6 +35,20 @@ let ``FromArray data length must match the shape`` () =
     assertThrowsArg [ "Tensor.FromArray"; "null" ] (fun () -> Tensor.FromArray([| 1.0 |], (null: int[])))
 
 [<Fact>]
+let ``FromArray without a shape is the vector of the data; an explicit empty shape is a scalar`` () =
+    let v32 = Tensor.FromArray [| 1.0f; 2.0f; 3.0f |]
+    Assert.Equal<int[]>([| 3 |], v32.Shape)
+    Assert.Equal(Float32, v32.DType)
+    Assert.Equal<float32[]>([| 1.0f; 2.0f; 3.0f |], v32.ToArray())
+    let v64 = Tensor.FromArray [| 4.0 |]
+    Assert.Equal<int[]>([| 1 |], v64.Shape)
+    Assert.Equal(Float64, v64.DType)
+    Assert.Equal<int[]>([| 0 |], (Tensor.FromArray(Array.empty<float>)).Shape)
+    Assert.Equal<int[]>([||], (Tensor.FromArray([| 4.0 |], [||])).Shape)
+    assertThrowsArg [ "Tensor.FromArray"; "3 elements"; "[]" ] (fun () -> Tensor.FromArray([| 1.0f; 2.0f; 3.0f |], [||]))
+    assertThrowsArg [ "Tensor.FromArray"; "null" ] (fun () -> Tensor.FromArray(null: float[]))
+
+[<Fact>]
 let ``rank mismatches: permutation, slice, pad`` () =
     let t = m23 ()
     assertThrowsArg [ "Tensor.permute"; "[0]"; "rank 2"; "[2; 3]" ] (fun () -> t.Permute 0)

@@ -6,6 +6,7 @@ open System
 open System.Collections.Generic
 open Xunit
 open SnnFunc
+open SnnFunc.Tests.TestUtil
 open SnnFunc.Tests.AdTestUtil
 
 type Dense =
@@ -299,3 +300,44 @@ let ``a record of parameters with static fields is differentiated at once`` () =
 
         let fd = ((at 1e-5).ToScalar() - (at -1e-5).ToScalar()) / 2e-5
         assertNear $"leaf %d{i}" 1e-7 fd (dot gLeaves[i] d)
+
+/// A class whose tensor property is computed from the constructor's: it has no constructor
+/// parameter or setter of its own, so the tree cannot rebuild it.
+type Doubled(w: Tensor) =
+    member _.W = w
+    member _.Twice = w * 2.0
+
+/// A class with a computed property that holds no tensor: it is recomputed by the constructor.
+type Sized(w: Tensor) =
+    member _.W = w
+    member _.Size = w.Count
+
+/// A class with only non-tensor properties and no matching constructor: a static value.
+type Settings(name: string) =
+    member _.Name = name
+    member _.Length = name.Length
+
+[<Fact>]
+let ``a type holding a tensor that cannot be rebuilt is an error naming the type and property`` () =
+    let d = Doubled(v [ 1.0; 2.0 ])
+    // Before, Doubled silently became a static leaf: grad gave no gradient at all.
+    assertThrowsArg [ "Doubled"; "Twice" ] (fun () -> Tree.flatten d)
+    assertThrowsArg [ "Doubled"; "Twice" ] (fun () -> Ad.grad (fun (d: Doubled) -> d.W.Sum()) d)
+    // Nested inside a supported container, the same.
+    assertThrowsArg [ "Doubled"; "Twice" ] (fun () -> Tree.leaves [ d ])
+
+[<Fact>]
+let ``a computed property without a tensor is rebuilt by the constructor`` () =
+    let s = Sized(v [ 1.0; 2.0; 3.0 ])
+    Assert.Equal(1, (Tree.leaves s).Length)
+    let g = Ad.grad (fun (s: Sized) -> (s.W * s.W).Sum() * float s.Size) s
+    Assert.Equal<float[]>([| 6.0; 12.0; 18.0 |], g.W.ToDoubleArray())
+    Assert.Equal(3, g.Size)
+
+[<Fact>]
+let ``a type without any tensor stays a static value`` () =
+    let s = Settings "abc"
+    let leaves, def = Tree.flatten (v [ 1.0 ], s)
+    Assert.Equal(1, leaves.Length)
+    let _, s2: Tensor * Settings = Tree.unflatten def leaves
+    Assert.Same(s, s2)

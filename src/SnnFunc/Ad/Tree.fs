@@ -71,6 +71,8 @@ type private Codec =
     | StaticCodec
     /// Children of a value (and a tag distinguishing union cases), and the rebuild from children.
     | NodeCodec of children: (obj -> int * obj[]) * rebuild: (int -> obj[] -> obj)
+    /// A type that holds tensors but cannot be rebuilt: flattening it is an error with this message.
+    | UnrebuildableCodec of message: string
 
 /// Pytree functions: flatten, unflatten, map, map2, leaves.
 module Tree =
@@ -144,65 +146,162 @@ module Tree =
         || ns.StartsWith "System."
         || ns.StartsWith "Microsoft."
 
-    /// C# records and plain classes or structs (so that C# parameter types work wherever F# records
-    /// do): the children are the public instance properties. The type is rebuilt through a public
-    /// constructor whose parameters match the properties one to one by name (case-insensitive) and
-    /// type — positional records, immutable classes, anonymous types — or else through a public
-    /// parameterless constructor and the properties' setters (init-only setters included). A type
-    /// that allows neither stays a static value, as before.
-    let private objectCodec (t: Type) : Codec option =
-        if isOpaque t then
-            None
-        else
-            let props =
-                t.GetProperties(BindingFlags.Public ||| BindingFlags.Instance)
-                |> Array.filter (fun p ->
-                    p.CanRead
-                    && not (isNull (p.GetGetMethod()))
-                    && p.GetIndexParameters().Length = 0)
+    /// The public instance properties that objectCodec takes apart (readable, not indexers).
+    let private publicProperties (t: Type) =
+        t.GetProperties(BindingFlags.Public ||| BindingFlags.Instance)
+        |> Array.filter (fun p ->
+            p.CanRead
+            && not (isNull (p.GetGetMethod()))
+            && p.GetIndexParameters().Length = 0)
 
-            let names = props |> Array.map (fun p -> p.Name.ToLowerInvariant())
+    /// Public instance fields (not pytree children: only properties are).
+    let private publicFields (t: Type) =
+        t.GetFields(BindingFlags.Public ||| BindingFlags.Instance)
 
-            if props.Length = 0 || (Array.distinct names).Length <> names.Length then
-                None
+    /// Whether a value of static type `t` can hold a tensor anywhere inside: a reachability question
+    /// on the type graph (element and generic argument types, record and union fields, the public
+    /// properties of other types). `obj` and the interfaces and abstract classes outside the .NET
+    /// libraries may hold anything, so they count as holding one.
+    let private mayHoldTensor (t: Type) =
+        let visited = HashSet<Type>()
+
+        let rec reaches (t: Type) =
+            if t = typeof<Tensor> || t = typeof<obj> || typeof<ITree>.IsAssignableFrom t then
+                true
+            elif isStaticType t || typeof<Delegate>.IsAssignableFrom t || not (visited.Add t) then
+                false
+            elif t.IsArray || t.IsByRef || t.IsPointer then
+                reaches (t.GetElementType())
+            elif t.IsGenericParameter then
+                true
+            elif t.IsGenericType && Array.exists reaches (t.GetGenericArguments()) then
+                true
+            elif FSharpType.IsRecord(t, true) then
+                FSharpType.GetRecordFields(t, true)
+                |> Array.exists (fun f -> reaches f.PropertyType)
+            elif FSharpType.IsUnion(t, true) then
+                FSharpType.GetUnionCases(t, true)
+                |> Array.exists (fun c -> c.GetFields() |> Array.exists (fun f -> reaches f.PropertyType))
+            elif isOpaque t then
+                // Library types hold tensors only through their generic arguments (checked above);
+                // a user's interface or abstract class may stand for anything.
+                let ns = if isNull t.Namespace then "" else t.Namespace
+                let library = ns = "System" || ns.StartsWith "System." || ns.StartsWith "Microsoft."
+
+                (t.IsInterface || t.IsAbstract)
+                && not library
+                && t.Assembly <> typeof<obj>.Assembly
+                && t.Assembly <> typeof<list<int>>.Assembly
             else
-                let matching (c: ConstructorInfo) =
-                    let ps = c.GetParameters()
+                publicProperties t |> Array.exists (fun p -> reaches p.PropertyType)
+                || publicFields t |> Array.exists (fun f -> reaches f.FieldType)
 
-                    if ps.Length <> props.Length then
-                        None
-                    else
-                        let ordered =
-                            ps
-                            |> Array.choose (fun p ->
-                                props
-                                |> Array.tryFind (fun q ->
-                                    not (isNull p.Name)
-                                    && String.Equals(q.Name, p.Name, StringComparison.OrdinalIgnoreCase)
-                                    && q.PropertyType = p.ParameterType))
+        reaches t
 
-                        if ordered.Length = ps.Length && (Array.distinct ordered).Length = ps.Length then
-                            Some(c, ordered)
-                        else
-                            None
+    /// C# records and plain classes or structs (so that C# parameter types work wherever F# records
+    /// do): the children are the public instance properties that the type can be rebuilt from. The
+    /// type is rebuilt through a public constructor whose parameters each match a property by name
+    /// (case-insensitive) and type — positional records, immutable classes, anonymous types — or a
+    /// public parameterless one (any struct), and then the setters (init-only ones included) of the
+    /// properties the constructor does not take. A property that is neither a constructor parameter
+    /// nor settable is taken to be derived (like the C# facade's `Batch.Count`, recomputed by the
+    /// rebuilt instance) if it cannot hold a tensor; if it can, the type cannot be rebuilt
+    /// faithfully: flattening it raises an ArgumentException naming the type and the property,
+    /// rather than silently treating a parameter record as a constant (no gradient). A type that
+    /// cannot hold a tensor at all stays a static value, kept as it is.
+    let private objectCodec (t: Type) : Codec =
+        if isOpaque t || not (mayHoldTensor t) then
+            StaticCodec
+        else
+            let props = publicProperties t
 
-                let read (ordered: PropertyInfo[]) (v: obj) =
-                    0, ordered |> Array.map (fun p -> p.GetValue v)
+            let field = publicFields t |> Array.tryFind (fun f -> mayHoldTensor f.FieldType)
 
-                match t.GetConstructors() |> Array.tryPick matching with
-                | Some(ctor, ordered) -> Some(NodeCodec(read ordered, (fun _ c -> ctor.Invoke c)))
-                | None ->
-                    let settable = props |> Array.forall (fun p -> not (isNull (p.GetSetMethod())))
+            let settable (p: PropertyInfo) = not (isNull (p.GetSetMethod()))
 
-                    if settable && (t.IsValueType || not (isNull (t.GetConstructor Type.EmptyTypes))) then
-                        let rebuild _ (c: obj[]) =
-                            let o = Activator.CreateInstance t
-                            props |> Array.iteri (fun i p -> p.SetValue(o, c[i]))
-                            o
+            /// For one constructor: the properties matching its parameters in order, the properties
+            /// to set afterwards, and the first property that holds a tensor but is left out.
+            let plan (c: ConstructorInfo option) =
+                let ps =
+                    match c with
+                    | Some c -> c.GetParameters()
+                    | None -> [||]
 
-                        Some(NodeCodec(read props, rebuild))
-                    else
-                        None
+                let ordered =
+                    ps
+                    |> Array.choose (fun p ->
+                        props
+                        |> Array.tryFind (fun q ->
+                            not (isNull p.Name)
+                            && String.Equals(q.Name, p.Name, StringComparison.OrdinalIgnoreCase)
+                            && q.PropertyType = p.ParameterType))
+
+                if ordered.Length <> ps.Length || (Array.distinct ordered).Length <> ps.Length then
+                    None
+                else
+                    let rest = props |> Array.filter (fun p -> not (Array.contains p ordered))
+                    let setters = rest |> Array.filter settable
+
+                    let lost =
+                        rest
+                        |> Array.tryFind (fun p -> not (settable p) && mayHoldTensor p.PropertyType)
+
+                    Some(c, ordered, setters, lost)
+
+            let candidates =
+                [|
+                    for c in t.GetConstructors() do
+                        yield! Option.toArray (plan (Some c))
+                    if t.IsValueType then
+                        yield! Option.toArray (plan None)
+                |]
+                // The most constructor parameters first: positional records before their copy
+                // constructor's absence, full constructors before partial ones.
+                |> Array.sortByDescending (fun (_, ordered: PropertyInfo[], _, _) -> ordered.Length)
+
+            match candidates |> Array.tryFind (fun (_, _, _, lost) -> lost.IsNone) with
+            | _ when field.IsSome ->
+                UnrebuildableCodec(
+                    $"Tree: type '%s{t.FullName}' holds tensors in the public field '%s{field.Value.Name}'; "
+                    + "pytrees take apart properties, not fields: make it a property or implement ITree"
+                )
+            | Some(ctor, ordered, setters, _) ->
+                let children = Array.append ordered setters
+
+                let read (v: obj) =
+                    0, children |> Array.map (fun p -> p.GetValue v)
+
+                let rebuild _ (c: obj[]) =
+                    let o =
+                        match ctor with
+                        | Some ctor -> ctor.Invoke c[.. ordered.Length - 1]
+                        | None -> Activator.CreateInstance t
+
+                    setters |> Array.iteri (fun i p -> p.SetValue(o, c[ordered.Length + i]))
+                    o
+
+                NodeCodec(read, rebuild)
+            | None ->
+                // Name the property a rebuild would lose: the one the best constructor leaves out,
+                // or (no constructor fits at all) the first tensor-holding property without setter.
+                let culprit =
+                    candidates
+                    |> Array.tryPick (fun (_, _, _, lost) -> lost)
+                    |> Option.orElse (
+                        props
+                        |> Array.tryFind (fun p -> not (settable p) && mayHoldTensor p.PropertyType)
+                    )
+
+                let what =
+                    match culprit with
+                    | Some p -> $"property '%s{p.Name}' (%s{p.PropertyType.Name}) has no setter and no matching constructor parameter"
+                    | None -> "no public constructor takes parameters matching its properties by name and type"
+
+                UnrebuildableCodec(
+                    $"Tree: type '%s{t.FullName}' holds tensors but cannot be rebuilt from its public properties: %s{what}. "
+                    + "Give it a constructor whose parameters match the properties, setters, or implement ITree "
+                    + "(a computed property can also become a method)"
+                )
 
     let rec private codecOf (t: Type) : Codec =
         codecs.GetOrAdd(t, Func<Type, Codec>(build))
@@ -264,7 +363,7 @@ module Tree =
                 fun tag c -> ctors[tag]c
             )
         else
-            objectCodec t |> Option.defaultValue StaticCodec
+            objectCodec t
 
     /// Appends the leaves of `value` (of static type `t`) to `leaves` and returns its structure.
     let rec private flattenInto (t: Type) (value: obj) (leaves: ResizeArray<Tensor>) : TreeDef =
@@ -311,6 +410,7 @@ module Tree =
             match codecOf t with
             | LeafCodec -> failwith "unreachable: tensors are matched above"
             | StaticCodec -> Static value
+            | UnrebuildableCodec message -> invalidArg "tree" message
             | NodeCodec(children, rebuild) ->
                 let tag, cs = children value
                 let defs = cs |> Array.map (fun c -> flattenInto typeof<obj> c leaves)

@@ -51,7 +51,6 @@ type Elementwise =
 
     /// dst[i] <- 1 if (a[i] kind b[i]) else 0. When aScalar (bScalar) is set, a (b) holds one element
     /// that is compared with every element of the other. NaN compares unequal to everything (IEEE).
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member Compare<'T when 'T :> INumber<'T>>
         (kind: CompareKind, a: ReadOnlySpan<'T>, aScalar: bool, b: ReadOnlySpan<'T>, bScalar: bool, dst: Span<'T>)
         =
@@ -88,7 +87,6 @@ type Elementwise =
             i <- i + 1
 
     /// dst[i] <- (cond[i] <> 0 ? a[i] : b[i]); all spans have the same length.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member Select<'T when 'T :> INumber<'T>>
         (cond: ReadOnlySpan<'T>, a: ReadOnlySpan<'T>, b: ReadOnlySpan<'T>, dst: Span<'T>)
         =

@@ -9,10 +9,11 @@
 /// small scratch tile whose valid part is merged into C.  Threads each take a disjoint range of C columns (or rows)
 /// and run the whole algorithm on it with their own packing buffers (GemmPool below does the fork-join).
 ///
-/// Note on JIT tiers: the F# compiler (F# 10) does not emit MethodImplOptions.AggressiveOptimization into the IL
-/// (only NoInlining/AggressiveInlining survive), so the attributes below document intent only: the kernels start
-/// in tier 0 and reach fully optimised tier-1 code after the first ~100 ms of use (checked with
-/// DOTNET_JitDisasmSummary; the tier-1 kernel keeps all accumulators in zmm registers, no spills).
+/// Note on JIT tiers: the F# compiler (F# 10) drops the AggressiveOptimization flag of MethodImpl (only
+/// NoInlining/AggressiveInlining survive), so no method here carries it; the build setting
+/// TieredCompilationQuickJitForLoops=false (Directory.Build.props) has the kernels' loop methods compiled fully
+/// optimised at their first call instead (the optimised kernel keeps all accumulators in zmm registers, no
+/// spills; checked with DOTNET_JitDisasmSummary).
 namespace SnnFunc.Kernels
 
 open System
@@ -186,7 +187,7 @@ module internal GemmImpl =
 
     /// AVX-512 float32 micro-kernel, 12×32: 24 zmm accumulators.
     /// Packed A sliver: kc×12 ([p][i]); packed B sliver: kc×32 ([p][j]).  c <- acc (+ c when add).
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization ||| MethodImplOptions.NoInlining)>]
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
     let kernelS512 (kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, c: nativeptr<float32>, ldc: int, add: bool) =
         let mutable c0_0 = Vector512<float32>.Zero
         let mutable c0_1 = Vector512<float32>.Zero
@@ -345,7 +346,7 @@ module internal GemmImpl =
 
     /// AVX-512 float64 micro-kernel, 12×16: 24 zmm accumulators.
     /// Packed A sliver: kc×12 ([p][i]); packed B sliver: kc×16 ([p][j]).  c <- acc (+ c when add).
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization ||| MethodImplOptions.NoInlining)>]
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
     let kernelD512 (kc: int, pa: nativeptr<float>, pb: nativeptr<float>, c: nativeptr<float>, ldc: int, add: bool) =
         let mutable c0_0 = Vector512<float>.Zero
         let mutable c0_1 = Vector512<float>.Zero
@@ -504,7 +505,7 @@ module internal GemmImpl =
 
     /// AVX2+FMA float32 micro-kernel, 6×16: 12 ymm accumulators.
     /// Packed A sliver: kc×6 ([p][i]); packed B sliver: kc×16 ([p][j]).  c <- acc (+ c when add).
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization ||| MethodImplOptions.NoInlining)>]
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
     let kernelS256 (kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, c: nativeptr<float32>, ldc: int, add: bool) =
         let mutable c0_0 = Vector256<float32>.Zero
         let mutable c0_1 = Vector256<float32>.Zero
@@ -597,7 +598,7 @@ module internal GemmImpl =
 
     /// AVX2+FMA float64 micro-kernel, 6×8: 12 ymm accumulators.
     /// Packed A sliver: kc×6 ([p][i]); packed B sliver: kc×8 ([p][j]).  c <- acc (+ c when add).
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization ||| MethodImplOptions.NoInlining)>]
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
     let kernelD256 (kc: int, pa: nativeptr<float>, pb: nativeptr<float>, c: nativeptr<float>, ldc: int, add: bool) =
         let mutable c0_0 = Vector256<float>.Zero
         let mutable c0_1 = Vector256<float>.Zero
@@ -961,7 +962,6 @@ module internal GemmImpl =
         Vector512.Store(Avx512F.Shuffle4x128(bv11, bw11, 0xDDuy), NativePtr.add dst (7 * 12 + 8))
 
     /// Portable float32 micro-kernel for any mr×nr (used when neither AVX-512 nor AVX2+FMA is available).
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let kernelSScalar
         (mr: int, nr: int, kc: int, pa: nativeptr<float32>, pb: nativeptr<float32>, c: nativeptr<float32>, ldc: int, add: bool)
         =
@@ -989,7 +989,6 @@ module internal GemmImpl =
                 NativePtr.set row j (if add then NativePtr.get row j + v else v)
 
     /// Portable float64 micro-kernel for any mr×nr.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let kernelDScalar (mr: int, nr: int, kc: int, pa: nativeptr<float>, pb: nativeptr<float>, c: nativeptr<float>, ldc: int, add: bool) =
         let acc = NativePtr.stackalloc<float> (mr * nr)
 
@@ -1097,7 +1096,6 @@ module internal GemmImpl =
     /// rows past mb are zero.  op(A)[i, p] = a[i*lda + p], or a[p*lda + i] when transA.  With wide (the AVX-512
     /// plan, mr = 12) full slivers of a non-transposed A are transposed 16 (float32) or 8 (float64) columns at a
     /// time in registers; the destination then needs 16 spare elements after its end.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let packA<'T when 'T: unmanaged>
         (wide: bool, transA: bool, a: nativeptr<'T>, lda: int, i0: int, p0: int, mb: int, kb: int, mr: int, dst: nativeptr<'T>)
         =
@@ -1153,7 +1151,6 @@ module internal GemmImpl =
     /// Packs op(B)[p0 .. p0+kb-1, j0 .. j0+nb-1] into nr-column slivers, each kb×nr with element (p, j) at
     /// p*nr + j; columns past nb are zero.  op(B)[p, j] = b[p*ldb + j], or b[j*ldb + p] when transB.  With wide
     /// (the AVX-512 plan, nr = 32 float32 or 16 float64), full slivers of a transposed B are transposed in registers.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let packB<'T when 'T: unmanaged>
         (wide: bool, transB: bool, b: nativeptr<'T>, ldb: int, p0: int, j0: int, kb: int, nb: int, nr: int, dst: nativeptr<'T>)
         =
@@ -1268,7 +1265,6 @@ module internal GemmImpl =
     let planD = planFor 8
 
     /// Single-threaded packed GEMM on raw pointers (a, b, c already point at element (0, 0)).  m, n, k > 0.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let gemmSerial<'T when 'T: unmanaged>
         (
             plan: GemmPlan,

@@ -17,7 +17,6 @@ type Reduce =
 
     /// dst[p, q] <- reduce over j of src[p, j, q], for src viewed as [pre; n; post] and dst as
     /// [pre; post]. Max and min propagate NaN; the sum of an empty axis is 0 (max/min need n >= 1).
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member Axis<'T when 'T :> INumber<'T>>(kind: ReduceKind, src: 'T[], pre: int, n: int, post: int, dst: 'T[]) =
         if post = 1 then
             for p in 0 .. pre - 1 do
@@ -47,7 +46,6 @@ type Reduce =
 
     /// dst[p, q] <- the first j maximising (or, if `smallest`, minimising) src[p, j, q]; the first NaN
     /// wins when there is one (NumPy's rule). Needs n >= 1.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member ArgExtremum<'T when 'T :> INumber<'T>>(smallest: bool, src: 'T[], pre: int, n: int, post: int, dst: int[]) =
         for p in 0 .. pre - 1 do
             for q in 0 .. post - 1 do

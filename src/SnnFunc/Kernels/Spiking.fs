@@ -359,52 +359,40 @@ type Spiking =
     static member LifTranspose(k: LifConstants<float>, steps, m, s: float[], z, gz, gv1, dc) =
         Spiking.ForChunks(steps, m, fun j0 j1 -> Spiking.LifTransposeRange(k, steps, m, j0, j1, s, z, gz, gv1, dc))
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member private LifForwardRange(k: LifConstants<float32>, steps, m, j0, j1, c: float32[], z, v1) =
         Loops.lifForward (k, steps, m, j0, j1, c, z, v1)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member private LifForwardRange(k: LifConstants<float>, steps, m, j0, j1, c: float[], z, v1) =
         Loops.lifForward (k, steps, m, j0, j1, c, z, v1)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member private LifTangentRange(k: LifConstants<float32>, steps, m, j0, j1, s: float32[], z, dc, dz, dv1) =
         Loops.lifTangent (k, steps, m, j0, j1, s, z, dc, dz, dv1)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member private LifTangentRange(k: LifConstants<float>, steps, m, j0, j1, s: float[], z, dc, dz, dv1) =
         Loops.lifTangent (k, steps, m, j0, j1, s, z, dc, dz, dv1)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member private LifTransposeRange(k: LifConstants<float32>, steps, m, j0, j1, s: float32[], z, gz, gv1, dc) =
         Loops.lifTranspose (k, steps, m, j0, j1, s, z, gz, gv1, dc)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member private LifTransposeRange(k: LifConstants<float>, steps, m, j0, j1, s: float[], z, gz, gv1, dc) =
         Loops.lifTranspose (k, steps, m, j0, j1, s, z, gz, gv1, dc)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member LiForward(a: float32, b, vLeak, steps, m, c, v) =
         Loops.liForward (a, b, vLeak, steps, m, c, v)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member LiForward(a: float, b, vLeak, steps, m, c, v) =
         Loops.liForward (a, b, vLeak, steps, m, c, v)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member LiTranspose(a: float32, b, steps, m, gv, dc) =
         Loops.liTranspose (a, b, steps, m, gv, dc)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member LiTranspose(a: float, b, steps, m, gv, dc) =
         Loops.liTranspose (a, b, steps, m, gv, dc)
 
     /// s <- f(v - vTh) for a closed-form surrogate shape with parameter p.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member Surrogate(shape, p: float32, vTh: float32, v: float32[], s: float32[]) =
         SurrogateLoops.evaluate (shape, p, vTh, v, s)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member Surrogate(shape, p: float, vTh: float, v: float[], s: float[]) =
         SurrogateLoops.evaluate (shape, p, vTh, v, s)
 
@@ -464,16 +452,12 @@ type Spiking =
     static member TryCompress(x: float[], rows: int, width: int, maxDensity: float) =
         Spiking.CompressBits(Runtime.InteropServices.MemoryMarshal.Cast<float, int64>(ReadOnlySpan x), BitConverter.DoubleToInt64Bits 1.0, rows, width, maxDensity)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member SparseTimesDense(x, w: float32[], n, out) = Loops.sparseTimesDense (x, w, n, out)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member SparseTimesDense(x, w: float[], n, out) = Loops.sparseTimesDense (x, w, n, out)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member SparseTransposeTimesDense(x, ct: float32[], n, g) =
         Loops.sparseTransposeTimesDense (x, ct, n, g)
 
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member SparseTransposeTimesDense(x, ct: float[], n, g) =
         Loops.sparseTransposeTimesDense (x, ct, n, g)

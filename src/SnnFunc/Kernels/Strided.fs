@@ -24,7 +24,6 @@ type Strided =
 
     /// For every index i of `shape`: dst[dstOffset + Σ i·dstStrides] <- src[srcOffset + Σ i·srcStrides].
     /// A source stride of 0 repeats (broadcasts) the element along that axis.
-    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     static member Copy<'T>(shape: int[], src: 'T[], srcOffset: int, srcStrides: int[], dst: 'T[], dstOffset: int, dstStrides: int[]) =
         if not (Array.contains 0 shape) then
             let shape, srcStrides, dstStrides = Strided.Collapse(shape, srcStrides, dstStrides)

@@ -9,8 +9,10 @@ open System
 /// parameters).
 type OptState = Tensor[] list
 
-/// A learning rate as a function of the step count (0-based).
-type Schedule = int -> float
+/// A learning rate as a function of the step count (0-based). Both are rank-0 Float64 tensors, so
+/// that a schedule is traceable: under `Ad.vmap` (an ensemble of models, each with its own count)
+/// the count is a batched tensor and the schedule computes with it like any other tensor code.
+type Schedule = Tensor -> Tensor
 
 /// A gradient transformation on parameter leaves.
 type GradientTransformation =
@@ -37,14 +39,21 @@ module Optim =
         if not (v >= 0.0 && v < 1.0) then
             invalidArg what $"Optim.%s{name}: %s{what} must lie in [0, 1), got %g{v}"
 
-    /// The step count kept in a state (a Float64 scalar, exact up to 2^53).
-    let private count (t: Tensor) = int (t.ToScalar())
-    let private counter (n: int) = Tensor.Scalar(float n, Float64)
+    /// The step count kept in a state: a rank-0 Float64 tensor (exact up to 2^53), never read back
+    /// as a number, so that updates stay traceable (the state of each model in an Ad.vmap ensemble).
+    let private zeroCount () = Tensor.Scalar(0.0, Float64)
+
+    /// `x * factor` for a Float64 scalar tensor factor (a learning rate, a bias correction, a clipping
+    /// ratio), rounded to x's dtype first as a float operand would be.
+    let private scaleBy (factor: Tensor) (x: Tensor) = x * factor.Convert x.DType
+
+    /// A Float64 constant beside a count (broadcast against it, batched or not).
+    let private float64 (v: float) = Tensor.Scalar(v, Float64)
 
     // Schedules -------------------------------------------------------------------------------------
 
     /// A constant learning rate.
-    let constant (lr: float) : Schedule = fun _ -> lr
+    let constant (lr: float) : Schedule = fun _ -> float64 lr
 
     /// lr · rate^(step / transitionSteps), continuously or (staircase) in steps.
     let exponentialDecay (lr: float) (transitionSteps: int) (rate: float) (staircase: bool) : Schedule =
@@ -52,8 +61,8 @@ module Optim =
             invalidArg "transitionSteps" $"Optim.exponentialDecay: transitionSteps must be positive, got %d{transitionSteps}"
 
         fun step ->
-            let p = float step / float transitionSteps
-            lr * Math.Pow(rate, (if staircase then floor p else p))
+            let p = step / float transitionSteps
+            (float64 rate).Pow(if staircase then p.Floor() else p) * lr
 
     /// Cosine decay from lr to alpha · lr over decaySteps, then constant.
     let cosineDecay (lr: float) (decaySteps: int) (alpha: float) : Schedule =
@@ -61,8 +70,12 @@ module Optim =
             invalidArg "decaySteps" $"Optim.cosineDecay: decaySteps must be positive, got %d{decaySteps}"
 
         fun step ->
-            let p = min 1.0 (float step / float decaySteps)
-            lr * ((1.0 - alpha) * 0.5 * (1.0 + cos (Math.PI * p)) + alpha)
+            let p = (step / float decaySteps).Minimum(float64 1.0)
+            ((1.0 + (p * Math.PI).Cos()) * ((1.0 - alpha) * 0.5) + alpha) * lr
+
+    /// The learning rate of a schedule at a (concrete) step, as a number: for logs and tests.
+    let learningRate (schedule: Schedule) (step: int) : float =
+        (schedule (Tensor.Scalar(float step, Float64))).ToScalar()
 
     // Transformations --------------------------------------------------------------------------------
 
@@ -78,12 +91,12 @@ module Optim =
     let scaleBySchedule (schedule: Schedule) : GradientTransformation =
         {
             Parts = 1
-            Init = fun _ -> [ [| counter 0 |] ]
+            Init = fun _ -> [ [| zeroCount () |] ]
             Update =
                 fun g state _ ->
-                    let n = count (one "scaleBySchedule" state).[0]
+                    let n = (one "scaleBySchedule" state).[0]
                     let lr = schedule n
-                    g |> Array.map (fun x -> x * -lr), [ [| counter (n + 1) |] ]
+                    g |> Array.map (scaleBy -lr), [ [| n + 1.0 |] ]
         }
 
     /// Rescales all updates together so their global L2 norm is at most maxNorm.
@@ -95,12 +108,16 @@ module Optim =
             Init = fun _ -> [ [||] ]
             Update =
                 fun g state _ ->
-                    let norm = sqrt (g |> Array.sumBy (fun x -> x.Square().Sum().ToScalar()))
+                    // The norm is summed in Float64, as before (when it was read back as a number).
+                    let norm =
+                        (g
+                         |> Array.fold (fun acc x -> acc + x.Square().Sum().Convert Float64) (Tensor.Scalar(0.0, Float64)))
+                            .Sqrt()
 
-                    if norm <= maxNorm || norm = 0.0 then
-                        g, state
-                    else
-                        g |> Array.map (fun x -> x * (maxNorm / norm)), state
+                    // maxNorm / max(norm, maxNorm): exactly 1 at or under the limit (zero gradients
+                    // included), maxNorm / norm above it — one formula for every model of a vmap.
+                    let factor = maxNorm / norm.Maximum(float64 maxNorm)
+                    g |> Array.map (scaleBy factor), state
         }
 
     /// Adam's scaling (Kingma & Ba): bias-corrected first/second moment estimates.
@@ -118,20 +135,25 @@ module Optim =
                             [
                                 Array.map Tensor.ZerosLike ps
                                 Array.map Tensor.ZerosLike ps
-                                [| counter 0 |]
+                                [| zeroCount () |]
                             ]
                     ]
             Update =
                 fun g state _ ->
                     let s = one "adam" state
                     let n = g.Length
-                    let t = count s[2 * n] + 1
+                    let t = s[2 * n] + 1.0
                     let m = Array.init n (fun i -> s[i] * b1 + g[i] * (1.0 - b1))
                     let v = Array.init n (fun i -> s[n + i] * b2 + g[i].Square() * (1.0 - b2))
-                    let c1 = 1.0 - Math.Pow(b1, float t)
-                    let c2 = 1.0 - Math.Pow(b2, float t)
-                    let updates = Array.init n (fun i -> (m[i] / c1) / ((v[i] / c2).Sqrt() + eps))
-                    updates, [ Array.concat [ m; v; [| counter t |] ] ]
+                    // Bias corrections, in Float64 like the count, then rounded to the moments' dtype.
+                    let c1 = 1.0 - (float64 b1).Pow t
+                    let c2 = 1.0 - (float64 b2).Pow t
+                    let like (x: Tensor) (c: Tensor) = c.Convert x.DType
+
+                    let updates =
+                        Array.init n (fun i -> (m[i] / like m[i] c1) / ((v[i] / like v[i] c2).Sqrt() + eps))
+
+                    updates, [ Array.concat [ m; v; [| t |] ] ]
         }
 
     /// Momentum (heavy ball, or Nesterov): velocity = beta · velocity + g.

@@ -3,6 +3,7 @@
 /// networks from them. Parameters are immutable pytrees; layers hold no state.
 namespace SnnFunc
 
+open System
 open SnnFunc.RandomBits
 
 /// The parameters of a layer tree (a pytree: differentiate, map and save it as a whole).
@@ -66,18 +67,53 @@ module Layers =
         | [ x ] -> x
         | _ -> invalidArg "inputs" $"%s{name}: expects one input, got %d{xs.Length}"
 
+    /// A per-sample feature shape must have positive dimensions (any rank, [] for scalar features):
+    /// an empty or negative one would only fail later, deep inside a kernel.
+    let private checkFeatureShape (name: string) (shape: int[]) =
+        if isNull shape then
+            invalidArg "inShapes" $"%s{name}: the input feature shape is null"
+
+        if shape |> Array.exists (fun d -> d <= 0) then
+            invalidArg
+                "inShapes"
+                $"%s{name}: feature dimensions must be positive, got feature shape %s{Shape.format shape} (shapes are per sample, without time or batch axes)"
+
+    /// The single input shape of a layer, checked.
     let private singleShape (name: string) (shapes: int[] list) =
         match shapes with
-        | [ s ] -> s
+        | [ s ] ->
+            checkFeatureShape name s
+            s
         | _ -> invalidArg "inShapes" $"%s{name}: expects one input shape, got %d{shapes.Length}"
+
+    /// The single input shape of a layer that needs one feature axis [n]: its length.
+    let private vectorLength (name: string) (shapes: int[] list) =
+        let s = singleShape name shapes
+
+        if s.Length <> 1 then
+            invalidArg "inShapes" $"%s{name}: expects a feature vector [n], got feature shape %s{Shape.format s}"
+
+        s[0]
+
+    let private positiveSize (name: string) (what: string) (n: int) =
+        if n <= 0 then
+            invalidArg what $"%s{name}: %s{what} must be positive, got %d{n}"
+
+    let private finiteScale (name: string) (what: string) (scale: float) =
+        if Double.IsNaN scale || Double.IsInfinity scale then
+            invalidArg what $"%s{name}: %s{what} must be finite, got %.17g{scale}"
+
+    /// A parameter-free layer keeping the feature shape; errors name the layer as `op`.
+    let private elementwise (op: string) (name: string) (f: Tensor -> Tensor) : Layer =
+        {
+            Name = name
+            Init = fun _ shapes -> NoParams, [ singleShape op shapes ]
+            Apply = fun _ _ xs -> [ f (single op xs) ]
+        }
 
     /// A parameter-free layer from a function of one tensor that keeps the feature shape.
     let ofFunction (name: string) (f: Tensor -> Tensor) : Layer =
-        {
-            Name = name
-            Init = fun _ shapes -> NoParams, [ singleShape name shapes ]
-            Apply = fun _ _ xs -> [ f (single name xs) ]
-        }
+        elementwise $"Layers.ofFunction(%s{name})" name f
 
     /// Options of `denseWith`.
     type DenseOptions =
@@ -100,21 +136,18 @@ module Layers =
     /// inputs [T; B; in] go through one GEMM for all steps, or through row accumulation when the
     /// input is sparse 0/1 spikes (Fused.spikeMatmul).
     let denseWith (options: DenseOptions) (outDim: int) : Layer =
-        if outDim <= 0 then
-            invalidArg "outDim" $"Layers.dense: outDim must be positive, got %d{outDim}"
+        positiveSize "Layers.dense" "outDim" outDim
+        finiteScale "Layers.dense" "Scale" options.Scale
 
         {
             Name = $"dense(%d{outDim})"
             Init =
                 fun key shapes ->
-                    let inShape = singleShape "Layers.dense" shapes
-
-                    if inShape.Length <> 1 then
-                        invalidArg "inShapes" $"Layers.dense: expects a feature vector, got feature shape %s{Shape.format inShape}"
+                    let inDim = vectorLength "Layers.dense" shapes
 
                     let w =
-                        Random.normalAs options.DType key [| inShape[0]; outDim |]
-                        * (options.Scale / sqrt (float inShape[0]))
+                        Random.normalAs options.DType key [| inDim; outDim |]
+                        * (options.Scale / sqrt (float inDim))
 
                     let weights =
                         if options.Bias then
@@ -136,58 +169,64 @@ module Layers =
     /// A fully connected layer without bias, weights N(0, 1) / sqrt(fan-in).
     let dense (outDim: int) : Layer = denseWith denseDefaults outDim
 
+    /// ofStep with errors naming the layer as `op`.
+    let private stepLayer (op: string) (name: string) (initState: int[] -> DType -> 'S) (step: 'S -> Tensor -> 'S * Tensor) : Layer =
+        elementwise op name (fun x ->
+            if x.Rank < 2 then
+                invalidArg "inputs" $"%s{op}: expects time-major input [T; ...], got shape %s{Shape.format x.ShapeRef}"
+
+            snd (Ad.scan step (initState x.ShapeRef[1..] x.DType) x))
+
     /// A layer that scans a neuron step function over the time axis of its input [T; B; N], from
     /// the state `initState [B; N] dtype`; outputs the per-step outputs [T; B; N].
     let ofStep (name: string) (initState: int[] -> DType -> 'S) (step: 'S -> Tensor -> 'S * Tensor) : Layer =
-        ofFunction name (fun x ->
-            if x.Rank < 2 then
-                invalidArg "inputs" $"%s{name}: expects time-major input [T; ...], got shape %s{Shape.format x.ShapeRef}"
-
-            snd (Ad.scan step (initState x.ShapeRef[1..] x.DType) x))
+        stepLayer $"Layers.ofStep(%s{name})" name initState step
 
     /// LIF neurons over time: input currents [T; B; N] to spikes [T; B; N] (fused kernel).
     let lif (p: Snn.Lif.Params) : Layer =
         Snn.Lif.validate p |> ignore
-        ofFunction "lif" (fun x -> fst (Fused.lif p x))
+        elementwise "Layers.lif" "lif" (fun x -> fst (Fused.lif p x))
 
     /// LIF neurons by scanning the generic step function (same numbers as `lif`, op by op; supports
     /// every transform at every order).
     let lifGeneric (p: Snn.Lif.Params) : Layer =
         Snn.Lif.validate p |> ignore
-        ofStep "lif" Snn.Lif.init (Snn.Lif.step p)
+        stepLayer "Layers.lifGeneric" "lif" Snn.Lif.init (Snn.Lif.step p)
 
     /// Leaky-integrator readout over time: input currents [T; B; N] to membrane [T; B; N] (fused).
     let li (p: Snn.Li.Params) : Layer =
         Snn.Li.validate p |> ignore
-        ofFunction "li" (Fused.li p)
+        elementwise "Layers.li" "li" (Fused.li p)
 
     /// Adaptive LIF neurons over time.
     let alif (p: Snn.Alif.Params) : Layer =
         Snn.Alif.validate p |> ignore
-        ofStep "alif" Snn.Alif.init (Snn.Alif.step p)
+        stepLayer "Layers.alif" "alif" Snn.Alif.init (Snn.Alif.step p)
 
     /// AdEx neurons over time (the BrainScaleS-2 neuron model).
     let adex (p: Snn.AdEx.Params) : Layer =
         Snn.AdEx.validate p |> ignore
-        ofStep "adex" Snn.AdEx.init (Snn.AdEx.step p)
+        stepLayer "Layers.adex" "adex" Snn.AdEx.init (Snn.AdEx.step p)
 
     /// Non-leaky integrate-and-fire neurons over time.
     let integrateAndFire (p: Snn.IF.Params) : Layer =
         Snn.IF.validate p |> ignore
-        ofStep "if" Snn.IF.init (Snn.IF.step p)
+        stepLayer "Layers.integrateAndFire" "if" Snn.IF.init (Snn.IF.step p)
 
     /// A recurrent LIF layer of n neurons: input weights W [in; n] (applied to all steps in one
     /// product) and recurrent weights R [n; n] feeding back the previous step's spikes.
     let recurrentLif (p: Snn.Lif.Params) (scale: float) (n: int) : Layer =
         Snn.Lif.validate p |> ignore
+        positiveSize "Layers.recurrentLif" "n" n
+        finiteScale "Layers.recurrentLif" "scale" scale
 
         {
             Name = $"recurrentLif(%d{n})"
             Init =
                 fun key shapes ->
-                    let inShape = singleShape "Layers.recurrentLif" shapes
+                    let inDim = vectorLength "Layers.recurrentLif" shapes
                     let k1, k2 = Random.split key
-                    let w = Random.normal k1 [| inShape[0]; n |] * (scale / sqrt (float inShape[0]))
+                    let w = Random.normal k1 [| inDim; n |] * (scale / sqrt (float inDim))
                     let r = Random.normal k2 [| n; n |] * (scale / sqrt (float n))
                     Weights(Map [ "W", w; "R", r ]), [ [| n |] ]
             Apply =
@@ -213,7 +252,10 @@ module Layers =
 
         {
             Name = $"dropout(%g{rate})"
-            Init = fun _ shapes -> NoParams, shapes
+            Init =
+                fun _ shapes ->
+                    List.iter (checkFeatureShape "Layers.dropout") shapes
+                    NoParams, shapes
             Apply =
                 fun _ mode xs ->
                     match mode with
@@ -293,6 +335,8 @@ module Layers =
 
     /// Copies its single input n times.
     let fanOut (n: int) : Layer =
+        positiveSize "Layers.fanOut" "n" n
+
         {
             Name = $"fanOut(%d{n})"
             Init = fun _ shapes -> NoParams, List.replicate n (singleShape "Layers.fanOut" shapes)
@@ -308,6 +352,8 @@ module Layers =
                     match shapes with
                     | [] -> invalidArg "inShapes" "Layers.fanInSum: needs at least one input"
                     | s :: rest ->
+                        List.iter (checkFeatureShape "Layers.fanInSum") shapes
+
                         for r in rest do
                             if r <> s then
                                 invalidArg "inShapes" $"Layers.fanInSum: shapes differ: %s{Shape.format s} and %s{Shape.format r}"

@@ -25,6 +25,12 @@ let private check (model: string) (name: string) (ok: bool) (detail: string) =
     if not ok then
         invalidArg name $"%s{model}: %s{detail}"
 
+/// Every parameter is checked for NaN and ±inf first: the range checks below are comparisons,
+/// which NaN passes silently, and an infinite reset or leak turns membranes into NaN (or, in the
+/// fused kernels, into a different finite value).
+let private checkFinite (model: string) (name: string) (value: float) =
+    check model name (not (Double.IsNaN value || Double.IsInfinity value)) $"%s{name} must be finite, got %g{value}"
+
 let private checkTau (model: string) (name: string) (tau: float) (dt: float) =
     check model name (tau > 0.0 && not (Double.IsInfinity tau)) $"%s{name} must be positive and finite, got %g{tau}"
     check model name (dt < tau) $"Dt = %g{dt} s must be smaller than %s{name} = %g{tau} s (the Euler step would be unstable)"
@@ -61,6 +67,12 @@ module Lif =
 
     /// Checks the parameters (positive time constants larger than Dt, threshold above reset).
     let validate (p: Params) =
+        checkFinite "Lif" "TauSyn" p.TauSyn
+        checkFinite "Lif" "TauMem" p.TauMem
+        checkFinite "Lif" "VLeak" p.VLeak
+        checkFinite "Lif" "VTh" p.VTh
+        checkFinite "Lif" "VReset" p.VReset
+        checkFinite "Lif" "Dt" p.Dt
         checkDt "Lif" p.Dt
         checkTau "Lif" "TauSyn" p.TauSyn p.Dt
         checkTau "Lif" "TauMem" p.TauMem p.Dt
@@ -120,6 +132,10 @@ module Li =
     type State = { V: Tensor; I: Tensor }
 
     let validate (p: Params) =
+        checkFinite "Li" "TauSyn" p.TauSyn
+        checkFinite "Li" "TauMem" p.TauMem
+        checkFinite "Li" "VLeak" p.VLeak
+        checkFinite "Li" "Dt" p.Dt
         checkDt "Li" p.Dt
         checkTau "Li" "TauSyn" p.TauSyn p.Dt
         checkTau "Li" "TauMem" p.TauMem p.Dt
@@ -158,6 +174,15 @@ module Alif =
     type State = { V: Tensor; I: Tensor; A: Tensor }
 
     let validate (p: Params) =
+        // The LIF part's errors say "Alif" too: the caller validated an Alif.
+        checkFinite "Alif" "TauSyn" p.Lif.TauSyn
+        checkFinite "Alif" "TauMem" p.Lif.TauMem
+        checkFinite "Alif" "VLeak" p.Lif.VLeak
+        checkFinite "Alif" "VTh" p.Lif.VTh
+        checkFinite "Alif" "VReset" p.Lif.VReset
+        checkFinite "Alif" "Dt" p.Lif.Dt
+        checkFinite "Alif" "TauAdapt" p.TauAdapt
+        checkFinite "Alif" "Beta" p.Beta
         Lif.validate p.Lif |> ignore
         checkTau "Alif" "TauAdapt" p.TauAdapt p.Lif.Dt
         check "Alif" "Beta" (p.Beta >= 0.0) $"Beta must be non-negative, got %g{p.Beta}"
@@ -229,6 +254,18 @@ module AdEx =
         }
 
     let validate (p: Params) =
+        checkFinite "AdEx" "TauSyn" p.TauSyn
+        checkFinite "AdEx" "TauMem" p.TauMem
+        checkFinite "AdEx" "TauAdapt" p.TauAdapt
+        checkFinite "AdEx" "VLeak" p.VLeak
+        checkFinite "AdEx" "VT" p.VT
+        checkFinite "AdEx" "DeltaT" p.DeltaT
+        checkFinite "AdEx" "VTh" p.VTh
+        checkFinite "AdEx" "VReset" p.VReset
+        checkFinite "AdEx" "A" p.A
+        checkFinite "AdEx" "B" p.B
+        checkFinite "AdEx" "TRef" p.TRef
+        checkFinite "AdEx" "Dt" p.Dt
         checkDt "AdEx" p.Dt
         checkTau "AdEx" "TauSyn" p.TauSyn p.Dt
         checkTau "AdEx" "TauMem" p.TauMem p.Dt
@@ -301,6 +338,8 @@ module IF =
     type State = { V: Tensor }
 
     let validate (p: Params) =
+        checkFinite "IF" "VTh" p.VTh
+        checkFinite "IF" "VReset" p.VReset
         checkThreshold "IF" p.VTh p.VReset
         p
 

@@ -11,6 +11,9 @@
 /// does not fit int32 (from uint32, int64 or uint64 files) raises an error naming it rather than
 /// wrapping silently. Writing always produces little-endian '&lt;f4' / '&lt;f8' / '&lt;i4' in C
 /// order, byte-for-byte as NumPy's np.save writes it.
+///
+/// Reading a .npz checks every member's length and CRC-32 (System.IO.Compression checks neither), so
+/// a damaged checkpoint is an error naming the file and the member rather than wrong numbers.
 module SnnFunc.NpyFormat
 
 open System
@@ -656,10 +659,11 @@ let write (stream: Stream) (shape: int[]) (storage: Storage) : unit =
     writeData stream storage
 
 /// Writes to `path` via a temporary file in the same folder that is then moved over the target,
-/// so a failure part-way never destroys an existing file.
-let private atomicWrite (path: string) (body: Stream -> unit) =
+/// so a failure part-way never destroys an existing file. I/O errors name the target and its
+/// folder, not the temporary file (which the caller never asked for).
+let private atomicWrite (op: string) (path: string) (body: Stream -> unit) =
     if String.IsNullOrWhiteSpace path then
-        invalidArg "path" "the file path is empty"
+        invalidArg "path" $"%s{op}: the file path is empty"
 
     let full = Path.GetFullPath path
     let dir = Path.GetDirectoryName full
@@ -675,31 +679,122 @@ let private atomicWrite (path: string) (body: Stream -> unit) =
             fs.Flush true
 
         File.Move(tmp, full, true)
-    with _ ->
+    with e ->
         try
             if File.Exists tmp then
                 File.Delete tmp
         with _ ->
             ()
 
-        reraise ()
+        match e with
+        | :? DirectoryNotFoundException ->
+            raise (DirectoryNotFoundException($"%s{op}: cannot save '%s{full}': the folder '%s{dir}' does not exist", e))
+        | :? UnauthorizedAccessException ->
+            raise (UnauthorizedAccessException($"%s{op}: cannot save '%s{full}': no permission to write in the folder '%s{dir}'", e))
+        | :? IOException -> raise (IOException($"%s{op}: cannot save '%s{full}': %s{e.Message}", e))
+        | _ -> reraise ()
 
 /// Writes a .npy file atomically (see `write`). The path is used exactly as given; unlike
 /// np.save no ".npy" extension is appended.
 let writeFile (path: string) (shape: int[]) (storage: Storage) : unit =
     checkShape "NpyFormat.writeFile" shape storage
-    atomicWrite path (fun s -> write s shape storage)
+    atomicWrite "NpyFormat.writeFile" path (fun s -> write s shape storage)
 
 // ---------------------------------------------------------------------------------------------
 // .npz archives
 // ---------------------------------------------------------------------------------------------
 
+/// Why ZipArchive cannot open a seekable stream: a file cut short — named by the member whose
+/// data runs past its end, or else by its missing central directory (the index at the end) — or
+/// no zip archive at all. Walks the local file headers from the start.
+let private unopenable (source: string option) (stream: Stream) (origin: int64) (e: exn) : 'a =
+    let notZip () =
+        bad source $"not a .npz file (not a valid zip archive: %s{e.Message})"
+
+    if not stream.CanSeek then
+        notZip ()
+
+    let length = stream.Length
+    let header = Array.zeroCreate<byte> 30
+    let mutable pos = origin
+    let mutable last = None
+    let mutable walking = true
+
+    while walking do
+        stream.Position <- pos
+
+        if
+            readAtMost stream (Span header) < 30
+            || BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan header) <> 0x04034b50u
+        then
+            walking <- false
+        else
+            let flags = BinaryPrimitives.ReadUInt16LittleEndian(ReadOnlySpan(header, 6, 2))
+            let size = BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan(header, 18, 4))
+
+            let nameLength =
+                int (BinaryPrimitives.ReadUInt16LittleEndian(ReadOnlySpan(header, 26, 2)))
+
+            let extraLength =
+                int (BinaryPrimitives.ReadUInt16LittleEndian(ReadOnlySpan(header, 28, 2)))
+
+            let nameBytes = Array.zeroCreate<byte> nameLength
+            let name = Encoding.UTF8.GetString(nameBytes, 0, readAtMost stream (Span nameBytes))
+            let dataEnd = pos + 30L + int64 nameLength + int64 extraLength + int64 size
+
+            if dataEnd > length then
+                bad source $"truncated .npz file: member '%s{name}' needs %d{dataEnd - origin} bytes but the file has %d{length - origin}"
+
+            last <- Some name
+            // Sizes written after the data (flag bit 3) or kept in a zip64 field: stop walking.
+            walking <- flags &&& 8us = 0us && size <> UInt32.MaxValue
+            pos <- dataEnd
+
+    match last with
+    | Some name ->
+        bad
+            source
+            $"truncated .npz file: the central directory (the index at the end) is missing or cut short, after member '%s{name}' (%d{length - origin} bytes)"
+    | None -> notZip ()
+
+/// A member's bytes, read whole and checked against the length and CRC-32 that the archive records
+/// (ZipArchive checks neither), so that a corrupt checkpoint fails instead of loading wrong numbers.
+let private memberBytes (memberSource: string option) (entry: ZipArchiveEntry) : byte[] =
+    if entry.Length > int64 Array.MaxLength then
+        bad memberSource $"member of %d{entry.Length} bytes is too large to read"
+
+    let data = Array.zeroCreate<byte> (int entry.Length)
+
+    let got, more =
+        try
+            use es = entry.Open()
+            let n = readAtMost es (Span data)
+            n, n = data.Length && es.ReadByte() <> -1
+        with
+        | :? InvalidDataException as e -> bad memberSource $"corrupt member data (%s{e.Message})"
+        | :? IOException as e -> bad memberSource $"corrupt or truncated member data (%s{e.Message})"
+
+    if got < data.Length then
+        bad memberSource $"truncated member: the archive records %d{data.Length} bytes, only %d{got} could be read"
+
+    if more then
+        bad memberSource $"corrupt member: it holds more than the %d{data.Length} bytes that the archive records"
+
+    let crc = System.IO.Hashing.Crc32.HashToUInt32(ReadOnlySpan data)
+
+    if crc <> entry.Crc32 then
+        bad memberSource $"corrupt member: CRC-32 mismatch (the archive records 0x%08X{entry.Crc32}, the data gives 0x%08X{crc})"
+
+    data
+
 let private readNpzCore (source: string option) (stream: Stream) : (string * (int[] * Storage)) list =
+    let origin = if stream.CanSeek then stream.Position else 0L
+
     let archive =
         try
             new ZipArchive(stream, ZipArchiveMode.Read, true)
         with :? InvalidDataException as e ->
-            bad source $"not a .npz file (not a valid zip archive: %s{e.Message})"
+            unopenable source stream origin e
 
     use archive = archive
 
@@ -716,8 +811,7 @@ let private readNpzCore (source: string option) (stream: Stream) : (string * (in
                 let memberSource = Some(where source + full)
 
                 let arr =
-                    use es = entry.Open()
-                    readCore memberSource es
+                    readCore memberSource (new MemoryStream(memberBytes memberSource entry, false))
 
                 name, arr
     ]
@@ -773,7 +867,7 @@ let writeNpz (stream: Stream) (arrays: (string * int[] * Storage) seq) : unit = 
 let writeNpzFileWith (compressed: bool) (path: string) (arrays: (string * int[] * Storage) seq) : unit =
     let arrays = List.ofSeq arrays
     validateNpz "NpyFormat.writeNpzFile" arrays
-    atomicWrite path (fun s -> writeNpzCore compressed s arrays)
+    atomicWrite "NpyFormat.writeNpzFile" path (fun s -> writeNpzCore compressed s arrays)
 
 /// Writes an uncompressed .npz file atomically.
 let writeNpzFile (path: string) (arrays: (string * int[] * Storage) seq) : unit = writeNpzFileWith false path arrays

@@ -155,14 +155,14 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
     static member internal OfTracer(shape: int[], dtype: DType, tracer: Tracer) =
         Tensor(shape, dtype, Unchecked.defaultof<Storage>, tracer)
 
-    /// A Float32 tensor with a copy of `data` in row-major order.
+    /// A Float32 tensor with a copy of `data` in row-major order (an empty shape: a scalar).
     static member FromArray(data: float32[], [<ParamArray>] shape: int[]) =
         if isNull data then
             Shape.fail "Tensor.FromArray" "data is null"
 
         Tensor.Create("Tensor.FromArray", shape, Storage.F32(Array.copy data))
 
-    /// A Float64 tensor with a copy of `data` in row-major order.
+    /// A Float64 tensor with a copy of `data` in row-major order (an empty shape: a scalar).
     static member FromArray(data: float[], [<ParamArray>] shape: int[]) =
         if isNull data then
             Shape.fail "Tensor.FromArray" "data is null"
@@ -186,6 +186,30 @@ and [<Sealed; AllowNullLiteral>] Tensor internal (shape: int[], dtype: DType, st
             Shape.fail op $"%.17g{value} is not an int32 value"
 
         int value
+
+    // Without these, FromArray(data) bound the ParamArray overloads with an empty shape: a rank-0
+    // tensor that fails for any length but 1. An explicit empty shape still means rank 0.
+
+    /// A Float32 vector [data.Length] with a copy of `data`.
+    static member FromArray(data: float32[]) =
+        if isNull data then
+            Shape.fail "Tensor.FromArray" "data is null"
+
+        Tensor.FromArray(data, [| data.Length |])
+
+    /// A Float64 vector [data.Length] with a copy of `data`.
+    static member FromArray(data: float[]) =
+        if isNull data then
+            Shape.fail "Tensor.FromArray" "data is null"
+
+        Tensor.FromArray(data, [| data.Length |])
+
+    /// An Int32 vector [data.Length] with a copy of `data`.
+    static member FromArray(data: int[]) =
+        if isNull data then
+            Shape.fail "Tensor.FromArray" "data is null"
+
+        Tensor.FromArray(data, [| data.Length |])
 
     static member private Filled(op: string, shape: int[], value: float, dtype: DType) =
         let n = Shape.checkedCount op shape

@@ -1,0 +1,104 @@
+/// The Yin-Yang sample's command line: the Argu arguments and their validation, kept apart from
+/// Program.fs so that the tests can check what it accepts.
+module YinYangOptions
+
+open System
+open Argu
+
+type Arguments =
+    | Epochs of int
+    | Batch_Size of int
+    | Learning_Rate of float
+    | Hidden of int
+    | Steps of int
+    | Seed of int64
+    | Threads of int
+    | Checkpoint of path: string
+
+    interface IArgParserTemplate with
+        member a.Usage =
+            match a with
+            | Epochs _ -> "training epochs (default 30)"
+            | Batch_Size _ -> "samples per batch (default 100)"
+            | Learning_Rate _ -> "initial Adam learning rate, cosine-decayed (default 0.01)"
+            | Hidden _ -> "hidden LIF neurons (default 120)"
+            | Steps _ -> "time steps of 0.5 ms (default 60)"
+            | Seed _ -> "seed of data, initialisation and shuffling (default 0)"
+            | Threads _ -> "kernel threads (default: all cores)"
+            | Checkpoint _ -> "save a checkpoint here after every epoch and resume from it if present"
+
+/// The validated options.
+type Settings =
+    {
+        Epochs: int
+        BatchSize: int
+        LearningRate: float
+        Hidden: int
+        Steps: int
+        Seed: int64
+        Threads: int option
+        Checkpoint: string option
+    }
+
+/// Examples in the training split (SnnFunc.Data.YinYang.splits): the largest batch, since the
+/// ragged last batch is dropped and a larger one would leave no batch at all.
+let trainCount = 5000
+
+/// None if an integer option lies in [lo, hi], else the message naming it and the range.
+let intIn (option: string) (lo: int) (hi: int) (value: int) =
+    if value >= lo && value <= hi then
+        None
+    else
+        Some $"--%s{option} must be an integer in [%d{lo}, %d{hi}], got %d{value}"
+
+/// None for a positive finite number, else the message naming the option.
+let positive (option: string) (value: float) =
+    if value > 0.0 && not (Double.IsInfinity value) then
+        None
+    else
+        Some $"--%s{option} must be a positive finite number, got %g{value}"
+
+/// None for a usable checkpoint path (absent, or not blank).
+let checkpointPath (path: string option) =
+    match path with
+    | Some p when String.IsNullOrWhiteSpace p -> Some "--checkpoint must be a non-empty path"
+    | _ -> None
+
+/// Parses and validates a command line. Error(exit code, text for stderr): 0 with the usage for
+/// --help, 2 for Argu's errors (its message and the usage) and for an invalid value (one line
+/// naming the option and the allowed range).
+let parse (argv: string[]) : Result<Settings, int * string> =
+    let parser = ArgumentParser.Create<Arguments>(programName = "YinYang")
+
+    try
+        let args = parser.ParseCommandLine argv
+
+        let s =
+            {
+                Epochs = args.GetResult(Epochs, 30)
+                BatchSize = args.GetResult(Batch_Size, 100)
+                LearningRate = args.GetResult(Learning_Rate, 0.01)
+                Hidden = args.GetResult(Hidden, 120)
+                Steps = args.GetResult(Steps, 60)
+                Seed = args.GetResult(Seed, 0L)
+                Threads = args.TryGetResult Threads
+                Checkpoint = args.TryGetResult Checkpoint
+            }
+
+        let problems =
+            [
+                // Epochs times the batches per epoch is the schedule's length: it must fit an int.
+                intIn "epochs" 1 100_000 s.Epochs
+                intIn "batch-size" 1 trainCount s.BatchSize
+                positive "learning-rate" s.LearningRate
+                intIn "hidden" 1 100_000 s.Hidden
+                intIn "steps" 1 100_000 s.Steps
+                s.Threads |> Option.bind (intIn "threads" 1 1024)
+                checkpointPath s.Checkpoint
+            ]
+
+        match List.choose id problems with
+        | first :: _ -> Error(2, $"YinYang: %s{first}")
+        | [] -> Ok s
+    with :? ArguParseException as e ->
+        Error((if e.ErrorCode = ErrorCode.HelpText then 0 else 2), e.Message)

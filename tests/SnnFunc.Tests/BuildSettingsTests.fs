@@ -1,0 +1,35 @@
+/// Build settings that the code relies on.
+module SnnFunc.Tests.BuildSettingsTests
+
+open System
+open System.IO
+open Xunit
+
+/// The repository root (the folder holding SnnFunc.sln), found upwards from the test binaries.
+let private repoRoot () =
+    let rec up (dir: DirectoryInfo) =
+        if isNull dir then
+            failwith "SnnFunc.sln not found above the test binaries"
+        elif File.Exists(Path.Combine(dir.FullName, "SnnFunc.sln")) then
+            dir.FullName
+        else
+            up dir.Parent
+
+    up (DirectoryInfo AppContext.BaseDirectory)
+
+[<Fact>]
+let ``loops start fully optimised through the build setting, not through dropped attributes`` () =
+    // Directory.Build.props turns quick JIT for loops off for every project: that is what makes the
+    // kernels' loop methods start optimised, since F# drops [<MethodImpl(AggressiveOptimization)>].
+    Assert.Equal("false", string (AppContext.GetData "System.Runtime.TieredCompilation.QuickJitForLoops"))
+    let root = repoRoot ()
+
+    let offenders =
+        [ "src"; "bench" ]
+        |> List.collect (fun d ->
+            Directory.GetFiles(Path.Combine(root, d), "*.fs", SearchOption.AllDirectories)
+            |> List.ofArray)
+        |> List.filter (fun f -> File.ReadAllText(f).Contains "[<MethodImpl(MethodImplOptions.AggressiveOptimization")
+        |> List.map (fun f -> Path.GetRelativePath(root, f))
+
+    Assert.True(offenders.IsEmpty, $"F# files with the (ignored) AggressiveOptimization attribute: %A{offenders}")

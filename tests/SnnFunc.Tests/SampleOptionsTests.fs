@@ -1,0 +1,71 @@
+/// The samples' command-line validation: an invalid value is one line naming the option and the
+/// allowed range, with exit code 2 (before, it ended in an unhandled exception and a stack trace).
+module SnnFunc.Tests.SampleOptionsTests
+
+open Xunit
+
+let private rejected (parse: string[] -> Result<'S, int * string>) (argv: string list) (fragments: string list) =
+    match parse (Array.ofList argv) with
+    | Ok _ -> failwithf "%A was accepted" argv
+    | Error(code, message) ->
+        Assert.Equal(2, code)
+        Assert.DoesNotContain("\n", message)
+
+        for f in fragments do
+            Assert.Contains(f, message)
+
+[<Fact>]
+let ``YinYang rejects out-of-range options with the option and its range`` () =
+    let bad = rejected YinYangOptions.parse
+    bad [ "--epochs"; "-3" ] [ "YinYang"; "--epochs"; "[1, 100000]"; "-3" ]
+    bad [ "--hidden"; "0" ] [ "--hidden"; "[1, 100000]"; "got 0" ]
+    bad [ "--batch-size"; "0" ] [ "--batch-size"; "[1, 5000]"; "got 0" ]
+    bad [ "--batch-size"; "5001" ] [ "--batch-size"; "[1, 5000]"; "5001" ]
+    bad [ "--steps"; "0" ] [ "--steps"; "[1, 100000]" ]
+    bad [ "--learning-rate"; "-0.5" ] [ "--learning-rate"; "positive finite"; "-0.5" ]
+    bad [ "--learning-rate"; "NaN" ] [ "--learning-rate"; "positive finite" ]
+    bad [ "--threads"; "0" ] [ "--threads"; "[1, 1024]" ]
+    bad [ "--checkpoint"; " " ] [ "--checkpoint"; "non-empty" ]
+
+    match YinYangOptions.parse [| "--epochs"; "2"; "--hidden"; "7"; "--learning-rate"; "0.5" |] with
+    | Ok s ->
+        Assert.Equal(2, s.Epochs)
+        Assert.Equal(7, s.Hidden)
+        Assert.Equal(0.5, s.LearningRate)
+        Assert.Equal(100, s.BatchSize)
+    | Error e -> failwithf "valid options rejected: %A" e
+
+    // Argu's own errors keep its exit codes: 2 for an unknown option, 0 for --help.
+    match YinYangOptions.parse [| "--no-such-option" |] with
+    | Error(code, _) -> Assert.Equal(2, code)
+    | Ok _ -> failwith "an unknown option was accepted"
+
+    match YinYangOptions.parse [| "--help" |] with
+    | Error(code, usage) ->
+        Assert.Equal(0, code)
+        Assert.Contains("--epochs", usage)
+    | Ok _ -> failwith "--help gave settings"
+
+[<Fact>]
+let ``Mnist16 rejects out-of-range options with the option and its range`` () =
+    let bad = rejected Mnist16Options.parse
+    bad [ "--epochs"; "-3" ] [ "Mnist16"; "--epochs"; "[1, 100000]"; "-3" ]
+    bad [ "--hidden"; "0" ] [ "--hidden"; "got 0" ]
+    bad [ "--batch-size"; "0" ] [ "--batch-size"; "[1, 8000]" ]
+    bad [ "--steps"; "0" ] [ "--steps" ]
+    bad [ "--learning-rate"; "0" ] [ "--learning-rate"; "positive finite" ]
+    bad [ "--input-scale"; "-1" ] [ "--input-scale"; "positive finite" ]
+    bad [ "--theta"; "1.5" ] [ "--theta"; "(0, 1)" ]
+    bad [ "--dropout"; "1" ] [ "--dropout"; "[0, 1)" ]
+    bad [ "--input-dropout"; "-0.1" ] [ "--input-dropout"; "[0, 1)" ]
+    bad [ "--shift"; "16" ] [ "--shift"; "[0, 15]" ]
+    bad [ "--train-count"; "0" ] [ "--train-count"; "[1, 9999]" ]
+    bad [ "--train-count"; "9000"; "--test-count"; "2000" ] [ "--test-count"; "[1, 1000]"; "2000" ]
+    bad [ "--threads"; "-2" ] [ "--threads"; "[1, 1024]" ]
+
+    match Mnist16Options.parse [||] with
+    | Ok s ->
+        Assert.Equal(25, s.Epochs)
+        Assert.Equal(8000, s.TrainCount)
+        Assert.Equal(Mnist16Options.Log, s.Coding)
+    | Error e -> failwithf "the defaults were rejected: %A" e
