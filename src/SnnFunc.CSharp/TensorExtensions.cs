@@ -101,6 +101,51 @@ public static class TensorExtensions
         public Tensor ScatterAdd(int axis, int[] indices, int size, int[]? indexShape = null) =>
             t.ScatterAdd(axis, indices, size, Interop.OptionRef(indexShape));
 
+        /// <summary>Gathers along an axis by an Int32 index tensor (computed from data, per example under
+        /// vmap); the first <paramref name="batchDims"/> axes of this tensor and of the indices are paired
+        /// batch axes: <c>out[b, p, j, q] = t[b, p, indices[b, j], q]</c>.</summary>
+        /// <param name="axis">The axis to index.</param>
+        /// <param name="indices">Int32 indices in [0, extent of the axis).</param>
+        /// <param name="batchDims">The number of leading batch axes shared with the indices.</param>
+        /// <returns>The gathered tensor.</returns>
+        public Tensor Gather(int axis, Tensor indices, int batchDims = 0) =>
+            t.Gather(axis, indices, FSharpOption<int>.Some(batchDims));
+
+        /// <summary>Adds this tensor's slices into zeros whose <paramref name="axis"/> has extent
+        /// <paramref name="size"/>, at Int32 indices (repeated ones accumulate); the transpose of the
+        /// tensor-index <c>Gather</c>.</summary>
+        /// <param name="axis">The axis of the result that is indexed.</param>
+        /// <param name="indices">Int32 target indices.</param>
+        /// <param name="size">The extent of <paramref name="axis"/> in the result.</param>
+        /// <param name="batchDims">The number of leading batch axes shared with the indices.</param>
+        /// <returns>The scattered tensor.</returns>
+        public Tensor ScatterAdd(int axis, Tensor indices, int size, int batchDims = 0) =>
+            t.ScatterAdd(axis, indices, size, FSharpOption<int>.Some(batchDims));
+
+        /// <summary>The running sum along an axis.</summary>
+        /// <param name="axis">The axis to sum along.</param>
+        /// <param name="reverse">Sum from the end.</param>
+        /// <returns>A tensor of the same shape.</returns>
+        public Tensor Cumsum(int axis, bool reverse = false) => t.Cumsum(axis, Flag(reverse));
+
+        /// <summary>The stable sorting permutation (Int32) along an axis; NaN sorts last.</summary>
+        /// <param name="axis">The axis to sort along.</param>
+        /// <param name="descending">Largest first.</param>
+        /// <returns>Int32 indices of the same shape.</returns>
+        public Tensor Argsort(int axis = -1, bool descending = false) => t.Argsort(axis, Flag(descending));
+
+        /// <summary>The values sorted along an axis (stable, NaN last; differentiable).</summary>
+        /// <param name="axis">The axis to sort along.</param>
+        /// <param name="descending">Largest first.</param>
+        /// <returns>The sorted tensor.</returns>
+        public Tensor Sort(int axis = -1, bool descending = false) => t.Sort(axis, Flag(descending));
+
+        /// <summary>NumPy's <c>searchsorted</c> on this tensor's sorted rows: Int32 insertion points.</summary>
+        /// <param name="values">Values [..., m] with this tensor's leading axes (any shape when it is 1-d).</param>
+        /// <param name="right">Count the entries at or below each value (side 'right') instead of below.</param>
+        /// <returns>Int32 indices shaped like <paramref name="values"/>.</returns>
+        public Tensor SearchSorted(Tensor values, bool right = false) => t.SearchSorted(values, Flag(right));
+
         /// <summary>The shape as a read-only list (the same values as <see cref="Tensor.Shape"/>).</summary>
         public IReadOnlyList<int> Dimensions => t.Shape;
     }

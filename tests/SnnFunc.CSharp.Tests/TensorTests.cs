@@ -84,4 +84,23 @@ public class TensorTests
         var u = k.Uniform([1000], -1, 1).ToArray();
         Assert.All(u, x => Assert.InRange(x, -1f, 1f));
     }
+
+    [Fact]
+    public void Int32DataAndIndexingPrimitives()
+    {
+        var idx = Tensor.FromArray(new[] { 2, 0, 2 });
+        Assert.Equal(DType.Int32, idx.DType);
+        Assert.Equal(new[] { 2, 0, 2 }, idx.ToInt32Array());
+        var x = Tensor.FromArray(new double[] { 10, 20, 30 });
+        Assert.Equal(new double[] { 30, 10, 30 }, x.Gather(0, idx).ToDoubleArray());
+        Assert.Equal(new double[] { 1, 0, 2 }, Tensor.Ones(3).ScatterAdd(0, idx, 3).ToDoubleArray());
+        Assert.Equal(new double[] { 10, 30, 60 }, x.Cumsum(0).ToDoubleArray());
+        Assert.Equal(new[] { 2, 1, 0 }, x.Argsort(descending: true).ToInt32Array());
+        Assert.Equal(new double[] { 30, 20, 10 }, x.Sort(descending: true).ToDoubleArray());
+        Assert.Equal(new[] { 1, 2 }, x.SearchSorted(Tensor.FromArray(new double[] { 15, 20 }), right: true).ToInt32Array());
+        Assert.Equal(DType.Int32, x.ArgMax(0).DType);
+        // Gradients flow to the float data, not to the integer indices.
+        var g = Autodiff.Grad((Tensor t) => t.Gather(0, idx).Sum())(x);
+        Assert.Equal(new double[] { 1, 0, 2 }, g.ToDoubleArray());
+    }
 }
