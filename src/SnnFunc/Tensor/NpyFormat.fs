@@ -601,55 +601,27 @@ let private headerBytes (shape: int[]) (dtype: DType) : byte[] =
     else
         build 4 2uy
 
+/// The elements' bytes, little-endian: as they are in memory on a little-endian host, byte-swapped
+/// element by element otherwise.
+let private writeLittleEndian<'T when 'T: struct and 'T :> ValueType and 'T: (new: unit -> 'T)> (stream: Stream) (a: 'T[]) =
+    let bytes = MemoryMarshal.AsBytes(ReadOnlySpan a)
+
+    if BitConverter.IsLittleEndian then
+        stream.Write bytes
+    else
+        let size = Runtime.InteropServices.Marshal.SizeOf<'T>()
+        let swapped = bytes.ToArray()
+
+        for i in 0 .. a.Length - 1 do
+            Array.Reverse(swapped, i * size, size)
+
+        stream.Write(swapped, 0, swapped.Length)
+
 let private writeData (stream: Stream) (storage: Storage) =
-    let chunk = 1 <<< 16
-
     match storage with
-    | Storage.F32 a ->
-        if BitConverter.IsLittleEndian then
-            stream.Write(MemoryMarshal.AsBytes(ReadOnlySpan a))
-        else
-            let buf = Array.zeroCreate<byte> (chunk * 4)
-            let mutable i = 0
-
-            while i < a.Length do
-                let n = min chunk (a.Length - i)
-
-                for j in 0 .. n - 1 do
-                    BinaryPrimitives.WriteSingleLittleEndian(Span(buf, j * 4, 4), a[i + j])
-
-                stream.Write(buf, 0, n * 4)
-                i <- i + n
-    | Storage.F64 a ->
-        if BitConverter.IsLittleEndian then
-            stream.Write(MemoryMarshal.AsBytes(ReadOnlySpan a))
-        else
-            let buf = Array.zeroCreate<byte> (chunk * 8)
-            let mutable i = 0
-
-            while i < a.Length do
-                let n = min chunk (a.Length - i)
-
-                for j in 0 .. n - 1 do
-                    BinaryPrimitives.WriteDoubleLittleEndian(Span(buf, j * 8, 8), a[i + j])
-
-                stream.Write(buf, 0, n * 8)
-                i <- i + n
-    | Storage.I32 a ->
-        if BitConverter.IsLittleEndian then
-            stream.Write(MemoryMarshal.AsBytes(ReadOnlySpan a))
-        else
-            let buf = Array.zeroCreate<byte> (chunk * 4)
-            let mutable i = 0
-
-            while i < a.Length do
-                let n = min chunk (a.Length - i)
-
-                for j in 0 .. n - 1 do
-                    BinaryPrimitives.WriteInt32LittleEndian(Span(buf, j * 4, 4), a[i + j])
-
-                stream.Write(buf, 0, n * 4)
-                i <- i + n
+    | Storage.F32 a -> writeLittleEndian stream a
+    | Storage.F64 a -> writeLittleEndian stream a
+    | Storage.I32 a -> writeLittleEndian stream a
 
 /// Writes one array in .npy format (version 1.0, or 2.0 if the header needs it), little-endian,
 /// C order. The shape's element count must equal the storage length; an empty shape is a scalar.
