@@ -56,9 +56,11 @@ let lossFused (x: Tensor) (labels: int[]) (w1: Tensor, w2: Tensor) =
 let lossGeneric (x: Tensor) (labels: int[]) (w1: Tensor, w2: Tensor) =
     let currents = x.MatMul w1
 
+    let lifStep, liStep = Snn.Lif.stepOf lifParams, Snn.Li.stepOf liParams
+
     let step (h: Snn.Lif.State, o: Snn.Li.State) (c: Tensor) =
-        let h', z = Snn.Lif.step lifParams h c
-        let o', v = Snn.Li.step liParams o (z.MatMul w2)
+        let h', z = lifStep h c
+        let o', v = liStep o (z.MatMul w2)
         (h', o'), v
 
     let init =

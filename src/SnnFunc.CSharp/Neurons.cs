@@ -106,11 +106,14 @@ public sealed record LifParameters
     /// <summary>The surrogate derivative of the spike (default SuperSpike(100)).</summary>
     public SpikeSurrogate Surrogate { get; init; } = new(Snn.Lif.defaults.Surrogate);
 
+    /// <summary>Steps a neuron stays silent, its membrane held, after a spike (default 0).</summary>
+    public int RefractorySteps { get; init; } = Snn.Lif.defaults.RefractorySteps;
+
     internal static Snn.Reset ResetOf(ResetMode mode) =>
         mode == ResetMode.BySubtraction ? Snn.Reset.BySubtraction : Snn.Reset.ToValue;
 
-    internal Snn.Lif.Params ToFSharp() =>
-        new(TauSyn, TauMem, VLeak, VTh, VReset, ResetOf(Reset), Dt, (Surrogate ?? throw new ArgumentNullException(nameof(Surrogate))).Fn);
+    internal Snn.Lif.Spec ToFSharp() =>
+        new(TauSyn, TauMem, VLeak, VTh, VReset, ResetOf(Reset), Dt, (Surrogate ?? throw new ArgumentNullException(nameof(Surrogate))).Fn, RefractorySteps);
 
     /// <summary>Checks the parameters (positive time constants larger than Dt, threshold above reset).</summary>
     /// <returns>This instance.</returns>
@@ -137,7 +140,7 @@ public sealed record LiParameters
     /// <summary>Time step (default 1 ms).</summary>
     public double Dt { get; init; } = Snn.Li.defaults.Dt;
 
-    internal Snn.Li.Params ToFSharp() => new(TauSyn, TauMem, VLeak, Dt);
+    internal Snn.Li.Spec ToFSharp() => new(TauSyn, TauMem, VLeak, Dt);
 
     /// <summary>Checks the parameters.</summary>
     /// <returns>This instance.</returns>
@@ -162,7 +165,7 @@ public sealed record AlifParameters
     /// <summary>Threshold increase per unit of adaptation (default 0.2).</summary>
     public double Beta { get; init; } = Snn.Alif.defaults.Beta;
 
-    internal Snn.Alif.Params ToFSharp() =>
+    internal Snn.Alif.Spec ToFSharp() =>
         new((Lif ?? throw new ArgumentNullException(nameof(Lif))).ToFSharp(), TauAdapt, Beta);
 
     /// <summary>Checks the parameters.</summary>
@@ -179,7 +182,7 @@ public sealed record AlifParameters
 /// the BrainScaleS-2 neuron. The defaults are dimensionless (rest 0, spike peak 1).</summary>
 public sealed record AdExParameters
 {
-    private static readonly Snn.AdEx.Params D = Snn.AdEx.defaults;
+    private static readonly Snn.AdEx.Spec D = Snn.AdEx.defaults;
 
     /// <summary>Synaptic time constant.</summary>
     public double TauSyn { get; init; } = D.TauSyn;
@@ -220,7 +223,7 @@ public sealed record AdExParameters
     /// <summary>The surrogate derivative of the spike.</summary>
     public SpikeSurrogate Surrogate { get; init; } = new(D.Surrogate);
 
-    internal Snn.AdEx.Params ToFSharp() =>
+    internal Snn.AdEx.Spec ToFSharp() =>
         new(TauSyn, TauMem, TauAdapt, VLeak, VT, DeltaT, VTh, VReset, A, B, TRef, Dt,
             (Surrogate ?? throw new ArgumentNullException(nameof(Surrogate))).Fn);
 
@@ -249,8 +252,11 @@ public sealed record IfParameters
     /// <summary>The surrogate derivative of the spike.</summary>
     public SpikeSurrogate Surrogate { get; init; } = new(Snn.IF.defaults.Surrogate);
 
-    internal Snn.IF.Params ToFSharp() =>
-        new(VTh, VReset, LifParameters.ResetOf(Reset), (Surrogate ?? throw new ArgumentNullException(nameof(Surrogate))).Fn);
+    /// <summary>Steps a neuron stays silent after a spike (default 0).</summary>
+    public int RefractorySteps { get; init; } = Snn.IF.defaults.RefractorySteps;
+
+    internal Snn.IF.Spec ToFSharp() =>
+        new(VTh, VReset, LifParameters.ResetOf(Reset), (Surrogate ?? throw new ArgumentNullException(nameof(Surrogate))).Fn, RefractorySteps);
 
     /// <summary>Checks the parameters.</summary>
     /// <returns>This instance.</returns>
@@ -265,8 +271,13 @@ public sealed record IfParameters
 /// <summary>State of a LIF or LI neuron population: membrane V and synaptic current I (a pytree).</summary>
 /// <param name="V">Membrane potentials.</param>
 /// <param name="I">Synaptic currents.</param>
-public sealed record LifState(Tensor V, Tensor I)
+/// <param name="Refractory">Silent steps left after a spike (LIF with a refractory period; null: none).</param>
+public sealed record LifState(Tensor V, Tensor I, Tensor? Refractory = null)
 {
+    internal Snn.Lif.State ToFSharp() => new(V, I, Refractory ?? Tensor.ZerosLike(V));
+
+    internal LifState With(Snn.Lif.State s) => new(s.V, s.I, Refractory is null ? null : s.Refractory);
+
     /// <summary>The zero state of the given shape (e.g. [batch, neurons]).</summary>
     /// <param name="shape">The shape of each variable.</param>
     /// <param name="dtype">The element type (Float32 by default).</param>
@@ -279,7 +290,8 @@ public sealed record LifState(Tensor V, Tensor I)
 /// <param name="V">Membrane potentials.</param>
 /// <param name="I">Synaptic currents.</param>
 /// <param name="A">Adaptation variables.</param>
-public sealed record AlifState(Tensor V, Tensor I, Tensor A)
+/// <param name="Refractory">Silent steps left after a spike (with a refractory period; null: none).</param>
+public sealed record AlifState(Tensor V, Tensor I, Tensor A, Tensor? Refractory = null)
 {
     /// <summary>The zero state of the given shape.</summary>
     /// <param name="shape">The shape of each variable.</param>
@@ -307,7 +319,8 @@ public sealed record AdExState(Tensor V, Tensor I, Tensor W, Tensor Refractory)
 
 /// <summary>State of a non-leaky integrate-and-fire population (a pytree).</summary>
 /// <param name="V">Membrane potentials.</param>
-public sealed record IfState(Tensor V)
+/// <param name="Refractory">Silent steps left after a spike (with a refractory period; null: none).</param>
+public sealed record IfState(Tensor V, Tensor? Refractory = null)
 {
     /// <summary>The zero state of the given shape.</summary>
     /// <param name="shape">The shape.</param>
@@ -350,8 +363,9 @@ public static class Neurons
     {
         ArgumentNullException.ThrowIfNull(p);
         ArgumentNullException.ThrowIfNull(state);
-        var r = Snn.Lif.step(p.ToFSharp(), new Snn.Lif.State(state.V, state.I), input);
-        return new(new LifState(r.Item1.V, r.Item1.I), r.Item2);
+        var spec = p.ToFSharp();
+        var r = Snn.Lif.step(Snn.Lif.config(spec), Snn.Lif.paramsAs(state.V.DType, spec), state.ToFSharp(), input);
+        return new(state.With(r.Item1), r.Item2);
     }
 
     /// <summary>One LIF step that also returns the membrane before the reset.</summary>
@@ -363,8 +377,9 @@ public static class Neurons
     {
         ArgumentNullException.ThrowIfNull(p);
         ArgumentNullException.ThrowIfNull(state);
-        var r = Snn.Lif.stepWithMembrane(p.ToFSharp(), new Snn.Lif.State(state.V, state.I), input);
-        return new(new LifState(r.Item1.V, r.Item1.I), new SpikesAndMembrane(r.Item2.Item1, r.Item2.Item2));
+        var spec = p.ToFSharp();
+        var r = Snn.Lif.stepWithMembrane(Snn.Lif.config(spec), Snn.Lif.paramsAs(state.V.DType, spec), state.ToFSharp(), input);
+        return new(state.With(r.Item1), new SpikesAndMembrane(r.Item2.Item1, r.Item2.Item2));
     }
 
     /// <summary>One leaky-integrator step; the output is the new membrane potential.</summary>
@@ -376,7 +391,8 @@ public static class Neurons
     {
         ArgumentNullException.ThrowIfNull(p);
         ArgumentNullException.ThrowIfNull(state);
-        var r = Snn.Li.step(p.ToFSharp(), new Snn.Li.State(state.V, state.I), input);
+        var spec = p.ToFSharp();
+        var r = Snn.Li.step(Snn.Li.config(spec), Snn.Li.paramsAs(state.V.DType, spec), new Snn.Li.State(state.V, state.I), input);
         return new(new LifState(r.Item1.V, r.Item1.I), r.Item2);
     }
 
@@ -389,8 +405,11 @@ public static class Neurons
     {
         ArgumentNullException.ThrowIfNull(p);
         ArgumentNullException.ThrowIfNull(state);
-        var r = Snn.Alif.step(p.ToFSharp(), new Snn.Alif.State(state.V, state.I, state.A), input);
-        return new(new AlifState(r.Item1.V, r.Item1.I, r.Item1.A), r.Item2);
+        var spec = p.ToFSharp();
+        var fs = new Snn.Alif.State(state.V, state.I, state.A, state.Refractory ?? Tensor.ZerosLike(state.V));
+        var r = Snn.Alif.step(Snn.Alif.config(spec), Snn.Alif.paramsAs(state.V.DType, spec), fs, input);
+        var s = r.Item1;
+        return new(new AlifState(s.V, s.I, s.A, state.Refractory is null ? null : s.Refractory), r.Item2);
     }
 
     /// <summary>One AdEx step.</summary>
@@ -402,7 +421,8 @@ public static class Neurons
     {
         ArgumentNullException.ThrowIfNull(p);
         ArgumentNullException.ThrowIfNull(state);
-        var r = Snn.AdEx.step(p.ToFSharp(), new Snn.AdEx.State(state.V, state.I, state.W, state.Refractory), input);
+        var spec = p.ToFSharp();
+        var r = Snn.AdEx.step(Snn.AdEx.config(spec), Snn.AdEx.paramsAs(state.V.DType, spec), new Snn.AdEx.State(state.V, state.I, state.W, state.Refractory), input);
         var s = r.Item1;
         return new(new AdExState(s.V, s.I, s.W, s.Refractory), r.Item2);
     }
@@ -416,8 +436,10 @@ public static class Neurons
     {
         ArgumentNullException.ThrowIfNull(p);
         ArgumentNullException.ThrowIfNull(state);
-        var r = Snn.IF.step(p.ToFSharp(), new Snn.IF.State(state.V), input);
-        return new(new IfState(r.Item1.V), r.Item2);
+        var spec = p.ToFSharp();
+        var fs = new Snn.IF.State(state.V, state.Refractory ?? Tensor.ZerosLike(state.V));
+        var r = Snn.IF.step(Snn.IF.config(spec), Snn.IF.paramsAs(state.V.DType, spec), fs, input);
+        return new(new IfState(r.Item1.V, state.Refractory is null ? null : r.Item1.Refractory), r.Item2);
     }
 
     /// <summary>A whole LIF sequence in one fused kernel: input currents [T, B, N] from a zero state

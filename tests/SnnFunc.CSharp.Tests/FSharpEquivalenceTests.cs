@@ -46,8 +46,8 @@ public class FSharpEquivalenceTests
         var input = key.Normal([4, 6]);
         var s0 = new LifState(key.FoldIn(1).Normal([4, 6]), key.FoldIn(2).Normal([4, 6]));
         var p = new LifParameters { Dt = 0.5e-3, Reset = ResetMode.BySubtraction };
-        var fsP = new Snn.Lif.Params(5e-3, 10e-3, 0.0, 1.0, 0.0, Snn.Reset.BySubtraction, 0.5e-3, Surrogate.superSpike(100.0));
-        var fs = Snn.Lif.step(fsP, new Snn.Lif.State(s0.V, s0.I), input);
+        var fsP = new Snn.Lif.Spec(5e-3, 10e-3, 0.0, 1.0, 0.0, Snn.Reset.BySubtraction, 0.5e-3, Surrogate.superSpike(100.0), 0);
+        var fs = Snn.Lif.step(Snn.Lif.config(fsP), Snn.Lif.paramsAs(DType.Float32, fsP), new Snn.Lif.State(s0.V, s0.I, Tensor.ZerosLike(s0.V)), input);
         var cs = Neurons.LifStep(p, s0, input);
         Identical(fs.Item1.V, cs.Carry.V);
         Identical(fs.Item1.I, cs.Carry.I);
@@ -58,8 +58,8 @@ public class FSharpEquivalenceTests
     public void NetworkOptimizerAndLossMatch()
     {
         var dt = 0.5e-3;
-        var fsLif = new Snn.Lif.Params(5e-3, 10e-3, 0.0, 1.0, 0.0, Snn.Reset.ToValue, dt, Surrogate.superSpike(100.0));
-        var fsLi = new Snn.Li.Params(5e-3, 10e-3, 0.0, dt);
+        var fsLif = new Snn.Lif.Spec(5e-3, 10e-3, 0.0, 1.0, 0.0, Snn.Reset.ToValue, dt, Surrogate.superSpike(100.0), 0);
+        var fsLi = new Snn.Li.Spec(5e-3, 10e-3, 0.0, dt);
         var fsNet = FsLayers.serial(ListModule.OfArray(new[]
         {
             FsLayers.denseWith(new FsLayers.DenseOptions(false, 6.0, DType.Float32), 16),

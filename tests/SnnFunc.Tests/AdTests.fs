@@ -580,13 +580,18 @@ let ``jvp rejects tangents of the wrong shape`` () =
 [<Fact>]
 let ``pow at its edges: d(x^0)/dx = 0 at 0 (was NaN), and the other one-sided limits as in JAX`` () =
     let x = t64 [| 3 |] [ 0.0; 2.0; -1.5 ]
-    let d (b: float) = Ad.grad (fun (x: Tensor) -> (x ** b).Sum()) x
+
+    let d (b: float) =
+        Ad.grad (fun (x: Tensor) -> (x ** b).Sum()) x
+
     assertEqualValues "x^0" (Tensor.zerosLike x) (d 0.0)
     assertEqualValues "x^1" (Tensor.onesLike x) (d 1.0)
     assertEqualValues "x^2" (x * 2.0) (d 2.0)
     assertEqualValues "x^0 forward" (Tensor.zerosLike x) (snd (Ad.jvp (fun (x: Tensor) -> x ** 0.0) x (Tensor.onesLike x)))
     // d/db 0^b = 0 for b > 0 (the limit), not 0 * log 0 = NaN.
-    let gb = Ad.grad (fun (b: Tensor) -> (Tensor.zerosLike b ** b).Sum()) (t64 [| 2 |] [ 0.5; 2.0 ])
+    let gb =
+        Ad.grad (fun (b: Tensor) -> (Tensor.zerosLike b ** b).Sum()) (t64 [| 2 |] [ 0.5; 2.0 ])
+
     assertEqualValues "d/db 0^b" (t64 [| 2 |] [ 0.0; 0.0 ]) gb
     // x^0.5 at 0: the derivative is infinite, as it is mathematically.
     Assert.Equal(infinity, (Ad.grad (fun (x: Tensor) -> (x ** 0.5).Sum()) (t64 [| 1 |] [ 0.0 ])).ToScalar())

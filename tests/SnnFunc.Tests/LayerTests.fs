@@ -150,7 +150,8 @@ let ``lif (generic step): exact membrane derivative with resets by finite differ
             }
 
         let layer =
-            Layers.ofStep "lif-membrane" Snn.Lif.init (fun s x -> let s', (z, v) = Snn.Lif.stepWithMembrane p s x in s', v + 0.5 * s'.V + z)
+            Layers.ofStep "lif-membrane" Snn.Lif.init (fun s x ->
+                let s', (z, v) = Snn.Lif.stepWithMembraneOf p s x in s', v + 0.5 * s'.V + z)
 
         let spikes (ps: Params) (x: Tensor) =
             match ps with
@@ -173,7 +174,7 @@ let ``alif: exact membrane derivative with adaptation by finite differences`` ()
         }
 
     let layer =
-        membraneLayer "alif-membrane" Snn.Alif.init (Snn.Alif.step p) (fun s z -> s.V + s.A * 0.1 + z)
+        membraneLayer "alif-membrane" Snn.Alif.init (Snn.Alif.stepOf p) (fun s z -> s.V + s.A * 0.1 + z)
 
     let spikes (ps: Params) (x: Tensor) =
         match ps with
@@ -194,7 +195,7 @@ let ``adex: exact membrane derivative (exponential term, adaptation current, ref
         }
 
     let layer =
-        membraneLayer "adex-membrane" Snn.AdEx.init (Snn.AdEx.step p) (fun s z -> s.V + s.W + z)
+        membraneLayer "adex-membrane" Snn.AdEx.init (Snn.AdEx.stepOf p) (fun s z -> s.V + s.W + z)
 
     let spikes (ps: Params) (x: Tensor) =
         match ps with
@@ -213,7 +214,7 @@ let ``integrateAndFire: exact membrane derivative by finite differences`` () =
             }
 
         let layer =
-            membraneLayer "if-membrane" Snn.IF.init (Snn.IF.step p) (fun s z -> s.V + z)
+            membraneLayer "if-membrane" Snn.IF.init (Snn.IF.stepOf p) (fun s z -> s.V + z)
 
         let spikes (ps: Params) (x: Tensor) =
             match ps with
@@ -305,7 +306,7 @@ let ``recurrentLif equals an unrolled loop in value and surrogate gradient`` () 
             [|
                 for t in 0..29 do
                     let xt = x.Narrow(0, t, 1).Squeeze 0
-                    let s', z' = Snn.Lif.step lif s (xt.MatMul w + z.MatMul r)
+                    let s', z' = Snn.Lif.stepOf lif s (xt.MatMul w + z.MatMul r)
                     s <- s'
                     z <- z'
                     yield z'

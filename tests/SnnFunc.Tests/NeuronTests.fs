@@ -17,11 +17,15 @@ let private run (step: 'S -> Tensor -> 'S * 'Y) (init: 'S) (inputs: float[]) =
 let private scalarState (v: float) = t64 [| v |] [| 1 |]
 
 let private lifState v i : Snn.Lif.State =
-    { V = scalarState v; I = scalarState i }
+    {
+        V = scalarState v
+        I = scalarState i
+        Refractory = scalarState 0.0
+    }
 
 /// Membrane before reset of the LIF run, one value per step.
-let private lifMembrane (p: Snn.Lif.Params) (init: Snn.Lif.State) (inputs: float[]) =
-    let _, ((z, v), _) = run (Snn.Lif.stepWithMembrane p) init inputs
+let private lifMembrane (p: Snn.Lif.Spec) (init: Snn.Lif.State) (inputs: float[]) =
+    let _, ((z, v), _) = run (Snn.Lif.stepWithMembraneOf p) init inputs
     values z, values v
 
 let private noSpikes = { Snn.Lif.defaults with VTh = 1e9 }
@@ -142,7 +146,7 @@ let ``LI readout: PSP plus leak in closed form`` () =
         }
 
     let (_, (v, _)) =
-        run (Snn.Li.step p) init (Array.init n (fun k -> if k = 0 then w else 0.0))
+        run (Snn.Li.stepOf p) init (Array.init n (fun k -> if k = 0 then w else 0.0))
 
     let expected =
         Array.init n (fun k -> let n = float (k + 1) in p.VLeak * (1.0 - r ** n) + a * w * (r ** (n - 1.0) - b ** (n - 1.0)) / (r - b))
@@ -181,7 +185,7 @@ let ``LIF under a constant synaptic current fires periodically with the closed-f
     Assert.True(abs (float period * p.Dt - isi) < 2.0 * p.Dt + 1e-3 * isi, $"period %d{period} steps vs ISI %g{isi} s")
 
 /// The LIF recurrence in scalar code (the reference integration): spikes and membrane before reset.
-let private referenceLif (p: Snn.Lif.Params) (inputs: float[]) =
+let private referenceLif (p: Snn.Lif.Spec) (inputs: float[]) =
     let mutable v, i = 0.0, 0.0
     let a, b = p.Dt / p.TauMem, 1.0 - p.Dt / p.TauSyn
 
@@ -227,11 +231,12 @@ let ``LIF with both resets equals a scalar reference integration`` () =
         }
 
     let s, (z, v1) =
-        Snn.Lif.stepWithMembrane
+        Snn.Lif.stepWithMembraneOf
             p
             {
                 V = scalarState 1.05
                 I = scalarState 2.0
+                Refractory = scalarState 0.0
             }
             (scalarState 0.0)
 
@@ -245,7 +250,10 @@ let ``LIF with both resets equals a scalar reference integration`` () =
 let ``IF counts inputs: spike counts and residual charge`` () =
     let count (reset: Snn.Reset) =
         let p = { Snn.IF.defaults with Reset = reset }
-        let s, (z, _) = run (Snn.IF.step p) { V = scalarState 0.0 } (Array.create 100 0.25)
+
+        let s, (z, _) =
+            run (Snn.IF.stepOf p) (Snn.IF.init [| 1 |] Float64) (Array.create 100 0.25)
+
         Array.sum (values z), (values s.V)[0], values z
 
     // Reset to 0: 0.25, 0.5, 0.75, 1.0 (not above VTh: H(0) = 0), 1.25 -> spike; period 5.
@@ -291,7 +299,7 @@ let ``IF counts inputs: spike counts and residual charge`` () =
 // ALIF: threshold adaptation
 
 /// The ALIF recurrence in scalar code: spikes and the adaptation variable after each step.
-let private referenceAlif (p: Snn.Alif.Params) (inputs: float[]) =
+let private referenceAlif (p: Snn.Alif.Spec) (inputs: float[]) =
     let q = p.Lif
     let mutable v, i, adapt = 0.0, 0.0, 0.0
 
@@ -322,9 +330,10 @@ let ``ALIF threshold adaptation equals a scalar reference and lengthens the inte
             V = scalarState 0.0
             I = scalarState 0.0
             A = scalarState 0.0
+            Refractory = scalarState 0.0
         }
 
-    let _, (z, states) = run (Snn.Alif.step p) init (Array.create n drive)
+    let _, (z, states) = run (Snn.Alif.stepOf p) init (Array.create n drive)
     let expected = referenceAlif p (Array.create n drive)
     let z = values z
     Assert.Equal<float[]>(Array.map fst expected, z)
@@ -338,7 +347,7 @@ let ``ALIF threshold adaptation equals a scalar reference and lengthens the inte
     Assert.True(isis[isis.Length - 1] > isis[0], $"intervals should lengthen: %A{isis}")
     // Without adaptation (Beta = 0) ALIF is LIF, spike for spike.
     let plain = { p with Beta = 0.0 }
-    let _, (z0, _) = run (Snn.Alif.step plain) init (Array.create n drive)
+    let _, (z0, _) = run (Snn.Alif.stepOf plain) init (Array.create n drive)
     let zLif, _ = lifMembrane p.Lif (lifState 0.0 0.0) (Array.create n drive)
     Assert.Equal<float[]>(zLif, values z0)
     Assert.True(Array.sum zLif > Array.sum z)
@@ -355,7 +364,7 @@ type private AdExRef =
     }
 
 /// One Euler step of AdEx in scalar code, in the order the model documents.
-let private adexEuler (p: Snn.AdEx.Params) (s: AdExRef) (x: float) =
+let private adexEuler (p: Snn.AdEx.Spec) (s: AdExRef) (x: float) =
     let e = exp (min ((s.V - p.VT) / p.DeltaT) 20.0) * p.DeltaT
     let dv = (p.VLeak - s.V + e - s.W + s.I) * (p.Dt / p.TauMem)
     let v = if s.R <= 0.0 then s.V + dv else s.V
@@ -388,7 +397,7 @@ let ``AdEx equals a scalar Euler reference at the same dt (spikes, adaptation, r
     let p = adexParams
     let n, i0 = 4000, 1.2
     let drive = i0 * (p.Dt / p.TauSyn)
-    let _, (z, s) = run (Snn.AdEx.step p) (adexInit i0) (Array.create n drive)
+    let _, (z, s) = run (Snn.AdEx.stepOf p) (adexInit i0) (Array.create n drive)
     let state = { V = 0.0; W = 0.0; I = i0; R = 0.0 }
 
     let expected =
@@ -411,7 +420,7 @@ let ``AdEx equals a scalar Euler reference at the same dt (spikes, adaptation, r
 
 /// RK4 of the continuous AdEx with a constant synaptic current, reset and refractory period handled
 /// at the fine steps; returns the membrane sampled every `every` fine steps and the spike times.
-let private adexRk4 (p: Snn.AdEx.Params) (i0: float) (h: float) (fineSteps: int) (every: int) =
+let private adexRk4 (p: Snn.AdEx.Spec) (i0: float) (h: float) (fineSteps: int) (every: int) =
     let f (v: float) (w: float) =
         (p.VLeak - v + p.DeltaT * exp ((v - p.VT) / p.DeltaT) - w + i0) / p.TauMem, (p.A * (v - p.VLeak) - w) / p.TauAdapt
 
@@ -454,7 +463,7 @@ let ``AdEx converges to a fine-step RK4 integration: subthreshold trajectory and
         let n = int (Math.Round(tEnd / dt))
 
         let _, (_, s) =
-            run (Snn.AdEx.step p) (adexInit i0) (Array.create n (i0 * (dt / p.TauSyn)))
+            run (Snn.AdEx.stepOf p) (adexInit i0) (Array.create n (i0 * (dt / p.TauSyn)))
 
         let refine = 8
         let reference, _ = adexRk4 p i0 (dt / float refine) (n * refine) refine
@@ -471,7 +480,7 @@ let ``AdEx converges to a fine-step RK4 integration: subthreshold trajectory and
     let i0, n = 1.2, 8000
 
     let _, (z, _) =
-        run (Snn.AdEx.step p) (adexInit i0) (Array.create n (i0 * (p.Dt / p.TauSyn)))
+        run (Snn.AdEx.stepOf p) (adexInit i0) (Array.create n (i0 * (p.Dt / p.TauSyn)))
 
     let times =
         values z

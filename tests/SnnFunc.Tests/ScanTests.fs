@@ -383,7 +383,7 @@ let ``scan over zero steps returns the initial carry and empty stacked outputs, 
     let p = { Snn.Lif.defaults with Dt = 1e-3 }
     let c = Tensor.zeros [| 0; 2; 3 |]
     let s0 = Snn.Lif.init [| 2; 3 |] Float32
-    let last, (z, v) = Ad.scan (Snn.Lif.stepWithMembrane p) s0 c
+    let last, (z, v) = Ad.scan (Snn.Lif.stepWithMembraneOf p) s0 c
     Assert.Equal<int[]>([| 0; 2; 3 |], z.Shape)
     Assert.Equal<int[]>([| 0; 2; 3 |], v.Shape)
     assertEqualValues "carry unchanged" s0.V last.V

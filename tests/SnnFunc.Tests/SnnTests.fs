@@ -401,9 +401,9 @@ module SnnTests =
             "defaults", Snn.Lif.defaults
         ]
 
-    let private genericLif (p: Snn.Lif.Params) (c: Tensor) =
+    let private genericLif (p: Snn.Lif.Spec) (c: Tensor) =
         let _, (z, v) =
-            Ad.scan (Snn.Lif.stepWithMembrane p) (Snn.Lif.init c.Shape[1..] c.DType) c
+            Ad.scan (Snn.Lif.stepWithMembraneOf p) (Snn.Lif.init c.Shape[1..] c.DType) c
 
         z, v
 
@@ -446,8 +446,8 @@ module SnnTests =
             let g1g = Ad.grad (fun c -> (fst (genericLif p c) * wz).Sum()) c
             assertTensorClose $"%s{name} spike-only gradient" 1e-11 1e-13 g1g g1
 
-    let private genericLi (p: Snn.Li.Params) (c: Tensor) =
-        snd (Ad.scan (Snn.Li.step p) (Snn.Li.init c.Shape[1..] c.DType) c)
+    let private genericLi (p: Snn.Li.Spec) (c: Tensor) =
+        snd (Ad.scan (Snn.Li.stepOf p) (Snn.Li.init c.Shape[1..] c.DType) c)
 
     [<Fact>]
     let ``fused LI equals the generic step scan in value, jvp and gradient (VLeak 0 and not 0)`` () =

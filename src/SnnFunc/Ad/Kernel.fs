@@ -25,12 +25,17 @@ type KernelFn(name: string) =
     /// diagnostic for tests and profiling (rules keep it at zero under the transforms they cover).
     static member TwinCallsOnThisThread = KernelFn.twinCalls
 
+    /// The twin, counted as a fallback (for rules that differentiate the twin where the kernels
+    /// have no rule, e.g. some second-order derivatives).
+    member k.CountedTwin(args: Tensor[]) =
+        KernelFn.twinCalls <- KernelFn.twinCalls + 1
+        k.Twin args
+
     override k.Call args =
         if args |> Array.forall (fun a -> a.IsConcrete) then
             k.Kernel args
         else
-            KernelFn.twinCalls <- KernelFn.twinCalls + 1
-            k.Twin args
+            k.CountedTwin args
 
     /// Kernel rules compute their primal outputs by applying kernels, which lower transforms see.
     override _.JvpPrimalsDispatched = true

@@ -1,7 +1,7 @@
-/// Fused spiking primitives: whole LIF/LI layers over time and sparse spike-matrix products. Each is
-/// a small family of kernels (forward, tangent, transposed tangent) whose rules apply one another,
-/// so every transform and nesting of transforms runs on the loops of Kernels/Spiking.fs; each kernel
-/// has a twin of tensor operations (the step functions of Snn) for the calls that meet a tracer.
+/// Fused spiking primitives: whole LIF/LI layers over time (the kernel family of LifFamily.fs) and
+/// sparse spike-matrix products. Each is a small family of kernels whose rules apply one another,
+/// so every transform and nesting of transforms runs on the loops of Kernels/; each kernel has a
+/// twin of tensor operations (the step functions of Snn) for the calls that meet a tracer.
 [<RequireQualifiedAccess>]
 module SnnFunc.Fused
 
@@ -19,9 +19,6 @@ let private f64 (t: Tensor) =
     | Storage.F64 a -> a
     | _ -> invalidOp "expected Float64 data"
 
-let private f32OrNull (t: Tensor) = if isNull t then null else f32 t
-let private f64OrNull (t: Tensor) = if isNull t then null else f64 t
-
 let private steps (op: string) (x: Tensor) =
     if x.Rank < 1 then
         invalidArg "currents" $"%s{op}: input currents need a leading time axis, got shape %s{Shape.format x.ShapeRef}"
@@ -31,326 +28,175 @@ let private steps (op: string) (x: Tensor) =
 
     x.ShapeRef[0], x.Count / max 1 x.ShapeRef[0]
 
-/// `count` uninitialised buffers shaped like `like`, filled by `fill32`/`fill64` by dtype.
-let private run (like: Tensor) (count: int) (fill32: float32[][] -> unit) (fill64: float[][] -> unit) =
-    let n = like.Count
-
-    match like.DType with
-    | Float32 ->
-        let outs = Array.init count (fun _ -> GC.AllocateUninitializedArray<float32> n)
-        fill32 outs
-        outs |> Array.map (fun o -> Tensor.FromStorage(like.ShapeRef, Storage.F32 o))
-    | Float64 ->
-        let outs = Array.init count (fun _ -> GC.AllocateUninitializedArray<float> n)
-        fill64 outs
-        outs |> Array.map (fun o -> Tensor.FromStorage(like.ShapeRef, Storage.F64 o))
-    | Int32 -> invalidOp "internal error: a spiking kernel on int32 data"
-
-let private sameAs (x: Tensor) (count: int) = Array.create count (x.Shape, x.DType)
-
 // ---------------------------------------------------------------------------------------------
-// LIF layer over time: forward, tangent (linear in the current tangents) and its transpose
+// LIF and LI layers over time (the kernel family of LifFamily.fs)
 
-let private lifConstants32 (p: Snn.Lif.Params) : LifConstants<float32> =
+/// What a fused LIF run returns, all [T; ...] but the final state.
+type LifRun =
     {
-        A = float32 (p.Dt / p.TauMem)
-        B = float32 (1.0 - p.Dt / p.TauSyn)
-        VLeak = float32 p.VLeak
-        VTh = float32 p.VTh
-        VReset = float32 p.VReset
-        Jump = float32 (p.VTh - p.VReset)
-        ResetToValue = (p.Reset = Snn.ToValue)
+        Spikes: Tensor
+        /// The membrane before the reset.
+        Membrane: Tensor
+        /// The synaptic current after each step's input.
+        Current: Tensor
+        /// The state after the last step (a later run can continue from it).
+        Final: Snn.Lif.State
     }
 
-let private lifConstants64 (p: Snn.Lif.Params) : LifConstants<float> =
+/// What a fused LI run returns.
+type LiRun =
     {
-        A = p.Dt / p.TauMem
-        B = 1.0 - p.Dt / p.TauSyn
-        VLeak = p.VLeak
-        VTh = p.VTh
-        VReset = p.VReset
-        Jump = p.VTh - p.VReset
-        ResetToValue = (p.Reset = Snn.ToValue)
+        Membrane: Tensor
+        Current: Tensor
+        Final: Snn.Li.State
     }
 
-/// The LIF recurrence by the generic step function: spikes and membrane before reset.
-let private lifGeneric (p: Snn.Lif.Params) (currents: Tensor) =
-    let state = Snn.Lif.init currents.ShapeRef[1..] currents.DType
-    let _, (z, v) = Ad.scan (Snn.Lif.stepWithMembrane p) state currents
-    z, v
+/// A lane argument of the kernels: rank 0 stays (one value for all lanes), anything else is
+/// broadcast to the lane shape (the broadcast's transpose sums the cotangents back).
+let private laneArg (like: Tensor) (lane: int[]) (t: Tensor) =
+    let t = if t.DType = like.DType then t else t.Convert like.DType
 
-/// The surrogate derivative at every membrane value: one kernel pass for the built-in shapes on
-/// concrete data, the surrogate's tensor operations otherwise (so it has derivatives itself).
-let private surrogateAt (p: Snn.Lif.Params) (v: Tensor) =
-    let sur = p.Surrogate
-
-    if sur.Shape = SurrogateShape.Custom || not v.IsConcrete then
-        sur.Derivative(v - p.VTh)
+    if t.Rank = 0 || t.ShapeRef = lane then
+        t
     else
-        (run v 1 (fun o -> Spiking.Surrogate(sur.Shape, float32 sur.Parameter, float32 p.VTh, f32 v, o[0])) (fun o ->
-            Spiking.Surrogate(sur.Shape, sur.Parameter, p.VTh, f64 v, o[0])))[0]
+        t.BroadcastTo lane
 
-/// Tangent of the LIF run, args [s; z; dc] -> [dz; dv]: the membrane tangent dv = L dc does not
-/// depend on the surrogate derivatives s (the reset carries no gradient), and dz = s dv. Linear in
-/// dc; s and z are constants (z only as the reset mask, whose own tangent is ignored, as in the
-/// step function's stopGradient).
-type private LifTangent(p: Snn.Lif.Params) =
-    inherit KernelFn("Fused.lif (tangent)")
+/// The state after the last step from the run's outputs (or `initial` after zero steps).
+let private lastSlice (x: Tensor) =
+    x.Narrow(0, x.ShapeRef[0] - 1, 1).Squeeze 0
 
-    override _.Kernel args =
-        let s, z, dc = args[0], args[1], args[2]
-        let t, m = steps "Fused.lif" z
+let private kernelMode (spiking: bool) (reset: Snn.Reset) (refractory: int) : LifMode =
+    {
+        Spiking = spiking
+        ResetToValue = (reset = Snn.ToValue)
+        Refractory = refractory
+    }
 
-        run z 2 (fun o -> Spiking.LifTangent(lifConstants32 p, t, m, f32 s, f32 z, f32 dc, o[0], o[1])) (fun o ->
-            Spiking.LifTangent(lifConstants64 p, t, m, f64 s, f64 z, f64 dc, o[0], o[1]))
+/// A LIF layer over time from `state`: input currents [T; ...] to spikes, membrane (before reset)
+/// and synaptic current, [T; ...] each, and the final state. The same numbers as scanning
+/// Snn.Lif.stepFull; one fused loop forward and one backpropagation-through-time loop backward,
+/// under every transform, with the gradients of the parameters (rank 0 or broadcastable to the
+/// neuron shape) and of the initial state from the same loops.
+let lifRun (c: Snn.Lif.Config) (p: Snn.Lif.Params) (state: Snn.Lif.State) (currents: Tensor) : LifRun =
+    steps "Fused.lif" currents |> ignore
+    Snn.Lif.validateParams c p |> ignore
+    let lane = currents.ShapeRef[1..]
 
-    override _.Twin args =
-        let s, z, dc = args[0], args[1], args[2]
-        let a, b = p.Dt / p.TauMem, 1.0 - p.Dt / p.TauSyn
-        let zero = Tensor.Full(dc.ShapeRef[1..], 0.0, dc.DType)
+    if state.V.ShapeRef <> lane then
+        invalidArg
+            "state"
+            $"Fused.lif: the state's shape %s{Shape.format state.V.ShapeRef} is not the per-step shape %s{Shape.format lane} of the currents %s{Shape.format currents.ShapeRef}"
 
-        let step (dv: Tensor, di: Tensor) (st: Tensor, zt: Tensor, dct: Tensor) =
-            let d = dv + (di - dv) * a
-            let dv' = if p.Reset = Snn.ToValue then d * (1.0 - zt) else d
-            (dv', di * b + dct), (st * d, d)
+    let a, b = Snn.Lif.decays c p currents
+    let arg = laneArg currents lane
+    let mode = kernelMode true c.Reset c.RefractorySteps
 
-        let _, (dz, dv) = Ad.scan step (zero, zero) (s, z, dc)
-        [| dz; dv |]
+    let outs =
+        Tensor.ApplyCustom(
+            LifFamily.LifForward(mode, c.Surrogate, "Fused.lif"),
+            currents,
+            arg a,
+            arg b,
+            arg p.VLeak,
+            arg p.VTh,
+            arg p.VReset,
+            arg state.V,
+            arg state.I,
+            arg state.Refractory
+        )
 
-    override _.IsLinear = true
-    override _.IsConstantArg i = i < 2
-    override _.OutputTypes args = sameAs args[2] 2
+    let v1, i, z = outs[0], outs[1], outs[2]
 
-    override this.Jvp(primals, tangents) =
-        let s, z = primals[0], primals[1]
-        let outs = Tensor.ApplyCustom(this, primals)
+    let final: Snn.Lif.State =
+        if currents.ShapeRef[0] = 0 then
+            state
+        else
+            let vTh, vReset = arg p.VTh, arg p.VReset
+            let zl, vl = Ad.stopGradient (lastSlice z), lastSlice v1
 
-        let fromDc =
-            if isNull tangents[2] then
-                [| null; null |]
-            else
-                Tensor.ApplyCustom(this, s, z, tangents[2])
+            {
+                V =
+                    (match c.Reset with
+                     | Snn.ToValue -> vl * (1.0 - zl) + zl * vReset
+                     | Snn.BySubtraction -> vl - zl * (vTh - vReset))
+                I = lastSlice i
+                Refractory = if c.RefractorySteps > 0 then outs[4] else state.Refractory
+            }
 
-        // d(s dv) = ds dv + s d(dv); z's tangent does not enter (no gradient through the reset).
-        let fromS = if isNull tangents[0] then null else tangents[0] * outs[1]
-        outs, [| Linear.addZ fromDc[0] fromS; fromDc[1] |]
+    {
+        Spikes = z
+        Membrane = v1
+        Current = i
+        Final = final
+    }
 
-    override _.Transpose(consts, cts) =
-        let s, z = consts[0], consts[1]
-        let dc = LifTangent.Transposed p s z cts[0] cts[1]
-        [| null; null; dc |]
+/// A LIF layer over time from zero state: input currents [T; ...] to (spikes, membrane before reset).
+let lifWith (c: Snn.Lif.Config) (p: Snn.Lif.Params) (currents: Tensor) : Tensor * Tensor =
+    steps "Fused.lif" currents |> ignore
+    let r = lifRun c p (Snn.Lif.init currents.ShapeRef[1..] currents.DType) currents
+    r.Spikes, r.Membrane
 
-    override this.Batch(args, batched, size) =
-        Some(KernelBatching.timeMajor (fun a -> Tensor.ApplyCustom(this, a)) args batched size)
-
-    /// Lᵀ (gv + s gz) for the cotangents present (null = zero); zeros when both are absent.
-    static member Transposed (p: Snn.Lif.Params) (s: Tensor) (z: Tensor) (gz: Tensor) (gv: Tensor) : Tensor =
-        match gz, gv with
-        | null, null -> null
-        | _ ->
-            let present = [| gz; gv |] |> Array.filter (fun g -> not (isNull g))
-            (Tensor.ApplyCustom(LifTangentT(p, not (isNull gz), not (isNull gv)), Array.append [| s; z |] present))[0]
-
-/// Transposed tangent of the LIF run (backpropagation through time), args [s; z; gz?; gv?] -> [dc]
-/// for dc = Lᵀ (gv + s gz); which of gz, gv are present is fixed per instance. Linear in them.
-and private LifTangentT(p: Snn.Lif.Params, hasZ: bool, hasV: bool) =
-    inherit KernelFn("Fused.lif (transposed tangent)")
-
-    member private _.Parts(args: Tensor[]) =
-        let gz = if hasZ then args[2] else null
-        let gv = if hasV then args[if hasZ then 3 else 2] else null
-        args[0], args[1], gz, gv
-
-    override this.Kernel args =
-        let s, z, gz, gv = this.Parts args
-        let t, m = steps "Fused.lif" z
-
-        run z 1 (fun o -> Spiking.LifTranspose(lifConstants32 p, t, m, f32 s, f32 z, f32OrNull gz, f32OrNull gv, o[0])) (fun o ->
-            Spiking.LifTranspose(lifConstants64 p, t, m, f64 s, f64 z, f64OrNull gz, f64OrNull gv, o[0]))
-
-    override this.Twin args =
-        let s, z, gz, gv = this.Parts args
-        let a, b = p.Dt / p.TauMem, 1.0 - p.Dt / p.TauSyn
-        let zero = Tensor.Full(z.ShapeRef[1..], 0.0, z.DType)
-
-        let orZeros (g: Tensor) =
-            if isNull g then Tensor.ZerosLike z else g
-
-        let step (lv: Tensor, li: Tensor) (st: Tensor, zt: Tensor, gzt: Tensor, gvt: Tensor) =
-            let kept = if p.Reset = Snn.ToValue then lv * (1.0 - zt) else lv
-            let l1 = kept + gzt * st + gvt
-            (l1 * (1.0 - a), li * b + l1 * a), li
-
-        let _, dc =
-            Ad.scanWith
-                { ScanOptions.Default with
-                    Reverse = true
-                }
-                step
-                (zero, zero)
-                (s, z, orZeros gz, orZeros gv)
-
-        [| dc |]
-
-    override _.IsLinear = true
-    override _.IsConstantArg i = i < 2
-    override _.OutputTypes args = sameAs args[0] 1
-
-    override this.Jvp(primals, tangents) =
-        let s, z, gz, _ = this.Parts primals
-        let outs = Tensor.ApplyCustom(this, primals)
-        let _, _, dgz, dgv = this.Parts tangents
-        let fromG = LifTangent.Transposed p s z dgz dgv
-        // d Lᵀ(gv + s gz) / ds = Lᵀ(ds gz).
-        let fromS =
-            if isNull tangents[0] || not hasZ then
-                null
-            else
-                LifTangent.Transposed p s z null (tangents[0] * gz)
-
-        outs, [| Linear.addZ fromG fromS |]
-
-    override this.Transpose(consts, cts) =
-        let s, z = consts[0], consts[1]
-
-        match cts[0] with
-        | null -> Array.zeroCreate consts.Length
-        | g ->
-            // Lᵀ's transpose is L: gv gets L g, gz gets s L g.
-            let dzdv = Tensor.ApplyCustom(LifTangent p, s, z, g)
-
-            Array.append [| null; null |] (Array.append (if hasZ then [| dzdv[0] |] else [||]) (if hasV then [| dzdv[1] |] else [||]))
-
-    override this.Batch(args, batched, size) =
-        Some(KernelBatching.timeMajor (fun a -> Tensor.ApplyCustom(this, a)) args batched size)
-
-/// The whole LIF layer over time, args [c] -> [z; v]: one forward loop; its tangent is LifTangent.
-type private LifForward(p: Snn.Lif.Params) =
-    inherit KernelFn("Fused.lif")
-
-    override _.Kernel args =
-        let c = args[0]
-        let t, m = steps "Fused.lif" c
-
-        run c 2 (fun o -> Spiking.LifForward(lifConstants32 p, t, m, f32 c, o[0], o[1])) (fun o ->
-            Spiking.LifForward(lifConstants64 p, t, m, f64 c, o[0], o[1]))
-
-    override _.Twin args =
-        let z, v = lifGeneric p args[0]
-        [| z; v |]
-
-    override this.Jvp(primals, tangents) =
-        let outs = Tensor.ApplyCustom(this, primals)
-        let z, v = outs[0], outs[1]
-        let s = surrogateAt p v
-        outs, Tensor.ApplyCustom(LifTangent p, s, z, tangents[0])
-
-    override this.Batch(args, batched, size) =
-        Some(KernelBatching.timeMajor (fun a -> Tensor.ApplyCustom(this, a)) args batched size)
-
-/// A LIF layer over time from zero state: input currents [T; ...] to (spikes, membrane before reset),
-/// both [T; ...]. Same numbers as scanning Snn.Lif.stepWithMembrane; one fused loop forward and one
-/// backpropagation-through-time loop backward, under every transform.
-let lif (p: Snn.Lif.Params) (currents: Tensor) : Tensor * Tensor =
+/// A LIF layer over time from zero state with a spec's (constant) parameters: input currents
+/// [T; ...] to (spikes, membrane before reset), both [T; ...]. Same numbers as scanning
+/// Snn.Lif.stepWithMembrane.
+let lif (p: Snn.Lif.Spec) (currents: Tensor) : Tensor * Tensor =
     Snn.Lif.validate p |> ignore
     steps "Fused.lif" currents |> ignore
-    let outs = Tensor.ApplyCustom(LifForward p, currents)
-    outs[0], outs[1]
+    lifWith (Snn.Lif.config p) (Snn.Lif.paramsAs currents.DType p) currents
 
-// ---------------------------------------------------------------------------------------------
-// LI layer over time (linear in the input currents when VLeak = 0)
+/// An LI readout layer over time from `state`: input currents [T; ...] to membrane and synaptic
+/// current [T; ...] and the final state; the same numbers as scanning Snn.Li.stepFull, fused as lifRun.
+let liRun (c: Snn.Li.Config) (p: Snn.Li.Params) (state: Snn.Li.State) (currents: Tensor) : LiRun =
+    steps "Fused.li" currents |> ignore
+    Snn.Li.validateParams c p |> ignore
+    let lane = currents.ShapeRef[1..]
 
-/// The LI membrane for VLeak = 0, args [c] -> [v]: a linear map (and LiTransposed its transpose).
-type private LiLinear(p: Snn.Li.Params) =
-    inherit KernelFn("Fused.li")
-    let a, b = p.Dt / p.TauMem, 1.0 - p.Dt / p.TauSyn
+    if state.V.ShapeRef <> lane then
+        invalidArg
+            "state"
+            $"Fused.li: the state's shape %s{Shape.format state.V.ShapeRef} is not the per-step shape %s{Shape.format lane} of the currents %s{Shape.format currents.ShapeRef}"
 
-    override _.Kernel args =
-        let c = args[0]
-        let t, m = steps "Fused.li" c
+    let a, b = Snn.Li.decays c p currents
+    let arg = laneArg currents lane
+    let unused = Tensor.Scalar(0.0, currents.DType)
 
-        run c 1 (fun o -> Spiking.LiForward(float32 a, float32 b, 0.0f, t, m, f32 c, o[0])) (fun o ->
-            Spiking.LiForward(a, b, 0.0, t, m, f64 c, o[0]))
+    let outs =
+        Tensor.ApplyCustom(
+            LifFamily.LifForward(kernelMode false Snn.ToValue 0, Surrogate.straightThrough, "Fused.li"),
+            currents,
+            arg a,
+            arg b,
+            arg p.VLeak,
+            unused,
+            unused,
+            arg state.V,
+            arg state.I,
+            unused
+        )
 
-    override _.Twin args =
-        let c = args[0]
+    let v, i = outs[0], outs[1]
 
-        let _, v =
-            Ad.scan (Snn.Li.step { p with VLeak = 0.0 }) (Snn.Li.init c.ShapeRef[1..] c.DType) c
-
-        [| v |]
-
-    override this.Jvp(primals, tangents) =
-        Tensor.ApplyCustom(this, primals), Tensor.ApplyCustom(this, tangents)
-
-    override _.IsLinear = true
-    override _.OutputTypes args = sameAs args[0] 1
-
-    override _.Transpose(_, cts) =
-        Tensor.ApplyCustom(LiTransposed p, cts[0])
-
-    override this.Batch(args, batched, size) =
-        Some(KernelBatching.timeMajor (fun a -> Tensor.ApplyCustom(this, a)) args batched size)
-
-/// The transpose of LiLinear, args [gv] -> [dc]: the recurrence run backwards.
-and private LiTransposed(p: Snn.Li.Params) =
-    inherit KernelFn("Fused.li (transposed)")
-    let a, b = p.Dt / p.TauMem, 1.0 - p.Dt / p.TauSyn
-
-    override _.Kernel args =
-        let g = args[0]
-        let t, m = steps "Fused.li" g
-
-        run g 1 (fun o -> Spiking.LiTranspose(float32 a, float32 b, t, m, f32 g, o[0])) (fun o ->
-            Spiking.LiTranspose(a, b, t, m, f64 g, o[0]))
-
-    override _.Twin args =
-        let g = args[0]
-        let zero = Tensor.Full(g.ShapeRef[1..], 0.0, g.DType)
-
-        let step (lv: Tensor, li: Tensor) (gt: Tensor) =
-            let l1 = lv + gt
-            (l1 * (1.0 - a), li * b + l1 * a), li
-
-        let _, dc =
-            Ad.scanWith
-                { ScanOptions.Default with
-                    Reverse = true
-                }
-                step
-                (zero, zero)
-                g
-
-        [| dc |]
-
-    override this.Jvp(primals, tangents) =
-        Tensor.ApplyCustom(this, primals), Tensor.ApplyCustom(this, tangents)
-
-    override _.IsLinear = true
-    override _.OutputTypes args = sameAs args[0] 1
-
-    override _.Transpose(_, cts) = Tensor.ApplyCustom(LiLinear p, cts[0])
-
-    override this.Batch(args, batched, size) =
-        Some(KernelBatching.timeMajor (fun a -> Tensor.ApplyCustom(this, a)) args batched size)
+    {
+        Membrane = v
+        Current = i
+        Final =
+            if currents.ShapeRef[0] = 0 then
+                state
+            else
+                { V = lastSlice v; I = lastSlice i }
+    }
 
 /// An LI readout layer over time from zero state: input currents [T; ...] to membrane [T; ...].
-/// Same numbers as scanning Snn.Li.step.
-let li (p: Snn.Li.Params) (currents: Tensor) : Tensor =
+let liWith (c: Snn.Li.Config) (p: Snn.Li.Params) (currents: Tensor) : Tensor =
+    steps "Fused.li" currents |> ignore
+    (liRun c p (Snn.Li.init currents.ShapeRef[1..] currents.DType) currents).Membrane
+
+/// An LI readout layer over time from zero state with a spec's (constant) parameters. Same numbers
+/// as scanning Snn.Li.step.
+let li (p: Snn.Li.Spec) (currents: Tensor) : Tensor =
     Snn.Li.validate p |> ignore
     steps "Fused.li" currents |> ignore
-    let v = (Tensor.ApplyCustom(LiLinear p, currents))[0]
-
-    if p.VLeak = 0.0 then
-        v
-    else
-        // The leak adds the response to zero input, which does not depend on the currents.
-        let zero = Tensor.Full(currents.ShapeRef, 0.0, currents.DType)
-
-        let _, offset =
-            Ad.scan (Snn.Li.step p) (Snn.Li.init currents.ShapeRef[1..] currents.DType) zero
-
-        v + offset
+    liWith (Snn.Li.config p) (Snn.Li.paramsAs currents.DType p) currents
 
 // ---------------------------------------------------------------------------------------------
 // Sparse spike products

@@ -183,39 +183,39 @@ module Layers =
         stepLayer $"Layers.ofStep(%s{name})" name initState step
 
     /// LIF neurons over time: input currents [T; B; N] to spikes [T; B; N] (fused kernel).
-    let lif (p: Snn.Lif.Params) : Layer =
+    let lif (p: Snn.Lif.Spec) : Layer =
         Snn.Lif.validate p |> ignore
         elementwise "Layers.lif" "lif" (fun x -> fst (Fused.lif p x))
 
     /// LIF neurons by scanning the generic step function (same numbers as `lif`, op by op; supports
     /// every transform at every order).
-    let lifGeneric (p: Snn.Lif.Params) : Layer =
+    let lifGeneric (p: Snn.Lif.Spec) : Layer =
         Snn.Lif.validate p |> ignore
-        stepLayer "Layers.lifGeneric" "lif" Snn.Lif.init (Snn.Lif.step p)
+        stepLayer "Layers.lifGeneric" "lif" Snn.Lif.init (Snn.Lif.stepOf p)
 
     /// Leaky-integrator readout over time: input currents [T; B; N] to membrane [T; B; N] (fused).
-    let li (p: Snn.Li.Params) : Layer =
+    let li (p: Snn.Li.Spec) : Layer =
         Snn.Li.validate p |> ignore
         elementwise "Layers.li" "li" (Fused.li p)
 
     /// Adaptive LIF neurons over time.
-    let alif (p: Snn.Alif.Params) : Layer =
+    let alif (p: Snn.Alif.Spec) : Layer =
         Snn.Alif.validate p |> ignore
-        stepLayer "Layers.alif" "alif" Snn.Alif.init (Snn.Alif.step p)
+        stepLayer "Layers.alif" "alif" Snn.Alif.init (Snn.Alif.stepOf p)
 
     /// AdEx neurons over time (the BrainScaleS-2 neuron model).
-    let adex (p: Snn.AdEx.Params) : Layer =
+    let adex (p: Snn.AdEx.Spec) : Layer =
         Snn.AdEx.validate p |> ignore
-        stepLayer "Layers.adex" "adex" Snn.AdEx.init (Snn.AdEx.step p)
+        stepLayer "Layers.adex" "adex" Snn.AdEx.init (Snn.AdEx.stepOf p)
 
     /// Non-leaky integrate-and-fire neurons over time.
-    let integrateAndFire (p: Snn.IF.Params) : Layer =
+    let integrateAndFire (p: Snn.IF.Spec) : Layer =
         Snn.IF.validate p |> ignore
-        stepLayer "Layers.integrateAndFire" "if" Snn.IF.init (Snn.IF.step p)
+        stepLayer "Layers.integrateAndFire" "if" Snn.IF.init (Snn.IF.stepOf p)
 
     /// A recurrent LIF layer of n neurons: input weights W [in; n] (applied to all steps in one
     /// product) and recurrent weights R [n; n] feeding back the previous step's spikes.
-    let recurrentLif (p: Snn.Lif.Params) (scale: float) (n: int) : Layer =
+    let recurrentLif (p: Snn.Lif.Spec) (scale: float) (n: int) : Layer =
         Snn.Lif.validate p |> ignore
         positiveSize "Layers.recurrentLif" "n" n
         finiteScale "Layers.recurrentLif" "scale" scale
@@ -236,8 +236,10 @@ module Layers =
                     let currents = Fused.spikeMatmul x w
                     let state = Snn.Lif.init (Array.append x.ShapeRef[1 .. x.Rank - 2] [| n |]) x.DType
 
+                    let lifStep = Snn.Lif.stepOf p
+
                     let step (s: Snn.Lif.State, zPrev: Tensor) (c: Tensor) =
-                        let s', z = Snn.Lif.step p s (c + zPrev.MatMul r)
+                        let s', z = lifStep s (c + zPrev.MatMul r)
                         (s', z), z
 
                     let _, zs = Ad.scan step (state, Tensor.ZerosLike state.V) currents
