@@ -124,36 +124,69 @@ module internal LifLoops =
         let w = Vector< ^T>.Count
         let one, zero = Vector< ^T>.One, Vector< ^T>.Zero
         let vectorised = mode.Refractory = 0
+        // Parameters in registers when they are the same for all lanes (the common case), else in
+        // chunk-local arrays: no per-element branches in the vector loop.
+        let uniform =
+            k.A.Length = 1
+            && k.B.Length = 1
+            && k.VLeak.Length = 1
+            && k.VTh.Length = 1
+            && k.VReset.Length = 1
+
+        let local (x: ^T[]) = Array.init n (fun q -> at x (j0 + q))
+
+        let pa, pb, pl =
+            (if uniform then null else local k.A), (if uniform then null else local k.B), (if uniform then null else local k.VLeak)
+
+        let pth, prs =
+            (if uniform then null else local k.VTh), (if uniform then null else local k.VReset)
+
+        let ua, ub, ul = Vector< ^T>(k.A[0]), Vector< ^T>(k.B[0]), Vector< ^T>(k.VLeak[0])
+        let uth, urs = Vector< ^T>(k.VTh[0]), Vector< ^T>(k.VReset[0])
+
+        /// One vector of lanes [q, q + w) at step offset o, with the given parameter vectors.
+        let inline lanes
+            (o: int)
+            (q: int)
+            (va: Vector< ^T >)
+            (vb: Vector< ^T >)
+            (vl: Vector< ^T >)
+            (vth: Vector< ^T >)
+            (vrs: Vector< ^T >)
+            =
+            let vv = Vector< ^T>(v, q)
+            let ii = Vector< ^T>(cur, q)
+            let vj = vv + (vl - vv + ii) * va
+            let inew = ii * vb + Vector< ^T>(c, o + q)
+            vj.CopyTo(v1, o + q)
+            inew.CopyTo(i, o + q)
+            inew.CopyTo(cur, q)
+
+            if mode.Spiking then
+                let spike = Vector.GreaterThan< ^T>(vj, vth)
+                Vector.ConditionalSelect< ^T>(spike, one, zero).CopyTo(z, o + q)
+
+                let reset =
+                    if mode.ResetToValue then
+                        Vector.ConditionalSelect< ^T>(spike, vrs, vj)
+                    else
+                        vj - Vector.ConditionalSelect< ^T>(spike, vth - vrs, zero)
+
+                reset.CopyTo(v, q)
+            else
+                vj.CopyTo(v, q)
 
         for t in 0 .. steps - 1 do
             let o = t * m + j0
             let mutable q = 0
 
-            if vectorised then
+            if vectorised && uniform then
                 while q <= n - w do
-                    let j = j0 + q
-                    let vv = Vector< ^T>(v, q)
-                    let ii = Vector< ^T>(cur, q)
-                    let vj = vv + (vat k.VLeak j - vv + ii) * vat k.A j
-                    let inew = ii * vat k.B j + Vector< ^T>(c, o + q)
-                    vj.CopyTo(v1, o + q)
-                    inew.CopyTo(i, o + q)
-                    inew.CopyTo(cur, q)
-
-                    if mode.Spiking then
-                        let spike = Vector.GreaterThan< ^T>(vj, vat k.VTh j)
-                        Vector.ConditionalSelect< ^T>(spike, one, zero).CopyTo(z, o + q)
-
-                        let reset =
-                            if mode.ResetToValue then
-                                Vector.ConditionalSelect< ^T>(spike, vat k.VReset j, vj)
-                            else
-                                vj - Vector.ConditionalSelect< ^T>(spike, vat k.VTh j - vat k.VReset j, zero)
-
-                        reset.CopyTo(v, q)
-                    else
-                        vj.CopyTo(v, q)
-
+                    lanes o q ua ub ul uth urs
+                    q <- q + w
+            elif vectorised then
+                while q <= n - w do
+                    lanes o q (Vector< ^T>(pa, q)) (Vector< ^T>(pb, q)) (Vector< ^T>(pl, q)) (Vector< ^T>(pth, q)) (Vector< ^T>(prs, q))
                     q <- q + w
 
             while q < n do
@@ -232,11 +265,50 @@ module internal LifLoops =
         let dcur = Array.init n (fun q -> at dk.I0 (j0 + q))
         let one = LanguagePrimitives.GenericOne
         let needPrev = not (isNull dk.A && isNull dk.B)
+        let w = Vector< ^T>.Count
+        // The common forward-mode case — tangents of the currents (and initial state) only, the
+        // same parameters for all lanes, no refractory period — runs in vectors.
+        let vectorised =
+            isNull r
+            && not needPrev
+            && isNull dk.VLeak
+            && isNull dk.VTh
+            && isNull dk.VReset
+            && k.A.Length = 1
+            && k.B.Length = 1
+
+        let va, vb, vone = Vector< ^T>(k.A[0]), Vector< ^T>(k.B[0]), Vector< ^T>.One
 
         for t in 0 .. steps - 1 do
             let o = t * m + j0
+            let mutable q0 = 0
 
-            for q in 0 .. n - 1 do
+            if vectorised then
+                while q0 <= n - w do
+                    let vdv = Vector< ^T>(dv, q0)
+                    let vdi = Vector< ^T>(dcur, q0)
+                    let d = vdv + (vdi - vdv) * va
+
+                    let di' =
+                        vdi * vb
+                        + (if isNull dc then
+                               Vector< ^T>.Zero
+                           else
+                               Vector< ^T>(dc, o + q0))
+
+                    d.CopyTo(dv1, o + q0)
+                    di'.CopyTo(di, o + q0)
+                    di'.CopyTo(dcur, q0)
+
+                    (if mode.Spiking && mode.ResetToValue then
+                         d * (vone - Vector< ^T>(z, o + q0))
+                     else
+                         d)
+                        .CopyTo(dv, q0)
+
+                    q0 <- q0 + w
+
+            for q in q0 .. n - 1 do
                 let j = j0 + q
                 let held = not (isNull r) && r[o + q] <> LanguagePrimitives.GenericZero
 

@@ -79,7 +79,17 @@ let private kernelMode (spiking: bool) (reset: Snn.Reset) (refractory: int) : Li
 /// neuron shape) and of the initial state from the same loops.
 let lifRun (c: Snn.Lif.Config) (p: Snn.Lif.Params) (state: Snn.Lif.State) (currents: Tensor) : LifRun =
     steps "Fused.lif" currents |> ignore
-    Snn.Lif.validateParams c p |> ignore
+
+    NeuronParams.checkAllFinite
+        "Fused.lif"
+        [
+            "TauSyn", p.TauSyn
+            "TauMem", p.TauMem
+            "VLeak", p.VLeak
+            "VTh", p.VTh
+            "VReset", p.VReset
+        ]
+
     let lane = currents.ShapeRef[1..]
 
     if state.V.ShapeRef <> lane then
@@ -148,7 +158,7 @@ let lif (p: Snn.Lif.Spec) (currents: Tensor) : Tensor * Tensor =
 /// current [T; ...] and the final state; the same numbers as scanning Snn.Li.stepFull, fused as lifRun.
 let liRun (c: Snn.Li.Config) (p: Snn.Li.Params) (state: Snn.Li.State) (currents: Tensor) : LiRun =
     steps "Fused.li" currents |> ignore
-    Snn.Li.validateParams c p |> ignore
+    NeuronParams.checkAllFinite "Fused.li" [ "TauSyn", p.TauSyn; "TauMem", p.TauMem; "VLeak", p.VLeak ]
     let lane = currents.ShapeRef[1..]
 
     if state.V.ShapeRef <> lane then

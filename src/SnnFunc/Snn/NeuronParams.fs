@@ -50,6 +50,13 @@ let checkEach (model: string) (name: string) (t: Tensor) (ok: float -> bool) (re
 let isFinite (v: float) =
     not (Double.IsNaN v || Double.IsInfinity v)
 
+/// What a kernel checks on every call: finite values only. (The physical ranges are checked where
+/// parameters are made; learned values may leave them — a time constant below Dt is what the
+/// barrier below is for.)
+let checkAllFinite (op: string) (named: (string * Tensor) list) =
+    for name, t in named do
+        checkEach op name t isFinite "must be finite"
+
 /// Time constants must be finite and above Dt (the Euler step is unstable below).
 let checkTauTensor (model: string) (name: string) (dt: float) (tau: Tensor) =
     checkEach model name tau (fun v -> isFinite v && v > dt) $"must be finite and larger than Dt = %g{dt} s"
@@ -68,9 +75,10 @@ let checkThresholdTensors (model: string) (vTh: Tensor) (vReset: Tensor) =
         | None -> ()
 
 /// The time constant the dynamics use: τ itself from 2·Dt up, and below a smooth barrier that
-/// approaches Dt (τ_eff = Dt + softplus(k (τ - Dt)) / k, k = 40 / Dt) — so that a gradient step
-/// that pushes a learned τ below Dt leaves the Euler step stable instead of exploding. The two
-/// branches meet at 2·Dt to within 1e-18 relative, in value and slope; above, numbers are exact.
+/// approaches Dt (τ_eff = Dt + softplus(k (τ - Dt)) / k, k = 40 / Dt; far below Dt it rounds to Dt
+/// itself) — so that a gradient step that pushes a learned τ below Dt leaves the Euler step stable
+/// (a = Dt/τ_eff <= 1) instead of exploding. The two branches meet at 2·Dt to within 1e-18
+/// relative, in value and slope; above, numbers are exact.
 let effectiveTau (dt: float) (tau: Tensor) =
     let k = 40.0 / dt
     let x = (tau - dt) * k

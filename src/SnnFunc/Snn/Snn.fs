@@ -23,6 +23,11 @@ let spike (surrogate: SurrogateFn) : Tensor -> Tensor =
 
 open SnnFunc.NeuronParams
 
+/// The time constant the dynamics use for a parameter τ (seconds) at step dt: τ itself from 2·dt
+/// up, and below a smooth barrier that approaches dt, so that a learned τ pushed under dt by a
+/// gradient step leaves the Euler step stable (see NeuronParams.effectiveTau).
+let effectiveTau (dt: float) (tau: Tensor) = NeuronParams.effectiveTau dt tau
+
 /// The new membrane from the pre-reset one and the spikes z (which carry no gradient here).
 let private resetMembrane (reset: Reset) (vTh: Tensor) (vReset: Tensor) (v: Tensor) (z: Tensor) =
     let z = Ad.stopGradient z
