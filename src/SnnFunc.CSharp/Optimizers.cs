@@ -7,16 +7,16 @@ namespace SnnFunc.CSharp;
 /// saved with the parameters by <see cref="Trainer.SaveCheckpoint{TParams}"/>.</summary>
 public sealed class OptimizerState : ITree
 {
-    internal OptimizerState(FSharpList<Tensor[]> inner) => Inner = inner;
+    internal OptimizerState(FSharpList<object> inner) => Inner = inner;
 
-    internal FSharpList<Tensor[]> Inner { get; }
+    internal FSharpList<object> Inner { get; }
 
     /// <summary>All state tensors in order.</summary>
     public IReadOnlyList<Tensor> Leaves => Tree.leaves(Inner);
 
     object[] ITree.Children => [Inner];
 
-    object ITree.Rebuild(object[] children) => new OptimizerState((FSharpList<Tensor[]>)children[0]);
+    object ITree.Rebuild(object[] children) => new OptimizerState((FSharpList<object>)children[0]);
 
     /// <inheritdoc/>
     public override string ToString() => $"OptimizerState({Inner.Length} parts, {Leaves.Count} tensors)";

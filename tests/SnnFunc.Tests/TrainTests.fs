@@ -191,7 +191,9 @@ let ``loadCheckpoint reports missing arrays and shape mismatches by name`` () =
         Assert.Contains("[2]", ex.Message)
 
         let ex =
-            Assert.Throws<InvalidDataException>(fun () -> Train.loadCheckpoint path p [ [| Tensor.Scalar 0.0 |] ] |> ignore)
+            Assert.Throws<InvalidDataException>(fun () ->
+                Train.loadCheckpoint path p [ box ({ Count = Tensor.Scalar 0.0 }: ScheduleState) ]
+                |> ignore)
 
         Assert.Contains("opt_0000", ex.Message)
     finally
