@@ -20,8 +20,10 @@ public enum ParametersKind
 /// The parameters of a <see cref="Network"/>: an immutable tree of named tensors, itself a pytree
 /// (differentiate it with <see cref="Autodiff.ValueAndGrad{TParams}(Func{TParams, Tensor}, TParams)"/>, update
 /// it with an <see cref="Optimizer"/>, save it with <see cref="Trainer.SaveCheckpoint{TParams}"/>).
+/// Its key paths (<see cref="Pytree.LeavesWithPath{T}"/>) are a child's index, then a tensor's name:
+/// <c>0/W</c> for the first layer of a sequential network, <c>1/0/W</c> one level deeper.
 /// </summary>
-public sealed class NetworkParameters : ITree
+public sealed class NetworkParameters : IKeyedTree
 {
     internal NetworkParameters(Params inner) => Inner = inner ?? throw new ArgumentNullException(nameof(inner));
 
@@ -85,6 +87,9 @@ public sealed class NetworkParameters : ITree
     public long Count => Leaves.Sum(t => (long)t.Count);
 
     object[] ITree.Children => [Inner];
+
+    // The wrapper adds no key: paths are the core's, a child's index then a tensor's name ("0/W").
+    KeyPath[] IKeyedTree.ChildKeys => [KeyPath.Root];
 
     object ITree.Rebuild(object[] children) => new NetworkParameters((Params)children[0]);
 

@@ -4,19 +4,23 @@ using static SnnFunc.CSharp.Interop;
 namespace SnnFunc.CSharp;
 
 /// <summary>The state of an <see cref="Optimizer"/> (moments, step counts ...): an immutable pytree,
-/// saved with the parameters by <see cref="Trainer.SaveCheckpoint{TParams}"/>.</summary>
-public sealed class OptimizerState : ITree
+/// saved with the parameters by <see cref="Trainer.SaveCheckpoint{TParams}"/>. Its key paths (see
+/// <see cref="Pytree.LeavesWithPath{T}"/>) are those of the core's state, e.g. <c>0/Mu/0/W</c> (part 0
+/// of a chain, Adam's first moment of the parameter <c>0/W</c>): the wrapper adds no key.</summary>
+public sealed class OptimizerState : IKeyedTree
 {
-    internal OptimizerState(FSharpList<Tensor[]> inner) => Inner = inner;
+    internal OptimizerState(FSharpList<object> inner) => Inner = inner;
 
-    internal FSharpList<Tensor[]> Inner { get; }
+    internal FSharpList<object> Inner { get; }
 
     /// <summary>All state tensors in order.</summary>
     public IReadOnlyList<Tensor> Leaves => Tree.leaves(Inner);
 
     object[] ITree.Children => [Inner];
 
-    object ITree.Rebuild(object[] children) => new OptimizerState((FSharpList<Tensor[]>)children[0]);
+    KeyPath[] IKeyedTree.ChildKeys => [KeyPath.Root];
+
+    object ITree.Rebuild(object[] children) => new OptimizerState((FSharpList<object>)children[0]);
 
     /// <inheritdoc/>
     public override string ToString() => $"OptimizerState({Inner.Length} parts, {Leaves.Count} tensors)";
@@ -199,6 +203,39 @@ public static class Optimizers
     {
         ArgumentNullException.ThrowIfNull(transformations);
         return new(Optim.chain(List(transformations.Select(t => t.Inner))));
+    }
+
+    /// <summary>Replaces updates by zeros: freezes the parameters it is applied to (combine it with
+    /// <see cref="Masked"/> or <see cref="MultiTransform"/> to freeze a subset).</summary>
+    /// <returns>The transformation.</returns>
+    public static Optimizer SetToZero() => new(Optim.setToZero);
+
+    /// <summary>Applies <paramref name="inner"/> only to the parameter leaves whose key path the mask
+    /// selects; the other leaves keep their incoming updates (optax's <c>masked</c>). The inner state
+    /// covers the selected leaves only. Freeze a subset:
+    /// <c>Chain(Masked(p => p.EndsWith("TauMem"), SetToZero()), Masked(p => !p.EndsWith("TauMem"), Adam(1e-3)))</c>.</summary>
+    /// <param name="mask">Key path (as in <see cref="Pytree.LeavesWithPath{T}"/>, e.g. <c>0/W</c>) ↦ whether inner applies.</param>
+    /// <param name="inner">The transformation for the selected leaves.</param>
+    /// <returns>The transformation.</returns>
+    public static Optimizer Masked(Func<string, bool> mask, Optimizer inner)
+    {
+        ArgumentNullException.ThrowIfNull(mask);
+        ArgumentNullException.ThrowIfNull(inner);
+        return new(Optim.masked(Fn<KeyPath, bool>(p => mask(p.Name)), inner.Inner));
+    }
+
+    /// <summary>Gives each parameter leaf the transformation of its label (optax's
+    /// <c>multi_transform</c>), e.g. a learning rate of its own for the time constants. A label
+    /// without a transformation is an <see cref="ArgumentException"/> naming the leaf and the label.</summary>
+    /// <param name="labels">Key path (as in <see cref="Pytree.LeavesWithPath{T}"/>) ↦ label.</param>
+    /// <param name="transformations">The transformation of each label.</param>
+    /// <returns>The transformation.</returns>
+    public static Optimizer MultiTransform(Func<string, string> labels, IReadOnlyDictionary<string, Optimizer> transformations)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(transformations);
+        var map = MapModule.OfSeq(transformations.Select(kv => Tuple.Create(kv.Key, (kv.Value ?? throw new ArgumentException($"Optimizers.MultiTransform: the transformation for the label '{kv.Key}' is null", nameof(transformations))).Inner)));
+        return new(Optim.multiTransform(Fn<KeyPath, string>(p => labels(p.Name)), map));
     }
 
     /// <summary>Parameters plus updates, leaf by leaf.</summary>

@@ -65,7 +65,9 @@ public static class Trainer
     }
 
     /// <summary>Saves parameters, optimizer state and the number of completed epochs as one .npz
-    /// file, replaced atomically (an interrupted save leaves the previous checkpoint intact).</summary>
+    /// file, replaced atomically (an interrupted save leaves the previous checkpoint intact). Its
+    /// arrays are named by key path (see <see cref="Pytree"/>): <c>params/0/W</c>,
+    /// <c>opt/0/Mu/0/W</c> (Adam's first moment of that weight), <c>opt/0/Count</c>, <c>epochs_done</c>.</summary>
     /// <typeparam name="TParams">The parameters' pytree type.</typeparam>
     /// <param name="path">The file.</param>
     /// <param name="parameters">The parameters.</param>
@@ -78,7 +80,11 @@ public static class Trainer
     }
 
     /// <summary>Loads a checkpoint into the structures of <paramref name="parametersLike"/> and
-    /// <paramref name="stateLike"/> (the shapes must match).</summary>
+    /// <paramref name="stateLike"/>, each array by its key path (the shapes must match). Files written
+    /// before key paths (arrays <c>param_0000</c> ...) load positionally into the structure they
+    /// were saved from.</summary>
+    /// <exception cref="InvalidDataException">A leaf has no array, an array has another shape, or an
+    /// array matches no leaf (a renamed or removed property, another optimizer); the message names it.</exception>
     /// <typeparam name="TParams">The parameters' pytree type.</typeparam>
     /// <param name="path">The file.</param>
     /// <param name="parametersLike">Parameters of the right structure (e.g. freshly initialised).</param>

@@ -143,7 +143,7 @@ let ``chain applies transformations in order and concatenates their states`` () 
     Assert.Equal(5, (Optim.init nested ps).Length)
 
     assertThrowsArg [ "Optim.chain"; "state has 2 parts, expected 3" ] (fun () ->
-        tx.Update (Tree.leaves grads1) (List.take 2 state) (Tree.leaves ps))
+        tx.Update (Array.map fst (Tree.leavesWithPath grads1)) (Tree.leaves grads1) (List.take 2 state) (Tree.leaves ps))
 
 [<Fact>]
 let ``update checks the tree structure; optimizer constants are validated`` () =
@@ -159,7 +159,7 @@ let ``update checks the tree structure; optimizer constants are validated`` () =
     for _ in 1..7 do
         s <- snd (Optim.update tx grads1 s ps)
 
-    Assert.Equal(7.0, (List.head s |> Array.last).ToScalar())
+    Assert.Equal(7.0, (List.head s :?> AdamState).Count.ToScalar())
 
 /// K trees of one structure as one tree whose leaves have a leading axis of length K.
 let private stack (trees: 'T list) : 'T =
@@ -198,6 +198,17 @@ let ``an ensemble trained under vmap matches separate runs (schedules, momentum,
                 [
                     Optim.clipByGlobalNorm 6.0
                     Optim.adamWith (Optim.cosineDecay 0.05 4 0.0) 0.9 0.999 1e-8
+                ]
+            // Per-leaf transformations: the parameters (w, b) have the key paths "0" and "1".
+            "multiTransform (adam for w, sgd with a schedule for b)",
+            Optim.multiTransform
+                (fun p -> if KeyPath.toName p = "0" then "w" else "b")
+                (Map [ "w", Optim.adam 0.05; "b", Optim.sgdWith (Optim.cosineDecay 0.1 3 0.1) ])
+            "masked momentum for w, b frozen",
+            Optim.chain
+                [
+                    Optim.masked (fun p -> KeyPath.toName p = "1") Optim.setToZero
+                    Optim.masked (fun p -> KeyPath.toName p = "0") (Optim.momentum 0.1 0.9)
                 ]
         ]
 
@@ -245,3 +256,171 @@ let ``an ensemble trained under vmap matches separate runs (schedules, momentum,
 
             for j in 0 .. expected.Length - 1 do
                 assertTensorClose $"%s{name}: model %d{i}, leaf %d{j}" 1e-12 1e-15 expected[j] actual[j]
+
+// Per-leaf transformations -----------------------------------------------------------------------
+
+/// Parameters with a time constant: the weights train, the time constant is frozen or has a rate
+/// of its own.
+type private Net =
+    { W: Tensor; B: Tensor; TauMem: Tensor }
+
+let private net =
+    {
+        W = t64 [| 1.0; -2.0; 0.5 |] [| 3 |]
+        B = t64 [| 0.25 |] [| 1 |]
+        TauMem = t64 [| 10e-3; 20e-3 |] [| 2 |]
+    }
+
+let private netGrads =
+    [
+        {
+            W = t64 [| 0.1; -0.4; 2.0 |] [| 3 |]
+            B = t64 [| -1.0 |] [| 1 |]
+            TauMem = t64 [| 0.5; -3.0 |] [| 2 |]
+        }
+        {
+            W = t64 [| -0.3; 0.2; 1.0 |] [| 3 |]
+            B = t64 [| 0.5 |] [| 1 |]
+            TauMem = t64 [| 0.25; 1.5 |] [| 2 |]
+        }
+        {
+            W = t64 [| 0.7; 0.0; -1.0 |] [| 3 |]
+            B = t64 [| 2.0 |] [| 1 |]
+            TauMem = t64 [| -0.5; 0.125 |] [| 2 |]
+        }
+    ]
+
+let private isTau (p: KeyPath) = KeyPath.contains "TauMem" p
+
+/// Runs an optimizer from p0 through the gradients; the updates of each step, the final parameters
+/// and the final state.
+let private run (tx: GradientTransformation) (p0: 'P) (gs: 'P list) =
+    let mutable state = Optim.init tx p0
+    let mutable p = p0
+
+    let us =
+        [
+            for g in gs do
+                let u, s = Optim.update tx g state p
+                state <- s
+                p <- Optim.applyUpdates p u
+                yield u
+        ]
+
+    us, p, state
+
+/// The state's leaves by key path name.
+let private stateNames (state: OptState) =
+    Tree.leavesWithPath state |> Array.map (fst >> KeyPath.toName)
+
+/// Adam alone on the weights (W, B): what the trained subset must get.
+let private adamOnWeights (lr: float) =
+    let us, _, _ =
+        run (Optim.adam lr) (net.W, net.B) (netGrads |> List.map (fun g -> g.W, g.B))
+
+    us
+
+[<Fact>]
+let ``freezing a subset: its updates are exactly zero (NaN gradients too) and its parameters never move`` () =
+    // A NaN gradient of the frozen leaf must not leak into the updates.
+    let gs =
+        netGrads
+        |> List.map (fun g ->
+            { g with
+                TauMem = t64 [| nan; 1e30 |] [| 2 |]
+            })
+
+    let byMask =
+        Optim.chain
+            [
+                Optim.masked isTau Optim.setToZero
+                Optim.masked (isTau >> not) (Optim.adam 0.01)
+            ]
+
+    let byLabel =
+        Optim.multiTransform (fun p -> if isTau p then "frozen" else "train") (Map [ "frozen", Optim.setToZero; "train", Optim.adam 0.01 ])
+
+    let expected = adamOnWeights 0.01
+
+    for name, tx in [ "masked", byMask; "multiTransform", byLabel ] do
+        let us, p, _ = run tx net gs
+
+        for k, u in List.indexed us do
+            Assert.Equal<float[]>([| 0.0; 0.0 |], values u.TauMem)
+            // The trained leaves get exactly what Adam alone on them gives.
+            assertSame $"%s{name} step %d{k + 1}: W" (fst expected[k]) u.W
+            assertSame $"%s{name} step %d{k + 1}: B" (snd expected[k]) u.B
+
+        assertSame $"%s{name}: TauMem after 3 steps" net.TauMem p.TauMem
+        Assert.NotEqual<float[]>(values net.W, values p.W)
+
+    // Adam's first step by hand: -lr g / (|g| + eps).
+    let us, _, _ = run byMask net gs
+    let g1 = netGrads.Head.W
+
+    assertAllClose "first step of W" 1e-12 0.0 (values g1 |> Array.map (fun g -> -0.01 * g / (abs g + 1e-8))) (values us.Head.W)
+
+[<Fact>]
+let ``multiTransform: two learning rates, each subset updated as by its optimizer alone`` () =
+    let tx =
+        Optim.multiTransform (fun p -> if isTau p then "tau" else "weights") (Map [ "weights", Optim.adam 0.01; "tau", Optim.sgd 1e-4 ])
+
+    let us, _, state = run tx net netGrads
+    let expected = adamOnWeights 0.01
+
+    for k, u in List.indexed us do
+        // SGD by hand for the time constant: u = -lr g.
+        assertAllClose $"TauMem step %d{k + 1}" 1e-15 0.0 (values netGrads[k].TauMem |> Array.map (fun g -> -1e-4 * g)) (values u.TauMem)
+        assertSame $"W step %d{k + 1}" (fst expected[k]) u.W
+        assertSame $"B step %d{k + 1}" (snd expected[k]) u.B
+
+    // One state per label, each over its own leaves, named by the parameters' paths.
+    Assert.Equal<string[]>(
+        [|
+            "0/tau/0/Count"
+            "0/weights/0/Mu/W"
+            "0/weights/0/Mu/B"
+            "0/weights/0/Nu/W"
+            "0/weights/0/Nu/B"
+            "0/weights/0/Count"
+            "0/weights/1/Count"
+        |],
+        stateNames state
+    )
+
+    let states = List.head state :?> Map<string, OptState>
+    Assert.Equal(3.0, (states["tau"].Head :?> ScheduleState).Count.ToScalar())
+
+[<Fact>]
+let ``masked adam: state only for the selected leaves, the others keep their incoming updates`` () =
+    let tx = Optim.masked isTau (Optim.adam 0.1)
+    let us, _, state = run tx net netGrads
+
+    let alone, _, _ =
+        run (Optim.adam 0.1) net.TauMem (netGrads |> List.map (fun g -> g.TauMem))
+
+    for k, u in List.indexed us do
+        Assert.Same(netGrads[k].W, u.W)
+        Assert.Same(netGrads[k].B, u.B)
+        assertSame $"TauMem step %d{k + 1}" alone[k] u.TauMem
+
+    Assert.Equal<string[]>([| "0/Mu/TauMem"; "0/Nu/TauMem"; "0/Count"; "1/Count" |], stateNames state)
+    let adam = List.head state :?> AdamState
+    Assert.Equal<KeyPath[]>([| KeyPath.ofKeys [ PathKey.Field "TauMem" ] |], adam.Mu.Paths)
+    // Nothing selected: no moments at all, every update passes through.
+    let none = Optim.masked (fun _ -> false) (Optim.adam 0.1)
+    let u, s = Optim.update none netGrads.Head (Optim.init none net) net
+    Assert.Same(netGrads.Head.TauMem, u.TauMem)
+    Assert.Equal<string[]>([| "0/Count"; "1/Count" |], stateNames s)
+
+[<Fact>]
+let ``multiTransform: a label without a transformation is an error naming the leaf and the label`` () =
+    let tx =
+        Optim.multiTransform (fun p -> if isTau p then "tau" else "weights") (Map [ "weights", Optim.sgd 0.1 ])
+
+    assertThrowsArg [ "Optim.multiTransform"; "leaf 'TauMem'"; "label 'tau'"; "'weights'" ] (fun () -> Optim.init tx net)
+    // Also at update time (a state made for other labels).
+    let full =
+        Optim.multiTransform (fun _ -> "weights") (Map [ "weights", Optim.sgd 0.1 ])
+
+    assertThrowsArg [ "Optim.multiTransform"; "label 'tau'" ] (fun () -> Optim.update tx netGrads.Head (Optim.init full net) net)

@@ -187,13 +187,174 @@ let ``loadCheckpoint reports missing arrays and shape mismatches by name`` () =
                 Train.loadCheckpoint path (t64 [| 1.0; 2.0; 3.0 |] [| 3 |], t64 [| 3.0 |] [| 1 |]) []
                 |> ignore)
 
-        Assert.Contains("param_0000", ex.Message)
-        Assert.Contains("[2]", ex.Message)
+        Assert.Contains("'params/0' has shape [2], expected [3]", ex.Message)
 
         let ex =
-            Assert.Throws<InvalidDataException>(fun () -> Train.loadCheckpoint path p [ [| Tensor.Scalar 0.0 |] ] |> ignore)
+            Assert.Throws<InvalidDataException>(fun () ->
+                Train.loadCheckpoint path p [ box ({ Count = Tensor.Scalar 0.0 }: ScheduleState) ]
+                |> ignore)
 
-        Assert.Contains("opt_0000", ex.Message)
+        Assert.Contains("no array 'opt/0/Count'", ex.Message)
+    finally
+        Directory.Delete(dir, true)
+
+/// A parameter record as first written, then with a field renamed and with a field removed.
+type private V1 = { W: Tensor; TauMem: Tensor }
+
+type private Renamed = { W: Tensor; TauMemory: Tensor }
+
+type private Removed = { W: Tensor }
+
+[<Fact>]
+let ``checkpoint arrays are named by key path, as NumPy lists them`` () =
+    let s = setup 100 1
+    let state = Optim.init s.Tx s.Init
+    let dir = tempDir ()
+
+    try
+        let path = Path.Combine(dir, "named.npz")
+        Train.saveCheckpoint path s.Init state 1
+        // The network 5 -> dense -> lif -> dense -> li has weights in layers 0 and 2; Adam with a
+        // schedule is chain [scaleByAdam; scaleBySchedule].
+        let expected =
+            [|
+                "epochs_done"
+                "params/0/W"
+                "params/2/W"
+                "opt/0/Mu/0/W"
+                "opt/0/Mu/2/W"
+                "opt/0/Nu/0/W"
+                "opt/0/Nu/2/W"
+                "opt/0/Count"
+                "opt/1/Count"
+            |]
+
+        // np.load(path).files: the zip members without ".npy".
+        let members =
+            use zip = Compression.ZipFile.OpenRead path
+            zip.Entries |> Seq.map (fun e -> e.FullName) |> Array.ofSeq
+
+        Assert.Equal<string[]>(expected |> Array.map (fun n -> n + ".npy"), members)
+
+        let w2 =
+            match s.Init with
+            | Children [ _; _; dense; _ ] -> dense["W"]
+            | p -> failwith $"unexpected parameters %A{p}"
+
+        assertSame "params/2/W" w2 (Npz.load path).["params/2/W"]
+        // A parameter tree that is one tensor is the array "params".
+        Train.saveCheckpoint path (Tensor.Scalar 2.0) [] 0
+        Assert.Equal<string list>([ "epochs_done"; "params" ], Npz.load path |> Map.keys |> List.ofSeq)
+    finally
+        Directory.Delete(dir, true)
+
+[<Fact>]
+let ``checkpoint: a renamed, removed or reshaped field and another optimizer are errors naming the array`` () =
+    let dir = tempDir ()
+
+    try
+        let path = Path.Combine(dir, "v1.npz")
+
+        let v1: V1 =
+            {
+                W = t64 [| 1.0; 2.0 |] [| 2 |]
+                TauMem = t64 [| 0.01; 0.02 |] [| 2 |]
+            }
+
+        let sgd = Optim.sgd 0.1
+        Train.saveCheckpoint path v1 (Optim.init sgd v1) 3
+        let loaded, _, epochs = Train.loadCheckpoint path v1 (Optim.init sgd v1)
+        Assert.Equal(3, epochs)
+        assertSame "round trip" v1.TauMem loaded.TauMem
+
+        let error (f: unit -> 'a) =
+            (Assert.Throws<InvalidDataException>(fun () -> f () |> ignore)).Message
+
+        let renamed: Renamed = { W = v1.W; TauMemory = v1.TauMem }
+
+        let message =
+            error (fun () -> Train.loadCheckpoint path renamed (Optim.init sgd renamed))
+
+        Assert.Contains("no array 'params/TauMemory'", message)
+        Assert.Contains("arrays of the file that no leaf takes: params/TauMem", message)
+        Assert.Contains(path, message)
+
+        let removed: Removed = { W = v1.W }
+
+        let message =
+            error (fun () -> Train.loadCheckpoint path removed (Optim.init sgd removed))
+
+        Assert.Contains("checkpoint array 'params/TauMem' matches no leaf of the parameters", message)
+
+        let reshaped =
+            { v1 with
+                TauMem = t64 [| 0.0; 0.0; 0.0 |] [| 3 |]
+            }
+
+        let message =
+            error (fun () -> Train.loadCheckpoint path reshaped (Optim.init sgd reshaped))
+
+        Assert.Contains("'params/TauMem' has shape [2], expected [3]", message)
+
+        let adam = Optim.adam 0.1
+        let message = error (fun () -> Train.loadCheckpoint path v1 (Optim.init adam v1))
+        Assert.Contains("no array 'opt/0/Mu/W' (a leaf of the optimizer state)", message)
+    finally
+        Directory.Delete(dir, true)
+
+[<Fact>]
+let ``checkpoint: a file with the positional names of earlier versions still loads`` () =
+    let s = setup 200 2
+    let pK, stateK, _ = trainEpochs s 0 1 (s.Init, Optim.init s.Tx s.Init)
+    let dir = tempDir ()
+
+    try
+        // The layout written before key paths: "param_%04d" over the parameter leaves, "opt_%04d"
+        // over the state's parts in order (Adam's moments m for every parameter, then v, then its
+        // count; the schedule's count), each part an array of tensors.
+        let path = Path.Combine(dir, "old.npz")
+        let adam = stateK[0] :?> AdamState
+        let schedule = stateK[1] :?> ScheduleState
+
+        let oldOpt =
+            Array.concat [ adam.Mu.Values; adam.Nu.Values; [| adam.Count; schedule.Count |] ]
+
+        Npz.save
+            path
+            [
+                yield "epochs_done", Tensor.Scalar(1.0, Float64)
+                for i, t in Array.indexed (Tree.leaves pK) -> $"param_%04d{i}", t
+                for i, t in Array.indexed oldOpt -> $"opt_%04d{i}", t
+            ]
+
+        let pLoaded, stateLoaded, epochs =
+            Train.loadCheckpoint path s.Init (Optim.init s.Tx s.Init)
+
+        Assert.Equal(1, epochs)
+        assertTreesIdentical "parameters from the old format" pK pLoaded
+        assertTreesIdentical "optimizer state from the old format" stateK stateLoaded
+        // Training goes on from it exactly as from the state it was saved from.
+        let pA, sA, _ = trainEpochs s 1 2 (pK, stateK)
+        let pB, sB, _ = trainEpochs s 1 2 (pLoaded, stateLoaded)
+        assertTreesIdentical "parameters after resuming" pA pB
+        assertTreesIdentical "state after resuming" sA sB
+        // Saving again writes names.
+        let again = Path.Combine(dir, "again.npz")
+        Train.saveCheckpoint again pLoaded stateLoaded epochs
+        Assert.True((Npz.load again).ContainsKey "opt/0/Mu/2/W")
+        // Into another structure, the error says how to convert the file.
+        let w = Tree.leaves pK
+
+        let ex =
+            Assert.Throws<InvalidDataException>(fun () -> Train.loadCheckpoint path (Array.append w [| w[0] |]) [] |> ignore)
+
+        Assert.Contains("no array 'param_0002' for the leaf '2' of the parameters", ex.Message)
+        Assert.Contains("save again", ex.Message)
+
+        let ex =
+            Assert.Throws<InvalidDataException>(fun () -> Train.loadCheckpoint path [| w[0] |] [] |> ignore)
+
+        Assert.Contains("has 2 arrays 'param_*' but the parameters have 1 leaves", ex.Message)
     finally
         Directory.Delete(dir, true)
 

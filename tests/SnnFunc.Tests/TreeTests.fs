@@ -341,3 +341,236 @@ let ``a type without any tensor stays a static value`` () =
     Assert.Equal(1, leaves.Length)
     let _, s2: Tensor * Settings = Tree.unflatten def leaves
     Assert.Same(s, s2)
+
+// Key paths ---------------------------------------------------------------------------------------
+
+type Neuron = { TauMem: Tensor; TauSyn: Tensor }
+
+type Model =
+    {
+        Hidden: Map<string, Neuron>
+        Stack: Tensor list
+        Pair: Tensor * (Tensor * Tensor)
+        Bias: Tensor option
+        Gain: Tensor option
+        Head: Layer
+        Blocks: Layer[]
+    }
+
+/// A class that names its children in key paths.
+type Named(left: Tensor, right: Tensor, tag: string) =
+    member _.Left = left
+    member _.Right = right
+
+    interface IKeyedTree with
+        member _.Children = [| box left; box tag; box right |]
+
+        member _.Rebuild children =
+            Named(children[0] :?> Tensor, children[2] :?> Tensor, children[1] :?> string)
+
+        member _.ChildKeys =
+            [|
+                KeyPath.ofKeys [ PathKey.Field "left" ]
+                KeyPath.ofKeys [ PathKey.Field "tag" ]
+                KeyPath.ofKeys [ PathKey.Field "right"; PathKey.Index 0 ]
+            |]
+
+/// An IKeyedTree giving the wrong number of keys.
+type BadKeys(x: Tensor) =
+    interface IKeyedTree with
+        member _.Children = [| box x |]
+        member _.Rebuild children = BadKeys(children[0] :?> Tensor)
+        member _.ChildKeys = [||]
+
+/// A map key type whose string form is the same for every value.
+type Opaque =
+    | Opaque of int
+
+    override _.ToString() = "opaque"
+
+let private names (tree: 'T) =
+    Tree.leavesWithPath tree |> Array.map (fst >> KeyPath.toName)
+
+let private displays (tree: 'T) =
+    Tree.leavesWithPath tree |> Array.map (fst >> KeyPath.toString)
+
+let private model () =
+    {
+        Hidden =
+            Map
+                [
+                    "out", { TauMem = s64 1.0; TauSyn = s64 2.0 }
+                    "in", { TauMem = s64 3.0; TauSyn = s64 4.0 }
+                ]
+        Stack = [ s64 5.0; s64 6.0 ]
+        Pair = s64 7.0, (s64 8.0, s64 9.0)
+        Bias = Some(s64 10.0)
+        Gain = None
+        Head = Tagged("head", Linear(s64 11.0, s64 12.0))
+        Blocks = [| Scale(s64 13.0); Identity; Linear(s64 14.0, s64 15.0) |]
+    }
+
+[<Fact>]
+let ``flattenWithPath gives every leaf its key path, in the order of flatten`` () =
+    let m = model ()
+    let pairs, def = Tree.flattenWithPath m
+    let leaves, plainDef = Tree.flatten m
+    Assert.Equal(plainDef, def)
+    Assert.Equal(leaves.Length, pairs.Length)
+    Array.iter2 (fun (_, a: Tensor) b -> Assert.Same(a, b)) pairs leaves
+    // Leaves are numbered 1..15 in declaration order; the map (sorted by key) has "in" first.
+    Assert.Equal<float[]>(
+        Array.append [| 3.0; 4.0; 1.0; 2.0 |] (Array.init 11 (fun i -> float (i + 5))),
+        leaves |> Array.map (fun t -> t.ToScalar())
+    )
+
+    Assert.Equal<string[]>(
+        [|
+            "Hidden/in/TauMem"
+            "Hidden/in/TauSyn"
+            "Hidden/out/TauMem"
+            "Hidden/out/TauSyn"
+            "Stack/0"
+            "Stack/1"
+            "Pair/0"
+            "Pair/1/0"
+            "Pair/1/1"
+            "Bias" // Some adds no key
+            "Head/Tagged/inner/Linear/w" // a case, then the field of a case with several
+            "Head/Tagged/inner/Linear/b"
+            "Blocks/0/Scale" // a case with one field: no field name
+            "Blocks/2/Linear/w"
+            "Blocks/2/Linear/b"
+        |],
+        names m
+    )
+
+    Assert.Equal<string[]>(
+        [|
+            """.Hidden["in"].TauMem"""
+            """.Hidden["in"].TauSyn"""
+            """.Hidden["out"].TauMem"""
+            """.Hidden["out"].TauSyn"""
+            ".Stack[0]"
+            ".Stack[1]"
+            ".Pair[0]"
+            ".Pair[1][0]"
+            ".Pair[1][1]"
+            ".Bias"
+            ".Head.Tagged.inner.Linear.w"
+            ".Head.Tagged.inner.Linear.b"
+            ".Blocks[0].Scale"
+            ".Blocks[2].Linear.w"
+            ".Blocks[2].Linear.b"
+        |],
+        displays m
+    )
+
+    // A tensor is its own root: the empty path.
+    Assert.Equal<string[]>([| "" |], names (s64 1.0))
+    Assert.Equal<string[]>([| "" |], displays (s64 1.0))
+    Assert.Equal<string[]>([| "0"; "1" |], names (struct (s64 1.0, s64 2.0)))
+
+[<Fact>]
+let ``layer parameters: a child's index, then a tensor's name, without the case names`` () =
+    let p =
+        Children
+            [
+                Weights(Map [ "W", s64 1.0; "b", s64 2.0 ])
+                NoParams
+                Children [ Weights(Map [ "W", s64 3.0 ]) ]
+            ]
+
+    Assert.Equal<string[]>([| "0/W"; "0/b"; "2/0/W" |], names p)
+    Assert.Equal<string[]>([| """[0]["W"]"""; """[0]["b"]"""; """[2][0]["W"]""" |], displays p)
+    Assert.Equal<string[]>([| "W" |], names (Weights(Map [ "W", s64 1.0 ])))
+    // A network from the layer combinators.
+    let net =
+        Layers.serial
+            [
+                Layers.dense 4
+                Layers.lif Snn.Lif.defaults
+                Layers.denseWith
+                    { Layers.denseDefaults with
+                        Bias = true
+                    }
+                    2
+            ]
+
+    let init, _ = Layer.init net (Random.key 1L) [| 3 |]
+    Assert.Equal<string[]>([| "0/W"; "2/W"; "2/b" |], names init)
+
+[<Fact>]
+let ``keys are escaped in names so that '/' only separates keys and names are safe zip members`` () =
+    let m =
+        Map
+            [
+                "a/b", s64 1.0
+                "..", s64 2.0
+                ".", s64 3.0
+                "50%", s64 4.0
+                """x:y\z*?"<>|""", s64 5.0
+                "tab\there", s64 6.0
+                "ünïcode", s64 7.0
+            ]
+
+    let expected =
+        dict
+            [
+                "a/b", "a%2Fb"
+                "..", "%2E%2E"
+                ".", "%2E"
+                "50%", "50%25"
+                """x:y\z*?"<>|""", "x%3Ay%5Cz%2A%3F%22%3C%3E%7C"
+                "tab\there", "tab%09here"
+                "ünïcode", "ünïcode"
+            ]
+
+    for path, _ in Tree.leavesWithPath m do
+        match path.Keys with
+        | [ PathKey.Key(:? string as k) ] -> Assert.Equal(expected[k], KeyPath.toName path)
+        | keys -> failwith $"unexpected keys %A{keys}"
+
+    // The display form quotes string keys with escapes; other key types show their string form.
+    Assert.Equal<string[]>([| """["say \"hi\" \\ bye"]""" |], displays (Map [ """say "hi" \ bye""", s64 1.0 ]))
+    Assert.Equal<string[]>([| "[2]"; "[10]" |], displays (Map [ 10, s64 1.0; 2, s64 2.0 ]))
+    Assert.Equal<string[]>([| "2"; "10" |], names (Map [ 10, s64 1.0; 2, s64 2.0 ]))
+    Assert.Equal<string[]>([| "0.5" |], names (Map [ 0.5, s64 1.0 ]))
+    let d = Dictionary<string, Tensor>()
+    d["w"] <- s64 1.0
+    Assert.Equal<string[]>([| "w" |], names d)
+
+[<Fact>]
+let ``ITree children are known by index, IKeyedTree children by their keys`` () =
+    Assert.Equal<string[]>([| "0"; "1" |], names (Pair(s64 1.0, s64 2.0, "label")))
+    Assert.Equal<string[]>([| "x/left"; "x/right/0" |], names (Map [ "x", Named(s64 1.0, s64 2.0, "t") ]))
+    let rebuilt = Tree.mapWithPath (fun _ t -> t * 2.0) (Named(s64 1.0, s64 2.0, "t"))
+    Assert.Equal(4.0, rebuilt.Right.ToScalar())
+    assertThrowsArg [ "BadKeys"; "1 children but 0 ChildKeys" ] (fun () -> Tree.flattenWithPath (BadKeys(s64 1.0)))
+
+[<Fact>]
+let ``leaves whose paths would coincide are an error naming the path`` () =
+    assertThrowsArg [ "Tree.flattenWithPath"; "'opaque'"; "distinct string forms" ] (fun () ->
+        Tree.flattenWithPath (Map [ Opaque 1, s64 1.0; Opaque 2, s64 2.0 ]))
+    // Plain flattening does not need the paths and still works.
+    Assert.Equal(2, (Tree.leaves (Map [ Opaque 1, s64 1.0; Opaque 2, s64 2.0 ])).Length)
+
+[<Fact>]
+let ``mapWithPath sees each leaf's path; KeyPath.contains selects by key`` () =
+    let m = model ()
+
+    let scaled =
+        Tree.mapWithPath (fun p t -> if KeyPath.contains "TauMem" p then t * 100.0 else t) m
+
+    Assert.Equal(300.0, scaled.Hidden["in"].TauMem.ToScalar())
+    Assert.Equal(4.0, scaled.Hidden["in"].TauSyn.ToScalar())
+    Assert.Equal(100.0, scaled.Hidden["out"].TauMem.ToScalar())
+    Assert.Equal(5.0, scaled.Stack[0].ToScalar())
+
+    let withNames =
+        Tree.mapWithPath (fun p t -> if KeyPath.toName p = "Pair/1/0" then -t else t) m
+
+    Assert.Equal(-8.0, (fst (snd withNames.Pair)).ToScalar())
+    Assert.True(KeyPath.contains "1" (KeyPath.ofKeys [ PathKey.Field "Stack"; PathKey.Index 1 ]))
+    Assert.False(KeyPath.contains "Stack/1" (KeyPath.ofKeys [ PathKey.Field "Stack"; PathKey.Index 1 ]))
+    Assert.Equal(KeyPath.ofKeys [ PathKey.Field "a"; PathKey.Key "b" ], KeyPath.ofKeys [ PathKey.Field "a"; PathKey.Key "b" ])

@@ -1,13 +1,68 @@
 /// Optimizers in optax's shape: a gradient transformation is a pure `init` (state from parameters)
-/// and `update` (updates and new state from gradients, state and parameters), composed with `chain`.
-/// They work on the flattened leaves of any parameter pytree.
+/// and `update` (updates and new state from gradients, state and parameters), composed with `chain`,
+/// and applied to a subset of the parameters with `masked` and `multiTransform`. They work on the
+/// flattened leaves of any parameter pytree, together with the leaves' key paths (which is how a
+/// mask or a label function reaches init and update).
 namespace SnnFunc
 
 open System
 
-/// Optimizer state: one array of tensors per transformation of a chain (a pytree: save it with the
-/// parameters).
-type OptState = Tensor[] list
+/// One tensor per parameter leaf (Adam's moments, momentum's velocity). In key paths each tensor is
+/// named by its parameter's path, so a checkpoint calls Adam's first moment of the parameter
+/// `hidden/TauMem` `opt/0/Mu/hidden/TauMem`.
+[<Sealed>]
+type PerLeaf(paths: KeyPath[], values: Tensor[]) =
+    do
+        if paths.Length <> values.Length then
+            invalidArg "values" $"PerLeaf: %d{values.Length} tensors for %d{paths.Length} parameter paths"
+
+    /// The key paths of the parameter leaves.
+    member _.Paths = paths
+
+    /// The tensors, one per parameter leaf.
+    member _.Values = values
+
+    /// The same parameter paths with other tensors.
+    member _.With(newValues: Tensor[]) = PerLeaf(paths, newValues)
+
+    /// Zeros like each parameter.
+    static member ZerosLike(paths: KeyPath[], parameters: Tensor[]) =
+        PerLeaf(paths, Array.map Tensor.ZerosLike parameters)
+
+    override _.ToString() = $"PerLeaf(%d{values.Length} tensors)"
+
+    interface IKeyedTree with
+        member _.Children = Array.map box values
+
+        member _.Rebuild children =
+            PerLeaf(paths, children |> Array.map unbox<Tensor>)
+
+        member _.ChildKeys = paths
+
+/// The state of a transformation that keeps none.
+type EmptyState = | EmptyState
+
+/// The state of `scaleBySchedule`: the step count.
+type ScheduleState = { Count: Tensor }
+
+/// The state of `scaleByAdam`: the first and second moment estimates and the step count.
+type AdamState =
+    {
+        Mu: PerLeaf
+        Nu: PerLeaf
+        Count: Tensor
+    }
+
+/// The state of `traceMomentum`: the velocity.
+type MomentumState = { Velocity: PerLeaf }
+
+/// Optimizer state: one value per transformation of a chain (`AdamState`, `ScheduleState`,
+/// `EmptyState` ...; `multiTransform`'s is a Map from label to its transformation's state), as a
+/// whole a pytree of tensors: save it with the parameters. Step counts are rank-0 Float64 tensors,
+/// never read back as numbers, so that updates stay traceable (under Ad.vmap each model of an
+/// ensemble has its own state). The tensors appear in the same order as in the positional
+/// `Tensor[] list` state of earlier versions, so that their checkpoints still load.
+type OptState = obj list
 
 /// A learning rate as a function of the step count (0-based). Both are rank-0 Float64 tensors, so
 /// that a schedule is traceable: under `Ad.vmap` (an ensemble of models, each with its own count)
@@ -19,17 +74,32 @@ type GradientTransformation =
     {
         /// Number of state parts (1 for a basic transformation, the sum of its children's for a chain).
         Parts: int
-        Init: Tensor[] -> OptState
-        Update: Tensor[] -> OptState -> Tensor[] -> Tensor[] * OptState
+        /// `Init paths parameters`: the state for parameter leaves with these key paths.
+        Init: KeyPath[] -> Tensor[] -> OptState
+        /// `Update paths gradients state parameters`: the updates and the new state.
+        Update: KeyPath[] -> Tensor[] -> OptState -> Tensor[] -> Tensor[] * OptState
     }
 
 [<RequireQualifiedAccess>]
 module Optim =
 
-    let private one (name: string) (state: OptState) =
+    /// The state of a basic transformation (one part, of type 'S).
+    let private one<'S> (name: string) (state: OptState) : 'S =
         match state with
-        | [ s ] -> s
+        | [ :? 'S as s ] -> s
+        | [ s ] ->
+            let actual = if isNull s then "null" else s.GetType().Name
+            invalidArg "state" $"Optim.%s{name}: state is a %s{actual}, expected a %s{typeof<'S>.Name}"
         | _ -> invalidArg "state" $"Optim.%s{name}: state has %d{state.Length} parts, expected 1"
+
+    /// A per-leaf state that matches the gradients in number.
+    let private matching (name: string) (what: string) (s: PerLeaf) (g: Tensor[]) =
+        if s.Values.Length <> g.Length then
+            invalidArg
+                "state"
+                $"Optim.%s{name}: the state holds %s{what} for %d{s.Values.Length} leaves but %d{g.Length} gradients were given"
+
+    let private noState: OptState = [ box EmptyState ]
 
     let private positive (name: string) (what: string) (v: float) =
         if not (v > 0.0) || Double.IsInfinity v then
@@ -83,20 +153,20 @@ module Optim =
     let scale (factor: float) : GradientTransformation =
         {
             Parts = 1
-            Init = fun _ -> [ [||] ]
-            Update = fun g state _ -> g |> Array.map (fun x -> x * factor), state
+            Init = fun _ _ -> noState
+            Update = fun _ g state _ -> g |> Array.map (fun x -> x * factor), state
         }
 
     /// Multiplies updates by -schedule(step).
     let scaleBySchedule (schedule: Schedule) : GradientTransformation =
         {
             Parts = 1
-            Init = fun _ -> [ [| zeroCount () |] ]
+            Init = fun _ _ -> [ box { Count = zeroCount () } ]
             Update =
-                fun g state _ ->
-                    let n = (one "scaleBySchedule" state).[0]
-                    let lr = schedule n
-                    g |> Array.map (scaleBy -lr), [ [| n + 1.0 |] ]
+                fun _ g state _ ->
+                    let s: ScheduleState = one "scaleBySchedule" state
+                    let lr = schedule s.Count
+                    g |> Array.map (scaleBy -lr), [ box { Count = s.Count + 1.0 } ]
         }
 
     /// Rescales all updates together so their global L2 norm is at most maxNorm.
@@ -105,9 +175,9 @@ module Optim =
 
         {
             Parts = 1
-            Init = fun _ -> [ [||] ]
+            Init = fun _ _ -> noState
             Update =
-                fun g state _ ->
+                fun _ g state _ ->
                     // The norm is summed in Float64, as before (when it was read back as a number).
                     let norm =
                         (g
@@ -129,22 +199,23 @@ module Optim =
         {
             Parts = 1
             Init =
-                fun ps ->
+                fun paths ps ->
                     [
-                        Array.concat
-                            [
-                                Array.map Tensor.ZerosLike ps
-                                Array.map Tensor.ZerosLike ps
-                                [| zeroCount () |]
-                            ]
+                        box
+                            {
+                                Mu = PerLeaf.ZerosLike(paths, ps)
+                                Nu = PerLeaf.ZerosLike(paths, ps)
+                                Count = zeroCount ()
+                            }
                     ]
             Update =
-                fun g state _ ->
-                    let s = one "adam" state
+                fun _ g state _ ->
+                    let s: AdamState = one "adam" state
+                    matching "adam" "moments" s.Mu g
                     let n = g.Length
-                    let t = s[2 * n] + 1.0
-                    let m = Array.init n (fun i -> s[i] * b1 + g[i] * (1.0 - b1))
-                    let v = Array.init n (fun i -> s[n + i] * b2 + g[i].Square() * (1.0 - b2))
+                    let t = s.Count + 1.0
+                    let m = Array.init n (fun i -> s.Mu.Values[i] * b1 + g[i] * (1.0 - b1))
+                    let v = Array.init n (fun i -> s.Nu.Values[i] * b2 + g[i].Square() * (1.0 - b2))
                     // Bias corrections, in Float64 like the count, then rounded to the moments' dtype.
                     let c1 = 1.0 - (float64 b1).Pow t
                     let c2 = 1.0 - (float64 b2).Pow t
@@ -153,7 +224,15 @@ module Optim =
                     let updates =
                         Array.init n (fun i -> (m[i] / like m[i] c1) / ((v[i] / like v[i] c2).Sqrt() + eps))
 
-                    updates, [ Array.concat [ m; v; [| t |] ] ]
+                    updates,
+                    [
+                        box
+                            {
+                                Mu = s.Mu.With m
+                                Nu = s.Nu.With v
+                                Count = t
+                            }
+                    ]
         }
 
     /// Momentum (heavy ball, or Nesterov): velocity = beta · velocity + g.
@@ -162,11 +241,21 @@ module Optim =
 
         {
             Parts = 1
-            Init = fun ps -> [ Array.map Tensor.ZerosLike ps ]
+            Init =
+                fun paths ps ->
+                    [
+                        box
+                            {
+                                Velocity = PerLeaf.ZerosLike(paths, ps)
+                            }
+                    ]
             Update =
-                fun g state _ ->
+                fun _ g state _ ->
+                    let s: MomentumState = one "momentum" state
+                    matching "momentum" "velocities" s.Velocity g
+
                     let v =
-                        Array.map2 (fun (vel: Tensor) (gi: Tensor) -> vel * beta + gi) (one "momentum" state) g
+                        Array.map2 (fun (vel: Tensor) (gi: Tensor) -> vel * beta + gi) s.Velocity.Values g
 
                     let updates =
                         if nesterov then
@@ -174,7 +263,7 @@ module Optim =
                         else
                             v
 
-                    updates, [ v ]
+                    updates, [ box { Velocity = s.Velocity.With v } ]
         }
 
     /// Adds weight decay · parameters to the updates (decoupled weight decay when placed before the
@@ -182,17 +271,17 @@ module Optim =
     let addDecayedWeights (decay: float) : GradientTransformation =
         {
             Parts = 1
-            Init = fun _ -> [ [||] ]
-            Update = fun g state ps -> Array.map2 (fun (gi: Tensor) (p: Tensor) -> gi + p * decay) g ps, state
+            Init = fun _ _ -> noState
+            Update = fun _ g state ps -> Array.map2 (fun (gi: Tensor) (p: Tensor) -> gi + p * decay) g ps, state
         }
 
     /// Applies transformations in order; the state is the concatenation of theirs.
     let chain (transforms: GradientTransformation list) : GradientTransformation =
         {
             Parts = transforms |> List.sumBy (fun t -> t.Parts)
-            Init = fun ps -> transforms |> List.collect (fun t -> t.Init ps)
+            Init = fun paths ps -> transforms |> List.collect (fun t -> t.Init paths ps)
             Update =
-                fun g state ps ->
+                fun paths g state ps ->
                     let parts = transforms |> List.map (fun t -> t.Parts)
 
                     if List.sum parts <> state.Length then
@@ -205,10 +294,106 @@ module Optim =
                         ||> List.fold (fun (u, acc) (t, k) ->
                             let mine = List.take k rest
                             rest <- List.skip k rest
-                            let u', s' = t.Update u mine ps
+                            let u', s' = t.Update paths u mine ps
                             u', acc @ s')
 
                     updates, states
+        }
+
+    // Per-leaf transformations ----------------------------------------------------------------------
+
+    /// Replaces updates by zeros (freezes the parameters they belong to, whatever the gradient, NaN
+    /// included). Freeze a subset with `masked` or `multiTransform`, e.g.
+    /// `chain [ masked frozen setToZero; masked (frozen >> not) (adam 1e-3) ]`.
+    let setToZero: GradientTransformation =
+        {
+            Parts = 1
+            Init = fun _ _ -> noState
+            Update = fun _ g state _ -> Array.map Tensor.ZerosLike g, state
+        }
+
+    /// The elements of xs at the given positions.
+    let private pick (positions: int[]) (xs: 'a[]) = positions |> Array.map (fun i -> xs[i])
+
+    /// xs with the elements at the given positions replaced by `values`, in order.
+    let private scatter (positions: int[]) (values: Tensor[]) (xs: Tensor[]) =
+        let out = Array.copy xs
+        positions |> Array.iteri (fun k i -> out[i] <- values[k])
+        out
+
+    /// Applies `inner` to the leaves whose key path `mask` selects (optax's masked): they get inner's
+    /// updates, the others keep their incoming updates unchanged. The state is inner's, over the
+    /// selected leaves only (an Adam inside keeps moments for them alone, named by their paths).
+    let masked (mask: KeyPath -> bool) (inner: GradientTransformation) : GradientTransformation =
+        let selected (paths: KeyPath[]) =
+            Array.init paths.Length id |> Array.filter (fun i -> mask paths[i])
+
+        {
+            Parts = inner.Parts
+            Init =
+                fun paths ps ->
+                    let s = selected paths
+                    inner.Init (pick s paths) (pick s ps)
+            Update =
+                fun paths g state ps ->
+                    let s = selected paths
+                    let u, state' = inner.Update (pick s paths) (pick s g) state (pick s ps)
+                    scatter s u g, state'
+        }
+
+    /// Gives each leaf the transformation of its label (optax's multi_transform): `labels path`
+    /// names one of `transforms`, e.g. a learning rate of its own for the time constants. A label
+    /// without a transformation is an ArgumentException naming the leaf and the label. The state is a
+    /// Map from label to that transformation's state over its leaves (every label of `transforms` has
+    /// one, if no leaf carries it over none).
+    let multiTransform (labels: KeyPath -> string) (transforms: Map<string, GradientTransformation>) : GradientTransformation =
+        /// The positions of the leaves of each label.
+        let groups (paths: KeyPath[]) =
+            let ls = paths |> Array.map labels
+
+            ls
+            |> Array.iteri (fun i l ->
+                if isNull l || not (transforms.ContainsKey l) then
+                    let known = transforms.Keys |> Seq.map (sprintf "'%s'") |> String.concat ", "
+
+                    invalidArg
+                        "labels"
+                        $"Optim.multiTransform: the leaf '%s{KeyPath.toName paths[i]}' has the label '%s{l}', which has no transformation (labels with one: %s{known})")
+
+            transforms
+            |> Map.map (fun label _ -> Array.init ls.Length id |> Array.filter (fun i -> ls[i] = label))
+
+        {
+            Parts = 1
+            Init =
+                fun paths ps ->
+                    let at = groups paths
+
+                    [
+                        box (
+                            transforms
+                            |> Map.map (fun label tx -> tx.Init (pick at[label] paths) (pick at[label] ps))
+                        )
+                    ]
+            Update =
+                fun paths g state ps ->
+                    let states: Map<string, OptState> = one "multiTransform" state
+                    let at = groups paths
+                    let mutable updates = g
+
+                    let states' =
+                        transforms
+                        |> Map.map (fun label tx ->
+                            let s = at[label]
+
+                            match states.TryFind label with
+                            | None -> invalidArg "state" $"Optim.multiTransform: the state has no entry for the label '%s{label}'"
+                            | Some inner ->
+                                let u, inner' = tx.Update (pick s paths) (pick s g) inner (pick s ps)
+                                updates <- scatter s u updates
+                                inner')
+
+                    updates, [ box states' ]
         }
 
     /// Stochastic gradient descent with a learning-rate schedule.
@@ -235,17 +420,19 @@ module Optim =
     // Pytree helpers ---------------------------------------------------------------------------------
 
     /// The initial state for a parameter pytree.
-    let init (tx: GradientTransformation) (parameters: 'P) : OptState = tx.Init(Tree.leaves parameters)
+    let init (tx: GradientTransformation) (parameters: 'P) : OptState =
+        let paths, ps, _ = Tree.flattenWithPathUnchecked parameters
+        tx.Init paths ps
 
     /// Updates (same structure as the parameters) and the new state.
     let update (tx: GradientTransformation) (grads: 'P) (state: OptState) (parameters: 'P) : 'P * OptState =
-        let g, def = Tree.flatten grads
+        let paths, g, def = Tree.flattenWithPathUnchecked grads
         let ps, pdef = Tree.flatten parameters
 
         if def <> pdef then
             invalidArg "grads" $"Optim.update: gradients have structure %O{def} but parameters %O{pdef}"
 
-        let u, s = tx.Update g state ps
+        let u, s = tx.Update paths g state ps
         Tree.unflatten def u, s
 
     /// Parameters plus updates, leaf by leaf.

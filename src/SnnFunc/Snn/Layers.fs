@@ -6,7 +6,10 @@ namespace SnnFunc
 open System
 open SnnFunc.RandomBits
 
-/// The parameters of a layer tree (a pytree: differentiate, map and save it as a whole).
+/// The parameters of a layer tree (a pytree: differentiate, map and save it as a whole). In key
+/// paths the case names are left out: a child's index, then a tensor's name, e.g. `0/W` for the
+/// weights of the first layer of a `serial` (`1/0/W` one level deeper), `W` for a single dense layer.
+[<NoCaseNamesInKeyPath>]
 type Params =
     /// A layer without parameters.
     | NoParams

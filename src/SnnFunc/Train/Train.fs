@@ -3,6 +3,7 @@
 namespace SnnFunc
 
 open System
+open System.Collections.Generic
 open System.IO
 open Spectre.Console
 
@@ -76,18 +77,35 @@ module Train =
                 Console.Out.Flush()
 
     // Checkpoints -----------------------------------------------------------------------------------
+    //
+    // A checkpoint is an .npz file whose arrays are named by key path (KeyPath.toName):
+    // "params/<path>" for each parameter leaf ("params" alone for a parameter tree that is one
+    // tensor), "opt/<path>" for each optimizer-state leaf ("opt/0/Mu/hidden/TauMem": part 0 of a
+    // chain, Adam's first moment of the parameter hidden/TauMem) and "epochs_done". In NumPy,
+    // `np.load(path).files` lists these names.
+    //
+    // Files written before key paths named their arrays by position ("param_0000", "opt_0000" in
+    // flattening order). They still load, positionally, into the structures they were saved from:
+    // the optimizer states keep their tensors in the same order as then. Saving again writes names.
 
-    /// Saves parameters, optimizer state and the number of completed epochs as one .npz file. The
-    /// file is replaced atomically: an interrupted save leaves the previous checkpoint intact.
+    /// The name of a leaf's array under prefix ("params", "opt").
+    let private entryName (prefix: string) (path: KeyPath) =
+        match KeyPath.toName path with
+        | "" -> prefix
+        | name -> prefix + "/" + name
+
+    /// Saves parameters, optimizer state and the number of completed epochs as one .npz file whose
+    /// arrays are named by key path (see above). The file is replaced atomically: an interrupted
+    /// save leaves the previous checkpoint intact.
     let saveCheckpoint (path: string) (parameters: 'P) (optState: OptState) (epochsDone: int) : unit =
-        let ps = Tree.leaves parameters
-        let os = Tree.leaves optState
+        let ps, _ = Tree.flattenWithPath parameters
+        let os, _ = Tree.flattenWithPath optState
 
         let entries =
             [
                 yield "epochs_done", Tensor.Scalar(float epochsDone, Float64)
-                for i in 0 .. ps.Length - 1 -> $"param_%04d{i}", ps[i]
-                for i in 0 .. os.Length - 1 -> $"opt_%04d{i}", os[i]
+                for p, x in ps -> entryName "params" p, x
+                for p, x in os -> entryName "opt" p, x
             ]
 
         match Path.GetDirectoryName(Path.GetFullPath path) with
@@ -99,30 +117,98 @@ module Train =
     let private invalidDataException (path: string) (message: string) : 'a =
         raise (InvalidDataException $"%s{message} (file %s{path})")
 
-    /// Loads a checkpoint into the structures of `parametersLike` and `optStateLike` (shapes must
-    /// match); returns the parameters, optimizer state and number of completed epochs.
+    /// The array `name` for a leaf like `like`: the same shape, converted to like's dtype.
+    let private restore (path: string) (name: string) (like: Tensor) (t: Tensor) (hint: unit -> string) =
+        if t.ShapeRef <> like.ShapeRef then
+            invalidDataException
+                path
+                $"checkpoint array '%s{name}' has shape %s{Shape.format t.ShapeRef}, expected %s{Shape.format like.ShapeRef}%s{hint ()}"
+
+        t.Convert like.DType
+
+    /// Loads a checkpoint into the structures of `parametersLike` and `optStateLike`; returns the
+    /// parameters, optimizer state and number of completed epochs. Arrays are found by key path:
+    /// a leaf without its array, an array of another shape, or an array that no leaf takes (a
+    /// renamed or removed field, another optimizer) is an InvalidDataException naming it. Files of
+    /// the earlier positional format load positionally (see above).
     let loadCheckpoint (path: string) (parametersLike: 'P) (optStateLike: OptState) : 'P * OptState * int =
         let arrays = Npz.load path
+        let ps, pdef = Tree.flattenWithPath parametersLike
+        let os, odef = Tree.flattenWithPath optStateLike
 
-        let take (prefix: string) (like: Tensor[]) =
+        let positional =
+            arrays.Keys
+            |> Seq.exists (fun k ->
+                k.StartsWith("param_", StringComparison.Ordinal)
+                || k.StartsWith("opt_", StringComparison.Ordinal))
+
+        let byPosition (prefix: string) (what: string) (like: (KeyPath * Tensor)[]) =
+            let advice =
+                "this file has the positional names of earlier versions, which load only into the structure they were saved from (load it there and save again to get names by key path)"
+
+            let inFile =
+                arrays.Keys
+                |> Seq.filter (fun k -> k.StartsWith(prefix + "_", StringComparison.Ordinal))
+                |> Seq.length
+
+            if inFile > like.Length then
+                invalidDataException
+                    path
+                    $"checkpoint has %d{inFile} arrays '%s{prefix}_*' but the %s{what} have %d{like.Length} leaves; %s{advice}"
+
             like
-            |> Array.mapi (fun i l ->
+            |> Array.mapi (fun i (p, l) ->
                 let name = $"%s{prefix}_%04d{i}"
 
-                match arrays.TryFind name with
-                | None -> invalidDataException path $"checkpoint has no array '%s{name}'"
-                | Some t when t.ShapeRef <> l.ShapeRef ->
-                    invalidDataException
-                        path
-                        $"checkpoint array '%s{name}' has shape %s{Shape.format t.ShapeRef}, expected %s{Shape.format l.ShapeRef}"
-                | Some t -> t.Convert l.DType)
+                let hint () =
+                    $" for the leaf '%s{KeyPath.toName p}' of the %s{what}; %s{advice}"
 
-        let ps, pdef = Tree.flatten parametersLike
-        let os, odef = Tree.flatten optStateLike
+                match arrays.TryFind name with
+                | None -> invalidDataException path $"checkpoint has no array '%s{name}'%s{hint ()}"
+                | Some t -> restore path name l t hint)
+
+        let byName (prefix: string) (what: string) (like: (KeyPath * Tensor)[]) =
+            let names = like |> Array.map (fun (p, _) -> entryName prefix p)
+            let taken = HashSet names
+
+            let unmatched =
+                arrays.Keys
+                |> Seq.filter (fun k ->
+                    (k = prefix || k.StartsWith(prefix + "/", StringComparison.Ordinal))
+                    && not (taken.Contains k))
+                |> List.ofSeq
+
+            let others () =
+                match unmatched with
+                | [] -> ""
+                | ks ->
+                    "; arrays of the file that no leaf takes: "
+                    + String.Join(", ", ks |> List.truncate 8)
+
+            let values =
+                Array.map2
+                    (fun name (_, l) ->
+                        match arrays.TryFind name with
+                        | None -> invalidDataException path $"checkpoint has no array '%s{name}' (a leaf of the %s{what})%s{others ()}"
+                        | Some t -> restore path name l t (fun () -> $" (a leaf of the %s{what})"))
+                    names
+                    like
+
+            match unmatched with
+            | [] -> values
+            | k :: _ ->
+                invalidDataException
+                    path
+                    $"checkpoint array '%s{k}' matches no leaf of the %s{what} it is loaded into (a renamed or removed field, another optimizer?)%s{others ()}"
+
+        let load = if positional then byPosition else byName
 
         let epochs =
             arrays.TryFind "epochs_done"
             |> Option.map (fun t -> int (t.ToScalar()))
             |> Option.defaultValue 0
 
-        Tree.unflatten pdef (take "param" ps), Tree.unflatten odef (take "opt" os), epochs
+        let parameters =
+            Tree.unflatten pdef (load (if positional then "param" else "params") "parameters" ps)
+
+        parameters, Tree.unflatten odef (load "opt" "optimizer state" os), epochs
