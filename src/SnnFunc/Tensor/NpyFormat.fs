@@ -632,8 +632,9 @@ let write (stream: Stream) (shape: int[]) (storage: Storage) : unit =
 
 /// Writes to `path` via a temporary file in the same folder that is then moved over the target,
 /// so a failure part-way never destroys an existing file. I/O errors name the target and its
-/// folder, not the temporary file (which the caller never asked for).
-let private atomicWrite (op: string) (path: string) (body: Stream -> unit) =
+/// folder, not the temporary file (which the caller never asked for). Internal, not private:
+/// NirFile saves NIR files the same way.
+let internal atomicWrite (op: string) (path: string) (body: Stream -> unit) =
     if String.IsNullOrWhiteSpace path then
         invalidArg "path" $"%s{op}: the file path is empty"
 
@@ -644,8 +645,9 @@ let private atomicWrite (op: string) (path: string) (body: Stream -> unit) =
 
     try
         do
+            // ReadWrite: PureHDF (NirFile) reads back what it has written while writing.
             use fs =
-                new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 <<< 16)
+                new FileStream(tmp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 <<< 16)
 
             body fs
             fs.Flush true
