@@ -1,0 +1,223 @@
+/// The analysis of a graph before it runs: validation with errors that name the node, the shape of
+/// every node's signal, and the strongly connected components in topological order.
+module internal SnnFunc.GraphCheck
+
+open System
+open SnnFunc.NameLists
+open System.Collections.Generic
+
+let fail (message: string) : 'a =
+    invalidArg "graph" $"Graph: %s{message}"
+
+/// What a run needs to know about a graph.
+type Analysis =
+    {
+        Graph: Graph
+        Nodes: Map<string, Node>
+        Preds: Map<string, string list>
+        Succs: Map<string, string list>
+        /// The per-sample shape of each node's output signal.
+        Shapes: Map<string, int[]>
+        /// The components, each a list of node names, in an order where every edge between two
+        /// components goes forward.
+        Components: string list list
+        /// Nodes on a cycle (a component of several nodes, or a node with an edge to itself).
+        Cyclic: Set<string>
+    }
+
+let private fmt = Shape.format
+
+/// Tarjan's strongly connected components (iterative: no recursion depth limit), in topological
+/// order of the condensation; nodes within a component in insertion order.
+let private components (names: string list) (succs: Map<string, string list>) =
+    let index = Dictionary<string, int>()
+    let low = Dictionary<string, int>()
+    let onStack = HashSet<string>()
+    let stack = Stack<string>()
+    let result = ResizeArray<string list>()
+    let mutable counter = 0
+    let position = names |> List.mapi (fun i n -> n, i) |> Map.ofList
+
+    for root in names do
+        if not (index.ContainsKey root) then
+            // Each frame: a node and the successors still to visit.
+            let work = Stack<string * string list>()
+            index[root] <- counter
+            low[root] <- counter
+            counter <- counter + 1
+            stack.Push root
+            onStack.Add root |> ignore
+            work.Push(root, succs[root])
+
+            while work.Count > 0 do
+                let v, rest = work.Pop()
+
+                match rest with
+                | w :: more ->
+                    work.Push(v, more)
+
+                    if not (index.ContainsKey w) then
+                        index[w] <- counter
+                        low[w] <- counter
+                        counter <- counter + 1
+                        stack.Push w
+                        onStack.Add w |> ignore
+                        work.Push(w, succs[w])
+                    elif onStack.Contains w then
+                        low[v] <- min low[v] index[w]
+                | [] ->
+                    if work.Count > 0 then
+                        let parent, _ = work.Peek()
+                        low[parent] <- min low[parent] low[v]
+
+                    if low[v] = index[v] then
+                        let comp = ResizeArray<string>()
+                        let mutable fin = false
+
+                        while not fin do
+                            let w = stack.Pop()
+                            onStack.Remove w |> ignore
+                            comp.Add w
+                            fin <- (w = v)
+
+                        result.Add(comp |> Seq.sortBy (fun n -> position[n]) |> List.ofSeq)
+
+    // Tarjan emits components in reverse topological order.
+    result |> Seq.rev |> List.ofSeq
+
+/// Validates a graph and computes what a run needs. Errors name the node or edge at fault.
+let analyse (g: Graph) : Analysis =
+    let names = g.Nodes |> List.map fst
+
+    for n in names do
+        if String.IsNullOrWhiteSpace n then
+            fail "a node has an empty name"
+
+    match names |> List.countBy id |> List.tryFind (fun (_, k) -> k > 1) with
+    | Some(n, _) -> fail $"the name '%s{n}' is used by more than one node"
+    | None -> ()
+
+    let nodes = Map.ofList g.Nodes
+
+    for a, b in g.Edges do
+        for n in [ a; b ] do
+            if not (nodes.ContainsKey n) then
+                fail $"the edge '%s{a}' -> '%s{b}' names no node '%s{n}' (nodes: %s{listed (names)})"
+
+    match g.Edges |> List.countBy id |> List.tryFind (fun (_, k) -> k > 1) with
+    | Some((a, b), _) -> fail $"the edge '%s{a}' -> '%s{b}' is given twice"
+    | None -> ()
+
+    let preds =
+        names
+        |> List.map (fun n -> n, g.Edges |> List.filter (fun (_, b) -> b = n) |> List.map fst)
+        |> Map.ofList
+
+    let succs =
+        names
+        |> List.map (fun n -> n, g.Edges |> List.filter (fun (a, _) -> a = n) |> List.map snd)
+        |> Map.ofList
+
+    // Shapes: sources and populations declare theirs; synapses deliver the shape of their targets.
+    let declared n =
+        match nodes[n] with
+        | Source shape -> Some shape
+        | Population(shape, _) -> Some shape
+        | Synapses _ -> None
+
+    let shapeOf n =
+        match declared n with
+        | Some s -> s
+        | None ->
+            let targets = succs[n]
+
+            if targets.IsEmpty then
+                fail $"the projection '%s{n}' leads nowhere: it has no outgoing edge"
+
+            let shapes =
+                targets
+                |> List.map (fun t ->
+                    match declared t with
+                    | Some s -> t, s
+                    | None -> fail $"the projection '%s{n}' feeds the projection '%s{t}'; projections must feed populations")
+
+            let _, first = shapes.Head
+
+            for t, s in shapes do
+                if s <> first then
+                    fail $"the projection '%s{n}' feeds '%s{fst shapes.Head}' of shape %s{fmt first} and '%s{t}' of shape %s{fmt s}"
+
+            first
+
+    let shapes = names |> List.map (fun n -> n, shapeOf n) |> Map.ofList
+
+    for n in names do
+        let ps = preds[n]
+
+        match nodes[n] with
+        | Source _ ->
+            if not ps.IsEmpty then
+                fail $"the source '%s{n}' has an incoming edge from '%s{ps.Head}'; sources only emit"
+        | Synapses proj ->
+            if ps.IsEmpty then
+                fail $"the projection '%s{n}' has no input: connect a source or population to it"
+
+            for p in ps do
+                match nodes[p] with
+                | Synapses _ ->
+                    fail $"the projection '%s{n}' takes the output of the projection '%s{p}'; projections take sources or populations"
+                | _ -> ()
+
+            let first = shapes[ps.Head]
+
+            for p in ps do
+                if shapes[p] <> first then
+                    fail $"the projection '%s{n}' sums '%s{ps.Head}' of shape %s{fmt first} and '%s{p}' of shape %s{fmt shapes[p]}"
+
+            let inputs = Shape.count first
+
+            match proj.Kind with
+            | Sparse mask when mask.Shape <> [| inputs; Shape.count shapes[n] |] ->
+                fail
+                    $"the mask of the projection '%s{n}' has shape %s{fmt mask.Shape}, but %s{fmt first} to %s{fmt shapes[n]} needs [%d{inputs}; %d{Shape.count shapes[n]}]"
+            | _ -> ()
+
+            match proj.Delay with
+            | PerInputSteps d when d.Length <> inputs ->
+                fail $"the projection '%s{n}' has %d{d.Length} per-input delays for %d{inputs} inputs"
+            | _ -> ()
+        | Population(shape, _) ->
+            for p in ps do
+                if shapes[p] <> shape then
+                    fail $"the population '%s{n}' of shape %s{fmt shape} receives '%s{p}' of shape %s{fmt shapes[p]}"
+
+    let comps = components names succs
+
+    let cyclic =
+        comps
+        |> List.filter (fun c -> c.Length > 1 || List.contains c.Head succs[c.Head])
+        |> List.concat
+        |> Set.ofList
+
+    for c in comps do
+        if c |> List.exists cyclic.Contains then
+            if
+                not (
+                    c
+                    |> List.exists (fun n ->
+                        match nodes[n] with
+                        | Population _ -> true
+                        | _ -> false)
+                )
+            then
+                fail $"the cycle through %s{chained (c)} has no population: recurrence needs a neuron to delay through"
+
+    {
+        Graph = g
+        Nodes = nodes
+        Preds = preds
+        Succs = succs
+        Shapes = shapes
+        Components = comps
+        Cyclic = cyclic
+    }

@@ -1,0 +1,763 @@
+/// How a graph runs time-stepped: components in topological order; a node outside any cycle runs
+/// over the whole time axis at once (one product for a projection, a fused kernel for a LIF or LI
+/// population); a cycle runs as one Ad.scan over time in which a population's output reaches the
+/// nodes it feeds within the cycle one step later (the one-step delay of recurrence, as on chips).
+module internal SnnFunc.GraphRun
+
+open System
+open SnnFunc.NameLists
+open System.Collections.Generic
+open SnnFunc.GraphCheck
+open SnnFunc.RandomBits
+
+// ---------------------------------------------------------------------------------------------
+// Neuron models: parameter maps <-> model parameters, states, steps and whole-sequence runs
+
+let private get (node: string) (m: Map<string, Tensor>) (name: string) =
+    match m.TryFind name with
+    | Some t -> t
+    | None -> fail $"the parameters of '%s{node}' have no '%s{name}' (they have %s{listed (m.Keys)})"
+
+let private lifParams node (m: Map<string, Tensor>) : Snn.Lif.Params =
+    let g = get node m
+
+    {
+        TauSyn = g "tauSyn"
+        TauMem = g "tauMem"
+        VLeak = g "vLeak"
+        VTh = g "vTh"
+        VReset = g "vReset"
+    }
+
+let private liParams node (m: Map<string, Tensor>) : Snn.Li.Params =
+    let g = get node m
+
+    {
+        TauSyn = g "tauSyn"
+        TauMem = g "tauMem"
+        VLeak = g "vLeak"
+    }
+
+let private alifParams node (m: Map<string, Tensor>) : Snn.Alif.Params =
+    {
+        Lif = lifParams node m
+        TauAdapt = get node m "tauAdapt"
+        Beta = get node m "beta"
+    }
+
+let private adexParams node (m: Map<string, Tensor>) : Snn.AdEx.Params =
+    let g = get node m
+
+    {
+        TauSyn = g "tauSyn"
+        TauMem = g "tauMem"
+        TauAdapt = g "tauAdapt"
+        VLeak = g "vLeak"
+        VT = g "vT"
+        DeltaT = g "deltaT"
+        VTh = g "vTh"
+        VReset = g "vReset"
+        A = g "a"
+        B = g "b"
+        TRef = g "tRef"
+    }
+
+let private ifParams node (m: Map<string, Tensor>) : Snn.IF.Params =
+    {
+        VTh = get node m "vTh"
+        VReset = get node m "vReset"
+    }
+
+/// The spec's value of each parameter of a model, by parameter name.
+let private specValues (model: NeuronModel) : (string * float) list =
+    match model with
+    | LifModel s ->
+        [
+            "tauSyn", s.TauSyn
+            "tauMem", s.TauMem
+            "vLeak", s.VLeak
+            "vTh", s.VTh
+            "vReset", s.VReset
+        ]
+    | LiModel s -> [ "tauSyn", s.TauSyn; "tauMem", s.TauMem; "vLeak", s.VLeak ]
+    | AlifModel s ->
+        let l = s.Lif
+
+        [
+            "tauSyn", l.TauSyn
+            "tauMem", l.TauMem
+            "vLeak", l.VLeak
+            "vTh", l.VTh
+            "vReset", l.VReset
+            "tauAdapt", s.TauAdapt
+            "beta", s.Beta
+        ]
+    | AdExModel s ->
+        [
+            "tauSyn", s.TauSyn
+            "tauMem", s.TauMem
+            "tauAdapt", s.TauAdapt
+            "vLeak", s.VLeak
+            "vT", s.VT
+            "deltaT", s.DeltaT
+            "vTh", s.VTh
+            "vReset", s.VReset
+            "a", s.A
+            "b", s.B
+            "tRef", s.TRef
+        ]
+    | IfModel s -> [ "vTh", s.VTh; "vReset", s.VReset ]
+
+/// A population's initial parameters: per-neuron draws where the neuron asks for them, the
+/// spec's value (rank 0) elsewhere; validated, naming the node and the neuron.
+let initPopulation (key: Key) (dtype: DType) (name: string) (shape: int[]) (neuron: Neuron) : Map<string, Tensor> =
+    let values = specValues neuron.Model
+    let keys = Random.splitN key values.Length
+
+    let m =
+        values
+        |> List.mapi (fun k (pname, v) ->
+            pname,
+            match neuron.Inits.TryFind pname with
+            | Some init -> init.Draw keys[k] shape 1 dtype
+            | None -> Tensor.Scalar(v, dtype))
+        |> Map.ofList
+
+    let check (f: unit -> unit) =
+        try
+            f ()
+        with :? ArgumentException as e ->
+            fail $"population '%s{name}': %s{e.Message}"
+
+    check (fun () ->
+        match neuron.Model with
+        | LifModel s -> Snn.Lif.validateParams (Snn.Lif.config s) (lifParams name m) |> ignore
+        | LiModel s -> Snn.Li.validateParams (Snn.Li.config s) (liParams name m) |> ignore
+        | AlifModel s -> Snn.Alif.validateParams (Snn.Alif.config s) (alifParams name m) |> ignore
+        | AdExModel s -> Snn.AdEx.validateParams (Snn.AdEx.config s) (adexParams name m) |> ignore
+        | IfModel s -> Snn.IF.validateParams (Snn.IF.config s) (ifParams name m) |> ignore)
+
+    m
+
+/// The state variables of a model, by name, with their zero values for `lane` (batch @ shape).
+let stateNames (model: NeuronModel) =
+    match model with
+    | LifModel _ -> [ "v"; "i"; "refractory" ]
+    | LiModel _ -> [ "v"; "i" ]
+    | AlifModel _ -> [ "v"; "i"; "a"; "refractory" ]
+    | AdExModel _ -> [ "v"; "i"; "w"; "refractory" ]
+    | IfModel _ -> [ "v"; "refractory" ]
+
+/// What one step or a whole run of a population yields: output, spikes (or null), membrane,
+/// current (or null) and the new state.
+type PopulationOut =
+    {
+        Output: Tensor
+        Spikes: Tensor
+        Membrane: Tensor
+        Current: Tensor
+        State: Map<string, Tensor>
+    }
+
+/// One step of a population from its state map (used inside cycles).
+let stepPopulation (model: NeuronModel) (name: string) (p: Map<string, Tensor>) (s: Map<string, Tensor>) (input: Tensor) =
+    let st = get name s
+
+    match model with
+    | LifModel spec ->
+        let s', (z, v, i) =
+            Snn.Lif.stepFull
+                (Snn.Lif.config spec)
+                (lifParams name p)
+                {
+                    V = st "v"
+                    I = st "i"
+                    Refractory = st "refractory"
+                }
+                input
+
+        {
+            Output = z
+            Spikes = z
+            Membrane = v
+            Current = i
+            State = Map [ "v", s'.V; "i", s'.I; "refractory", s'.Refractory ]
+        }
+    | LiModel spec ->
+        let s', (v, i) =
+            Snn.Li.stepFull (Snn.Li.config spec) (liParams name p) { V = st "v"; I = st "i" } input
+
+        {
+            Output = v
+            Spikes = null
+            Membrane = v
+            Current = i
+            State = Map [ "v", s'.V; "i", s'.I ]
+        }
+    | AlifModel spec ->
+        let state: Snn.Alif.State =
+            {
+                V = st "v"
+                I = st "i"
+                A = st "a"
+                Refractory = st "refractory"
+            }
+
+        let s', z = Snn.Alif.step (Snn.Alif.config spec) (alifParams name p) state input
+
+        {
+            Output = z
+            Spikes = z
+            Membrane = s'.V
+            Current = s'.I
+            State = Map [ "v", s'.V; "i", s'.I; "a", s'.A; "refractory", s'.Refractory ]
+        }
+    | AdExModel spec ->
+        let state: Snn.AdEx.State =
+            {
+                V = st "v"
+                I = st "i"
+                W = st "w"
+                Refractory = st "refractory"
+            }
+
+        let s', z = Snn.AdEx.step (Snn.AdEx.config spec) (adexParams name p) state input
+
+        {
+            Output = z
+            Spikes = z
+            Membrane = s'.V
+            Current = s'.I
+            State = Map [ "v", s'.V; "i", s'.I; "w", s'.W; "refractory", s'.Refractory ]
+        }
+    | IfModel spec ->
+        let s', z =
+            Snn.IF.step
+                (Snn.IF.config spec)
+                (ifParams name p)
+                {
+                    V = st "v"
+                    Refractory = st "refractory"
+                }
+                input
+
+        {
+            Output = z
+            Spikes = z
+            Membrane = s'.V
+            Current = null
+            State = Map [ "v", s'.V; "refractory", s'.Refractory ]
+        }
+
+/// A population over the whole time axis: fused kernels for LIF and LI, a scan of the step for the
+/// other models.
+let runPopulation (model: NeuronModel) (name: string) (p: Map<string, Tensor>) (s: Map<string, Tensor>) (currents: Tensor) =
+    let st = get name s
+
+    match model with
+    | LifModel spec ->
+        let r =
+            Fused.lifRun
+                (Snn.Lif.config spec)
+                (lifParams name p)
+                {
+                    V = st "v"
+                    I = st "i"
+                    Refractory = st "refractory"
+                }
+                currents
+
+        {
+            Output = r.Spikes
+            Spikes = r.Spikes
+            Membrane = r.Membrane
+            Current = r.Current
+            State = Map [ "v", r.Final.V; "i", r.Final.I; "refractory", r.Final.Refractory ]
+        }
+    | LiModel spec ->
+        let r =
+            Fused.liRun (Snn.Li.config spec) (liParams name p) { V = st "v"; I = st "i" } currents
+
+        {
+            Output = r.Membrane
+            Spikes = null
+            Membrane = r.Membrane
+            Current = r.Current
+            State = Map [ "v", r.Final.V; "i", r.Final.I ]
+        }
+    | _ ->
+        // IF has no synaptic current; scan outputs cannot be null, so it carries the membrane twice.
+        let hasCurrent =
+            match model with
+            | IfModel _ -> false
+            | _ -> true
+
+        let step (state: Map<string, Tensor>) (x: Tensor) =
+            let o = stepPopulation model name p state x
+            o.State, (o.Output, o.Membrane, (if hasCurrent then o.Current else o.Membrane))
+
+        let final, (out, v, i) = Ad.scan step s currents
+
+        {
+            Output = out
+            Spikes = out
+            Membrane = v
+            Current = (if hasCurrent then i else null)
+            State = final
+        }
+
+// ---------------------------------------------------------------------------------------------
+// Projections
+
+/// The effective weights: the sign constraint and the fixed mask applied.
+let private weights (proj: Projection) (w: Tensor) =
+    let w =
+        match proj.Sign with
+        | Mixed -> w
+        | Excitatory -> w.Abs()
+        | Inhibitory -> -(w.Abs())
+
+    match proj.Kind with
+    | Dense -> w
+    | Sparse mask -> w * mask.Convert w.DType
+
+/// The postsynaptic currents of a (delayed) input x [..., in shape]: [..., out shape].
+let private apply (proj: Projection) (p: Map<string, Tensor>) (name: string) (inShape: int[]) (outShape: int[]) (x: Tensor) =
+    let lead = x.Shape[.. x.Rank - inShape.Length - 1]
+    let flat = x.Reshape(Array.append lead [| Shape.count inShape |])
+    let y = Fused.spikeMatmul flat (weights proj (get name p "weight"))
+
+    let y =
+        match p.TryFind "bias" with
+        | Some b -> y + b
+        | None -> y
+
+    y.Reshape(Array.append lead outShape)
+
+/// History rows a delay needs (whole steps of input kept from one run to the next).
+let historyLength (delay: Delay) =
+    match delay with
+    | NoDelay -> 0
+    | Steps d -> d
+    | PerInputSteps ds -> if ds.Length = 0 then 0 else Array.max ds
+    | Learnable(_, maxSteps, _) -> maxSteps + 1
+
+/// The input delayed over the whole time axis, and the last `historyLength` input steps for a
+/// later run. `history` [H; ...] holds the steps before this run's first (zeros at the start).
+let private delayedWhole (delay: Delay) (p: Map<string, Tensor>) (name: string) (inShape: int[]) (history: Tensor) (x: Tensor) =
+    let h = historyLength delay
+
+    if h = 0 then
+        x, null
+    else
+        let steps = x.Shape[0]
+        let full = Tensor.Concat([| history; x |], 0) // row r is step r - h
+        let newHistory = full.Narrow(0, steps, h)
+        let lanes = x.Rank - 1 - inShape.Length
+        // Rows of `full` read at step t for a delay of d steps: t + h - d.
+        let rowsFor (d: Tensor) =
+            // d: rank 0 or [in]; the result indexes axis 0 of full, broadcast along the rest.
+            let t =
+                Tensor.Arange(steps, DType.Int32).Reshape(Array.append [| steps |] (Array.create (x.Rank - 1) 1))
+
+            let d =
+                if d.Rank = 0 then
+                    d
+                else
+                    d.Reshape(Array.append (Array.create (1 + lanes) 1) inShape)
+
+            t + float h - d
+
+        let take (rows: Tensor) =
+            let idx = rows.BroadcastTo(Array.append [| steps |] x.Shape[1..])
+            full.TakeAlongAxis(idx, 0)
+
+        match delay with
+        | NoDelay -> x, null
+        | Steps d -> full.Narrow(0, h - d, steps), newHistory
+        | PerInputSteps ds -> take (rowsFor (Tensor.FromArray(ds, ds.Length))), newHistory
+        | Learnable(_, maxSteps, _) ->
+            let delta =
+                (get name p "delay").Maximum(Tensor.Scalar(0.0, x.DType)).Minimum(Tensor.Scalar(float maxSteps, x.DType))
+
+            let whole = Ad.stopGradient (delta.Floor())
+            let frac = delta - whole
+            let wholeSteps = whole.Convert DType.Int32
+            let rows = rowsFor wholeSteps
+            let at (r: Tensor) = take r
+
+            let frac =
+                if frac.Rank = 0 then
+                    frac
+                else
+                    frac.Reshape(Array.append (Array.create (1 + lanes) 1) inShape)
+            // Between whole steps: x(t - d) = (1 - f) x(t - ⌊d⌋) + f x(t - ⌊d⌋ - 1).
+            at rows * (1.0 - frac) + at (rows - 1.0) * frac, newHistory
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+let private sumOf (parts: Tensor list) =
+    match parts with
+    | [] -> null
+    | first :: rest -> List.fold (+) first rest
+
+/// Runs an analysed graph. `inputs` by source name, each [T; batch...; shape].
+let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) : RunResult =
+    let steps = config.Steps
+
+    for KeyValue(n, _) in inputs do
+        match a.Nodes.TryFind n with
+        | Some(Source _) -> ()
+        | Some _ -> fail $"an input is given for '%s{n}', which is not a source"
+        | None -> fail $"an input is given for '%s{n}', which names no node"
+
+    let sources =
+        a.Graph.Nodes
+        |> List.choose (fun (n, node) ->
+            match node with
+            | Source shape -> Some(n, shape)
+            | _ -> None)
+
+    // The batch axes and dtype come from the inputs.
+    let mutable batch: int[] = null
+    let mutable dtype = Float32
+
+    for n, shape in sources do
+        match inputs.TryFind n with
+        | None -> fail $"no input is given for the source '%s{n}'"
+        | Some x ->
+            if isNull x then
+                fail $"the input of '%s{n}' is null"
+
+            let r = x.Rank
+
+            if
+                r < 1 + shape.Length
+                || x.ShapeRef[0] <> steps
+                || x.ShapeRef[r - shape.Length ..] <> shape
+            then
+                fail
+                    $"the input of '%s{n}' has shape %s{Shape.format x.ShapeRef}, but [%d{steps} steps; batch...; %s{semicolons (shape)}] is needed"
+
+            let b = x.ShapeRef[1 .. r - shape.Length - 1]
+
+            if isNull batch then
+                batch <- b
+                dtype <- x.DType
+            elif b <> batch then
+                fail $"the inputs have different batch axes: %s{Shape.format batch} and %s{Shape.format b} (of '%s{n}')"
+
+    if isNull batch then
+        batch <- [||]
+
+    let nodeParams (n: string) =
+        match p.TryFind n with
+        | Some m -> m
+        | None -> fail $"the parameters have no entry for the node '%s{n}' (initialise them with Graph.init)"
+
+    let initial (n: string) (name: string) (shape: int[]) =
+        match
+            config.Initial
+            |> Option.bind (fun s -> s.TryFind n)
+            |> Option.bind (fun m -> m.TryFind name)
+        with
+        | Some t ->
+            if t.ShapeRef <> shape then
+                fail $"the initial state '%s{name}' of '%s{n}' has shape %s{Shape.format t.ShapeRef}, but %s{Shape.format shape} is needed"
+
+            t
+        | None -> Tensor.Full(shape, 0.0, dtype)
+
+    let lane (n: string) = Array.append batch a.Shapes[n]
+    let signals = Dictionary<string, Tensor>()
+    let observed = Dictionary<string, Observed>()
+    let final = Dictionary<string, Map<string, Tensor>>()
+
+    let recordAll =
+        match config.Record with
+        | Some names ->
+            for n in names do
+                if not (a.Nodes.ContainsKey n) then
+                    fail $"RunConfig.Record names '%s{n}', which is no node"
+
+            Set.ofList names
+        | None ->
+            a.Graph.Nodes
+            |> List.choose (fun (n, node) ->
+                match node with
+                | Population _ -> Some n
+                | _ -> None)
+            |> Set.ofList
+
+    let zerosT (n: string) =
+        Tensor.Full(Array.append [| steps |] (lane n), 0.0, dtype)
+
+    let inShapeOf (n: string) = a.Shapes[a.Preds[n].Head]
+
+    for comp in a.Components do
+        if not (comp |> List.exists a.Cyclic.Contains) then
+            // A node outside any cycle: its whole time axis at once.
+            let n = comp.Head
+
+            let incoming () =
+                sumOf [ for q in a.Preds[n] -> signals[q] ]
+
+            match a.Nodes[n] with
+            | Source _ ->
+                signals[n] <- inputs[n]
+
+                if recordAll.Contains n then
+                    observed[n] <-
+                        {
+                            Output = inputs[n]
+                            Spikes = null
+                            Membrane = null
+                            Current = null
+                        }
+            | Synapses proj ->
+                let inShape = inShapeOf n
+                let h = historyLength proj.Delay
+
+                let history =
+                    if h = 0 then
+                        null
+                    else
+                        initial n "history" (Array.concat [ [| h |]; batch; inShape ])
+
+                let x, newHistory =
+                    delayedWhole proj.Delay (nodeParams n) n inShape history (incoming ())
+
+                let y = apply proj (nodeParams n) n inShape a.Shapes[n] x
+                signals[n] <- y
+
+                if not (isNull newHistory) then
+                    final[n] <- Map [ "history", newHistory ]
+
+                if recordAll.Contains n then
+                    observed[n] <-
+                        {
+                            Output = y
+                            Spikes = null
+                            Membrane = null
+                            Current = y
+                        }
+            | Population(_, neuron) ->
+                let c =
+                    match incoming () with
+                    | null -> zerosT n
+                    | c -> c
+
+                let state =
+                    stateNames neuron.Model
+                    |> List.map (fun v -> v, initial n v (lane n))
+                    |> Map.ofList
+
+                let o = runPopulation neuron.Model n (nodeParams n) state c
+                signals[n] <- o.Output
+                final[n] <- o.State
+
+                if recordAll.Contains n then
+                    observed[n] <-
+                        {
+                            Output = o.Output
+                            Spikes = o.Spikes
+                            Membrane = o.Membrane
+                            Current = o.Current
+                        }
+        else
+            // A cycle: one scan over time. Edges that leave a population inside the cycle carry the
+            // previous step's output; the others are evaluated in order within the step.
+            let members = Set.ofList comp
+
+            let isPopulation n =
+                match a.Nodes[n] with
+                | Population _ -> true
+                | _ -> false
+
+            let delayedEdge (src: string) =
+                members.Contains src && isPopulation src
+
+            // Order within a step: a topological order of the members over the undelayed edges.
+            let order =
+                let visited = HashSet<string>()
+                let result = ResizeArray<string>()
+
+                let rec visit n =
+                    if visited.Add n then
+                        for q in a.Preds[n] do
+                            if members.Contains q && not (delayedEdge q) then
+                                visit q
+
+                        result.Add n
+
+                for n in comp do
+                    visit n
+
+                List.ofSeq result
+
+            for n in comp do
+                match a.Nodes[n] with
+                | Synapses proj ->
+                    match proj.Delay with
+                    | PerInputSteps _
+                    | Learnable _ ->
+                        fail
+                            $"the projection '%s{n}' lies on a cycle: only whole-step delays for all synapses (Projection.delayed) are supported there"
+                    | _ -> ()
+                | _ -> ()
+
+            // External input of each member over the whole time axis (sum of its edges from outside).
+            let external =
+                comp
+                |> List.choose (fun n ->
+                    match
+                        sumOf
+                            [
+                                for q in a.Preds[n] do
+                                    if not (members.Contains q) then
+                                        signals[q]
+                            ]
+                    with
+                    | null -> None
+                    | x -> Some(n, x))
+                |> Map.ofList
+
+            // The carry: each population's state and previous output; each delayed projection's history.
+            let carry0: GraphState =
+                comp
+                |> List.choose (fun n ->
+                    match a.Nodes[n] with
+                    | Population(_, neuron) ->
+                        let vars = stateNames neuron.Model |> List.map (fun v -> v, initial n v (lane n))
+                        Some(n, Map(("prev", initial n "prev" (lane n)) :: vars))
+                    | Synapses proj when historyLength proj.Delay > 0 ->
+                        let h = historyLength proj.Delay
+
+                        Some(
+                            n,
+                            Map
+                                [
+                                    "history", initial n "history" (Array.concat [ [| h |]; batch; inShapeOf n ])
+                                ]
+                        )
+                    | _ -> None)
+                |> Map.ofList
+
+            let recorded = comp |> List.filter recordAll.Contains
+
+            let step (carry: GraphState) (xt: Map<string, Tensor>) =
+                let outs = Dictionary<string, Tensor>()
+                let mutable next = carry
+                let ys = ResizeArray<Map<string, Tensor>>()
+
+                let inputOf (n: string) =
+                    sumOf
+                        [
+                            match xt.TryFind n with
+                            | Some x -> x
+                            | None -> ()
+                            for q in a.Preds[n] do
+                                if members.Contains q then
+                                    if delayedEdge q then carry[q]["prev"] else outs[q]
+                        ]
+
+                let observations = Dictionary<string, Observed>()
+
+                for n in order do
+                    match a.Nodes[n] with
+                    | Synapses proj ->
+                        let x = inputOf n
+                        let inShape = inShapeOf n
+
+                        let x =
+                            match proj.Delay with
+                            | Steps d when d > 0 ->
+                                let h = carry[n]["history"]
+                                next <- next.Add(n, Map [ "history", Tensor.Concat([| h.Narrow(0, 1, d - 1); x.Unsqueeze 0 |], 0) ])
+                                h.Narrow(0, 0, 1).Squeeze 0
+                            | _ -> x
+
+                        let y = apply proj (nodeParams n) n inShape a.Shapes[n] x
+                        outs[n] <- y
+
+                        observations[n] <-
+                            {
+                                Output = y
+                                Spikes = null
+                                Membrane = null
+                                Current = y
+                            }
+                    | Population(_, neuron) ->
+                        let c =
+                            match inputOf n with
+                            | null -> Tensor.Full(lane n, 0.0, dtype)
+                            | c -> c
+
+                        let o = stepPopulation neuron.Model n (nodeParams n) (carry[n].Remove "prev") c
+                        outs[n] <- o.Output
+                        next <- next.Add(n, o.State.Add("prev", o.Output))
+
+                        observations[n] <-
+                            {
+                                Output = o.Output
+                                Spikes = o.Spikes
+                                Membrane = o.Membrane
+                                Current = o.Current
+                            }
+                    | Source _ -> fail $"internal error: the source '%s{n}' lies on a cycle"
+
+                for n in comp do
+                    ys.Add(
+                        Map
+                            [
+                                "output", outs[n]
+                                if recorded |> List.contains n then
+                                    let o = observations[n]
+
+                                    if not (isNull o.Spikes) then
+                                        "spikes", o.Spikes
+
+                                    if not (isNull o.Membrane) then
+                                        "membrane", o.Membrane
+
+                                    if not (isNull o.Current) then
+                                        "current", o.Current
+                            ]
+                    )
+
+                next, List.ofSeq ys
+
+            let options =
+                { ScanOptions.Default with
+                    Length = Some steps
+                }
+
+            let last, outputs = Ad.scanWith options step carry0 external
+
+            comp
+            |> List.iteri (fun k n ->
+                let o = outputs[k]
+                signals[n] <- o["output"]
+
+                if recordAll.Contains n then
+                    let find name =
+                        match o.TryFind name with
+                        | Some t -> t
+                        | None -> null
+
+                    observed[n] <-
+                        {
+                            Output = o["output"]
+                            Spikes = find "spikes"
+                            Membrane = find "membrane"
+                            Current = find "current"
+                        })
+
+            for KeyValue(n, s) in last do
+                final[n] <- s
+
+    {
+        Observed = observed |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
+        Final = final |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
+    }

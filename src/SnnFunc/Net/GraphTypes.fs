@@ -1,0 +1,348 @@
+/// Networks as data: the node, projection, neuron and initialiser types of a graph of named sources,
+/// populations and projections, with the builders of each (modules Init, Neuron, Projection).
+namespace SnnFunc
+
+open System
+open SnnFunc.RandomBits
+
+/// Names joined for messages.
+module internal NameLists =
+    let listed (xs: string seq) = String.Join(", ", xs)
+    let chained (xs: string seq) = String.Join(" -> ", xs)
+    let semicolons (xs: 'a seq) = String.Join("; ", xs)
+
+open NameLists
+
+/// A parameter initialiser: draws a tensor of the given shape and dtype from a key; `fanIn` is the
+/// number of inputs per output unit of the weight it initialises (1 for neuron parameters).
+type Init =
+    {
+        Name: string
+        Draw: Key -> int[] -> int -> DType -> Tensor
+    }
+
+/// Initialisers.
+[<RequireQualifiedAccess>]
+module Init =
+    /// N(0, 1) · scale / sqrt(fan-in).
+    let normalWith (scale: float) : Init =
+        if Double.IsNaN scale || Double.IsInfinity scale then
+            invalidArg "scale" $"Init.normalWith: scale must be finite, got %g{scale}"
+
+        {
+            Name = $"normal(%g{scale})"
+            Draw = fun key shape fanIn dtype -> Random.normalAs dtype key shape * (scale / sqrt (float (max 1 fanIn)))
+        }
+
+    /// N(0, 1) / sqrt(fan-in).
+    let normal: Init = normalWith 1.0
+
+    /// Uniform on [lo, hi), e.g. per-neuron time constants drawn at init.
+    let uniform (lo: float) (hi: float) : Init =
+        if not (lo < hi) || Double.IsInfinity lo || Double.IsInfinity hi then
+            invalidArg "lo" $"Init.uniform: needs finite lo < hi, got %g{lo} and %g{hi}"
+
+        {
+            Name = $"uniform(%g{lo}, %g{hi})"
+            Draw = fun key shape _ dtype -> Random.uniformRangeAs dtype key lo hi shape
+        }
+
+    /// Every element `value`.
+    let constant (value: float) : Init =
+        if Double.IsNaN value || Double.IsInfinity value then
+            invalidArg "value" $"Init.constant: value must be finite, got %g{value}"
+
+        {
+            Name = $"constant(%g{value})"
+            Draw = fun _ shape _ dtype -> Tensor.Full(shape, value, dtype)
+        }
+
+    let zeros: Init = constant 0.0
+
+    /// A given tensor (converted to the graph's dtype), e.g. weights trained elsewhere.
+    let ofTensor (t: Tensor) : Init =
+        if isNull t then
+            invalidArg "t" "Init.ofTensor: the tensor is null"
+
+        {
+            Name = $"tensor%s{Shape.format t.Shape}"
+            Draw =
+                fun _ shape _ dtype ->
+                    if t.Shape <> shape then
+                        invalidArg "t" $"Init.ofTensor: the tensor has shape %s{Shape.format t.Shape} but %s{Shape.format shape} is needed"
+
+                    t.Convert dtype
+        }
+
+/// The neuron model of a population (host-number specs; per-neuron draws through Neuron.withInit).
+type NeuronModel =
+    | LifModel of Snn.Lif.Spec
+    | LiModel of Snn.Li.Spec
+    | AlifModel of Snn.Alif.Spec
+    | AdExModel of Snn.AdEx.Spec
+    | IfModel of Snn.IF.Spec
+
+/// A population's neuron: the model, and initialisers for parameters that differ per neuron (by
+/// parameter name; the others start homogeneous at the spec's value, as rank-0 tensors).
+type Neuron =
+    {
+        Model: NeuronModel
+        Inits: Map<string, Init>
+    }
+
+/// Neuron models for populations.
+[<RequireQualifiedAccess>]
+module Neuron =
+    let lif (spec: Snn.Lif.Spec) =
+        {
+            Model = LifModel(Snn.Lif.validate spec)
+            Inits = Map.empty
+        }
+
+    let li (spec: Snn.Li.Spec) =
+        {
+            Model = LiModel(Snn.Li.validate spec)
+            Inits = Map.empty
+        }
+
+    let alif (spec: Snn.Alif.Spec) =
+        {
+            Model = AlifModel(Snn.Alif.validate spec)
+            Inits = Map.empty
+        }
+
+    let adex (spec: Snn.AdEx.Spec) =
+        {
+            Model = AdExModel(Snn.AdEx.validate spec)
+            Inits = Map.empty
+        }
+
+    let integrateAndFire (spec: Snn.IF.Spec) =
+        {
+            Model = IfModel(Snn.IF.validate spec)
+            Inits = Map.empty
+        }
+
+    /// The names of a model's parameters (the keys of its entry in the graph's parameters).
+    let parameterNames (model: NeuronModel) =
+        match model with
+        | LifModel _ -> [ "tauSyn"; "tauMem"; "vLeak"; "vTh"; "vReset" ]
+        | LiModel _ -> [ "tauSyn"; "tauMem"; "vLeak" ]
+        | AlifModel _ -> [ "tauSyn"; "tauMem"; "vLeak"; "vTh"; "vReset"; "tauAdapt"; "beta" ]
+        | AdExModel _ ->
+            [
+                "tauSyn"
+                "tauMem"
+                "tauAdapt"
+                "vLeak"
+                "vT"
+                "deltaT"
+                "vTh"
+                "vReset"
+                "a"
+                "b"
+                "tRef"
+            ]
+        | IfModel _ -> [ "vTh"; "vReset" ]
+
+    /// Draws parameter `name` per neuron at init (e.g. `Init.uniform 5e-3 20e-3` for "tauMem"):
+    /// heterogeneous populations, and the hook through which an emulator adds fixed-pattern noise.
+    let withInit (name: string) (init: Init) (neuron: Neuron) =
+        let names = parameterNames neuron.Model
+
+        if not (List.contains name names) then
+            invalidArg "name" $"Neuron.withInit: the model has no parameter '%s{name}'; it has %s{listed (names)}"
+
+        { neuron with
+            Inits = Map.add name init neuron.Inits
+        }
+
+    /// Whether the model emits spikes (LI does not: its output is the membrane).
+    let isSpiking (model: NeuronModel) =
+        match model with
+        | LiModel _ -> false
+        | _ -> true
+
+/// Sign constraint of a projection's weights.
+type Sign =
+    /// Weights as they are.
+    | Mixed
+    /// |w|: excitatory synapses.
+    | Excitatory
+    /// -|w|: inhibitory synapses.
+    | Inhibitory
+
+/// A synaptic delay of a projection, in time steps.
+type Delay =
+    | NoDelay
+    /// The same whole number of steps for every synapse.
+    | Steps of int
+    /// A whole number of steps per presynaptic neuron (axonal delays), as [in] integers.
+    | PerInputSteps of int[]
+    /// A learnable delay (parameter "delay", in steps, initialised to `initial` and kept within
+    /// [0, maxSteps]), per projection (rank 0) or per presynaptic neuron (`perInput`): the input is
+    /// read between whole steps by linear interpolation, so the delay has a gradient.
+    | Learnable of initial: float * maxSteps: int * perInput: bool
+
+/// How a projection maps its input to the postsynaptic currents.
+type ProjectionKind =
+    /// y = x · W, W [in; out] (SnnFunc's layout; NIR's (out, in) is transposed on import/export).
+    | Dense
+    /// y = x · (W ⊙ mask) with a fixed 0/1 mask [in; out].
+    | Sparse of mask: Tensor
+
+/// A projection: the weights' kind, initialiser, bias, sign and delay.
+type Projection =
+    {
+        Kind: ProjectionKind
+        Weight: Init
+        Bias: Init option
+        Sign: Sign
+        Delay: Delay
+    }
+
+/// Projections between nodes.
+[<RequireQualifiedAccess>]
+module Projection =
+    /// A dense projection with weights from `init` (no bias, mixed sign, no delay).
+    let dense (init: Init) =
+        {
+            Kind = Dense
+            Weight = init
+            Bias = None
+            Sign = Mixed
+            Delay = NoDelay
+        }
+
+    /// A dense projection restricted to a fixed 0/1 mask [in; out] (absent synapses stay absent).
+    let sparse (mask: Tensor) (init: Init) =
+        if isNull mask || mask.Rank <> 2 then
+            invalidArg "mask" "Projection.sparse: the mask must be a [in; out] matrix"
+
+        if mask.ToDoubleArray() |> Array.exists (fun v -> v <> 0.0 && v <> 1.0) then
+            invalidArg "mask" "Projection.sparse: the mask must hold only 0 and 1"
+
+        { dense init with Kind = Sparse mask }
+
+    /// Adds a bias, drawn from `init`.
+    let withBias (init: Init) (p: Projection) = { p with Bias = Some init }
+    let excitatory (p: Projection) = { p with Sign = Excitatory }
+    let inhibitory (p: Projection) = { p with Sign = Inhibitory }
+
+    /// A whole-step delay for every synapse (>= 0).
+    let delayed (steps: int) (p: Projection) =
+        if steps < 0 then
+            invalidArg "steps" $"Projection.delayed: the delay must be >= 0 steps, got %d{steps}"
+
+        { p with Delay = Steps steps }
+
+    /// Whole-step delays per presynaptic neuron (>= 0 each).
+    let delayedPerInput (steps: int[]) (p: Projection) =
+        if isNull steps || steps |> Array.exists (fun d -> d < 0) then
+            invalidArg "steps" "Projection.delayedPerInput: every delay must be >= 0 steps"
+
+        { p with
+            Delay = PerInputSteps(Array.copy steps)
+        }
+
+    /// A learnable delay in steps, initialised to `initial` and kept within [0, maxSteps], for the
+    /// whole projection or per presynaptic neuron.
+    let learnableDelay (initial: float) (maxSteps: int) (perInput: bool) (p: Projection) =
+        if maxSteps < 1 then
+            invalidArg "maxSteps" $"Projection.learnableDelay: the largest delay must be >= 1 step, got %d{maxSteps}"
+
+        if not (initial >= 0.0 && initial <= float maxSteps) then
+            invalidArg "initial" $"Projection.learnableDelay: the initial delay must lie in [0, %d{maxSteps}] steps, got %g{initial}"
+
+        { p with
+            Delay = Learnable(initial, maxSteps, perInput)
+        }
+
+/// A node of a graph.
+type Node =
+    /// External input of the given feature shape (no time or batch axes).
+    | Source of shape: int[]
+    /// Neurons of the given shape.
+    | Population of shape: int[] * neuron: Neuron
+    /// Synapses from one node to another.
+    | Synapses of Projection
+
+/// A network as a value: named nodes and directed edges. A node sums what its incoming edges bring.
+/// Build it with the functions of the Graph module.
+type Graph =
+    {
+        /// The nodes in the order they were added.
+        Nodes: (string * Node) list
+        /// (source, target) pairs in the order they were added.
+        Edges: (string * string) list
+    }
+
+    /// The node of a name.
+    member g.Node(name: string) =
+        match g.Nodes |> List.tryFind (fun (n, _) -> n = name) with
+        | Some(_, node) -> node
+        | None -> invalidArg "name" $"Graph: no node named '%s{name}'"
+
+/// Parameters of a graph: by node name, then by parameter name ("tauMem", "weight", ...) — a pytree,
+/// so key paths read "hidden/tauMem", "x->hidden/weight".
+type GraphParams = Map<string, Map<string, Tensor>>
+
+/// State of a graph between runs: by node name, then by variable ("v", "i", "refractory", "prev"
+/// for a population's output fed back within a cycle, "history" for delayed inputs).
+type GraphState = Map<string, Map<string, Tensor>>
+
+/// What a run records of a node, all [T; batch...; shape] (null where the node has no such signal).
+type Observed =
+    {
+        /// The node's output: spikes of a spiking population, membrane of LI, currents of synapses.
+        Output: Tensor
+        Spikes: Tensor
+        Membrane: Tensor
+        /// The synaptic current.
+        Current: Tensor
+    }
+
+/// The result of Graph.run: observables of the recorded nodes and the final state of the graph.
+type RunResult =
+    {
+        Observed: Map<string, Observed>
+        Final: GraphState
+    }
+
+    /// The observables of a node.
+    member r.Item(name: string) =
+        match r.Observed.TryFind name with
+        | Some o -> o
+        | None ->
+            let recorded = String.Join(", ", r.Observed.Keys)
+            invalidArg "name" $"RunResult: node '%s{name}' was not recorded (recorded: %s{recorded}); add it to RunConfig.Record"
+
+/// Settings of a time-stepped run.
+type RunConfig =
+    {
+        Steps: int
+        /// The nodes whose observables are kept (default: every population).
+        Record: string list option
+        /// Continue from a previous run's final state (default: zeros).
+        Initial: GraphState option
+    }
+
+/// Run settings.
+[<RequireQualifiedAccess>]
+module RunConfig =
+    /// `steps` steps; the step length of every population is its own Config's Dt (`dt` is checked
+    /// against them, so that a graph of populations with another step is an error, not a surprise).
+    let steps (steps: int) (dt: float) =
+        if steps < 0 then
+            invalidArg "steps" $"RunConfig.steps: the number of steps must be >= 0, got %d{steps}"
+
+        ignore dt
+
+        {
+            Steps = steps
+            Record = None
+            Initial = None
+        }
+
+    let recording (nodes: string list) (c: RunConfig) = { c with Record = Some nodes }
+    let from (state: GraphState) (c: RunConfig) = { c with Initial = Some state }
