@@ -353,13 +353,26 @@ let ``graph errors name the node, the edge or the shape`` () =
     throws [ "population 'h'"; "[4]"; "'x'"; "[5]" ] (fun () -> base' |> Graph.edge "x" "h" |> Graph.validate)
     throws [ "source 'x'"; "incoming" ] (fun () -> base' |> Graph.edge "h" "x" |> Graph.validate)
 
-    // A cycle needs a population to delay through; with projections alone it is rejected earlier,
-    // since projections only feed populations.
-    throws [ "the projection 'p' feeds the projection 'q'" ] (fun () ->
+    // A projection that feeds no population needs its output shape; a cycle needs a population to
+    // delay through.
+    throws [ "the projection 'p' feeds 'q'"; "Projection.withOutShape" ] (fun () ->
         Graph.empty
         |> Graph.input "x" 4
         |> Graph.addNode "p" (Synapses(Projection.dense Init.normal))
         |> Graph.addNode "q" (Synapses(Projection.dense Init.normal))
+        |> Graph.edge "x" "p"
+        |> Graph.edge "p" "q"
+        |> Graph.edge "q" "p"
+        |> Graph.validate)
+
+    throws [ "cycle"; "p -> q"; "no population" ] (fun () ->
+        let shaped = Projection.dense Init.normal |> Projection.withOutShape [| 4 |]
+
+        Graph.empty
+        |> Graph.input "x" 4
+        |> Graph.addNode "p" (Synapses shaped)
+        |> Graph.addNode "q" (Synapses shaped)
+        |> Graph.edge "x" "p"
         |> Graph.edge "p" "q"
         |> Graph.edge "q" "p"
         |> Graph.validate)

@@ -18,7 +18,12 @@ open System
 open SnnFunc.RandomBits
 
 /// A graph without nodes.
-let empty: Graph = { Nodes = []; Edges = [] }
+let empty: Graph =
+    {
+        Nodes = []
+        Edges = []
+        Notes = Map.empty
+    }
 
 let private checkName (op: string) (g: Graph) (name: string) =
     if String.IsNullOrWhiteSpace name then
@@ -78,6 +83,15 @@ let connectNamed (name: string) (source: string) (target: string) (projection: P
 let connect (source: string) (target: string) (projection: Projection) (g: Graph) : Graph =
     connectNamed $"%s{source}->%s{target}" source target projection g
 
+/// A transform node (scale, threshold, flatten, per-neuron delay, or an identity port).
+let transform (name: string) (t: Transform) (g: Graph) : Graph = addNode name (Op(t, None)) g
+
+/// Attaches a note to a node ("" for the graph); other layers (NIR) keep their metadata there.
+let note (name: string) (value: obj) (g: Graph) : Graph =
+    { g with
+        Notes = Map.add name value g.Notes
+    }
+
 /// Checks the graph (names, edges, shapes, cycles) and raises with the node at fault.
 let validate (g: Graph) : Graph =
     GraphCheck.analyse g |> ignore
@@ -119,7 +133,10 @@ let initAs (dtype: DType) (key: Key) (g: Graph) : GraphParams =
                     | _ -> ()
                 ]
 
-            Some(name, Map entries))
+            Some(name, Map entries)
+        | Op(t, _) ->
+            let m = GraphRun.initTransform nodeKey dtype a.Shapes[name] t
+            if m.IsEmpty then None else Some(name, m))
     |> List.choose id
     |> Map.ofList
 

@@ -118,41 +118,92 @@ let analyse (g: Graph) : Analysis =
         |> List.map (fun n -> n, g.Edges |> List.filter (fun (a, _) -> a = n) |> List.map snd)
         |> Map.ofList
 
-    // Shapes: sources and populations declare theirs; synapses deliver the shape of their targets.
+    // Shapes: sources and populations declare theirs; a projection delivers its declared output
+    // shape or that of the populations it feeds; a transform's follows from its input.
     let declared n =
         match nodes[n] with
         | Source shape -> Some shape
         | Population(shape, _) -> Some shape
-        | Synapses _ -> None
+        | Synapses { OutShape = Some s } -> Some s
+        | _ -> None
 
-    let shapeOf n =
-        match declared n with
-        | Some s -> s
-        | None ->
-            let targets = succs[n]
+    let shapes = Dictionary<string, int[]>()
+    let visiting = HashSet<string>()
 
-            if targets.IsEmpty then
-                fail $"the projection '%s{n}' leads nowhere: it has no outgoing edge"
+    let rec shapeOf (n: string) : int[] =
+        match shapes.TryGetValue n with
+        | true, s -> s
+        | _ ->
+            if not (visiting.Add n) then
+                fail $"the shape of '%s{n}' cannot be inferred: it lies on a cycle of transforms"
 
-            let shapes =
-                targets
-                |> List.map (fun t ->
-                    match declared t with
-                    | Some s -> t, s
-                    | None -> fail $"the projection '%s{n}' feeds the projection '%s{t}'; projections must feed populations")
+            let s =
+                match declared n, nodes[n] with
+                | Some s, _ -> s
+                | None, Synapses _ ->
+                    let targets = succs[n]
 
-            let _, first = shapes.Head
+                    if targets.IsEmpty then
+                        fail $"the projection '%s{n}' leads nowhere: it has no outgoing edge"
 
-            for t, s in shapes do
-                if s <> first then
-                    fail $"the projection '%s{n}' feeds '%s{fst shapes.Head}' of shape %s{fmt first} and '%s{t}' of shape %s{fmt s}"
+                    let targetShapes =
+                        targets
+                        |> List.map (fun t ->
+                            match nodes[t] with
+                            | Population(s, _) -> t, s
+                            | _ ->
+                                fail
+                                    $"the projection '%s{n}' feeds '%s{t}', which is not a population: give the projection its output shape (Projection.withOutShape)")
 
-            first
+                    let firstTarget, first = targetShapes.Head
+
+                    for t, ts in targetShapes do
+                        if ts <> first then
+                            fail $"the projection '%s{n}' feeds '%s{firstTarget}' of shape %s{fmt first} and '%s{t}' of shape %s{fmt ts}"
+
+                    first
+                | None, Op(t, given) ->
+                    let ps = preds[n]
+
+                    if ps.IsEmpty then
+                        fail $"the transform '%s{n}' has no input"
+
+                    let input = shapeOf ps.Head
+
+                    let out =
+                        match t with
+                        | Flatten(startDim, endDim) ->
+                            let r = input.Length
+                            let s0 = if startDim < 0 then startDim + r else startDim
+                            let e0 = if endDim < 0 then endDim + r else endDim
+
+                            if s0 < 0 || e0 >= r || s0 > e0 then
+                                fail $"the flatten '%s{n}' cannot merge axes %d{startDim}..%d{endDim} of its input %s{fmt input}"
+
+                            Array.concat [ input[.. s0 - 1]; [| Shape.count input[s0..e0] |]; input[e0 + 1 ..] ]
+                        | _ -> input
+
+                    match given with
+                    | Some d when Shape.count d <> Shape.count out ->
+                        fail $"the node '%s{n}' declares shape %s{fmt d}, but its input %s{fmt out} has another number of elements"
+                    | Some d -> d
+                    | None -> out
+                | None, _ -> fail $"internal error: no shape rule for '%s{n}'"
+
+            visiting.Remove n |> ignore
+            shapes[n] <- s
+            s
 
     let shapes = names |> List.map (fun n -> n, shapeOf n) |> Map.ofList
 
+    // Every node sums inputs of one shape: its own for populations, any one for the others.
     for n in names do
         let ps = preds[n]
+
+        let sameShapes () =
+            for p in ps do
+                if shapes[p] <> shapes[ps.Head] then
+                    fail $"'%s{n}' sums '%s{ps.Head}' of shape %s{fmt shapes[ps.Head]} and '%s{p}' of shape %s{fmt shapes[p]}"
 
         match nodes[n] with
         | Source _ ->
@@ -162,18 +213,8 @@ let analyse (g: Graph) : Analysis =
             if ps.IsEmpty then
                 fail $"the projection '%s{n}' has no input: connect a source or population to it"
 
-            for p in ps do
-                match nodes[p] with
-                | Synapses _ ->
-                    fail $"the projection '%s{n}' takes the output of the projection '%s{p}'; projections take sources or populations"
-                | _ -> ()
-
+            sameShapes ()
             let first = shapes[ps.Head]
-
-            for p in ps do
-                if shapes[p] <> first then
-                    fail $"the projection '%s{n}' sums '%s{ps.Head}' of shape %s{fmt first} and '%s{p}' of shape %s{fmt shapes[p]}"
-
             let inputs = Shape.count first
 
             match proj.Kind with
@@ -190,6 +231,7 @@ let analyse (g: Graph) : Analysis =
             for p in ps do
                 if shapes[p] <> shape then
                     fail $"the population '%s{n}' of shape %s{fmt shape} receives '%s{p}' of shape %s{fmt shapes[p]}"
+        | Op _ -> sameShapes ()
 
     let comps = components names succs
 

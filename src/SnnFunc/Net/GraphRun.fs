@@ -107,12 +107,24 @@ let private specValues (model: NeuronModel) : (string * float) list =
             "tRef", s.TRef
         ]
     | IfModel s -> [ "vTh", s.VTh; "vReset", s.VReset ]
+    | NirModel _ -> []
 
 /// A population's initial parameters: per-neuron draws where the neuron asks for them, the
 /// spec's value (rank 0) elsewhere; validated, naming the node and the neuron.
 let initPopulation (key: Key) (dtype: DType) (name: string) (shape: int[]) (neuron: Neuron) : Map<string, Tensor> =
-    let values = specValues neuron.Model
-    let keys = Random.splitN key values.Length
+    let values =
+        match neuron.Model with
+        | NirModel _ ->
+            // NIR neurons have no spec: every parameter comes from its initialiser.
+            Neuron.parameterNames neuron.Model
+            |> List.map (fun pname ->
+                if not (neuron.Inits.ContainsKey pname) then
+                    fail $"population '%s{name}': the NIR neuron parameter '%s{pname}' has no value (give it with Neuron.withInit)"
+
+                pname, nan)
+        | model -> specValues model
+
+    let keys = Random.splitN key (max 1 values.Length)
 
     let m =
         values
@@ -135,7 +147,8 @@ let initPopulation (key: Key) (dtype: DType) (name: string) (shape: int[]) (neur
         | LiModel s -> Snn.Li.validateParams (Snn.Li.config s) (liParams name m) |> ignore
         | AlifModel s -> Snn.Alif.validateParams (Snn.Alif.config s) (alifParams name m) |> ignore
         | AdExModel s -> Snn.AdEx.validateParams (Snn.AdEx.config s) (adexParams name m) |> ignore
-        | IfModel s -> Snn.IF.validateParams (Snn.IF.config s) (ifParams name m) |> ignore)
+        | IfModel s -> Snn.IF.validateParams (Snn.IF.config s) (ifParams name m) |> ignore
+        | NirModel _ -> NeuronParams.checkAllFinite $"population '%s{name}'" (Map.toList m))
 
     m
 
@@ -147,6 +160,14 @@ let stateNames (model: NeuronModel) =
     | AlifModel _ -> [ "v"; "i"; "a"; "refractory" ]
     | AdExModel _ -> [ "v"; "i"; "w"; "refractory" ]
     | IfModel _ -> [ "v"; "refractory" ]
+    | NirModel n ->
+        match n.Kind with
+        | NirCubaLif
+        | NirLif -> [ "v"; "i"; "refractory" ]
+        | NirCubaLi
+        | NirLi -> [ "v"; "i" ]
+        | NirIf -> [ "v"; "refractory" ]
+        | NirIntegrator -> [ "v" ]
 
 /// What one step or a whole run of a population yields: output, spikes (or null), membrane,
 /// current (or null) and the new state.
@@ -157,6 +178,76 @@ type PopulationOut =
         Membrane: Tensor
         Current: Tensor
         State: Map<string, Tensor>
+    }
+
+/// A NIR neuron in the forms of the LIF/LI/IF dynamics: per-step factors a = dt/τm, b = 1 - dt/τs,
+/// the input gain, leak, threshold and reset, in `like`'s dtype. Explicit Euler with step dt, as
+/// NIR's reference implementation (the input held for one step): for CubaLIF
+///   I += dt/τs (-I + w_in S),  v += dt/τm (v_leak - v + r I)
+/// which is SnnFunc's recurrence for i = r I and input currents r w_in dt/τs S; a LIF without
+/// synapse is b = 0 and gain r; IF and the integrator add dt r I (dt in the file's time unit).
+type private NirForm =
+    {
+        A: Tensor
+        B: Tensor
+        Gain: Tensor
+        VLeak: Tensor
+        VTh: Tensor
+        VReset: Tensor
+    }
+
+let private nirForm (n: NirNeuron) (name: string) (p: Map<string, Tensor>) (like: Tensor) : NirForm =
+    let q k = NeuronParams.like like (get name p k)
+    let perStep k = n.Dt / (q k * n.TimeUnit)
+    let zero = Tensor.Scalar(0.0, like.DType)
+    let opt k = if p.ContainsKey k then q k else zero
+
+    match n.Kind with
+    | NirCubaLif
+    | NirCubaLi ->
+        {
+            A = perStep "tau_mem"
+            B = 1.0 - perStep "tau_syn"
+            Gain = q "r" * q "w_in" * perStep "tau_syn"
+            VLeak = q "v_leak"
+            VTh = opt "v_threshold"
+            VReset = opt "v_reset"
+        }
+    | NirLif
+    | NirLi ->
+        {
+            A = perStep "tau"
+            B = zero
+            Gain = q "r"
+            VLeak = q "v_leak"
+            VTh = opt "v_threshold"
+            VReset = opt "v_reset"
+        }
+    | NirIf
+    | NirIntegrator ->
+        {
+            A = zero
+            B = zero
+            Gain = q "r" * (n.Dt / n.TimeUnit)
+            VLeak = zero
+            VTh = opt "v_threshold"
+            VReset = opt "v_reset"
+        }
+
+/// NIR resets to v_reset, without a refractory period.
+let private nirLifConfig (n: NirNeuron) : Snn.Lif.Config =
+    {
+        Dt = n.Dt
+        Reset = Snn.ToValue
+        Surrogate = n.Surrogate
+        RefractorySteps = 0
+    }
+
+let private nirIfConfig (n: NirNeuron) : Snn.IF.Config =
+    {
+        Reset = Snn.ToValue
+        Surrogate = n.Surrogate
+        RefractorySteps = 0
     }
 
 /// One step of a population from its state map (used inside cycles).
@@ -248,6 +339,70 @@ let stepPopulation (model: NeuronModel) (name: string) (p: Map<string, Tensor>) 
             Current = null
             State = Map [ "v", s'.V; "refractory", s'.Refractory ]
         }
+    | NirModel n ->
+        let f = nirForm n name p input
+        let x = input * f.Gain
+
+        match n.Kind with
+        | NirCubaLif
+        | NirLif ->
+            let state: Snn.Lif.State =
+                {
+                    V = st "v"
+                    I = st "i"
+                    Refractory = st "refractory"
+                }
+
+            let s', (z, v, i) =
+                Snn.Lif.stepWithDecays (nirLifConfig n) (f.A, f.B, f.VLeak, f.VTh, f.VReset) state x
+
+            {
+                Output = z
+                Spikes = z
+                Membrane = v
+                Current = i
+                State = Map [ "v", s'.V; "i", s'.I; "refractory", s'.Refractory ]
+            }
+        | NirCubaLi
+        | NirLi ->
+            let s', (v, i) =
+                Snn.Li.stepWithDecays (f.A, f.B, f.VLeak) { V = st "v"; I = st "i" } x
+
+            {
+                Output = v
+                Spikes = null
+                Membrane = v
+                Current = i
+                State = Map [ "v", s'.V; "i", s'.I ]
+            }
+        | NirIf ->
+            let s', z =
+                Snn.IF.step
+                    (nirIfConfig n)
+                    { VTh = f.VTh; VReset = f.VReset }
+                    {
+                        V = st "v"
+                        Refractory = st "refractory"
+                    }
+                    x
+
+            {
+                Output = z
+                Spikes = z
+                Membrane = s'.V
+                Current = null
+                State = Map [ "v", s'.V; "refractory", s'.Refractory ]
+            }
+        | NirIntegrator ->
+            let v = st "v" + x
+
+            {
+                Output = v
+                Spikes = null
+                Membrane = v
+                Current = null
+                State = Map [ "v", v ]
+            }
 
 /// A population over the whole time axis: fused kernels for LIF and LI, a scan of the step for the
 /// other models.
@@ -285,11 +440,62 @@ let runPopulation (model: NeuronModel) (name: string) (p: Map<string, Tensor>) (
             Current = r.Current
             State = Map [ "v", r.Final.V; "i", r.Final.I ]
         }
+    | NirModel({ Kind = NirCubaLif | NirLif } as n) ->
+        let f = nirForm n name p currents
+
+        let state: Snn.Lif.State =
+            {
+                V = st "v"
+                I = st "i"
+                Refractory = st "refractory"
+            }
+
+        let r =
+            Fused.lifRunDecays (nirLifConfig n) (f.A, f.B, f.VLeak, f.VTh, f.VReset) state (currents * f.Gain)
+
+        {
+            Output = r.Spikes
+            Spikes = r.Spikes
+            Membrane = r.Membrane
+            Current = r.Current
+            State = Map [ "v", r.Final.V; "i", r.Final.I; "refractory", r.Final.Refractory ]
+        }
+    | NirModel({ Kind = NirCubaLi | NirLi } as n) ->
+        let f = nirForm n name p currents
+
+        let r =
+            Fused.liRunDecays (f.A, f.B, f.VLeak) { V = st "v"; I = st "i" } (currents * f.Gain)
+
+        {
+            Output = r.Membrane
+            Spikes = null
+            Membrane = r.Membrane
+            Current = r.Current
+            State = Map [ "v", r.Final.V; "i", r.Final.I ]
+        }
+    | NirModel({ Kind = NirIntegrator } as n) ->
+        let f = nirForm n name p currents
+        let v = st "v" + (currents * f.Gain).Cumsum 0
+
+        let last =
+            if v.ShapeRef[0] = 0 then
+                st "v"
+            else
+                v.Narrow(0, v.ShapeRef[0] - 1, 1).Squeeze 0
+
+        {
+            Output = v
+            Spikes = null
+            Membrane = v
+            Current = null
+            State = Map [ "v", last ]
+        }
     | _ ->
         // IF has no synaptic current; scan outputs cannot be null, so it carries the membrane twice.
         let hasCurrent =
             match model with
-            | IfModel _ -> false
+            | IfModel _
+            | NirModel _ -> false
             | _ -> true
 
         let step (state: Map<string, Tensor>) (x: Tensor) =
@@ -325,11 +531,13 @@ let private weights (proj: Projection) (w: Tensor) =
 let private apply (proj: Projection) (p: Map<string, Tensor>) (name: string) (inShape: int[]) (outShape: int[]) (x: Tensor) =
     let lead = x.Shape[.. x.Rank - inShape.Length - 1]
     let flat = x.Reshape(Array.append lead [| Shape.count inShape |])
-    let y = Fused.spikeMatmul flat (weights proj (get name p "weight"))
+    // Parameters may be stored in another precision than the signal (NIR files mix them).
+    let y =
+        Fused.spikeMatmul flat ((weights proj (get name p "weight")).Convert flat.DType)
 
     let y =
         match p.TryFind "bias" with
-        | Some b -> y + b
+        | Some b -> y + b.Convert y.DType
         | None -> y
 
     y.Reshape(Array.append lead outShape)
@@ -395,6 +603,68 @@ let private delayedWhole (delay: Delay) (p: Map<string, Tensor>) (name: string) 
             at rows * (1.0 - frac) + at (rows - 1.0) * frac, newHistory
 
 // ---------------------------------------------------------------------------------------------
+// Transforms
+
+/// Whole steps of a per-neuron delay given in units of `timeUnit` seconds: rounded, clamped to
+/// [0, maxSteps], as Int32 (a rounding has no gradient).
+let private neuronDelaySteps (timeUnit: float) (dt: float) (maxSteps: int) (delay: Tensor) =
+    (delay * (timeUnit / dt))
+        .Round()
+        .Maximum(Tensor.Scalar(0.0, delay.DType))
+        .Minimum(Tensor.Scalar(float maxSteps, delay.DType))
+        .Convert(DType.Int32)
+
+/// History rows a transform keeps between steps and runs.
+let transformHistory (t: Transform) =
+    match t with
+    | NeuronDelay(_, _, _, maxSteps) -> maxSteps
+    | _ -> 0
+
+/// A transform of the input x [lead...; inShape] to [lead...; outShape]; `history` [H; lead...;
+/// inShape] holds the H steps before x's first (x's leading axis is time when `whole`, else x is
+/// one step); returns the output and the new history (null without one).
+let private transform
+    (t: Transform)
+    (p: Map<string, Tensor>)
+    (name: string)
+    (inShape: int[])
+    (outShape: int[])
+    (whole: bool)
+    (history: Tensor)
+    (x: Tensor)
+    =
+    let lead = x.Shape[.. x.Rank - inShape.Length - 1]
+    let param k = (get name p k).Convert x.DType
+
+    match t with
+    | Identity
+    | Flatten _ -> x.Reshape(Array.append lead outShape), null
+    | Scale _ -> x * param "scale", null
+    | Threshold(_, surrogate) -> Snn.spike surrogate (x - param "threshold"), null
+    | NeuronDelay(_, timeUnit, dt, maxSteps) ->
+        let d = neuronDelaySteps timeUnit dt maxSteps (get name p "delay")
+        let x' = if whole then x else x.Unsqueeze 0
+        let steps = x'.ShapeRef[0]
+        let full = Tensor.Concat([| history; x' |], 0) // row r is step r - maxSteps
+        // The row of step t for neuron n: t + maxSteps - d[n].
+        let t0 =
+            Tensor.Arange(steps, DType.Int32).Reshape(Array.append [| steps |] (Array.create (x'.Rank - 1) 1))
+
+        let dn = d.Reshape(Array.append (Array.create (x'.Rank - inShape.Length) 1) inShape)
+        let rows = t0 + float maxSteps - dn
+        let y = full.TakeAlongAxis(rows.BroadcastTo x'.Shape, 0)
+        (if whole then y else y.Squeeze 0), full.Narrow(0, steps, maxSteps)
+
+/// A transform's parameters at init.
+let initTransform (key: Key) (dtype: DType) (shape: int[]) (t: Transform) : Map<string, Tensor> =
+    match t with
+    | Identity
+    | Flatten _ -> Map.empty
+    | Scale init -> Map [ "scale", init.Draw key shape 1 dtype ]
+    | Threshold(init, _) -> Map [ "threshold", init.Draw key shape 1 dtype ]
+    | NeuronDelay(init, _, _, _) -> Map [ "delay", init.Draw key shape 1 dtype ]
+
+// ---------------------------------------------------------------------------------------------
 // The run
 
 let private sumOf (parts: Tensor list) =
@@ -455,6 +725,11 @@ let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, 
         match p.TryFind n with
         | Some m -> m
         | None -> fail $"the parameters have no entry for the node '%s{n}' (initialise them with Graph.init)"
+
+    let transformParams (n: string) =
+        match p.TryFind n with
+        | Some m -> m
+        | None -> Map.empty
 
     let initial (n: string) (name: string) (shape: int[]) =
         match
@@ -565,6 +840,32 @@ let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, 
                             Membrane = o.Membrane
                             Current = o.Current
                         }
+            | Op(t, _) ->
+                let inShape = inShapeOf n
+                let h = transformHistory t
+
+                let history =
+                    if h = 0 then
+                        null
+                    else
+                        initial n "history" (Array.concat [ [| h |]; batch; inShape ])
+
+                let y, newHistory =
+                    transform t (transformParams n) n inShape a.Shapes[n] true history (incoming ())
+
+                signals[n] <- y
+
+                if not (isNull newHistory) then
+                    final[n] <- Map [ "history", newHistory ]
+
+                if recordAll.Contains n then
+                    observed[n] <-
+                        {
+                            Output = y
+                            Spikes = null
+                            Membrane = null
+                            Current = null
+                        }
         else
             // A cycle: one scan over time. Edges that leave a population inside the cycle carry the
             // previous step's output; the others are evaluated in order within the step.
@@ -641,6 +942,16 @@ let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, 
                                     "history", initial n "history" (Array.concat [ [| h |]; batch; inShapeOf n ])
                                 ]
                         )
+                    | Op(t, _) when transformHistory t > 0 ->
+                        let h = transformHistory t
+
+                        Some(
+                            n,
+                            Map
+                                [
+                                    "history", initial n "history" (Array.concat [ [| h |]; batch; inShapeOf n ])
+                                ]
+                        )
                     | _ -> None)
                 |> Map.ofList
 
@@ -704,6 +1015,24 @@ let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, 
                                 Spikes = o.Spikes
                                 Membrane = o.Membrane
                                 Current = o.Current
+                            }
+                    | Op(t, _) ->
+                        let history = if transformHistory t > 0 then carry[n]["history"] else null
+
+                        let y, h =
+                            transform t (transformParams n) n (inShapeOf n) a.Shapes[n] false history (inputOf n)
+
+                        outs[n] <- y
+
+                        if not (isNull h) then
+                            next <- next.Add(n, Map [ "history", h ])
+
+                        observations[n] <-
+                            {
+                                Output = y
+                                Spikes = null
+                                Membrane = null
+                                Current = null
                             }
                     | Source _ -> fail $"internal error: the source '%s{n}' lies on a cycle"
 

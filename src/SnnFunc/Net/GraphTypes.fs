@@ -74,6 +74,31 @@ module Init =
                     t.Convert dtype
         }
 
+/// NIR's neuron primitives (Interop/): their parameters keep the file's names and time unit.
+type NirNeuronKind =
+    /// τs dI/dt = -I + w_in S;  τm dv/dt = (v_leak - v) + r I;  spike at v > v_threshold, v <- v_reset.
+    | NirCubaLif
+    /// τ dv/dt = (v_leak - v) + r I; spike and reset as CubaLIF.
+    | NirLif
+    /// CubaLIF without threshold: the membrane is the output.
+    | NirCubaLi
+    /// LIF without threshold.
+    | NirLi
+    /// dv/dt = r I; spike and reset.
+    | NirIf
+    /// dv/dt = r I; the membrane is the output.
+    | NirIntegrator
+
+/// A NIR neuron as a population: discretised by explicit Euler with step Dt (seconds), the file's
+/// times (τ) read in units of TimeUnit seconds (1e-3 for milliseconds, NIR's documented unit).
+type NirNeuron =
+    {
+        Kind: NirNeuronKind
+        TimeUnit: float
+        Dt: float
+        Surrogate: SurrogateFn
+    }
+
 /// The neuron model of a population (host-number specs; per-neuron draws through Neuron.withInit).
 type NeuronModel =
     | LifModel of Snn.Lif.Spec
@@ -81,6 +106,8 @@ type NeuronModel =
     | AlifModel of Snn.Alif.Spec
     | AdExModel of Snn.AdEx.Spec
     | IfModel of Snn.IF.Spec
+    /// Parameters under NIR's field names, all given through Neuron.withInit (Init.ofTensor).
+    | NirModel of NirNeuron
 
 /// A population's neuron: the model, and initialisers for parameters that differ per neuron (by
 /// parameter name; the others start homogeneous at the spec's value, as rank-0 tensors).
@@ -123,9 +150,31 @@ module Neuron =
             Inits = Map.empty
         }
 
+    /// A NIR neuron primitive (its parameters must all be given with withInit).
+    let nir (neuron: NirNeuron) =
+        if
+            not (neuron.Dt > 0.0 && neuron.TimeUnit > 0.0)
+            || Double.IsInfinity neuron.Dt
+            || Double.IsInfinity neuron.TimeUnit
+        then
+            invalidArg "neuron" $"Neuron.nir: Dt and TimeUnit must be positive and finite, got %g{neuron.Dt} and %g{neuron.TimeUnit}"
+
+        {
+            Model = NirModel neuron
+            Inits = Map.empty
+        }
+
     /// The names of a model's parameters (the keys of its entry in the graph's parameters).
     let parameterNames (model: NeuronModel) =
         match model with
+        | NirModel n ->
+            match n.Kind with
+            | NirCubaLif -> [ "tau_syn"; "tau_mem"; "r"; "v_leak"; "v_threshold"; "v_reset"; "w_in" ]
+            | NirLif -> [ "tau"; "r"; "v_leak"; "v_threshold"; "v_reset" ]
+            | NirCubaLi -> [ "tau_syn"; "tau_mem"; "r"; "v_leak"; "w_in" ]
+            | NirLi -> [ "tau"; "r"; "v_leak" ]
+            | NirIf -> [ "r"; "v_threshold"; "v_reset" ]
+            | NirIntegrator -> [ "r" ]
         | LifModel _ -> [ "tauSyn"; "tauMem"; "vLeak"; "vTh"; "vReset" ]
         | LiModel _ -> [ "tauSyn"; "tauMem"; "vLeak" ]
         | AlifModel _ -> [ "tauSyn"; "tauMem"; "vLeak"; "vTh"; "vReset"; "tauAdapt"; "beta" ]
@@ -161,6 +210,12 @@ module Neuron =
     let isSpiking (model: NeuronModel) =
         match model with
         | LiModel _ -> false
+        | NirModel n ->
+            match n.Kind with
+            | NirCubaLi
+            | NirLi
+            | NirIntegrator -> false
+            | _ -> true
         | _ -> true
 
 /// Sign constraint of a projection's weights.
@@ -199,6 +254,8 @@ type Projection =
         Bias: Init option
         Sign: Sign
         Delay: Delay
+        /// The per-sample output shape, when it is not that of the populations it feeds.
+        OutShape: int[] option
     }
 
 /// Projections between nodes.
@@ -212,6 +269,7 @@ module Projection =
             Bias = None
             Sign = Mixed
             Delay = NoDelay
+            OutShape = None
         }
 
     /// A dense projection restricted to a fixed 0/1 mask [in; out] (absent synapses stay absent).
@@ -228,6 +286,15 @@ module Projection =
     let withBias (init: Init) (p: Projection) = { p with Bias = Some init }
     let excitatory (p: Projection) = { p with Sign = Excitatory }
     let inhibitory (p: Projection) = { p with Sign = Inhibitory }
+
+    /// Declares the output shape (needed when the projection feeds no population directly).
+    let withOutShape (shape: int[]) (p: Projection) =
+        if isNull shape || shape.Length = 0 || shape |> Array.exists (fun d -> d <= 0) then
+            invalidArg "shape" "Projection.withOutShape: the shape must have positive dimensions"
+
+        { p with
+            OutShape = Some(Array.copy shape)
+        }
 
     /// A whole-step delay for every synapse (>= 0).
     let delayed (steps: int) (p: Projection) =
@@ -258,6 +325,20 @@ module Projection =
             Delay = Learnable(initial, maxSteps, perInput)
         }
 
+/// A stateless (but for Delay) map of a node's input signal, step by step.
+type Transform =
+    /// Passes its input on (a port: NIR's Output nodes and subgraph Input/Output nodes).
+    | Identity
+    /// x · p["scale"] (of the node's shape, drawn from the initialiser).
+    | Scale of Init
+    /// H(x - p["threshold"]): 1 above, 0 at or below; the derivative is the surrogate's.
+    | Threshold of Init * SurrogateFn
+    /// Merges the per-sample axes startDim..endDim (negative counts from the end) into one.
+    | Flatten of startDim: int * endDim: int
+    /// Delays each neuron by p["delay"] (in units of `timeUnit` seconds), rounded to whole steps of
+    /// `dt` seconds, at most `maxSteps`.
+    | NeuronDelay of Init * timeUnit: float * dt: float * maxSteps: int
+
 /// A node of a graph.
 type Node =
     /// External input of the given feature shape (no time or batch axes).
@@ -266,6 +347,9 @@ type Node =
     | Population of shape: int[] * neuron: Neuron
     /// Synapses from one node to another.
     | Synapses of Projection
+    /// A transform of its input; the declared shape (if any) must hold the same number of elements
+    /// as the input's, which it then takes (NIR Output nodes).
+    | Op of Transform * shape: int[] option
 
 /// A network as a value: named nodes and directed edges. A node sums what its incoming edges bring.
 /// Build it with the functions of the Graph module.
@@ -275,6 +359,9 @@ type Graph =
         Nodes: (string * Node) list
         /// (source, target) pairs in the order they were added.
         Edges: (string * string) list
+        /// What other layers attach to nodes (by node name; "" for the graph), e.g. NIR metadata:
+        /// carried along, never read by the run.
+        Notes: Map<string, obj>
     }
 
     /// The node of a name.

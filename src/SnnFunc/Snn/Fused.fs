@@ -72,24 +72,17 @@ let private kernelMode (spiking: bool) (reset: Snn.Reset) (refractory: int) : Li
         Refractory = refractory
     }
 
-/// A LIF layer over time from `state`: input currents [T; ...] to spikes, membrane (before reset)
-/// and synaptic current, [T; ...] each, and the final state. The same numbers as scanning
-/// Snn.Lif.stepFull; one fused loop forward and one backpropagation-through-time loop backward,
-/// under every transform, with the gradients of the parameters (rank 0 or broadcastable to the
-/// neuron shape) and of the initial state from the same loops.
-let lifRun (c: Snn.Lif.Config) (p: Snn.Lif.Params) (state: Snn.Lif.State) (currents: Tensor) : LifRun =
+/// A LIF layer over time from `state` with the per-step factors a = dt/τm and b = 1 - dt/τs and the
+/// other parameters given, each rank 0 or broadcastable to the per-step shape: for models that
+/// derive them otherwise (NIR's primitives, an emulator's circuits) — lifRun derives them from a
+/// Config and Params. c.Dt is not used.
+let lifRunDecays
+    (c: Snn.Lif.Config)
+    (a: Tensor, b: Tensor, vLeak: Tensor, vTh: Tensor, vReset: Tensor)
+    (state: Snn.Lif.State)
+    (currents: Tensor)
+    : LifRun =
     steps "Fused.lif" currents |> ignore
-
-    NeuronParams.checkAllFinite
-        "Fused.lif"
-        [
-            "TauSyn", p.TauSyn
-            "TauMem", p.TauMem
-            "VLeak", p.VLeak
-            "VTh", p.VTh
-            "VReset", p.VReset
-        ]
-
     let lane = currents.ShapeRef[1..]
 
     if state.V.ShapeRef <> lane then
@@ -97,9 +90,9 @@ let lifRun (c: Snn.Lif.Config) (p: Snn.Lif.Params) (state: Snn.Lif.State) (curre
             "state"
             $"Fused.lif: the state's shape %s{Shape.format state.V.ShapeRef} is not the per-step shape %s{Shape.format lane} of the currents %s{Shape.format currents.ShapeRef}"
 
-    let a, b = Snn.Lif.decays c p currents
     let arg = laneArg currents lane
     let mode = kernelMode true c.Reset c.RefractorySteps
+    let vTh, vReset = arg vTh, arg vReset
 
     let outs =
         Tensor.ApplyCustom(
@@ -107,9 +100,9 @@ let lifRun (c: Snn.Lif.Config) (p: Snn.Lif.Params) (state: Snn.Lif.State) (curre
             currents,
             arg a,
             arg b,
-            arg p.VLeak,
-            arg p.VTh,
-            arg p.VReset,
+            arg vLeak,
+            vTh,
+            vReset,
             arg state.V,
             arg state.I,
             arg state.Refractory
@@ -121,7 +114,6 @@ let lifRun (c: Snn.Lif.Config) (p: Snn.Lif.Params) (state: Snn.Lif.State) (curre
         if currents.ShapeRef[0] = 0 then
             state
         else
-            let vTh, vReset = arg p.VTh, arg p.VReset
             let zl, vl = Ad.stopGradient (lastSlice z), lastSlice v1
 
             {
@@ -140,6 +132,27 @@ let lifRun (c: Snn.Lif.Config) (p: Snn.Lif.Params) (state: Snn.Lif.State) (curre
         Final = final
     }
 
+/// A LIF layer over time from `state`: input currents [T; ...] to spikes, membrane (before reset)
+/// and synaptic current, [T; ...] each, and the final state. The same numbers as scanning
+/// Snn.Lif.stepFull; one fused loop forward and one backpropagation-through-time loop backward,
+/// under every transform, with the gradients of the parameters (rank 0 or broadcastable to the
+/// neuron shape) and of the initial state from the same loops.
+let lifRun (c: Snn.Lif.Config) (p: Snn.Lif.Params) (state: Snn.Lif.State) (currents: Tensor) : LifRun =
+    steps "Fused.lif" currents |> ignore
+
+    NeuronParams.checkAllFinite
+        "Fused.lif"
+        [
+            "TauSyn", p.TauSyn
+            "TauMem", p.TauMem
+            "VLeak", p.VLeak
+            "VTh", p.VTh
+            "VReset", p.VReset
+        ]
+
+    let a, b = Snn.Lif.decays c p currents
+    lifRunDecays c (a, b, p.VLeak, p.VTh, p.VReset) state currents
+
 /// A LIF layer over time from zero state: input currents [T; ...] to (spikes, membrane before reset).
 let lifWith (c: Snn.Lif.Config) (p: Snn.Lif.Params) (currents: Tensor) : Tensor * Tensor =
     steps "Fused.lif" currents |> ignore
@@ -154,11 +167,10 @@ let lif (p: Snn.Lif.Spec) (currents: Tensor) : Tensor * Tensor =
     steps "Fused.lif" currents |> ignore
     lifWith (Snn.Lif.config p) (Snn.Lif.paramsAs currents.DType p) currents
 
-/// An LI readout layer over time from `state`: input currents [T; ...] to membrane and synaptic
-/// current [T; ...] and the final state; the same numbers as scanning Snn.Li.stepFull, fused as lifRun.
-let liRun (c: Snn.Li.Config) (p: Snn.Li.Params) (state: Snn.Li.State) (currents: Tensor) : LiRun =
+/// An LI readout layer over time from `state` with the per-step factors a, b and the leak given
+/// (as lifRunDecays).
+let liRunDecays (a: Tensor, b: Tensor, vLeak: Tensor) (state: Snn.Li.State) (currents: Tensor) : LiRun =
     steps "Fused.li" currents |> ignore
-    NeuronParams.checkAllFinite "Fused.li" [ "TauSyn", p.TauSyn; "TauMem", p.TauMem; "VLeak", p.VLeak ]
     let lane = currents.ShapeRef[1..]
 
     if state.V.ShapeRef <> lane then
@@ -166,7 +178,6 @@ let liRun (c: Snn.Li.Config) (p: Snn.Li.Params) (state: Snn.Li.State) (currents:
             "state"
             $"Fused.li: the state's shape %s{Shape.format state.V.ShapeRef} is not the per-step shape %s{Shape.format lane} of the currents %s{Shape.format currents.ShapeRef}"
 
-    let a, b = Snn.Li.decays c p currents
     let arg = laneArg currents lane
     let unused = Tensor.Scalar(0.0, currents.DType)
 
@@ -176,7 +187,7 @@ let liRun (c: Snn.Li.Config) (p: Snn.Li.Params) (state: Snn.Li.State) (currents:
             currents,
             arg a,
             arg b,
-            arg p.VLeak,
+            arg vLeak,
             unused,
             unused,
             arg state.V,
@@ -195,6 +206,14 @@ let liRun (c: Snn.Li.Config) (p: Snn.Li.Params) (state: Snn.Li.State) (currents:
             else
                 { V = lastSlice v; I = lastSlice i }
     }
+
+/// An LI readout layer over time from `state`: input currents [T; ...] to membrane and synaptic
+/// current [T; ...] and the final state; the same numbers as scanning Snn.Li.stepFull, fused as lifRun.
+let liRun (c: Snn.Li.Config) (p: Snn.Li.Params) (state: Snn.Li.State) (currents: Tensor) : LiRun =
+    steps "Fused.li" currents |> ignore
+    NeuronParams.checkAllFinite "Fused.li" [ "TauSyn", p.TauSyn; "TauMem", p.TauMem; "VLeak", p.VLeak ]
+    let a, b = Snn.Li.decays c p currents
+    liRunDecays (a, b, p.VLeak) state currents
 
 /// An LI readout layer over time from zero state: input currents [T; ...] to membrane [T; ...].
 let liWith (c: Snn.Li.Config) (p: Snn.Li.Params) (currents: Tensor) : Tensor =
