@@ -387,6 +387,11 @@ let ``graph errors name the node, the edge or the shape`` () =
     throws [ "'h'"; "not recorded" ] (fun () ->
         (Graph.run g p (RunConfig.steps 4 dt |> RunConfig.recording [ "x" ]) (Map [ "x", Tensor.zeros [| 4; 5 |] ]))["h"])
 
+    throws [ "population 'h'"; "step 0.001 s"; "run 0.002 s" ] (fun () ->
+        Graph.run g p (RunConfig.steps 4 (2.0 * dt)) (Map [ "x", Tensor.zeros [| 4; 5 |] ]))
+
+    throws [ "RunConfig.steps"; "step length"; "-0.001" ] (fun () -> RunConfig.steps 4 -1e-3)
+
     throws [ "population 'h'"; "TauMem of neuron" ] (fun () ->
         Graph.empty
         |> Graph.population "h" 3 (Neuron.lif lifSpec |> Neuron.withInit "tauMem" (Init.uniform -1e-3 0.5e-3))

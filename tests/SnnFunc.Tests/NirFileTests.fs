@@ -12,7 +12,7 @@ open PureHDF
 open SnnFunc
 open SnnFunc.Tests.TestUtil
 
-let private fixture (name: string) =
+let fixture (name: string) =
     Path.Combine(AppContext.BaseDirectory, "fixtures", "nir", name)
 
 let private referenceFiles =
@@ -434,7 +434,7 @@ let private datasetsOf (doc: NirDocument) : Map<string, Dataset> =
     |> Map.ofList
 
 /// Structural equality of two documents, float values compared bit for bit.
-let private assertSameDoc (what: string) (a: NirDocument) (b: NirDocument) =
+let assertSameDoc (what: string) (a: NirDocument) (b: NirDocument) =
     Assert.True((a.Version = b.Version), $"%s{what}: version %A{a.Version} vs %A{b.Version}")
     let da, db = datasetsOf a, datasetsOf b
     Assert.Equal<string list>(List.ofSeq da.Keys, List.ofSeq db.Keys)

@@ -676,6 +676,22 @@ let private sumOf (parts: Tensor list) =
 let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) : RunResult =
     let steps = config.Steps
 
+    // A step length is part of every population's parameters (its decays) and of every delay in
+    // time units: running them with another is an error, not a silent change of dynamics.
+    let sameDt (dt: float) =
+        abs (dt - config.Dt) <= 1e-9 * config.Dt
+
+    for n, node in a.Graph.Nodes do
+        match node with
+        | Population(_, neuron) ->
+            match Neuron.dtOf neuron.Model with
+            | Some dt when not (sameDt dt) ->
+                fail $"the population '%s{n}' has the step %g{dt} s, the run %g{config.Dt} s; give RunConfig.steps the populations' step"
+            | _ -> ()
+        | Op(NeuronDelay(_, _, dt, _), _) when not (sameDt dt) ->
+            fail $"the delay '%s{n}' converts with the step %g{dt} s, the run has %g{config.Dt} s"
+        | _ -> ()
+
     for KeyValue(n, _) in inputs do
         match a.Nodes.TryFind n with
         | Some(Source _) -> ()

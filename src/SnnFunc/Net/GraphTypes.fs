@@ -206,6 +206,16 @@ module Neuron =
             Inits = Map.add name init neuron.Inits
         }
 
+    /// The model's time step in seconds (None for IF, whose dynamics count steps).
+    let dtOf (model: NeuronModel) =
+        match model with
+        | LifModel s -> Some s.Dt
+        | LiModel s -> Some s.Dt
+        | AlifModel s -> Some s.Lif.Dt
+        | AdExModel s -> Some s.Dt
+        | IfModel _ -> None
+        | NirModel n -> Some n.Dt
+
     /// Whether the model emits spikes (LI does not: its output is the membrane).
     let isSpiking (model: NeuronModel) =
         match model with
@@ -408,6 +418,8 @@ type RunResult =
 type RunConfig =
     {
         Steps: int
+        /// The step length in seconds; every population's and delay's own step must equal it.
+        Dt: float
         /// The nodes whose observables are kept (default: every population).
         Record: string list option
         /// Continue from a previous run's final state (default: zeros).
@@ -423,10 +435,12 @@ module RunConfig =
         if steps < 0 then
             invalidArg "steps" $"RunConfig.steps: the number of steps must be >= 0, got %d{steps}"
 
-        ignore dt
+        if not (dt > 0.0) || Double.IsInfinity dt then
+            invalidArg "dt" $"RunConfig.steps: the step length must be positive and finite, got %g{dt}"
 
         {
             Steps = steps
+            Dt = dt
             Record = None
             Initial = None
         }
