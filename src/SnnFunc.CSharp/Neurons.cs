@@ -338,9 +338,11 @@ public sealed record SpikesAndMembrane(Tensor Spikes, Tensor Membrane);
 /// Spiking neuron models as pure step functions — <c>(parameters, state, input) ↦ (new state, output)</c>,
 /// returned as a <see cref="ScanStep{TCarry}"/> so that a step plugs straight into
 /// <see cref="Autodiff.Scan{TCarry}"/> — plus the spike nonlinearity and the fused whole-sequence
-/// LIF/LI kernels. Layout is time-major; a step sees [batch, neurons] tensors.
+/// LIF/LI kernels. Layout is time-major; a step sees [batch, neurons] tensors. <see cref="Lif"/>,
+/// <see cref="Li"/>, <see cref="Alif"/>, <see cref="AdEx"/> and <see cref="IntegrateAndFire"/> make the
+/// neurons of <see cref="NetworkGraph"/> populations (GraphBuilders.cs).
 /// </summary>
-public static class Neurons
+public static partial class Neurons
 {
     /// <summary>Heaviside spike with a surrogate derivative: 1 where x &gt; 0, 0 where x ≤ 0; the
     /// derivative (forward and reverse mode) is the surrogate's.</summary>

@@ -72,4 +72,44 @@ Console.WriteLine($"test_accuracy={Losses.Accuracy(Logits(parameters, data.Test.
         Assert.Single(history);
         Assert.True(history[0].Metrics["loss"] > 0);
     }
+
+    [Fact]
+    public void GraphSnippet()
+    {
+const double dt = 0.5e-3;
+var g = NetworkGraph.Create()                         // every call returns a new graph
+    .Input("x", 5)
+    .Population("hidden", 100, Neurons.Lif(new LifParameters { Dt = dt }).WithInit("tauMem", Inits.Uniform(5e-3, 20e-3)))
+    .Population("out", 3, Neurons.Li(new LiParameters { Dt = dt }))
+    .Connect("x", "hidden", Projections.Dense(Inits.Normal(scale: 6)))
+    .Connect("hidden", "hidden", Projections.Dense(Inits.Normal()).Inhibitory())   // recurrence
+    .Connect("hidden", "out", Projections.Dense(Inits.Normal(scale: 2)).WithBias(Inits.Zeros));
+var p = g.Init(RandomKey.FromSeed(0));                // p["hidden"]["tauMem"] [100], p["x->hidden"]["weight"] [5, 100]
+        var p0 = p; // Added: the initial parameters, to check the step.
+var inputs = new Dictionary<string, Tensor> { ["x"] = RandomKey.FromSeed(1).Bernoulli(0.05, [60, 16, 5]) };
+int[] labels = [.. Enumerable.Range(0, 16).Select(i => i % 3)];
+var optimizer = Optimizers.MultiTransform(          // by key path: weights fast, tauMem slowly, the rest fixed
+    path => path.EndsWith("/weight") || path.EndsWith("/bias") ? "weights" : path == "hidden/tauMem" ? "tau" : "fixed",
+    new Dictionary<string, Optimizer> { ["weights"] = Optimizers.Adam(0.01), ["tau"] = Optimizers.Adam(1e-4), ["fixed"] = Optimizers.SetToZero() });
+var state = optimizer.Init(p);
+var vg = Autodiff.ValueAndGradWithAux(q =>
+{
+    var r = g.Run(q, steps: 60, dt, inputs);          // r["out"].Membrane [60, 16, 3], r["hidden"].Spikes [60, 16, 100]
+    var loss = Losses.CrossEntropy(Decoders.MaxOverTime(r["out"].Membrane!), labels) + Losses.FiringRate(r["hidden"].Spikes!, 2) * 0.01;
+    return new ValueWithAux<GraphRunResult>(loss, r);
+}, p);
+(p, state) = optimizer.Step(p, vg.Gradient, state);  // vg.Gradient is a GraphParameters
+var next = g.Run(p, 60, dt, inputs, record: ["out"], initial: vg.Aux.Final);   // continues from the final state
+
+        Assert.True(vg.Value.ToScalar() > 0);
+        Assert.Equal(new[] { 100 }, vg.Gradient["hidden"]["tauMem"].Shape);
+        Assert.True(vg.Aux["hidden"].Spikes!.Sum().ToScalar() > 0, "the hidden population spikes");
+        TestUtil.Identical(g.Run(p0, 60, dt, inputs)["out"].Membrane!, vg.Aux["out"].Membrane!);   // the aux is the run
+        Assert.Equal(new[] { "out" }, next.Observed.Keys);
+        Assert.Equal(new[] { 60, 16, 3 }, next["out"].Membrane!.Shape);
+        var dTau = (p["hidden"]["tauMem"] - p0["hidden"]["tauMem"]).Abs().Max().ToScalar();
+        Assert.InRange(dTau, 1e-6, 1.01e-4);
+        Assert.True((p["x->hidden"]["weight"] - p0["x->hidden"]["weight"]).Abs().Max().ToScalar() > 5e-3);
+        TestUtil.Identical(p0["hidden"]["vTh"], p["hidden"]["vTh"]);
+    }
 }

@@ -1,0 +1,296 @@
+using static SnnFunc.CSharp.Interop;
+
+namespace SnnFunc.CSharp;
+
+// The parts a NetworkGraph is built from: initialisers, population neurons, projections. Each wraps
+// the F# core's value (Init, Neuron, Projection) and builds a new one per call, so they are
+// immutable and the checks and their messages are the core's.
+
+/// <summary>
+/// A parameter initialiser: draws a tensor of a shape and dtype from a key. Used for projection
+/// weights and biases and for per-neuron parameters (<see cref="PopulationNeuron.WithInit"/>). Build
+/// one with <see cref="Inits"/>. (Named <c>Initializer</c>, not <c>Init</c>, so that it does not
+/// clash with the core's <c>SnnFunc.Init</c> under <c>using SnnFunc;</c>.)
+/// </summary>
+public sealed class Initializer
+{
+    internal Initializer(Init inner) => Inner = inner;
+
+    internal Init Inner { get; }
+
+    /// <summary>A readable description, e.g. <c>normal(6)</c> or <c>uniform(0.005, 0.02)</c>.</summary>
+    public string Name => Inner.Name;
+
+    /// <summary>Draws a tensor (what a graph's initialisation does with this initialiser).</summary>
+    /// <param name="key">The random key.</param>
+    /// <param name="shape">The shape, e.g. [in, out] for weights.</param>
+    /// <param name="fanIn">The number of inputs per output unit (1 for neuron parameters).</param>
+    /// <param name="dtype">The element type (Float32 by default).</param>
+    /// <returns>The tensor.</returns>
+    public Tensor Draw(RandomKey key, int[] shape, int fanIn = 1, DType? dtype = null)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(shape);
+        return Microsoft.FSharp.Core.FSharpFunc<RandomBits.Key, int[]>.InvokeFast(Inner.Draw, key.Key, shape, fanIn, DTypeOr32(dtype));
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+}
+
+/// <summary>The initialisers of graph parameters (the core's <c>Init</c> module).</summary>
+public static class Inits
+{
+    /// <summary>N(0, 1) · scale / sqrt(fan-in).</summary>
+    /// <param name="scale">The factor (finite).</param>
+    /// <returns>The initialiser.</returns>
+    /// <exception cref="ArgumentException">The scale is not finite.</exception>
+    public static Initializer Normal(double scale = 1.0) => new(InitModule.normalWith(scale));
+
+    /// <summary>Uniform on [low, high), e.g. per-neuron time constants drawn at initialisation.</summary>
+    /// <param name="low">The lower bound.</param>
+    /// <param name="high">The upper bound (above <paramref name="low"/>).</param>
+    /// <returns>The initialiser.</returns>
+    /// <exception cref="ArgumentException">The bounds are not finite with low &lt; high.</exception>
+    public static Initializer Uniform(double low, double high) => new(InitModule.uniform(low, high));
+
+    /// <summary>Every element <paramref name="value"/>.</summary>
+    /// <param name="value">The value (finite).</param>
+    /// <returns>The initialiser.</returns>
+    /// <exception cref="ArgumentException">The value is not finite.</exception>
+    public static Initializer Constant(double value) => new(InitModule.constant(value));
+
+    /// <summary>Every element 0 (e.g. for biases).</summary>
+    public static Initializer Zeros { get; } = new(InitModule.zeros);
+
+    /// <summary>A given tensor (converted to the graph's dtype), e.g. weights trained elsewhere; its
+    /// shape must be the one asked for.</summary>
+    /// <param name="tensor">The tensor.</param>
+    /// <returns>The initialiser.</returns>
+    public static Initializer FromTensor(Tensor tensor) => new(InitModule.ofTensor(tensor));
+
+    /// <summary>An initialiser of your own.</summary>
+    /// <param name="name">The name shown in descriptions.</param>
+    /// <param name="draw">(key, shape, fan-in, dtype) ↦ a tensor of that shape and dtype.</param>
+    /// <returns>The initialiser.</returns>
+    public static Initializer Custom(string name, Func<RandomKey, IReadOnlyList<int>, int, DType, Tensor> draw)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(draw);
+        var fs = Microsoft.FSharp.Core.FuncConvert.FromFunc<RandomBits.Key, int[], int, DType, Tensor>(
+            (key, shape, fanIn, dtype) => draw(new RandomKey(key), shape, fanIn, dtype));
+        return new(new Init(name, fs));
+    }
+}
+
+/// <summary>
+/// The neuron of a population in a <see cref="NetworkGraph"/>: a model with its parameters, and
+/// initialisers for the parameters that differ per neuron. Build one with <see cref="Neurons.Lif"/>,
+/// <see cref="Neurons.Li"/>, <see cref="Neurons.Alif"/>, <see cref="Neurons.AdEx"/> or
+/// <see cref="Neurons.IntegrateAndFire"/>; every parameter starts homogeneous (a rank-0 tensor at
+/// the given value) unless <see cref="WithInit"/> draws it per neuron.
+/// </summary>
+public sealed class PopulationNeuron
+{
+    internal PopulationNeuron(Neuron inner) => Inner = inner;
+
+    internal Neuron Inner { get; }
+
+    /// <summary>The names of the model's parameters: the keys of the population's entry in
+    /// <see cref="GraphParameters"/>, e.g. <c>tauSyn</c>, <c>tauMem</c>, <c>vLeak</c>, <c>vTh</c>,
+    /// <c>vReset</c> for LIF.</summary>
+    public IReadOnlyList<string> ParameterNames => NeuronModule.parameterNames(Inner.Model).ToArray();
+
+    /// <summary>Whether the model emits spikes (LI does not: its output is the membrane).</summary>
+    public bool IsSpiking => NeuronModule.isSpiking(Inner.Model);
+
+    /// <summary>The parameters drawn per neuron, with their initialisers.</summary>
+    public IReadOnlyDictionary<string, Initializer> PerNeuronInits =>
+        Inner.Inits.ToDictionary(kv => kv.Key, kv => new Initializer(kv.Value));
+
+    /// <summary>This neuron with parameter <paramref name="parameter"/> drawn per neuron at
+    /// initialisation, e.g. <c>.WithInit("tauMem", Inits.Uniform(5e-3, 20e-3))</c>: heterogeneous
+    /// populations, learnable per-neuron time constants and thresholds.</summary>
+    /// <param name="parameter">The parameter's name (one of <see cref="ParameterNames"/>).</param>
+    /// <param name="init">Its initialiser.</param>
+    /// <returns>The new neuron (this one is unchanged).</returns>
+    /// <exception cref="ArgumentException">The model has no such parameter; the message lists those it has.</exception>
+    public PopulationNeuron WithInit(string parameter, Initializer init)
+    {
+        ArgumentNullException.ThrowIfNull(init);
+        return new(NeuronModule.withInit(parameter, init.Inner, Inner));
+    }
+
+    /// <inheritdoc/>
+    public override string ToString()
+    {
+        var model = Inner.Model switch
+        {
+            NeuronModel.LifModel => "lif",
+            NeuronModel.LiModel => "li",
+            NeuronModel.AlifModel => "alif",
+            NeuronModel.AdExModel => "adex",
+            _ => "if",
+        };
+        return Inner.Inits.IsEmpty ? model : $"{model}({string.Join(", ", Inner.Inits.Select(kv => $"{kv.Key}: {kv.Value.Name}"))})";
+    }
+}
+
+public static partial class Neurons
+{
+    // Population neurons for NetworkGraph -------------------------------------------------------
+
+    /// <summary>A population neuron of the LIF model (for <see cref="NetworkGraph.Population(string, int, PopulationNeuron)"/>).</summary>
+    /// <param name="parameters">The parameters (defaults when null); the step length is their <c>Dt</c>.</param>
+    /// <returns>The neuron.</returns>
+    /// <exception cref="ArgumentException">A parameter is out of range; the message names it.</exception>
+    public static PopulationNeuron Lif(LifParameters? parameters = null) =>
+        new(NeuronModule.lif((parameters ?? new()).ToFSharp()));
+
+    /// <summary>A population neuron of the leaky integrator (a non-spiking readout: its output is the membrane).</summary>
+    /// <param name="parameters">The parameters (defaults when null).</param>
+    /// <returns>The neuron.</returns>
+    /// <exception cref="ArgumentException">A parameter is out of range.</exception>
+    public static PopulationNeuron Li(LiParameters? parameters = null) =>
+        new(NeuronModule.li((parameters ?? new()).ToFSharp()));
+
+    /// <summary>A population neuron of the adaptive LIF model.</summary>
+    /// <param name="parameters">The parameters (defaults when null).</param>
+    /// <returns>The neuron.</returns>
+    /// <exception cref="ArgumentException">A parameter is out of range.</exception>
+    public static PopulationNeuron Alif(AlifParameters? parameters = null) =>
+        new(NeuronModule.alif((parameters ?? new()).ToFSharp()));
+
+    /// <summary>A population neuron of the AdEx model (the BrainScaleS-2 neuron).</summary>
+    /// <param name="parameters">The parameters (defaults when null).</param>
+    /// <returns>The neuron.</returns>
+    /// <exception cref="ArgumentException">A parameter is out of range.</exception>
+    public static PopulationNeuron AdEx(AdExParameters? parameters = null) =>
+        new(NeuronModule.adex((parameters ?? new()).ToFSharp()));
+
+    /// <summary>A population neuron of the non-leaky integrate-and-fire model.</summary>
+    /// <param name="parameters">The parameters (defaults when null).</param>
+    /// <returns>The neuron.</returns>
+    /// <exception cref="ArgumentException">A parameter is out of range.</exception>
+    public static PopulationNeuron IntegrateAndFire(IfParameters? parameters = null) =>
+        new(NeuronModule.integrateAndFire((parameters ?? new()).ToFSharp()));
+}
+
+/// <summary>The sign constraint of a projection's weights.</summary>
+public enum SynapseSign
+{
+    /// <summary>Weights as they are.</summary>
+    Mixed,
+
+    /// <summary>|w|: excitatory synapses.</summary>
+    Excitatory,
+
+    /// <summary>−|w|: inhibitory synapses.</summary>
+    Inhibitory,
+}
+
+/// <summary>
+/// A projection between nodes of a <see cref="NetworkGraph"/>: how its input becomes the
+/// postsynaptic currents (dense or sparse-masked weights [in, out]), an optional bias, a sign
+/// constraint and a delay. Build one with <see cref="Projections"/> and refine it fluently, e.g.
+/// <c>Projections.Dense(Inits.Normal(2)).WithBias().Inhibitory().Delayed(3)</c>; every call returns a
+/// new projection. Its parameters are <c>weight</c>, <c>bias</c> (with a bias) and <c>delay</c>
+/// (learnable delays). (Named <c>SynapticProjection</c> so that it does not clash with the core's
+/// <c>SnnFunc.Projection</c> under <c>using SnnFunc;</c>.)
+/// </summary>
+public sealed class SynapticProjection
+{
+    internal SynapticProjection(Projection inner) => Inner = inner;
+
+    internal Projection Inner { get; }
+
+    /// <summary>The weights' initialiser.</summary>
+    public Initializer Weight => new(Inner.Weight);
+
+    /// <summary>The bias's initialiser (null: no bias).</summary>
+    public Initializer? Bias => Inner.Bias is null ? null : new(Inner.Bias.Value);
+
+    /// <summary>The sign constraint.</summary>
+    public SynapseSign Sign => Inner.Sign.IsExcitatory ? SynapseSign.Excitatory : Inner.Sign.IsInhibitory ? SynapseSign.Inhibitory : SynapseSign.Mixed;
+
+    /// <summary>Whether the weights are restricted to a fixed 0/1 mask.</summary>
+    public bool IsSparse => Inner.Kind.IsSparse;
+
+    /// <summary>This projection with a bias [out], drawn from <paramref name="init"/>.</summary>
+    /// <param name="init">The bias's initialiser (zeros when null).</param>
+    /// <returns>The new projection.</returns>
+    public SynapticProjection WithBias(Initializer? init = null) =>
+        new(ProjectionModule.withBias((init ?? Inits.Zeros).Inner, Inner));
+
+    /// <summary>This projection with excitatory synapses: the weights act as |w|.</summary>
+    /// <returns>The new projection.</returns>
+    public SynapticProjection Excitatory() => new(ProjectionModule.excitatory(Inner));
+
+    /// <summary>This projection with inhibitory synapses: the weights act as −|w|.</summary>
+    /// <returns>The new projection.</returns>
+    public SynapticProjection Inhibitory() => new(ProjectionModule.inhibitory(Inner));
+
+    /// <summary>This projection with the same whole-step delay for every synapse.</summary>
+    /// <param name="steps">The delay in time steps (&gt;= 0).</param>
+    /// <returns>The new projection.</returns>
+    /// <exception cref="ArgumentException">The delay is negative.</exception>
+    public SynapticProjection Delayed(int steps) => new(ProjectionModule.delayed(steps, Inner));
+
+    /// <summary>This projection with a whole-step delay per presynaptic neuron (axonal delays).</summary>
+    /// <param name="steps">One delay in time steps (&gt;= 0) per input of the projection.</param>
+    /// <returns>The new projection.</returns>
+    /// <exception cref="ArgumentException">A delay is negative (their number is checked against the graph by
+    /// <see cref="NetworkGraph.Validate"/>).</exception>
+    public SynapticProjection DelayedPerInput(int[] steps) => new(ProjectionModule.delayedPerInput(steps, Inner));
+
+    /// <summary>This projection with a learnable delay (parameter <c>delay</c>, in steps, kept within
+    /// [0, maxSteps]): the input is read between whole steps by linear interpolation, so the delay
+    /// has a gradient.</summary>
+    /// <param name="initial">The initial delay in steps, in [0, maxSteps].</param>
+    /// <param name="maxSteps">The largest delay (&gt;= 1).</param>
+    /// <param name="perInput">One delay per presynaptic neuron ([in]) instead of one for the projection (rank 0).</param>
+    /// <returns>The new projection.</returns>
+    /// <exception cref="ArgumentException">The bounds are out of range.</exception>
+    public SynapticProjection LearnableDelay(double initial, int maxSteps, bool perInput = false) =>
+        new(ProjectionModule.learnableDelay(initial, maxSteps, perInput, Inner));
+
+    /// <inheritdoc/>
+    public override string ToString()
+    {
+        var parts = new List<string> { (IsSparse ? "sparse" : "dense") + $"({Inner.Weight.Name})" };
+        if (Inner.Bias is not null) parts.Add($"bias {Inner.Bias.Value.Name}");
+        if (Sign != SynapseSign.Mixed) parts.Add(Sign.ToString().ToLowerInvariant());
+        var delay = Inner.Delay switch
+        {
+            Delay.Steps s => $"delay {s.Item} steps",
+            Delay.PerInputSteps d => $"delays [{string.Join(", ", d.Item)}] steps",
+            Delay.Learnable l => $"learnable delay {l.initial} (max {l.maxSteps}{(l.perInput ? ", per input" : "")})",
+            _ => null,
+        };
+        if (delay is not null) parts.Add(delay);
+        return string.Join(", ", parts);
+    }
+}
+
+/// <summary>The projections of a <see cref="NetworkGraph"/> (the core's <c>Projection</c> module).</summary>
+public static class Projections
+{
+    /// <summary>A dense projection y = x · W with W [in, out] from <paramref name="weight"/> (no bias,
+    /// mixed sign, no delay).</summary>
+    /// <param name="weight">The weights' initialiser (<see cref="Inits.Normal"/> with scale 1 when null).</param>
+    /// <returns>The projection.</returns>
+    public static SynapticProjection Dense(Initializer? weight = null) =>
+        new(ProjectionModule.dense((weight ?? DefaultWeight).Inner));
+
+    /// <summary>A dense projection restricted to a fixed 0/1 mask [in, out]: y = x · (W ⊙ mask), so
+    /// absent synapses stay absent under training.</summary>
+    /// <param name="mask">The mask [in, out], only 0 and 1.</param>
+    /// <param name="weight">The weights' initialiser (<see cref="Inits.Normal"/> with scale 1 when null).</param>
+    /// <returns>The projection.</returns>
+    /// <exception cref="ArgumentException">The mask is not a matrix of 0 and 1 (its shape is checked
+    /// against the graph by <see cref="NetworkGraph.Validate"/>).</exception>
+    public static SynapticProjection Sparse(Tensor mask, Initializer? weight = null) =>
+        new(ProjectionModule.sparse(mask, (weight ?? DefaultWeight).Inner));
+
+    private static readonly Initializer DefaultWeight = new(InitModule.normal);
+}
