@@ -193,8 +193,8 @@ public sealed class NetworkGraph
     /// one scan. Differentiable in the parameters, the inputs and the initial state.</summary>
     /// <param name="parameters">The parameters (from <see cref="Init"/>, trained, or built by hand).</param>
     /// <param name="steps">The number of time steps T (&gt;= 0).</param>
-    /// <param name="dt">The step length in seconds. Each population steps by its own neuron's <c>Dt</c>;
-    /// this is the run's nominal step, passed on to the core's <c>RunConfig.steps</c>.</param>
+    /// <param name="dt">The step length in seconds; every population's <c>Dt</c> must equal it (checked by the core);
+    /// passed on to the core's <c>RunConfig.steps</c>.</param>
     /// <param name="inputs">One tensor per source, by name, each [T, batch..., source shape]; their
     /// batch axes must agree, and their dtype is the run's.</param>
     /// <param name="record">The nodes whose observables are kept; null for every population.</param>

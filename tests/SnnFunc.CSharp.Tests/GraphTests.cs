@@ -206,7 +206,7 @@ public class GraphTests
     public void AdExIfSparseShapedAndSharedProjectionsMatchTheGraphModule()
     {
         var mask = Tensor.FromArray(Enumerable.Range(0, 24).Select(k => k % 3 == 0 ? 0.0 : 1.0).ToArray(), 6, 4);
-        var adex = new AdExParameters();
+        var adex = new AdExParameters { Dt = Dt };
         var g = NetworkGraph.Create()
             .Input("img", [2, 3])
             .Population("adex", [2, 2], Neurons.AdEx(adex).WithInit("b", Inits.Uniform(0.0, 0.1)))
@@ -226,7 +226,8 @@ public class GraphTests
         Assert.Equal(["tauSyn", "tauMem", "tauAdapt", "vLeak", "vT", "deltaT", "vTh", "vReset", "a", "b", "tRef"], Neurons.AdEx().ParameterNames);
         Assert.False(Neurons.Li().IsSpiking);
 
-        var ad = Snn.AdEx.defaults;
+        var d = Snn.AdEx.defaults;
+        var ad = new Snn.AdEx.Spec(d.TauSyn, d.TauMem, d.TauAdapt, d.VLeak, d.VT, d.DeltaT, d.VTh, d.VReset, d.A, d.B, d.TRef, Dt, d.Surrogate);
         var i0 = Snn.IF.defaults;
         var fsGraph = FsBuild(
             f => GraphModule.inputShaped("img", [2, 3], f),
