@@ -14,6 +14,8 @@ type Arguments =
     | Seed of int64
     | Threads of int
     | Checkpoint of path: string
+    | Export_Nir of path: string
+    | Import_Nir of path: string
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -26,6 +28,8 @@ type Arguments =
             | Seed _ -> "seed of data, initialisation and shuffling (default 0)"
             | Threads _ -> "kernel threads (default: all cores)"
             | Checkpoint _ -> "save a checkpoint here after every epoch and resume from it if present"
+            | Export_Nir _ -> "after training, write the network here as a NIR file"
+            | Import_Nir _ -> "instead of training, evaluate the network of this NIR file on the test set"
 
 /// The validated options.
 type Settings =
@@ -38,6 +42,8 @@ type Settings =
         Seed: int64
         Threads: int option
         Checkpoint: string option
+        ExportNir: string option
+        ImportNir: string option
     }
 
 /// Examples in the training split (SnnFunc.Data.YinYang.splits): the largest batch, since the
@@ -58,10 +64,16 @@ let positive (option: string) (value: float) =
     else
         Some $"--%s{option} must be a positive finite number, got %g{value}"
 
-/// None for a usable checkpoint path (absent, or not blank).
-let checkpointPath (path: string option) =
+/// None for a usable path option (absent, or not blank).
+let pathOption (option: string) (path: string option) =
     match path with
-    | Some p when String.IsNullOrWhiteSpace p -> Some "--checkpoint must be a non-empty path"
+    | Some p when String.IsNullOrWhiteSpace p -> Some $"--%s{option} must be a non-empty path"
+    | _ -> None
+
+/// None unless a file to import is named and absent.
+let existing (option: string) (path: string option) =
+    match path with
+    | Some p when not (String.IsNullOrWhiteSpace p) && not (IO.File.Exists p) -> Some $"--%s{option}: no file '%s{p}'"
     | _ -> None
 
 /// Parses and validates a command line. Error(exit code, text for stderr): 0 with the usage for
@@ -83,6 +95,8 @@ let parse (argv: string[]) : Result<Settings, int * string> =
                 Seed = args.GetResult(Seed, 0L)
                 Threads = args.TryGetResult Threads
                 Checkpoint = args.TryGetResult Checkpoint
+                ExportNir = args.TryGetResult Export_Nir
+                ImportNir = args.TryGetResult Import_Nir
             }
 
         let problems =
@@ -94,7 +108,14 @@ let parse (argv: string[]) : Result<Settings, int * string> =
                 intIn "hidden" 1 100_000 s.Hidden
                 intIn "steps" 1 100_000 s.Steps
                 s.Threads |> Option.bind (intIn "threads" 1 1024)
-                checkpointPath s.Checkpoint
+                pathOption "checkpoint" s.Checkpoint
+                pathOption "export-nir" s.ExportNir
+                pathOption "import-nir" s.ImportNir
+                existing "import-nir" s.ImportNir
+                (if s.ImportNir.IsSome && s.ExportNir.IsSome then
+                     Some "--import-nir evaluates a network without training it, so there is nothing to --export-nir"
+                 else
+                     None)
             ]
 
         match List.choose id problems with

@@ -1,6 +1,7 @@
 /// Trains a spiking network on the Yin-Yang data set (Kriener et al. 2021) with surrogate gradients:
 /// 5 latency-coded inputs -> 120 LIF -> 3 LI readout, max-over-time + cross-entropy, Adam.
-/// Ends with the line `test_accuracy=<fraction>`.
+/// Ends with the line `test_accuracy=<fraction>`. With --export-nir the trained network is also
+/// written as a NIR file (and read back, to show the same accuracy); --import-nir evaluates one.
 module Program
 
 open System
@@ -26,6 +27,22 @@ let main argv =
     let dt, tLate = 0.5e-3, 15e-3
     let data = YinYang.splits seed
     let encode (x: Tensor) = Encode.latency steps dt tLate false x
+
+    let importedAccuracy (path: string) =
+        let net = YinYangNir.import path
+        Nir.warnings net.Graph |> List.iter (eprintfn "%s: %s" path)
+
+        if abs (net.Dt - dt) > 1e-9 * dt then
+            eprintfn "%s: the network steps by %g ms, the encoding by %g ms" path (net.Dt * 1e3) (dt * 1e3)
+
+        Loss.accuracy (YinYangNir.logits net (encode data.Test.X)) data.Test.Labels
+
+    match o.ImportNir with
+    | Some path ->
+        printfn "Yin-Yang: evaluating the network of %s on %d test samples, %d steps" path data.Test.Count steps
+        printfn "test_accuracy=%.4f" (importedAccuracy path)
+        exit 0
+    | None -> ()
 
     // Network: surrogate-gradient LIF hidden layer, leaky-integrator readout.
     let lif = { Snn.Lif.defaults with Dt = dt }
@@ -111,5 +128,12 @@ let main argv =
 
     Train.run start epochs batches step endEpoch
     printfn "training took %.1f s" sw.Elapsed.TotalSeconds
-    printfn "test_accuracy=%.4f" (accuracy p data.Test)
+    let testAccuracy = accuracy p data.Test
+
+    o.ExportNir
+    |> Option.iter (fun path ->
+        YinYangNir.export path lif li p
+        printfn "wrote %s; read back, its test_accuracy=%.4f" path (importedAccuracy path))
+
+    printfn "test_accuracy=%.4f" testAccuracy
     0

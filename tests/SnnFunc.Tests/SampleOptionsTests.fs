@@ -26,6 +26,10 @@ let ``YinYang rejects out-of-range options with the option and its range`` () =
     bad [ "--learning-rate"; "NaN" ] [ "--learning-rate"; "positive finite" ]
     bad [ "--threads"; "0" ] [ "--threads"; "[1, 1024]" ]
     bad [ "--checkpoint"; " " ] [ "--checkpoint"; "non-empty" ]
+    bad [ "--export-nir"; "" ] [ "--export-nir"; "non-empty" ]
+    bad [ "--import-nir"; "/no/such/file.nir" ] [ "--import-nir"; "no file"; "/no/such/file.nir" ]
+    let here = typeof<YinYangOptions.Settings>.Assembly.Location
+    bad [ "--import-nir"; here; "--export-nir"; "b.nir" ] [ "--import-nir"; "nothing to --export-nir" ]
 
     match YinYangOptions.parse [| "--epochs"; "2"; "--hidden"; "7"; "--learning-rate"; "0.5" |] with
     | Ok s ->

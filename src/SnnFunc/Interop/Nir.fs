@@ -626,8 +626,7 @@ module Nir =
             g.Nodes
             |> List.tryPick (fun (_, n) ->
                 match n with
-                | Population(_, { Model = LifModel s }) -> Some s.Dt
-                | Population(_, { Model = LiModel s }) -> Some s.Dt
+                | Population(_, neuron) -> Neuron.dtOf neuron.Model
                 | _ -> None)
             |> Option.defaultValue 1e-3
 

@@ -9,7 +9,7 @@
 ///     |> Graph.connect "x" "hidden" (Projection.dense Init.normal)
 ///     |> Graph.connect "hidden" "out" (Projection.dense Init.normal)
 /// let p = Graph.init (Random.key 0L) g          // p["hidden"]["tauMem"], p["x->hidden"]["weight"]
-/// let r = Graph.run g p (RunConfig.steps 60 0.5e-3) (Map [ "x", spikes ])   // r["out"].Membrane
+/// let r = Graph.run g p (RunConfig.steps 60 1e-3) (Map [ "x", spikes ])   // r["out"].Membrane
 /// ```
 [<RequireQualifiedAccess; CompilationRepresentation(CompilationRepresentationFlags.ModuleSuffix)>]
 module SnnFunc.Graph
