@@ -73,3 +73,62 @@ let ``Mnist16 rejects out-of-range options with the option and its range`` () =
         Assert.Equal(8000, s.TrainCount)
         Assert.Equal(Mnist16Options.Log, s.Coding)
     | Error e -> failwithf "the defaults were rejected: %A" e
+
+[<Fact>]
+let ``DelayedXor rejects out-of-range options with the option and its range`` () =
+    let bad = rejected DelayedXorOptions.parse
+    bad [ "--epochs"; "-3" ] [ "DelayedXor"; "--epochs"; "[1, 100000]"; "-3" ]
+    bad [ "--hidden"; "0" ] [ "--hidden"; "[1, 100000]"; "got 0" ]
+    bad [ "--batch-size"; "0" ] [ "--batch-size"; "[1, 2048]"; "got 0" ]
+    bad [ "--batch-size"; "300"; "--train-count"; "256" ] [ "--batch-size"; "[1, 256]"; "300" ]
+    bad [ "--train-count"; "3" ] [ "--train-count"; "[4, 1000000]" ]
+    bad [ "--test-count"; "0" ] [ "--test-count"; "[4, 1000000]" ]
+    bad [ "--learning-rate"; "-0.5" ] [ "--learning-rate"; "positive finite"; "-0.5" ]
+    bad [ "--learning-rate"; "NaN" ] [ "--learning-rate"; "positive finite" ]
+    bad [ "--tau-learning-rate"; "-1e-4" ] [ "--tau-learning-rate"; "[0, 0.01]" ]
+    bad [ "--tau-learning-rate"; "NaN" ] [ "--tau-learning-rate"; "[0, 0.01]" ]
+    bad [ "--delay-learning-rate"; "101" ] [ "--delay-learning-rate"; "[0, 100]"; "101" ]
+    bad [ "--inputs-per-cue"; "0" ] [ "--inputs-per-cue"; "[1, 10000]" ]
+    bad [ "--delay"; "0" ] [ "--delay"; "[1, 10000]"; "got 0" ]
+    bad [ "--gap"; "-1" ] [ "--gap"; "[0, 10000]" ]
+    bad [ "--window"; "0" ] [ "--window"; "[1, 10000]" ]
+    // The jitter may not swap the cues: at most (delay - 1) / 2 steps.
+    bad [ "--jitter"; "30" ] [ "--jitter"; "[0, 29]"; "30" ]
+    bad [ "--delay"; "10"; "--jitter"; "5" ] [ "--jitter"; "[0, 4]" ]
+    bad [ "--noise"; "1000" ] [ "--noise"; "[0, 1000)" ]
+    bad [ "--noise"; "-1" ] [ "--noise"; "[0, 1000)" ]
+    bad [ "--threads"; "0" ] [ "--threads"; "[1, 1024]" ]
+    bad [ "--checkpoint"; " " ] [ "--checkpoint"; "non-empty" ]
+
+    match DelayedXorOptions.parse [||] with
+    | Ok s -> Assert.Equal(DelayedXorOptions.defaults, s)
+    | Error e -> failwithf "the defaults were rejected: %A" e
+
+    match
+        DelayedXorOptions.parse
+            [|
+                "--no-recurrence"
+                "--no-delays"
+                "--tau-learning-rate"
+                "0"
+                "--delay"
+                "30"
+            |]
+    with
+    | Ok s ->
+        Assert.False s.Recurrence
+        Assert.False s.Delays
+        Assert.Equal(0.0, s.TauLearningRate)
+        Assert.Equal(30, s.Delay)
+        Assert.Equal(DelayedXorOptions.defaults.Hidden, s.Hidden)
+    | Error e -> failwithf "valid options rejected: %A" e
+
+    match DelayedXorOptions.parse [| "--no-such-option" |] with
+    | Error(code, _) -> Assert.Equal(2, code)
+    | Ok _ -> failwith "an unknown option was accepted"
+
+    match DelayedXorOptions.parse [| "--help" |] with
+    | Error(code, usage) ->
+        Assert.Equal(0, code)
+        Assert.Contains("--no-recurrence", usage)
+    | Ok _ -> failwith "--help gave settings"
