@@ -774,10 +774,15 @@ let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, 
 
             Set.ofList names
         | None ->
+            // Every population, and the graph's ends (e.g. NIR's Output nodes).
+            let feeding = a.Graph.Edges |> List.map fst |> Set.ofList
+
             a.Graph.Nodes
             |> List.choose (fun (n, node) ->
                 match node with
                 | Population _ -> Some n
+                | Source _ -> None
+                | _ when not (feeding.Contains n) -> Some n
                 | _ -> None)
             |> Set.ofList
 

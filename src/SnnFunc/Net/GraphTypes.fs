@@ -420,7 +420,7 @@ type RunConfig =
         Steps: int
         /// The step length in seconds; every population's and delay's own step must equal it.
         Dt: float
-        /// The nodes whose observables are kept (default: every population).
+        /// The nodes whose observables are kept (default: every population and every node that feeds no other).
         Record: string list option
         /// Continue from a previous run's final state (default: zeros).
         Initial: GraphState option

@@ -1,0 +1,85 @@
+/// The README's F# examples of graphs and NIR, as written there (file names replaced by temporary
+/// paths and fixtures): they compile, run, and do what their comments say.
+module SnnFunc.Tests.ReadmeExampleTests
+
+open System
+open System.IO
+open Xunit
+open SnnFunc
+
+[<Fact>]
+let ``the README's graph and NIR examples run and do what they say`` () =
+    let netNir =
+        Path.Combine(Path.GetTempPath(), "snnfunc-readme-" + Guid.NewGuid().ToString("N") + ".nir")
+
+    let norseNir = NirFileTests.fixture "legacy/lif_norse.nir"
+
+    try
+        let dt = 0.5e-3
+        let lif = { Snn.Lif.defaults with Dt = dt }
+
+        let g =
+            Graph.empty
+            |> Graph.input "x" 5
+            |> Graph.population "hidden" 100 (Neuron.lif lif |> Neuron.withInit "tauMem" (Init.uniform 5e-3 20e-3))
+            |> Graph.population "out" 3 (Neuron.li { Snn.Li.defaults with Dt = dt })
+            |> Graph.connect "x" "hidden" (Projection.dense (Init.normalWith 6.0))
+            |> Graph.connect "hidden" "hidden" (Projection.dense Init.normal |> Projection.inhibitory) // one step later
+            |> Graph.connect "hidden" "out" (Projection.dense (Init.normalWith 2.0) |> Projection.withBias Init.zeros)
+
+        let p = Graph.init (Random.key 0L) g // p["hidden"]["tauMem"] [100], p["x->hidden"]["weight"] [5; 100]
+        let x = Random.bernoulli (Random.key 1L) 0.05 [| 60; 16; 5 |]
+        let labels = Array.init 16 (fun i -> i % 3)
+
+        let loss (q: GraphParams) =
+            let r = Graph.run g q (RunConfig.steps 60 dt) (Map [ "x", x ]) // r["hidden"].Spikes [60; 16; 100]
+
+            Loss.crossEntropy (Decode.maxOverTime r["out"].Membrane) labels
+            + Loss.firingRate 2.0 (r["hidden"].Spikes) * 0.01
+
+        let group (path: KeyPath) = // weights fast, tauMem slowly, the other neuron parameters fixed
+            match KeyPath.toName path with
+            | "hidden/tauMem" -> "tau"
+            | name when name.EndsWith "/weight" || name.EndsWith "/bias" -> "weights"
+            | _ -> "fixed"
+
+        let tx =
+            Optim.multiTransform group (Map [ "weights", Optim.adam 1e-2; "tau", Optim.adam 1e-4; "fixed", Optim.setToZero ])
+
+        let value, grads = Ad.valueAndGrad loss p // grads: a GraphParams like p
+        let updates, state = Optim.update tx grads (Optim.init tx p) p
+        let trained = Optim.applyUpdates p updates
+
+        let first =
+            Graph.run g trained (RunConfig.steps 30 dt) (Map [ "x", x.Narrow(0, 0, 30) ])
+
+        let rest =
+            Graph.run g trained (RunConfig.steps 30 dt |> RunConfig.from first.Final) (Map [ "x", x.Narrow(0, 30, 30) ])
+
+        let exported = g |> Graph.transform "output" Identity |> Graph.edge "out" "output" // NIR graphs end in Output nodes
+        Nir.write netNir exported trained // LIF as CubaLIF, LI as CubaLI; ms, dt under metadata/
+        let g2, p2 = Nir.read netNir // the file's recorded time unit and dt, else ms and 1 ms steps
+        let g3, p3 = Nir.readWith (NirOptions.seconds 1e-3) norseNir // Norse and snnTorch write seconds
+        let doubts = Nir.warnings g3 // e.g. time constants that look like another unit
+        let r2 = Graph.run g2 p2 (RunConfig.steps 60 dt) (Map [ "x", x ]) // r2["output"].Output = r["out"].Membrane
+
+        Assert.Equal<int[]>([| 100 |], p.["hidden"].["tauMem"].Shape)
+        Assert.Equal<int[]>([| 5; 100 |], p.["x->hidden"].["weight"].Shape)
+        Assert.True(Double.IsFinite(value.ToScalar()))
+        // Only the weights and tauMem moved.
+        Assert.NotEqual<float[]>(p.["x->hidden"].["weight"].ToDoubleArray(), trained.["x->hidden"].["weight"].ToDoubleArray())
+        Assert.NotEqual<float[]>(p.["hidden"].["tauMem"].ToDoubleArray(), trained.["hidden"].["tauMem"].ToDoubleArray())
+        Assert.Equal<float[]>(p.["hidden"].["vTh"].ToDoubleArray(), trained.["hidden"].["vTh"].ToDoubleArray())
+        // The run continued from the final state is the second half of one run.
+        let whole = Graph.run g trained (RunConfig.steps 60 dt) (Map [ "x", x ])
+        Assert.Equal<float[]>(whole.["out"].Membrane.Narrow(0, 30, 30).ToDoubleArray(), rest.["out"].Membrane.ToDoubleArray())
+        // The NIR file read back runs as the graph did.
+        let a, b =
+            r2.["output"].Output.ToDoubleArray(), whole.["out"].Membrane.ToDoubleArray()
+
+        Assert.True(Array.forall2 (fun (u: float) v -> abs (u - v) <= 1e-4 * (1.0 + abs v)) a b, "the NIR round trip runs alike")
+        Assert.Empty(Nir.warnings g2)
+        Assert.Empty doubts
+        ignore (g3, p3, state)
+    finally
+        File.Delete netNir
