@@ -4,6 +4,7 @@ module DelayedXorOptions
 
 open System
 open Argu
+open OptionChecks
 
 type Arguments =
     | Epochs of int
@@ -98,33 +99,6 @@ let defaults =
         Checkpoint = None
     }
 
-/// None if an integer option lies in [lo, hi], else the message naming it and the range.
-let intIn (option: string) (lo: int) (hi: int) (value: int) =
-    if value >= lo && value <= hi then
-        None
-    else
-        Some $"--%s{option} must be an integer in [%d{lo}, %d{hi}], got %d{value}"
-
-/// None for a positive finite number, else the message naming the option.
-let positive (option: string) (value: float) =
-    if value > 0.0 && not (Double.IsInfinity value) then
-        None
-    else
-        Some $"--%s{option} must be a positive finite number, got %g{value}"
-
-/// None for a number in [lo, hi] (NaN is outside), else the message naming the option.
-let between (option: string) (lo: float) (hi: float) (value: float) =
-    if value >= lo && value <= hi then
-        None
-    else
-        Some $"--%s{option} must be a number in [%g{lo}, %g{hi}], got %g{value}"
-
-/// None for a usable checkpoint path (absent, or not blank).
-let checkpointPath (path: string option) =
-    match path with
-    | Some p when String.IsNullOrWhiteSpace p -> Some "--checkpoint must be a non-empty path"
-    | _ -> None
-
 /// The problems of a set of settings, first one first (empty when they are valid).
 let problems (s: Settings) =
     [
@@ -152,45 +126,36 @@ let problems (s: Settings) =
          else
              Some $"--noise must be a number in [0, 1000) spikes per second, got %g{s.Noise}")
         s.Threads |> Option.bind (intIn "threads" 1 1024)
-        checkpointPath s.Checkpoint
+        path "checkpoint" s.Checkpoint
     ]
-    |> List.choose id
 
 /// Parses and validates a command line. Error(exit code, text for stderr): 0 with the usage for
 /// --help, 2 for Argu's errors (its message and the usage) and for an invalid value (one line
 /// naming the option and the allowed range).
 let parse (argv: string[]) : Result<Settings, int * string> =
-    let parser = ArgumentParser.Create<Arguments>(programName = "DelayedXor")
-
-    try
-        let args = parser.ParseCommandLine argv
+    let settings (args: ParseResults<Arguments>) =
         let d = defaults
 
-        let s =
-            {
-                Epochs = args.GetResult(Epochs, d.Epochs)
-                BatchSize = args.GetResult(Batch_Size, d.BatchSize)
-                LearningRate = args.GetResult(Learning_Rate, d.LearningRate)
-                TauLearningRate = args.GetResult(Tau_Learning_Rate, d.TauLearningRate)
-                DelayLearningRate = args.GetResult(Delay_Learning_Rate, d.DelayLearningRate)
-                Hidden = args.GetResult(Hidden, d.Hidden)
-                InputsPerCue = args.GetResult(Inputs_Per_Cue, d.InputsPerCue)
-                Delay = args.GetResult(Delay, d.Delay)
-                Gap = args.GetResult(Gap, d.Gap)
-                Window = args.GetResult(Window, d.Window)
-                Jitter = args.GetResult(Jitter, d.Jitter)
-                Noise = args.GetResult(Noise, d.Noise)
-                Recurrence = not (args.Contains No_Recurrence)
-                Delays = not (args.Contains No_Delays)
-                TrainCount = args.GetResult(Train_Count, d.TrainCount)
-                TestCount = args.GetResult(Test_Count, d.TestCount)
-                Seed = args.GetResult(Seed, d.Seed)
-                Threads = args.TryGetResult Threads
-                Checkpoint = args.TryGetResult Checkpoint
-            }
+        {
+            Epochs = args.GetResult(Epochs, d.Epochs)
+            BatchSize = args.GetResult(Batch_Size, d.BatchSize)
+            LearningRate = args.GetResult(Learning_Rate, d.LearningRate)
+            TauLearningRate = args.GetResult(Tau_Learning_Rate, d.TauLearningRate)
+            DelayLearningRate = args.GetResult(Delay_Learning_Rate, d.DelayLearningRate)
+            Hidden = args.GetResult(Hidden, d.Hidden)
+            InputsPerCue = args.GetResult(Inputs_Per_Cue, d.InputsPerCue)
+            Delay = args.GetResult(Delay, d.Delay)
+            Gap = args.GetResult(Gap, d.Gap)
+            Window = args.GetResult(Window, d.Window)
+            Jitter = args.GetResult(Jitter, d.Jitter)
+            Noise = args.GetResult(Noise, d.Noise)
+            Recurrence = not (args.Contains No_Recurrence)
+            Delays = not (args.Contains No_Delays)
+            TrainCount = args.GetResult(Train_Count, d.TrainCount)
+            TestCount = args.GetResult(Test_Count, d.TestCount)
+            Seed = args.GetResult(Seed, d.Seed)
+            Threads = args.TryGetResult Threads
+            Checkpoint = args.TryGetResult Checkpoint
+        }
 
-        match problems s with
-        | first :: _ -> Error(2, $"DelayedXor: %s{first}")
-        | [] -> Ok s
-    with :? ArguParseException as e ->
-        Error((if e.ErrorCode = ErrorCode.HelpText then 0 else 2), e.Message)
+    OptionChecks.parseWith "DelayedXor" settings problems argv

