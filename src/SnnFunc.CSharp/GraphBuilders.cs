@@ -130,10 +130,17 @@ public sealed class PopulationNeuron
             NeuronModel.LiModel => "li",
             NeuronModel.AlifModel => "alif",
             NeuronModel.AdExModel => "adex",
-            _ => "if",
+            NeuronModel.IfModel => "if",
+            NeuronModel.NirModel n => "nir " + NirKindName(n.Item.Kind),
+            _ => Inner.Model.ToString(),
         };
-        return Inner.Inits.IsEmpty ? model : $"{model}({string.Join(", ", Inner.Inits.Select(kv => $"{kv.Key}: {kv.Value.Name}"))})";
+        // A NIR neuron has every parameter from an initialiser (the file's tensors): not worth listing.
+        return Inner.Inits.IsEmpty || Inner.Model.IsNirModel ? model : $"{model}({string.Join(", ", Inner.Inits.Select(kv => $"{kv.Key}: {kv.Value.Name}"))})";
     }
+
+    // NIR's class names of its neuron primitives.
+    private static string NirKindName(NirNeuronKind kind) =>
+        kind.IsNirCubaLif ? "CubaLIF" : kind.IsNirLif ? "LIF" : kind.IsNirCubaLi ? "CubaLI" : kind.IsNirLi ? "LI" : kind.IsNirIf ? "IF" : "I";
 }
 
 public static partial class Neurons
@@ -222,6 +229,17 @@ public sealed class SynapticProjection
     public SynapticProjection WithBias(Initializer? init = null) =>
         new(ProjectionModule.withBias((init ?? Inits.Zeros).Inner, Inner));
 
+    /// <summary>This projection with its per-sample output shape declared: needed when it feeds no
+    /// population directly (e.g. a transform node or an output port); without it, its shape is that
+    /// of the populations it feeds.</summary>
+    /// <param name="shape">The output shape (positive dimensions), e.g. [3].</param>
+    /// <returns>The new projection.</returns>
+    /// <exception cref="ArgumentException">The shape is empty or not positive.</exception>
+    public SynapticProjection WithOutShape(params int[] shape) => new(ProjectionModule.withOutShape(shape, Inner));
+
+    /// <summary>The declared per-sample output shape (null: that of the populations it feeds).</summary>
+    public IReadOnlyList<int>? OutShape => Inner.OutShape is null ? null : Array.AsReadOnly(Inner.OutShape.Value);
+
     /// <summary>This projection with excitatory synapses: the weights act as |w|.</summary>
     /// <returns>The new projection.</returns>
     public SynapticProjection Excitatory() => new(ProjectionModule.excitatory(Inner));
@@ -260,6 +278,7 @@ public sealed class SynapticProjection
         var parts = new List<string> { (IsSparse ? "sparse" : "dense") + $"({Inner.Weight.Name})" };
         if (Inner.Bias is not null) parts.Add($"bias {Inner.Bias.Value.Name}");
         if (Sign != SynapseSign.Mixed) parts.Add(Sign.ToString().ToLowerInvariant());
+        if (Inner.OutShape is not null) parts.Add($"out [{string.Join(", ", Inner.OutShape.Value)}]");
         var delay = Inner.Delay switch
         {
             Delay.Steps s => $"delay {s.Item} steps",

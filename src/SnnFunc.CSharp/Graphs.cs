@@ -13,6 +13,10 @@ public enum GraphNodeKind
 
     /// <summary>Synapses from one node to another (<see cref="NetworkGraph.Connect"/>, <see cref="NetworkGraph.Projection"/>).</summary>
     Projection,
+
+    /// <summary>A transform of its input: an identity port such as NIR's <c>Output</c>, a scale, a
+    /// threshold, a flatten or a per-neuron delay (<see cref="NetworkGraph.Transform"/>, <see cref="NetworkGraph.Output"/>).</summary>
+    Transform,
 }
 
 /// <summary>A node of a <see cref="NetworkGraph"/>.</summary>
@@ -48,15 +52,17 @@ public sealed record GraphEdge(string Source, string Target);
 /// </summary>
 /// <remarks>
 /// Rules (checked by <see cref="Validate"/>, <see cref="Init"/> and <see cref="Run"/>, with errors that
-/// name the node): names are unique and not blank; sources only emit; projections take sources or
-/// populations (several inputs of one shape are summed) and feed populations (of one shape); a
-/// population receives signals of its own shape; a cycle passes through a population, whose output
-/// reaches the nodes it feeds within the cycle one step later. Errors are the core's
+/// name the node): names are unique and not blank; sources only emit; projections take any other
+/// node (several inputs of one shape are summed) and feed populations (of one shape), or any node once
+/// their output shape is declared (<see cref="SynapticProjection.WithOutShape"/>); a transform takes
+/// inputs of one shape and has that shape (a flatten merges its axes); a population receives signals
+/// of its own shape; a cycle passes through a population, whose output reaches the nodes it feeds
+/// within the cycle one step later. Errors are the core's
 /// <see cref="ArgumentException"/>s with the core's messages.
 /// </remarks>
 public sealed class NetworkGraph
 {
-    private NetworkGraph(Graph inner) => Inner = inner;
+    internal NetworkGraph(Graph inner) => Inner = inner;
 
     internal Graph Inner { get; }
 
@@ -138,6 +144,30 @@ public sealed class NetworkGraph
         return new(GraphModule.addNode(name, Node.NewSynapses(projection.Inner), Inner));
     }
 
+    /// <summary>Adds a transform node without edges (the core's <c>Graph.transform</c>); wire it with
+    /// <see cref="Edge"/>. Its shape follows from its input's (a flatten merges axes), and a
+    /// projection that feeds it must declare its output shape (<see cref="SynapticProjection.WithOutShape"/>).</summary>
+    /// <param name="name">A new node name; the transform's parameter, if any, is found under it.</param>
+    /// <param name="transform">The transform (<see cref="GraphTransforms"/>).</param>
+    /// <returns>The new graph.</returns>
+    /// <exception cref="ArgumentException">The name is blank or taken.</exception>
+    public NetworkGraph Transform(string name, GraphTransform transform)
+    {
+        ArgumentNullException.ThrowIfNull(transform);
+        return new(GraphModule.transform(name, transform.Inner, Inner));
+    }
+
+    /// <summary>Adds an output port <paramref name="name"/> that passes on what <paramref name="from"/>
+    /// emits: an <see cref="GraphTransforms.Identity"/> node and the edge from <paramref name="from"/> to
+    /// it. NIR graphs end in <c>Output</c> nodes, which is what these become when the graph is written
+    /// with <see cref="NirFiles.Write"/>; a run records it like any node (its <c>Output</c>).</summary>
+    /// <param name="name">A new node name.</param>
+    /// <param name="from">The existing node whose signal the port passes on.</param>
+    /// <returns>The new graph.</returns>
+    /// <exception cref="ArgumentException">The name is blank or taken, or <paramref name="from"/> does not exist.</exception>
+    public NetworkGraph Output(string name, string from) =>
+        new(GraphModule.edge(from, name, GraphModule.transform(name, SnnFunc.Transform.Identity, Inner)));
+
     /// <summary>Adds a directed edge between existing nodes.</summary>
     /// <param name="source">The sending node.</param>
     /// <param name="target">The receiving node.</param>
@@ -149,7 +179,16 @@ public sealed class NetworkGraph
 
     /// <summary>The nodes in the order they were added.</summary>
     public IReadOnlyList<GraphNode> Nodes =>
-        Inner.Nodes.Select(n => new GraphNode(n.Item1, n.Item2.IsSource ? GraphNodeKind.Input : n.Item2.IsPopulation ? GraphNodeKind.Population : GraphNodeKind.Projection)).ToArray();
+        Inner.Nodes.Select(n => new GraphNode(n.Item1, KindOf(n.Item2))).ToArray();
+
+    private static GraphNodeKind KindOf(Node node) => node switch
+    {
+        Node.Source => GraphNodeKind.Input,
+        Node.Population => GraphNodeKind.Population,
+        Node.Synapses => GraphNodeKind.Projection,
+        Node.Op => GraphNodeKind.Transform,
+        _ => throw new InvalidOperationException($"NetworkGraph: a node of an unknown kind ({node})"),
+    };
 
     /// <summary>The edges in the order they were added.</summary>
     public IReadOnlyList<GraphEdge> Edges => Inner.Edges.Select(e => new GraphEdge(e.Item1, e.Item2)).ToArray();
@@ -197,7 +236,7 @@ public sealed class NetworkGraph
     /// passed on to the core's <c>RunConfig.steps</c>.</param>
     /// <param name="inputs">One tensor per source, by name, each [T, batch..., source shape]; their
     /// batch axes must agree, and their dtype is the run's.</param>
-    /// <param name="record">The nodes whose observables are kept; null for every population.</param>
+    /// <param name="record">The nodes whose observables are kept; null for every population and every node that feeds no other (such as an Output).</param>
     /// <param name="initial">The state to start from (a previous run's <see cref="GraphRunResult.Final"/>);
     /// null for zeros.</param>
     /// <returns>The observables of the recorded nodes and the final state.</returns>
@@ -228,6 +267,7 @@ public sealed class NetworkGraph
             Node.Source s => $"{n.Item1}: input[{string.Join(", ", s.shape)}]",
             Node.Population p => $"{n.Item1}: {new PopulationNeuron(p.neuron)}[{string.Join(", ", p.shape)}]",
             Node.Synapses y => $"{n.Item1}: {new SynapticProjection(y.Item)}",
+            Node.Op o => $"{n.Item1}: {new GraphTransform(o.Item1)}" + (o.shape is null ? "" : $"[{string.Join(", ", o.shape.Value)}]"),
             _ => n.Item1,
         })) + "] edges [" + string.Join("; ", Inner.Edges.Select(e => $"{e.Item1} -> {e.Item2}")) + "]";
 }

@@ -109,7 +109,7 @@ public class PublicSurfaceTests
         var xml = Path.ChangeExtension(typeof(Autodiff).Assembly.Location, ".xml");
         Assert.True(File.Exists(xml), xml);
         var text = File.ReadAllText(xml);
-        foreach (var member in new[] { "T:SnnFunc.CSharp.Autodiff", "M:SnnFunc.CSharp.Autodiff.Grad(System.Func{SnnFunc.Tensor,SnnFunc.Tensor})", "T:SnnFunc.CSharp.Network", "T:SnnFunc.CSharp.Trainer", "T:SnnFunc.CSharp.NetworkGraph", "T:SnnFunc.CSharp.GraphParameters" })
+        foreach (var member in new[] { "T:SnnFunc.CSharp.Autodiff", "M:SnnFunc.CSharp.Autodiff.Grad(System.Func{SnnFunc.Tensor,SnnFunc.Tensor})", "T:SnnFunc.CSharp.Network", "T:SnnFunc.CSharp.Trainer", "T:SnnFunc.CSharp.NetworkGraph", "T:SnnFunc.CSharp.GraphParameters", "T:SnnFunc.CSharp.GraphTransforms", "T:SnnFunc.CSharp.NirFiles", "T:SnnFunc.CSharp.NirConventions", "T:SnnFunc.CSharp.NirNetwork" })
             Assert.Contains($"name=\"{member}", text);
     }
 }

@@ -112,4 +112,47 @@ var next = g.Run(p, 60, dt, inputs, record: ["out"], initial: vg.Aux.Final);   /
         Assert.True((p["x->hidden"]["weight"] - p0["x->hidden"]["weight"]).Abs().Max().ToScalar() > 5e-3);
         TestUtil.Identical(p0["hidden"]["vTh"], p["hidden"]["vTh"]);
     }
+
+    [Fact]
+    public void NirSnippet()
+    {
+        // Added: the graph and parameters of GraphSnippet, its first lines.
+        const double dt = 0.5e-3;
+        var g = NetworkGraph.Create()
+            .Input("x", 5)
+            .Population("hidden", 100, Neurons.Lif(new LifParameters { Dt = dt }).WithInit("tauMem", Inits.Uniform(5e-3, 20e-3)))
+            .Population("out", 3, Neurons.Li(new LiParameters { Dt = dt }))
+            .Connect("x", "hidden", Projections.Dense(Inits.Normal(scale: 6)))
+            .Connect("hidden", "hidden", Projections.Dense(Inits.Normal()).Inhibitory())
+            .Connect("hidden", "out", Projections.Dense(Inits.Normal(scale: 2)).WithBias(Inits.Zeros));
+        var p = g.Init(RandomKey.FromSeed(0));
+        // Changed: the README reads "ff_cubalif.nir" and writes "mine.nir" in the working folder.
+        var nirFile = Path.Combine(AppContext.BaseDirectory, "fixtures", "nir", "ff_cubalif.nir");
+        var mine = Path.Combine(Path.GetTempPath(), "snnfunc-readme-" + Guid.NewGuid().ToString("N") + ".nir");
+        try
+        {
+var net = NirFiles.Read(nirFile);            // or NirFiles.Read(path, NirConventions.Seconds(1e-4)) for snnTorch
+var x = RandomKey.FromSeed(2).Uniform([100, 1, .. net.Graph.ShapeOf(net.Inputs[0])], 0, 50);
+var run = net.Graph.Run(net.Parameters, 100, net.Conventions.Dt, new Dictionary<string, Tensor> { [net.Inputs[0]] = x }, record: net.Outputs);
+var y = run[net.Outputs[0]].Output;                   // [100, 1, 3]: NIR graphs end in Output nodes
+NirFiles.Write(mine, g.Output("output", "out"), p);   // LIF/LI as CubaLIF/CubaLI; records time_unit and dt
+
+            Assert.Equal(new[] { 100, 1, 3 }, y!.Shape);
+            var fs = Nir.read(nirFile);
+            var fr = GraphModule.run(fs.Item1, fs.Item2, RunConfigModule.recording(Microsoft.FSharp.Collections.ListModule.OfSeq(["output"]), RunConfigModule.steps(100, 1e-3)),
+                Microsoft.FSharp.Collections.MapModule.OfSeq([Tuple.Create("input", x)]));
+            TestUtil.Identical(fr.Item("output").Output, y);
+            // Read back, the written graph runs as g (the file's Euler CubaLIF/CubaLI against the fused LIF/LI, in Float32).
+            var back = NirFiles.Read(mine);
+            Assert.Equal(1e-3, back.Conventions.TimeUnit);
+            Assert.Equal(dt, back.Conventions.Dt);
+            Assert.Equal(["output"], back.Outputs);
+            var inputs = new Dictionary<string, Tensor> { ["x"] = RandomKey.FromSeed(1).Bernoulli(0.05, [60, 16, 5]) };
+            var before = g.Run(p, 60, dt, inputs);
+            var after = back.Graph.Run(back.Parameters, 60, back.Conventions.Dt, inputs, record: ["hidden", "output"]);
+            Assert.Equal(before["hidden"].Spikes!.ToDoubleArray(), after["hidden"].Spikes!.ToDoubleArray());
+            TestUtil.Close(before["out"].Membrane!, after["output"].Output!, 1e-4);
+        }
+        finally { File.Delete(mine); }
+    }
 }

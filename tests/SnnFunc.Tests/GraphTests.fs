@@ -392,6 +392,13 @@ let ``graph errors name the node, the edge or the shape`` () =
 
     throws [ "RunConfig.steps"; "step length"; "-0.001" ] (fun () -> RunConfig.steps 4 -1e-3)
 
+    throws [ "the delay 'd'"; "at least 1 step"; "0" ] (fun () ->
+        Graph.empty
+        |> Graph.input "x" 3
+        |> Graph.transform "d" (NeuronDelay(Init.zeros, 1e-3, dt, 0))
+        |> Graph.edge "x" "d"
+        |> Graph.validate)
+
     throws [ "population 'h'"; "TauMem of neuron" ] (fun () ->
         Graph.empty
         |> Graph.population "h" 3 (Neuron.lif lifSpec |> Neuron.withInit "tauMem" (Init.uniform -1e-3 0.5e-3))

@@ -284,3 +284,19 @@ let ``what NIR cannot express is an error naming the node`` () =
 
     Assert.Contains("node 'h'", e.Message)
     Assert.Contains("subtraction", e.Message)
+
+[<Fact>]
+let ``NIR options must have a positive finite step and time unit`` () =
+    for dt in [ 0.0; -1e-3; nan; infinity ] do
+        let e = Assert.Throws<ArgumentException>(fun () -> NirOptions.seconds dt |> ignore)
+        Assert.Contains("Dt must be a positive finite number", e.Message)
+
+    let odd =
+        { NirOptions.defaults with
+            TimeUnit = 0.0
+        }
+
+    let e =
+        Assert.Throws<ArgumentException>(fun () -> Nir.toGraph odd (NirFile.read (fixture "ff_cubalif.nir")) |> ignore)
+
+    Assert.Contains("TimeUnit", e.Message)

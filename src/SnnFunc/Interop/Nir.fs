@@ -23,13 +23,26 @@ type NirOptions =
 /// Conventions of the common writers.
 [<RequireQualifiedAccess>]
 module NirOptions =
+    let private positiveFinite (x: float) = x > 0.0 && not (Double.IsInfinity x)
+
+    /// The options, or an ArgumentException naming the field that is not a positive finite number.
+    let validate (o: NirOptions) =
+        if not (positiveFinite o.Dt) then
+            invalidArg "options" $"NirOptions: Dt must be a positive finite number of seconds, got %g{o.Dt}"
+
+        if not (positiveFinite o.TimeUnit) then
+            invalidArg "options" $"NirOptions: TimeUnit must be a positive finite number of seconds, got %g{o.TimeUnit}"
+
+        o
+
     /// Milliseconds, NIR's documented unit (and jaxsnn's), simulated with step `dt` seconds.
     let milliseconds (dt: float) =
-        {
-            TimeUnit = 1e-3
-            Dt = dt
-            Surrogate = Surrogate.superSpike 100.0
-        }
+        validate
+            {
+                TimeUnit = 1e-3
+                Dt = dt
+                Surrogate = Surrogate.superSpike 100.0
+            }
 
     /// Seconds, as Norse writes (its default dt is 1 ms) and snnTorch (with dt = 1e-4 s).
     let seconds (dt: float) = { milliseconds dt with TimeUnit = 1.0 }
@@ -137,6 +150,7 @@ module Nir =
     /// A NIR document as a graph and its parameters (the file's tensors, weights transposed to
     /// SnnFunc's [in; out]).
     let toGraph (options: NirOptions) (doc: NirDocument) : Graph * GraphParams =
+        NirOptions.validate options |> ignore
         let mutable g = Graph.empty
         let mutable p: GraphParams = Map.empty
         let warnings = ResizeArray<string>()
@@ -508,6 +522,7 @@ module Nir =
     /// primitives with the same dynamics (see nirNode). The options say in which time unit and
     /// for which step to write; they are recorded under metadata/ (time_unit, dt, discretization).
     let ofGraph (options: NirOptions) (g: Graph) (p: GraphParams) : NirDocument =
+        NirOptions.validate options |> ignore
         let a = GraphCheck.analyse g
         let names = g.Nodes |> List.map fst
 

@@ -181,6 +181,14 @@ let analyse (g: Graph) : Analysis =
                                 fail $"the flatten '%s{n}' cannot merge axes %d{startDim}..%d{endDim} of its input %s{fmt input}"
 
                             Array.concat [ input[.. s0 - 1]; [| Shape.count input[s0..e0] |]; input[e0 + 1 ..] ]
+                        | NeuronDelay(_, timeUnit, dt, maxSteps) ->
+                            let positive x = x > 0.0 && not (Double.IsInfinity x)
+
+                            if not (positive timeUnit && positive dt) || maxSteps < 1 then
+                                fail
+                                    $"the delay '%s{n}' needs a positive finite time unit and step and at least 1 step of history, got %g{timeUnit}, %g{dt} and %d{maxSteps}"
+
+                            input
                         | _ -> input
 
                     match given with
