@@ -819,6 +819,48 @@ let ``reverse mode of conv2d and maxPool2d runs on the kernels (no twin calls)``
     Assert.Equal<int[]>(w.Shape, gw.Shape)
     Assert.True(maxAbs gw > 0.0)
 
+[<Fact>]
+let ``the convolution kernels' tensor-operation twins equal the kernels`` () =
+    // The twins only run where a transform has no rule for a kernel (none in the library); they
+    // must still compute the same products.
+    forAllSeeds 30 (fun seed ->
+        let rng = Random seed
+        let s = randomSpec rng
+
+        let cg: Kernels.ConvGeometry =
+            {
+                Window =
+                    {
+                        Channels = s.C
+                        Height = s.H
+                        Width = s.W
+                        KernelH = s.KH
+                        KernelW = s.KW
+                        StrideH = s.SH
+                        StrideW = s.SW
+                        PadH = s.PH
+                        PadW = s.PW
+                        DilationH = s.DH
+                        DilationW = s.DW
+                        OutH = s.OutH
+                        OutW = s.OutW
+                    }
+                Groups = s.Groups
+                OutChannels = s.O
+            }
+
+        let x, w, b = randn rng s.XShape, randn rng s.WShape, randn rng [| s.O |]
+        let dy = randn rng s.YShape
+        let what = $"seed %d{seed} %s{describe s}"
+        assertClose $"forward twin, %s{what}" 1e-12 1e-12 (Conv.conv2dWith s.Options w (Some b) x) (Conv.twinForward cg x w b)
+
+        let _, pullback =
+            Ad.vjp (fun (x: Tensor, w: Tensor) -> Conv.conv2dWith s.Options w None x) (x, w)
+
+        let gx, gw = pullback dy
+        assertClose $"input-gradient twin, %s{what}" 1e-12 1e-12 gx (Conv.twinInputGrad cg w dy)
+        assertClose $"weight-gradient twin, %s{what}" 1e-12 1e-12 gw (Conv.twinWeightGrad cg x dy))
+
 // ---------------------------------------------------------------------------------------------
 // vmap against loops
 

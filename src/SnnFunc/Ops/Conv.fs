@@ -381,6 +381,259 @@ module Conv =
         (Tensor.ApplyCustom(UnfoldFn(g, batching), x))[0]
 
     // -----------------------------------------------------------------------------------------
+    // The convolution's three products
+
+    /// A convolution's bilinear products: Forward (x, w) -> y = conv(x, w); InputGrad (w, dy) -> dx,
+    /// the transposed convolution (Forward's transpose in x); WeightGrad (x, dy) -> dw, the
+    /// correlation of dy with x's patches summed over the batch (Forward's transpose in w). Each is
+    /// the transpose of the others in one argument, so reverse mode, forward mode and their nestings
+    /// never leave this family.
+    type private ConvOp =
+        | Forward
+        | InputGrad
+        | WeightGrad
+
+    let private flat (t: Tensor) (rows: int) = t.Reshape(rows, t.Count / rows)
+
+    /// dy [N; O; OutH; OutW] as [O; N · L], the layout of the twins' GEMMs.
+    let private channelsFirst (dy: Tensor) =
+        let s = dy.ShapeRef
+        dy.Reshape(s[0], s[1], s[2] * s[3]).Permute(1, 0, 2).Reshape(s[1], s[0] * s[2] * s[3])
+
+    /// The twins: the same products composed of the unfold/fold kernels and GEMMs (batched over the
+    /// groups), patches [rows; N; L] so that each is one product for the whole batch. Internal, for
+    /// the tests that check them against the kernels (transforms never reach them).
+    let internal twinForward (cg: ConvGeometry) (x: Tensor) (w: Tensor) (bias: Tensor) =
+        let g, groups, o = cg.Window, cg.Groups, cg.OutChannels
+        let n = x.ShapeRef[0]
+        let patches = unfoldWithGeometry g RowMajor x
+
+        let y =
+            if groups = 1 then
+                flat w o |> _.MatMul(flat patches g.Rows)
+            else
+                w.Reshape(groups, o / groups, cg.GroupRows).MatMul(patches.Reshape(groups, cg.GroupRows, -1)).Reshape(o, -1)
+
+        let y = if isNull bias then y else y + bias.Reshape(o, 1)
+        y.Reshape(o, n, g.Positions).Permute(1, 0, 2).Reshape(n, o, g.OutH, g.OutW)
+
+    let internal twinInputGrad (cg: ConvGeometry) (w: Tensor) (dy: Tensor) =
+        let g, groups, o = cg.Window, cg.Groups, cg.OutChannels
+        let n = dy.ShapeRef[0]
+        let d = channelsFirst dy
+
+        let patches =
+            if groups = 1 then
+                (flat w o).MatMul(d, true, false)
+            else
+                w.Reshape(groups, o / groups, cg.GroupRows).MatMul(d.Reshape(groups, o / groups, -1), true, false)
+
+        (Tensor.ApplyCustom(FoldFn(g, RowMajor), patches.Reshape(g.Rows, n, g.Positions)))[0]
+
+    let internal twinWeightGrad (cg: ConvGeometry) (x: Tensor) (dy: Tensor) =
+        let g, groups, o = cg.Window, cg.Groups, cg.OutChannels
+        let patches = unfoldWithGeometry g RowMajor x
+        let d = channelsFirst dy
+
+        let dw =
+            if groups = 1 then
+                d.MatMul(flat patches g.Rows, false, true)
+            else
+                d.Reshape(groups, o / groups, -1).MatMul(patches.Reshape(groups, cg.GroupRows, -1), false, true)
+
+        dw.Reshape(o, cg.GroupChannels, g.KernelH, g.KernelW)
+
+    /// The vmap axis of batched arguments folded into the groups: B convolutions side by side are
+    /// one convolution with B times the groups, inputs [N; B · C; ...] and weights [B · O; ...].
+    let private sideBySide (cg: ConvGeometry) (size: int) =
+        { cg with
+            Window =
+                { cg.Window with
+                    Channels = size * cg.Window.Channels
+                }
+            Groups = size * cg.Groups
+            OutChannels = size * cg.OutChannels
+        }
+
+    /// [B; N; C; ...] -> [N; B · C; ...] and back.
+    let private joinChannels (t: Tensor) =
+        let s = t.ShapeRef
+        t.Permute(1, 0, 2, 3, 4).Reshape(s[1], s[0] * s[2], s[3], s[4])
+
+    let private splitChannels (size: int) (t: Tensor) =
+        let s = t.ShapeRef
+        t.Reshape(s[0], size, s[1] / size, s[2], s[3]).Permute(1, 0, 2, 3, 4)
+
+    /// One product of the family. `linear` = Some slot: the product as a linear map of that
+    /// argument, the other a constant (what reverse mode records); None: the function itself, with
+    /// a bias [O] as third argument when `withBias` (Forward only).
+    type private ConvFn(op: ConvOp, cg: ConvGeometry, linear: int option, withBias: bool) =
+        inherit
+            KernelFn(
+                match op with
+                | Forward -> "Conv.conv2d"
+                | InputGrad -> "Conv.conv2d (input gradient)"
+                | WeightGrad -> "Conv.conv2d (weight gradient)"
+            )
+
+        member private _.OutShape(args: Tensor[]) =
+            let g = cg.Window
+
+            match op with
+            | Forward -> [| args[0].ShapeRef[0]; cg.OutChannels; g.OutH; g.OutW |]
+            | InputGrad -> [| args[1].ShapeRef[0]; g.Channels; g.Height; g.Width |]
+            | WeightGrad -> [| cg.OutChannels; cg.GroupChannels; g.KernelH; g.KernelW |]
+
+        override this.Kernel args =
+            let shape = this.OutShape args
+            let batch = if op = WeightGrad then args[0].ShapeRef[0] else shape[0]
+            let count = Shape.count shape
+            let bias = if withBias then args[2] else null
+
+            let out =
+                match args[0].Storage, args[1].Storage with
+                | Storage.F32 a, Storage.F32 b ->
+                    let y = GC.AllocateUninitializedArray<float32> count
+
+                    match op with
+                    | Forward ->
+                        let bs =
+                            if isNull bias then
+                                null
+                            else
+                                match bias.Storage with
+                                | Storage.F32 v -> v
+                                | Storage.F64 _ -> invalidOp "Conv.conv2d: bias dtype"
+
+                        ConvKernels.Forward(cg, batch, a, b, bs, y)
+                    | InputGrad -> ConvKernels.BackwardData(cg, batch, a, b, y)
+                    | WeightGrad -> ConvKernels.BackwardWeight(cg, batch, a, b, y)
+
+                    Storage.F32 y
+                | Storage.F64 a, Storage.F64 b ->
+                    let y = GC.AllocateUninitializedArray<float> count
+
+                    match op with
+                    | Forward ->
+                        let bs =
+                            if isNull bias then
+                                null
+                            else
+                                match bias.Storage with
+                                | Storage.F64 v -> v
+                                | Storage.F32 _ -> invalidOp "Conv.conv2d: bias dtype"
+
+                        ConvKernels.Forward(cg, batch, a, b, bs, y)
+                    | InputGrad -> ConvKernels.BackwardData(cg, batch, a, b, y)
+                    | WeightGrad -> ConvKernels.BackwardWeight(cg, batch, a, b, y)
+
+                    Storage.F64 y
+                | _ -> invalidOp "Conv.conv2d: arguments of different dtypes"
+
+            [| Tensor.FromStorage(shape, out) |]
+
+        override _.Twin args =
+            [|
+                match op with
+                | Forward -> twinForward cg args[0] args[1] (if withBias then args[2] else null)
+                | InputGrad -> twinInputGrad cg args[0] args[1]
+                | WeightGrad -> twinWeightGrad cg args[0] args[1]
+            |]
+
+        override this.Jvp(primals, tangents) =
+            let outs = Tensor.ApplyCustom(this, primals)
+            let shape = outs[0].ShapeRef
+            // Bilinear in the first two arguments: the tangent of each is the product linear in it.
+            let along (slot: int) =
+                if isNull tangents[slot] then
+                    null
+                else
+                    let args = [| primals[0]; primals[1] |]
+                    args[slot] <- tangents[slot]
+                    (Tensor.ApplyCustom(ConvFn(op, cg, Some slot, false), args))[0]
+
+            let fromBias =
+                if withBias && not (isNull tangents[2]) then
+                    tangents[2].Reshape(1, cg.OutChannels, 1, 1).BroadcastTo shape
+                else
+                    null
+
+            outs, [| Linear.addZ (Linear.addZ (along 0) (along 1)) fromBias |]
+
+        override _.IsLinear = linear.IsSome
+        override _.IsConstantArg i = linear.IsSome && linear.Value <> i
+        override this.OutputTypes args = [| this.OutShape args, args[0].DType |]
+
+        override _.Transpose(consts, cts) =
+            match cts[0], linear with
+            | null, _ -> [| null; null |]
+            | ct, Some slot ->
+                let apply op' linear' (args: Tensor[]) =
+                    (Tensor.ApplyCustom(ConvFn(op', cg, Some linear', false), args))[0]
+
+                match op, slot with
+                | Forward, 0 -> [| apply InputGrad 1 [| consts[1]; ct |]; null |]
+                | Forward, _ -> [| null; apply WeightGrad 1 [| consts[0]; ct |] |]
+                | InputGrad, 1 -> [| null; apply Forward 0 [| ct; consts[0] |] |]
+                | InputGrad, _ -> [| apply WeightGrad 0 [| ct; consts[1] |]; null |]
+                | WeightGrad, 1 -> [| null; apply Forward 1 [| consts[0]; ct |] |]
+                | WeightGrad, _ -> [| apply InputGrad 0 [| ct; consts[1] |]; null |]
+            | _, None -> invalidOp "Conv.conv2d: internal error: the primal convolution has no transpose"
+
+        override this.Batch(args, batched, size) =
+            let onlyImages =
+                // Only the argument with a sample axis is batched: the vmap axis joins N.
+                match op with
+                | Forward -> batched[0] && not batched[1] && not (withBias && batched[2])
+                | InputGrad -> batched[1] && not batched[0]
+                | WeightGrad -> false
+
+            if onlyImages then
+                let slot = if op = Forward then 0 else 1
+                let a = args[slot]
+                let s = a.ShapeRef
+                let folded = Array.copy args
+                folded[slot] <- a.Reshape(size * s[1], s[2], s[3], s[4])
+                let y = (Tensor.ApplyCustom(this, folded))[0]
+                let ys = y.ShapeRef
+                Some [| y.Reshape(size, s[1], ys[1], ys[2], ys[3]) |]
+            else
+                // Otherwise the B problems run side by side as one with B times the groups (the
+                // unbatched arguments broadcast).
+                let all =
+                    Array.mapi (fun i (a: Tensor) -> KernelBatching.moveBatchTo 0 size batched[i] a) args
+
+                let weights (w: Tensor) =
+                    let s = w.ShapeRef
+                    w.Reshape(size * s[1], s[2], s[3], s[4])
+
+                let wide = ConvFn(op, sideBySide cg size, linear, withBias)
+
+                let folded =
+                    match op with
+                    | Forward ->
+                        Array.append
+                            [| joinChannels all[0]; weights all[1] |]
+                            (if withBias then
+                                 [| all[2].Reshape(size * cg.OutChannels) |]
+                             else
+                                 [||])
+                    | InputGrad -> [| weights all[0]; joinChannels all[1] |]
+                    | WeightGrad -> [| joinChannels all[0]; joinChannels all[1] |]
+
+                let y = (Tensor.ApplyCustom(wide, folded))[0]
+
+                Some
+                    [|
+                        match op with
+                        | Forward
+                        | InputGrad -> splitChannels size y
+                        | WeightGrad ->
+                            let s = y.ShapeRef
+                            y.Reshape(size, s[0] / size, s[1], s[2], s[3])
+                    |]
+
+    // -----------------------------------------------------------------------------------------
     // Argument checks shared by the public functions
 
     let private checkTensor (op: string) (name: string) (t: Tensor) =
@@ -487,28 +740,21 @@ module Conv =
     // -----------------------------------------------------------------------------------------
     // Convolution
 
-    /// The 2-d convolution of a batch xb [N; C; H; W] with w [O; C/groups; kh; kw] (validated):
-    /// patches [rows; N; L] once, then one GEMM for the whole batch (a batched one over the
-    /// groups), the bias added to each output row, and the [O; N; L] product laid out as NCHW.
+    /// The 2-d convolution of a batch xb [N; C; H; W] with w [O; C/groups; kh; kw] (validated).
     let private convolve (g: WindowGeometry) (groups: int) (w: Tensor) (bias: Tensor option) (xb: Tensor) =
-        let n = xb.ShapeRef[0]
-        let o = w.ShapeRef[0]
-        let rows, l = g.Rows, g.Positions
-        let patches = unfoldWithGeometry g RowMajor xb
+        let cg =
+            {
+                Window = g
+                Groups = groups
+                OutChannels = w.ShapeRef[0]
+            }
 
-        let y =
-            if groups = 1 then
-                w.Reshape(o, rows).MatMul(patches.Reshape(rows, n * l))
-            else
-                let wg = w.Reshape(groups, o / groups, rows / groups)
-                wg.MatMul(patches.Reshape(groups, rows / groups, n * l)).Reshape(o, n * l)
-
-        let y =
+        let args =
             match bias with
-            | Some b -> y + b.Reshape(o, 1)
-            | None -> y
+            | Some b -> [| xb; w; b |]
+            | None -> [| xb; w |]
 
-        y.Reshape(o, n, l).Permute(1, 0, 2).Reshape(n, o, g.OutH, g.OutW)
+        (Tensor.ApplyCustom(ConvFn(Forward, cg, None, bias.IsSome), args))[0]
 
     /// Checks weight, bias and groups against the input's channels; returns (out channels, kernel).
     let private checkWeights (op: string) (xb: Tensor) (x: Tensor) (w: Tensor) (bias: Tensor option) (groups: int) (spatial: int) =
