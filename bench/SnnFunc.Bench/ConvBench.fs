@@ -31,10 +31,24 @@ let private roofline (cin: int) (cout: int) (hw: int) (k: int) =
 
     flops, bytes
 
+/// The GC settings that change these figures (see docs/performance.md, "Convolution").
+let private gcSettings () =
+    let config = GC.GetConfigurationVariables()
+
+    let value name =
+        match config.TryGetValue name with
+        | true, v -> string v
+        | _ -> "<default>"
+
+    let loh = value "LOHThreshold"
+
+    $"# gc server=%b{Runtime.GCSettings.IsServerGC} LOHThreshold=%s{loh} cores=%d{Environment.ProcessorCount} avx512=%b{Runtime.Intrinsics.Vector512.IsHardwareAccelerated}"
+
 let run (argv: string[]) =
     let threads = int (arg argv "--threads" "2")
     let reps = int (arg argv "--reps" "31")
     Kernels.Parallelism.MaxThreads <- threads
+    printfn "%s" (gcSettings ())
 
     for cin, cout, hw, k in shapes do
         let x = normal 1L [| batch; cin; hw; hw |]
@@ -70,8 +84,9 @@ let run (argv: string[]) =
 
     0
 
-/// Where the time of one shape goes: the forward's parts (unfold, GEMM, bias, NCHW permute) and
-/// the backward's (the two GEMMs and the fold), each timed alone.
+/// Where the time of one shape goes: the three kernels alone on preallocated buffers (forward,
+/// input gradient, weight gradient), then the tensor-level calls (which add the output
+/// allocations and, under vjp, the recording and the cotangent bookkeeping).
 let profile (argv: string[]) =
     let threads = int (arg argv "--threads" "2")
     let reps = int (arg argv "--reps" "31")
@@ -81,37 +96,50 @@ let profile (argv: string[]) =
         let x = normal 1L [| batch; cin; hw; hw |]
         let w = normal 2L [| cout; cin; k; k |]
         let b = normal 3L [| cout |]
-        let rows, l = cin * k * k, hw * hw
-
-        let uo =
-            { UnfoldOptions.Of(k, k) with
-                Padding = (k / 2, k / 2)
-            }
+        let ct = normal 4L [| batch; cout; hw; hw |]
 
         let time name (f: unit -> 'a) =
             printfn "conv-profile cin=%d cout=%d hw=%d k=%d %s ms=%.3f" cin cout hw k name (1000.0 * Timing.median 10 reps (f >> ignore))
 
-        // The [N; rows; L] unfold costs the same as the [rows; N; L] one conv uses (same writes).
-        let p = Conv.unfoldWith uo x
-        let pm = p.Permute(1, 0, 2).Reshape(rows, batch * l)
-        let wm = w.Reshape(cout, rows)
-        let y = wm.MatMul pm
-        let ct = normal 4L [| cout; batch * l |]
-        time "unfold" (fun () -> Conv.unfoldWith uo x)
-        time "gemm_w_p" (fun () -> wm.MatMul pm)
-        time "bias" (fun () -> y + b.Reshape(cout, 1))
-        time "permute_nchw" (fun () -> y.Reshape(cout, batch, l).Permute(1, 0, 2))
-        time "gemm_dw" (fun () -> ct.MatMul(pm, false, true))
-        time "gemm_dp" (fun () -> wm.MatMul(ct, true, false))
-        time "fold" (fun () -> Conv.fold (hw, hw) uo p)
+        let cg: Kernels.ConvGeometry =
+            {
+                Window =
+                    {
+                        Channels = cin
+                        Height = hw
+                        Width = hw
+                        KernelH = k
+                        KernelW = k
+                        StrideH = 1
+                        StrideW = 1
+                        PadH = k / 2
+                        PadW = k / 2
+                        DilationH = 1
+                        DilationW = 1
+                        OutH = hw
+                        OutW = hw
+                    }
+                Groups = 1
+                OutChannels = cout
+            }
 
-        time "conv2d" (fun () ->
-            Conv.conv2dWith
-                { Conv2dOptions.Default with
-                    Padding = (k / 2, k / 2)
-                }
-                w
-                (Some b)
-                x)
+        let xs, ws, bs, cts = x.ToArray(), w.ToArray(), b.ToArray(), ct.ToArray()
+        let y = Array.zeroCreate<float32> cts.Length
+        let dx = Array.zeroCreate<float32> xs.Length
+        let dw = Array.zeroCreate<float32> ws.Length
+        time "kernel_forward" (fun () -> Kernels.ConvKernels.Forward(cg, batch, xs, ws, bs, y))
+        time "kernel_input_gradient" (fun () -> Kernels.ConvKernels.BackwardData(cg, batch, ws, cts, dx))
+        time "kernel_weight_gradient" (fun () -> Kernels.ConvKernels.BackwardWeight(cg, batch, xs, cts, dw))
+
+        let options =
+            { Conv2dOptions.Default with
+                Padding = (k / 2, k / 2)
+            }
+
+        let conv (x: Tensor, w: Tensor) = Conv.conv2dWith options w (Some b) x
+        time "conv2d" (fun () -> conv (x, w))
+        time "vjp_forward" (fun () -> Ad.vjp conv (x, w))
+        let _, pullback = Ad.vjp conv (x, w)
+        time "pullback" (fun () -> pullback ct)
 
     0

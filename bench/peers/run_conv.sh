@@ -3,7 +3,11 @@
 # the shared machine to be idle) and prints both lines per shape and the ratios of their speeds
 # (PyTorch's median time / SnnFunc's: above 1, SnnFunc is faster).
 # Usage: bash bench/peers/run_conv.sh [--reps N] [--no-wait]; DOTNET_EnableAVX512=0 for the AVX2 path.
+# SnnFunc runs with DOTNET_GCLOHThreshold raised (the GC caps it at about 4 MB) unless the caller
+# sets it: with the default 85 KB every conv output is a large-object allocation, each of which
+# started a full collection (see docs/performance.md, "Convolution").
 set -euo pipefail
+export DOTNET_GCLOHThreshold="${DOTNET_GCLOHThreshold:-0x400000}"
 cd "$(dirname "$0")/../.."
 reps=31
 wait_idle=1

@@ -820,6 +820,95 @@ let ``reverse mode of conv2d and maxPool2d runs on the kernels (no twin calls)``
     Assert.True(maxAbs gw > 0.0)
 
 [<Fact>]
+let ``Float32 gradients equal Float64 ones on shapes that use every block and tail of the kernels`` () =
+    // 12 output channels (one 8-channel transpose block and a tail), 11 and 13 columns (partial
+    // row chunks, overlapping transpose blocks), stride 1 (shifted views) and 2 (unfolded
+    // patches), groups 1 and 2, and inner dimensions above 192 steps (the forward's and the
+    // flipped input gradient's slices).
+    let rng = Random 12
+
+    for xShape, wShape, stride, padding, groups in
+        [
+            [| 3; 4; 14; 11 |], [| 12; 4; 3; 3 |], 1, 1, 1
+            [| 3; 4; 14; 11 |], [| 12; 4; 3; 3 |], 2, 1, 1
+            [| 3; 4; 14; 11 |], [| 12; 2; 3; 3 |], 1, 1, 2
+            [| 2; 24; 9; 13 |], [| 12; 24; 3; 3 |], 1, 1, 1
+            [| 2; 8; 9; 13 |], [| 24; 8; 5; 5 |], 1, 2, 1
+        ] do
+        let x = dyadic rng Float64 xShape
+        let w = dyadic rng Float64 wShape
+        let b = dyadic rng Float64 [| wShape[0] |]
+
+        let options =
+            {
+                Stride = (stride, stride)
+                Padding = (padding, padding)
+                Dilation = (1, 1)
+                Groups = groups
+            }
+
+        let conv (x: Tensor, w: Tensor, b: Tensor) = Conv.conv2dWith options w (Some b) x
+        let y64, pullback64 = Ad.vjp conv (x, w, b)
+        let ct = dyadic rng Float64 y64.Shape
+        let gx64, gw64, gb64 = pullback64 ct
+        // Float64 against the nested-loop reference and the unfold + GEMM twins.
+        let s =
+            {
+                N = xShape[0]
+                C = xShape[1]
+                H = xShape[2]
+                W = xShape[3]
+                O = wShape[0]
+                KH = wShape[2]
+                KW = wShape[3]
+                SH = stride
+                SW = stride
+                PH = padding
+                PW = padding
+                DH = 1
+                DW = 1
+                Groups = groups
+            }
+
+        let cg: Kernels.ConvGeometry =
+            {
+                Window =
+                    {
+                        Channels = s.C
+                        Height = s.H
+                        Width = s.W
+                        KernelH = s.KH
+                        KernelW = s.KW
+                        StrideH = s.SH
+                        StrideW = s.SW
+                        PadH = s.PH
+                        PadW = s.PW
+                        DilationH = 1
+                        DilationW = 1
+                        OutH = s.OutH
+                        OutW = s.OutW
+                    }
+                Groups = groups
+                OutChannels = s.O
+            }
+
+        let reference = refConv2d s (values x) (values w) (Some(values b))
+        assertClose $"y against the reference, %s{Shape.format xShape}" 0.0 1e-12 (Tensor.ofArray64 reference s.YShape) y64
+        assertClose $"dx against the twin, %s{Shape.format xShape}" 0.0 1e-12 (Conv.twinInputGrad cg w ct) gx64
+        assertClose $"dw against the twin, %s{Shape.format xShape}" 0.0 1e-12 (Conv.twinWeightGrad cg x ct) gw64
+        let f32 (t: Tensor) = t.Convert Float32
+        let y32, pullback32 = Ad.vjp conv (f32 x, f32 w, f32 b)
+        let gx32, gw32, gb32 = pullback32 (f32 ct)
+
+        let what =
+            $"x %s{Shape.format xShape}, w %s{Shape.format wShape}, stride %d{stride}, groups %d{groups}"
+        // Dyadic values: every partial sum is exact in Float32 too.
+        assertClose $"y, %s{what}" 0.0 1e-6 y64 y32
+        assertClose $"dx, %s{what}" 0.0 1e-6 gx64 gx32
+        assertClose $"dw, %s{what}" 0.0 1e-6 gw64 gw32
+        assertClose $"db, %s{what}" 0.0 1e-6 gb64 gb32
+
+[<Fact>]
 let ``the convolution kernels' tensor-operation twins equal the kernels`` () =
     // The twins only run where a transform has no rule for a kernel (none in the library); they
     // must still compute the same products.
