@@ -11,6 +11,8 @@ let private commands: (string * (string[] -> int)) list =
         "w1", W1Bench.run
         "ops", OpsBench.run
         "w1-profile", W1Bench.profile
+        "conv", ConvBench.run
+        "conv-profile", ConvBench.profile
     ]
 
 let private runBdn (argv: string[]) =

@@ -186,6 +186,53 @@ let private lifRefractory =
         VReset = -0.1
     }
 
+// Convolution: small problems with every option different from its default (the twins are the
+// plain tensor-operation versions in ConvTests.Twins).
+let private unfoldOpts =
+    {
+        Kernel = (2, 3)
+        Stride = (2, 1)
+        Padding = (1, 1)
+        Dilation = (1, 2)
+    }
+
+let private convOpts =
+    {
+        Stride = (2, 1)
+        Padding = (1, 2)
+        Dilation = (1, 2)
+        Groups = 2
+    }
+
+let private convW =
+    (Tensor.arange 48 |> Tensor.convert Float64) * 0.04 - 0.9
+    |> Tensor.reshape [| 4; 2; 2; 3 |]
+
+let private convB = t64 [| 4 |] [ 0.3; -0.2; 0.1; 0.5 ]
+
+let private convX =
+    (Tensor.arange 60 |> Tensor.convert Float64) * 0.03 - 0.8
+    |> Tensor.reshape [| 1; 4; 5; 3 |]
+
+let private conv1dOpts =
+    { Conv1dOptions.Default with
+        Stride = 2
+        Padding = 1
+        Dilation = 2
+        Groups = 1
+    }
+
+let private conv1dW =
+    (Tensor.arange 18 |> Tensor.convert Float64) * 0.1 - 0.8
+    |> Tensor.reshape [| 2; 3; 3 |]
+
+let private poolOpts =
+    {
+        Pool2dOptions.Kernel = (3, 2)
+        Stride = (2, 1)
+        Padding = (1, 1)
+    }
+
 let cases: Case list =
     [
         {
@@ -271,6 +318,49 @@ let cases: Case list =
             Custom = fun x -> Fused.spikeMatmul x weightsW
             Twin = fun x -> Tensor.matmul x weightsW
             Input = spikes01
+            KernelsUnder = every
+        }
+        {
+            Name = "Conv.unfold"
+            Custom = Conv.unfoldWith unfoldOpts
+            Twin = ConvTests.Twins.unfold unfoldOpts
+            Input = fun rng -> randn rng [| 2; 2; 4; 3 |]
+            KernelsUnder = every
+        }
+        {
+            Name = "Conv.fold"
+            Custom = Conv.fold (4, 3) unfoldOpts
+            Twin = ConvTests.Twins.fold (4, 3) unfoldOpts
+            Input = fun rng -> randn rng [| 2; 12; 3 |]
+            KernelsUnder = every
+        }
+        {
+            Name = "Conv.conv2d (input)"
+            Custom = Conv.conv2dWith convOpts convW (Some convB)
+            Twin = ConvTests.Twins.conv2d convOpts convW (Some convB)
+            Input = fun rng -> randn rng [| 1; 4; 5; 3 |]
+            KernelsUnder = every
+        }
+        {
+            Name = "Conv.conv2d (weights)"
+            Custom = fun w -> Conv.conv2dWith convOpts w None convX
+            Twin = fun w -> ConvTests.Twins.conv2d convOpts w None convX
+            Input = fun rng -> randn rng [| 4; 2; 2; 3 |]
+            KernelsUnder = every
+        }
+        {
+            Name = "Conv.conv1d"
+            Custom = Conv.conv1dWith conv1dOpts conv1dW None
+            Twin = ConvTests.Twins.conv1d conv1dOpts conv1dW None
+            Input = fun rng -> randn rng [| 2; 3; 8 |]
+            KernelsUnder = every
+        }
+        {
+            Name = "Conv.maxPool2d"
+            Custom = Conv.maxPool2dWith poolOpts
+            Twin = ConvTests.Twins.maxPool2d poolOpts
+            // Distinct values: no ties, where max pooling is differentiable.
+            Input = fun rng -> distinct rng [| 1; 2; 5; 4 |]
             KernelsUnder = every
         }
         {
