@@ -311,5 +311,65 @@ public static class Projections
     public static SynapticProjection Sparse(Tensor mask, Initializer? weight = null) =>
         new(ProjectionModule.sparse(mask, (weight ?? DefaultWeight).Inner));
 
+    /// <summary>A 2-d convolutional projection (PyTorch's conv2d, cross-correlation): input
+    /// [C_in, H, W], weight [outChannels, C_in / groups, kernelHeight, kernelWidth], output
+    /// [outChannels, H', W']. Its shape follows from its input, so it may feed a population, a
+    /// pool or any transform.</summary>
+    /// <param name="outChannels">The number of filters (a multiple of the groups).</param>
+    /// <param name="kernelHeight">The kernel's height.</param>
+    /// <param name="kernelWidth">The kernel's width.</param>
+    /// <param name="weight">The weights' initialiser, fan-in C_in / groups · kh · kw (<see cref="Inits.Normal"/> with scale 1 when null).</param>
+    /// <param name="options">Stride, padding, dilation and groups (stride 1, no padding, one group when null).</param>
+    /// <returns>The projection.</returns>
+    /// <exception cref="ArgumentException">An option is out of range (the input's channels and size are checked by <see cref="NetworkGraph.Validate"/>).</exception>
+    public static SynapticProjection Conv2d(int outChannels, int kernelHeight, int kernelWidth, Initializer? weight = null, ConvolutionOptions? options = null) =>
+        Conv(outChannels, [kernelHeight, kernelWidth], weight, options);
+
+    /// <summary>A 1-d convolutional projection (PyTorch's conv1d): input [C_in, N], weight
+    /// [outChannels, C_in / groups, kernel], output [outChannels, N'].</summary>
+    /// <param name="outChannels">The number of filters (a multiple of the groups).</param>
+    /// <param name="kernel">The kernel's length.</param>
+    /// <param name="weight">The weights' initialiser (<see cref="Inits.Normal"/> with scale 1 when null).</param>
+    /// <param name="options">Stride, padding, dilation and groups (stride 1, no padding, one group when null).</param>
+    /// <returns>The projection.</returns>
+    /// <exception cref="ArgumentException">An option is out of range.</exception>
+    public static SynapticProjection Conv1d(int outChannels, int kernel, Initializer? weight = null, ConvolutionOptions? options = null) =>
+        Conv(outChannels, [kernel], weight, options);
+
+    private static SynapticProjection Conv(int outChannels, int[] kernel, Initializer? weight, ConvolutionOptions? options)
+    {
+        var o = options ?? new ConvolutionOptions();
+        int[] Each(int[]? given, int fallback, string name) =>
+            given is null ? Enumerable.Repeat(fallback, kernel.Length).ToArray()
+            : given.Length == kernel.Length ? given.ToArray()
+            : throw new ArgumentException($"Projections.Conv: {name} needs {kernel.Length} entries (one per spatial axis), got {given.Length}", nameof(options));
+        if (o.SamePadding && o.Padding is not null)
+            throw new ArgumentException("Projections.Conv: give Padding or SamePadding, not both", nameof(options));
+        var padding = o.SamePadding ? ConvPadding.Same : ConvPadding.NewExplicit(Each(o.Padding, 0, "Padding"));
+        var spec = new ConvSpec(outChannels, kernel, Each(o.Stride, 1, "Stride"), padding, Each(o.Dilation, 1, "Dilation"), o.Groups);
+        return new(ProjectionModule.conv(spec, (weight ?? DefaultWeight).Inner));
+    }
+
     private static readonly Initializer DefaultWeight = new(InitModule.normal);
+}
+
+/// <summary>Options of <see cref="Projections.Conv2d"/> and <see cref="Projections.Conv1d"/>
+/// (PyTorch's conv options), one entry per spatial axis in each array.</summary>
+public sealed record ConvolutionOptions
+{
+    /// <summary>The stride per spatial axis (1 each when null).</summary>
+    public int[]? Stride { get; init; }
+
+    /// <summary>Zeros on each side per spatial axis (none when null).</summary>
+    public int[]? Padding { get; init; }
+
+    /// <summary>PyTorch's <c>padding="same"</c>: the output keeps the input's size (stride 1 and an
+    /// odd dilated kernel extent). Exclusive with <see cref="Padding"/>.</summary>
+    public bool SamePadding { get; init; }
+
+    /// <summary>The dilation per spatial axis (1 each when null).</summary>
+    public int[]? Dilation { get; init; }
+
+    /// <summary>Channel groups: input and output channels split into this many independent convolutions.</summary>
+    public int Groups { get; init; } = 1;
 }

@@ -36,6 +36,8 @@ public sealed class GraphTransform
         Transform.Threshold t => $"threshold({t.Item1.Name}, {t.Item2.Name})",
         Transform.Flatten f => $"flatten({f.startDim}, {f.endDim})",
         Transform.NeuronDelay d => $"delay({d.Item1.Name}, unit {d.timeUnit:g} s, dt {d.dt:g} s, at most {d.maxSteps} steps)",
+        Transform.SumPool2d p => $"sumPool2d({p.Item.Kernel}, stride {p.Item.Stride}, padding {p.Item.Padding})",
+        Transform.AvgPool2d p => $"avgPool2d({p.Item.Kernel}, stride {p.Item.Stride}, padding {p.Item.Padding})",
         _ => "identity",
     };
 }
@@ -81,6 +83,33 @@ public static class GraphTransforms
     /// <returns>The transform (the axes are checked against the input's shape by
     /// <see cref="NetworkGraph.Validate"/>).</returns>
     public static GraphTransform Flatten(int startDim = 0, int endDim = -1) => new(Transform.NewFlatten(startDim, endDim));
+
+    /// <summary>The sum over each window of a [C, H, W] input (NIR's <c>SumPool2d</c>), e.g. of a
+    /// convolutional population's spikes.</summary>
+    /// <param name="kernelHeight">The window's height.</param>
+    /// <param name="kernelWidth">The window's width.</param>
+    /// <param name="strideHeight">The vertical stride (the window's height when 0).</param>
+    /// <param name="strideWidth">The horizontal stride (the window's width when 0).</param>
+    /// <param name="paddingHeight">Zero rows on each side (at most half the window).</param>
+    /// <param name="paddingWidth">Zero columns on each side (at most half the window).</param>
+    /// <returns>The transform (checked against its input by <see cref="NetworkGraph.Validate"/>).</returns>
+    public static GraphTransform SumPool2d(int kernelHeight, int kernelWidth, int strideHeight = 0, int strideWidth = 0, int paddingHeight = 0, int paddingWidth = 0) =>
+        new(Transform.NewSumPool2d(Pool(kernelHeight, kernelWidth, strideHeight, strideWidth, paddingHeight, paddingWidth)));
+
+    /// <summary>The mean over each window, padding counted (NIR's <c>AvgPool2d</c>: the sum scaled by
+    /// 1 / (kh kw)); the arguments as for <see cref="SumPool2d"/>.</summary>
+    /// <param name="kernelHeight">The window's height.</param>
+    /// <param name="kernelWidth">The window's width.</param>
+    /// <param name="strideHeight">The vertical stride (the window's height when 0).</param>
+    /// <param name="strideWidth">The horizontal stride (the window's width when 0).</param>
+    /// <param name="paddingHeight">Zero rows on each side.</param>
+    /// <param name="paddingWidth">Zero columns on each side.</param>
+    /// <returns>The transform.</returns>
+    public static GraphTransform AvgPool2d(int kernelHeight, int kernelWidth, int strideHeight = 0, int strideWidth = 0, int paddingHeight = 0, int paddingWidth = 0) =>
+        new(Transform.NewAvgPool2d(Pool(kernelHeight, kernelWidth, strideHeight, strideWidth, paddingHeight, paddingWidth)));
+
+    private static Pool2dOptions Pool(int kh, int kw, int sh, int sw, int ph, int pw) =>
+        new(Tuple.Create(kh, kw), Tuple.Create(sh == 0 ? kh : sh, sw == 0 ? kw : sw), Tuple.Create(ph, pw));
 
     /// <summary>Delays each neuron by its own p["delay"] (NIR's <c>Delay</c>): the delay, in units of
     /// <paramref name="timeUnit"/> seconds, is rounded to whole steps of <paramref name="dt"/> seconds

@@ -38,10 +38,12 @@ public class NirTests
 
     // (a) The reference files -------------------------------------------------------------------
 
-    /// The files tests/SnnFunc.Tests/NirGraphTests.fs reads as mappable (its `mappable` list:
-    /// convolution and pooling are not mapped yet).
+    /// The files tests/SnnFunc.Tests/NirGraphTests.fs reads as mappable (its `mappable` list).
     public static TheoryData<string> MappableFiles => new()
     {
+        "conv1d_li.nir",
+        "conv2d_pool.nir",
+        "legacy/cnn_sinabs.nir",
         "ff_cubalif.nir",
         "ff_cubalif_v107.nir",
         "mixed_nodes.nir",
@@ -339,10 +341,6 @@ public class NirTests
         Assert.Equal(Assert.Throws<InvalidDataException>(() => Nir.read(unknown)).Message, bad);
         Assert.Contains("is not a NIR primitive", bad);
 
-        // Valid NIR without a mapping yet.
-        var conv = MessageOf<ArgumentException>(() => NirFiles.Read(Fixture("conv2d_pool.nir")));
-        Assert.Contains("not supported yet", conv);
-        Assert.Contains("node '", conv);
     }
 
     private static string WriteError<TException>(NetworkGraph g, GraphParameters p, NirConventions? conventions = null) where TException : Exception

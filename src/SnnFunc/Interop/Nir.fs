@@ -155,6 +155,8 @@ module Nir =
         let mutable p: GraphParams = Map.empty
         let warnings = ResizeArray<string>()
         let taus = ResizeArray<float>()
+        // Convolutions' declared spatial input shapes, checked against the graph's once it is built.
+        let convInputs = ResizeArray<string * int[]>()
 
         let rec add (prefix: string) (ng: NirGraph) =
             for KeyValue(name, node) in ng.Nodes do
@@ -225,10 +227,49 @@ module Nir =
                 | NirNode.Graph sub ->
                     add full sub
                     noted "NIRGraph" sub.Metadata
-                | NirNode.Conv1d _
-                | NirNode.Conv2d _
-                | NirNode.SumPool2d _
-                | NirNode.AvgPool2d _ -> fail where $"%s{node.TypeName} nodes are not supported yet"
+                | NirNode.Conv1d c
+                | NirNode.Conv2d c ->
+                    let spec =
+                        {
+                            OutChannels = c.Weight.Shape[0]
+                            Kernel = c.Weight.Shape[2..]
+                            Stride = c.Stride
+                            Padding =
+                                match c.Padding with
+                                | NirPadding.Explicit pad -> ConvPadding.Explicit pad
+                                | NirPadding.Same -> ConvPadding.Same
+                                | NirPadding.Valid -> ConvPadding.Valid
+                            Dilation = c.Dilation
+                            Groups = c.Groups
+                        }
+
+                    let proj =
+                        try
+                            Projection.conv spec (Init.ofTensor c.Weight)
+                            |> Projection.withBias (Init.ofTensor c.Bias)
+                        with :? ArgumentException as e ->
+                            fail where e.Message
+
+                    g <- Graph.addNode full (Synapses proj) g
+                    put [ "weight", c.Weight; "bias", c.Bias ]
+                    c.InputShape |> Option.iter (fun s -> convInputs.Add(full, s))
+                    noted node.TypeName c.Metadata
+                | NirNode.SumPool2d pool
+                | NirNode.AvgPool2d pool ->
+                    let o =
+                        {
+                            Kernel = (pool.KernelSize[0], pool.KernelSize[1])
+                            Stride = (pool.Stride[0], pool.Stride[1])
+                            Padding = (pool.Padding[0], pool.Padding[1])
+                        }
+
+                    let t =
+                        match node with
+                        | NirNode.SumPool2d _ -> SumPool2d o
+                        | _ -> AvgPool2d o
+
+                    g <- Graph.addNode full (Op(t, None)) g
+                    noted node.TypeName pool.Metadata
                 | neuronNode ->
                     match neuronOf neuronNode with
                     | None -> fail where $"%s{neuronNode.TypeName} has no mapping"
@@ -273,6 +314,13 @@ module Nir =
                 g <- Graph.edge source target g
 
         add "" doc.Graph
+
+        for name, declared in convInputs do
+            let input =
+                Graph.shapeOf g (List.head (g.Edges |> List.filter (snd >> (=) name) |> List.map fst))
+
+            if input[1..] <> declared then
+                fail $"node '%s{name}'" $"input_shape is %s{Shape.format declared}, but the node receives %s{Shape.format input}"
 
         if
             options.TimeUnit = 1e-3
@@ -356,6 +404,20 @@ module Nir =
                     EndDim = e
                     Metadata = meta
                 }
+        | Op((SumPool2d o | AvgPool2d o) as t, _) ->
+            let pair (x, y) = [| x; y |]
+
+            let pool =
+                {
+                    KernelSize = pair o.Kernel
+                    Stride = pair o.Stride
+                    Padding = pair o.Padding
+                    Metadata = meta
+                }
+
+            match t with
+            | SumPool2d _ -> NirNode.SumPool2d pool
+            | _ -> NirNode.AvgPool2d pool
         | Op(NeuronDelay(_, unit, dt, _), _) ->
             if unit <> options.TimeUnit || dt <> options.Dt then
                 fail where "its delay was read with another time unit or step than the export options"
@@ -373,29 +435,59 @@ module Nir =
                 | Excitatory -> w.Abs()
                 | Inhibitory -> -(w.Abs())
 
-            let w =
-                match proj.Kind with
-                | Dense -> w
-                | Sparse mask -> w * mask.Convert w.DType
+            match proj.Kind with
+            | Conv c ->
+                let bias =
+                    match p.TryFind name |> Option.bind (fun m -> m.TryFind "bias") with
+                    | Some b -> b
+                    | None -> Tensor.Full([| c.OutChannels |], 0.0, w.DType)
 
-            let weight = w.Transpose()
-
-            match (p.TryFind name |> Option.bind (fun m -> m.TryFind "bias")), noteOf g name with
-            | Some b, _ ->
-                NirNode.Affine
+                let conv =
                     {
-                        Weight = weight
-                        Bias = b
+                        InputShape = Some(a[preds[name].Head][1..])
+                        Weight = w
+                        Stride = c.Stride
+                        Padding =
+                            match c.Padding with
+                            | ConvPadding.Explicit pad -> NirPadding.Explicit pad
+                            | ConvPadding.Same -> NirPadding.Same
+                            | ConvPadding.Valid -> NirPadding.Valid
+                        Dilation = c.Dilation
+                        Groups = c.Groups
+                        Bias = bias
                         Metadata = meta
                     }
-            | None, Some { Type = "Affine" } ->
-                NirNode.Affine
-                    {
-                        Weight = weight
-                        Bias = Tensor.Full([| weight.Shape[0] |], 0.0, weight.DType)
-                        Metadata = meta
-                    }
-            | None, _ -> NirNode.Linear { Weight = weight; Metadata = meta }
+
+                if c.Kernel.Length = 1 then
+                    NirNode.Conv1d conv
+                else
+                    NirNode.Conv2d conv
+            | Dense
+            | Sparse _ ->
+
+                let w =
+                    match proj.Kind with
+                    | Sparse mask -> w * mask.Convert w.DType
+                    | _ -> w
+
+                let weight = w.Transpose()
+
+                match (p.TryFind name |> Option.bind (fun m -> m.TryFind "bias")), noteOf g name with
+                | Some b, _ ->
+                    NirNode.Affine
+                        {
+                            Weight = weight
+                            Bias = b
+                            Metadata = meta
+                        }
+                | None, Some { Type = "Affine" } ->
+                    NirNode.Affine
+                        {
+                            Weight = weight
+                            Bias = Tensor.Full([| weight.Shape[0] |], 0.0, weight.DType)
+                            Metadata = meta
+                        }
+                | None, _ -> NirNode.Linear { Weight = weight; Metadata = meta }
         | Population(shape, neuron) ->
             match neuron.Model with
             | NirModel n ->

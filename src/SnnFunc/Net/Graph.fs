@@ -104,7 +104,8 @@ let shapeOf (g: Graph) (name: string) : int[] =
     | None -> invalidArg "name" $"Graph.shapeOf: no node named '%s{name}'"
 
 /// Initial parameters of every node in `dtype`: neuron parameters (the spec's values, or per-neuron
-/// draws where Neuron.withInit asks), weights [in; out] and biases from the projections'
+/// draws where Neuron.withInit asks), weights [in; out] (convolutions [out; in / groups; kernel...])
+/// and biases from the projections'
 /// initialisers, learnable delays at their initial values. Each node draws from its own key, folded
 /// in from `key` by the node's position, so adding a node does not change the others' draws.
 let initAs (dtype: DType) (key: Key) (g: Graph) : GraphParams =
@@ -122,11 +123,21 @@ let initAs (dtype: DType) (key: Key) (g: Graph) : GraphParams =
             let outputs = Shape.count a.Shapes[name]
             let kw, kb = Random.split nodeKey
 
+            // Conv weights [out; in / groups; kernel...] with that fan-in; biases per out channel.
+            let weightShape, fanIn, biasShape =
+                match proj.Kind with
+                | Conv c ->
+                    let perGroup = a.Shapes[a.Preds[name].Head][0] / c.Groups
+                    let shape = Array.append [| c.OutChannels; perGroup |] c.Kernel
+                    shape, Shape.count shape[1..], [| c.OutChannels |]
+                | Dense
+                | Sparse _ -> [| inputs; outputs |], inputs, [| outputs |]
+
             let entries =
                 [
-                    "weight", proj.Weight.Draw kw [| inputs; outputs |] inputs dtype
+                    "weight", proj.Weight.Draw kw weightShape fanIn dtype
                     match proj.Bias with
-                    | Some b -> "bias", b.Draw kb [| outputs |] inputs dtype
+                    | Some b -> "bias", b.Draw kb biasShape fanIn dtype
                     | None -> ()
                     match proj.Delay with
                     | Learnable(initial, _, perInput) -> "delay", Tensor.Full((if perInput then [| inputs |] else [||]), initial, dtype)

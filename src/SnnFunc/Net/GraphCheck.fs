@@ -130,6 +130,52 @@ let analyse (g: Graph) : Analysis =
     let shapes = Dictionary<string, int[]>()
     let visiting = HashSet<string>()
 
+    // [C_in; spatial...] to [C_out; spatial'...], with the checks that name the node.
+    let convOutput (n: string) (spec: ConvSpec) (input: int[]) =
+        let axes = spec.Kernel.Length
+
+        if input.Length <> axes + 1 then
+            fail $"the convolution '%s{n}' has a %d{axes}-d kernel and needs input [channels; %d{axes} spatial axes], got %s{fmt input}"
+
+        if input[0] % spec.Groups <> 0 then
+            fail $"the convolution '%s{n}' has %d{spec.Groups} groups, which do not divide its %d{input[0]} input channels"
+
+        let size = spec.OutputSize input[1..]
+
+        if size |> Array.exists (fun d -> d < 1) then
+            fail $"the convolution '%s{n}' leaves no output for input %s{fmt input}: its dilated kernel does not fit"
+
+        Array.append [| spec.OutChannels |] size
+
+    let poolOutput (n: string) (o: Pool2dOptions) (input: int[]) =
+        if input.Length <> 3 then
+            fail $"the pool '%s{n}' needs input [channels; height; width], got %s{fmt input}"
+
+        let (kh, kw), (sh, sw), (ph, pw) = o.Kernel, o.Stride, o.Padding
+
+        if
+            kh < 1
+            || kw < 1
+            || sh < 1
+            || sw < 1
+            || ph < 0
+            || pw < 0
+            || 2 * ph > kh
+            || 2 * pw > kw
+        then
+            fail
+                $"the pool '%s{n}' needs positive kernel and stride and padding of at most half the kernel, got kernel (%d{kh}, %d{kw}), stride (%d{sh}, %d{sw}), padding (%d{ph}, %d{pw})"
+
+        let out (x, k, st, pad) =
+            if x + 2 * pad < k then 0 else (x + 2 * pad - k) / st + 1
+
+        let h, w = out (input[1], kh, sh, ph), out (input[2], kw, sw, pw)
+
+        if h < 1 || w < 1 then
+            fail $"the pool '%s{n}' leaves no output for input %s{fmt input}"
+
+        [| input[0]; h; w |]
+
     let rec shapeOf (n: string) : int[] =
         match shapes.TryGetValue n with
         | true, s -> s
@@ -140,6 +186,10 @@ let analyse (g: Graph) : Analysis =
             let s =
                 match declared n, nodes[n] with
                 | Some s, _ -> s
+                | None, Synapses { Kind = Conv spec } ->
+                    match preds[n] with
+                    | [] -> fail $"the projection '%s{n}' has no input: connect a source or population to it"
+                    | first :: _ -> convOutput n spec (shapeOf first)
                 | None, Synapses _ ->
                     let targets = succs[n]
 
@@ -181,6 +231,8 @@ let analyse (g: Graph) : Analysis =
                                 fail $"the flatten '%s{n}' cannot merge axes %d{startDim}..%d{endDim} of its input %s{fmt input}"
 
                             Array.concat [ input[.. s0 - 1]; [| Shape.count input[s0..e0] |]; input[e0 + 1 ..] ]
+                        | SumPool2d o
+                        | AvgPool2d o -> poolOutput n o input
                         | NeuronDelay(_, timeUnit, dt, maxSteps) ->
                             let positive x = x > 0.0 && not (Double.IsInfinity x)
 

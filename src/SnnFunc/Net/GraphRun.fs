@@ -234,6 +234,29 @@ let private nirForm (n: NirNeuron) (name: string) (p: Map<string, Tensor>) (like
             VReset = opt "v_reset"
         }
 
+/// LIF and LI have no synapse: explicit Euler gives v(t+1) = v + dt/τ (v_leak - v + r S(t)), the
+/// step's own input, where SnnFunc's recurrence (and CubaLIF's Euler step) reads the current of
+/// the step before. So their current is the step's input, not carried state: a step sets i to it
+/// before the update, a whole run starts from i = the first input and feeds the inputs one step
+/// ahead (their state's "i" is not read).
+let private synapseFree (n: NirNeuron) =
+    match n.Kind with
+    | NirLif
+    | NirLi -> true
+    | _ -> false
+
+/// Whole-run currents of a NIR neuron: the initial current and the currents fed to the kernel.
+let private nirCurrents (n: NirNeuron) (i0: Tensor) (x: Tensor) =
+    if synapseFree n && x.ShapeRef[0] > 0 then
+        let steps = x.ShapeRef[0]
+
+        let ahead =
+            Tensor.Concat([| x.Narrow(0, 1, steps - 1); Tensor.ZerosLike(x.Narrow(0, 0, 1)) |], 0)
+
+        x.Narrow(0, 0, 1).Squeeze 0, ahead
+    else
+        i0, x
+
 /// NIR resets to v_reset, without a refractory period.
 let private nirLifConfig (n: NirNeuron) : Snn.Lif.Config =
     {
@@ -342,6 +365,8 @@ let stepPopulation (model: NeuronModel) (name: string) (p: Map<string, Tensor>) 
     | NirModel n ->
         let f = nirForm n name p input
         let x = input * f.Gain
+        // Without a synapse the membrane integrates this step's input (see synapseFree).
+        let iNow () = if synapseFree n then x else st "i"
 
         match n.Kind with
         | NirCubaLif
@@ -349,7 +374,7 @@ let stepPopulation (model: NeuronModel) (name: string) (p: Map<string, Tensor>) 
             let state: Snn.Lif.State =
                 {
                     V = st "v"
-                    I = st "i"
+                    I = iNow ()
                     Refractory = st "refractory"
                 }
 
@@ -366,7 +391,7 @@ let stepPopulation (model: NeuronModel) (name: string) (p: Map<string, Tensor>) 
         | NirCubaLi
         | NirLi ->
             let s', (v, i) =
-                Snn.Li.stepWithDecays (f.A, f.B, f.VLeak) { V = st "v"; I = st "i" } x
+                Snn.Li.stepWithDecays (f.A, f.B, f.VLeak) { V = st "v"; I = iNow () } x
 
             {
                 Output = v
@@ -442,35 +467,37 @@ let runPopulation (model: NeuronModel) (name: string) (p: Map<string, Tensor>) (
         }
     | NirModel({ Kind = NirCubaLif | NirLif } as n) ->
         let f = nirForm n name p currents
+        let x = currents * f.Gain
+        let i0, fed = nirCurrents n (st "i") x
 
         let state: Snn.Lif.State =
             {
                 V = st "v"
-                I = st "i"
+                I = i0
                 Refractory = st "refractory"
             }
 
         let r =
-            Fused.lifRunDecays (nirLifConfig n) (f.A, f.B, f.VLeak, f.VTh, f.VReset) state (currents * f.Gain)
+            Fused.lifRunDecays (nirLifConfig n) (f.A, f.B, f.VLeak, f.VTh, f.VReset) state fed
 
         {
             Output = r.Spikes
             Spikes = r.Spikes
             Membrane = r.Membrane
-            Current = r.Current
+            Current = (if synapseFree n then x else r.Current)
             State = Map [ "v", r.Final.V; "i", r.Final.I; "refractory", r.Final.Refractory ]
         }
     | NirModel({ Kind = NirCubaLi | NirLi } as n) ->
         let f = nirForm n name p currents
-
-        let r =
-            Fused.liRunDecays (f.A, f.B, f.VLeak) { V = st "v"; I = st "i" } (currents * f.Gain)
+        let x = currents * f.Gain
+        let i0, fed = nirCurrents n (st "i") x
+        let r = Fused.liRunDecays (f.A, f.B, f.VLeak) { V = st "v"; I = i0 } fed
 
         {
             Output = r.Membrane
             Spikes = null
             Membrane = r.Membrane
-            Current = r.Current
+            Current = (if synapseFree n then x else r.Current)
             State = Map [ "v", r.Final.V; "i", r.Final.I ]
         }
     | NirModel({ Kind = NirIntegrator } as n) ->
@@ -524,23 +551,61 @@ let private weights (proj: Projection) (w: Tensor) =
         | Inhibitory -> -(w.Abs())
 
     match proj.Kind with
-    | Dense -> w
+    | Dense
+    | Conv _ -> w
     | Sparse mask -> w * mask.Convert w.DType
+
+/// A convolution of x [N; C; spatial...] (Conv's layouts) with the spec's geometry.
+let private convolve (c: ConvSpec) (w: Tensor) (bias: Tensor option) (x: Tensor) =
+    let pad = c.ExplicitPadding
+
+    match c.Kernel.Length with
+    | 1 ->
+        Conv.conv1dWith
+            {
+                Conv1dOptions.Stride = c.Stride[0]
+                Padding = pad[0]
+                Dilation = c.Dilation[0]
+                Groups = c.Groups
+            }
+            w
+            bias
+            x
+    | _ ->
+        Conv.conv2dWith
+            {
+                Stride = (c.Stride[0], c.Stride[1])
+                Padding = (pad[0], pad[1])
+                Dilation = (c.Dilation[0], c.Dilation[1])
+                Groups = c.Groups
+            }
+            w
+            bias
+            x
 
 /// The postsynaptic currents of a (delayed) input x [..., in shape]: [..., out shape].
 let private apply (proj: Projection) (p: Map<string, Tensor>) (name: string) (inShape: int[]) (outShape: int[]) (x: Tensor) =
     let lead = x.Shape[.. x.Rank - inShape.Length - 1]
-    let flat = x.Reshape(Array.append lead [| Shape.count inShape |])
     // Parameters may be stored in another precision than the signal (NIR files mix them).
-    let y =
-        Fused.spikeMatmul flat ((weights proj (get name p "weight")).Convert flat.DType)
+    let w = (weights proj (get name p "weight")).Convert x.DType
+    let bias = p.TryFind "bias" |> Option.map (fun b -> b.Convert x.DType)
 
-    let y =
-        match p.TryFind "bias" with
-        | Some b -> y + b.Convert y.DType
-        | None -> y
+    match proj.Kind with
+    | Conv c ->
+        // Every leading axis (time, batch...) becomes one batch of the convolution.
+        let batch = Array.append [| Shape.count lead |] inShape
+        (convolve c w bias (x.Reshape batch)).Reshape(Array.append lead outShape)
+    | Dense
+    | Sparse _ ->
+        let flat = x.Reshape(Array.append lead [| Shape.count inShape |])
+        let y = Fused.spikeMatmul flat w
 
-    y.Reshape(Array.append lead outShape)
+        let y =
+            match bias with
+            | Some b -> y + b
+            | None -> y
+
+        y.Reshape(Array.append lead outShape)
 
 /// History rows a delay needs (whole steps of input kept from one run to the next).
 let historyLength (delay: Delay) =
@@ -641,6 +706,16 @@ let private transform
     | Flatten _ -> x.Reshape(Array.append lead outShape), null
     | Scale _ -> x * param "scale", null
     | Threshold(_, surrogate) -> Snn.spike surrogate (x - param "threshold"), null
+    | SumPool2d o
+    | AvgPool2d o ->
+        let pool =
+            (match t with
+             | SumPool2d _ -> Conv.sumPool2dWith
+             | _ -> Conv.avgPool2dWith)
+                o
+
+        let batch = Array.append [| Shape.count lead |] inShape
+        (pool (x.Reshape batch)).Reshape(Array.append lead outShape), null
     | NeuronDelay(_, timeUnit, dt, maxSteps) ->
         let d = neuronDelaySteps timeUnit dt maxSteps (get name p "delay")
         let x' = if whole then x else x.Unsqueeze 0
@@ -659,7 +734,9 @@ let private transform
 let initTransform (key: Key) (dtype: DType) (shape: int[]) (t: Transform) : Map<string, Tensor> =
     match t with
     | Identity
-    | Flatten _ -> Map.empty
+    | Flatten _
+    | SumPool2d _
+    | AvgPool2d _ -> Map.empty
     | Scale init -> Map [ "scale", init.Draw key shape 1 dtype ]
     | Threshold(init, _) -> Map [ "threshold", init.Draw key shape 1 dtype ]
     | NeuronDelay(init, _, _, _) -> Map [ "delay", init.Draw key shape 1 dtype ]

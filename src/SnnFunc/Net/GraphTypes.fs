@@ -249,12 +249,53 @@ type Delay =
     /// read between whole steps by linear interpolation, so the delay has a gradient.
     | Learnable of initial: float * maxSteps: int * perInput: bool
 
+/// Zero padding of a convolutional projection.
+[<RequireQualifiedAccess>]
+type ConvPadding =
+    /// The given number of zeros on each side, one entry per spatial axis.
+    | Explicit of int[]
+    /// PyTorch's "same": the output has the input's size (stride 1, odd dilated kernel extent).
+    | Same
+    /// PyTorch's "valid": no padding.
+    | Valid
+
+/// The geometry of a convolutional projection (PyTorch's conv1d/conv2d): one entry per spatial
+/// axis (1 or 2) in Kernel, Stride and Dilation; input [C_in; spatial...], weight
+/// [OutChannels; C_in / Groups; Kernel...], output [OutChannels; spatial'...].
+type ConvSpec =
+    {
+        OutChannels: int
+        Kernel: int[]
+        Stride: int[]
+        Padding: ConvPadding
+        Dilation: int[]
+        Groups: int
+    }
+
+    /// The padding on each side per spatial axis.
+    member c.ExplicitPadding =
+        match c.Padding with
+        | ConvPadding.Explicit p -> p
+        | ConvPadding.Valid -> Array.zeroCreate c.Kernel.Length
+        | ConvPadding.Same -> Array.map2 (fun k d -> d * (k - 1) / 2) c.Kernel c.Dilation
+
+    /// The output's spatial size for an input's (the PyTorch formula).
+    member c.OutputSize(input: int[]) =
+        let pad = c.ExplicitPadding
+
+        // 0 where the dilated kernel does not fit (integer division would round -1 / s up to 0).
+        Array.init input.Length (fun a ->
+            let room = input[a] + 2 * pad[a] - c.Dilation[a] * (c.Kernel[a] - 1) - 1
+            if room < 0 then 0 else room / c.Stride[a] + 1)
+
 /// How a projection maps its input to the postsynaptic currents.
 type ProjectionKind =
     /// y = x · W, W [in; out] (SnnFunc's layout; NIR's (out, in) is transposed on import/export).
     | Dense
     /// y = x · (W ⊙ mask) with a fixed 0/1 mask [in; out].
     | Sparse of mask: Tensor
+    /// y = W ⋆ x (cross-correlation, as PyTorch), W [out; in / groups; kernel...].
+    | Conv of ConvSpec
 
 /// A projection: the weights' kind, initialiser, bias, sign and delay.
 type Projection =
@@ -291,6 +332,82 @@ module Projection =
             invalidArg "mask" "Projection.sparse: the mask must hold only 0 and 1"
 
         { dense init with Kind = Sparse mask }
+
+    /// A convolutional projection (see ConvSpec); Kernel, Stride, Dilation and an explicit Padding
+    /// have one entry per spatial axis.
+    let conv (spec: ConvSpec) (init: Init) =
+        let axes = if isNull spec.Kernel then 0 else spec.Kernel.Length
+
+        let bad (message: string) =
+            invalidArg "spec" $"Projection.conv: %s{message}"
+
+        if axes < 1 || axes > 2 then
+            bad $"1 or 2 spatial axes are supported, got a kernel of %d{axes}"
+
+        let entries (name: string) (xs: int[]) (least: int) =
+            if isNull xs || xs.Length <> axes || xs |> Array.exists (fun v -> v < least) then
+                bad $"%s{name} needs %d{axes} entries >= %d{least}, got %A{xs}"
+
+        entries "Kernel" spec.Kernel 1
+        entries "Stride" spec.Stride 1
+        entries "Dilation" spec.Dilation 1
+
+        match spec.Padding with
+        | ConvPadding.Explicit p -> entries "Padding" p 0
+        | ConvPadding.Same ->
+            if spec.Stride |> Array.exists ((<>) 1) then
+                bad "\"same\" padding needs stride 1"
+
+            if Array.exists2 (fun k d -> d * (k - 1) % 2 <> 0) spec.Kernel spec.Dilation then
+                bad "\"same\" padding needs an odd dilated kernel extent (an even one pads unequally)"
+        | ConvPadding.Valid -> ()
+
+        if spec.OutChannels < 1 || spec.Groups < 1 || spec.OutChannels % spec.Groups <> 0 then
+            bad $"OutChannels (%d{spec.OutChannels}) must be a positive multiple of Groups (%d{spec.Groups})"
+
+        { dense init with
+            Kind =
+                Conv
+                    { spec with
+                        Kernel = Array.copy spec.Kernel
+                    }
+        }
+
+    /// conv2d with `outChannels` filters of kh × kw and PyTorch's options.
+    let conv2dWith (options: Conv2dOptions) (outChannels: int) (kernelH: int, kernelW: int) (init: Init) =
+        let pair (a, b) = [| a; b |]
+
+        conv
+            {
+                OutChannels = outChannels
+                Kernel = [| kernelH; kernelW |]
+                Stride = pair options.Stride
+                Padding = ConvPadding.Explicit(pair options.Padding)
+                Dilation = pair options.Dilation
+                Groups = options.Groups
+            }
+            init
+
+    /// conv2d with `outChannels` filters of kh × kw, stride 1, no padding.
+    let conv2d (outChannels: int) (kernel: int * int) (init: Init) =
+        conv2dWith Conv2dOptions.Default outChannels kernel init
+
+    /// conv1d with `outChannels` filters of `kernel` taps and PyTorch's options.
+    let conv1dWith (options: Conv1dOptions) (outChannels: int) (kernel: int) (init: Init) =
+        conv
+            {
+                OutChannels = outChannels
+                Kernel = [| kernel |]
+                Stride = [| options.Stride |]
+                Padding = ConvPadding.Explicit [| options.Padding |]
+                Dilation = [| options.Dilation |]
+                Groups = options.Groups
+            }
+            init
+
+    /// conv1d with `outChannels` filters of `kernel` taps, stride 1, no padding.
+    let conv1d (outChannels: int) (kernel: int) (init: Init) =
+        conv1dWith Conv1dOptions.Default outChannels kernel init
 
     /// Adds a bias, drawn from `init`.
     let withBias (init: Init) (p: Projection) = { p with Bias = Some init }
@@ -348,6 +465,10 @@ type Transform =
     /// Delays each neuron by p["delay"] (in units of `timeUnit` seconds), rounded to whole steps of
     /// `dt` seconds, at most `maxSteps`.
     | NeuronDelay of Init * timeUnit: float * dt: float * maxSteps: int
+    /// The sum over each window of a [C; H; W] input (NIR's SumPool2d).
+    | SumPool2d of Pool2dOptions
+    /// The mean over each window, padding counted (NIR's AvgPool2d: the sum scaled by 1 / (kh kw)).
+    | AvgPool2d of Pool2dOptions
 
 /// A node of a graph.
 type Node =
