@@ -6,6 +6,7 @@ open System
 open System.Numerics
 open System.Numerics.Tensors
 open System.Runtime.CompilerServices
+open System.Threading
 open System.Runtime.Intrinsics
 open System.Runtime.Intrinsics.X86
 open Microsoft.FSharp.NativeInterop
@@ -1266,6 +1267,9 @@ module internal ConvProducts =
 
     /// Runs body worker n0 n1 over contiguous ranges of samples on up to Parallelism.MaxThreads
     /// threads (when the work, in multiply-adds, pays for the hand-over); returns the thread count.
+    /// The ranges are about a quarter of a thread's share, taken in turn from a shared counter: on
+    /// a shared machine one core is often busy with someone else's work, and fixed halves would
+    /// make every call wait for the slower one.
     let private split (batch: int) (work: int64) (body: int -> int -> int -> unit) =
         let t =
             if work < 200_000L then
@@ -1276,11 +1280,15 @@ module internal ConvProducts =
         if t = 1 then
             body 0 0 batch
         else
-            let per, extra = batch / t, batch % t
+            let chunk = max 1 (batch / (4 * t))
+            let next = ref 0
 
             GemmImpl.forkJoin t (fun w ->
-                let n0 = w * per + min w extra
-                body w n0 (n0 + per + (if w < extra then 1 else 0)))
+                let mutable n0 = Interlocked.Add(&next.contents, chunk) - chunk
+
+                while n0 < batch do
+                    body w n0 (min batch (n0 + chunk))
+                    n0 <- Interlocked.Add(&next.contents, chunk) - chunk)
 
         t
 
