@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Runs the conv2d benchmark in SnnFunc and in PyTorch eager one after the other (after waiting for
-# the shared machine to be idle) and prints both lines per shape and the ratios of their speeds
-# (PyTorch's median time / SnnFunc's: above 1, SnnFunc is faster).
-# Usage: bash bench/peers/run_conv.sh [--reps N] [--no-wait]; DOTNET_EnableAVX512=0 for the AVX2 path.
+# conv2d in SnnFunc and in PyTorch eager, side by side: R rounds, each running the SnnFunc bench and
+# then the PyTorch peer (after waiting for the shared machine to be idle), so that both meet the
+# same slow and fast phases of the machine. Prints every line, then per shape the median over the
+# rounds of each side and the median of the per-round ratios (PyTorch's time / SnnFunc's: above 1,
+# SnnFunc is faster), with their range.
+# Usage: bash bench/peers/run_conv.sh [--reps N] [--rounds R] [--no-wait]
+#        DOTNET_EnableAVX512=0 bash bench/peers/run_conv.sh    # SnnFunc's AVX2 path
 # SnnFunc runs with DOTNET_GCLOHThreshold raised (the GC caps it at about 4 MB) unless the caller
 # sets it: with the default 85 KB every conv output is a large-object allocation, each of which
 # started a full collection (see docs/performance.md, "Convolution").
 set -euo pipefail
-export DOTNET_GCLOHThreshold="${DOTNET_GCLOHThreshold:-0x400000}"
 cd "$(dirname "$0")/../.."
+export DOTNET_GCLOHThreshold="${DOTNET_GCLOHThreshold:-0x400000}"
 reps=31
+rounds=3
 wait_idle=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) reps="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
     --no-wait) wait_idle=0; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -40,15 +45,29 @@ settle() {
 }
 
 dotnet build -c Release bench/SnnFunc.Bench -v q -nologo > /dev/null
-settle
-snn=$(dotnet run -c Release --no-build --project bench/SnnFunc.Bench -- conv --threads 2 --reps "$reps" | grep '^conv ')
-settle
-torch=$(/usr/bin/python3 bench/peers/torch_conv.py --reps "$reps" | grep '^conv ')
-echo "# $(lscpu | sed -n 's/^Model name: *//p'), DOTNET_EnableAVX512=${DOTNET_EnableAVX512:-<unset>}, reps=$reps"
-field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$2"; }
-paste -d'\n' <(echo "$snn") <(echo "$torch") | while read -r s && read -r t; do
-  echo "snnfunc $s"
-  echo "torch   $t"
-  awk -v sf="$(field fwd_ms "$s")" -v tf="$(field fwd_ms "$t")" -v sb="$(field fwdbwd_ms "$s")" -v tb="$(field fwdbwd_ms "$t")" \
-    'BEGIN { printf "ratio   fwd=%.2f fwdbwd=%.2f (torch ms / snnfunc ms)\n", tf / sf, tb / sb }'
+echo "# $(lscpu | sed -n 's/^Model name: *//p'), DOTNET_EnableAVX512=${DOTNET_EnableAVX512:-<unset>}, DOTNET_GCLOHThreshold=$DOTNET_GCLOHThreshold, reps=$reps, rounds=$rounds"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for r in $(seq 1 "$rounds"); do
+  settle
+  dotnet run -c Release --no-build --project bench/SnnFunc.Bench -- conv --threads 2 --reps "$reps" | grep '^conv ' | sed "s/^/snnfunc round=$r /" | tee -a "$log"
+  settle
+  /usr/bin/python3 bench/peers/torch_conv.py --reps "$reps" | grep '^conv ' | sed "s/^/torch round=$r /" | tee -a "$log"
 done
+/usr/bin/python3 - "$log" <<'PY'
+import re, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(\w+) round=(\d+) conv n=\d+ cin=(\d+) cout=(\d+) hw=(\d+) k=(\d+) fwd_ms=([\d.]+) fwdbwd_ms=([\d.]+)", line)
+    if m:
+        who, r, cin, cout, hw, k, fwd, fb = m.groups()
+        runs.setdefault((cin, cout, hw, k), {}).setdefault(who, {})[int(r)] = (float(fwd), float(fb))
+med = statistics.median
+for (cin, cout, hw, k), d in runs.items():
+    s, t = d["snnfunc"], d["torch"]
+    rounds = sorted(set(s) & set(t))
+    for i, name in enumerate(["fwd", "fwdbwd"]):
+        ratios = [t[r][i] / s[r][i] for r in rounds]
+        print(f"summary cin={cin} cout={cout} hw={hw} k={k} {name}: snnfunc {med([s[r][i] for r in rounds]):.3f} ms, "
+              f"torch {med([t[r][i] for r in rounds]):.3f} ms, ratio {med(ratios):.2f} (rounds {min(ratios):.2f}-{max(ratios):.2f})")
+PY

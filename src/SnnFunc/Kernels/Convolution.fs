@@ -6,6 +6,7 @@ open System
 open System.Numerics
 open System.Numerics.Tensors
 open System.Runtime.CompilerServices
+open System.Threading
 open System.Runtime.Intrinsics
 open System.Runtime.Intrinsics.X86
 open Microsoft.FSharp.NativeInterop
@@ -720,46 +721,30 @@ module internal ConvTiles =
         (b0: nativeptr<'T>)
         (b1: nativeptr<'T>)
         (boffs: nativeptr<int>)
-        (bias: nativeptr<'T>)
         (rows: int)
         (c0: nativeptr<'T>)
         (c1: nativeptr<'T>)
         (ldc: int)
         (lanes0: int)
         (lanes1: int)
-        (add: bool)
         =
         let w = Vector512<'T>.Count
-        // Accumulators start at the bias, or, for a later slice of the inner dimension, at the
-        // partial sums already stored (rows past `rows` are never stored: zero).
-        let first (r: int) (c: nativeptr<'T>) (lanes: int) =
-            if add then
-                if r < rows then
-                    let p = NativePtr.add c (r * ldc)
-                    if lanes = w then Vector512.Load<'T> p else loadPart p lanes
-                else
-                    Vector512<'T>.Zero
-            elif NativePtr.isNullPtr bias then
-                Vector512<'T>.Zero
-            else
-                Vector512.Create<'T>(NativePtr.get bias r)
-
-        let mutable s00 = first 0 c0 lanes0
-        let mutable s01 = first 0 c1 lanes1
-        let mutable s10 = first 1 c0 lanes0
-        let mutable s11 = first 1 c1 lanes1
-        let mutable s20 = first 2 c0 lanes0
-        let mutable s21 = first 2 c1 lanes1
-        let mutable s30 = first 3 c0 lanes0
-        let mutable s31 = first 3 c1 lanes1
-        let mutable s40 = first 4 c0 lanes0
-        let mutable s41 = first 4 c1 lanes1
-        let mutable s50 = first 5 c0 lanes0
-        let mutable s51 = first 5 c1 lanes1
-        let mutable s60 = first 6 c0 lanes0
-        let mutable s61 = first 6 c1 lanes1
-        let mutable s70 = first 7 c0 lanes0
-        let mutable s71 = first 7 c1 lanes1
+        let mutable s00 = Vector512<'T>.Zero
+        let mutable s01 = Vector512<'T>.Zero
+        let mutable s10 = Vector512<'T>.Zero
+        let mutable s11 = Vector512<'T>.Zero
+        let mutable s20 = Vector512<'T>.Zero
+        let mutable s21 = Vector512<'T>.Zero
+        let mutable s30 = Vector512<'T>.Zero
+        let mutable s31 = Vector512<'T>.Zero
+        let mutable s40 = Vector512<'T>.Zero
+        let mutable s41 = Vector512<'T>.Zero
+        let mutable s50 = Vector512<'T>.Zero
+        let mutable s51 = Vector512<'T>.Zero
+        let mutable s60 = Vector512<'T>.Zero
+        let mutable s61 = Vector512<'T>.Zero
+        let mutable s70 = Vector512<'T>.Zero
+        let mutable s71 = Vector512<'T>.Zero
         let mutable pa = a
         let mutable po = boffs
 
@@ -794,20 +779,23 @@ module internal ConvTiles =
             pa <- NativePtr.add pa aps
             po <- NativePtr.add po 1
 
+        // Added to what c holds (the bias, or the sums of earlier slices of the inner dimension).
         let inline put (row: int) (v0: Vector512<'T>) (v1: Vector512<'T>) =
             if row < rows then
                 let p = NativePtr.add c0 (row * ldc)
                 let q = NativePtr.add c1 (row * ldc)
 
                 if lanes0 = w then
-                    Vector512.Store<'T>(v0, p)
+                    Vector512.Store<'T>(Vector512.Load<'T> p + v0, p)
                 else
-                    storePart p v0 lanes0
+                    storePart p (loadPart p lanes0 + v0) lanes0
 
-                if lanes1 = w then
-                    Vector512.Store<'T>(v1, q)
-                else
-                    storePart q v1 lanes1
+                // An odd last chunk is paired with itself: add it once.
+                if NativePtr.toNativeInt q <> NativePtr.toNativeInt p then
+                    if lanes1 = w then
+                        Vector512.Store<'T>(Vector512.Load<'T> q + v1, q)
+                    else
+                        storePart q (loadPart q lanes1 + v1) lanes1
 
         put 0 s00 s01
         put 1 s10 s11
@@ -829,38 +817,22 @@ module internal ConvTiles =
         (b0: nativeptr<'T>)
         (b1: nativeptr<'T>)
         (boffs: nativeptr<int>)
-        (bias: nativeptr<'T>)
         (rows: int)
         (c0: nativeptr<'T>)
         (c1: nativeptr<'T>)
         (ldc: int)
         (lanes0: int)
         (lanes1: int)
-        (add: bool)
         =
         let w = Vector256<'T>.Count
-        // Accumulators start at the bias, or, for a later slice of the inner dimension, at the
-        // partial sums already stored (rows past `rows` are never stored: zero).
-        let first (r: int) (c: nativeptr<'T>) (lanes: int) =
-            if add then
-                if r < rows then
-                    let p = NativePtr.add c (r * ldc)
-                    if lanes = w then Vector256.Load<'T> p else loadPart p lanes
-                else
-                    Vector256<'T>.Zero
-            elif NativePtr.isNullPtr bias then
-                Vector256<'T>.Zero
-            else
-                Vector256.Create<'T>(NativePtr.get bias r)
-
-        let mutable s00 = first 0 c0 lanes0
-        let mutable s01 = first 0 c1 lanes1
-        let mutable s10 = first 1 c0 lanes0
-        let mutable s11 = first 1 c1 lanes1
-        let mutable s20 = first 2 c0 lanes0
-        let mutable s21 = first 2 c1 lanes1
-        let mutable s30 = first 3 c0 lanes0
-        let mutable s31 = first 3 c1 lanes1
+        let mutable s00 = Vector256<'T>.Zero
+        let mutable s01 = Vector256<'T>.Zero
+        let mutable s10 = Vector256<'T>.Zero
+        let mutable s11 = Vector256<'T>.Zero
+        let mutable s20 = Vector256<'T>.Zero
+        let mutable s21 = Vector256<'T>.Zero
+        let mutable s30 = Vector256<'T>.Zero
+        let mutable s31 = Vector256<'T>.Zero
         let mutable pa = a
         let mutable po = boffs
 
@@ -883,20 +855,23 @@ module internal ConvTiles =
             pa <- NativePtr.add pa aps
             po <- NativePtr.add po 1
 
+        // Added to what c holds (the bias, or the sums of earlier slices of the inner dimension).
         let inline put (row: int) (v0: Vector256<'T>) (v1: Vector256<'T>) =
             if row < rows then
                 let p = NativePtr.add c0 (row * ldc)
                 let q = NativePtr.add c1 (row * ldc)
 
                 if lanes0 = w then
-                    Vector256.Store<'T>(v0, p)
+                    Vector256.Store<'T>(Vector256.Load<'T> p + v0, p)
                 else
-                    storePart p v0 lanes0
+                    storePart p (loadPart p lanes0 + v0) lanes0
 
-                if lanes1 = w then
-                    Vector256.Store<'T>(v1, q)
-                else
-                    storePart q v1 lanes1
+                // An odd last chunk is paired with itself: add it once.
+                if NativePtr.toNativeInt q <> NativePtr.toNativeInt p then
+                    if lanes1 = w then
+                        Vector256.Store<'T>(Vector256.Load<'T> q + v1, q)
+                    else
+                        storePart q (loadPart q lanes1 + v1) lanes1
 
         put 0 s00 s01
         put 1 s10 s11
@@ -911,17 +886,15 @@ module internal ConvTiles =
         (b0: nativeptr< ^T >)
         (b1: nativeptr< ^T >)
         (boffs: nativeptr<int>)
-        (bias: nativeptr< ^T >)
         (rows: int)
         (c0: nativeptr< ^T >)
         (c1: nativeptr< ^T >)
         (ldc: int)
         (lanes0: int)
         (lanes1: int)
-        (add: bool)
         =
-        // A pair may be one chunk twice (an odd last chunk): once here, or a later slice would add
-        // its sums twice (the vector tiles load both before they store either).
+        // A pair may be one chunk twice (an odd last chunk): add it once (the vector tiles load
+        // both before they store either).
         let chunks =
             if NativePtr.toNativeInt c0 = NativePtr.toNativeInt c1 then
                 1
@@ -933,13 +906,7 @@ module internal ConvTiles =
                 let b, c, lanes = if chunk = 0 then b0, c0, lanes0 else b1, c1, lanes1
 
                 for j in 0 .. lanes - 1 do
-                    let mutable s =
-                        if add then
-                            NativePtr.get c (r * ldc + j)
-                        elif NativePtr.isNullPtr bias then
-                            LanguagePrimitives.GenericZero< ^T>
-                        else
-                            NativePtr.get bias r
+                    let mutable s = NativePtr.get c (r * ldc + j)
 
                     for p in 0 .. kc - 1 do
                         s <- s + NativePtr.get a (p * aps + r) * NativePtr.get b (NativePtr.get boffs p + j)
@@ -947,7 +914,7 @@ module internal ConvTiles =
                     NativePtr.set c (r * ldc + j) s
 
     [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileRS512 (kc, a: nativeptr<float32>, aps, b0, b1, boffs, bias, rows, c0, c1, ldc, lanes0, lanes1, add) =
+    let private tileRS512 (kc, a: nativeptr<float32>, aps, b0, b1, boffs, rows, c0, c1, ldc, lanes0, lanes1) =
         tileR512
             (fun (x: Vector512<float32>) y z -> Avx512F.FusedMultiplyAdd(x, y, z))
             (fun p v n -> Avx512F.MaskStore(p, Vector512.LessThan(Vector512<int>.Indices, Vector512.Create n).AsSingle(), v))
@@ -959,17 +926,15 @@ module internal ConvTiles =
             b0
             b1
             boffs
-            bias
             rows
             c0
             c1
             ldc
             lanes0
             lanes1
-            add
 
     [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileRD512 (kc, a: nativeptr<float>, aps, b0, b1, boffs, bias, rows, c0, c1, ldc, lanes0, lanes1, add) =
+    let private tileRD512 (kc, a: nativeptr<float>, aps, b0, b1, boffs, rows, c0, c1, ldc, lanes0, lanes1) =
         tileR512
             (fun (x: Vector512<float>) y z -> Avx512F.FusedMultiplyAdd(x, y, z))
             (fun p v n -> Avx512F.MaskStore(p, Vector512.LessThan(Vector512<int64>.Indices, Vector512.Create(int64 n)).AsDouble(), v))
@@ -985,17 +950,15 @@ module internal ConvTiles =
             b0
             b1
             boffs
-            bias
             rows
             c0
             c1
             ldc
             lanes0
             lanes1
-            add
 
     [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileRS256 (kc, a: nativeptr<float32>, aps, b0, b1, boffs, bias, rows, c0, c1, ldc, lanes0, lanes1, add) =
+    let private tileRS256 (kc, a: nativeptr<float32>, aps, b0, b1, boffs, rows, c0, c1, ldc, lanes0, lanes1) =
         tileR256
             (fun (x: Vector256<float32>) y z -> Fma.MultiplyAdd(x, y, z))
             (fun p v n -> Avx.MaskStore(p, Vector256.LessThan(Vector256<int>.Indices, Vector256.Create n).AsSingle(), v))
@@ -1006,17 +969,15 @@ module internal ConvTiles =
             b0
             b1
             boffs
-            bias
             rows
             c0
             c1
             ldc
             lanes0
             lanes1
-            add
 
     [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileRD256 (kc, a: nativeptr<float>, aps, b0, b1, boffs, bias, rows, c0, c1, ldc, lanes0, lanes1, add) =
+    let private tileRD256 (kc, a: nativeptr<float>, aps, b0, b1, boffs, rows, c0, c1, ldc, lanes0, lanes1) =
         tileR256
             (fun (x: Vector256<float>) y z -> Fma.MultiplyAdd(x, y, z))
             (fun p v n -> Avx.MaskStore(p, Vector256.LessThan(Vector256<int64>.Indices, Vector256.Create(int64 n)).AsDouble(), v))
@@ -1027,29 +988,27 @@ module internal ConvTiles =
             b0
             b1
             boffs
-            bias
             rows
             c0
             c1
             ldc
             lanes0
             lanes1
-            add
 
     [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileRSScalar (kc, a: nativeptr<float32>, aps, b0, b1, boffs, bias, rows, c0, c1, ldc, lanes0, lanes1, add) =
-        tileRScalar kc a aps b0 b1 boffs bias rows c0 c1 ldc lanes0 lanes1 add
+    let private tileRSScalar (kc, a: nativeptr<float32>, aps, b0, b1, boffs, rows, c0, c1, ldc, lanes0, lanes1) =
+        tileRScalar kc a aps b0 b1 boffs rows c0 c1 ldc lanes0 lanes1
 
     [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileRDScalar (kc, a: nativeptr<float>, aps, b0, b1, boffs, bias, rows, c0, c1, ldc, lanes0, lanes1, add) =
-        tileRScalar kc a aps b0 b1 boffs bias rows c0 c1 ldc lanes0 lanes1 add
+    let private tileRDScalar (kc, a: nativeptr<float>, aps, b0, b1, boffs, rows, c0, c1, ldc, lanes0, lanes1) =
+        tileRScalar kc a aps b0 b1 boffs rows c0 c1 ldc lanes0 lanes1
 
     /// Lanes of one row chunk (nr / 2: the tiles' vector width).
     let chunkWidth<'T> = nr<'T> / 2
 
     /// The row chunks of an OutH × OutW output in pairs, 6 ints each: (source offset, output
     /// offset, lanes) twice; source offsets on a plane of width `rowStride`. An odd last chunk is
-    /// paired with itself (computed twice, stored twice: the same values).
+    /// paired with itself (computed twice, added once).
     let rowChunks (outH: int) (outW: int) (rowStride: int) (width: int) =
         let chunks =
             [|
@@ -1081,14 +1040,12 @@ module internal ConvTiles =
             nativeptr<'T> *
             nativeptr<'T> *
             nativeptr<int> *
-            nativeptr<'T> *
             int *
             nativeptr<'T> *
             nativeptr<'T> *
             int *
             int *
-            int *
-            bool
+            int
                 -> unit)
         (
             m: int,
@@ -1108,15 +1065,19 @@ module internal ConvTiles =
 
         while i0 < m do
             let ai = NativePtr.add a (i0 * k)
-
-            let bi =
-                if NativePtr.isNullPtr bias then
-                    bias
-                else
-                    NativePtr.add bias i0
-
             let ci = NativePtr.add c (i0 * ldc)
             let real = min mr (rows - i0)
+
+            // The tiles add to the output: it starts as the bias.
+            for r in 0 .. real - 1 do
+                let start =
+                    if NativePtr.isNullPtr bias then
+                        LanguagePrimitives.GenericZero
+                    else
+                        NativePtr.get bias (i0 + r)
+
+                Span<'T>(NativePtr.toVoidPtr (NativePtr.add ci (r * ldc)), ldc).Fill start
+
             let mutable k0 = 0
 
             while k0 < k do
@@ -1132,14 +1093,12 @@ module internal ConvTiles =
                         NativePtr.add b (NativePtr.get ch 0),
                         NativePtr.add b (NativePtr.get ch 3),
                         NativePtr.add boffs k0,
-                        bi,
                         real,
                         NativePtr.add ci (NativePtr.get ch 1),
                         NativePtr.add ci (NativePtr.get ch 4),
                         ldc,
                         NativePtr.get ch 2,
-                        NativePtr.get ch 5,
-                        k0 > 0
+                        NativePtr.get ch 5
                     )
 
                 k0 <- k0 + kc
@@ -1306,6 +1265,9 @@ module internal ConvProducts =
 
     /// Runs body worker n0 n1 over contiguous ranges of samples on up to Parallelism.MaxThreads
     /// threads (when the work, in multiply-adds, pays for the hand-over); returns the thread count.
+    /// The ranges are about a quarter of a thread's share, taken in turn from a shared counter: on
+    /// a shared machine one core is often busy with someone else's work, and fixed halves would
+    /// make every call wait for the slower one.
     let private split (batch: int) (work: int64) (body: int -> int -> int -> unit) =
         let t =
             if work < 200_000L then
@@ -1316,11 +1278,15 @@ module internal ConvProducts =
         if t = 1 then
             body 0 0 batch
         else
-            let per, extra = batch / t, batch % t
+            let chunk = max 1 (batch / (4 * t))
+            let next = ref 0
 
             GemmImpl.forkJoin t (fun w ->
-                let n0 = w * per + min w extra
-                body w n0 (n0 + per + (if w < extra then 1 else 0)))
+                let mutable n0 = Interlocked.Add(&next.contents, chunk) - chunk
+
+                while n0 < batch do
+                    body w n0 (min batch (n0 + chunk))
+                    n0 <- Interlocked.Add(&next.contents, chunk) - chunk)
 
         t
 
@@ -1645,9 +1611,9 @@ module internal ConvProducts =
         let l = g.Positions
 
         let implicitCost =
-            // Output H × W over the padded width of dy.
-            let columns = g.Height * (g.OutW + 2 * flippedPadW)
-            int64 (roundUp cgc mr) * int64 (roundUp columns nr) * int64 (og * kh * kw)
+            // Output H × W in row chunks of nr / 2 lanes.
+            let columns = g.Height * roundUp g.Width (nr / 2)
+            int64 (roundUp cgc mr) * int64 columns * int64 (og * kh * kw)
 
         let explicitCost =
             int64 (roundUp kg mr) * int64 (roundUp l nr) * int64 og
