@@ -405,3 +405,21 @@ let ``graph errors name the node, the edge or the shape`` () =
         |> Graph.init (Random.key 0L))
 
     throws [ "Neuron.withInit"; "'tau'"; "tauMem" ] (fun () -> Neuron.lif lifSpec |> Neuron.withInit "tau" Init.zeros)
+
+[<Fact>]
+let ``Init.gaussian draws N(mean, std²) whatever the fan-in, and refuses a negative std`` () =
+    for fanIn in [ 1; 400 ] do
+        let w =
+            (Init.gaussian 1.5 0.78).Draw (Random.key 3L) [| 200; 100 |] fanIn DType.Float64
+
+        let xs = w.ToDoubleArray()
+        let mean = Array.average xs
+        let std = sqrt (xs |> Array.averageBy (fun x -> (x - mean) ** 2.0))
+        // 20,000 draws: the standard errors are 0.0055 (mean) and 0.0039 (std).
+        Assert.InRange(mean, 1.48, 1.52)
+        Assert.InRange(std, 0.765, 0.795)
+
+    let e = Assert.Throws<ArgumentException>(fun () -> Init.gaussian 0.0 -1.0 |> ignore)
+
+    for fragment in [ "Init.gaussian"; "std >= 0"; "-1" ] do
+        Assert.Contains(fragment, e.Message)

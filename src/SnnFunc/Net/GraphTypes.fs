@@ -37,6 +37,17 @@ module Init =
     /// N(0, 1) / sqrt(fan-in).
     let normal: Init = normalWith 1.0
 
+    /// N(mean, std²), not scaled by the fan-in: the published initialisations of event-based
+    /// networks (e.g. Wunderlich and Pehle's N(1.5, 0.78) for Yin-Yang) give absolute weights.
+    let gaussian (mean: float) (std: float) : Init =
+        if not (Double.IsFinite mean) || not (Double.IsFinite std) || std < 0.0 then
+            invalidArg "std" $"Init.gaussian: needs a finite mean and a finite std >= 0, got %g{mean} and %g{std}"
+
+        {
+            Name = $"gaussian(%g{mean}, %g{std})"
+            Draw = fun key shape _ dtype -> Random.normalAs dtype key shape * std + mean
+        }
+
     /// Uniform on [lo, hi), e.g. per-neuron time constants drawn at init.
     let uniform (lo: float) (hi: float) : Init =
         if not (lo < hi) || Double.IsInfinity lo || Double.IsInfinity hi then
