@@ -45,15 +45,16 @@ module EventDataset =
 
     /// The examples at the given indices, in that order (indices may repeat).
     let subset (indices: int[]) (d: EventDataset) : EventDataset =
+        if isNull indices then
+            invalidArg "indices" "EventDataset.subset: the indices are null"
+
+        for i in indices do
+            if i < 0 || i >= d.Count then
+                invalidArg "indices" $"EventDataset.subset: index %d{i} is out of range for %d{d.Count} examples"
+
         {
             Events = EventBuffer.take indices d.Events
-            Labels =
-                indices
-                |> Array.map (fun i ->
-                    if i < 0 || i >= d.Count then
-                        invalidArg "indices" $"EventDataset.subset: index %d{i} is out of range for %d{d.Count} examples"
-
-                    d.Labels[i])
+            Labels = indices |> Array.map (fun i -> d.Labels[i])
         }
 
     /// The first n examples.

@@ -114,13 +114,8 @@ module EventBuffer =
         let cap = int32Full [||] capacity
         EventBuffer(t, nn, total.Minimum cap, (total - cap).Relu(), shape)
 
-    /// A buffer from per-event times [batch...; m] (float) and flat neuron indices [batch...; m]
-    /// (Int32, row-major into `shape`), sorted by (time, neuron) with ties kept in input order; an
-    /// entry with neuron -1 or time +inf is no event. More than `capacity` events in a sample keep
-    /// the earliest and count the rest in Overflow. Differentiable in the times (the sort is a
-    /// gather). Concrete inputs are checked: neurons in [-1, N), event times finite and >= 0.
-    let ofTimes (shape: int[]) (capacity: int) (times: Tensor) (neurons: Tensor) : EventBuffer =
-        let op = "EventBuffer.ofTimes"
+    /// ofTimes, with errors naming `op`.
+    let private ofTimesAs (op: string) (shape: int[]) (capacity: int) (times: Tensor) (neurons: Tensor) : EventBuffer =
         notNull op "times" times
         notNull op "neurons" neurons
         checkPopulation op shape
@@ -169,6 +164,14 @@ module EventBuffer =
         else
             sortAndFit shape capacity times neurons
 
+    /// A buffer from per-event times [batch...; m] (float) and flat neuron indices [batch...; m]
+    /// (Int32, row-major into `shape`), sorted by (time, neuron) (equal pairs in input order); an
+    /// entry with neuron -1 or time +inf is no event. More than `capacity` events in a sample keep
+    /// the earliest and count the rest in Overflow. Differentiable in the times (the sort is a
+    /// gather). Concrete inputs are checked: neurons in [-1, N), event times finite and >= 0.
+    let ofTimes (shape: int[]) (capacity: int) (times: Tensor) (neurons: Tensor) : EventBuffer =
+        ofTimesAs "EventBuffer.ofTimes" shape capacity times neurons
+
     /// Host: a buffer with one batch axis from per-sample event lists (time in seconds, flat
     /// neuron index), in any order.
     let ofEvents (dtype: DType) (shape: int[]) (capacity: int) (events: (float * int)[][]) : EventBuffer =
@@ -198,7 +201,7 @@ module EventBuffer =
                 ns[s * m + k] <- i))
 
         let times = Tensor.FromArray(ts, [| b; m |])
-        ofTimes shape capacity (times.Convert dtype) (Tensor.FromArray(ns, [| b; m |]))
+        ofTimesAs op shape capacity (times.Convert dtype) (Tensor.FromArray(ns, [| b; m |]))
 
     /// Host: the events of a concrete buffer, per flat batch position, as (time, flat neuron).
     let toEvents (b: EventBuffer) : (float * int)[][] =
