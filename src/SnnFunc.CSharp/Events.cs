@@ -103,6 +103,11 @@ public static class EventBuffers
     /// <param name="buffer">The buffer.</param>
     public static void CheckNoOverflow(EventBuffer buffer) => EventBufferModule.checkNoOverflow(buffer);
 
+    /// <summary>Checks the invariants of a concrete buffer (counts, (time, neuron) order, empty slots −1 at +∞);
+    /// throws <see cref="ArgumentException"/> naming the sample and slot.</summary>
+    /// <param name="buffer">The buffer.</param>
+    public static void Validate(EventBuffer buffer) => EventBufferModule.validate(buffer);
+
     /// <summary>The samples at the given indices of the first batch axis, in that order.</summary>
     /// <param name="buffer">The buffer.</param>
     /// <param name="indices">The indices (may repeat).</param>

@@ -27,6 +27,8 @@ public class EventTests
         var e = Assert.Throws<InvalidOperationException>(() => EventBuffers.CheckNoOverflow(b));
         Assert.Contains("sample [0] lost 1", e.Message);
         EventBuffers.CheckNoOverflow(EventBuffers.Slice(b, 1, 1));
+        EventBuffers.Validate(b);
+        Assert.Throws<ArgumentException>(() => EventBuffers.Validate(b.WithTimes(Tensor.FromArray(new double[] { 0.2, 0.1, 0.3, 1, 1, 1 }, 2, 3))));
         var bad = Assert.Throws<ArgumentException>(() => EventBuffers.FromEvents([[new(0.1, 7)]], [3], 2));
         Assert.Contains("index 7", bad.Message);
     }

@@ -225,7 +225,9 @@ module EventBuffer =
         let op = "EventBuffer.ofDense"
         notNull op "spikes" spikes
         checkCapacity op capacity
-        checkFloat op spikes.DType
+
+        if not spikes.DType.IsFloat then
+            fail op "spikes" $"spikes must be Float32 or Float64 (the dtype of the times), got %s{spikes.DType.Name}"
 
         if not (dt > 0.0 && Double.IsFinite dt) then
             fail op "dt" $"dt must be positive and finite, got %.17g{dt}"
@@ -445,6 +447,53 @@ module EventBuffer =
 
                 invalidOp
                     $"EventBuffer.checkNoOverflow: %d{bad.Length} of %d{o.Length} samples had more events than the capacity %d{b.Capacity}: %s{shown}%s{more} (raise the capacity)"
+
+    /// Host: checks the invariants of a concrete buffer (for buffers built by hand or by a
+    /// simulator): per sample 0 <= Count <= capacity and Overflow >= 0; the first Count slots hold
+    /// neurons in [0, N) at finite times >= 0 in (time, neuron) order; the other slots hold -1 at
+    /// +inf. Raises ArgumentException naming the sample, the slot and the values.
+    let validate (b: EventBuffer) : unit =
+        let op = "EventBuffer.validate"
+        notNull op "b" b
+
+        if not (b.Times.IsConcrete && b.Neurons.IsConcrete && b.Count.IsConcrete && b.Overflow.IsConcrete) then
+            fail op "b" "needs a concrete buffer (not one traced inside a transform)"
+
+        let n = Shape.count b.Shape
+        let cap = b.Capacity
+        let ts, ns = b.Times.ToDoubleArray(), b.Neurons.ToInt32Array()
+        let cs, os = b.Count.ToInt32Array(), b.Overflow.ToInt32Array()
+
+        for s in 0 .. cs.Length - 1 do
+            let where = batchIndex b.BatchShape s
+
+            let bad (message: string) =
+                fail op "b" $"sample %s{where}: %s{message}"
+
+            if cs[s] < 0 || cs[s] > cap then
+                bad $"Count %d{cs[s]} is outside [0, %d{cap}]"
+
+            if os[s] < 0 then
+                bad $"Overflow %d{os[s]} is negative"
+
+            for k in 0 .. cap - 1 do
+                let t, i = ts[s * cap + k], ns[s * cap + k]
+
+                if k < cs[s] then
+                    if i < 0 || i >= n then
+                        bad $"slot %d{k} holds neuron %d{i}, outside [0, %d{n})"
+
+                    if not (t >= 0.0 && Double.IsFinite t) then
+                        bad $"slot %d{k} holds time %.17g{t}; event times must be finite and >= 0"
+
+                    if k > 0 then
+                        let tp, ip = ts[s * cap + k - 1], ns[s * cap + k - 1]
+
+                        if t < tp || (t = tp && i < ip) then
+                            bad
+                                $"slot %d{k} (t = %.17g{t}, neuron %d{i}) comes before slot %d{k - 1} (t = %.17g{tp}, neuron %d{ip}) in (time, neuron) order"
+                elif i <> -1 || not (Double.IsPositiveInfinity t) then
+                    bad $"slot %d{k} is past Count %d{cs[s]} but holds neuron %d{i} at t = %.17g{t} (empty slots hold -1 at +inf)"
 
     let private needBatch (op: string) (b: EventBuffer) =
         notNull op "b" b
