@@ -526,3 +526,34 @@ let ``Float32 buffers decode and differentiate like Float64 ones`` () =
 
     assertThrowsArg [ "EventBuffer.ofDense"; "Float32 or Float64"; "int32" ] (fun () ->
         EventBuffer.ofDense (Tensor.FromArray([| 1; 0 |], 1, 1, 2)) 1.0 2)
+
+[<Fact>]
+let ``ofTimes, merge and firstSpikeTimes pass the dot-product test (vjp against jvp)`` () =
+    let rng = Random 13
+
+    let times =
+        Array.init 10 (fun k -> 0.01 * float (k + 1))
+        |> Array.sortBy (fun _ -> rng.Next())
+
+    let neurons = Array.init 10 (fun _ -> rng.Next(-1, 3))
+    let t = Tensor.FromArray(times, 2, 5)
+    let n = ints [| 2; 5 |] neurons
+    // Finite outputs only: the sorted times of the first Count slots, the first times of spiking neurons.
+    let finite (x: Tensor) =
+        Tensor.Where(Ad.stopGradient (x.Lt 1e30), x, Tensor.ZerosLike x)
+
+    dotProductTest "ofTimes" rng (fun xs -> finite (EventBuffer.ofTimes [| 3 |] 4 xs[0] n).Times) [| t |] 1e-12
+    |> ignore
+
+    let a = EventBuffer.ofTimes [| 3 |] 4 t n
+
+    dotProductTest
+        "merge"
+        rng
+        (fun xs -> finite (EventBuffer.merge (a.WithTimes xs[0]) (a.WithTimes xs[1])).Times)
+        [| a.Times; a.Times * 0.5 |]
+        1e-12
+    |> ignore
+
+    dotProductTest "firstSpikeTimes" rng (fun xs -> finite (EventBuffer.firstSpikeTimes (a.WithTimes xs[0]))) [| a.Times |] 1e-12
+    |> ignore
