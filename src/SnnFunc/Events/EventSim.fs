@@ -253,6 +253,8 @@ type Layout =
         Capacity: int
         MaxPerInstant: int
         FailOnOverflow: bool
+        /// Reverse mode by EventProp (else by the transposed solver steps).
+        UseEventProp: bool
     }
 
     member l.NSources = l.Sources.Length
