@@ -74,20 +74,23 @@ module internal EventKernelHelpers =
             let next = ref -1
             let lockObj = obj ()
 
-            Parallel.For(
-                0,
-                threads,
-                fun _ ->
-                    let w = make ()
-                    let mutable b = Threading.Interlocked.Increment &next.contents
+            try
+                Parallel.For(
+                    0,
+                    threads,
+                    fun _ ->
+                        let w = make ()
+                        let mutable b = Threading.Interlocked.Increment &next.contents
 
-                    while b < batch do
-                        work w b
-                        b <- Threading.Interlocked.Increment &next.contents
+                        while b < batch do
+                            work w b
+                            b <- Threading.Interlocked.Increment &next.contents
 
-                    lock lockObj (fun () -> finish w)
-            )
-            |> ignore
+                        lock lockObj (fun () -> finish w)
+                )
+                |> ignore
+            with :? AggregateException as e when e.InnerExceptions.Count >= 1 ->
+                Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw()
 
     /// The float dtype of the run (that of the first source's times).
     let dtypeOf (args: Tensor[]) = args[0].DType
