@@ -193,3 +193,148 @@ let ``with delays (per input, per synapse, per projection): gradients equal fini
 
 [<Fact>]
 let ``with a refractory period: gradients equal finite differences`` () = checkAgainstFd 5 true
+
+// ---------------------------------------------------------------------------------------------
+// EventProp against the solver adjoint (and forward mode) on random networks
+
+let private randomNet (rng: Random) =
+    let u lo hi = lo + (hi - lo) * rng.NextDouble()
+    let nIn, nH = rng.Next(1, 4), rng.Next(1, 5)
+    let twoLayers, recurrent, readout, delays = rng.NextDouble() < 0.4, rng.NextDouble() < 0.5, rng.NextDouble() < 0.7, rng.NextDouble() < 0.5
+    let refractory = if rng.NextDouble() < 0.3 then rng.Next(1, 20) else 0
+
+    let hidden n =
+        let vec lo hi = Init.ofTensor (Tensor.FromArray(Array.init n (fun _ -> u lo hi), n))
+
+        Neuron.lif
+            { Snn.Lif.defaults with
+                VTh = 1.0
+                VReset = u -0.5 0.5
+                Dt = 1e-4
+                RefractorySteps = refractory
+            }
+        |> Neuron.withInit "tauMem" (vec 3e-3 20e-3)
+        |> Neuron.withInit "tauSyn" (vec 2e-3 12e-3)
+        |> Neuron.withInit "vLeak" (vec -0.2 0.4)
+        |> Neuron.withInit "vReset" (vec -0.5 0.5)
+
+    let weights (a: int) (b: int) (mean: float) =
+        let w = Array2D.init a b (fun _ _ -> mean + 1.5 * (u -1.0 1.0))
+        let proj = dense w
+        if delays && rng.NextDouble() < 0.6 then proj |> Projection.delaySeconds (Init.uniform 0.0 2e-3) PerSynapse else proj
+
+    let mutable g =
+        Graph.empty
+        |> Graph.input "x" nIn
+        |> Graph.population "h" nH (hidden nH)
+        |> Graph.connect "x" "h" (weights nIn nH 3.0)
+
+    if recurrent then
+        g <- g |> Graph.connect "h" "h" (weights nH nH 0.0)
+
+    let last =
+        if twoLayers then
+            let n2 = rng.Next(1, 4)
+            g <- g |> Graph.population "h2" n2 (hidden n2) |> Graph.connect "h" "h2" (weights nH n2 2.5)
+            "h2", n2
+        else
+            "h", nH
+
+    if readout then
+        let n = rng.Next(1, 3)
+        g <- g |> Graph.population "o" n (li (u 3e-3 15e-3) (u 2e-3 10e-3) (u -0.1 0.2)) |> Graph.connect (fst last) "o" (weights (snd last) n 0.5)
+
+    let ev =
+        buffer nIn 8 [ for _ in 1..2 -> [ for m in 0 .. nIn - 1 do for _ in 1 .. rng.Next(1, 3) -> u 0.0 8e-3, m ] ]
+
+    g, Graph.initAs Float64 (Random.key (int64 (rng.Next()))) g, ev
+
+[<Fact>]
+let ``EventProp equals the solver adjoint and forward mode on 300 random networks`` () =
+    let rng = Random(20260301)
+    let mutable spiking = 0
+
+    for draw in 1..300 do
+        let g, p, ev = randomNet rng
+        let pt = pointOf p ev
+        let loss gradient = lossOf g (cfg 0.025 12 gradient) ev "x" draw
+        let ep = asMap (Ad.grad (loss EventProp) pt)
+        let solver = asMap (Ad.grad (loss Solver) pt)
+        agree $"draw %d{draw}: EventProp vs Solver" 1e-9 1e-6 solver ep
+        // forward mode: the tangent along a random direction is the gradient's dot product
+        let v = pt |> Map.map (fun _ m -> m |> Map.map (fun _ t -> Tensor.FromArray(Array.init t.Count (fun _ -> rng.NextDouble() - 0.5), t.Shape)))
+        let _, dl = Ad.jvp (loss Solver) pt v
+        let dot = leaves v |> List.sumBy (fun (n, k, t) -> Array.fold2 (fun s a b -> if Double.IsFinite b then s + a * b else s) 0.0 (t.ToDoubleArray()) solver[(n, k)])
+        let scale = 1e-9 * (abs dot + (leaves v |> List.sumBy (fun (n, k, _) -> solver[(n, k)] |> Array.sumBy abs)))
+        Assert.True(abs (dl.ToScalar() - dot) <= scale, $"draw %d{draw}: jvp %.15g{dl.ToScalar()} vs <grad, v> %.15g{dot}")
+        let out = Events.run g p (cfg 0.025 12 EventProp) (Map [ "x", ev ])
+        if (out["h"].Count.ToInt32Array() |> Array.sum) > 0 then spiking <- spiking + 1
+
+    Assert.True(spiking >= 200, $"only %d{spiking} of 300 networks spiked")
+
+// ---------------------------------------------------------------------------------------------
+// Transforms through Events.run, against a closed-form twin
+
+/// Three LIF neurons (τm = 2τs) fed one input spike at 1 ms through weights w [3]: their spike
+/// times, by the simulator and by the quadratic's closed form.
+let private viaEvents (gradient: EventGradient) (w: Tensor) =
+    let g =
+        Graph.empty
+        |> Graph.input "x" 1
+        |> Graph.population "h" 3 (lif 10e-3 5e-3 1.0 0.0 0.0)
+        |> Graph.connect "x" "h" (Projection.dense Init.zeros)
+
+    let p = (Graph.initAs Float64 (Random.key 0L) g).Add("x->h", Map [ "weight", w.Reshape(1, 3) ])
+    let out = Events.run g p (cfg 0.05 4 gradient) (Map [ "x", buffer 1 1 [ [ 1e-3, 0 ] ] ])
+    (Events.firstSpikeTimes out["h"]).Reshape [| 3 |]
+
+let private closedForm (w: Tensor) =
+    let x = ((1.0 - 4.0 / w).Sqrt() + 1.0) * 0.5
+    -(x.Log() * 10e-3) + 1e-3
+
+[<Fact>]
+let ``grad, jvp, vjp, vmap, vmap of grad, grad of vmap, jacfwd, jacrev through Events.run equal the closed form's`` () =
+    let w = Tensor.FromArray([| 5.0; 7.0; 4.5 |], 3)
+    let ws = Tensor.FromArray([| 5.0; 7.0; 4.5; 6.0; 4.2; 9.0 |], 2, 3)
+    let v = Tensor.FromArray([| 0.3; -0.7; 1.1 |], 3)
+    let loss (f: Tensor -> Tensor) (w: Tensor) : Tensor = (f w * Tensor.FromArray([| 1.0; 2.0; -1.5 |], 3)).Sum() * 100.0
+
+    for gradient in [ EventProp; Solver ] do
+        let f = viaEvents gradient
+        let check what (e: Tensor) (a: Tensor) = AdTestUtil.assertClose $"%A{gradient} %s{what}" 1e-10 1e-14 e a
+        check "value" (closedForm w) (f w)
+        check "grad" (Ad.grad (loss closedForm) w) (Ad.grad (loss f) w)
+        check "jvp" (snd (Ad.jvp closedForm w v)) (snd (Ad.jvp f w v))
+        check "vjp" ((snd (Ad.vjp closedForm w)) v) ((snd (Ad.vjp f w)) v)
+        check "vmap" (Ad.vmap closedForm ws) (Ad.vmap f ws)
+        check "vmap of grad" (Ad.vmap (Ad.grad (loss closedForm)) ws) (Ad.vmap (Ad.grad (loss f)) ws)
+        check "grad of vmap" (Ad.grad (fun ws -> (Ad.vmap (loss closedForm) ws).Sum()) ws) (Ad.grad (fun ws -> (Ad.vmap (loss f) ws).Sum()) ws)
+        check "jacfwd" (Ad.jacfwd closedForm w) (Ad.jacfwd f w)
+        check "jacrev" (Ad.jacrev closedForm w) (Ad.jacrev f w)
+        check "vmap of jvp" (Ad.vmap (fun w -> snd (Ad.jvp closedForm w v)) ws) (Ad.vmap (fun w -> snd (Ad.jvp f w v)) ws)
+        check "linearize" ((snd (Ad.linearize closedForm w)) v) ((snd (Ad.linearize f w)) v)
+        let e = Assert.ThrowsAny<exn>(fun () -> Ad.hessian (loss f) w |> ignore)
+        Assert.Contains("second-order", e.Message)
+
+[<Fact>]
+let ``silent neurons get zero gradients, never NaN, and bumpSilent wakes them`` () =
+    let g =
+        Graph.empty
+        |> Graph.input "x" 1
+        |> Graph.population "h" 2 (lif 10e-3 5e-3 1.0 0.0 0.0)
+        |> Graph.connect "x" "h" (dense (array2D [ [ 6.0; 3.9 ] ]))
+
+    let p = Graph.initAs Float64 (Random.key 0L) g
+    let ev = buffer 1 1 [ [ 1e-3, 0 ] ]
+    let f (p: GraphParams) : Tensor =
+        let out = Events.run g p (cfg 0.05 4 EventProp) (Map [ "x", ev ])
+        (Events.firstSpikeTimes out["h"]).Narrow(1, 0, 1).Sum()
+    let grads = Ad.grad f p
+    let gw = (grads["x->h"]["weight"]).ToDoubleArray()
+    Assert.True(Double.IsFinite gw[0] && gw[0] < 0.0)
+    Assert.Equal(0.0, gw[1])
+    let out = Events.run g p (cfg 0.05 4 EventProp) (Map [ "x", ev ])
+    let p' = Events.bumpSilent 0.5 "h" g p out
+    Assert.Equal<float[]>([| 6.0; 4.4 |], (p'["x->h"]["weight"]).ToDoubleArray())
+    let out' = Events.run g p' (cfg 0.05 4 EventProp) (Map [ "x", ev ])
+    Assert.Equal(2, (out'["h"].Count.ToInt32Array())[0])
