@@ -442,6 +442,9 @@ type Simulator(l: Layout) =
     let touchedFlag = pops |> Array.map (fun p -> Array.zeroCreate<bool> p.N)
     let touched = pops |> Array.map (fun _ -> ResizeArray<int>())
     let tPop = Array.zeroCreate<float> np
+    let recheckTime = Array.create np infinity
+    let recheckFlag = pops |> Array.map (fun p -> Array.zeroCreate<bool> p.N)
+    let recheckList = pops |> Array.map (fun _ -> ResizeArray<int>())
     let log = Log(l)
     let pending = ResizeArray<struct (int * int)>()
     // Candidate spikes: a heap ordered by (time, population, neuron), stale entries skipped.
@@ -630,8 +633,11 @@ type Simulator(l: Layout) =
 
             tPop[p] <- t
 
-    /// Recomputes neuron n's next crossing from its state at the population's time.
-    member private _.Candidate(p: int, n: int) =
+    /// Recomputes neuron n's next crossing from its state at the population's time. Only the
+    /// interval up to the next known event (`horizon`) is searched when the neuron is free: a
+    /// neuron not touched by then is checked again at that time (a recheck); `fl` is the flow over
+    /// that interval for the population's first neuron's time constants (shared when equal).
+    member private _.Candidate(p: int, n: int, fl: Flow, h: float) =
         let pop = pops[p]
         let t = tPop[p]
         let ts = sd.Data[pop.Slot][sd.Off(pop.Slot, b) + n]
@@ -639,13 +645,52 @@ type Simulator(l: Layout) =
         let vl = sd.Data[pop.Slot + 2][sd.Off(pop.Slot + 2, b) + n]
         let vth = sd.Data[pop.Slot + 3][sd.Off(pop.Slot + 3, b) + n]
         let tr = refUntil[p][n]
-
-        let t0, i0 =
-            if tr > t then tr, i[p][n] * exp (-(tr - t) / ts) else t, i[p][n]
-
-        let s = firstCrossing (v[p][n]) i0 tm ts vl vth (l.TEnd - t0)
-        let c = t0 + s
         ver[p][n] <- ver[p][n] + 1
+        let v0 = v[p][n]
+
+        let c =
+            if tr > t then
+                tr + firstCrossing v0 (i[p][n] * exp (-(tr - t) / ts)) tm ts vl vth (l.TEnd - tr)
+            else
+                let i0 = i[p][n]
+
+                if v0 < vth && vl + max i0 0.0 < vth then
+                    infinity // V(t) < max(V0, v_leak + max(I0, 0)) for all later t: never without input
+                elif h <= 0.0 || h >= l.TEnd - t then
+                    t + firstCrossing v0 i0 tm ts vl vth (l.TEnd - t)
+                else
+                    let fl =
+                        if tm = sd.Data[pop.Slot + 1][sd.Off(pop.Slot + 1, b)] && ts = sd.Data[pop.Slot][sd.Off(pop.Slot, b)] then
+                            fl
+                        else
+                            flow tm ts h
+
+                    let vh = vAfter vl v0 i0 fl
+                    let h0 = vl - v0 + i0
+                    let hh = vl - vh + i0 * fl.Es
+
+                    // A crossing in (0, h] needs V(h) >= v_th, or a maximum inside (rising, then falling),
+                    // or V at or above threshold and rising now.
+                    if vh >= vth || (h0 > 0.0 && hh < 0.0) || (v0 >= vth && h0 > 0.0) then
+                        let s = firstCrossing v0 i0 tm ts vl vth h
+
+                        if Double.IsFinite s then
+                            t + s
+                        else
+                            if not (recheckFlag[p][n]) then
+                                recheckFlag[p][n] <- true
+                                recheckList[p].Add n
+
+                            recheckTime[p] <- min (recheckTime[p]) (t + h)
+                            infinity
+                    else
+                        if not (recheckFlag[p][n]) then
+                            recheckFlag[p][n] <- true
+                            recheckList[p].Add n
+
+                        recheckTime[p] <- min (recheckTime[p]) (t + h)
+                        infinity
+
         cand[p][n] <- c
 
         if c <= l.TEnd then
@@ -690,15 +735,19 @@ type Simulator(l: Layout) =
                 for n in 0 .. pj.TgtN - 1 do
                     aPush (t + a[o + n]) j e n
 
-    member private s.Recompute() =
+    member private s.Recompute(horizon: float) =
         for p in 0 .. np - 1 do
-            if pops[p].Spiking then
+            if pops[p].Spiking && (touchedAll[p] || touched[p].Count > 0) then
+                let pop = pops[p]
+                let h = horizon - tPop[p]
+                let fl = flow (sd.Data[pop.Slot + 1][sd.Off(pop.Slot + 1, b)]) (sd.Data[pop.Slot][sd.Off(pop.Slot, b)]) (max h 0.0)
+
                 if touchedAll[p] then
                     for n in 0 .. pops[p].N - 1 do
-                        s.Candidate(p, n)
+                        s.Candidate(p, n, fl, h)
                 else
                     for n in touched[p] do
-                        s.Candidate(p, n)
+                        s.Candidate(p, n, fl, h)
 
             touchedAll[p] <- false
 
@@ -723,6 +772,9 @@ type Simulator(l: Layout) =
             Array.Fill(i[p], 0.0)
             Array.Fill(refUntil[p], -infinity)
             Array.Fill(cand[p], infinity)
+            Array.Fill(recheckFlag[p], false)
+            recheckList[p].Clear()
+            recheckTime[p] <- infinity
             tPop[p] <- 0.0
 
         let spikeCount = Array.zeroCreate<int> l.Spiking.Length
@@ -753,10 +805,20 @@ type Simulator(l: Layout) =
 
                 last <- t
 
+        // The next input or delayed arrival: how far a free neuron's search needs to look.
+        let nextKnown () =
+            let mutable h = if an > 0 then aT[0] else infinity
+
+            for k in 0 .. ns - 1 do
+                if ptr[k] < inp.Counts[k][b] then
+                    h <- min h (inp.Times[k][b * inp.Cap[k] + ptr[k]])
+
+            h
+
         for p in 0 .. np - 1 do
-            if pops[p].Spiking then
-                for n in 0 .. pops[p].N - 1 do
-                    s.Candidate(p, n)
+            touchedAll[p] <- pops[p].Spiking
+
+        s.Recompute(nextKnown ())
 
         let mutable fin = false
         let mutable total = 0L
@@ -771,6 +833,10 @@ type Simulator(l: Layout) =
                 if ptr[k] < inp.Counts[k][b] then
                     let tk = inp.Times[k][b * inp.Cap[k] + ptr[k]]
                     if tk < t then t <- tk
+
+            for p in 0 .. np - 1 do
+                if recheckTime[p] < t then
+                    t <- recheckTime[p]
 
             if not (t <= l.TEnd) then
                 fin <- true
@@ -798,7 +864,23 @@ type Simulator(l: Layout) =
                         s.Arrive(j, e, -1, t)
 
                     pending.Clear()
-                    s.Recompute()
+
+                    // Neurons whose searched interval ends now are searched again.
+                    for p in 0 .. np - 1 do
+                        if recheckTime[p] <= t then
+                            s.Advance(p, t, log.NOps)
+
+                            for n in recheckList[p] do
+                                recheckFlag[p][n] <- false
+
+                                if not (touchedFlag[p][n]) then
+                                    touchedFlag[p][n] <- true
+                                    touched[p].Add n
+
+                            recheckList[p].Clear()
+                            recheckTime[p] <- infinity
+
+                    s.Recompute(nextKnown ())
 
                     // Crossings at t, in (population, neuron) order.
                     let mutable spikes = 0
@@ -850,7 +932,7 @@ type Simulator(l: Layout) =
                             invalidOp
                                 $"Events.run: more than 1e8 spikes in sample %d{b} (neuron %d{n} of '%s{pop.Name}' at t = %g{t} s): the network fires without bound"
 
-                    s.Recompute()
+                    s.Recompute(nextKnown ())
 
                     go <-
                         spikes > 0
