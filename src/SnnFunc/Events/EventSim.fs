@@ -43,14 +43,6 @@ let expm1 (x: float) =
     elif u - 1.0 = -1.0 then -1.0
     else (u - 1.0) * x / log u
 
-let private series (coef: int -> float) (x: float) =
-    let mutable s = 0.0
-
-    for n in 22 .. -1 .. 0 do
-        s <- s * x + coef n
-
-    s
-
 let private fact =
     let f = Array.create 30 1.0
 
@@ -59,24 +51,40 @@ let private fact =
 
     f
 
+/// Taylor coefficients (18 terms: enough for |x| <= 0.5 to rounding) of E, E' and E2.
+let private cE = Array.init 18 (fun n -> 1.0 / fact[n + 1])
+let private cE1 = Array.init 18 (fun n -> float (n + 1) / fact[n + 2])
+let private cE2 = Array.init 18 (fun n -> 1.0 / fact[n + 2])
+
+/// The series to rounding: fewer terms for smaller |x| (|x|^n/(n+1)! below 1e-17 relative).
+let inline private horner (c: float[]) (x: float) =
+    let a = abs x
+    let terms = if a <= 0.02 then 8 elif a <= 0.1 then 11 else 18
+    let mutable s = 0.0
+
+    for n in terms - 1 .. -1 .. 0 do
+        s <- s * x + c[n]
+
+    s
+
 /// b0·E(x) with E(x) = (e^x − 1)/x (exprel), given b1 = b0·e^x (so that no e^x overflows).
 let mulE (b0: float) (b1: float) (x: float) =
     if abs x <= 0.5 then
-        b0 * series (fun n -> 1.0 / fact[n + 1]) x
+        b0 * horner cE x
     else
         (b1 - b0) / x
 
 /// b0·E'(x), E'(x) = (e^x (x − 1) + 1)/x², given b1 = b0·e^x.
 let mulE1 (b0: float) (b1: float) (x: float) =
     if abs x <= 0.5 then
-        b0 * series (fun n -> float (n + 1) / fact[n + 2]) x
+        b0 * horner cE1 x
     else
         (b1 * (x - 1.0) + b0) / (x * x)
 
 /// b0·E2(x), E2(x) = (e^x − 1 − x)/x², given b1 = b0·e^x.
 let mulE2 (b0: float) (b1: float) (x: float) =
     if abs x <= 0.5 then
-        b0 * series (fun n -> 1.0 / fact[n + 2]) x
+        b0 * horner cE2 x
     else
         (b1 - b0 - x * b0) / (x * x)
 
