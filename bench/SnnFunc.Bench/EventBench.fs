@@ -23,18 +23,34 @@ let private latency (rng: Random) (batch: int) (n: int) =
 
     for b in 0 .. batch - 1 do
         let evs =
-            [| for m in 0 .. n - 1 do
-                   let x = rng.NextDouble()
-                   if x > 0.1 then (1.0 - x) * 20e-3, m |]
+            [|
+                for m in 0 .. n - 1 do
+                    let x = rng.NextDouble()
+
+                    if x > 0.1 then
+                        (1.0 - x) * 20e-3, m
+            |]
             |> Array.sortBy fst
 
-        evs |> Array.iteri (fun k (t, m) -> times[b * cap + k] <- t; neurons[b * cap + k] <- m)
+        evs
+        |> Array.iteri (fun k (t, m) ->
+            times[b * cap + k] <- t
+            neurons[b * cap + k] <- m)
+
         counts[b] <- evs.Length
 
-    EventBuffer(Tensor.FromArray(times, batch, cap), Tensor.FromArray(neurons, batch, cap), Tensor.FromArray(counts, batch), Tensor.FromArray(Array.zeroCreate<int> batch, batch), [| n |])
+    EventBuffer(
+        Tensor.FromArray(times, batch, cap),
+        Tensor.FromArray(neurons, batch, cap),
+        Tensor.FromArray(counts, batch),
+        Tensor.FromArray(Array.zeroCreate<int> batch, batch),
+        [| n |]
+    )
 
 let private weights (rng: Random) (a: int) (b: int) (mean: float) (sd: float) =
-    let w = Array.init (a * b) (fun _ -> mean + sd * (rng.NextDouble() * 2.0 - 1.0) * sqrt 3.0)
+    let w =
+        Array.init (a * b) (fun _ -> mean + sd * (rng.NextDouble() * 2.0 - 1.0) * sqrt 3.0)
+
     Init.ofTensor (Tensor.FromArray(w, a, b))
 
 let run (argv: string[]) : int =
@@ -52,9 +68,18 @@ let run (argv: string[]) : int =
 
     let p = Graph.initAs Float64 (Random.key 0L) g
     let inputs = Map [ "x", latency rng batch 256 ]
-    let config = { Events.defaults with TEnd = 30e-3; Capacity = 256 }
+
+    let config =
+        { Events.defaults with
+            TEnd = 30e-3
+            Capacity = 256
+        }
+
     let first = Events.run g p config inputs
-    let hidden = float (Array.sum (first["h"].Count.ToInt32Array())) / float (batch * 128)
+
+    let hidden =
+        float (Array.sum (first["h"].Count.ToInt32Array())) / float (batch * 128)
+
     let out = float (Array.sum (first["out"].Count.ToInt32Array())) / float (batch * 10)
     let inSpikes = float (Array.sum (inputs["x"].Count.ToInt32Array())) / float batch
     let secs = Timing.median 1 5 (fun () -> Events.run g p config inputs |> ignore)
@@ -85,7 +110,10 @@ let run (argv: string[]) : int =
     let yinYangInputs =
         let xs = data.X.ToDoubleArray()
         let k: int = xs.Length / yb
-        let times = Array.init (yb * 5) (fun q -> let b, m = q / 5, q % 5 in if m < 4 && m < k then xs[b * k + m] * 30e-3 else 0.0)
+
+        let times =
+            Array.init (yb * 5) (fun q -> let b, m = q / 5, q % 5 in if m < 4 && m < k then xs[b * k + m] * 30e-3 else 0.0)
+
         let neurons = Array.init (yb * 5) (fun q -> q % 5)
         // sorted per sample
         for b in 0 .. yb - 1 do
@@ -94,10 +122,23 @@ let run (argv: string[]) : int =
             Array.blit t 0 times (b * 5) 5
             Array.blit idx 0 neurons (b * 5) 5
 
-        EventBuffer(Tensor.FromArray(times, yb, 5), Tensor.FromArray(neurons, yb, 5), Tensor.FromArray(Array.create yb 5, yb), Tensor.FromArray(Array.zeroCreate<int> yb, yb), [| 5 |])
+        EventBuffer(
+            Tensor.FromArray(times, yb, 5),
+            Tensor.FromArray(neurons, yb, 5),
+            Tensor.FromArray(Array.create yb 5, yb),
+            Tensor.FromArray(Array.zeroCreate<int> yb, yb),
+            [| 5 |]
+        )
 
-    let labels = Tensor.FromArray(Array.init (yb * 3) (fun q -> if q % 3 = q / 3 % 3 then 1.0 else 0.0), yb, 3)
-    let cfgY = { Events.defaults with TEnd = 30e-3; Capacity = 256; Gradient = EventProp }
+    let labels =
+        Tensor.FromArray(Array.init (yb * 3) (fun q -> if q % 3 = q / 3 % 3 then 1.0 else 0.0), yb, 3)
+
+    let cfgY =
+        { Events.defaults with
+            TEnd = 30e-3
+            Capacity = 256
+            Gradient = EventProp
+        }
 
     let loss (p: GraphParams) =
         let o = Events.run gy p cfgY (Map [ "x", yinYangInputs ])

@@ -26,11 +26,16 @@ let private lossOf (g: Graph) (config: EventConfig) (events: EventBuffer) (sourc
     for KeyValue(_, b) in out.Spikes do
         let held = b.Neurons.Ge(Tensor.FromArray([| 0 |]).Reshape())
         let t = Tensor.Where(held, b.Times, Tensor.ZerosLike b.Times)
-        let c = Tensor.FromArray(Array.init b.Times.Count (fun _ -> rng.NextDouble() + 0.5), b.Times.Shape)
+
+        let c =
+            Tensor.FromArray(Array.init b.Times.Count (fun _ -> rng.NextDouble() + 0.5), b.Times.Shape)
+
         total <- total + (t * c).Sum() * 100.0
 
     for KeyValue(_, v) in out.MaxVoltage do
-        let d = Tensor.FromArray(Array.init v.Count (fun _ -> rng.NextDouble() - 0.3), v.Shape)
+        let d =
+            Tensor.FromArray(Array.init v.Count (fun _ -> rng.NextDouble() - 0.3), v.Shape)
+
         total <- total + (v * d).Sum()
 
     total
@@ -49,22 +54,29 @@ let private finiteDiff (f: Point -> Tensor) (pt: Point) =
     leaves pt
     |> List.map (fun (node, name, t) ->
         let x = t.ToDoubleArray()
-        let scale = x |> Array.fold (fun m v -> if Double.IsFinite v then max m (abs v) else m) 1e-3
+
+        let scale =
+            x |> Array.fold (fun m v -> if Double.IsFinite v then max m (abs v) else m) 1e-3
 
         let g =
             Array.init x.Length (fun k ->
-              if not (Double.IsFinite x[k]) then 0.0 else
-                // input times and delays: 0.2 µs; the others 1e-5 relative
-                let h =
-                    if node = inputKey || name = "delay" then 2e-7
-                    else 1e-5 * max scale (abs x[k])
-                let at (d: float) =
-                    let y = Array.copy x
-                    y[k] <- y[k] + d
-                    (f (withLeaf pt node name (Tensor.FromArray(y, t.Shape)))).ToScalar()
+                if not (Double.IsFinite x[k]) then
+                    0.0
+                else
+                    // input times and delays: 0.2 µs; the others 1e-5 relative
+                    let h =
+                        if node = inputKey || name = "delay" then
+                            2e-7
+                        else
+                            1e-5 * max scale (abs x[k])
 
-                // the five-point stencil: truncation O(h⁴)
-                (8.0 * (at h - at -h) - (at (2.0 * h) - at (-2.0 * h))) / (12.0 * h))
+                    let at (d: float) =
+                        let y = Array.copy x
+                        y[k] <- y[k] + d
+                        (f (withLeaf pt node name (Tensor.FromArray(y, t.Shape)))).ToScalar()
+
+                    // the five-point stencil: truncation O(h⁴)
+                    (8.0 * (at h - at -h) - (at (2.0 * h) - at (-2.0 * h))) / (12.0 * h))
 
         (node, name), g)
     |> Map.ofList
@@ -73,7 +85,13 @@ let private asMap (pt: Point) =
     leaves pt |> List.map (fun (n, k, t) -> (n, k), t.ToDoubleArray()) |> Map.ofList
 
 /// Asserts |a − e| <= rtol·(|e| + floor·max|e of the leaf|) per element, naming the leaf.
-let private agree (what: string) (rtol: float) (floor: float) (expected: Map<string * string, float[]>) (actual: Map<string * string, float[]>) =
+let private agree
+    (what: string)
+    (rtol: float)
+    (floor: float)
+    (expected: Map<string * string, float[]>)
+    (actual: Map<string * string, float[]>)
+    =
     for KeyValue(key, e) in expected do
         let a = actual[key]
         let floor = floor * (e |> Array.fold (fun m v -> max m (abs v)) 0.0)
@@ -81,7 +99,8 @@ let private agree (what: string) (rtol: float) (floor: float) (expected: Map<str
         for k in 0 .. e.Length - 1 do
             Assert.True(abs (a[k] - e[k]) <= rtol * (abs e[k] + floor), $"%s{what}: %A{key}[%d{k}] = %.15g{a[k]}, expected %.15g{e[k]}")
 
-let private pointOf (p: GraphParams) (events: EventBuffer) : Point = p.Add(inputKey, Map [ "times", events.Times ])
+let private pointOf (p: GraphParams) (events: EventBuffer) : Point =
+    p.Add(inputKey, Map [ "times", events.Times ])
 
 // ---------------------------------------------------------------------------------------------
 // One spike: closed forms (reference §3.4)
@@ -103,7 +122,9 @@ let ``one spike: the weight and input-time gradients are the implicit-function c
         let config = cfg 0.05 4 gradient
 
         let f (pt: Point) =
-            let out = Events.run g (pt |> Map.remove inputKey) config (Map [ "x", ev.WithTimes(pt[inputKey]["times"]) ])
+            let out =
+                Events.run g (pt |> Map.remove inputKey) config (Map [ "x", ev.WithTimes(pt[inputKey]["times"]) ])
+
             out["h"].Times.Narrow(1, 0, 1).Sum()
 
         let pt = pointOf p ev
@@ -112,7 +133,7 @@ let ``one spike: the weight and input-time gradients are the implicit-function c
         // V(t) = vl (1 − e^{−t/τm}) + w K(t − t0); V̇ = (I − ϑ + vl... ) from the state at t*.
         let s = ts' - t0
         let k = ts / (tm - ts) * (exp (-s / tm) - exp (-s / ts))
-        let kdot = ts / (tm - ts) * (-exp (-s / tm) / tm + exp (-s / ts) / ts)
+        let kdot = ts / (tm - ts) * (-exp(-s / tm) / tm + exp (-s / ts) / ts)
         let vdot = vl / tm * exp (-ts' / tm) + w * kdot
         let dw = -k / vdot
         let dt0 = -(-w * kdot) / vdot
@@ -151,10 +172,21 @@ let private golden (refractory: int) (delays: bool) =
         array2D [ [ 3.0; 2.5; 4.0; 1.0 ]; [ 1.5; 3.0; -1.0; 5.0 ]; [ 2.0; 0.5; 3.0; 2.5 ] ]
 
     let wrec =
-        array2D [ [ 0.0; 0.8; -0.5; 0.3 ]; [ 0.4; 0.0; 0.6; -0.7 ]; [ -0.3; 0.5; 0.0; 0.9 ]; [ 0.6; -0.4; 0.2; 0.0 ] ]
+        array2D
+            [
+                [ 0.0; 0.8; -0.5; 0.3 ]
+                [ 0.4; 0.0; 0.6; -0.7 ]
+                [ -0.3; 0.5; 0.0; 0.9 ]
+                [ 0.6; -0.4; 0.2; 0.0 ]
+            ]
 
     let wout = array2D [ [ 1.0; -0.5 ]; [ 0.7; 0.9 ]; [ -0.6; 1.2 ]; [ 0.8; 0.3 ] ]
-    let delayed (p: Projection) axes d = if delays then p |> Projection.delaySeconds (Init.constant d) axes else p
+
+    let delayed (p: Projection) axes d =
+        if delays then
+            p |> Projection.delaySeconds (Init.constant d) axes
+        else
+            p
 
     let g =
         Graph.empty
@@ -166,7 +198,13 @@ let private golden (refractory: int) (delays: bool) =
         |> Graph.connect "h" "o" (delayed (dense wout) PerProjection 0.4e-3)
 
     let ev =
-        buffer 3 4 [ [ 0.5e-3, 0; 1.7e-3, 1; 2.2e-3, 2; 6.1e-3, 0 ]; [ 0.9e-3, 2; 3.3e-3, 1; 4.0e-3, 0 ] ]
+        buffer
+            3
+            4
+            [
+                [ 0.5e-3, 0; 1.7e-3, 1; 2.2e-3, 2; 6.1e-3, 0 ]
+                [ 0.9e-3, 2; 3.3e-3, 1; 4.0e-3, 0 ]
+            ]
 
     g, Graph.initAs Float64 (Random.key 0L) g, ev
 
@@ -174,8 +212,7 @@ let private checkAgainstFd (refractory: int) (delays: bool) =
     let g, p, ev = golden refractory delays
     let pt = pointOf p ev
 
-    let fd =
-        finiteDiff (lossOf g (cfg 0.03 16 EventProp) ev "x" 7) pt
+    let fd = finiteDiff (lossOf g (cfg 0.03 16 EventProp) ev "x" 7) pt
 
     for gradient in [ EventProp; Solver ] do
         let grads = Ad.grad (lossOf g (cfg 0.03 16 gradient) ev "x" 7) pt
@@ -200,11 +237,15 @@ let ``with a refractory period: gradients equal finite differences`` () = checkA
 let private randomNet (rng: Random) =
     let u lo hi = lo + (hi - lo) * rng.NextDouble()
     let nIn, nH = rng.Next(1, 4), rng.Next(1, 5)
-    let twoLayers, recurrent, readout, delays = rng.NextDouble() < 0.4, rng.NextDouble() < 0.5, rng.NextDouble() < 0.7, rng.NextDouble() < 0.5
+
+    let twoLayers, recurrent, readout, delays =
+        rng.NextDouble() < 0.4, rng.NextDouble() < 0.5, rng.NextDouble() < 0.7, rng.NextDouble() < 0.5
+
     let refractory = if rng.NextDouble() < 0.3 then rng.Next(1, 20) else 0
 
     let hidden n =
-        let vec lo hi = Init.ofTensor (Tensor.FromArray(Array.init n (fun _ -> u lo hi), n))
+        let vec lo hi =
+            Init.ofTensor (Tensor.FromArray(Array.init n (fun _ -> u lo hi), n))
 
         Neuron.lif
             { Snn.Lif.defaults with
@@ -221,7 +262,11 @@ let private randomNet (rng: Random) =
     let weights (a: int) (b: int) (mean: float) =
         let w = Array2D.init a b (fun _ _ -> mean + 1.5 * (u -1.0 1.0))
         let proj = dense w
-        if delays && rng.NextDouble() < 0.6 then proj |> Projection.delaySeconds (Init.uniform 0.0 2e-3) PerSynapse else proj
+
+        if delays && rng.NextDouble() < 0.6 then
+            proj |> Projection.delaySeconds (Init.uniform 0.0 2e-3) PerSynapse
+        else
+            proj
 
     let mutable g =
         Graph.empty
@@ -235,17 +280,35 @@ let private randomNet (rng: Random) =
     let last =
         if twoLayers then
             let n2 = rng.Next(1, 4)
-            g <- g |> Graph.population "h2" n2 (hidden n2) |> Graph.connect "h" "h2" (weights nH n2 2.5)
+
+            g <-
+                g
+                |> Graph.population "h2" n2 (hidden n2)
+                |> Graph.connect "h" "h2" (weights nH n2 2.5)
+
             "h2", n2
         else
             "h", nH
 
     if readout then
         let n = rng.Next(1, 3)
-        g <- g |> Graph.population "o" n (li (u 3e-3 15e-3) (u 2e-3 10e-3) (u -0.1 0.2)) |> Graph.connect (fst last) "o" (weights (snd last) n 0.5)
+
+        g <-
+            g
+            |> Graph.population "o" n (li (u 3e-3 15e-3) (u 2e-3 10e-3) (u -0.1 0.2))
+            |> Graph.connect (fst last) "o" (weights (snd last) n 0.5)
 
     let ev =
-        buffer nIn 8 [ for _ in 1..2 -> [ for m in 0 .. nIn - 1 do for _ in 1 .. rng.Next(1, 3) -> u 0.0 8e-3, m ] ]
+        buffer
+            nIn
+            8
+            [
+                for _ in 1..2 ->
+                    [
+                        for m in 0 .. nIn - 1 do
+                            for _ in 1 .. rng.Next(1, 3) -> u 0.0 8e-3, m
+                    ]
+            ]
 
     g, Graph.initAs Float64 (Random.key (int64 (rng.Next()))) g, ev
 
@@ -257,18 +320,37 @@ let ``EventProp equals the solver adjoint and forward mode on 300 random network
     for draw in 1..300 do
         let g, p, ev = randomNet rng
         let pt = pointOf p ev
-        let loss gradient = lossOf g (cfg 0.025 12 gradient) ev "x" draw
+
+        let loss gradient =
+            lossOf g (cfg 0.025 12 gradient) ev "x" draw
+
         let ep = asMap (Ad.grad (loss EventProp) pt)
         let solver = asMap (Ad.grad (loss Solver) pt)
         agree $"draw %d{draw}: EventProp vs Solver" 1e-9 1e-6 solver ep
         // forward mode: the tangent along a random direction is the gradient's dot product
-        let v = pt |> Map.map (fun _ m -> m |> Map.map (fun _ t -> Tensor.FromArray(Array.init t.Count (fun _ -> rng.NextDouble() - 0.5), t.Shape)))
+        let v =
+            pt
+            |> Map.map (fun _ m ->
+                m
+                |> Map.map (fun _ t -> Tensor.FromArray(Array.init t.Count (fun _ -> rng.NextDouble() - 0.5), t.Shape)))
+
         let _, dl = Ad.jvp (loss Solver) pt v
-        let dot = leaves v |> List.sumBy (fun (n, k, t) -> Array.fold2 (fun s a b -> if Double.IsFinite b then s + a * b else s) 0.0 (t.ToDoubleArray()) solver[(n, k)])
-        let scale = 1e-9 * (abs dot + (leaves v |> List.sumBy (fun (n, k, _) -> solver[(n, k)] |> Array.sumBy abs)))
+
+        let dot =
+            leaves v
+            |> List.sumBy (fun (n, k, t) ->
+                Array.fold2 (fun s a b -> if Double.IsFinite b then s + a * b else s) 0.0 (t.ToDoubleArray()) solver[(n, k)])
+
+        let scale =
+            1e-9
+            * (abs dot
+               + (leaves v |> List.sumBy (fun (n, k, _) -> solver[(n, k)] |> Array.sumBy abs)))
+
         Assert.True(abs (dl.ToScalar() - dot) <= scale, $"draw %d{draw}: jvp %.15g{dl.ToScalar()} vs <grad, v> %.15g{dot}")
         let out = Events.run g p (cfg 0.025 12 EventProp) (Map [ "x", ev ])
-        if (out["h"].Count.ToInt32Array() |> Array.sum) > 0 then spiking <- spiking + 1
+
+        if (out["h"].Count.ToInt32Array() |> Array.sum) > 0 then
+            spiking <- spiking + 1
 
     Assert.True(spiking >= 200, $"only %d{spiking} of 300 networks spiked")
 
@@ -284,8 +366,12 @@ let private viaEvents (gradient: EventGradient) (w: Tensor) =
         |> Graph.population "h" 3 (lif 10e-3 5e-3 1.0 0.0 0.0)
         |> Graph.connect "x" "h" (Projection.dense Init.zeros)
 
-    let p = (Graph.initAs Float64 (Random.key 0L) g).Add("x->h", Map [ "weight", w.Reshape(1, 3) ])
-    let out = Events.run g p (cfg 0.05 4 gradient) (Map [ "x", buffer 1 1 [ [ 1e-3, 0 ] ] ])
+    let p =
+        (Graph.initAs Float64 (Random.key 0L) g).Add("x->h", Map [ "weight", w.Reshape(1, 3) ])
+
+    let out =
+        Events.run g p (cfg 0.05 4 gradient) (Map [ "x", buffer 1 1 [ [ 1e-3, 0 ] ] ])
+
     (Events.firstSpikeTimes out["h"]).Reshape [| 3 |]
 
 let private closedForm (w: Tensor) =
@@ -297,18 +383,28 @@ let ``grad, jvp, vjp, vmap, vmap of grad, grad of vmap, jacfwd, jacrev through E
     let w = Tensor.FromArray([| 5.0; 7.0; 4.5 |], 3)
     let ws = Tensor.FromArray([| 5.0; 7.0; 4.5; 6.0; 4.2; 9.0 |], 2, 3)
     let v = Tensor.FromArray([| 0.3; -0.7; 1.1 |], 3)
-    let loss (f: Tensor -> Tensor) (w: Tensor) : Tensor = (f w * Tensor.FromArray([| 1.0; 2.0; -1.5 |], 3)).Sum() * 100.0
+
+    let loss (f: Tensor -> Tensor) (w: Tensor) : Tensor =
+        (f w * Tensor.FromArray([| 1.0; 2.0; -1.5 |], 3)).Sum() * 100.0
 
     for gradient in [ EventProp; Solver ] do
         let f = viaEvents gradient
-        let check what (e: Tensor) (a: Tensor) = AdTestUtil.assertClose $"%A{gradient} %s{what}" 1e-10 1e-14 e a
+
+        let check what (e: Tensor) (a: Tensor) =
+            AdTestUtil.assertClose $"%A{gradient} %s{what}" 1e-10 1e-14 e a
+
         check "value" (closedForm w) (f w)
         check "grad" (Ad.grad (loss closedForm) w) (Ad.grad (loss f) w)
         check "jvp" (snd (Ad.jvp closedForm w v)) (snd (Ad.jvp f w v))
         check "vjp" ((snd (Ad.vjp closedForm w)) v) ((snd (Ad.vjp f w)) v)
         check "vmap" (Ad.vmap closedForm ws) (Ad.vmap f ws)
         check "vmap of grad" (Ad.vmap (Ad.grad (loss closedForm)) ws) (Ad.vmap (Ad.grad (loss f)) ws)
-        check "grad of vmap" (Ad.grad (fun ws -> (Ad.vmap (loss closedForm) ws).Sum()) ws) (Ad.grad (fun ws -> (Ad.vmap (loss f) ws).Sum()) ws)
+
+        check
+            "grad of vmap"
+            (Ad.grad (fun ws -> (Ad.vmap (loss closedForm) ws).Sum()) ws)
+            (Ad.grad (fun ws -> (Ad.vmap (loss f) ws).Sum()) ws)
+
         check "jacfwd" (Ad.jacfwd closedForm w) (Ad.jacfwd f w)
         check "jacrev" (Ad.jacrev closedForm w) (Ad.jacrev f w)
         check "vmap of jvp" (Ad.vmap (fun w -> snd (Ad.jvp closedForm w v)) ws) (Ad.vmap (fun w -> snd (Ad.jvp f w v)) ws)
@@ -326,9 +422,11 @@ let ``silent neurons get zero gradients, never NaN, and bumpSilent wakes them`` 
 
     let p = Graph.initAs Float64 (Random.key 0L) g
     let ev = buffer 1 1 [ [ 1e-3, 0 ] ]
+
     let f (p: GraphParams) : Tensor =
         let out = Events.run g p (cfg 0.05 4 EventProp) (Map [ "x", ev ])
         (Events.firstSpikeTimes out["h"]).Narrow(1, 0, 1).Sum()
+
     let grads = Ad.grad f p
     let gw = (grads["x->h"]["weight"]).ToDoubleArray()
     Assert.True(Double.IsFinite gw[0] && gw[0] < 0.0)

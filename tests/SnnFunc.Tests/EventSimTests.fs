@@ -79,17 +79,28 @@ let private single (tm: float) (ts: float) (vth: float) (vl: float) (w: float) (
         |> Graph.connect "x" "h" (dense (array2D [ [ w ] ]))
 
     let p = Graph.initAs Float64 (Random.key 0L) g
-    let out = Events.run g p (cfg 0.1 4 EventProp) (Map [ "x", buffer 1 2 [ [ t0, 0 ] ] ])
+
+    let out =
+        Events.run g p (cfg 0.1 4 EventProp) (Map [ "x", buffer 1 2 [ [ t0, 0 ] ] ])
+
     times out["h"]
 
 /// Lambert W0 on [−1/e, 0) by Halley's method, from a series start (independent of the library).
 let private lambertW0 (z: float) =
-    let mutable w = if z < -0.3 then -1.0 + sqrt (2.0 * (1.0 + Math.E * z)) else z
+    let mutable w =
+        if z < -0.3 then
+            -1.0 + sqrt (2.0 * (1.0 + Math.E * z))
+        else
+            z
+
     for _ in 1..60 do
         let ew = exp w
         let f = w * ew - z
         let step = f / (ew * (w + 1.0) - (w + 2.0) * f / (2.0 * w + 2.0))
-        if Double.IsFinite step then w <- w - step
+
+        if Double.IsFinite step then
+            w <- w - step
+
     w
 
 [<Fact>]
@@ -117,7 +128,13 @@ let private vOf (tm: float) (ts: float) (vl: float) (w: float) (t0: float) (t: f
         else
             // (s/τm) e^{−s/τs} (e^y − 1)/y with y = s (1/τs − 1/τm), by its series when small
             let y = s * (1.0 / ts - 1.0 / tm)
-            let exprel = if abs y < 1e-3 then 1.0 + y / 2.0 + y * y / 6.0 + y * y * y / 24.0 else (exp y - 1.0) / y
+
+            let exprel =
+                if abs y < 1e-3 then
+                    1.0 + y / 2.0 + y * y / 6.0 + y * y * y / 24.0
+                else
+                    (exp y - 1.0) / y
+
             w * s / tm * exp (-s / ts) * exprel
 
     vl * (1.0 - exp (-t / tm)) + psp (t - t0)
@@ -134,12 +151,16 @@ let ``any ratio, leak included: the spike time is a fine bisection's`` () =
         let actual = (single tm ts 1.0 vl w t0)[0]
         let f t = vOf tm ts vl w t0 t - 1.0
         let mutable lo = t0
+
         while f (lo + 1e-6) < 0.0 && lo < 0.2 do
             lo <- lo + 1e-6
+
         let mutable hi = lo + 1e-6
+
         for _ in 1..200 do
             let m = 0.5 * (lo + hi)
             if f m < 0.0 then lo <- m else hi <- m
+
         Assert.True(abs (actual - hi) <= 1e-10 * hi, $"τm={tm}, τs={ts}: %.17g{actual} vs %.17g{hi}")
 
 [<Fact>]
@@ -153,7 +174,10 @@ let ``a subthreshold input gives no spike, and the LI maximum is the closed form
         |> Graph.connect "x" "o" (dense (array2D [ [ 0.8; -0.5 ] ]))
 
     let p = Graph.initAs Float64 (Random.key 0L) g
-    let out = Events.run g p (cfg 0.1 4 EventProp) (Map [ "x", buffer 1 2 [ [ 2e-3, 0 ] ] ])
+
+    let out =
+        Events.run g p (cfg 0.1 4 EventProp) (Map [ "x", buffer 1 2 [ [ 2e-3, 0 ] ] ])
+
     let vmax = out.MaxVoltage["o"].ToDoubleArray()
     let tmax = out.MaxTime["o"].ToDoubleArray()
     Assert.True(abs (vmax[0] - 0.2) <= 1e-14, $"%.17g{vmax[0]}")
@@ -185,7 +209,10 @@ let ``several spikes, reset and refractory period against a hand-integrated traj
         |> Graph.connect "x" "h" (dense (array2D [ [ w ] ]))
 
     let p = Graph.initAs Float64 (Random.key 0L) g
-    let out = Events.run g p (cfg 0.05 16 EventProp) (Map [ "x", buffer 1 2 [ [ 0.0, 0 ] ] ])
+
+    let out =
+        Events.run g p (cfg 0.05 16 EventProp) (Map [ "x", buffer 1 2 [ [ 0.0, 0 ] ] ])
+
     let ts' = times out["h"]
     let n = (counts out["h"])[0]
     Assert.True(n >= 2, $"spikes: %d{n}")
@@ -193,18 +220,23 @@ let ``several spikes, reset and refractory period against a hand-integrated traj
     let mutable t = 0.0
     let mutable v = 0.0
     let mutable cur = w
+
     let flow (v0: float) (i0: float) s =
         v0 * exp (-s / tm) + i0 * ts / (tm - ts) * (exp (-s / tm) - exp (-s / ts))
 
     for k in 0 .. n - 1 do
         let f s = flow v cur s - vth
         let mutable lo = 0.0
+
         while f (lo + 1e-6) < 0.0 && lo < 0.2 do
             lo <- lo + 1e-6
+
         let mutable hi = lo + 1e-6
+
         for _ in 1..200 do
             let m = 0.5 * (lo + hi)
             if f m < 0.0 then lo <- m else hi <- m
+
         let tk = t + hi
         Assert.True(abs (ts'[k] - tk) <= 1e-10 * tk, $"spike %d{k}: %.17g{ts'[k]} vs %.17g{tk}")
         // reset, refractory hold, then continue from the end of the hold
@@ -218,7 +250,11 @@ let ``delays in seconds shift arrivals; ties are applied together`` () =
         Graph.empty
         |> Graph.input "x" 2
         |> Graph.population "h" 1 (lif 10e-3 5e-3 1.0 0.0 0.0)
-        |> Graph.connect "x" "h" (dense (array2D [ [ 5.0 ]; [ 5.0 ] ]) |> Projection.delaySeconds (Init.constant d) PerProjection)
+        |> Graph.connect
+            "x"
+            "h"
+            (dense (array2D [ [ 5.0 ]; [ 5.0 ] ])
+             |> Projection.delaySeconds (Init.constant d) PerProjection)
 
     let run d evs =
         let gg = g d
@@ -254,7 +290,14 @@ let ``overflow is counted, Fail raises naming the population and sample`` () =
 
     let e =
         Assert.Throws<InvalidOperationException>(fun () ->
-            Events.run g p { cfg 0.05 2 EventProp with OnOverflow = Fail } inp |> ignore)
+            Events.run
+                g
+                p
+                { cfg 0.05 2 EventProp with
+                    OnOverflow = Fail
+                }
+                inp
+            |> ignore)
 
     Assert.Contains("'h'", e.Message)
     Assert.Contains("sample 0", e.Message)
@@ -269,15 +312,28 @@ let ``bad inputs and unsupported graphs are clear errors`` () =
 
     let p = Graph.initAs Float64 (Random.key 0L) g
     let ok = buffer 2 2 [ [ 1e-3, 0 ] ]
+
     let err (f: unit -> unit) (text: string) =
         let e = Assert.ThrowsAny<exn>(f)
         Assert.Contains(text, e.Message)
 
     err (fun () -> Events.run g p (cfg 0.1 4 EventProp) (Map [ "y", ok ]) |> ignore) "'y'"
     err (fun () -> Events.run g p (cfg 0.1 4 EventProp) Map.empty |> ignore) "no input is given for the source 'x'"
-    err (fun () -> Events.run g p (cfg 0.1 4 EventProp) (Map [ "x", buffer 3 2 [ [ 1e-3, 0 ] ] ]) |> ignore) "shape"
+
+    err
+        (fun () ->
+            Events.run g p (cfg 0.1 4 EventProp) (Map [ "x", buffer 3 2 [ [ 1e-3, 0 ] ] ])
+            |> ignore)
+        "shape"
+
     err (fun () -> Events.run g p (cfg 0.1 0 EventProp) (Map [ "x", ok ]) |> ignore) "Capacity"
-    err (fun () -> Events.run g p (cfg 0.1 4 EventProp) (Map [ "x", buffer 2 2 [ [ 1e-3, 5 ] ] ]) |> ignore) "neuron 5"
+
+    err
+        (fun () ->
+            Events.run g p (cfg 0.1 4 EventProp) (Map [ "x", buffer 2 2 [ [ 1e-3, 5 ] ] ])
+            |> ignore)
+        "neuron 5"
+
     let out = Events.run g p (cfg 0.1 4 EventProp) (Map [ "x", ok ])
     err (fun () -> out["nope"] |> ignore) "'nope'"
 
@@ -285,9 +341,17 @@ let ``bad inputs and unsupported graphs are clear errors`` () =
         Graph.empty
         |> Graph.input "x" 2
         |> Graph.population "h" 1 (lif 10e-3 5e-3 1.0 0.0 0.0)
-        |> Graph.connect "x" "h" (dense (array2D [ [ 3.0 ]; [ 3.0 ] ]) |> Projection.delaySeconds (Init.constant -1e-3) PerInput)
+        |> Graph.connect
+            "x"
+            "h"
+            (dense (array2D [ [ 3.0 ]; [ 3.0 ] ])
+             |> Projection.delaySeconds (Init.constant -1e-3) PerInput)
 
-    err (fun () -> Events.run neg (Graph.initAs Float64 (Random.key 0L) neg) (cfg 0.1 4 EventProp) (Map [ "x", ok ]) |> ignore) "x->h"
+    err
+        (fun () ->
+            Events.run neg (Graph.initAs Float64 (Random.key 0L) neg) (cfg 0.1 4 EventProp) (Map [ "x", ok ])
+            |> ignore)
+        "x->h"
 
     let adex =
         Graph.empty
@@ -295,7 +359,11 @@ let ``bad inputs and unsupported graphs are clear errors`` () =
         |> Graph.population "a" 1 (Neuron.alif Snn.Alif.defaults)
         |> Graph.connect "x" "a" (Projection.dense Init.normal)
 
-    err (fun () -> Events.run adex (Graph.initAs Float64 (Random.key 0L) adex) (cfg 0.1 4 EventProp) (Map [ "x", ok ]) |> ignore) "'a'"
+    err
+        (fun () ->
+            Events.run adex (Graph.initAs Float64 (Random.key 0L) adex) (cfg 0.1 4 EventProp) (Map [ "x", ok ])
+            |> ignore)
+        "'a'"
 
     let stepped =
         Graph.empty
@@ -303,13 +371,21 @@ let ``bad inputs and unsupported graphs are clear errors`` () =
         |> Graph.population "h" 1 (lif 10e-3 5e-3 1.0 0.0 0.0)
         |> Graph.connect "x" "h" (Projection.dense Init.normal |> Projection.delayed 2)
 
-    err (fun () -> Events.run stepped (Graph.initAs Float64 (Random.key 0L) stepped) (cfg 0.1 4 EventProp) (Map [ "x", ok ]) |> ignore) "seconds"
+    err
+        (fun () ->
+            Events.run stepped (Graph.initAs Float64 (Random.key 0L) stepped) (cfg 0.1 4 EventProp) (Map [ "x", ok ])
+            |> ignore)
+        "seconds"
 
     let sec =
         Graph.empty
         |> Graph.input "x" 2
         |> Graph.population "h" 1 (lif 10e-3 5e-3 1.0 0.0 0.0)
-        |> Graph.connect "x" "h" (Projection.dense Init.normal |> Projection.delaySeconds (Init.constant 1e-3) PerProjection)
+        |> Graph.connect
+            "x"
+            "h"
+            (Projection.dense Init.normal
+             |> Projection.delaySeconds (Init.constant 1e-3) PerProjection)
 
     err
         (fun () ->

@@ -112,12 +112,7 @@ type Replayer(l: Layout) =
                     if tan.IsSome then
                         let struct (cvm, cvs, cis) = coefs f s tm ts vl v0 i0
 
-                        dvp[n] <-
-                            f.Em * dvp[n]
-                            + f.K * dip[n]
-                            - expm1 (-s / tm) * dvl
-                            + cvm * dtm
-                            + cvs * dts
+                        dvp[n] <- f.Em * dvp[n] + f.K * dip[n] - expm1 (-s / tm) * dvl + cvm * dtm + cvs * dts
 
                         dip[n] <- f.Es * dip[n] + cis * dts
 
@@ -154,12 +149,7 @@ type Replayer(l: Layout) =
                             let f = flow tm ts s
                             let struct (cvm, cvs, _) = coefs f s tm ts vl vp[n] ip[n]
 
-                            maxTan[r][n] <-
-                                f.Em * dvp[n]
-                                + f.K * dip[n]
-                                - expm1 (-s / tm) * dvl
-                                + cvm * dtm
-                                + cvs * dts
+                            maxTan[r][n] <- f.Em * dvp[n] + f.K * dip[n] - expm1 (-s / tm) * dvl + cvm * dtm + cvs * dts
 
                     free dt
 
@@ -168,7 +158,9 @@ type Replayer(l: Layout) =
     /// Replays the log of sample `sample`: the primal state along it, and with `tan` the tangents;
     /// with `record` the tape for an adjoint. Tangent outputs go to `outT` (spike times by output
     /// slot) and `outV` (readout maxima).
-    member r.Forward(data: SlotData, sample: int, inp: Inputs, log: Log, tan: SlotData voption, record: bool, outT: float[][], outV: float[][]) =
+    member r.Forward
+        (data: SlotData, sample: int, inp: Inputs, log: Log, tan: SlotData voption, record: bool, outT: float[][], outV: float[][])
+        =
         sd <- data
         b <- sample
         reset ()
@@ -245,7 +237,12 @@ type Replayer(l: Layout) =
                 let m = log.EmNeuron[e]
                 let wo = sd.Off(pj.WSlot, b) + m * pj.TgtN
                 let w = sd.Data[pj.WSlot]
-                let lo, hi = (if kind = ArriveAll then 0, pj.TgtN - 1 else log.Target[k], log.Target[k])
+
+                let lo, hi =
+                    (if kind = ArriveAll then
+                         0, pj.TgtN - 1
+                     else
+                         log.Target[k], log.Target[k])
 
                 for n in lo..hi do
                     let wn = w[wo + n]
@@ -388,12 +385,14 @@ type Replayer(l: Layout) =
                         let vr = par (pop.Slot + 4) n
                         let c = vl - vr + i1
 
-                        gT[lastSpike[p][n]] <-
-                            gT[lastSpike[p][n]]
-                            + (if eventProp then gV[p][n] * c else -(c / tm) * gV[p][n])
+                        gT[lastSpike[p][n]] <- gT[lastSpike[p][n]] + (if eventProp then gV[p][n] * c else -(c / tm) * gV[p][n])
 
                         held (tr - ta) i0
-                elif not pop.Spiking && log.MaxSeg[pop.OutIndex][n] = seg && log.MaxKind[pop.OutIndex][n] = 1 then
+                elif
+                    not pop.Spiking
+                    && log.MaxSeg[pop.OutIndex][n] = seg
+                    && log.MaxKind[pop.OutIndex][n] = 1
+                then
                     let g = gm pop n
                     let se = log.MaxT[pop.OutIndex][n] - ta
 
@@ -424,9 +423,7 @@ type Replayer(l: Layout) =
                     if log.MaxKind[pop.OutIndex][n] = 2 && log.MaxSeg[pop.OutIndex][n] = -2 then
                         let tm = par (pop.Slot + 1) n
 
-                        gV[p][n] <-
-                            gV[p][n]
-                            + (if eventProp then -(gm pop n) / tm else gm pop n)
+                        gV[p][n] <- gV[p][n] + (if eventProp then -(gm pop n) / tm else gm pop n)
 
             if finalTape[p] >= 0 then
                 revAdvance p (finalTape[p]) (finalTa[p]) l.TEnd -2
@@ -466,7 +463,13 @@ type Replayer(l: Layout) =
                 let m = log.EmNeuron[e]
                 let w = sd.Data[pj.WSlot]
                 let wo = sd.Off(pj.WSlot, b) + m * pj.TgtN
-                let lo, hi = (if kind = ArriveAll then 0, pj.TgtN - 1 else log.Target[k], log.Target[k])
+
+                let lo, hi =
+                    (if kind = ArriveAll then
+                         0, pj.TgtN - 1
+                     else
+                         log.Target[k], log.Target[k])
+
                 let mutable total = 0.0
 
                 for n in lo..hi do
@@ -482,7 +485,11 @@ type Replayer(l: Layout) =
                             acc pj.WSlot (m * pj.TgtN + n) (gI[p][n])
                             wn / ts * gI[p][n] - (if refr then 0.0 else wn / tm * gV[p][n])
 
-                    if not pop.Spiking && log.MaxSeg[pop.OutIndex][n] = k && log.MaxKind[pop.OutIndex][n] = 2 then
+                    if
+                        not pop.Spiking
+                        && log.MaxSeg[pop.OutIndex][n] = k
+                        && log.MaxKind[pop.OutIndex][n] = 2
+                    then
                         // V and I just before the arrival, from the saved state.
                         let g = gm pop n
                         let vl = par (pop.Slot + 2) n

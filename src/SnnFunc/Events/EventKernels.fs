@@ -39,7 +39,10 @@ module internal EventKernelHelpers =
         {
             Data =
                 Array.init l.NSlots (fun k ->
-                    if isFloatSlot l k && not (isNull args[k]) then f64 args[k] else null)
+                    if isFloatSlot l k && not (isNull args[k]) then
+                        f64 args[k]
+                    else
+                        null)
             PerSample = perSample
             Size = l.SlotSize
         }
@@ -114,11 +117,7 @@ module internal EventKernelHelpers =
                 let shape = x.Shape // [S; P...]
                 let p = shape[1..]
 
-                x
-                    .Unsqueeze(1)
-                    .BroadcastTo(Array.concat [ [| s; batch |]; p ])
-                    .Reshape(Array.append [| s * batch |] p),
-                true
+                x.Unsqueeze(1).BroadcastTo(Array.concat [ [| s; batch |]; p ]).Reshape(Array.append [| s * batch |] p), true
         elif perSample then
             foldSample s false x, true
         else
@@ -134,7 +133,16 @@ module internal EventKernelHelpers =
         x.Reshape(Array.append [| s; shape[0] / s |] shape[1..])
 
     /// Simulates every sample of `args` and calls `each` with the sample's log.
-    let simulate (l: Layout) (sd: SlotData) (inp: Inputs) (batch: int) (out: Outputs voption) (makeExtra: unit -> 'X) (each: Simulator -> 'X -> int -> unit) (finish: 'X -> unit) =
+    let simulate
+        (l: Layout)
+        (sd: SlotData)
+        (inp: Inputs)
+        (batch: int)
+        (out: Outputs voption)
+        (makeExtra: unit -> 'X)
+        (each: Simulator -> 'X -> int -> unit)
+        (finish: 'X -> unit)
+        =
         forSamples
             batch
             (fun () -> Simulator(l), makeExtra ())
@@ -197,7 +205,12 @@ type EventForward(l: Layout, perSample: bool[]) =
         let outTangents: Tensor[] = Array.zeroCreate outs.Length
 
         if Array.exists id present then
-            let given = [| for k in 0 .. l.NSlots - 1 do if present[k] then tangents[k] |]
+            let given =
+                [|
+                    for k in 0 .. l.NSlots - 1 do
+                        if present[k] then
+                            tangents[k]
+                |]
 
             let d =
                 Tensor.ApplyCustom(EventTangent(l, perSample, present, Array.copy perSample), Array.append primals given)
@@ -211,7 +224,12 @@ type EventForward(l: Layout, perSample: bool[]) =
         outs, outTangents
 
     override this.Batch(args, batched, size) =
-        let batch = if batched[0] then args[0].ShapeRef[1] else args[0].ShapeRef[0]
+        let batch =
+            if batched[0] then
+                args[0].ShapeRef[1]
+            else
+                args[0].ShapeRef[0]
+
         let ps = Array.copy perSample
 
         let folded =
@@ -253,7 +271,10 @@ and EventTangent(l: Layout, perSample: bool[], present: bool[], linPerSample: bo
         let sd = slotData l perSample consts
         let tan = slotData l linPerSample lin
         let inp = inputs l consts
-        let outT = l.Spiking |> Array.map (fun _ -> Array.zeroCreate<float> (batch * l.Capacity))
+
+        let outT =
+            l.Spiking |> Array.map (fun _ -> Array.zeroCreate<float> (batch * l.Capacity))
+
         let outV = l.Readouts |> Array.map (fun p -> Array.zeroCreate<float> (batch * p.N))
 
         simulate
@@ -297,7 +318,13 @@ and EventTangent(l: Layout, perSample: bool[], present: bool[], linPerSample: bo
         let present' = Array.init l.NSlots (fun k -> present[k] && not (isNull dlin[k]))
 
         if Array.exists id present' then
-            let given = [| for k in 0 .. l.NSlots - 1 do if present'[k] then dlin[k] |]
+            let given =
+                [|
+                    for k in 0 .. l.NSlots - 1 do
+                        if present'[k] then
+                            dlin[k]
+                |]
+
             outs, Tensor.ApplyCustom(EventTangent(l, perSample, present', linPerSample), Array.append consts given)
         else
             outs, Array.zeroCreate outs.Length
@@ -337,7 +364,12 @@ and EventTangent(l: Layout, perSample: bool[], present: bool[], linPerSample: bo
         result
 
     override this.Batch(args, batched, size) =
-        let batch = if batched[0] then args[0].ShapeRef[1] else args[0].ShapeRef[0]
+        let batch =
+            if batched[0] then
+                args[0].ShapeRef[1]
+            else
+                args[0].ShapeRef[0]
+
         let ps = Array.copy perSample
         let lps = Array.copy linPerSample
 
@@ -391,7 +423,11 @@ and EventTangentT(l: Layout, perSample: bool[], ctsPresent: bool[], wanted: bool
     member private _.OutShape(consts: Tensor[], k: int) =
         let batch = batchOf consts
         let s = consts[k].Shape
-        if outPerSample[k] && not perSample[k] then Array.append [| batch |] s else s
+
+        if outPerSample[k] && not perSample[k] then
+            Array.append [| batch |] s
+        else
+            s
 
     override this.Kernel args =
         let consts = args[.. l.NSlots - 1]
@@ -401,11 +437,25 @@ and EventTangentT(l: Layout, perSample: bool[], ctsPresent: bool[], wanted: bool
         let inp = inputs l consts
         let nSpk = l.Spiking.Length
         let ctT = Array.init nSpk (fun r -> if isNull cts[r] then null else f64 cts[r])
-        let ctV = Array.init l.Readouts.Length (fun r -> if isNull cts[nSpk + r] then null else f64 cts[nSpk + r])
+
+        let ctV =
+            Array.init l.Readouts.Length (fun r -> if isNull cts[nSpk + r] then null else f64 cts[nSpk + r])
+
         let eventProp = l.UseEventProp
         // Per-sample outputs are written in place; shared ones are summed over per-thread copies.
-        let full = Array.init l.NSlots (fun k -> if wanted[k] && outPerSample[k] then Array.zeroCreate<float> (batch * l.SlotSize[k]) else null)
-        let total = Array.init l.NSlots (fun k -> if wanted[k] && not outPerSample[k] then Array.zeroCreate<float> l.SlotSize[k] else null)
+        let full =
+            Array.init l.NSlots (fun k ->
+                if wanted[k] && outPerSample[k] then
+                    Array.zeroCreate<float> (batch * l.SlotSize[k])
+                else
+                    null)
+
+        let total =
+            Array.init l.NSlots (fun k ->
+                if wanted[k] && not outPerSample[k] then
+                    Array.zeroCreate<float> l.SlotSize[k]
+                else
+                    null)
 
         simulate
             l
@@ -415,7 +465,11 @@ and EventTangentT(l: Layout, perSample: bool[], ctsPresent: bool[], wanted: bool
             ValueNone
             (fun () ->
                 EventGrad.Replayer l,
-                Array.init l.NSlots (fun k -> if isNull total[k] then full[k] else Array.zeroCreate<float> l.SlotSize[k]),
+                Array.init l.NSlots (fun k ->
+                    if isNull total[k] then
+                        full[k]
+                    else
+                        Array.zeroCreate<float> l.SlotSize[k]),
                 Array.zeroCreate<int> l.NSlots)
             (fun sim (rep, grad, off) b ->
                 for k in 0 .. l.NSlots - 1 do
@@ -458,7 +512,9 @@ and EventTangentT(l: Layout, perSample: bool[], ctsPresent: bool[], wanted: bool
 
         let outs = Tensor.ApplyCustom(this, primals)
         let dcts = this.Cts tangents
-        let present' = Array.init ctsPresent.Length (fun k -> ctsPresent[k] && not (isNull dcts[k]))
+
+        let present' =
+            Array.init ctsPresent.Length (fun k -> ctsPresent[k] && not (isNull dcts[k]))
 
         if Array.exists id present' then
             let given = dcts |> Array.filter (fun c -> not (isNull c))
@@ -498,7 +554,12 @@ and EventTangentT(l: Layout, perSample: bool[], ctsPresent: bool[], wanted: bool
         result
 
     override this.Batch(args, batched, size) =
-        let batch = if batched[0] then args[0].ShapeRef[1] else args[0].ShapeRef[0]
+        let batch =
+            if batched[0] then
+                args[0].ShapeRef[1]
+            else
+                args[0].ShapeRef[0]
+
         let ps = Array.copy perSample
 
         let consts =

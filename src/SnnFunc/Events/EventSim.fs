@@ -59,7 +59,12 @@ let private cE2 = Array.init 18 (fun n -> 1.0 / fact[n + 2])
 /// The series to rounding: fewer terms for smaller |x| (|x|^n/(n+1)! below 1e-17 relative).
 let inline private horner (c: float[]) (x: float) =
     let a = abs x
-    let terms = if a <= 0.02 then 8 elif a <= 0.1 then 11 else 18
+
+    let terms =
+        if a <= 0.02 then 8
+        elif a <= 0.1 then 11
+        else 18
+
     let mutable s = 0.0
 
     for n in terms - 1 .. -1 .. 0 do
@@ -69,10 +74,7 @@ let inline private horner (c: float[]) (x: float) =
 
 /// b0·E(x) with E(x) = (e^x − 1)/x (exprel), given b1 = b0·e^x (so that no e^x overflows).
 let mulE (b0: float) (b1: float) (x: float) =
-    if abs x <= 0.5 then
-        b0 * horner cE x
-    else
-        (b1 - b0) / x
+    if abs x <= 0.5 then b0 * horner cE x else (b1 - b0) / x
 
 /// b0·E'(x), E'(x) = (e^x (x − 1) + 1)/x², given b1 = b0·e^x.
 let mulE1 (b0: float) (b1: float) (x: float) =
@@ -400,7 +402,8 @@ type Outputs =
         TMax: float[][]
     }
 
-let private fail (message: string) = invalidArg "inputs" $"Events.run: %s{message}"
+let private fail (message: string) =
+    invalidArg "inputs" $"Events.run: %s{message}"
 
 /// Checks one sample's parameters: positive finite time constants, v_reset < v_th, finite leak,
 /// delays >= 0 and finite.
@@ -425,7 +428,8 @@ let checkParams (l: Layout) (sd: SlotData) (b: int) =
 
             for n in 0 .. p.N - 1 do
                 if not (rs[o2 + n] < th[o1 + n]) then
-                    fail $"population '%s{p.Name}' (sample %d{b}, neuron %d{n}): vReset = %g{rs[o2 + n]} must lie below vTh = %g{th[o1 + n]}"
+                    fail
+                        $"population '%s{p.Name}' (sample %d{b}, neuron %d{n}): vReset = %g{rs[o2 + n]} must lie below vTh = %g{th[o1 + n]}"
 
     for j in l.Projs do
         if j.DKind > 0 then
@@ -514,8 +518,13 @@ type Simulator(l: Layout) =
         while go do
             let a, z = 2 * c + 1, 2 * c + 2
             let mutable m = c
-            if a < hn && hLess a m then m <- a
-            if z < hn && hLess z m then m <- z
+
+            if a < hn && hLess a m then
+                m <- a
+
+            if z < hn && hLess z m then
+                m <- z
+
             if m = c then go <- false else hSwap c m
             c <- m
 
@@ -572,8 +581,13 @@ type Simulator(l: Layout) =
         while go do
             let a, z = 2 * c + 1, 2 * c + 2
             let mutable m = c
-            if a < an && aLess a m then m <- a
-            if z < an && aLess z m then m <- z
+
+            if a < an && aLess a m then
+                m <- a
+
+            if z < an && aLess z m then
+                m <- z
+
             if m = c then go <- false else aSwap c m
             c <- m
 
@@ -618,7 +632,12 @@ type Simulator(l: Layout) =
 
                     if not pop.Spiking then
                         let r = pop.OutIndex
-                        let se = if vln - v0 + i0 > 0.0 then extremum v0 i0 tmn tsn vln else infinity
+
+                        let se =
+                            if vln - v0 + i0 > 0.0 then
+                                extremum v0 i0 tmn tsn vln
+                            else
+                                infinity
 
                         if se < dt then
                             let vm = vAfter vln v0 i0 (flow tmn tsn se)
@@ -658,7 +677,8 @@ type Simulator(l: Layout) =
 
         let c =
             if tr > t then
-                tr + firstCrossing v0 (i[p][n] * exp (-(tr - t) / ts)) tm ts vl vth (l.TEnd - tr)
+                tr
+                + firstCrossing v0 (i[p][n] * exp (-(tr - t) / ts)) tm ts vl vth (l.TEnd - tr)
             else
                 let i0 = i[p][n]
 
@@ -668,7 +688,10 @@ type Simulator(l: Layout) =
                     t + firstCrossing v0 i0 tm ts vl vth (l.TEnd - t)
                 else
                     let fl =
-                        if tm = sd.Data[pop.Slot + 1][sd.Off(pop.Slot + 1, b)] && ts = sd.Data[pop.Slot][sd.Off(pop.Slot, b)] then
+                        if
+                            tm = sd.Data[pop.Slot + 1][sd.Off(pop.Slot + 1, b)]
+                            && ts = sd.Data[pop.Slot][sd.Off(pop.Slot, b)]
+                        then
                             fl
                         else
                             flow tm ts h
@@ -732,10 +755,16 @@ type Simulator(l: Layout) =
             let pj = l.Projs[j]
 
             match pj.DKind with
-            | 0 -> if now then s.Arrive(j, e, -1, t) else pending.Add(struct (j, e))
+            | 0 ->
+                if now then
+                    s.Arrive(j, e, -1, t)
+                else
+                    pending.Add(struct (j, e))
             | 1
             | 2 ->
-                let d = sd.Data[pj.DSlot][sd.Off(pj.DSlot, b) + (if pj.DKind = 1 then 0 else log.EmNeuron[e])]
+                let d =
+                    sd.Data[pj.DSlot][sd.Off(pj.DSlot, b) + (if pj.DKind = 1 then 0 else log.EmNeuron[e])]
+
                 aPush (t + d) j e -1
             | _ ->
                 let a, o = sd.Data[pj.DSlot], sd.Off(pj.DSlot, b) + log.EmNeuron[e] * pj.TgtN
@@ -748,7 +777,9 @@ type Simulator(l: Layout) =
             if pops[p].Spiking && (touchedAll[p] || touched[p].Count > 0) then
                 let pop = pops[p]
                 let h = horizon - tPop[p]
-                let fl = flow (sd.Data[pop.Slot + 1][sd.Off(pop.Slot + 1, b)]) (sd.Data[pop.Slot][sd.Off(pop.Slot, b)]) (max h 0.0)
+
+                let fl =
+                    flow (sd.Data[pop.Slot + 1][sd.Off(pop.Slot + 1, b)]) (sd.Data[pop.Slot][sd.Off(pop.Slot, b)]) (max h 0.0)
 
                 if touchedAll[p] then
                     for n in 0 .. pops[p].N - 1 do
@@ -806,7 +837,8 @@ type Simulator(l: Layout) =
                 let n = inp.Neurons[k][b * cap + q]
 
                 if Double.IsNaN t || t < last then
-                    fail $"source '%s{src.Name}' (sample %d{b}): the event times must be >= 0 and ascending, slot %d{q} holds %g{t} after %g{last}"
+                    fail
+                        $"source '%s{src.Name}' (sample %d{b}): the event times must be >= 0 and ascending, slot %d{q} holds %g{t} after %g{last}"
 
                 if n < 0 || n >= src.N then
                     fail $"source '%s{src.Name}' (sample %d{b}): slot %d{q} names neuron %d{n} of a population of %d{src.N}"
@@ -840,7 +872,9 @@ type Simulator(l: Layout) =
             for k in 0 .. ns - 1 do
                 if ptr[k] < inp.Counts[k][b] then
                     let tk = inp.Times[k][b * inp.Cap[k] + ptr[k]]
-                    if tk < t then t <- tk
+
+                    if tk < t then
+                        t <- tk
 
             for p in 0 .. np - 1 do
                 if recheckTime[p] < t then
@@ -942,9 +976,7 @@ type Simulator(l: Layout) =
 
                     s.Recompute(nextKnown ())
 
-                    go <-
-                        spikes > 0
-                        && (pending.Count > 0 || (an > 0 && aT[0] <= t) || hTop () <= t)
+                    go <- spikes > 0 && (pending.Count > 0 || (an > 0 && aT[0] <= t) || hTop () <= t)
 
         for p in 0 .. np - 1 do
             s.Advance(p, l.TEnd, -2)

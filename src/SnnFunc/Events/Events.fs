@@ -81,7 +81,8 @@ module Events =
             MaxEventsPerInstant = 10_000
         }
 
-    let private fail (message: string) = invalidArg "g" $"Events.run: %s{message}"
+    let private fail (message: string) =
+        invalidArg "g" $"Events.run: %s{message}"
 
     let private param (p: GraphParams) (node: string) (name: string) =
         match p.TryFind node with
@@ -141,7 +142,12 @@ module Events =
             | Some _ -> fail $"an input is given for '%s{name}', which is not a source"
             | None -> fail $"an input is given for '%s{name}', but the graph has no such node"
 
-        let sources = nodes |> List.choose (fun (n, node) -> match node with Source s -> Some(n, s) | _ -> None)
+        let sources =
+            nodes
+            |> List.choose (fun (n, node) ->
+                match node with
+                | Source s -> Some(n, s)
+                | _ -> None)
 
         if sources.IsEmpty then
             fail "the graph has no source"
@@ -153,7 +159,8 @@ module Events =
                 | None -> fail $"no input is given for the source '%s{n}'"
                 | Some buf ->
                     if buf.Shape <> shape then
-                        fail $"the events for '%s{n}' are of a population of shape %s{Shape.format buf.Shape}, the source has %s{Shape.format shape}"
+                        fail
+                            $"the events for '%s{n}' are of a population of shape %s{Shape.format buf.Shape}, the source has %s{Shape.format shape}"
 
                     if buf.Times.Rank <> 2 then
                         fail $"the events for '%s{n}' must be [batch; capacity], got %s{Shape.format buf.Times.Shape}"
@@ -168,7 +175,14 @@ module Events =
                 fail $"the events for '%s{n}' have %d{buf.Times.ShapeRef[0]} samples, those for '%s{fst sources.Head}' %d{batch}"
 
         let ns = sources.Length
-        let popNodes = nodes |> List.choose (fun (n, node) -> match node with Population(s, neu) -> Some(n, s, neu) | _ -> None)
+
+        let popNodes =
+            nodes
+            |> List.choose (fun (n, node) ->
+                match node with
+                | Population(s, neu) -> Some(n, s, neu)
+                | _ -> None)
+
         let args = ResizeArray<Tensor>()
         let sizes = ResizeArray<int>()
 
@@ -202,9 +216,13 @@ module Events =
                     let t = (param p name q).Convert dtype
 
                     let t =
-                        if t.Rank = 0 then t.BroadcastTo [| n |]
-                        elif t.Count = n then t.Reshape [| n |]
-                        else fail $"the parameter '%s{q}' of '%s{name}' has shape %s{Shape.format t.Shape}; it must be rank 0 or of the population's shape %s{Shape.format shape}"
+                        if t.Rank = 0 then
+                            t.BroadcastTo [| n |]
+                        elif t.Count = n then
+                            t.Reshape [| n |]
+                        else
+                            fail
+                                $"the parameter '%s{q}' of '%s{name}' has shape %s{Shape.format t.Shape}; it must be rank 0 or of the population's shape %s{Shape.format shape}"
 
                     args.Add t
                     sizes.Add n
@@ -292,10 +310,15 @@ module Events =
                             let tgtN = popIndex[tgts.Head].N
 
                             let kind =
-                                if d.Rank = 0 then 1
-                                elif d.Shape = [| srcN |] then 2
-                                elif d.Shape = [| srcN; tgtN |] then 3
-                                else fail $"the delay of '%s{name}' has shape %s{Shape.format d.Shape}; rank 0, [%d{srcN}] or [%d{srcN}; %d{tgtN}] is needed"
+                                if d.Rank = 0 then
+                                    1
+                                elif d.Shape = [| srcN |] then
+                                    2
+                                elif d.Shape = [| srcN; tgtN |] then
+                                    3
+                                else
+                                    fail
+                                        $"the delay of '%s{name}' has shape %s{Shape.format d.Shape}; rank 0, [%d{srcN}] or [%d{srcN}; %d{tgtN}] is needed"
 
                             args.Add d
                             sizes.Add d.Count
@@ -330,11 +353,30 @@ module Events =
 
         let layout =
             {
-                Sources = sources |> List.mapi (fun k (n, s) -> { Name = n; N = Shape.count s; Emitter = k; Slot = k }) |> Array.ofList
+                Sources =
+                    sources
+                    |> List.mapi (fun k (n, s) ->
+                        {
+                            Name = n
+                            N = Shape.count s
+                            Emitter = k
+                            Slot = k
+                        })
+                    |> Array.ofList
                 Pops = pops
                 Projs = projArr
-                Outgoing = Array.init nEm (fun e -> projArr |> Array.indexed |> Array.filter (fun (_, j) -> j.Src = e) |> Array.map fst)
-                EmitterPop = Array.init nEm (fun e -> if e < ns then -1 else (pops |> Array.find (fun pl -> pl.Emitter = e)).Index)
+                Outgoing =
+                    Array.init nEm (fun e ->
+                        projArr
+                        |> Array.indexed
+                        |> Array.filter (fun (_, j) -> j.Src = e)
+                        |> Array.map fst)
+                EmitterPop =
+                    Array.init nEm (fun e ->
+                        if e < ns then
+                            -1
+                        else
+                            (pops |> Array.find (fun pl -> pl.Emitter = e)).Index)
                 SlotSize = sizes.ToArray()
                 NSlots = args.Count
                 TEnd = config.TEnd
@@ -353,11 +395,26 @@ module Events =
                 layout.Spiking
                 |> Array.map (fun pl ->
                     let r = pl.OutIndex
-                    let shape = Array.ofList [ yield! (match a.Nodes[pl.Name] with Population(s, _) -> s | _ -> [| pl.N |]) ]
+
+                    let shape =
+                        Array.ofList
+                            [
+                                yield!
+                                    (match a.Nodes[pl.Name] with
+                                     | Population(s, _) -> s
+                                     | _ -> [| pl.N |])
+                            ]
+
                     pl.Name, EventBuffer(outs[4 * r], outs[4 * r + 1], outs[4 * r + 2], outs[4 * r + 3], shape))
                 |> Map.ofArray
-            MaxVoltage = layout.Readouts |> Array.map (fun pl -> pl.Name, outs[4 * spk + 2 * pl.OutIndex]) |> Map.ofArray
-            MaxTime = layout.Readouts |> Array.map (fun pl -> pl.Name, outs[4 * spk + 2 * pl.OutIndex + 1]) |> Map.ofArray
+            MaxVoltage =
+                layout.Readouts
+                |> Array.map (fun pl -> pl.Name, outs[4 * spk + 2 * pl.OutIndex])
+                |> Map.ofArray
+            MaxTime =
+                layout.Readouts
+                |> Array.map (fun pl -> pl.Name, outs[4 * spk + 2 * pl.OutIndex + 1])
+                |> Map.ofArray
         }
 
     /// The first spike time of each neuron [B; N] from a buffer [B; cap] (+inf where a neuron is
@@ -388,13 +445,17 @@ module Events =
         let counts = (spikeCounts run[population]).ToDoubleArray()
         let n = Shape.count run[population].Shape
         let batch = counts.Length / n
-        let silent = Array.init n (fun j -> Seq.forall (fun b -> counts[b * n + j] = 0.0) (seq { 0 .. batch - 1 }))
+
+        let silent =
+            Array.init n (fun j -> Seq.forall (fun b -> counts[b * n + j] = 0.0) (seq { 0 .. batch - 1 }))
 
         if not (Array.exists id silent) then
             p
         else
             let a = GraphCheck.analyse g
-            let mask = Tensor.FromArray(silent |> Array.map (fun s -> if s then amount else 0.0), n)
+
+            let mask =
+                Tensor.FromArray(silent |> Array.map (fun s -> if s then amount else 0.0), n)
 
             a.Preds[population]
             |> List.fold
