@@ -14,6 +14,7 @@ open System
 open System.Threading.Tasks
 open SnnFunc.Kernels
 open SnnFunc.EventSim
+open SnnFunc.EventSimulator
 
 module internal EventKernelHelpers =
     let nOutSpk (l: Layout) = l.Spiking.Length
