@@ -101,12 +101,17 @@ type Replayer(l: Layout) =
                 | ValueSome d when not (isNull d.Data[slot]) -> d.Data[slot][d.Off(slot, b) + n]
                 | _ -> 0.0
 
+            // The flow over the whole step for the first neuron's time constants, shared by the
+            // neurons with the same ones.
+            let ts0, tm0 = par pop.Slot 0, par (pop.Slot + 1) 0
+            let common = flow tm0 ts0 dt
+
             for n in 0 .. pop.N - 1 do
                 let ts, tm, vl = par pop.Slot n, par (pop.Slot + 1) n, par (pop.Slot + 2) n
                 let dts, dtm, dvl = tg pop.Slot n, tg (pop.Slot + 1) n, tg (pop.Slot + 2) n
 
                 let free (s: float) =
-                    let f = flow tm ts s
+                    let f = if s = dt && tm = tm0 && ts = ts0 then common else flow tm ts s
                     let v0, i0 = vp[n], ip[n]
 
                     if tan.IsSome then
@@ -329,13 +334,16 @@ type Replayer(l: Layout) =
         let revAdvance (p: int) (at: int) (ta: float) (t: float) (seg: int) =
             let pop = pops[p]
             let nn = pop.N
+            let dt = t - ta
+            let ts0, tm0 = par pop.Slot 0, par (pop.Slot + 1) 0
+            let common = flow tm0 ts0 dt
 
             for n in 0 .. nn - 1 do
                 let ts, tm, vl = par pop.Slot n, par (pop.Slot + 1) n, par (pop.Slot + 2) n
 
                 // The reverse of a free piece of length s from (v0, i0).
                 let free (s: float) (v0: float) (i0: float) =
-                    let f = flow tm ts s
+                    let f = if s = dt && tm = tm0 && ts = ts0 then common else flow tm ts s
 
                     if eventProp then
                         let lv, li = gV[p][n], gI[p][n]
