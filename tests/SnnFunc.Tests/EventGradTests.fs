@@ -436,3 +436,26 @@ let ``silent neurons get zero gradients, never NaN, and bumpSilent wakes them`` 
     Assert.Equal<float[]>([| 6.0; 4.4 |], (p'["x->h"]["weight"]).ToDoubleArray())
     let out' = Events.run g p' (cfg 0.05 4 EventProp) (Map [ "x", ev ])
     Assert.Equal(2, (out'["h"].Count.ToInt32Array())[0])
+
+[<Fact>]
+let ``Float32 runs compute in Float64 inside and return Float32 times and gradients`` () =
+    let g, p, ev = golden 0 true
+    let p32 = p |> Map.map (fun _ m -> m |> Map.map (fun _ t -> t.Convert Float32))
+    let ev32 = ev.WithTimes(ev.Times.Convert Float32)
+    let out64 = Events.run g p (cfg 0.03 16 EventProp) (Map [ "x", ev ])
+    let out32 = Events.run g p32 (cfg 0.03 16 EventProp) (Map [ "x", ev32 ])
+    Assert.Equal(Float32, out32["h"].Times.DType)
+    let a, e = times out32["h"], times out64["h"]
+
+    for k in 0 .. e.Length - 1 do
+        if Double.IsFinite e[k] then
+            Assert.True(abs (a[k] - e[k]) <= 1e-5 * e[k], $"slot %d{k}: %g{a[k]} vs %g{e[k]}")
+
+    let f (p: GraphParams) : Tensor =
+        let o = Events.run g p (cfg 0.03 16 EventProp) (Map [ "x", ev32 ])
+        (Events.firstSpikeTimes o["h"]).Sum()
+
+    let grads = Ad.grad f p32
+    let w = grads["x->h"]["weight"]
+    Assert.Equal(Float32, w.DType)
+    Assert.True(w.ToDoubleArray() |> Array.forall Double.IsFinite)

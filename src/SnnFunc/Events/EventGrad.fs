@@ -111,7 +111,12 @@ type Replayer(l: Layout) =
                 let dts, dtm, dvl = tg pop.Slot n, tg (pop.Slot + 1) n, tg (pop.Slot + 2) n
 
                 let free (s: float) =
-                    let f = if s = dt && tm = tm0 && ts = ts0 then common else flow tm ts s
+                    let f =
+                        if s = dt && tm = tm0 && ts = ts0 then
+                            common
+                        else
+                            flow tm ts s
+
                     let v0, i0 = vp[n], ip[n]
 
                     if tan.IsSome then
@@ -343,7 +348,11 @@ type Replayer(l: Layout) =
 
                 // The reverse of a free piece of length s from (v0, i0).
                 let free (s: float) (v0: float) (i0: float) =
-                    let f = if s = dt && tm = tm0 && ts = ts0 then common else flow tm ts s
+                    let f =
+                        if s = dt && tm = tm0 && ts = ts0 then
+                            common
+                        else
+                            flow tm ts s
 
                     if eventProp then
                         let lv, li = gV[p][n], gI[p][n]
