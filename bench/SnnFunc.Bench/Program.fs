@@ -13,6 +13,7 @@ let private commands: (string * (string[] -> int)) list =
         "w1-profile", W1Bench.profile
         "conv", ConvBench.run
         "conv-profile", ConvBench.profile
+        "events", EventBench.run
     ]
 
 let private runBdn (argv: string[]) =

@@ -233,8 +233,72 @@ let private poolOpts =
         Padding = (1, 1)
     }
 
+/// Events.run: three LIF neurons (τm = 2τs) fed one input spike at 1 ms through weights w [3]
+/// (w > 4 spikes); their first spike times, whose twin is the quadratic's closed form.
+let private eventGraph =
+    Graph.empty
+    |> Graph.input "x" 1
+    |> Graph.population
+        "h"
+        3
+        (Neuron.lif
+            { Snn.Lif.defaults with
+                TauMem = 10e-3
+                TauSyn = 5e-3
+                Dt = 1e-5
+            })
+    |> Graph.connect "x" "h" (Projection.dense Init.zeros)
+
+let private eventSpikeTimes (w: Tensor) =
+    let p =
+        (Graph.initAs Float64 (Random.key 0L) eventGraph).Add("x->h", Map [ "weight", w.Reshape(1, 3) ])
+
+    let input =
+        EventBuffer(
+            Tensor.FromArray([| 1e-3 |], 1, 1),
+            Tensor.FromArray([| 0 |], 1, 1),
+            Tensor.FromArray([| 1 |], 1),
+            Tensor.FromArray([| 0 |], 1),
+            [| 1 |]
+        )
+
+    let out =
+        Events.run
+            eventGraph
+            p
+            { Events.defaults with
+                TEnd = 0.05
+                Capacity = 4
+            }
+            (Map [ "x", input ])
+
+    (Events.firstSpikeTimes out["h"]).Reshape [| 3 |]
+
+let private eventTwin (w: Tensor) =
+    -(((((1.0 - 4.0 / w).Sqrt() + 1.0) * 0.5).Log()) * 10e-3) + 1e-3
+
+/// The transforms of second order, which the event kernels reject with a clear error.
+let secondOrder =
+    set
+        [
+            "hessian"
+            "hvp"
+            "grad of grad (reverse over reverse)"
+            "grad of jvp (reverse over forward)"
+            "jvp of jvp"
+            "vmap of hvp"
+            "linearize of grad"
+        ]
+
 let cases: Case list =
     [
+        {
+            Name = "Events.run (first spike times; first order only)"
+            Custom = eventSpikeTimes
+            Twin = eventTwin
+            Input = fun rng -> uniform rng 4.5 9.0 [| 3 |]
+            KernelsUnder = every
+        }
         {
             Name = "Fused.lif (reset to value)"
             Custom = fun c -> let z, v = Fused.lif lifA c in z * 0.5 + v
@@ -478,7 +542,8 @@ let matrix: obj[] seq =
     seq {
         for c in cases do
             for name, _ in transforms do
-                yield [| box c.Name; box name |]
+                if not (c.Name.StartsWith "Events.run" && secondOrder.Contains name) then
+                    yield [| box c.Name; box name |]
     }
 
 [<Theory; MemberData(nameof matrix)>]
@@ -548,3 +613,13 @@ let ``vmap of a fused LIF is one kernel call on the folded batch`` () =
         let zb, vb = Fused.lif lifA (cs.Narrow(0, b, 1).Squeeze 0)
         assertEqualValues $"spikes of example %d{b}" zb (z.Narrow(0, b, 1).Squeeze 0)
         assertEqualValues $"membrane of example %d{b}" vb (v.Narrow(0, b, 1).Squeeze 0)
+
+[<Fact>]
+let ``Events.run under second-order transforms is a clear error`` () =
+    let case = cases |> List.find (fun c -> c.Name.StartsWith "Events.run")
+    let p = probe case
+
+    for name in secondOrder do
+        let transform = transforms |> List.find (fun (n, _) -> n = name) |> snd
+        let e = Assert.ThrowsAny<exn>(fun () -> transform p case.Custom |> ignore)
+        Assert.True(e.Message.Contains "second-order", $"%s{name}: %s{e.Message}")

@@ -424,7 +424,11 @@ module Nir =
 
             NirNode.Delay { Delay = get "delay"; Metadata = meta }
         | Synapses proj ->
-            if proj.Delay <> NoDelay then
+            if
+                (match proj.Delay with
+                 | NoDelay -> false
+                 | _ -> true)
+            then
                 fail where "delayed projections have no NIR primitive of their own yet; add a Delay transform before the projection"
 
             let w = get "weight"

@@ -141,6 +141,14 @@ let initAs (dtype: DType) (key: Key) (g: Graph) : GraphParams =
                     | None -> ()
                     match proj.Delay with
                     | Learnable(initial, _, perInput) -> "delay", Tensor.Full((if perInput then [| inputs |] else [||]), initial, dtype)
+                    | Seconds(init, axes) ->
+                        let shape =
+                            match axes with
+                            | PerProjection -> [||]
+                            | PerInput -> [| inputs |]
+                            | PerSynapse -> [| inputs; outputs |]
+
+                        "delay", init.Draw (Random.foldIn kb 1) shape 1 dtype
                     | _ -> ()
                 ]
 

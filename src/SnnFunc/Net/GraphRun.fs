@@ -614,6 +614,7 @@ let historyLength (delay: Delay) =
     | Steps d -> d
     | PerInputSteps ds -> if ds.Length = 0 then 0 else Array.max ds
     | Learnable(_, maxSteps, _) -> maxSteps + 1
+    | Seconds _ -> 0
 
 /// The input delayed over the whole time axis, and the last `historyLength` input steps for a
 /// later run. `history` [H; ...] holds the steps before this run's first (zeros at the start).
@@ -647,6 +648,7 @@ let private delayedWhole (delay: Delay) (p: Map<string, Tensor>) (name: string) 
 
         match delay with
         | NoDelay -> x, null
+        | Seconds _ -> invalidArg "delay" "Graph.run: delays in seconds are for Events.run"
         | Steps d -> full.Narrow(0, h - d, steps), newHistory
         | PerInputSteps ds -> take (rowsFor (Tensor.FromArray(ds, ds.Length))), newHistory
         | Learnable(_, maxSteps, _) ->
@@ -767,6 +769,9 @@ let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, 
             | _ -> ()
         | Op(NeuronDelay(_, _, dt, _), _) when not (sameDt dt) ->
             fail $"the delay '%s{n}' converts with the step %g{dt} s, the run has %g{config.Dt} s"
+        | Synapses { Delay = Seconds _ } ->
+            fail
+                $"the projection '%s{n}' has a delay in seconds (Projection.delaySeconds), which only event-driven runs (Events.run) support; use Projection.delayed or learnableDelay for time-stepped runs"
         | _ -> ()
 
     for KeyValue(n, _) in inputs do

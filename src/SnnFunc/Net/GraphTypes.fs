@@ -248,7 +248,16 @@ type Sign =
     /// -|w|: inhibitory synapses.
     | Inhibitory
 
-/// A synaptic delay of a projection, in time steps.
+/// Which synapses share a delay in seconds (the shape of the parameter "delay").
+type DelayAxes =
+    /// One delay for the whole projection (rank 0).
+    | PerProjection
+    /// One per presynaptic neuron, [in] (axonal delays).
+    | PerInput
+    /// One per synapse, [in; out].
+    | PerSynapse
+
+/// A synaptic delay of a projection: in time steps (time-stepped runs) or in seconds (event-driven runs).
 type Delay =
     | NoDelay
     /// The same whole number of steps for every synapse.
@@ -259,6 +268,9 @@ type Delay =
     /// [0, maxSteps]), per projection (rank 0) or per presynaptic neuron (`perInput`): the input is
     /// read between whole steps by linear interpolation, so the delay has a gradient.
     | Learnable of initial: float * maxSteps: int * perInput: bool
+    /// A learnable delay in seconds (parameter "delay", drawn by the Init, of the shape DelayAxes
+    /// gives), for event-driven runs (Events.run) only; every delay must be >= 0.
+    | Seconds of Init * DelayAxes
 
 /// Zero padding of a convolutional projection.
 [<RequireQualifiedAccess>]
@@ -462,6 +474,10 @@ module Projection =
         { p with
             Delay = Learnable(initial, maxSteps, perInput)
         }
+
+    /// A learnable delay in seconds for event-driven runs (Events.run), drawn by `init` (e.g.
+    /// `Init.constant 1e-3` or `Init.uniform 0.0 5e-3`) per projection, per input or per synapse.
+    let delaySeconds (init: Init) (axes: DelayAxes) (p: Projection) = { p with Delay = Seconds(init, axes) }
 
 /// A stateless (but for Delay) map of a node's input signal, step by step.
 type Transform =

@@ -1,0 +1,162 @@
+/// `events`: the event-driven kernel's throughput — inference of a 256-128-10 LIF network on
+/// latency-coded patterns, and EventProp training steps of a Yin-Yang-sized 5-200-3 network.
+module SnnFunc.Bench.EventBench
+
+open System
+open SnnFunc
+
+let private lifNeuron =
+    Neuron.lif
+        { Snn.Lif.defaults with
+            TauMem = 20e-3
+            TauSyn = 5e-3
+            VTh = 1.0
+            Dt = 1e-4
+        }
+
+/// Latency code: each input neuron spikes at most once, at (1 − x)·20 ms for x > 0.1.
+let private latency (rng: Random) (batch: int) (n: int) =
+    let cap = n
+    let times = Array.create (batch * cap) Double.PositiveInfinity
+    let neurons = Array.create (batch * cap) -1
+    let counts = Array.zeroCreate batch
+
+    for b in 0 .. batch - 1 do
+        let evs =
+            [|
+                for m in 0 .. n - 1 do
+                    let x = rng.NextDouble()
+
+                    if x > 0.1 then
+                        (1.0 - x) * 20e-3, m
+            |]
+            |> Array.sortBy fst
+
+        evs
+        |> Array.iteri (fun k (t, m) ->
+            times[b * cap + k] <- t
+            neurons[b * cap + k] <- m)
+
+        counts[b] <- evs.Length
+
+    EventBuffer(
+        Tensor.FromArray(times, batch, cap),
+        Tensor.FromArray(neurons, batch, cap),
+        Tensor.FromArray(counts, batch),
+        Tensor.FromArray(Array.zeroCreate<int> batch, batch),
+        [| n |]
+    )
+
+let private weights (rng: Random) (a: int) (b: int) (mean: float) (sd: float) =
+    let w =
+        Array.init (a * b) (fun _ -> mean + sd * (rng.NextDouble() * 2.0 - 1.0) * sqrt 3.0)
+
+    Init.ofTensor (Tensor.FromArray(w, a, b))
+
+let run (argv: string[]) : int =
+    let batch = if argv.Length > 0 then int argv[0] else 4000
+    let rng = Random(1)
+
+    // 256-128-10 inference
+    let g =
+        Graph.empty
+        |> Graph.input "x" 256
+        |> Graph.population "h" 128 lifNeuron
+        |> Graph.population "out" 10 lifNeuron
+        |> Graph.connect "x" "h" (Projection.dense (weights rng 256 128 0.05 0.1))
+        |> Graph.connect "h" "out" (Projection.dense (weights rng 128 10 0.25 0.2))
+
+    let p = Graph.initAs Float64 (Random.key 0L) g
+    let inputs = Map [ "x", latency rng batch 256 ]
+
+    let config =
+        { Events.defaults with
+            TEnd = 30e-3
+            Capacity = 256
+        }
+
+    let first = Events.run g p config inputs
+
+    let hidden =
+        float (Array.sum (first["h"].Count.ToInt32Array())) / float (batch * 128)
+
+    let out = float (Array.sum (first["out"].Count.ToInt32Array())) / float (batch * 10)
+    let inSpikes = float (Array.sum (inputs["x"].Count.ToInt32Array())) / float batch
+    let secs = Timing.median 1 5 (fun () -> Events.run g p config inputs |> ignore)
+
+    printfn
+        "events 256-128-10 inference: %d patterns in %.4f s = %.0f patterns/s (inputs %.0f spikes/pattern, hidden %.2f and output %.2f spikes/neuron, %d threads)"
+        batch
+        secs
+        (float batch / secs)
+        inSpikes
+        hidden
+        out
+        Kernels.Parallelism.MaxThreads
+
+    // Yin-Yang-sized EventProp training: 5-200-3, TTFS cross-entropy, batch 32
+    let gy =
+        Graph.empty
+        |> Graph.input "x" 5
+        |> Graph.population "h" 200 lifNeuron
+        |> Graph.population "out" 3 lifNeuron
+        |> Graph.connect "x" "h" (Projection.dense (weights rng 5 200 1.5 0.78))
+        |> Graph.connect "h" "out" (Projection.dense (weights rng 200 3 0.93 0.1))
+
+    let py = Graph.initAs Float64 (Random.key 1L) gy
+    let yb = 32
+    let data = SnnFunc.Data.YinYang.generate (Random.key 2L) yb
+
+    let yinYangInputs =
+        let xs = data.X.ToDoubleArray()
+        let k: int = xs.Length / yb
+
+        let times =
+            Array.init (yb * 5) (fun q -> let b, m = q / 5, q % 5 in if m < 4 && m < k then xs[b * k + m] * 30e-3 else 0.0)
+
+        let neurons = Array.init (yb * 5) (fun q -> q % 5)
+        // sorted per sample
+        for b in 0 .. yb - 1 do
+            let idx = Array.init 5 id |> Array.sortBy (fun m -> times[b * 5 + m])
+            let t = idx |> Array.map (fun m -> times[b * 5 + m])
+            Array.blit t 0 times (b * 5) 5
+            Array.blit idx 0 neurons (b * 5) 5
+
+        EventBuffer(
+            Tensor.FromArray(times, yb, 5),
+            Tensor.FromArray(neurons, yb, 5),
+            Tensor.FromArray(Array.create yb 5, yb),
+            Tensor.FromArray(Array.zeroCreate<int> yb, yb),
+            [| 5 |]
+        )
+
+    let labels =
+        Tensor.FromArray(Array.init (yb * 3) (fun q -> if q % 3 = q / 3 % 3 then 1.0 else 0.0), yb, 3)
+
+    let cfgY =
+        { Events.defaults with
+            TEnd = 30e-3
+            Capacity = 256
+            Gradient = EventProp
+        }
+
+    let loss (p: GraphParams) =
+        let o = Events.run gy p cfgY (Map [ "x", yinYangInputs ])
+        let t = Events.firstSpikeTimes o["out"]
+        let t = Tensor.Where(t.Lt(1.0), t, Tensor.Full(t.Shape, 30e-3, Float64))
+        let z = -(t / 0.5e-3)
+        let logp = z - (z.Exp().Sum(1, true)).Log()
+        -((logp * labels).Sum()) / float yb
+
+    let hy = Events.run gy py cfgY (Map [ "x", yinYangInputs ])
+    let hiddenY = float (Array.sum (hy["h"].Count.ToInt32Array())) / float (yb * 200)
+    let secsY = Timing.median 1 5 (fun () -> Ad.grad loss py |> ignore)
+
+    printfn
+        "events 5-200-3 EventProp training step (batch %d): %.5f s = %.0f samples/s (hidden %.2f spikes/neuron)"
+        yb
+        secsY
+        (float yb / secsY)
+        hiddenY
+
+    0
