@@ -54,6 +54,14 @@ public static class Inits
     /// <exception cref="ArgumentException">The bounds are not finite with low &lt; high.</exception>
     public static Initializer Uniform(double low, double high) => new(InitModule.uniform(low, high));
 
+    /// <summary>N(mean, std²), not scaled by the fan-in: absolute weights, as published event-based setups give them
+    /// (e.g. N(1.5, 0.78) for Yin-Yang).</summary>
+    /// <param name="mean">The mean.</param>
+    /// <param name="std">The standard deviation (&gt;= 0).</param>
+    /// <returns>The initialiser.</returns>
+    /// <exception cref="ArgumentException">The mean or std is not finite, or std is negative.</exception>
+    public static Initializer Gaussian(double mean, double std) => new(InitModule.gaussian(mean, std));
+
     /// <summary>Every element <paramref name="value"/>.</summary>
     /// <param name="value">The value (finite).</param>
     /// <returns>The initialiser.</returns>
@@ -183,6 +191,17 @@ public static partial class Neurons
         new(NeuronModule.integrateAndFire((parameters ?? new()).ToFSharp()));
 }
 
+/// <summary>The shape of a projection's delay parameter.</summary>
+public enum DelayShape
+{
+    /// <summary>One delay for the whole projection (rank 0).</summary>
+    PerProjection,
+    /// <summary>One per presynaptic neuron, [in] (axonal delays).</summary>
+    PerInput,
+    /// <summary>One per synapse, [in, out].</summary>
+    PerSynapse,
+}
+
 /// <summary>The sign constraint of a projection's weights.</summary>
 public enum SynapseSign
 {
@@ -236,6 +255,23 @@ public sealed class SynapticProjection
     /// <returns>The new projection.</returns>
     /// <exception cref="ArgumentException">The shape is empty or not positive.</exception>
     public SynapticProjection WithOutShape(params int[] shape) => new(ProjectionModule.withOutShape(shape, Inner));
+
+    /// <summary>This projection with a learnable delay in seconds (parameter "delay"), for event-driven runs
+    /// (<see cref="EventRuns.RunEvents"/>) only; time-stepped runs refuse it.</summary>
+    /// <param name="init">The delay's initialiser, e.g. <c>Inits.Constant(1e-3)</c>; every delay must be &gt;= 0.</param>
+    /// <param name="axes">One delay per projection, per input neuron or per synapse.</param>
+    /// <returns>The new projection.</returns>
+    public SynapticProjection WithDelaySeconds(Initializer init, DelayShape axes = DelayShape.PerProjection)
+    {
+        ArgumentNullException.ThrowIfNull(init);
+        var a = axes switch
+        {
+            DelayShape.PerInput => DelayAxes.PerInput,
+            DelayShape.PerSynapse => DelayAxes.PerSynapse,
+            _ => DelayAxes.PerProjection,
+        };
+        return new(ProjectionModule.delaySeconds(init.Inner, a, Inner));
+    }
 
     /// <summary>The declared per-sample output shape (null: that of the populations it feeds).</summary>
     public IReadOnlyList<int>? OutShape => Inner.OutShape is null ? null : Array.AsReadOnly(Inner.OutShape.Value);
