@@ -1003,6 +1003,177 @@ module internal ConvTiles =
     let private tileRDScalar (kc, a: nativeptr<float>, aps, b0, b1, boffs, rows, c0, c1, ldc, lanes0, lanes1) =
         tileRScalar kc a aps b0 b1 boffs rows c0 c1 ldc lanes0 lanes1
 
+    /// Positions of one tileP512: a row chunk of the output.
+    let tilePositions = 14
+
+    /// 14 positions × 32 output channels (two zmm per position), for stride-1 convolutions with
+    /// 32k output channels per group: every lane does useful work, whatever the output width. A
+    /// packed [k; 32] (the step's 32 weights, two loads), one broadcast per position of the
+    /// shifted input row at b + boffs[p] (positions consecutive); the sums start at init (+ r ·
+    /// initStride for position r: the bias with stride 0, or c for later slices of the inner
+    /// dimension) and go to c + 32 r ([position; 32] scratch, transposed into the output later).
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
+    let private tileP512
+        (kc: int)
+        (a: nativeptr<float32>)
+        (b: nativeptr<float32>)
+        (boffs: nativeptr<int>)
+        (init: nativeptr<float32>)
+        (initStride: int)
+        (c: nativeptr<float32>)
+        =
+        let mutable s0a = Vector512.Load(NativePtr.add init (0 * initStride))
+        let mutable s0b = Vector512.Load(NativePtr.add init (0 * initStride + 16))
+        let mutable s1a = Vector512.Load(NativePtr.add init (1 * initStride))
+        let mutable s1b = Vector512.Load(NativePtr.add init (1 * initStride + 16))
+        let mutable s2a = Vector512.Load(NativePtr.add init (2 * initStride))
+        let mutable s2b = Vector512.Load(NativePtr.add init (2 * initStride + 16))
+        let mutable s3a = Vector512.Load(NativePtr.add init (3 * initStride))
+        let mutable s3b = Vector512.Load(NativePtr.add init (3 * initStride + 16))
+        let mutable s4a = Vector512.Load(NativePtr.add init (4 * initStride))
+        let mutable s4b = Vector512.Load(NativePtr.add init (4 * initStride + 16))
+        let mutable s5a = Vector512.Load(NativePtr.add init (5 * initStride))
+        let mutable s5b = Vector512.Load(NativePtr.add init (5 * initStride + 16))
+        let mutable s6a = Vector512.Load(NativePtr.add init (6 * initStride))
+        let mutable s6b = Vector512.Load(NativePtr.add init (6 * initStride + 16))
+        let mutable s7a = Vector512.Load(NativePtr.add init (7 * initStride))
+        let mutable s7b = Vector512.Load(NativePtr.add init (7 * initStride + 16))
+        let mutable s8a = Vector512.Load(NativePtr.add init (8 * initStride))
+        let mutable s8b = Vector512.Load(NativePtr.add init (8 * initStride + 16))
+        let mutable s9a = Vector512.Load(NativePtr.add init (9 * initStride))
+        let mutable s9b = Vector512.Load(NativePtr.add init (9 * initStride + 16))
+        let mutable s10a = Vector512.Load(NativePtr.add init (10 * initStride))
+        let mutable s10b = Vector512.Load(NativePtr.add init (10 * initStride + 16))
+        let mutable s11a = Vector512.Load(NativePtr.add init (11 * initStride))
+        let mutable s11b = Vector512.Load(NativePtr.add init (11 * initStride + 16))
+        let mutable s12a = Vector512.Load(NativePtr.add init (12 * initStride))
+        let mutable s12b = Vector512.Load(NativePtr.add init (12 * initStride + 16))
+        let mutable s13a = Vector512.Load(NativePtr.add init (13 * initStride))
+        let mutable s13b = Vector512.Load(NativePtr.add init (13 * initStride + 16))
+        let mutable pa = a
+        let mutable po = boffs
+
+        for _ in 1..kc do
+            let pb = NativePtr.add b (NativePtr.read po)
+            let w0 = Vector512.Load pa
+            let w1 = Vector512.Load(NativePtr.add pa 16)
+            let x = Vector512.Create(NativePtr.get pb 0)
+            s0a <- Avx512F.FusedMultiplyAdd(x, w0, s0a)
+            s0b <- Avx512F.FusedMultiplyAdd(x, w1, s0b)
+            let x = Vector512.Create(NativePtr.get pb 1)
+            s1a <- Avx512F.FusedMultiplyAdd(x, w0, s1a)
+            s1b <- Avx512F.FusedMultiplyAdd(x, w1, s1b)
+            let x = Vector512.Create(NativePtr.get pb 2)
+            s2a <- Avx512F.FusedMultiplyAdd(x, w0, s2a)
+            s2b <- Avx512F.FusedMultiplyAdd(x, w1, s2b)
+            let x = Vector512.Create(NativePtr.get pb 3)
+            s3a <- Avx512F.FusedMultiplyAdd(x, w0, s3a)
+            s3b <- Avx512F.FusedMultiplyAdd(x, w1, s3b)
+            let x = Vector512.Create(NativePtr.get pb 4)
+            s4a <- Avx512F.FusedMultiplyAdd(x, w0, s4a)
+            s4b <- Avx512F.FusedMultiplyAdd(x, w1, s4b)
+            let x = Vector512.Create(NativePtr.get pb 5)
+            s5a <- Avx512F.FusedMultiplyAdd(x, w0, s5a)
+            s5b <- Avx512F.FusedMultiplyAdd(x, w1, s5b)
+            let x = Vector512.Create(NativePtr.get pb 6)
+            s6a <- Avx512F.FusedMultiplyAdd(x, w0, s6a)
+            s6b <- Avx512F.FusedMultiplyAdd(x, w1, s6b)
+            let x = Vector512.Create(NativePtr.get pb 7)
+            s7a <- Avx512F.FusedMultiplyAdd(x, w0, s7a)
+            s7b <- Avx512F.FusedMultiplyAdd(x, w1, s7b)
+            let x = Vector512.Create(NativePtr.get pb 8)
+            s8a <- Avx512F.FusedMultiplyAdd(x, w0, s8a)
+            s8b <- Avx512F.FusedMultiplyAdd(x, w1, s8b)
+            let x = Vector512.Create(NativePtr.get pb 9)
+            s9a <- Avx512F.FusedMultiplyAdd(x, w0, s9a)
+            s9b <- Avx512F.FusedMultiplyAdd(x, w1, s9b)
+            let x = Vector512.Create(NativePtr.get pb 10)
+            s10a <- Avx512F.FusedMultiplyAdd(x, w0, s10a)
+            s10b <- Avx512F.FusedMultiplyAdd(x, w1, s10b)
+            let x = Vector512.Create(NativePtr.get pb 11)
+            s11a <- Avx512F.FusedMultiplyAdd(x, w0, s11a)
+            s11b <- Avx512F.FusedMultiplyAdd(x, w1, s11b)
+            let x = Vector512.Create(NativePtr.get pb 12)
+            s12a <- Avx512F.FusedMultiplyAdd(x, w0, s12a)
+            s12b <- Avx512F.FusedMultiplyAdd(x, w1, s12b)
+            let x = Vector512.Create(NativePtr.get pb 13)
+            s13a <- Avx512F.FusedMultiplyAdd(x, w0, s13a)
+            s13b <- Avx512F.FusedMultiplyAdd(x, w1, s13b)
+            pa <- NativePtr.add pa 32
+            po <- NativePtr.add po 1
+
+        Vector512.Store(s0a, NativePtr.add c (0 * 32))
+        Vector512.Store(s0b, NativePtr.add c (0 * 32 + 16))
+        Vector512.Store(s1a, NativePtr.add c (1 * 32))
+        Vector512.Store(s1b, NativePtr.add c (1 * 32 + 16))
+        Vector512.Store(s2a, NativePtr.add c (2 * 32))
+        Vector512.Store(s2b, NativePtr.add c (2 * 32 + 16))
+        Vector512.Store(s3a, NativePtr.add c (3 * 32))
+        Vector512.Store(s3b, NativePtr.add c (3 * 32 + 16))
+        Vector512.Store(s4a, NativePtr.add c (4 * 32))
+        Vector512.Store(s4b, NativePtr.add c (4 * 32 + 16))
+        Vector512.Store(s5a, NativePtr.add c (5 * 32))
+        Vector512.Store(s5b, NativePtr.add c (5 * 32 + 16))
+        Vector512.Store(s6a, NativePtr.add c (6 * 32))
+        Vector512.Store(s6b, NativePtr.add c (6 * 32 + 16))
+        Vector512.Store(s7a, NativePtr.add c (7 * 32))
+        Vector512.Store(s7b, NativePtr.add c (7 * 32 + 16))
+        Vector512.Store(s8a, NativePtr.add c (8 * 32))
+        Vector512.Store(s8b, NativePtr.add c (8 * 32 + 16))
+        Vector512.Store(s9a, NativePtr.add c (9 * 32))
+        Vector512.Store(s9b, NativePtr.add c (9 * 32 + 16))
+        Vector512.Store(s10a, NativePtr.add c (10 * 32))
+        Vector512.Store(s10b, NativePtr.add c (10 * 32 + 16))
+        Vector512.Store(s11a, NativePtr.add c (11 * 32))
+        Vector512.Store(s11b, NativePtr.add c (11 * 32 + 16))
+        Vector512.Store(s12a, NativePtr.add c (12 * 32))
+        Vector512.Store(s12b, NativePtr.add c (12 * 32 + 16))
+        Vector512.Store(s13a, NativePtr.add c (13 * 32))
+        Vector512.Store(s13b, NativePtr.add c (13 * 32 + 16))
+
+
+    /// One 32-channel block of a sample's stride-1 convolution into t [OutH · rowStride; 32]
+    /// (position (oh, ow) at oh · rowStride + ow, rowStride a multiple of tilePositions; the
+    /// columns past outW are computed and dropped). A packed [k; 32]; b the group's padded input
+    /// planes (rows srcStride apart). The inner dimension runs in slices of `slice` steps, each over
+    /// all row chunks, so a slice's weights and input planes stay in L1; the first starts at bias.
+    let panelP
+        (
+            k: int,
+            slice: int,
+            a: nativeptr<float32>,
+            b: nativeptr<float32>,
+            boffs: nativeptr<int>,
+            bias: nativeptr<float32>,
+            outH: int,
+            outW: int,
+            srcStride: int,
+            t: nativeptr<float32>,
+            rowStride: int
+        ) =
+        let mutable k0 = 0
+
+        while k0 < k do
+            let kc = min slice (k - k0)
+            let ak = NativePtr.add a (k0 * 32)
+            let ok = NativePtr.add boffs k0
+
+            for oh in 0 .. outH - 1 do
+                let mutable ow = 0
+
+                while ow < outW do
+                    let c = NativePtr.add t ((oh * rowStride + ow) * 32)
+                    let bk = NativePtr.add b (oh * srcStride + ow)
+
+                    if k0 = 0 then
+                        tileP512 kc ak bk ok bias 0 c
+                    else
+                        tileP512 kc ak bk ok c 32 c
+
+                    ow <- ow + tilePositions
+
+            k0 <- k0 + kc
+
     /// Lanes of one row chunk (nr / 2: the tiles' vector width).
     let chunkWidth<'T> = nr<'T> / 2
 
@@ -1426,6 +1597,132 @@ module internal ConvProducts =
 
         wb
 
+    /// Eight float32 vectors of eight, rows srcStride apart, transposed into rows dstStride apart
+    /// (AVX unpack, shuffle and lane permute).
+    let inline private transpose8 (src: nativeptr<float32>) (srcStride: int) (dst: nativeptr<float32>) (dstStride: int) =
+        let inline at (r: int) =
+            Vector256.Load(NativePtr.add src (r * srcStride))
+
+        let t0 = Avx.UnpackLow(at 0, at 1)
+        let t1 = Avx.UnpackHigh(at 0, at 1)
+        let t2 = Avx.UnpackLow(at 2, at 3)
+        let t3 = Avx.UnpackHigh(at 2, at 3)
+        let t4 = Avx.UnpackLow(at 4, at 5)
+        let t5 = Avx.UnpackHigh(at 4, at 5)
+        let t6 = Avx.UnpackLow(at 6, at 7)
+        let t7 = Avx.UnpackHigh(at 6, at 7)
+        let u0 = Avx.Shuffle(t0, t2, 0x44uy)
+        let u1 = Avx.Shuffle(t0, t2, 0xEEuy)
+        let u2 = Avx.Shuffle(t1, t3, 0x44uy)
+        let u3 = Avx.Shuffle(t1, t3, 0xEEuy)
+        let u4 = Avx.Shuffle(t4, t6, 0x44uy)
+        let u5 = Avx.Shuffle(t4, t6, 0xEEuy)
+        let u6 = Avx.Shuffle(t5, t7, 0x44uy)
+        let u7 = Avx.Shuffle(t5, t7, 0xEEuy)
+
+        let inline put (j: int) (v: Vector256<float32>) =
+            Vector256.Store(v, NativePtr.add dst (j * dstStride))
+
+        put 0 (Avx.Permute2x128(u0, u4, 0x20uy))
+        put 1 (Avx.Permute2x128(u1, u5, 0x20uy))
+        put 2 (Avx.Permute2x128(u2, u6, 0x20uy))
+        put 3 (Avx.Permute2x128(u3, u7, 0x20uy))
+        put 4 (Avx.Permute2x128(u0, u4, 0x31uy))
+        put 5 (Avx.Permute2x128(u1, u5, 0x31uy))
+        put 6 (Avx.Permute2x128(u2, u6, 0x31uy))
+        put 7 (Avx.Permute2x128(u3, u7, 0x31uy))
+
+    /// True when forwardP computes the convolution: float32 on the AVX-512 path, stride 1, and
+    /// whole 32-channel blocks of output channels per group.
+    let private takesP (cg: ConvGeometry) =
+        ConvTiles.path = 2
+        && cg.Window.StrideH = 1
+        && cg.Window.StrideW = 1
+        && cg.GroupOutputs % 32 = 0
+
+    /// The stride-1 forward with output channels in the vector lanes (ConvTiles.tileP512): a
+    /// 14-wide row fills 14 of 16 lanes of the row tiles, while 32 channels fill all of theirs
+    /// (and a step loads two weight vectors for 28 multiply-adds instead of two input vectors for
+    /// 16). Each 32-channel block of a sample goes to a [positions; 32] scratch, then is
+    /// transposed into y in 8 × 8 blocks.
+    let private forwardP (cg: ConvGeometry) (batch: int) (x: float32[]) (w: float32[]) (bias: float32[]) (y: float32[]) =
+        let g = cg.Window
+        let groups, kg, og, o = cg.Groups, cg.GroupRows, cg.GroupOutputs, cg.OutChannels
+        let src = sourceOf cg ConvTiles.nr<float32>
+        let blocks = og / 32
+        let wb = Array.zeroCreate<float32> (groups * og * kg)
+
+        for gi in 0 .. groups - 1 do
+            for oi in 0 .. og - 1 do
+                for p in 0 .. kg - 1 do
+                    wb[((gi * blocks + oi / 32) * kg + p) * 32 + oi % 32] <- w[(gi * og + oi) * kg + p]
+
+        let biasOrZero = if isNull bias then Array.zeroCreate<float32> o else bias
+        // Slices of whole input planes, at most about 224 steps (28 KB of weights).
+        let kk = g.KernelH * g.KernelW
+        let slices = (kg + 223) / 224
+        let slice = (cg.GroupChannels + slices - 1) / slices * kk
+        let rsT = roundUp g.OutW ConvTiles.tilePositions
+        let tStart = src.Size
+        let plane = g.Positions
+
+        split batch (macs cg batch) (fun _ n0 n1 ->
+            let scratch = ConvScratch.F32(tStart + g.OutH * rsT * 32)
+            Span<float32>(scratch, 0, src.Size).Clear()
+            use ps = fixed scratch
+            use pw = fixed wb
+            use po = fixed src.Offsets
+            use pbias = fixed biasOrZero
+            use py = fixed y
+            let pt = NativePtr.add ps tStart
+
+            for n in n0 .. n1 - 1 do
+                load src g x n scratch
+
+                for gi in 0 .. groups - 1 do
+                    for ob in 0 .. blocks - 1 do
+                        ConvTiles.panelP (
+                            kg,
+                            slice,
+                            NativePtr.add pw ((gi * blocks + ob) * kg * 32),
+                            NativePtr.add ps (gi * src.GroupStride),
+                            po,
+                            NativePtr.add pbias (gi * og + ob * 32),
+                            g.OutH,
+                            g.OutW,
+                            src.RowStride,
+                            pt,
+                            rsT
+                        )
+
+                        let dst = NativePtr.add py ((n * o + gi * og + ob * 32) * plane)
+
+                        if g.OutW < 8 || not Avx.IsSupported then
+                            for oh in 0 .. g.OutH - 1 do
+                                for ow in 0 .. g.OutW - 1 do
+                                    for oc in 0..31 do
+                                        NativePtr.set
+                                            dst
+                                            (oc * plane + oh * g.OutW + ow)
+                                            (NativePtr.get pt ((oh * rsT + ow) * 32 + oc))
+                        else
+                            for q in 0..3 do
+                                for oh in 0 .. g.OutH - 1 do
+                                    let mutable ow = 0
+
+                                    while ow < g.OutW do
+                                        // The last block overlaps the previous one.
+                                        let o0 = min ow (g.OutW - 8)
+
+                                        transpose8
+                                            (NativePtr.add pt ((oh * rsT + o0) * 32 + q * 8))
+                                            32
+                                            (NativePtr.add dst (q * 8 * plane + oh * g.OutW + o0))
+                                            plane
+
+                                        ow <- o0 + 8)
+        |> ignore
+
     /// y [batch; O; OutH; OutW] from x [batch; C; H; W], w [O; C/groups; kh; kw] and bias [O] (or null).
     let inline private forward
         ([<InlineIfLambda>] panelB:
@@ -1573,20 +1870,7 @@ module internal ConvProducts =
     let inline private backwardData
         ([<InlineIfLambda>] panelB:
             int * int * int * nativeptr<'T> * int * nativeptr<'T> * nativeptr<int> * nativeptr<'T> * int * bool -> unit)
-        ([<InlineIfLambda>] panelR:
-            int *
-            int *
-            int *
-            int *
-            nativeptr<'T> *
-            nativeptr<'T> *
-            nativeptr<int> *
-            nativeptr<'T> *
-            nativeptr<int> *
-            int *
-            nativeptr<'T> *
-            int
-                -> unit)
+        (forwardOf: ConvGeometry -> int -> 'T[] -> 'T[] -> 'T[] -> 'T[] -> unit)
         (scratchOf: int -> 'T[])
         (nr: int)
         (cg: ConvGeometry)
@@ -1660,7 +1944,7 @@ module internal ConvProducts =
                     OutChannels = g.Channels
                 }
 
-            forward panelB panelR scratchOf nr transposed batch dy flipped null dx
+            forwardOf transposed batch dy flipped null dx
         else
             // Patches' gradient Wᵀ · dy per sample, folded back.
             let lp, kpad = roundUp l nr, roundUp kg mr
@@ -1893,16 +2177,37 @@ module internal ConvProducts =
                     dw[(gi * og + oi) * kg + p] <- s
 
     let forwardS (cg, batch, x: float32[], w, bias, y) =
-        forward ConvTiles.panelBS ConvTiles.panelRS ConvScratch.F32 ConvTiles.nr<float32> cg batch x w bias y
+        if takesP cg then
+            forwardP cg batch x w bias y
+        else
+            forward ConvTiles.panelBS ConvTiles.panelRS ConvScratch.F32 ConvTiles.nr<float32> cg batch x w bias y
 
     let forwardD (cg, batch, x: float[], w, bias, y) =
         forward ConvTiles.panelBD ConvTiles.panelRD ConvScratch.F64 ConvTiles.nr<float> cg batch x w bias y
 
     let backwardDataS (cg, batch, w: float32[], dy, dx) =
-        backwardData ConvTiles.panelBS ConvTiles.panelRS ConvScratch.F32 ConvTiles.nr<float32> cg batch w dy dx
+        backwardData
+            ConvTiles.panelBS
+            (fun cg batch x w bias y -> forwardS (cg, batch, x, w, bias, y))
+            ConvScratch.F32
+            ConvTiles.nr<float32>
+            cg
+            batch
+            w
+            dy
+            dx
 
     let backwardDataD (cg, batch, w: float[], dy, dx) =
-        backwardData ConvTiles.panelBD ConvTiles.panelRD ConvScratch.F64 ConvTiles.nr<float> cg batch w dy dx
+        backwardData
+            ConvTiles.panelBD
+            (fun cg batch x w bias y -> forwardD (cg, batch, x, w, bias, y))
+            ConvScratch.F64
+            ConvTiles.nr<float>
+            cg
+            batch
+            w
+            dy
+            dx
 
     let backwardWeightS (cg, batch, x: float32[], dy, dw) =
         backwardWeight ConvTiles.panelAS transposeS ConvScratch.F32 ConvTiles.nr<float32> cg batch x dy dw
