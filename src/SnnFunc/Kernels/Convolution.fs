@@ -1132,13 +1132,79 @@ module internal ConvTiles =
         Vector512.Store(s13b, NativePtr.add c (13 * 32 + 16))
 
 
-    /// One 32-channel block of a sample's stride-1 convolution into t [OutH · rowStride; 32]
-    /// (position (oh, ow) at oh · rowStride + ow, rowStride a multiple of tilePositions; the
-    /// columns past outW are computed and dropped). A packed [k; 32]; b the group's padded input
-    /// planes (rows srcStride apart). The inner dimension runs in slices of `slice` steps, each over
-    /// all row chunks, so a slice's weights and input planes stay in L1; the first starts at bias.
+    /// tileP512 for 16 output channels (one zmm per position): 14 sums, one weight load and 14
+    /// broadcasts per step; c holds [position; 16].
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
+    let private tileP512x1
+        (kc: int)
+        (a: nativeptr<float32>)
+        (b: nativeptr<float32>)
+        (boffs: nativeptr<int>)
+        (init: nativeptr<float32>)
+        (initStride: int)
+        (c: nativeptr<float32>)
+        =
+        let mutable s0 = Vector512.Load(NativePtr.add init (0 * initStride))
+        let mutable s1 = Vector512.Load(NativePtr.add init (1 * initStride))
+        let mutable s2 = Vector512.Load(NativePtr.add init (2 * initStride))
+        let mutable s3 = Vector512.Load(NativePtr.add init (3 * initStride))
+        let mutable s4 = Vector512.Load(NativePtr.add init (4 * initStride))
+        let mutable s5 = Vector512.Load(NativePtr.add init (5 * initStride))
+        let mutable s6 = Vector512.Load(NativePtr.add init (6 * initStride))
+        let mutable s7 = Vector512.Load(NativePtr.add init (7 * initStride))
+        let mutable s8 = Vector512.Load(NativePtr.add init (8 * initStride))
+        let mutable s9 = Vector512.Load(NativePtr.add init (9 * initStride))
+        let mutable s10 = Vector512.Load(NativePtr.add init (10 * initStride))
+        let mutable s11 = Vector512.Load(NativePtr.add init (11 * initStride))
+        let mutable s12 = Vector512.Load(NativePtr.add init (12 * initStride))
+        let mutable s13 = Vector512.Load(NativePtr.add init (13 * initStride))
+        let mutable pa = a
+        let mutable po = boffs
+
+        for _ in 1..kc do
+            let pb = NativePtr.add b (NativePtr.read po)
+            let w0 = Vector512.Load pa
+            s0 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 0), w0, s0)
+            s1 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 1), w0, s1)
+            s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
+            s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
+            s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
+            s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
+            s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
+            s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
+            s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
+            s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
+            s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
+            s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
+            s12 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 12), w0, s12)
+            s13 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 13), w0, s13)
+            pa <- NativePtr.add pa 16
+            po <- NativePtr.add po 1
+
+        Vector512.Store(s0, NativePtr.add c (0 * 16))
+        Vector512.Store(s1, NativePtr.add c (1 * 16))
+        Vector512.Store(s2, NativePtr.add c (2 * 16))
+        Vector512.Store(s3, NativePtr.add c (3 * 16))
+        Vector512.Store(s4, NativePtr.add c (4 * 16))
+        Vector512.Store(s5, NativePtr.add c (5 * 16))
+        Vector512.Store(s6, NativePtr.add c (6 * 16))
+        Vector512.Store(s7, NativePtr.add c (7 * 16))
+        Vector512.Store(s8, NativePtr.add c (8 * 16))
+        Vector512.Store(s9, NativePtr.add c (9 * 16))
+        Vector512.Store(s10, NativePtr.add c (10 * 16))
+        Vector512.Store(s11, NativePtr.add c (11 * 16))
+        Vector512.Store(s12, NativePtr.add c (12 * 16))
+        Vector512.Store(s13, NativePtr.add c (13 * 16))
+
+    /// One block of cb (32 or 16) output channels of a sample's stride-1 convolution into t
+    /// [OutH · rowStride; cb] (position (oh, ow) at oh · rowStride + ow, rowStride a multiple of
+    /// tilePositions; the columns past outW are computed and dropped). A packed [k; cb]; b the
+    /// group's padded input planes (rows srcStride apart). The inner dimension runs in slices of
+    /// `slice` steps, each over all row chunks, so a slice's weights and input planes stay in L1;
+    /// the first slice starts at the bias.
     let panelP
         (
+            cb: int,
             k: int,
             slice: int,
             a: nativeptr<float32>,
@@ -1155,20 +1221,21 @@ module internal ConvTiles =
 
         while k0 < k do
             let kc = min slice (k - k0)
-            let ak = NativePtr.add a (k0 * 32)
+            let ak = NativePtr.add a (k0 * cb)
             let ok = NativePtr.add boffs k0
 
             for oh in 0 .. outH - 1 do
                 let mutable ow = 0
 
                 while ow < outW do
-                    let c = NativePtr.add t ((oh * rowStride + ow) * 32)
+                    let c = NativePtr.add t ((oh * rowStride + ow) * cb)
                     let bk = NativePtr.add b (oh * srcStride + ow)
+                    let init, initStride = if k0 = 0 then bias, 0 else c, cb
 
-                    if k0 = 0 then
-                        tileP512 kc ak bk ok bias 0 c
+                    if cb = 32 then
+                        tileP512 kc ak bk ok init initStride c
                     else
-                        tileP512 kc ak bk ok c 32 c
+                        tileP512x1 kc ak bk ok init initStride c
 
                     ow <- ow + tilePositions
 
@@ -1632,42 +1699,50 @@ module internal ConvProducts =
         put 6 (Avx.Permute2x128(u2, u6, 0x31uy))
         put 7 (Avx.Permute2x128(u3, u7, 0x31uy))
 
-    /// True when forwardP computes the convolution: float32 on the AVX-512 path, stride 1, and
-    /// whole 32-channel blocks of output channels per group.
-    let private takesP (cg: ConvGeometry) =
-        ConvTiles.path = 2
-        && cg.Window.StrideH = 1
-        && cg.Window.StrideW = 1
-        && cg.GroupOutputs % 32 = 0
+    /// The channel block of forwardP for a convolution (0: forwardP does not take it): float32 on
+    /// the AVX-512 path, stride 1, whole blocks of 32 (or 16) output channels per group, and an
+    /// inner dimension long enough to pay for a tile's 28 loads and stores and the transpose (1 ->
+    /// 16 channels with 3 × 3 or 5 × 5 kernels ran a third slower than with the row tiles).
+    let private blockP (cg: ConvGeometry) =
+        if
+            ConvTiles.path <> 2
+            || cg.Window.StrideH <> 1
+            || cg.Window.StrideW <> 1
+            || cg.GroupRows < 64
+        then
+            0
+        elif cg.GroupOutputs % 32 = 0 then 32
+        elif cg.GroupOutputs % 16 = 0 then 16
+        else 0
 
     /// The stride-1 forward with output channels in the vector lanes (ConvTiles.tileP512): a
-    /// 14-wide row fills 14 of 16 lanes of the row tiles, while 32 channels fill all of theirs
-    /// (and a step loads two weight vectors for 28 multiply-adds instead of two input vectors for
-    /// 16). Each 32-channel block of a sample goes to a [positions; 32] scratch, then is
-    /// transposed into y in 8 × 8 blocks.
-    let private forwardP (cg: ConvGeometry) (batch: int) (x: float32[]) (w: float32[]) (bias: float32[]) (y: float32[]) =
+    /// 14-wide row fills 14 of 16 lanes of the row tiles, while 32 (16) channels fill all of theirs,
+    /// and a step loads two weight vectors for 28 multiply-adds instead of two input vectors for
+    /// 16. Each channel block of a sample goes to a [positions; cb] scratch, then is transposed
+    /// into y in 8 × 8 blocks.
+    let private forwardP (cb: int) (cg: ConvGeometry) (batch: int) (x: float32[]) (w: float32[]) (bias: float32[]) (y: float32[]) =
         let g = cg.Window
         let groups, kg, og, o = cg.Groups, cg.GroupRows, cg.GroupOutputs, cg.OutChannels
         let src = sourceOf cg ConvTiles.nr<float32>
-        let blocks = og / 32
+        let blocks = og / cb
         let wb = Array.zeroCreate<float32> (groups * og * kg)
 
         for gi in 0 .. groups - 1 do
             for oi in 0 .. og - 1 do
                 for p in 0 .. kg - 1 do
-                    wb[((gi * blocks + oi / 32) * kg + p) * 32 + oi % 32] <- w[(gi * og + oi) * kg + p]
+                    wb[((gi * blocks + oi / cb) * kg + p) * cb + oi % cb] <- w[(gi * og + oi) * kg + p]
 
         let biasOrZero = if isNull bias then Array.zeroCreate<float32> o else bias
-        // Slices of whole input planes, at most about 224 steps (28 KB of weights).
+        // Slices of whole input planes, at most about 224 steps (28 KB of weights for 32 channels).
         let kk = g.KernelH * g.KernelW
-        let slices = (kg + 223) / 224
+        let slices = (kg * cb / 32 + 223) / 224
         let slice = (cg.GroupChannels + slices - 1) / slices * kk
         let rsT = roundUp g.OutW ConvTiles.tilePositions
         let tStart = src.Size
         let plane = g.Positions
 
         split batch (macs cg batch) (fun _ n0 n1 ->
-            let scratch = ConvScratch.F32(tStart + g.OutH * rsT * 32)
+            let scratch = ConvScratch.F32(tStart + g.OutH * rsT * cb)
             Span<float32>(scratch, 0, src.Size).Clear()
             use ps = fixed scratch
             use pw = fixed wb
@@ -1682,12 +1757,13 @@ module internal ConvProducts =
                 for gi in 0 .. groups - 1 do
                     for ob in 0 .. blocks - 1 do
                         ConvTiles.panelP (
+                            cb,
                             kg,
                             slice,
-                            NativePtr.add pw ((gi * blocks + ob) * kg * 32),
+                            NativePtr.add pw ((gi * blocks + ob) * kg * cb),
                             NativePtr.add ps (gi * src.GroupStride),
                             po,
-                            NativePtr.add pbias (gi * og + ob * 32),
+                            NativePtr.add pbias (gi * og + ob * cb),
                             g.OutH,
                             g.OutW,
                             src.RowStride,
@@ -1695,18 +1771,18 @@ module internal ConvProducts =
                             rsT
                         )
 
-                        let dst = NativePtr.add py ((n * o + gi * og + ob * 32) * plane)
+                        let dst = NativePtr.add py ((n * o + gi * og + ob * cb) * plane)
 
                         if g.OutW < 8 || not Avx.IsSupported then
                             for oh in 0 .. g.OutH - 1 do
                                 for ow in 0 .. g.OutW - 1 do
-                                    for oc in 0..31 do
+                                    for oc in 0 .. cb - 1 do
                                         NativePtr.set
                                             dst
                                             (oc * plane + oh * g.OutW + ow)
-                                            (NativePtr.get pt ((oh * rsT + ow) * 32 + oc))
+                                            (NativePtr.get pt ((oh * rsT + ow) * cb + oc))
                         else
-                            for q in 0..3 do
+                            for q in 0 .. cb / 8 - 1 do
                                 for oh in 0 .. g.OutH - 1 do
                                     let mutable ow = 0
 
@@ -1715,8 +1791,8 @@ module internal ConvProducts =
                                         let o0 = min ow (g.OutW - 8)
 
                                         transpose8
-                                            (NativePtr.add pt ((oh * rsT + o0) * 32 + q * 8))
-                                            32
+                                            (NativePtr.add pt ((oh * rsT + o0) * cb + q * 8))
+                                            cb
                                             (NativePtr.add dst (q * 8 * plane + oh * g.OutW + o0))
                                             plane
 
@@ -2177,10 +2253,9 @@ module internal ConvProducts =
                     dw[(gi * og + oi) * kg + p] <- s
 
     let forwardS (cg, batch, x: float32[], w, bias, y) =
-        if takesP cg then
-            forwardP cg batch x w bias y
-        else
-            forward ConvTiles.panelBS ConvTiles.panelRS ConvScratch.F32 ConvTiles.nr<float32> cg batch x w bias y
+        match blockP cg with
+        | 0 -> forward ConvTiles.panelBS ConvTiles.panelRS ConvScratch.F32 ConvTiles.nr<float32> cg batch x w bias y
+        | cb -> forwardP cb cg batch x w bias y
 
     let forwardD (cg, batch, x: float[], w, bias, y) =
         forward ConvTiles.panelBD ConvTiles.panelRD ConvScratch.F64 ConvTiles.nr<float> cg batch x w bias y
