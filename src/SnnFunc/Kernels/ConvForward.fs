@@ -207,8 +207,13 @@ module internal ConvForward =
             split batch (macs cg batch) (fun _ n0 n1 ->
                 let scratch = scratchOf (outStart + (o + mr) * lp)
 
-                if src.Implicit then
-                    Span<'T>(scratch, 0, src.Size).Clear()
+                // The unfold writes columns [0, positions) of each patch row, and the tiles read up
+                // to lp (and add to the mr rows past the output with a bias): those must not hold
+                // leftovers, whose denormals slow every multiply-add that reads them.
+                for r in 0 .. g.Rows - 1 do
+                    Span<'T>(scratch, r * lp + g.Positions, lp - g.Positions).Clear()
+
+                Span<'T>(scratch, outStart + o * lp, mr * lp).Clear()
 
                 use ps = fixed scratch
                 use pw = fixed wt
@@ -353,6 +358,13 @@ module internal ConvForward =
 
             split batch (macs cg batch) (fun _ n0 n1 ->
                 let scratch = scratchOf (dyStart + o * lp)
+
+                // The copies below fill columns [0, l) of each dy row; the tiles also read the
+                // columns up to lp, which must not hold leftovers (denormals there made the AVX2
+                // input gradient of a 16 -> 32 layer 10-30 times slower).
+                for oi in 0 .. o - 1 do
+                    Span<'T>(scratch, dyStart + oi * lp + l, lp - l).Clear()
+
                 use ps = fixed scratch
                 use pw = fixed wd
                 use po = fixed offsets
