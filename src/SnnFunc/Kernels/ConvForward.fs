@@ -14,6 +14,7 @@ open SnnFunc.Kernels.ConvProducts
 /// Forward and input-gradient products, sample by sample.
 module internal ConvForward =
 
+    /// The channel block of forwardP for a convolution (0: forwardP does not take it): float32 on
     /// the AVX-512 path, stride 1, whole blocks of 32 (or 16) output channels per group, and an
     /// inner dimension long enough to pay for a tile's 28 loads and stores and the transpose (1 ->
     /// 16 channels with 3 × 3 or 5 × 5 kernels ran a third slower than with the row tiles).

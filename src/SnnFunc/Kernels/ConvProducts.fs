@@ -243,6 +243,3 @@ module internal ConvProducts =
         put 5 (Avx.Permute2x128(u1, u5, 0x31uy))
         put 6 (Avx.Permute2x128(u2, u6, 0x31uy))
         put 7 (Avx.Permute2x128(u3, u7, 0x31uy))
-
-/// The channel block of forwardP for a convolution (0: forwardP does not take it): float32 on
-/// The channel block of forwardP for a convolution (0: forwardP does not take it): float32 on
