@@ -98,8 +98,21 @@ let profile (argv: string[]) =
         let b = normal 3L [| cout |]
         let ct = normal 4L [| batch; cout; hw; hw |]
 
+        // With the median, the collections (count and total pause) during the warm-up and timed calls.
         let time name (f: unit -> 'a) =
-            printfn "conv-profile cin=%d cout=%d hw=%d k=%d %s ms=%.3f" cin cout hw k name (1000.0 * Timing.median 10 reps (f >> ignore))
+            let gcs, pause = System.GC.CollectionCount 0, System.GC.GetTotalPauseDuration()
+            let median = Timing.median 10 reps (f >> ignore)
+
+            printfn
+                "conv-profile cin=%d cout=%d hw=%d k=%d %s ms=%.3f gcs=%d gc_pause_ms=%.3f"
+                cin
+                cout
+                hw
+                k
+                name
+                (1000.0 * median)
+                (System.GC.CollectionCount 0 - gcs)
+                (System.GC.GetTotalPauseDuration() - pause).TotalMilliseconds
 
         let cg: Kernels.ConvGeometry =
             {

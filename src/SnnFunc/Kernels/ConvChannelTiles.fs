@@ -1,0 +1,252 @@
+/// Channels-in-lanes tiles of stride-1 convolutions (AVX-512, float32): the output channels fill
+/// the vector lanes, 14 output positions per tile, whatever the output width.
+namespace SnnFunc.Kernels
+
+open System
+open System.Numerics
+open System.Runtime.CompilerServices
+open System.Threading
+open System.Runtime.Intrinsics
+open System.Runtime.Intrinsics.X86
+open Microsoft.FSharp.NativeInterop
+
+/// tileP512 (32 channels) and tileP512x1 (16 channels) and the panel over a sample's row chunks.
+module internal ConvChannelTiles =
+
+    /// Positions of one tileP512: a row chunk of the output.
+    let tilePositions = 14
+
+    /// 14 positions × 32 output channels (two zmm per position), for stride-1 convolutions with
+    /// 32k output channels per group: every lane does useful work, whatever the output width. A
+    /// packed [k; 32] (the step's 32 weights, two loads), one broadcast per position of the
+    /// shifted input row at b + boffs[p] (positions consecutive); the sums start at init (+ r ·
+    /// initStride for position r: the bias with stride 0, or c for later slices of the inner
+    /// dimension) and go to c + 32 r ([position; 32] scratch, transposed into the output later).
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
+    let private tileP512
+        (kc: int)
+        (a: nativeptr<float32>)
+        (b: nativeptr<float32>)
+        (boffs: nativeptr<int>)
+        (init: nativeptr<float32>)
+        (initStride: int)
+        (c: nativeptr<float32>)
+        =
+        let mutable s0a = Vector512.Load(NativePtr.add init (0 * initStride))
+        let mutable s0b = Vector512.Load(NativePtr.add init (0 * initStride + 16))
+        let mutable s1a = Vector512.Load(NativePtr.add init (1 * initStride))
+        let mutable s1b = Vector512.Load(NativePtr.add init (1 * initStride + 16))
+        let mutable s2a = Vector512.Load(NativePtr.add init (2 * initStride))
+        let mutable s2b = Vector512.Load(NativePtr.add init (2 * initStride + 16))
+        let mutable s3a = Vector512.Load(NativePtr.add init (3 * initStride))
+        let mutable s3b = Vector512.Load(NativePtr.add init (3 * initStride + 16))
+        let mutable s4a = Vector512.Load(NativePtr.add init (4 * initStride))
+        let mutable s4b = Vector512.Load(NativePtr.add init (4 * initStride + 16))
+        let mutable s5a = Vector512.Load(NativePtr.add init (5 * initStride))
+        let mutable s5b = Vector512.Load(NativePtr.add init (5 * initStride + 16))
+        let mutable s6a = Vector512.Load(NativePtr.add init (6 * initStride))
+        let mutable s6b = Vector512.Load(NativePtr.add init (6 * initStride + 16))
+        let mutable s7a = Vector512.Load(NativePtr.add init (7 * initStride))
+        let mutable s7b = Vector512.Load(NativePtr.add init (7 * initStride + 16))
+        let mutable s8a = Vector512.Load(NativePtr.add init (8 * initStride))
+        let mutable s8b = Vector512.Load(NativePtr.add init (8 * initStride + 16))
+        let mutable s9a = Vector512.Load(NativePtr.add init (9 * initStride))
+        let mutable s9b = Vector512.Load(NativePtr.add init (9 * initStride + 16))
+        let mutable s10a = Vector512.Load(NativePtr.add init (10 * initStride))
+        let mutable s10b = Vector512.Load(NativePtr.add init (10 * initStride + 16))
+        let mutable s11a = Vector512.Load(NativePtr.add init (11 * initStride))
+        let mutable s11b = Vector512.Load(NativePtr.add init (11 * initStride + 16))
+        let mutable s12a = Vector512.Load(NativePtr.add init (12 * initStride))
+        let mutable s12b = Vector512.Load(NativePtr.add init (12 * initStride + 16))
+        let mutable s13a = Vector512.Load(NativePtr.add init (13 * initStride))
+        let mutable s13b = Vector512.Load(NativePtr.add init (13 * initStride + 16))
+        let mutable pa = a
+        let mutable po = boffs
+
+        for _ in 1..kc do
+            let pb = NativePtr.add b (NativePtr.read po)
+            let w0 = Vector512.Load pa
+            let w1 = Vector512.Load(NativePtr.add pa 16)
+            let x = Vector512.Create(NativePtr.get pb 0)
+            s0a <- Avx512F.FusedMultiplyAdd(x, w0, s0a)
+            s0b <- Avx512F.FusedMultiplyAdd(x, w1, s0b)
+            let x = Vector512.Create(NativePtr.get pb 1)
+            s1a <- Avx512F.FusedMultiplyAdd(x, w0, s1a)
+            s1b <- Avx512F.FusedMultiplyAdd(x, w1, s1b)
+            let x = Vector512.Create(NativePtr.get pb 2)
+            s2a <- Avx512F.FusedMultiplyAdd(x, w0, s2a)
+            s2b <- Avx512F.FusedMultiplyAdd(x, w1, s2b)
+            let x = Vector512.Create(NativePtr.get pb 3)
+            s3a <- Avx512F.FusedMultiplyAdd(x, w0, s3a)
+            s3b <- Avx512F.FusedMultiplyAdd(x, w1, s3b)
+            let x = Vector512.Create(NativePtr.get pb 4)
+            s4a <- Avx512F.FusedMultiplyAdd(x, w0, s4a)
+            s4b <- Avx512F.FusedMultiplyAdd(x, w1, s4b)
+            let x = Vector512.Create(NativePtr.get pb 5)
+            s5a <- Avx512F.FusedMultiplyAdd(x, w0, s5a)
+            s5b <- Avx512F.FusedMultiplyAdd(x, w1, s5b)
+            let x = Vector512.Create(NativePtr.get pb 6)
+            s6a <- Avx512F.FusedMultiplyAdd(x, w0, s6a)
+            s6b <- Avx512F.FusedMultiplyAdd(x, w1, s6b)
+            let x = Vector512.Create(NativePtr.get pb 7)
+            s7a <- Avx512F.FusedMultiplyAdd(x, w0, s7a)
+            s7b <- Avx512F.FusedMultiplyAdd(x, w1, s7b)
+            let x = Vector512.Create(NativePtr.get pb 8)
+            s8a <- Avx512F.FusedMultiplyAdd(x, w0, s8a)
+            s8b <- Avx512F.FusedMultiplyAdd(x, w1, s8b)
+            let x = Vector512.Create(NativePtr.get pb 9)
+            s9a <- Avx512F.FusedMultiplyAdd(x, w0, s9a)
+            s9b <- Avx512F.FusedMultiplyAdd(x, w1, s9b)
+            let x = Vector512.Create(NativePtr.get pb 10)
+            s10a <- Avx512F.FusedMultiplyAdd(x, w0, s10a)
+            s10b <- Avx512F.FusedMultiplyAdd(x, w1, s10b)
+            let x = Vector512.Create(NativePtr.get pb 11)
+            s11a <- Avx512F.FusedMultiplyAdd(x, w0, s11a)
+            s11b <- Avx512F.FusedMultiplyAdd(x, w1, s11b)
+            let x = Vector512.Create(NativePtr.get pb 12)
+            s12a <- Avx512F.FusedMultiplyAdd(x, w0, s12a)
+            s12b <- Avx512F.FusedMultiplyAdd(x, w1, s12b)
+            let x = Vector512.Create(NativePtr.get pb 13)
+            s13a <- Avx512F.FusedMultiplyAdd(x, w0, s13a)
+            s13b <- Avx512F.FusedMultiplyAdd(x, w1, s13b)
+            pa <- NativePtr.add pa 32
+            po <- NativePtr.add po 1
+
+        Vector512.Store(s0a, NativePtr.add c (0 * 32))
+        Vector512.Store(s0b, NativePtr.add c (0 * 32 + 16))
+        Vector512.Store(s1a, NativePtr.add c (1 * 32))
+        Vector512.Store(s1b, NativePtr.add c (1 * 32 + 16))
+        Vector512.Store(s2a, NativePtr.add c (2 * 32))
+        Vector512.Store(s2b, NativePtr.add c (2 * 32 + 16))
+        Vector512.Store(s3a, NativePtr.add c (3 * 32))
+        Vector512.Store(s3b, NativePtr.add c (3 * 32 + 16))
+        Vector512.Store(s4a, NativePtr.add c (4 * 32))
+        Vector512.Store(s4b, NativePtr.add c (4 * 32 + 16))
+        Vector512.Store(s5a, NativePtr.add c (5 * 32))
+        Vector512.Store(s5b, NativePtr.add c (5 * 32 + 16))
+        Vector512.Store(s6a, NativePtr.add c (6 * 32))
+        Vector512.Store(s6b, NativePtr.add c (6 * 32 + 16))
+        Vector512.Store(s7a, NativePtr.add c (7 * 32))
+        Vector512.Store(s7b, NativePtr.add c (7 * 32 + 16))
+        Vector512.Store(s8a, NativePtr.add c (8 * 32))
+        Vector512.Store(s8b, NativePtr.add c (8 * 32 + 16))
+        Vector512.Store(s9a, NativePtr.add c (9 * 32))
+        Vector512.Store(s9b, NativePtr.add c (9 * 32 + 16))
+        Vector512.Store(s10a, NativePtr.add c (10 * 32))
+        Vector512.Store(s10b, NativePtr.add c (10 * 32 + 16))
+        Vector512.Store(s11a, NativePtr.add c (11 * 32))
+        Vector512.Store(s11b, NativePtr.add c (11 * 32 + 16))
+        Vector512.Store(s12a, NativePtr.add c (12 * 32))
+        Vector512.Store(s12b, NativePtr.add c (12 * 32 + 16))
+        Vector512.Store(s13a, NativePtr.add c (13 * 32))
+        Vector512.Store(s13b, NativePtr.add c (13 * 32 + 16))
+
+
+    /// tileP512 for 16 output channels (one zmm per position): 14 sums, one weight load and 14
+    /// broadcasts per step; c holds [position; 16].
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
+    let private tileP512x1
+        (kc: int)
+        (a: nativeptr<float32>)
+        (b: nativeptr<float32>)
+        (boffs: nativeptr<int>)
+        (init: nativeptr<float32>)
+        (initStride: int)
+        (c: nativeptr<float32>)
+        =
+        let mutable s0 = Vector512.Load(NativePtr.add init (0 * initStride))
+        let mutable s1 = Vector512.Load(NativePtr.add init (1 * initStride))
+        let mutable s2 = Vector512.Load(NativePtr.add init (2 * initStride))
+        let mutable s3 = Vector512.Load(NativePtr.add init (3 * initStride))
+        let mutable s4 = Vector512.Load(NativePtr.add init (4 * initStride))
+        let mutable s5 = Vector512.Load(NativePtr.add init (5 * initStride))
+        let mutable s6 = Vector512.Load(NativePtr.add init (6 * initStride))
+        let mutable s7 = Vector512.Load(NativePtr.add init (7 * initStride))
+        let mutable s8 = Vector512.Load(NativePtr.add init (8 * initStride))
+        let mutable s9 = Vector512.Load(NativePtr.add init (9 * initStride))
+        let mutable s10 = Vector512.Load(NativePtr.add init (10 * initStride))
+        let mutable s11 = Vector512.Load(NativePtr.add init (11 * initStride))
+        let mutable s12 = Vector512.Load(NativePtr.add init (12 * initStride))
+        let mutable s13 = Vector512.Load(NativePtr.add init (13 * initStride))
+        let mutable pa = a
+        let mutable po = boffs
+
+        for _ in 1..kc do
+            let pb = NativePtr.add b (NativePtr.read po)
+            let w0 = Vector512.Load pa
+            s0 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 0), w0, s0)
+            s1 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 1), w0, s1)
+            s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
+            s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
+            s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
+            s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
+            s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
+            s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
+            s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
+            s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
+            s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
+            s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
+            s12 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 12), w0, s12)
+            s13 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 13), w0, s13)
+            pa <- NativePtr.add pa 16
+            po <- NativePtr.add po 1
+
+        Vector512.Store(s0, NativePtr.add c (0 * 16))
+        Vector512.Store(s1, NativePtr.add c (1 * 16))
+        Vector512.Store(s2, NativePtr.add c (2 * 16))
+        Vector512.Store(s3, NativePtr.add c (3 * 16))
+        Vector512.Store(s4, NativePtr.add c (4 * 16))
+        Vector512.Store(s5, NativePtr.add c (5 * 16))
+        Vector512.Store(s6, NativePtr.add c (6 * 16))
+        Vector512.Store(s7, NativePtr.add c (7 * 16))
+        Vector512.Store(s8, NativePtr.add c (8 * 16))
+        Vector512.Store(s9, NativePtr.add c (9 * 16))
+        Vector512.Store(s10, NativePtr.add c (10 * 16))
+        Vector512.Store(s11, NativePtr.add c (11 * 16))
+        Vector512.Store(s12, NativePtr.add c (12 * 16))
+        Vector512.Store(s13, NativePtr.add c (13 * 16))
+
+    /// One block of cb (32 or 16) output channels of a sample's stride-1 convolution into t
+    /// [OutH · rowStride; cb] (position (oh, ow) at oh · rowStride + ow, rowStride a multiple of
+    /// tilePositions; the columns past outW are computed and dropped). A packed [k; cb]; b the
+    /// group's padded input planes (rows srcStride apart). The inner dimension runs in slices of
+    /// `slice` steps, each over all row chunks, so a slice's weights and input planes stay in L1;
+    /// the first slice starts at the bias.
+    let panelP
+        (
+            cb: int,
+            k: int,
+            slice: int,
+            a: nativeptr<float32>,
+            b: nativeptr<float32>,
+            boffs: nativeptr<int>,
+            bias: nativeptr<float32>,
+            outH: int,
+            outW: int,
+            srcStride: int,
+            t: nativeptr<float32>,
+            rowStride: int
+        ) =
+        let mutable k0 = 0
+
+        while k0 < k do
+            let kc = min slice (k - k0)
+            let ak = NativePtr.add a (k0 * cb)
+            let ok = NativePtr.add boffs k0
+
+            for oh in 0 .. outH - 1 do
+                let mutable ow = 0
+
+                while ow < outW do
+                    let c = NativePtr.add t ((oh * rowStride + ow) * cb)
+                    let bk = NativePtr.add b (oh * srcStride + ow)
+                    let init, initStride = if k0 = 0 then bias, 0 else c, cb
+
+                    if cb = 32 then
+                        tileP512 kc ak bk ok init initStride c
+                    else
+                        tileP512x1 kc ak bk ok init initStride c
+
+                    ow <- ow + tilePositions
+
+            k0 <- k0 + kc
