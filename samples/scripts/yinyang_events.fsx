@@ -40,10 +40,27 @@ let full (w: GraphParams) =
     Map.fold (fun (acc: GraphParams) k v -> acc.Add(k, v)) neurons w
 
 let firstTimes w x =
-    Events.firstSpikeTimes(Events.run g (full w) config (Map [ "x", encode x ]))["out"]
+    let out = Events.run g (full w) config (Map [ "x", encode x ])
+    Events.firstSpikeTimes out["out"]
 
 let loss (labels: int[]) (x: Tensor) w =
-    EventLoss.ttfsCrossEntropy 0.5e-3 6.4e-3 3e-3 tEnd (firstTimes w x) labels
+    let out = Events.run g (full w) config (Map [ "x", encode x ])
+    let t = Events.firstSpikeTimes out["out"]
+    EventLoss.ttfsCrossEntropy 0.5e-3 6.4e-3 3e-3 tEnd t labels, (Events.spikeCounts out["hidden"], Events.spikeCounts out["out"])
+
+// Weight bumping (reference §3.6): a neuron silent in more than `fraction` of a batch gets 1e-4 more input
+// weight, so that it fires again (a silent neuron has no gradient, and the training would stall).
+let bump (synapses: string) (fraction: float) (counts: Tensor) (w: GraphParams) =
+    let c, b, n = counts.ToDoubleArray(), counts.Shape[0], counts.Shape[1]
+
+    let quiet j =
+        Seq.init b (fun s -> c[s * n + j] = 0.0) |> Seq.filter id |> Seq.length
+
+    let raise =
+        Array.init n (fun j -> if float (quiet j) > fraction * float b then 1e-4 else 0.0)
+
+    let m = w[synapses]
+    w.Add(synapses, m.Add("weight", m["weight"] + Tensor.FromArray(raise, n)))
 
 let batches = Batching.batchCount batchSize true data.Train.Count
 
@@ -59,9 +76,14 @@ let mutable state = Optim.init tx w
 
 for epoch in 0 .. epochs - 1 do
     for x, labels in Batching.batchesDropLast (Random.key (int64 epoch)) batchSize data.Train do
-        let grads = Ad.grad (loss labels x) w
+        let (_, (hidden, output)), grads = Ad.valueAndGradAux (loss labels x) w
         let updates, s = Optim.update tx grads state w
-        w <- Optim.applyUpdates w updates
+
+        w <-
+            Optim.applyUpdates w updates
+            |> bump "x->hidden" 0.3 hidden
+            |> bump "hidden->out" 0.15 output
+
         state <- s
 
     printfn

@@ -155,4 +155,35 @@ NirFiles.Write(mine, g.Output("output", "out"), p);   // LIF/LI as CubaLIF/CubaL
         }
         finally { File.Delete(mine); }
     }
+
+    [Fact]
+    public void EventsSnippet()
+    {
+        var values = Datasets.YinYang(seed: 1).Train.Take(32).X.Convert(DType.Float64); // Added: the README's inputs.
+        var labels = Datasets.YinYang(seed: 1).Train.Take(32).Labels;
+var lif = new LifParameters { TauMem = 20e-3, TauSyn = 5e-3 };
+var g = NetworkGraph.Empty
+    .Input("x", 5)
+    .Population("hidden", 200, Neurons.Lif(lif))
+    .Population("out", 3, Neurons.Lif(lif))
+    .Connect("x", "hidden", Projections.Dense(Inits.Gaussian(1.5, 0.78)))
+    .Connect("hidden", "out", Projections.Dense(Inits.Gaussian(0.93, 0.1)));
+var p = g.Init(RandomKey.FromSeed(0), DType.Float64);
+var x = EventBuffers.Latency(values, tEarly: 0.0, tLate: 30e-3);   // values [32, 5] in [0, 1]
+var options = new EventRunOptions { TEnd = 60e-3, Capacity = 512 };   // Gradient = EventGradientKind.Solver: the same numbers
+Tensor Loss(GraphParameters q)
+{
+    var run = g.RunEvents(q, options, new Dictionary<string, EventBuffer> { ["x"] = x });
+    var t = EventBuffers.FirstSpikeTimes(run["out"]);                  // [32, 3], +inf where silent
+    return EventLosses.TtfsCrossEntropy(t, labels, tau0: 0.5e-3, tau1: 6.4e-3, alpha: 3e-3, tMax: 60e-3);
+}
+var grads = Autodiff.Grad<GraphParameters>(Loss)(p);                  // grads["x->hidden"]["weight"], ...
+        // Added: check what the comments say.
+        Assert.Equal([5, 200], grads["x->hidden"]["weight"].Shape);
+        Assert.Contains(grads["x->hidden"]["weight"].ToDoubleArray(), v => v != 0);
+        options = options with { Gradient = EventGradientKind.Solver };
+        var solver = Autodiff.Grad<GraphParameters>(Loss)(p)["hidden->out"]["weight"].ToDoubleArray();
+        var eventProp = grads["hidden->out"]["weight"].ToDoubleArray();
+        for (var i = 0; i < solver.Length; i++) Assert.Equal(eventProp[i], solver[i], 9);
+    }
 }

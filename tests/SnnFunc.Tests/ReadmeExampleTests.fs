@@ -83,3 +83,56 @@ let ``the README's graph and NIR examples run and do what they say`` () =
         ignore (g3, p3, state)
     finally
         File.Delete netNir
+
+[<Fact>]
+let ``the README's events example runs, and its two gradients agree`` () =
+    let lif =
+        { Snn.Lif.defaults with
+            TauMem = 20e-3
+            TauSyn = 5e-3
+        } // threshold 1, reset 0
+
+    let g =
+        Graph.empty
+        |> Graph.input "x" 5
+        |> Graph.population "hidden" 200 (Neuron.lif lif)
+        |> Graph.population "out" 3 (Neuron.lif lif)
+        |> Graph.connect "x" "hidden" (Projection.dense (Init.gaussian 1.5 0.78))
+        |> Graph.connect "hidden" "out" (Projection.dense (Init.gaussian 0.93 0.1))
+
+    let p = Graph.initAs DType.Float64 (Random.key 0L) g
+    let data = Data.YinYang.generate (Random.key 1L) 32
+    let x = EventBuffer.latency 0.0 30e-3 (data.X.Convert DType.Float64) // [32; 5]: u spikes at u · 30 ms, the bias at 0
+
+    let config =
+        { Events.defaults with
+            TEnd = 60e-3
+            Capacity = 512
+            Gradient = EventProp
+        } // or Solver: the same numbers
+
+    let lossWith (config: EventConfig) (q: GraphParams) =
+        let out = Events.run g q config (Map [ "x", x ]) // out["hidden"].Overflow: the spikes that did not fit
+        let t = Events.firstSpikeTimes out["out"] // [32; 3], +inf where silent
+        EventLoss.ttfsCrossEntropy 0.5e-3 6.4e-3 3e-3 60e-3 t data.Labels
+
+    let value, grads = Ad.valueAndGrad (lossWith config) p // grads["x->hidden"]["weight"], grads["hidden"]["tauMem"], ...
+    // Added: what the comments say.
+    let out = Events.run g p config (Map [ "x", x ])
+    Assert.Equal(0, out["hidden"].Overflow.ToInt32Array() |> Array.sum)
+    Assert.Equal<int[]>([| 32; 3 |], (Events.firstSpikeTimes out["out"]).Shape)
+    Assert.True(Double.IsFinite(value.ToScalar()))
+    let solver = Ad.grad (lossWith { config with Gradient = Solver }) p
+
+    for node, name in
+        [
+            "x->hidden", "weight"
+            "hidden->out", "weight"
+            "hidden", "tauMem"
+            "out", "vTh"
+        ] do
+        let a, b = (grads[node][name]).ToDoubleArray(), (solver[node][name]).ToDoubleArray()
+        Assert.Contains(a, fun v -> v <> 0.0)
+
+        for i in 0 .. a.Length - 1 do
+            Assert.True(abs (a[i] - b[i]) <= 1e-9 * (abs b[i] + 1e-6), $"%s{node}/%s{name}[%d{i}]: EventProp %g{a[i]}, solver %g{b[i]}")
