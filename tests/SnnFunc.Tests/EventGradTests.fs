@@ -459,3 +459,53 @@ let ``Float32 runs compute in Float64 inside and return Float32 times and gradie
     let w = grads["x->h"]["weight"]
     Assert.Equal(Float32, w.DType)
     Assert.True(w.ToDoubleArray() |> Array.forall Double.IsFinite)
+
+[<Fact>]
+let ``gradients over a batch are the same bit for bit whatever the thread count and scheduling`` () =
+    let lif =
+        { Snn.Lif.defaults with
+            TauMem = 20e-3
+            TauSyn = 5e-3
+            Dt = 1e-4
+        }
+
+    let g =
+        Graph.empty
+        |> Graph.input "x" 5
+        |> Graph.population "h" 40 (Neuron.lif lif)
+        |> Graph.population "o" 3 (Neuron.lif lif)
+        |> Graph.connect "x" "h" (Projection.dense (Init.gaussian 1.5 0.78))
+        |> Graph.connect "h" "o" (Projection.dense (Init.gaussian 0.93 0.3))
+
+    let p = Graph.initAs DType.Float64 (Random.key 2L) g
+
+    let x =
+        EventBuffer.latency 0.0 30e-3 (Random.uniformAs DType.Float64 (Random.key 3L) [| 301; 5 |])
+
+    let gradient threads gradient =
+        let before = Kernels.Parallelism.MaxThreads
+        Kernels.Parallelism.MaxThreads <- threads
+
+        try
+            let config =
+                { Events.defaults with
+                    TEnd = 60e-3
+                    Capacity = 256
+                    Gradient = gradient
+                }
+
+            let loss (q: GraphParams) =
+                let t = Events.firstSpikeTimes (Events.run g q config (Map [ "x", x ])).["o"]
+                Tensor.Where(t.Lt 1.0, t, Tensor.ZerosLike t).Sum()
+
+            let grads = Ad.grad loss p
+            Array.append ((grads["x->h"]["weight"]).ToDoubleArray()) ((grads["h->o"]["weight"]).ToDoubleArray())
+        finally
+            Kernels.Parallelism.MaxThreads <- before
+
+    for method in [ EventProp; Solver ] do
+        let one = gradient 1 method
+        Assert.Contains(one, fun v -> v <> 0.0)
+
+        for _ in 1..3 do
+            Assert.Equal<float[]>(one, gradient 2 method)
