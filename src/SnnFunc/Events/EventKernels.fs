@@ -63,38 +63,58 @@ module internal EventKernelHelpers =
         | Float64 -> Tensor.FromStorage(shape, Storage.F64 a)
         | _ -> Tensor.FromStorage(shape, Storage.F32(Array.map float32 a))
 
-    /// Runs `work` for every sample on up to MaxThreads threads, each with its own state from `make`.
+    /// The number of sample chunks of a call: fixed, so that the sums over samples do not depend on
+    /// the thread count or on scheduling.
+    [<Literal>]
+    let private Chunks = 8
+
+    /// Runs `work` for every sample on up to MaxThreads threads. The samples are cut into at most
+    /// Chunks contiguous chunks, each run with its own state from `make` (threads take chunks from a
+    /// shared counter), and `finish` is called on the chunks' states in chunk order after all of
+    /// them ran: whatever the states accumulate (gradients over samples) is summed in the same order
+    /// in every call, so that a run is reproducible bit for bit.
     let forSamples (batch: int) (make: unit -> 'W) (work: 'W -> int -> unit) (finish: 'W -> unit) =
-        let threads = max 1 (min Parallelism.MaxThreads batch)
+        let chunks = max 1 (min Chunks batch)
 
-        if threads = 1 then
+        let bounds c =
+            c * batch / chunks, (c + 1) * batch / chunks
+
+        let states: 'W[] = Array.zeroCreate chunks
+
+        let runChunk c =
             let w = make ()
+            let lo, hi = bounds c
 
-            for b in 0 .. batch - 1 do
+            for b in lo .. hi - 1 do
                 work w b
 
-            finish w
+            states[c] <- w
+
+        let threads = max 1 (min Parallelism.MaxThreads chunks)
+
+        if threads = 1 then
+            for c in 0 .. chunks - 1 do
+                runChunk c
         else
             let next = ref -1
-            let lockObj = obj ()
 
             try
                 Parallel.For(
                     0,
                     threads,
                     fun _ ->
-                        let w = make ()
-                        let mutable b = Threading.Interlocked.Increment &next.contents
+                        let mutable c = Threading.Interlocked.Increment &next.contents
 
-                        while b < batch do
-                            work w b
-                            b <- Threading.Interlocked.Increment &next.contents
-
-                        lock lockObj (fun () -> finish w)
+                        while c < chunks do
+                            runChunk c
+                            c <- Threading.Interlocked.Increment &next.contents
                 )
                 |> ignore
             with :? AggregateException as e when e.InnerExceptions.Count >= 1 ->
                 Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw()
+
+        for w in states do
+            finish w
 
     /// The float dtype of the run (that of the first source's times).
     let dtypeOf (args: Tensor[]) = args[0].DType
