@@ -89,6 +89,46 @@ let ``ttfsCrossEntropy equals the hand formula and clips silent neurons to tMax`
     assertCloseValues "gradient" 1e-9 expectedGrad (g.ToDoubleArray())
 
 [<Fact>]
+let ``ttfsCrossEntropySkipSilent drops the samples with a silent label, loss and gradient`` () =
+    let tau0, tau1, alpha, tMax = 0.5e-3, 6.4e-3, 3e-3, 30e-3
+    // Sample 0 all spike; sample 1 a silent non-label neuron; sample 2 a silent label (and a
+    // silent non-label one); sample 3 a label spiking after tMax.
+    let rows =
+        [|
+            [| 2e-3; 3e-3; 2.5e-3 |]
+            [| 4e-3; inf; 3.5e-3 |]
+            [| inf; 1e-3; inf |]
+            [| 40e-3; 1e-3; 2e-3 |]
+        |]
+
+    let labels = [| 0; 2; 0; 0 |]
+    let t = Tensor.FromArray(Array.concat rows, 4, 3)
+
+    let skip (t: Tensor) =
+        EventLoss.ttfsCrossEntropySkipSilent tau0 tau1 alpha tMax t labels
+
+    let loss = (skip t).ToScalar()
+    // The two fired samples' losses as in ttfsCrossEntropy, over the whole batch of 4.
+    let full (t: Tensor) =
+        EventLoss.ttfsCrossEntropy tau0 tau1 alpha tMax t labels
+
+    let firedRows = Tensor.FromArray(Array.concat rows[0..1], 2, 3)
+
+    let expected =
+        (EventLoss.ttfsCrossEntropy tau0 tau1 alpha tMax firedRows labels[0..1]).ToScalar()
+        / 2.0
+
+    assertNear "loss" 1e-12 expected loss
+    Assert.True(loss < (full t).ToScalar())
+
+    // The gradient: ttfsCrossEntropy's on the fired samples, zero on the silent-label rows.
+    let g = (Ad.grad skip t).ToDoubleArray()
+    let gFull = (Ad.grad full t).ToDoubleArray()
+    Assert.True(Array.forall Double.IsFinite g)
+    assertCloseValues "fired rows" 1e-9 gFull[0..5] g[0..5]
+    assertSameValues "silent-label rows" (Array.zeroCreate 6) g[6..11]
+
+[<Fact>]
 let ``ttfsCrossEntropy's gradient matches central differences in Float64`` () =
     let rng = Random 11
     let t = uniform rng 1e-3 10e-3 [| 4; 3 |] |> Tensor.convert Float64
