@@ -18,7 +18,8 @@ let tCode = 30e-3
 /// The simulated interval: outputs that have not spiked by then count as spiking at tEnd.
 let tEnd = 60e-3
 
-// The loss of Wunderlich and Pehle (reference §1): softmax over -t/τ0 plus α(exp(t_label/τ1) - 1).
+// The loss of Wunderlich and Pehle (reference §1): softmax over -t/τ0 plus α(exp(t_label/τ1) - 1),
+// with their policy for a silent label (EventLoss.ttfsCrossEntropySkipSilent).
 let tau0, tau1, alpha = 0.5e-3, 6.4e-3, 3e-3
 
 /// Weight bumping for silent neurons (reference §3.6): when more than `fraction` of a batch's
@@ -96,7 +97,7 @@ let train (o: Settings) (seed: int64) =
         let counts =
             EventBuffer.spikeCounts run["hidden"], EventBuffer.spikeCounts run["out"]
 
-        EventLoss.ttfsCrossEntropy tau0 tau1 alpha tEnd t labels, counts
+        EventLoss.ttfsCrossEntropySkipSilent tau0 tau1 alpha tEnd t labels, (counts, t)
 
     let accuracy (w: GraphParams) (d: Dataset) =
         let x = encode (d.X.Convert DType.Float64)
@@ -128,7 +129,10 @@ let train (o: Settings) (seed: int64) =
 
         let xb, labels = epochBatches[b]
         let x = encode (xb.Convert DType.Float64)
-        let (l, (hiddenCounts, outCounts)), grads = Ad.valueAndGradAux (loss labels x) w
+
+        let (l, ((hiddenCounts, outCounts), t)), grads =
+            Ad.valueAndGradAux (loss labels x) w
+
         let u, s = Optim.update tx grads state w
         state <- s
 
@@ -143,7 +147,25 @@ let train (o: Settings) (seed: int64) =
             |> Array.sumBy (fun (g: Tensor) -> g.Square().Sum().ToScalar())
             |> sqrt
 
-        [ "loss", l.ToScalar(); "grad_norm", norm ]
+        let tOut = t.ToDoubleArray()
+
+        let silentLabels =
+            labels
+            |> Array.mapi (fun i label ->
+                if Double.IsFinite tOut[i * YinYang.classes + label] then
+                    0.0
+                else
+                    1.0)
+            |> Array.average
+
+        [
+            "loss", l.ToScalar()
+            "accuracy", EventLoss.ttfsAccuracy t labels
+            // Samples whose label neuron stayed silent: they add no loss (the skip-silent policy).
+            "silent_labels", silentLabels
+            "hidden_spikes", hiddenCounts.Sum().ToScalar() / float labels.Length
+            "grad_norm", norm
+        ]
 
     let endEpoch _ _ =
         [
