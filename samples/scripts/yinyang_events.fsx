@@ -46,9 +46,10 @@ let firstTimes w x =
 let loss (labels: int[]) (x: Tensor) w =
     let out = Events.run g (full w) config (Map [ "x", encode x ])
     let t = Events.firstSpikeTimes out["out"]
-    EventLoss.ttfsCrossEntropy 0.5e-3 6.4e-3 3e-3 tEnd t labels, (Events.spikeCounts out["hidden"], Events.spikeCounts out["out"])
+    // A sample whose label neuron stays silent adds no loss or gradient (Wunderlich and Pehle's policy).
+    EventLoss.ttfsCrossEntropySkipSilent 0.5e-3 6.4e-3 3e-3 tEnd t labels, (Events.spikeCounts out["hidden"], Events.spikeCounts out["out"])
 
-// Weight bumping (reference §3.6): a neuron silent in more than `fraction` of a batch gets 1e-4 more input
+// Weight bumping (reference §3.6): a neuron silent in at least `fraction` of a batch gets 1e-4 more input
 // weight, so that it fires again (a silent neuron has no gradient, and the training would stall).
 let bump (synapses: string) (fraction: float) (counts: Tensor) (w: GraphParams) =
     let c, b, n = counts.ToDoubleArray(), counts.Shape[0], counts.Shape[1]
@@ -57,7 +58,7 @@ let bump (synapses: string) (fraction: float) (counts: Tensor) (w: GraphParams) 
         Seq.init b (fun s -> c[s * n + j] = 0.0) |> Seq.filter id |> Seq.length
 
     let raise =
-        Array.init n (fun j -> if float (quiet j) > fraction * float b then 1e-4 else 0.0)
+        Array.init n (fun j -> if float (quiet j) >= fraction * float b then 1e-4 else 0.0)
 
     let m = w[synapses]
     w.Add(synapses, m.Add("weight", m["weight"] + Tensor.FromArray(raise, n)))
@@ -81,7 +82,7 @@ for epoch in 0 .. epochs - 1 do
 
         w <-
             Optim.applyUpdates w updates
-            |> bump "x->hidden" 0.3 hidden
+            |> bump "x->hidden" 1.0 hidden // only hidden neurons silent for the whole batch
             |> bump "hidden->out" 0.15 output
 
         state <- s
