@@ -7,6 +7,31 @@ module SnnFunc.EventSimulator
 open System
 open SnnFunc.EventSim
 
+/// Checks one sample's input events: counts within capacity, times ascending and >= 0, neurons in range.
+let checkInputs (l: Layout) (inp: Inputs) (b: int) =
+    for k in 0 .. l.Sources.Length - 1 do
+        let src = l.Sources[k]
+        let c = inp.Counts[k][b]
+        let cap = inp.Cap[k]
+
+        if c < 0 || c > cap then
+            fail $"source '%s{src.Name}' (sample %d{b}): Count %d{c} is outside [0, %d{cap}]"
+
+        let mutable last = 0.0
+
+        for q in 0 .. c - 1 do
+            let t = inp.Times[k][b * cap + q]
+            let n = inp.Neurons[k][b * cap + q]
+
+            if Double.IsNaN t || t < last then
+                fail
+                    $"source '%s{src.Name}' (sample %d{b}): the event times must be >= 0 and ascending, slot %d{q} holds %g{t} after %g{last}"
+
+            if n < 0 || n >= src.N then
+                fail $"source '%s{src.Name}' (sample %d{b}): slot %d{q} names neuron %d{n} of a population of %d{src.N}"
+
+            last <- t
+
 /// A simulation workspace for one thread: every population's state, the queues and the log.
 type Simulator(l: Layout) =
     let pops = l.Pops
@@ -387,29 +412,7 @@ type Simulator(l: Layout) =
         let ns = l.Sources.Length
         let ptr = Array.zeroCreate<int> ns
 
-        // Input events: sorted, in range.
-        for k in 0 .. ns - 1 do
-            let src = l.Sources[k]
-            let c = inp.Counts[k][b]
-            let cap = inp.Cap[k]
-
-            if c < 0 || c > cap then
-                fail $"source '%s{src.Name}' (sample %d{b}): Count %d{c} is outside [0, %d{cap}]"
-
-            let mutable last = 0.0
-
-            for q in 0 .. c - 1 do
-                let t = inp.Times[k][b * cap + q]
-                let n = inp.Neurons[k][b * cap + q]
-
-                if Double.IsNaN t || t < last then
-                    fail
-                        $"source '%s{src.Name}' (sample %d{b}): the event times must be >= 0 and ascending, slot %d{q} holds %g{t} after %g{last}"
-
-                if n < 0 || n >= src.N then
-                    fail $"source '%s{src.Name}' (sample %d{b}): slot %d{q} names neuron %d{n} of a population of %d{src.N}"
-
-                last <- t
+        checkInputs l inp b
 
         // The next input or delayed arrival: how far a free neuron's search needs to look.
         let nextKnown () =
