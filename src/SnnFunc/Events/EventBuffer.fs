@@ -22,7 +22,8 @@ open System
 [<Sealed>]
 type EventBuffer(times: Tensor, neurons: Tensor, count: Tensor, overflow: Tensor, shape: int[]) =
     do
-        let fail (message: string) = invalidArg "times" $"EventBuffer: %s{message}"
+        let fail (message: string) =
+            invalidArg "times" $"EventBuffer: %s{message}"
 
         if isNull times || isNull neurons || isNull count || isNull overflow then
             fail "Times, Neurons, Count and Overflow must all be given"
@@ -37,8 +38,7 @@ type EventBuffer(times: Tensor, neurons: Tensor, count: Tensor, overflow: Tensor
             fail $"Times must be Float32 or Float64, got %A{times.DType}"
 
         if neurons.ShapeRef <> times.ShapeRef then
-            fail
-                $"Neurons has shape %s{Shape.format neurons.ShapeRef}, Times %s{Shape.format times.ShapeRef}; they must agree"
+            fail $"Neurons has shape %s{Shape.format neurons.ShapeRef}, Times %s{Shape.format times.ShapeRef}; they must agree"
 
         let batch = times.ShapeRef[.. times.Rank - 2]
 
@@ -65,7 +65,8 @@ type EventBuffer(times: Tensor, neurons: Tensor, count: Tensor, overflow: Tensor
     member _.BatchShape = times.ShapeRef[.. times.Rank - 2]
 
     /// The same events with other times (e.g. shifted, or a traced version).
-    member _.WithTimes(t: Tensor) = EventBuffer(t, neurons, count, overflow, shape)
+    member _.WithTimes(t: Tensor) =
+        EventBuffer(t, neurons, count, overflow, shape)
 
     override _.ToString() =
         $"EventBuffer(batch %s{Shape.format times.ShapeRef[.. times.Rank - 2]}, capacity %d{times.ShapeRef[times.Rank - 1]}, population %s{Shape.format shape})"

@@ -456,7 +456,14 @@ module EventBuffer =
         let op = "EventBuffer.validate"
         notNull op "b" b
 
-        if not (b.Times.IsConcrete && b.Neurons.IsConcrete && b.Count.IsConcrete && b.Overflow.IsConcrete) then
+        if
+            not (
+                b.Times.IsConcrete
+                && b.Neurons.IsConcrete
+                && b.Count.IsConcrete
+                && b.Overflow.IsConcrete
+            )
+        then
             fail op "b" "needs a concrete buffer (not one traced inside a transform)"
 
         let n = Shape.count b.Shape

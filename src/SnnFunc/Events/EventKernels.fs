@@ -175,9 +175,14 @@ module internal EventKernelHelpers =
 
 open EventKernelHelpers
 
-/// The simulation: args as the module comment says, `perSample` per slot.
-type EventForward(l: Layout, perSample: bool[]) =
+/// The simulation: args as the module comment says, `perSample` per slot. Feed-forward graphs run
+/// population by population (EventLayered) unless `layered` is false (the general loop, which the
+/// tests compare it with).
+type EventForward(l: Layout, perSample: bool[], layered: bool) =
     inherit KernelFn("Events.run")
+    let order = if layered then EventLayered.tryOrder l else None
+
+    new(l, perSample) = EventForward(l, perSample, true)
 
     member _.Layout = l
     member _.PerSample = perSample
@@ -199,7 +204,22 @@ type EventForward(l: Layout, perSample: bool[]) =
                 TMax = ro |> Array.map (fun p -> Array.zeroCreate<float> (batch * p.N))
             }
 
-        simulate l sd inp batch (ValueSome out) ignore (fun _ _ _ -> ()) ignore
+        match order with
+        | Some order ->
+            forSamples
+                batch
+                (fun () -> EventLayered.LayeredSimulator(l, order), ref ValueNone)
+                (fun (fast, general) b ->
+                    checkParams l sd b
+
+                    if not (fast.Run(sd, b, inp, out)) then
+                        if general.Value.IsNone then
+                            general.Value <- ValueSome(Simulator(l))
+
+                        general.Value.Value.Run(sd, b, inp, ValueSome out))
+                ignore
+        | None -> simulate l sd inp batch (ValueSome out) ignore (fun _ _ _ -> ()) ignore
+
         let dtype = dtypeOf args
 
         [|
@@ -263,7 +283,10 @@ type EventForward(l: Layout, perSample: bool[]) =
                     ps[k] <- p
                     x)
 
-        Some(Tensor.ApplyCustom(EventForward(l, ps), folded) |> Array.map (unfold size))
+        Some(
+            Tensor.ApplyCustom(EventForward(l, ps, layered), folded)
+            |> Array.map (unfold size)
+        )
 
 /// The tangent of the simulation's differentiable outputs (spike times per spiking population,
 /// maxima per readout) along the trajectory of the constant arguments (the forward's args),

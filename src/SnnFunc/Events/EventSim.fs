@@ -52,7 +52,7 @@ let private fact =
     f
 
 /// Taylor coefficients (18 terms: enough for |x| <= 0.5 to rounding) of E, E' and E2.
-let private cE = Array.init 18 (fun n -> 1.0 / fact[n + 1])
+let internal cE = Array.init 18 (fun n -> 1.0 / fact[n + 1])
 let private cE1 = Array.init 18 (fun n -> float (n + 1) / fact[n + 2])
 let private cE2 = Array.init 18 (fun n -> 1.0 / fact[n + 2])
 
@@ -136,6 +136,47 @@ let extremum (v0: float) (i0: float) (tm: float) (ts: float) (vl: float) =
             let s = -tm * q * l
             if s > 0.0 then s else infinity
 
+/// The root of V(s) = v_th in the bracket [lo, hi] (V below threshold at lo, at or above it at hi,
+/// increasing in between) from (v0, i0): Newton's method from `start`, bisection when a step leaves
+/// the bracket, to full precision.
+let solveRising (v0: float) (i0: float) (tm: float) (ts: float) (vl: float) (vth: float) (lo0: float) (hi0: float) (start: float) =
+    let mutable lo = lo0
+    let mutable hi = hi0
+    let mutable s = start
+    let mutable result = nan
+    let mutable it = 0
+
+    while Double.IsNaN result do
+        let fl = flow tm ts s
+        let v = vAfter vl v0 i0 fl
+        let fs = v - vth
+
+        if fs = 0.0 then
+            result <- s
+        else
+            if fs < 0.0 then lo <- s else hi <- s
+            let dv = (vl - v + i0 * fl.Es) / tm
+            let mutable next = if dv > 0.0 then s - fs / dv else nan
+
+            if not (next > lo && next < hi) then
+                next <- 0.5 * (lo + hi)
+
+            it <- it + 1
+
+            // A Newton step below 1e-10 relative leaves an error of its square's order: done
+            // without another evaluation (a bisection step is not trusted so).
+            if
+                abs (next - s) <= 2e-16 * abs next
+                || (dv > 0.0 && abs (next - s) <= 1e-10 * abs next && next = s - fs / dv)
+                || hi - lo <= 2e-16 * hi
+                || it > 200
+            then
+                result <- (if it > 200 then hi else next)
+            else
+                s <- next
+
+    result
+
 /// The first upward threshold crossing s ∈ [0, h] of the free trajectory from (v0, i0), or +inf
 /// (see the module's policies).
 let firstCrossing (v0: float) (i0: float) (tm: float) (ts: float) (vl: float) (vth: float) (h: float) =
@@ -155,55 +196,42 @@ let firstCrossing (v0: float) (i0: float) (tm: float) (ts: float) (vl: float) (v
         else
             let se = extremum v0 i0 tm ts vl
 
-            let bracket =
-                if h0 > 0.0 then
-                    if se < h then
-                        if f se > grazeTol vth vl then
-                            ValueSome(0.0, se)
-                        else
-                            ValueNone
-                    elif f h >= 0.0 then
-                        ValueSome(0.0, h)
+            // The bracket with V − v_th at its ends; Newton starts from the secant's root.
+            let inline solve (lo: float) (hi: float) (flo: float) (fhi: float) =
+                let secant = lo + (hi - lo) * (-flo / (fhi - flo))
+
+                let start =
+                    if secant > lo && secant < hi then
+                        secant
                     else
-                        ValueNone
-                elif se < h && f se < 0.0 && f h >= 0.0 then
-                    ValueSome(se, h)
+                        0.5 * (lo + hi)
+
+                solveRising v0 i0 tm ts vl vth lo hi start
+
+            // At the extremum V̇ = 0, so V(se) = v_leak + I(se): one exponential, not a flow.
+            let fAtExtremum () = vl + i0 * exp (-se / ts) - vth
+
+            if h0 > 0.0 then
+                if se < h then
+                    let fse = fAtExtremum ()
+
+                    if fse > grazeTol vth vl then
+                        solve 0.0 se (v0 - vth) fse
+                    else
+                        infinity
                 else
-                    ValueNone
+                    let fh = f h
+                    if fh >= 0.0 then solve 0.0 h (v0 - vth) fh else infinity
+            elif se < h then
+                let fse = fAtExtremum ()
 
-            match bracket with
-            | ValueNone -> infinity
-            | ValueSome(lo0, hi0) ->
-                // Newton's method on the increasing branch, bisection when a step leaves the bracket.
-                let mutable lo = lo0
-                let mutable hi = hi0
-                let mutable s = 0.5 * (lo + hi)
-                let mutable result = nan
-                let mutable it = 0
-
-                while Double.IsNaN result do
-                    let fl = flow tm ts s
-                    let v = vAfter vl v0 i0 fl
-                    let fs = v - vth
-
-                    if fs = 0.0 then
-                        result <- s
-                    else
-                        if fs < 0.0 then lo <- s else hi <- s
-                        let dv = (vl - v + i0 * fl.Es) / tm
-                        let mutable next = if dv > 0.0 then s - fs / dv else nan
-
-                        if not (next > lo && next < hi) then
-                            next <- 0.5 * (lo + hi)
-
-                        it <- it + 1
-
-                        if abs (next - s) <= 2e-16 * abs next || hi - lo <= 2e-16 * hi || it > 200 then
-                            result <- (if it > 200 then hi else next)
-                        else
-                            s <- next
-
-                result
+                if fse < 0.0 then
+                    let fh = f h
+                    if fh >= 0.0 then solve se h fse fh else infinity
+                else
+                    infinity
+            else
+                infinity
 
 // ---------------------------------------------------------------------------------------------
 // The compiled network
@@ -407,9 +435,11 @@ let internal fail (message: string) =
 
 /// Checks one sample's parameters: positive finite time constants, v_reset < v_th, finite leak,
 /// delays >= 0 and finite.
+let private paramNames = [| "tauSyn"; "tauMem"; "vLeak"; "vTh"; "vReset" |]
+
 let checkParams (l: Layout) (sd: SlotData) (b: int) =
     for p in l.Pops do
-        let names = [| "tauSyn"; "tauMem"; "vLeak"; "vTh"; "vReset" |]
+        let names = paramNames
         let k = if p.Spiking then 5 else 3
 
         for q in 0 .. k - 1 do

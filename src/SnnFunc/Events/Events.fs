@@ -92,9 +92,9 @@ module Events =
             | Some t -> t
             | None -> fail $"the parameters of '%s{node}' have no '%s{name}'"
 
-    /// Runs the graph event-driven on `inputs` (one EventBuffer [B; cap] per source, of the
-    /// source's shape): every sample in parallel in one kernel call.
-    let run (g: Graph) (p: GraphParams) (config: EventConfig) (inputs: Map<string, EventBuffer>) : EventRun =
+    /// Events.run, with the population-by-population forward path of feed-forward graphs
+    /// (EventLayered) when `layered`, else always the general event loop (for the tests).
+    let internal runWith (layered: bool) (g: Graph) (p: GraphParams) (config: EventConfig) (inputs: Map<string, EventBuffer>) : EventRun =
         if not (config.TEnd > 0.0) || Double.IsInfinity config.TEnd then
             fail $"TEnd must be positive and finite, got %g{config.TEnd}"
 
@@ -387,7 +387,10 @@ module Events =
             }
 
         let perSample = Array.init layout.NSlots (fun k -> k < 3 * ns)
-        let outs = Tensor.ApplyCustom(EventForward(layout, perSample), args.ToArray())
+
+        let outs =
+            Tensor.ApplyCustom(EventForward(layout, perSample, layered), args.ToArray())
+
         ignore batch
 
         {
@@ -416,6 +419,10 @@ module Events =
                 |> Array.map (fun pl -> pl.Name, outs[4 * spk + 2 * pl.OutIndex + 1])
                 |> Map.ofArray
         }
+
+    /// Runs the graph event-driven on `inputs` (one EventBuffer [B; cap] per source, of the
+    /// source's shape): every sample in parallel in one kernel call.
+    let run (g: Graph) (p: GraphParams) (config: EventConfig) (inputs: Map<string, EventBuffer>) : EventRun = runWith true g p config inputs
 
     /// The first spike time of each neuron [B; N] (+inf where silent, zero gradient there): the design's
     /// name for EventBuffer.firstSpikeTimes.

@@ -1,0 +1,607 @@
+/// The forward simulation of a feed-forward graph, one population at a time and vectorised over
+/// its neurons: the fast path of the forward kernel (EventForward) when nothing needs the log.
+///
+/// Without recurrence a population's arrivals are all known before it runs (its sources' events
+/// and its upstream populations' spikes, plus delays), and its neurons are independent given them.
+/// So the population flows from arrival time to arrival time with one shared flow (its time
+/// constants must be equal across its neurons in the sample), all neurons at once in SIMD lanes;
+/// a neuron is solved alone (EventSim.firstCrossing, exactly as EventSimulator does) only in an
+/// interval where a cheap bound says it may reach the threshold, or while it is refractory. The
+/// bound: V(end) >= v_th, or V rising at the start and its maximum bound above v_th — with I >= 0,
+/// V is concave while it rises (V̈ = −(V̇ + I/τs)/τm), so V <= V0 + V̇(0)·h and V <= v_leak + I0;
+/// with I < 0, V <= v_leak. The readouts' running maximum uses the same bound.
+///
+/// The policies are EventSim's: a crossing at the very instant of an arrival is decided after the
+/// arrival (the search of an interval stops short of its end); ties in a population's output are
+/// ordered by (time, neuron). Results agree with EventSimulator to rounding (the flows are split at
+/// different times): EventLayeredTests. Recurrent graphs, per-synapse delays and per-neuron time
+/// constants take the general loop.
+module SnnFunc.EventLayered
+
+open System
+open System.Numerics
+open System.Numerics.Tensors
+open System.Runtime.Intrinsics
+open SnnFunc.EventSim
+
+/// The populations in an order where every projection comes from a source or an earlier
+/// population (lowest index first among the ready ones), or None when the graph needs the general
+/// loop: a cycle (recurrence) or per-synapse delays.
+let tryOrder (l: Layout) : int[] option =
+    if l.Projs |> Array.exists (fun j -> j.DKind = 3) then
+        None
+    else
+        let np = l.Pops.Length
+        let deps = Array.zeroCreate<int> np
+
+        for j in l.Projs do
+            if l.EmitterPop[j.Src] >= 0 then
+                deps[j.Tgt] <- deps[j.Tgt] + 1
+
+        let order = ResizeArray<int>()
+        let isDone = Array.zeroCreate<bool> np
+        let mutable progress = true
+
+        while progress do
+            progress <- false
+
+            match Array.tryFindIndex (fun p -> not isDone[p] && deps[p] = 0) [| 0 .. np - 1 |] with
+            | Some p ->
+                isDone[p] <- true
+                order.Add p
+                progress <- true
+
+                for j in l.Projs do
+                    if l.EmitterPop[j.Src] = p then
+                        deps[j.Tgt] <- deps[j.Tgt] - 1
+            | None -> ()
+
+        if order.Count = np then Some(order.ToArray()) else None
+
+let private lanes = Vector<float>.Count
+
+/// State arrays are padded to a multiple of the widest vector (8 doubles).
+let private padded (n: int) = (n + 7) / 8 * 8
+
+/// The LIF sweep over one interval [t0, t1) for every lane, generic in the vector type (Vector256
+/// or Vector512, whose primitives are passed in and inlined): each lane's state flows by the shared
+/// (em, es, k); `lane n v0 i0` is called for the lanes the bound flags (module comment), after the
+/// vector result was stored, to redo them alone.
+let inline private lifSweep
+    (width: int)
+    ([<InlineIfLambda>] load: float[] -> int -> ^V)
+    ([<InlineIfLambda>] store: ^V -> float[] -> int -> unit)
+    ([<InlineIfLambda>] splat: float -> ^V)
+    ([<InlineIfLambda>] ge: ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] gt: ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] vmin: ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] select: ^V -> ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] bits: ^V -> uint64)
+    ([<InlineIfLambda>] element: ^V -> int -> float)
+    (vp: float[])
+    (ip: float[])
+    (rp: float[])
+    (vlp: float[])
+    (thp: float[])
+    (f: Flow)
+    (hOverTm: float)
+    (t0: float)
+    (refractory: bool)
+    ([<InlineIfLambda>] lane: int -> float -> float -> unit)
+    =
+    let em, es, k = splat f.Em, splat f.Es, splat f.K
+    let hm, start, zero = splat hOverTm, splat t0, splat 0.0
+    let mutable c = 0
+
+    while c < vp.Length do
+        let v0, i0, vl, th = load vp c, load ip c, load vlp c, load thp c
+        let vh = vl + (v0 - vl) * em + i0 * k
+        let h0 = vl - v0 + i0
+        let ub = select (ge i0 zero) (vmin (v0 + h0 * hm) (vl + i0)) vl
+        let crossing = ge vh th ||| (gt h0 zero &&& ge ub th)
+
+        let flag =
+            if refractory then
+                crossing ||| gt (load rp c) start
+            else
+                crossing
+
+        store vh vp c
+        store (i0 * es) ip c
+        let mutable m = bits flag
+
+        while m <> 0UL do
+            let q = BitOperations.TrailingZeroCount m
+            lane (c + q) (element v0 q) (element i0 q)
+            m <- m &&& (m - 1UL)
+
+        c <- c + width
+
+/// A workspace for one thread: the populations' state in padded lane arrays, their spike lists
+/// and the arrival buffer.
+type LayeredSimulator(l: Layout, order: int[]) =
+    let pops = l.Pops
+    let np = pops.Length
+    let v = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    let i = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    let refUntil = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    let vLeak = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    let vTh = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    let maxV = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    let maxT = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    // Each spiking population's spikes, all of them (also those past Capacity), by (time, neuron).
+    let spT = pops |> Array.map (fun _ -> Array.zeroCreate<float> 64)
+    let spN = pops |> Array.map (fun _ -> Array.zeroCreate<int> 64)
+    let spCount = Array.zeroCreate<int> np
+
+    let incoming =
+        pops
+        |> Array.map (fun p ->
+            l.Projs
+            |> Array.indexed
+            |> Array.filter (fun (_, j) -> j.Tgt = p.Index)
+            |> Array.map fst)
+
+    let sourceOf =
+        Array.init (l.EmitterPop.Length) (fun e ->
+            l.Sources
+            |> Array.tryFindIndex (fun s -> s.Emitter = e)
+            |> Option.defaultValue -1)
+    // The arrivals of the population being run: time, projection, source neuron (and a sort key).
+    let mutable arrT = Array.zeroCreate<float> 256
+    let mutable arrJ = Array.zeroCreate<int> 256
+    let mutable arrM = Array.zeroCreate<int> 256
+    let mutable arrSeq = Array.zeroCreate<int> 256
+    let mutable na = 0
+    // The flows over the intervals between arrival times (intervalFlows).
+    let mutable fEnd = Array.zeroCreate<float> 256
+    let mutable fH = Array.zeroCreate<float> 256
+    let mutable fEm = Array.zeroCreate<float> 256
+    let mutable fEs = Array.zeroCreate<float> 256
+    let mutable fK = Array.zeroCreate<float> 256
+    let mutable sd = Unchecked.defaultof<SlotData>
+    let mutable b = 0
+    let mutable inp = Unchecked.defaultof<Inputs>
+
+    let param (p: PopLayout) (q: int) (n: int) =
+        sd.Data[p.Slot + q][sd.Off(p.Slot + q, b) + n]
+
+    /// The population's time constants when all its neurons share them in this sample.
+    let sharedTaus (p: PopLayout) =
+        let ts, tm = param p 0 0, param p 1 0
+        let mutable same = true
+
+        for n in 1 .. p.N - 1 do
+            if param p 0 n <> ts || param p 1 n <> tm then
+                same <- false
+
+        if same then ValueSome(struct (tm, ts)) else ValueNone
+
+    let addArrival (t: float) (j: int) (m: int) =
+        if na = arrT.Length then
+            arrT <- grow arrT (2 * na)
+            arrJ <- grow arrJ (2 * na)
+            arrM <- grow arrM (2 * na)
+            arrSeq <- grow arrSeq (2 * na)
+
+        arrT[na] <- t
+        arrJ[na] <- j
+        arrM[na] <- m
+        arrSeq[na] <- na
+        na <- na + 1
+
+    /// Population p's arrivals, sorted by time (ties in the order they were gathered).
+    let gather (p: int) =
+        na <- 0
+        let mutable sorted = incoming[p].Length <= 1
+
+        for j in incoming[p] do
+            let pj = l.Projs[j]
+
+            let delay (m: int) =
+                match pj.DKind with
+                | 0 -> 0.0
+                | 1 -> sd.Data[pj.DSlot][sd.Off(pj.DSlot, b)]
+                | _ -> sd.Data[pj.DSlot][sd.Off(pj.DSlot, b) + m]
+
+            if pj.DKind = 2 then
+                sorted <- false
+
+            let add (t: float) (m: int) =
+                let ta = t + delay m
+
+                if ta <= l.TEnd then
+                    addArrival ta j m
+
+            let k = sourceOf[pj.Src]
+
+            if k >= 0 then
+                let cap = inp.Cap[k]
+
+                for q in 0 .. inp.Counts[k][b] - 1 do
+                    add (inp.Times[k][b * cap + q]) (inp.Neurons[k][b * cap + q])
+            else
+                let q = l.EmitterPop[pj.Src]
+
+                for e in 0 .. spCount[q] - 1 do
+                    add (spT[q][e]) (spN[q][e])
+
+        if not sorted then
+            // A deterministic stable order: by time, then by gathering order.
+            let idx = Array.init na id
+            let ts, ss = arrT, arrSeq
+            Array.Sort(idx, Comparison(fun x y -> let c = compare ts[x] ts[y] in if c <> 0 then c else compare ss[x] ss[y]))
+
+            let t2, j2, m2 =
+                Array.map (fun x -> arrT[x]) idx, Array.map (fun x -> arrJ[x]) idx, Array.map (fun x -> arrM[x]) idx
+
+            Array.blit t2 0 arrT 0 na
+            Array.blit j2 0 arrJ 0 na
+            Array.blit m2 0 arrM 0 na
+
+    /// Adds the weights of arrivals [a0, a1) to population p's currents.
+    let addWeights (p: int) (a0: int) (a1: int) =
+        let ip = i[p]
+
+        for a in a0 .. a1 - 1 do
+            let pj = l.Projs[arrJ[a]]
+            let n = pj.TgtN
+            let w = sd.Data[pj.WSlot]
+            let o = sd.Off(pj.WSlot, b) + arrM[a] * n
+            TensorPrimitives.Add(ReadOnlySpan<float>(ip, 0, n), ReadOnlySpan<float>(w, o, n), Span<float>(ip, 0, n))
+
+    let addSpike (p: int) (t: float) (n: int) =
+        let k = spCount[p]
+
+        if k = spT[p].Length then
+            spT[p] <- grow spT[p] (2 * k)
+            spN[p] <- grow spN[p] (2 * k)
+
+        spT[p][k] <- t
+        spN[p][k] <- n
+        spCount[p] <- k + 1
+
+        if k + 1 > 100_000_000 then
+            invalidOp
+                $"Events.run: more than 1e8 spikes in sample %d{b} (neuron %d{n} of '%s{pops[p].Name}' at t = %g{t} s): the network fires without bound"
+
+    /// Neuron n of LIF population p alone over [t0, t1) (or [t0, t1] when `last`), from (v0, i0),
+    /// `f` the flow over the whole interval: refractory hold, crossings, resets. A crossing of a
+    /// rising V that ends the interval above threshold is solved directly in [t, t1] from the
+    /// secant's estimate; anything else goes to EventSim.firstCrossing, as in EventSimulator.
+    let lifLane (p: int) (n: int) (tm: float) (ts: float) (t0: float) (t1: float) (last: bool) (v0: float) (i0: float) (f: Flow) =
+        let pop = pops[p]
+        let vl, vth, vrs = param pop 2 n, param pop 3 n, param pop 4 n
+        let tol = grazeTol vth vl
+        let mutable t = t0
+        let mutable vn = v0
+        let mutable iN = i0
+        let mutable go = true
+        let mutable atInstant = 0
+
+        while go do
+            let tr = refUntil[p][n]
+
+            if tr >= t1 then
+                iN <- iN * exp (-(t1 - t) / ts)
+                go <- false
+            else
+                if tr > t then
+                    iN <- iN * exp (-(tr - t) / ts)
+                    t <- tr
+
+                let h = t1 - t
+                let fr = if t = t0 then f else flow tm ts h
+                let vEnd = vAfter vl vn iN fr
+                let h0 = vl - vn + iN
+
+                let s =
+                    if
+                        vn < vth
+                        && vEnd >= vth
+                        && h0 > 0.0
+                        && (vl - vEnd + iN * fr.Es >= 0.0 || vEnd > vth + tol)
+                    then
+                        // One crossing in (0, h), V increasing up to it: the bracket firstCrossing would find.
+                        solveRising vn iN tm ts vl vth 0.0 h (h * (vth - vn) / (vEnd - vn))
+                    elif
+                        vEnd < vth
+                        && not (h0 > 0.0 && (if iN >= 0.0 then min (vn + h0 * h / tm) (vl + iN) else vl) >= vth)
+                    then
+                        infinity // the interval's bound (module comment)
+                    else
+                        firstCrossing vn iN tm ts vl vth h
+
+                let tc = t + s
+
+                if Double.IsFinite s && (tc < t1 || (last && tc <= t1)) then
+                    atInstant <- if tc = t then atInstant + 1 else 1
+
+                    if atInstant > l.MaxPerInstant then
+                        invalidOp
+                            $"Events.run: more than %d{l.MaxPerInstant} spikes at the instant t = %g{tc} s in sample %d{b}, the last of neuron %d{n} of '%s{pop.Name}' (a runaway cascade; see MaxEventsPerInstant)"
+
+                    addSpike p tc n
+                    iN <- iN * exp (-s / ts)
+                    vn <- vrs
+                    refUntil[p][n] <- tc + pop.TRef
+                    t <- tc
+                else
+                    vn <- vEnd
+                    iN <- iN * fr.Es
+                    go <- false
+
+        v[p][n] <- vn
+        i[p][n] <- iN
+
+    /// LIF population p over [t0, t1) (or [t0, t1] when `last`) with the interval's flow `f`: the
+    /// widest vectors the machine has.
+    let lifInterval (p: int) (tm: float) (ts: float) (t0: float) (t1: float) (last: bool) (f: Flow) =
+        let hOverTm = (t1 - t0) / tm
+        let first = spCount[p]
+        let refractory = pops[p].TRef > 0.0
+
+        if Vector512.IsHardwareAccelerated then
+            lifSweep
+                8
+                (fun (a: float[]) (c: int) -> Vector512.Create<float>(ReadOnlySpan<float>(a, c, 8)))
+                (fun (x: Vector512<float>) (a: float[]) (c: int) -> x.CopyTo(Span<float>(a, c, 8)))
+                (fun (x: float) -> Vector512.Create x)
+                (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
+                (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
+                (fun (x: Vector512<float>) y -> Vector512.Min(x, y))
+                (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
+                (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
+                (fun (x: Vector512<float>) q -> x[q])
+                v[p]
+                i[p]
+                refUntil[p]
+                vLeak[p]
+                vTh[p]
+                f
+                hOverTm
+                t0
+                refractory
+                (fun n v0 i0 -> lifLane p n tm ts t0 t1 last v0 i0 f)
+        else
+            lifSweep
+                4
+                (fun (a: float[]) (c: int) -> Vector256.Create<float>(ReadOnlySpan<float>(a, c, 4)))
+                (fun (x: Vector256<float>) (a: float[]) (c: int) -> x.CopyTo(Span<float>(a, c, 4)))
+                (fun (x: float) -> Vector256.Create x)
+                (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
+                (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
+                (fun (x: Vector256<float>) y -> Vector256.Min(x, y))
+                (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
+                (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
+                (fun (x: Vector256<float>) q -> x[q])
+                v[p]
+                i[p]
+                refUntil[p]
+                vLeak[p]
+                vTh[p]
+                f
+                hOverTm
+                t0
+                refractory
+                (fun n v0 i0 -> lifLane p n tm ts t0 t1 last v0 i0 f)
+
+        // The interval's spikes came neuron by neuron: order them by (time, neuron).
+        for a in first + 1 .. spCount[p] - 1 do
+            let t, n = spT[p][a], spN[p][a]
+            let mutable z = a - 1
+
+            while z >= first && (spT[p][z] > t || (spT[p][z] = t && spN[p][z] > n)) do
+                spT[p][z + 1] <- spT[p][z]
+                spN[p][z + 1] <- spN[p][z]
+                z <- z - 1
+
+            spT[p][z + 1] <- t
+            spN[p][z + 1] <- n
+
+    /// LI population p over (t0, t1] with the interval's flow `f`: the flow and the running maximum
+    /// (interior extremum, then the end value, as EventSimulator.Advance).
+    let liInterval (p: int) (tm: float) (ts: float) (t0: float) (t1: float) (f: Flow) =
+        let h = t1 - t0
+        let em, es, k = Vector<float>(f.Em), Vector<float>(f.Es), Vector<float>(f.K)
+        let hOverTm = Vector<float>(h / tm)
+        let tEnd = Vector<float>(t1)
+        let tol = Vector<float>(1e-9)
+        let vp, ip, vlp, mv, mt = v[p], i[p], vLeak[p], maxV[p], maxT[p]
+        let mutable c = 0
+
+        while c < vp.Length do
+            let v0, i0, vl, m0 =
+                Vector<float>(vp, c), Vector<float>(ip, c), Vector<float>(vlp, c), Vector<float>(mv, c)
+
+            let vh = vl + (v0 - vl) * em + i0 * k
+            let ih = i0 * es
+            let h0 = vl - v0 + i0
+            let hh = vl - vh + ih
+
+            let ub =
+                Vector.ConditionalSelect(Vector.GreaterThanOrEqual(i0, Vector<float>.Zero), Vector.Min(v0 + h0 * hOverTm, vl + i0), vl)
+
+            // A maximum inside the interval (rising at its start, falling or nearly so at its end)
+            // that may beat the running maximum: solved alone.
+            let flag =
+                Vector.GreaterThan(h0, Vector<float>.Zero)
+                &&& Vector.LessThan(hh, tol * (Vector.Abs(vh - vl) + Vector.Abs ih))
+                &&& Vector.GreaterThan(ub, m0)
+
+            let up = Vector.AndNot(Vector.GreaterThan(vh, m0), flag)
+            vh.CopyTo(vp, c)
+            ih.CopyTo(ip, c)
+            Vector.ConditionalSelect(up, vh, m0).CopyTo(mv, c)
+            Vector.ConditionalSelect(up, tEnd, Vector<float>(mt, c)).CopyTo(mt, c)
+
+            if not (Vector.EqualsAll(flag, Vector<int64>.Zero)) then
+                for q in 0 .. lanes - 1 do
+                    if flag[q] <> 0L then
+                        let n = c + q
+                        let se = extremum v0[q] i0[q] tm ts vl[q]
+
+                        if se < h then
+                            let vm = vAfter vl[q] v0[q] i0[q] (flow tm ts se)
+
+                            if vm > mv[n] then
+                                mv[n] <- vm
+                                mt[n] <- t0 + se
+
+                        if vh[q] > mv[n] then
+                            mv[n] <- vh[q]
+                            mt[n] <- t1
+
+            c <- c + lanes
+
+    /// The flows over the intervals between population p's distinct arrival times (and to TEnd):
+    /// the interval ends in fEnd[0 .. count−1], their flows in fEm, fEs, fK (K in the
+    /// cancellation-free form of EventSim.flow, its series vectorised).
+    let intervalFlows (tm: float) (ts: float) =
+        let mutable g = 0
+        let mutable a = 0
+
+        if fEnd.Length < na + 1 then
+            fEnd <- Array.zeroCreate (2 * na + 1)
+            fH <- Array.zeroCreate (2 * na + 1)
+            fEm <- Array.zeroCreate (2 * na + 1)
+            fEs <- Array.zeroCreate (2 * na + 1)
+            fK <- Array.zeroCreate (2 * na + 1)
+
+        let mutable t0 = 0.0
+
+        while a < na do
+            let t1 = arrT[a]
+            fEnd[g] <- t1
+            fH[g] <- t1 - t0
+            g <- g + 1
+            t0 <- t1
+
+            while a < na && arrT[a] = t1 do
+                a <- a + 1
+
+        fEnd[g] <- l.TEnd
+        fH[g] <- l.TEnd - t0
+        g <- g + 1
+
+        for q in 0 .. g - 1 do
+            fEm[q] <- exp (-fH[q] / tm)
+            fEs[q] <- exp (-fH[q] / ts)
+
+        let rate = 1.0 / tm - 1.0 / ts
+        let half = Vector<float>(0.5)
+        let mutable c = 0
+
+        while c + lanes <= g do
+            let h = Vector<float>(fH, c)
+            let em, es = Vector<float>(fEm, c), Vector<float>(fEs, c)
+            let y = h * Vector<float>(rate)
+            let mutable series = Vector<float>(cE[cE.Length - 1])
+
+            for q in cE.Length - 2 .. -1 .. 0 do
+                series <- series * y + Vector<float>(cE[q])
+
+            let small = Vector.LessThanOrEqual(Vector.Abs y, half)
+            let e = Vector.ConditionalSelect(small, em * series, (es - em) / y)
+            (h / Vector<float>(tm) * e).CopyTo(fK, c)
+            c <- c + lanes
+
+        for q in c .. g - 1 do
+            let y = fH[q] * rate
+            fK[q] <- fH[q] / tm * mulE (fEm[q]) (fEs[q]) y
+
+        g
+
+    /// Runs population p over its arrivals, with shared time constants (tm, ts).
+    let runPop (p: int) (tm: float) (ts: float) =
+        let pop = pops[p]
+
+        for arr in [| v[p]; i[p]; maxV[p]; maxT[p] |] do
+            Array.Fill(arr, 0.0)
+
+        Array.Fill(refUntil[p], -infinity)
+        Array.Fill(vTh[p], infinity)
+        Array.Fill(vLeak[p], 0.0)
+
+        for n in 0 .. pop.N - 1 do
+            vLeak[p][n] <- param pop 2 n
+
+            if pop.Spiking then
+                vTh[p][n] <- param pop 3 n
+
+        spCount[p] <- 0
+        gather p
+        let count = intervalFlows tm ts
+        let rate = 1.0 / tm - 1.0 / ts
+        let mutable t0 = 0.0
+        let mutable a = 0
+
+        for q in 0 .. count - 1 do
+            let t1 = fEnd[q]
+            let last = q = count - 1
+
+            let f =
+                {
+                    Em = fEm[q]
+                    Es = fEs[q]
+                    K = fK[q]
+                    Y = fH[q] * rate
+                }
+
+            if pop.Spiking then
+                if t1 > t0 || last then
+                    lifInterval p tm ts t0 t1 last f
+            elif t1 > t0 then
+                liInterval p tm ts t0 t1 f
+
+            let a0 = a
+
+            while a < na && arrT[a] = t1 do
+                a <- a + 1
+
+            addWeights p a0 a
+            t0 <- t1
+
+    /// Simulates sample `sample` into `out` (as EventSimulator.Simulator.Run does), or returns false
+    /// without output when a population's time constants differ across its neurons (the caller
+    /// then runs the general loop). The parameters are checked by the caller (checkParams).
+    member _.Run(data: SlotData, sample: int, inputs: Inputs, out: Outputs) : bool =
+        sd <- data
+        b <- sample
+        inp <- inputs
+        let taus = pops |> Array.map sharedTaus
+
+        if taus |> Array.exists (fun x -> x.IsNone) then
+            false
+        else
+            EventSimulator.checkInputs l inp b
+
+            for p in order do
+                let struct (tm, ts) = taus[p].Value
+                runPop p tm ts
+
+            for p in pops do
+                let r = p.OutIndex
+
+                if p.Spiking then
+                    let c = l.Capacity
+                    let kept = min spCount[p.Index] c
+
+                    if spCount[p.Index] > c && l.FailOnOverflow then
+                        invalidOp
+                            $"Events.run: population '%s{p.Name}' overflowed its capacity of %d{c} spikes in sample %d{b} (at t = %g{spT[p.Index][c]} s); raise Capacity or use OnOverflow = Report"
+
+                    Array.blit spT[p.Index] 0 out.Times[r] (b * c) kept
+                    Array.blit spN[p.Index] 0 out.Neurons[r] (b * c) kept
+
+                    for k in kept .. c - 1 do
+                        out.Times[r][b * c + k] <- infinity
+                        out.Neurons[r][b * c + k] <- -1
+
+                    out.Count[r][b] <- kept
+                    out.Overflow[r][b] <- spCount[p.Index] - kept
+                else
+                    Array.blit maxV[p.Index] 0 out.VMax[r] (b * p.N) p.N
+                    Array.blit maxT[p.Index] 0 out.TMax[r] (b * p.N) p.N
+
+            true
