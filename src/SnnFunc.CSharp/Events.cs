@@ -150,6 +150,21 @@ public static class EventLosses
         Tensor firstTimes, IReadOnlyList<int> labels, double tau0, double tau1, double alpha, double tMax) =>
         EventLoss.ttfsCrossEntropy(tau0, tau1, alpha, tMax, firstTimes, Labels(labels));
 
+    /// <summary>As <see cref="TtfsCrossEntropy"/>, but a sample whose label neuron is silent (first time above
+    /// tMax) adds no loss and no gradient (Wunderlich &amp; Pehle's policy; the mean still divides by the batch
+    /// size). With the plain loss, such a sample still pushes the other outputs later, which can feed on itself
+    /// until whole samples go silent; pair this one with weight bumping, which revives silent labels.</summary>
+    /// <param name="firstTimes">First-spike times [B, C].</param>
+    /// <param name="labels">B labels in [0, C).</param>
+    /// <param name="tau0">τ0 in seconds.</param>
+    /// <param name="tau1">τ1 in seconds.</param>
+    /// <param name="alpha">α (≥ 0).</param>
+    /// <param name="tMax">The time that silent and later neurons count as (e.g. the run's end).</param>
+    /// <returns>The loss.</returns>
+    public static Tensor TtfsCrossEntropySkipSilent(
+        Tensor firstTimes, IReadOnlyList<int> labels, double tau0, double tau1, double alpha, double tMax) =>
+        EventLoss.ttfsCrossEntropySkipSilent(tau0, tau1, alpha, tMax, firstTimes, Labels(labels));
+
     /// <summary>Mean squared error of first-spike times (clipped at tMax) against targets, in s².</summary>
     /// <param name="firstTimes">First-spike times.</param>
     /// <param name="target">Target times (broadcastable).</param>

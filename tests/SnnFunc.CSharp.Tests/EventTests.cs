@@ -93,6 +93,10 @@ public class EventTests
         Assert.All(g.ToDoubleArray(), v => Assert.True(double.IsFinite(v)));
         Assert.Equal(0.0, g.ToDoubleArray()[2]);
         Assert.Equal(0.5, EventLosses.TtfsAccuracy(t, [0, 2]));
+        // Sample 1's label (0) is silent: it adds nothing, sample 0 counts over the batch of 2.
+        var skip = EventLosses.TtfsCrossEntropySkipSilent(t, [0, 0], 0.5e-3, 6.4e-3, 3e-3, 30e-3).ToScalar();
+        var first = EventLosses.TtfsCrossEntropy(Tensor.FromArray(new double[] { 2e-3, 3e-3, Inf }, 1, 3), [0], 0.5e-3, 6.4e-3, 3e-3, 30e-3).ToScalar();
+        Close([first / 2], [skip], 1e-15);
         Close([1.25], [EventLosses.SpikeCountPenalty(Tensor.FromArray(new double[] { 0, 3, 6, 1 }, 2, 2), 1, 4).ToScalar()], 1e-15);
         Assert.Equal(
             Losses.CrossEntropy(t.Neg().Minimum(Tensor.Scalar(0.0, DType.Float64)), labels).ToScalar(),
