@@ -14,7 +14,6 @@ type Arguments =
     | Hidden of int
     | Theta of float
     | Dropout of float
-    | Scale of float
     | Init_Hidden of mean: float * std: float
     | Noise of float
     | Bump of float
@@ -27,18 +26,17 @@ type Arguments =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Epochs _ -> "training epochs (default 12)"
-            | Batch_Size _ -> "samples per batch (default 32)"
-            | Learning_Rate _ -> "initial Adam learning rate of the hidden->out weights (default 0.01)"
-            | Hidden_Learning_Rate _ -> "initial Adam learning rate of the input->hidden weights (default: as --learning-rate)"
-            | Lr_Decay _ -> "learning-rate factor per epoch (default 0.9)"
+            | Epochs _ -> "training epochs (default 10)"
+            | Batch_Size _ -> "samples per batch (default 8)"
+            | Learning_Rate _ -> "initial Adam learning rate of the hidden->out weights (default 0.05)"
+            | Hidden_Learning_Rate _ -> "initial Adam learning rate of the input->hidden weights (default 0.005)"
+            | Lr_Decay _ -> "learning-rate factor per epoch (default 0.8)"
             | Hidden _ -> "hidden LIF neurons (default 128)"
-            | Theta _ -> "pixels at or below this value send no spike (default 0.2)"
-            | Init_Hidden _ -> "mean and std of the Gaussian input->hidden weights (default 0.15 0.1)"
-            | Scale _ -> "the loss is the cross-entropy of scale x max voltage (default 1)"
+            | Theta _ -> "pixels at or below this value send no spike (default 0.1)"
+            | Init_Hidden _ -> "mean and std of the Gaussian input->hidden weights (default 0.1 0.3)"
             | Dropout _ -> "training only: probability that an input pixel is dropped (default 0)"
             | Noise _ -> "training only: std of Gaussian noise added to the pixel values before coding (default 0)"
-            | Bump _ -> "input weights of a hidden neuron silent for the whole batch grow by this (default 0)"
+            | Bump _ -> "input weights of a hidden neuron silent for the whole batch grow by this (default 0.0005)"
             | Gradient _ -> "eventprop (the adjoint, default) or solver (AD through the spike-time solver)"
             | Train_Count _ -> "training images (default 8000)"
             | Test_Count _ -> "test images (default 2000)"
@@ -56,7 +54,6 @@ type Settings =
         Hidden: int
         Theta: float
         InitHidden: float * float
-        Scale: float
         Dropout: float
         Noise: float
         Bump: float
@@ -72,18 +69,17 @@ type Settings =
 let parse (argv: string[]) : Result<Settings, int * string> =
     let settings (args: ParseResults<Arguments>) =
         {
-            Epochs = args.GetResult(Epochs, 12)
-            BatchSize = args.GetResult(Batch_Size, 32)
-            LearningRate = args.GetResult(Learning_Rate, 1e-2)
-            HiddenLearningRate = args.GetResult(Hidden_Learning_Rate, args.GetResult(Learning_Rate, 1e-2))
-            LrDecay = args.GetResult(Lr_Decay, 0.9)
+            Epochs = args.GetResult(Epochs, 10)
+            BatchSize = args.GetResult(Batch_Size, 8)
+            LearningRate = args.GetResult(Learning_Rate, 0.05)
+            HiddenLearningRate = args.GetResult(Hidden_Learning_Rate, 5e-3)
+            LrDecay = args.GetResult(Lr_Decay, 0.8)
             Hidden = args.GetResult(Hidden, 128)
-            Theta = args.GetResult(Theta, 0.2)
-            InitHidden = args.GetResult(Init_Hidden, (0.15, 0.1))
-            Scale = args.GetResult(Scale, 1.0)
+            Theta = args.GetResult(Theta, 0.1)
+            InitHidden = args.GetResult(Init_Hidden, (0.1, 0.3))
             Dropout = args.GetResult(Dropout, 0.0)
             Noise = args.GetResult(Noise, 0.0)
-            Bump = args.GetResult(Bump, 0.0)
+            Bump = args.GetResult(Bump, 5e-4)
             Gradient = args.GetResult(Gradient, "eventprop").ToLowerInvariant()
             TrainCount = args.GetResult(Train_Count, 8000)
             TestCount = args.GetResult(Test_Count, 2000)
@@ -103,7 +99,6 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             intIn "hidden" 1 100_000 s.Hidden
             fraction "theta" 0.0 1.0 s.Theta
             fraction "dropout" 0.0 0.99 s.Dropout
-            positive "scale" s.Scale
             positive "init-hidden std" (snd s.InitHidden)
             fraction "noise" 0.0 1.0 s.Noise
             fraction "bump" 0.0 1.0 s.Bump

