@@ -32,7 +32,7 @@ type Arguments =
             | Hidden_Learning_Rate _ -> "initial Adam learning rate of the input->hidden weights (default 0.005)"
             | Lr_Decay _ -> "learning-rate factor per epoch (default 0.8)"
             | Hidden _ -> "hidden LIF neurons (default 128)"
-            | Theta _ -> "pixels at or below this value send no spike (default 0.1)"
+            | Theta _ -> "pixels at or below this value send no spike (default 0.03)"
             | Init_Hidden _ -> "mean and std of the Gaussian input->hidden weights (default 0.1 0.3)"
             | Dropout _ -> "training only: probability that an input pixel is dropped (default 0)"
             | Noise _ -> "training only: std of Gaussian noise added to the pixel values before coding (default 0)"
@@ -75,7 +75,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             HiddenLearningRate = args.GetResult(Hidden_Learning_Rate, 5e-3)
             LrDecay = args.GetResult(Lr_Decay, 0.8)
             Hidden = args.GetResult(Hidden, 128)
-            Theta = args.GetResult(Theta, 0.1)
+            Theta = args.GetResult(Theta, 0.03)
             InitHidden = args.GetResult(Init_Hidden, (0.1, 0.3))
             Dropout = args.GetResult(Dropout, 0.0)
             Noise = args.GetResult(Noise, 0.0)
