@@ -53,9 +53,96 @@ let private weights (rng: Random) (a: int) (b: int) (mean: float) (sd: float) =
 
     Init.ofTensor (Tensor.FromArray(w, a, b))
 
+/// The MNIST16 inference workload of samples/Mnist16Event: its 2000 test images latency-coded as
+/// there (pixels above 0.2 spike at (1 − u)·20 ms), its 256-128-10 LIF → LI network at its
+/// initialisation, TEnd 40 ms; the population-by-population path against the general event loop,
+/// in interleaved rounds (medians of each and of their ratio).
+let private mnist16 () =
+    let data =
+        SnnFunc.Data.Mnist.loadNpm
+            { SnnFunc.Data.Mnist.defaults with
+                Size = 16
+                TrainCount = 1
+                TestCount = 2000
+            }
+
+    let x = data.Test.X.Minimum(Tensor.Scalar(1.0, data.Test.X.DType)).Convert Float64
+
+    let ev =
+        EventBuffer.latencyWith
+            {
+                TEarly = 20e-3
+                TLate = 0.0
+                Threshold = Some(0.2 + 1e-9)
+                BiasTime = None
+            }
+            x
+
+    let g =
+        Graph.empty
+        |> Graph.input "x" 256
+        |> Graph.population
+            "hidden"
+            128
+            (Neuron.lif
+                { Snn.Lif.defaults with
+                    TauMem = 20e-3
+                    TauSyn = 5e-3
+                    VTh = 1.0
+                })
+        |> Graph.population
+            "out"
+            10
+            (Neuron.li
+                { Snn.Li.defaults with
+                    TauMem = 20e-3
+                    TauSyn = 5e-3
+                })
+        |> Graph.connect "x" "hidden" (Projection.dense (Init.gaussian 0.15 0.1))
+        |> Graph.connect "hidden" "out" (Projection.dense (Init.gaussian 0.2 0.37))
+
+    let p = Graph.initAs Float64 (Random.key 1L) g
+
+    let config =
+        { Events.defaults with
+            TEnd = 40e-3
+            Capacity = 512
+        }
+
+    let inputs = Map [ "x", ev ]
+    let n = float data.Test.Count
+    let first = Events.run g p config inputs
+
+    let spikes (b: EventBuffer) =
+        float (Array.sum (b.Count.ToInt32Array())) / n
+
+    let layered = ResizeArray<float>()
+    let general = ResizeArray<float>()
+
+    for _ in 1..7 do
+        layered.Add(Timing.median 1 3 (fun () -> Events.run g p config inputs |> ignore))
+        general.Add(Timing.median 0 1 (fun () -> Events.runWith false g p config inputs |> ignore))
+
+    let med (a: seq<float>) =
+        let s = Array.sort (Array.ofSeq a)
+        s[s.Length / 2]
+
+    let ratio = med (Seq.map2 (fun l g -> g / l) layered general)
+
+    printfn
+        "events MNIST16 256-128-10 inference (%d test images, %.1f input and %.1f hidden spikes/pattern, %d threads): layered %.0f patterns/s, general loop %.0f patterns/s, ratio %.1fx"
+        data.Test.Count
+        (spikes ev)
+        (spikes first["hidden"])
+        Kernels.Parallelism.MaxThreads
+        (n / med layered)
+        (n / med general)
+        ratio
+
 let run (argv: string[]) : int =
     let batch = if argv.Length > 0 then int argv[0] else 4000
     let rng = Random(1)
+    mnist16 ()
 
     // 256-128-10 inference
     let g =

@@ -21,6 +21,7 @@ module SnnFunc.EventLayered
 open System
 open System.Numerics
 open System.Numerics.Tensors
+open System.Runtime.Intrinsics
 open SnnFunc.EventSim
 
 /// The populations in an order where every projection comes from a source or an earlier
@@ -59,7 +60,62 @@ let tryOrder (l: Layout) : int[] option =
 
 let private lanes = Vector<float>.Count
 
-let private padded (n: int) = (n + lanes - 1) / lanes * lanes
+/// State arrays are padded to a multiple of the widest vector (8 doubles).
+let private padded (n: int) = (n + 7) / 8 * 8
+
+/// The LIF sweep over one interval [t0, t1) for every lane, generic in the vector type (Vector256
+/// or Vector512, whose primitives are passed in and inlined): each lane's state flows by the shared
+/// (em, es, k); `lane n v0 i0` is called for the lanes the bound flags (module comment), after the
+/// vector result was stored, to redo them alone.
+let inline private lifSweep
+    (width: int)
+    ([<InlineIfLambda>] load: float[] -> int -> ^V)
+    ([<InlineIfLambda>] store: ^V -> float[] -> int -> unit)
+    ([<InlineIfLambda>] splat: float -> ^V)
+    ([<InlineIfLambda>] ge: ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] gt: ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] vmin: ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] select: ^V -> ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] bits: ^V -> uint64)
+    ([<InlineIfLambda>] element: ^V -> int -> float)
+    (vp: float[])
+    (ip: float[])
+    (rp: float[])
+    (vlp: float[])
+    (thp: float[])
+    (f: Flow)
+    (hOverTm: float)
+    (t0: float)
+    (refractory: bool)
+    ([<InlineIfLambda>] lane: int -> float -> float -> unit)
+    =
+    let em, es, k = splat f.Em, splat f.Es, splat f.K
+    let hm, start, zero = splat hOverTm, splat t0, splat 0.0
+    let mutable c = 0
+
+    while c < vp.Length do
+        let v0, i0, vl, th = load vp c, load ip c, load vlp c, load thp c
+        let vh = vl + (v0 - vl) * em + i0 * k
+        let h0 = vl - v0 + i0
+        let ub = select (ge i0 zero) (vmin (v0 + h0 * hm) (vl + i0)) vl
+        let crossing = ge vh th ||| (gt h0 zero &&& ge ub th)
+
+        let flag =
+            if refractory then
+                crossing ||| gt (load rp c) start
+            else
+                crossing
+
+        store vh vp c
+        store (i0 * es) ip c
+        let mutable m = bits flag
+
+        while m <> 0UL do
+            let q = BitOperations.TrailingZeroCount m
+            lane (c + q) (element v0 q) (element i0 q)
+            m <- m &&& (m - 1UL)
+
+        c <- c + width
 
 /// A workspace for one thread: the populations' state in padded lane arrays, their spike lists
 /// and the arrival buffer.
@@ -192,15 +248,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
             let n = pj.TgtN
             let w = sd.Data[pj.WSlot]
             let o = sd.Off(pj.WSlot, b) + arrM[a] * n
-            let mutable c = 0
-
-            while c + lanes <= n do
-                (Vector<float>(ip, c) + Vector<float>(w, o + c)).CopyTo(ip, c)
-                c <- c + lanes
-
-            while c < n do
-                ip[c] <- ip[c] + w[o + c]
-                c <- c + 1
+            TensorPrimitives.Add(ReadOnlySpan<float>(ip, 0, n), ReadOnlySpan<float>(w, o, n), Span<float>(ip, 0, n))
 
     let addSpike (p: int) (t: float) (n: int) =
         let k = spCount[p]
@@ -286,40 +334,57 @@ type LayeredSimulator(l: Layout, order: int[]) =
         v[p][n] <- vn
         i[p][n] <- iN
 
-    /// LIF population p over [t0, t1) (or [t0, t1] when `last`) with the interval's flow `f`.
+    /// LIF population p over [t0, t1) (or [t0, t1] when `last`) with the interval's flow `f`: the
+    /// widest vectors the machine has.
     let lifInterval (p: int) (tm: float) (ts: float) (t0: float) (t1: float) (last: bool) (f: Flow) =
-        let h = t1 - t0
-        let em, es, k = Vector<float>(f.Em), Vector<float>(f.Es), Vector<float>(f.K)
-        let hOverTm = Vector<float>(h / tm)
-        let start = Vector<float>(t0)
-        let vp, ip, rp, vlp, thp = v[p], i[p], refUntil[p], vLeak[p], vTh[p]
+        let hOverTm = (t1 - t0) / tm
         let first = spCount[p]
-        let mutable c = 0
+        let refractory = pops[p].TRef > 0.0
 
-        while c < vp.Length do
-            let v0, i0, vl, th =
-                Vector<float>(vp, c), Vector<float>(ip, c), Vector<float>(vlp, c), Vector<float>(thp, c)
-
-            let vh = vl + (v0 - vl) * em + i0 * k
-            let h0 = vl - v0 + i0
-
-            let ub =
-                Vector.ConditionalSelect(Vector.GreaterThanOrEqual(i0, Vector<float>.Zero), Vector.Min(v0 + h0 * hOverTm, vl + i0), vl)
-
-            let flag =
-                Vector.GreaterThanOrEqual(vh, th)
-                ||| (Vector.GreaterThan(h0, Vector<float>.Zero) &&& Vector.GreaterThanOrEqual(ub, th))
-                ||| Vector.GreaterThan(Vector<float>(rp, c), start)
-
-            vh.CopyTo(vp, c)
-            (i0 * es).CopyTo(ip, c)
-
-            if not (Vector.EqualsAll(flag, Vector<int64>.Zero)) then
-                for q in 0 .. lanes - 1 do
-                    if flag[q] <> 0L then
-                        lifLane p (c + q) tm ts t0 t1 last v0[q] i0[q] f
-
-            c <- c + lanes
+        if Vector512.IsHardwareAccelerated then
+            lifSweep
+                8
+                (fun (a: float[]) (c: int) -> Vector512.Create<float>(ReadOnlySpan<float>(a, c, 8)))
+                (fun (x: Vector512<float>) (a: float[]) (c: int) -> x.CopyTo(Span<float>(a, c, 8)))
+                (fun (x: float) -> Vector512.Create x)
+                (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
+                (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
+                (fun (x: Vector512<float>) y -> Vector512.Min(x, y))
+                (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
+                (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
+                (fun (x: Vector512<float>) q -> x[q])
+                v[p]
+                i[p]
+                refUntil[p]
+                vLeak[p]
+                vTh[p]
+                f
+                hOverTm
+                t0
+                refractory
+                (fun n v0 i0 -> lifLane p n tm ts t0 t1 last v0 i0 f)
+        else
+            lifSweep
+                4
+                (fun (a: float[]) (c: int) -> Vector256.Create<float>(ReadOnlySpan<float>(a, c, 4)))
+                (fun (x: Vector256<float>) (a: float[]) (c: int) -> x.CopyTo(Span<float>(a, c, 4)))
+                (fun (x: float) -> Vector256.Create x)
+                (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
+                (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
+                (fun (x: Vector256<float>) y -> Vector256.Min(x, y))
+                (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
+                (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
+                (fun (x: Vector256<float>) q -> x[q])
+                v[p]
+                i[p]
+                refUntil[p]
+                vLeak[p]
+                vTh[p]
+                f
+                hOverTm
+                t0
+                refractory
+                (fun n v0 i0 -> lifLane p n tm ts t0 t1 last v0 i0 f)
 
         // The interval's spikes came neuron by neuron: order them by (time, neuron).
         for a in first + 1 .. spCount[p] - 1 do
@@ -390,8 +455,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
             c <- c + lanes
 
     /// The flows over the intervals between population p's distinct arrival times (and to TEnd):
-    /// the interval ends in fEnd[0 .. count−1], their flows in fEm, fEs, fK (exponentials
-    /// vectorised; K in the cancellation-free form of EventSim.flow, its series vectorised too).
+    /// the interval ends in fEnd[0 .. count−1], their flows in fEm, fEs, fK (K in the
+    /// cancellation-free form of EventSim.flow, its series vectorised).
     let intervalFlows (tm: float) (ts: float) =
         let mutable g = 0
         let mutable a = 0
@@ -418,11 +483,11 @@ type LayeredSimulator(l: Layout, order: int[]) =
         fEnd[g] <- l.TEnd
         fH[g] <- l.TEnd - t0
         g <- g + 1
-        let hs = ReadOnlySpan(fH, 0, g)
-        TensorPrimitives.Multiply(hs, -1.0 / tm, Span(fEm, 0, g))
-        TensorPrimitives.Exp(ReadOnlySpan(fEm, 0, g), Span(fEm, 0, g))
-        TensorPrimitives.Multiply(hs, -1.0 / ts, Span(fEs, 0, g))
-        TensorPrimitives.Exp(ReadOnlySpan(fEs, 0, g), Span(fEs, 0, g))
+
+        for q in 0 .. g - 1 do
+            fEm[q] <- exp (-fH[q] / tm)
+            fEs[q] <- exp (-fH[q] / ts)
+
         let rate = 1.0 / tm - 1.0 / ts
         let half = Vector<float>(0.5)
         let mutable c = 0

@@ -208,9 +208,12 @@ let firstCrossing (v0: float) (i0: float) (tm: float) (ts: float) (vl: float) (v
 
                 solveRising v0 i0 tm ts vl vth lo hi start
 
+            // At the extremum V̇ = 0, so V(se) = v_leak + I(se): one exponential, not a flow.
+            let fAtExtremum () = vl + i0 * exp (-se / ts) - vth
+
             if h0 > 0.0 then
                 if se < h then
-                    let fse = f se
+                    let fse = fAtExtremum ()
 
                     if fse > grazeTol vth vl then
                         solve 0.0 se (v0 - vth) fse
@@ -220,7 +223,7 @@ let firstCrossing (v0: float) (i0: float) (tm: float) (ts: float) (vl: float) (v
                     let fh = f h
                     if fh >= 0.0 then solve 0.0 h (v0 - vth) fh else infinity
             elif se < h then
-                let fse = f se
+                let fse = fAtExtremum ()
 
                 if fse < 0.0 then
                     let fh = f h
@@ -432,9 +435,11 @@ let internal fail (message: string) =
 
 /// Checks one sample's parameters: positive finite time constants, v_reset < v_th, finite leak,
 /// delays >= 0 and finite.
+let private paramNames = [| "tauSyn"; "tauMem"; "vLeak"; "vTh"; "vReset" |]
+
 let checkParams (l: Layout) (sd: SlotData) (b: int) =
     for p in l.Pops do
-        let names = [| "tauSyn"; "tauMem"; "vLeak"; "vTh"; "vReset" |]
+        let names = paramNames
         let k = if p.Spiking then 5 else 3
 
         for q in 0 .. k - 1 do

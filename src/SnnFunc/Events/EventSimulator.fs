@@ -32,6 +32,68 @@ let checkInputs (l: Layout) (inp: Inputs) (b: int) =
 
             last <- t
 
+/// A binary min-heap of events ordered by (time, tie), each with an item: the simulator's queues
+/// of candidate spikes and of delayed arrivals, in struct-of-arrays form.
+type EventHeap<'T>() =
+    let mutable times = Array.zeroCreate<float> 64
+    let mutable ties = Array.zeroCreate<int64> 64
+    let mutable items = Array.zeroCreate<'T> 64
+    let mutable n = 0
+
+    let less (x: int) (y: int) =
+        times[x] < times[y] || (times[x] = times[y] && ties[x] < ties[y])
+
+    let swap (x: int) (y: int) =
+        let t, k, it = times[x], ties[x], items[x]
+        times[x] <- times[y]
+        ties[x] <- ties[y]
+        items[x] <- items[y]
+        times[y] <- t
+        ties[y] <- k
+        items[y] <- it
+
+    member _.Count = n
+    member _.TopTime = times[0]
+    member _.TopTie = ties[0]
+    member _.TopItem = items[0]
+    member _.Clear() = n <- 0
+
+    member _.Push(t: float, tie: int64, item: 'T) =
+        if n = times.Length then
+            times <- grow times (2 * n)
+            ties <- grow ties (2 * n)
+            items <- grow items (2 * n)
+
+        times[n] <- t
+        ties[n] <- tie
+        items[n] <- item
+        let mutable c = n
+        n <- n + 1
+
+        while c > 0 && less c ((c - 1) / 2) do
+            swap c ((c - 1) / 2)
+            c <- (c - 1) / 2
+
+    /// Removes the earliest event.
+    member _.Pop() =
+        n <- n - 1
+        swap 0 n
+        let mutable c = 0
+        let mutable go = true
+
+        while go do
+            let a, z = 2 * c + 1, 2 * c + 2
+            let mutable m = c
+
+            if a < n && less a m then
+                m <- a
+
+            if z < n && less z m then
+                m <- z
+
+            if m = c then go <- false else swap c m
+            c <- m
+
 /// A simulation workspace for one thread: every population's state, the queues and the log.
 type Simulator(l: Layout) =
     let pops = l.Pops
@@ -50,137 +112,41 @@ type Simulator(l: Layout) =
     let recheckList = pops |> Array.map (fun _ -> ResizeArray<int>())
     let log = Log(l)
     let pending = ResizeArray<struct (int * int)>()
-    // Candidate spikes: a heap ordered by (time, population, neuron), stale entries skipped.
-    let mutable hT = Array.zeroCreate<float> 64
-    let mutable hP = Array.zeroCreate<int> 64
-    let mutable hN = Array.zeroCreate<int> 64
-    let mutable hV = Array.zeroCreate<int> 64
-    let mutable hn = 0
-    // Delayed arrivals: a heap ordered by (time, sequence number).
-    let mutable aT = Array.zeroCreate<float> 64
-    let mutable aS = Array.zeroCreate<int64> 64
-    let mutable aJ = Array.zeroCreate<int> 64
-    let mutable aE = Array.zeroCreate<int> 64
-    let mutable aG = Array.zeroCreate<int> 64
-    let mutable an = 0
+    // Candidate spikes ordered by (time, population, neuron), the neuron's version as the item
+    // (stale entries skipped); delayed arrivals ordered by (time, sequence number).
+    let cands = EventHeap<int>()
+    let arrivals = EventHeap<struct (int * int * int)>()
     let mutable seq = 0L
     let mutable sd = Unchecked.defaultof<SlotData>
     let mutable b = 0
 
-    let hLess (x: int) (y: int) =
-        hT[x] < hT[y]
-        || (hT[x] = hT[y] && (hP[x] < hP[y] || (hP[x] = hP[y] && hN[x] < hN[y])))
+    let candKey (p: int) (n: int) = (int64 p <<< 32) ||| int64 n
 
-    let hSwap (x: int) (y: int) =
-        let t, p, n, w = hT[x], hP[x], hN[x], hV[x]
-        hT[x] <- hT[y]
-        hP[x] <- hP[y]
-        hN[x] <- hN[y]
-        hV[x] <- hV[y]
-        hT[y] <- t
-        hP[y] <- p
-        hN[y] <- n
-        hV[y] <- w
+    let hPush (t: float) (p: int) (n: int) (w: int) = cands.Push(t, candKey p n, w)
 
-    let hPush (t: float) (p: int) (n: int) (w: int) =
-        if hn = hT.Length then
-            hT <- grow hT (2 * hn)
-            hP <- grow hP (2 * hn)
-            hN <- grow hN (2 * hn)
-            hV <- grow hV (2 * hn)
-
-        hT[hn] <- t
-        hP[hn] <- p
-        hN[hn] <- n
-        hV[hn] <- w
-        let mutable c = hn
-        hn <- hn + 1
-
-        while c > 0 && hLess c ((c - 1) / 2) do
-            hSwap c ((c - 1) / 2)
-            c <- (c - 1) / 2
-
-    let hPop () =
-        hn <- hn - 1
-        hSwap 0 hn
-        let mutable c = 0
-        let mutable go = true
-
-        while go do
-            let a, z = 2 * c + 1, 2 * c + 2
-            let mutable m = c
-
-            if a < hn && hLess a m then
-                m <- a
-
-            if z < hn && hLess z m then
-                m <- z
-
-            if m = c then go <- false else hSwap c m
-            c <- m
+    let candPop (k: int64) = int (k >>> 32), int (k &&& 0xFFFFFFFFL)
 
     /// Drops stale candidates from the top; the earliest valid candidate's time or +inf.
     let hTop () =
-        while hn > 0 && hV[0] <> ver[hP[0]][hN[0]] do
-            hPop ()
-
-        if hn > 0 then hT[0] else infinity
-
-    let aLess (x: int) (y: int) =
-        aT[x] < aT[y] || (aT[x] = aT[y] && aS[x] < aS[y])
-
-    let aSwap (x: int) (y: int) =
-        let t, s, j, e, g = aT[x], aS[x], aJ[x], aE[x], aG[x]
-        aT[x] <- aT[y]
-        aS[x] <- aS[y]
-        aJ[x] <- aJ[y]
-        aE[x] <- aE[y]
-        aG[x] <- aG[y]
-        aT[y] <- t
-        aS[y] <- s
-        aJ[y] <- j
-        aE[y] <- e
-        aG[y] <- g
-
-    let aPush (t: float) (j: int) (e: int) (g: int) =
-        if an = aT.Length then
-            aT <- grow aT (2 * an)
-            aS <- grow aS (2 * an)
-            aJ <- grow aJ (2 * an)
-            aE <- grow aE (2 * an)
-            aG <- grow aG (2 * an)
-
-        aT[an] <- t
-        aS[an] <- seq
-        seq <- seq + 1L
-        aJ[an] <- j
-        aE[an] <- e
-        aG[an] <- g
-        let mutable c = an
-        an <- an + 1
-
-        while c > 0 && aLess c ((c - 1) / 2) do
-            aSwap c ((c - 1) / 2)
-            c <- (c - 1) / 2
-
-    let aPop () =
-        an <- an - 1
-        aSwap 0 an
-        let mutable c = 0
-        let mutable go = true
+        let mutable go = cands.Count > 0
 
         while go do
-            let a, z = 2 * c + 1, 2 * c + 2
-            let mutable m = c
+            let p, n = candPop cands.TopTie
 
-            if a < an && aLess a m then
-                m <- a
+            if cands.TopItem <> ver[p][n] then
+                cands.Pop()
+                go <- cands.Count > 0
+            else
+                go <- false
 
-            if z < an && aLess z m then
-                m <- z
+        if cands.Count > 0 then cands.TopTime else infinity
 
-            if m = c then go <- false else aSwap c m
-            c <- m
+    let aPush (t: float) (j: int) (e: int) (g: int) =
+        arrivals.Push(t, seq, struct (j, e, g))
+        seq <- seq + 1L
+
+    let an () = arrivals.Count
+    let aTop () = arrivals.TopTime
 
     member _.Log = log
 
@@ -392,8 +358,8 @@ type Simulator(l: Layout) =
         sd <- data
         b <- sample
         log.Clear()
-        hn <- 0
-        an <- 0
+        cands.Clear()
+        arrivals.Clear()
         seq <- 0L
         pending.Clear()
 
@@ -416,7 +382,7 @@ type Simulator(l: Layout) =
 
         // The next input or delayed arrival: how far a free neuron's search needs to look.
         let nextKnown () =
-            let mutable h = if an > 0 then aT[0] else infinity
+            let mutable h = if an () > 0 then aTop () else infinity
 
             for k in 0 .. ns - 1 do
                 if ptr[k] < inp.Counts[k][b] then
@@ -435,8 +401,8 @@ type Simulator(l: Layout) =
         while not fin do
             let mutable t = hTop ()
 
-            if an > 0 && aT[0] < t then
-                t <- aT[0]
+            if an () > 0 && aTop () < t then
+                t <- aTop ()
 
             for k in 0 .. ns - 1 do
                 if ptr[k] < inp.Counts[k][b] then
@@ -466,9 +432,9 @@ type Simulator(l: Layout) =
                             s.Send(l.Sources[k].Emitter, e, t, true)
                             ptr[k] <- q + 1
 
-                    while an > 0 && aT[0] <= t do
-                        let j, e, g = aJ[0], aE[0], aG[0]
-                        aPop ()
+                    while an () > 0 && aTop () <= t do
+                        let struct (j, e, g) = arrivals.TopItem
+                        arrivals.Pop()
                         s.Arrive(j, e, g, t)
 
                     for struct (j, e) in pending do
@@ -497,8 +463,8 @@ type Simulator(l: Layout) =
                     let mutable spikes = 0
 
                     while hTop () <= t do
-                        let p, n = hP[0], hN[0]
-                        hPop ()
+                        let p, n = candPop cands.TopTie
+                        cands.Pop()
                         ver[p][n] <- ver[p][n] + 1
                         cand[p][n] <- infinity
                         let pop = pops[p]
@@ -545,7 +511,7 @@ type Simulator(l: Layout) =
 
                     s.Recompute(nextKnown ())
 
-                    go <- spikes > 0 && (pending.Count > 0 || (an > 0 && aT[0] <= t) || hTop () <= t)
+                    go <- spikes > 0 && (pending.Count > 0 || (an () > 0 && aTop () <= t) || hTop () <= t)
 
         for p in 0 .. np - 1 do
             s.Advance(p, l.TEnd, -2)
