@@ -26,11 +26,11 @@ type Arguments =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Epochs _ -> "training epochs (default 10)"
+            | Epochs _ -> "training epochs (default 14)"
             | Batch_Size _ -> "samples per batch (default 8)"
             | Learning_Rate _ -> "initial Adam learning rate of the hidden->out weights (default 0.05)"
             | Hidden_Learning_Rate _ -> "initial Adam learning rate of the input->hidden weights (default 0.005)"
-            | Lr_Decay _ -> "learning-rate factor per epoch (default 0.8)"
+            | Lr_Decay _ -> "learning-rate factor per epoch (default 0.85)"
             | Hidden _ -> "hidden LIF neurons (default 128)"
             | Theta _ -> "pixels at or below this value send no spike (default 0.03)"
             | Init_Hidden _ -> "mean and std of the Gaussian input->hidden weights (default 0.1 0.3)"
@@ -69,11 +69,11 @@ type Settings =
 let parse (argv: string[]) : Result<Settings, int * string> =
     let settings (args: ParseResults<Arguments>) =
         {
-            Epochs = args.GetResult(Epochs, 10)
+            Epochs = args.GetResult(Epochs, 14)
             BatchSize = args.GetResult(Batch_Size, 8)
             LearningRate = args.GetResult(Learning_Rate, 0.05)
             HiddenLearningRate = args.GetResult(Hidden_Learning_Rate, 5e-3)
-            LrDecay = args.GetResult(Lr_Decay, 0.8)
+            LrDecay = args.GetResult(Lr_Decay, 0.85)
             Hidden = args.GetResult(Hidden, 128)
             Theta = args.GetResult(Theta, 0.03)
             InitHidden = args.GetResult(Init_Hidden, (0.1, 0.3))
