@@ -9,9 +9,14 @@ type Arguments =
     | Epochs of int
     | Batch_Size of int
     | Learning_Rate of float
+    | Hidden_Learning_Rate of float
     | Lr_Decay of float
     | Hidden of int
     | Theta of float
+    | Dropout of float
+    | Init_Hidden of mean: float * std: float
+    | Noise of float
+    | Bump of float
     | Gradient of string
     | Train_Count of int
     | Test_Count of int
@@ -21,12 +26,17 @@ type Arguments =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Epochs _ -> "training epochs (default 12)"
-            | Batch_Size _ -> "samples per batch (default 32)"
-            | Learning_Rate _ -> "initial Adam learning rate (default 0.01)"
-            | Lr_Decay _ -> "learning-rate factor per epoch (default 0.9)"
+            | Epochs _ -> "training epochs (default 14)"
+            | Batch_Size _ -> "samples per batch (default 8)"
+            | Learning_Rate _ -> "initial Adam learning rate of the hidden->out weights (default 0.05)"
+            | Hidden_Learning_Rate _ -> "initial Adam learning rate of the input->hidden weights (default 0.005)"
+            | Lr_Decay _ -> "learning-rate factor per epoch (default 0.85)"
             | Hidden _ -> "hidden LIF neurons (default 128)"
-            | Theta _ -> "pixels at or below this value send no spike (default 0.2)"
+            | Theta _ -> "pixels at or below this value send no spike (default 0.03)"
+            | Init_Hidden _ -> "mean and std of the Gaussian input->hidden weights (default 0.1 0.3)"
+            | Dropout _ -> "training only: probability that an input pixel is dropped (default 0)"
+            | Noise _ -> "training only: std of Gaussian noise added to the pixel values before coding (default 0)"
+            | Bump _ -> "input weights of a hidden neuron silent for the whole batch grow by this (default 0.0005)"
             | Gradient _ -> "eventprop (the adjoint, default) or solver (AD through the spike-time solver)"
             | Train_Count _ -> "training images (default 8000)"
             | Test_Count _ -> "test images (default 2000)"
@@ -39,9 +49,14 @@ type Settings =
         Epochs: int
         BatchSize: int
         LearningRate: float
+        HiddenLearningRate: float
         LrDecay: float
         Hidden: int
         Theta: float
+        InitHidden: float * float
+        Dropout: float
+        Noise: float
+        Bump: float
         Gradient: string
         TrainCount: int
         TestCount: int
@@ -54,12 +69,17 @@ type Settings =
 let parse (argv: string[]) : Result<Settings, int * string> =
     let settings (args: ParseResults<Arguments>) =
         {
-            Epochs = args.GetResult(Epochs, 12)
-            BatchSize = args.GetResult(Batch_Size, 32)
-            LearningRate = args.GetResult(Learning_Rate, 1e-2)
-            LrDecay = args.GetResult(Lr_Decay, 0.9)
+            Epochs = args.GetResult(Epochs, 14)
+            BatchSize = args.GetResult(Batch_Size, 8)
+            LearningRate = args.GetResult(Learning_Rate, 0.05)
+            HiddenLearningRate = args.GetResult(Hidden_Learning_Rate, 5e-3)
+            LrDecay = args.GetResult(Lr_Decay, 0.85)
             Hidden = args.GetResult(Hidden, 128)
-            Theta = args.GetResult(Theta, 0.2)
+            Theta = args.GetResult(Theta, 0.03)
+            InitHidden = args.GetResult(Init_Hidden, (0.1, 0.3))
+            Dropout = args.GetResult(Dropout, 0.0)
+            Noise = args.GetResult(Noise, 0.0)
+            Bump = args.GetResult(Bump, 5e-4)
             Gradient = args.GetResult(Gradient, "eventprop").ToLowerInvariant()
             TrainCount = args.GetResult(Train_Count, 8000)
             TestCount = args.GetResult(Test_Count, 2000)
@@ -74,9 +94,14 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             intIn "test-count" 1 10_000 s.TestCount
             intIn "batch-size" 1 s.TrainCount s.BatchSize
             positive "learning-rate" s.LearningRate
+            positive "hidden-learning-rate" s.HiddenLearningRate
             between "lr-decay" 1e-6 1.0 s.LrDecay
             intIn "hidden" 1 100_000 s.Hidden
             fraction "theta" 0.0 1.0 s.Theta
+            fraction "dropout" 0.0 0.99 s.Dropout
+            positive "init-hidden std" (snd s.InitHidden)
+            fraction "noise" 0.0 1.0 s.Noise
+            fraction "bump" 0.0 1.0 s.Bump
             (if s.Gradient = "eventprop" || s.Gradient = "solver" then
                  None
              else
