@@ -53,9 +53,9 @@ let private weights (rng: Random) (a: int) (b: int) (mean: float) (sd: float) =
 
     Init.ofTensor (Tensor.FromArray(w, a, b))
 
-/// The MNIST16 inference workload of samples/Mnist16Event: its 2000 test images latency-coded as
-/// there (pixels above 0.2 spike at (1 − u)·20 ms), its 256-128-10 LIF → LI network at its
-/// initialisation, TEnd 40 ms; the population-by-population path against the general event loop,
+/// A fixed MNIST16 inference workload (samples/Mnist16Event's coding and network before its
+/// tuning): the 2000 test images latency-coded (pixels above 0.2 spike at (1 − u)·20 ms), a
+/// 256-128-10 LIF → LI network at the initialisation N(0.15, 0.1) / N(0.2, 0.37), TEnd 40 ms; the population-by-population path against the general event loop,
 /// in interleaved rounds (medians of each and of their ratio).
 let private mnist16 () =
     let data =
