@@ -47,13 +47,9 @@ module EventLoss =
     let private clip (tMax: float) (t: Tensor) =
         Tensor.Where(t.Gt tMax, Tensor.Scalar(tMax, t.DType), t)
 
-    /// Wunderlich & Pehle's time-to-first-spike cross-entropy (eventprop.md §2.4d), the mean over
-    /// the batch of −log softmax(−t / τ0)_label + α (exp(t_label / τ1) − 1), for first-spike times
-    /// [B; C] and B labels; times above tMax (silent: +inf) count as tMax (see the module).
-    /// Per sample, ∂/∂t_i = −softmax_i / τ0, plus 1/τ0 + (α/τ1) e^{t_l/τ1} at the label (then
-    /// divided by B). W&P's Yin-Yang values: τ0 = 0.5 ms, τ1 = 6.4 ms, α = 3e-3.
-    let ttfsCrossEntropy (tau0: float) (tau1: float) (alpha: float) (tMax: float) (firstTimes: Tensor) (labels: int[]) : Tensor =
-        let op = "EventLoss.ttfsCrossEntropy"
+    /// The checked per-sample TTFS cross-entropy terms [B] (see ttfsCrossEntropy) and the labels'
+    /// one-hot [B; C].
+    let private ttfsPerSample (op: string) (tau0: float) (tau1: float) (alpha: float) (tMax: float) (firstTimes: Tensor) (labels: int[]) =
         checkPositive op "tau0" tau0
         checkPositive op "tau1" tau1
         checkPositive op "tMax" tMax
@@ -67,7 +63,18 @@ module EventLoss =
         let picked = Tensor.OneHot(labels, t.ShapeRef[1], t.DType)
         let tLabel = (t * picked).Sum 1
         let ce = -((-t / tau0).LogSoftmax 1 * picked).Sum 1
-        (ce + alpha * ((tLabel / tau1).Exp() - 1.0)).Mean()
+        ce + alpha * ((tLabel / tau1).Exp() - 1.0), picked
+
+    /// Wunderlich & Pehle's time-to-first-spike cross-entropy (eventprop.md §2.4d), the mean over
+    /// the batch of −log softmax(−t / τ0)_label + α (exp(t_label / τ1) − 1), for first-spike times
+    /// [B; C] and B labels; times above tMax (silent: +inf) count as tMax (see the module).
+    /// Per sample, ∂/∂t_i = −softmax_i / τ0, plus 1/τ0 + (α/τ1) e^{t_l/τ1} at the label (then
+    /// divided by B). W&P's Yin-Yang values: τ0 = 0.5 ms, τ1 = 6.4 ms, α = 3e-3.
+    let ttfsCrossEntropy (tau0: float) (tau1: float) (alpha: float) (tMax: float) (firstTimes: Tensor) (labels: int[]) : Tensor =
+        let perSample, _ =
+            ttfsPerSample "EventLoss.ttfsCrossEntropy" tau0 tau1 alpha tMax firstTimes labels
+
+        perSample.Mean()
 
     /// ttfsCrossEntropy with Wunderlich and Pehle's policy for a silent label (their
     /// `loss_layer.py`): a sample whose label neuron has not fired by tMax adds nothing, neither
@@ -78,25 +85,13 @@ module EventLoss =
     /// epochs, the loss rising from 0.3 to 2.2); this loss cannot revive a silent label either, so
     /// pair it with weight bumping.
     let ttfsCrossEntropySkipSilent (tau0: float) (tau1: float) (alpha: float) (tMax: float) (firstTimes: Tensor) (labels: int[]) : Tensor =
-        let op = "EventLoss.ttfsCrossEntropySkipSilent"
-        checkPositive op "tau0" tau0
-        checkPositive op "tau1" tau1
-        checkPositive op "tMax" tMax
-
-        if not (alpha >= 0.0 && Double.IsFinite alpha) then
-            fail op "alpha" $"alpha must be finite and >= 0, got %.17g{alpha}"
-
-        checkTimes op firstTimes
-        checkLabels op firstTimes labels
-        let picked = Tensor.OneHot(labels, firstTimes.ShapeRef[1], firstTimes.DType)
+        let perSample, picked =
+            ttfsPerSample "EventLoss.ttfsCrossEntropySkipSilent" tau0 tau1 alpha tMax firstTimes labels
         // 1 where the label fired (its time is at most tMax), 0 where it is silent (a 0/1 mask
         // times the one-hot, so no inf · 0); piecewise constant, so no gradient.
         let silent = firstTimes.Gt(tMax).Convert firstTimes.DType
         let fired = 1.0 - (silent * picked).Sum 1
-        let t = clip tMax firstTimes
-        let tLabel = (t * picked).Sum 1
-        let ce = -((-t / tau0).LogSoftmax 1 * picked).Sum 1
-        ((ce + alpha * ((tLabel / tau1).Exp() - 1.0)) * fired).Mean()
+        (perSample * fired).Mean()
 
     /// Mean squared error between first-spike times (above tMax, or silent: tMax) and targets
     /// (broadcastable), in seconds².
