@@ -147,11 +147,10 @@ type LayeredSimulator(l: Layout, order: int[]) =
             l.Sources
             |> Array.tryFindIndex (fun s -> s.Emitter = e)
             |> Option.defaultValue -1)
-    // The arrivals of the population being run: time, projection, source neuron (and a sort key).
+    // The arrivals of the population being run: time, projection, source neuron.
     let mutable arrT = Array.zeroCreate<float> 256
     let mutable arrJ = Array.zeroCreate<int> 256
     let mutable arrM = Array.zeroCreate<int> 256
-    let mutable arrSeq = Array.zeroCreate<int> 256
     let mutable na = 0
     // The flows over the intervals between arrival times (intervalFlows).
     let mutable fEnd = Array.zeroCreate<float> 256
@@ -182,12 +181,10 @@ type LayeredSimulator(l: Layout, order: int[]) =
             arrT <- grow arrT (2 * na)
             arrJ <- grow arrJ (2 * na)
             arrM <- grow arrM (2 * na)
-            arrSeq <- grow arrSeq (2 * na)
 
         arrT[na] <- t
         arrJ[na] <- j
         arrM[na] <- m
-        arrSeq[na] <- na
         na <- na + 1
 
     /// Population p's arrivals, sorted by time (ties in the order they were gathered).
@@ -229,8 +226,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
         if not sorted then
             // A deterministic stable order: by time, then by gathering order.
             let idx = Array.init na id
-            let ts, ss = arrT, arrSeq
-            Array.Sort(idx, Comparison(fun x y -> let c = compare ts[x] ts[y] in if c <> 0 then c else compare ss[x] ss[y]))
+            let ts = arrT
+            Array.Sort(idx, Comparison(fun x y -> let c = compare ts[x] ts[y] in if c <> 0 then c else compare x y))
 
             let t2, j2, m2 =
                 Array.map (fun x -> arrT[x]) idx, Array.map (fun x -> arrJ[x]) idx, Array.map (fun x -> arrM[x]) idx

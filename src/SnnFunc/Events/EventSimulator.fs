@@ -145,9 +145,6 @@ type Simulator(l: Layout) =
         arrivals.Push(t, seq, struct (j, e, g))
         seq <- seq + 1L
 
-    let an () = arrivals.Count
-    let aTop () = arrivals.TopTime
-
     member _.Log = log
 
     /// Advances population p to time t (each neuron's closed-form flow, refractory hold, the
@@ -382,7 +379,7 @@ type Simulator(l: Layout) =
 
         // The next input or delayed arrival: how far a free neuron's search needs to look.
         let nextKnown () =
-            let mutable h = if an () > 0 then aTop () else infinity
+            let mutable h = if arrivals.Count > 0 then arrivals.TopTime else infinity
 
             for k in 0 .. ns - 1 do
                 if ptr[k] < inp.Counts[k][b] then
@@ -401,8 +398,8 @@ type Simulator(l: Layout) =
         while not fin do
             let mutable t = hTop ()
 
-            if an () > 0 && aTop () < t then
-                t <- aTop ()
+            if arrivals.Count > 0 && arrivals.TopTime < t then
+                t <- arrivals.TopTime
 
             for k in 0 .. ns - 1 do
                 if ptr[k] < inp.Counts[k][b] then
@@ -432,7 +429,7 @@ type Simulator(l: Layout) =
                             s.Send(l.Sources[k].Emitter, e, t, true)
                             ptr[k] <- q + 1
 
-                    while an () > 0 && aTop () <= t do
+                    while arrivals.Count > 0 && arrivals.TopTime <= t do
                         let struct (j, e, g) = arrivals.TopItem
                         arrivals.Pop()
                         s.Arrive(j, e, g, t)
@@ -511,7 +508,11 @@ type Simulator(l: Layout) =
 
                     s.Recompute(nextKnown ())
 
-                    go <- spikes > 0 && (pending.Count > 0 || (an () > 0 && aTop () <= t) || hTop () <= t)
+                    go <-
+                        spikes > 0
+                        && (pending.Count > 0
+                            || (arrivals.Count > 0 && arrivals.TopTime <= t)
+                            || hTop () <= t)
 
         for p in 0 .. np - 1 do
             s.Advance(p, l.TEnd, -2)
