@@ -13,25 +13,6 @@ open SnnFunc.Tests.AdTestUtil
 let private inf = Double.PositiveInfinity
 let private nan = Double.NaN
 
-/// Exact equality of values, +inf matching +inf.
-let private assertSameValues (what: string) (expected: float[]) (actual: float[]) =
-    Assert.True(expected.Length = actual.Length, $"%s{what}: %d{actual.Length} values, expected %d{expected.Length}")
-
-    for i in 0 .. expected.Length - 1 do
-        if not (expected[i] = actual[i]) then
-            Assert.Fail($"%s{what}: element %d{i} is %.17g{actual[i]}, expected %.17g{expected[i]}")
-
-let private assertCloseValues (what: string) (tol: float) (expected: float[]) (actual: float[]) =
-    Assert.True(expected.Length = actual.Length, $"%s{what}: %d{actual.Length} values, expected %d{expected.Length}")
-
-    for i in 0 .. expected.Length - 1 do
-        let ok =
-            expected[i] = actual[i]
-            || abs (expected[i] - actual[i]) <= tol * (1.0 + abs expected[i])
-
-        if not ok then
-            Assert.Fail($"%s{what}: element %d{i} is %.17g{actual[i]}, expected %.17g{expected[i]}")
-
 let private ints (shape: int[]) (data: int[]) = Tensor.FromArray(data, shape)
 
 /// Random events [batch; m]: times on a coarse grid (so ties happen), neurons in [-1, n), some

@@ -492,3 +492,23 @@ let genAxes (rank: int) =
 /// Runs a property over `n` generated cases; any exception is a failure (the case is printed).
 let check (n: int) (g: Gen<'a>) (body: 'a -> unit) =
     Check.One(Config.QuickThrowOnFailure.WithMaxTest(n), Prop.forAll (Arb.fromGen g) body)
+
+/// Exact equality of values, +inf matching +inf.
+let assertSameValues (what: string) (expected: float[]) (actual: float[]) =
+    Xunit.Assert.True(expected.Length = actual.Length, $"%s{what}: %d{actual.Length} values, expected %d{expected.Length}")
+
+    for i in 0 .. expected.Length - 1 do
+        if not (expected[i] = actual[i]) then
+            Xunit.Assert.Fail($"%s{what}: element %d{i} is %.17g{actual[i]}, expected %.17g{expected[i]}")
+
+/// Elementwise closeness: equal (also +inf), or within tol · (1 + |expected|).
+let assertCloseValues (what: string) (tol: float) (expected: float[]) (actual: float[]) =
+    Xunit.Assert.True(expected.Length = actual.Length, $"%s{what}: %d{actual.Length} values, expected %d{expected.Length}")
+
+    for i in 0 .. expected.Length - 1 do
+        let ok =
+            expected[i] = actual[i]
+            || abs (expected[i] - actual[i]) <= tol * (1.0 + abs expected[i])
+
+        if not ok then
+            Xunit.Assert.Fail($"%s{what}: element %d{i} is %.17g{actual[i]}, expected %.17g{expected[i]}")
