@@ -1,0 +1,132 @@
+/// Hardware-in-the-loop, time-stepped (hxtorch.snn's scheme, bss2.md 5.1): the forward values are a
+/// backend's observed spikes and membranes; the derivative is the software model's surrogate
+/// BPTT evaluated along the observed trajectory. At each step the model's membrane and spikes are
+/// replaced by the observed ones (`substitute`: the value of the observation, the derivative of the
+/// model), and the model skips its reset, which the observed membrane already holds. Made of tensor
+/// operations and Ad.scan only, so it is closed under every transform.
+[<RequireQualifiedAccess>]
+module SnnFunc.Backends.Hil
+
+open SnnFunc
+
+let private fail (message: string) : 'a = invalidArg "graph" $"Hil: %s{message}"
+
+/// `observed` as the value and `model`'s derivative: observed + (model - stopGradient model),
+/// which is exactly `observed` for a finite model value (hxtorch's "Unterjubel").
+let substitute (model: Tensor) (observed: Tensor) : Tensor =
+    Ad.stopGradient observed + (model - Ad.stopGradient model)
+
+let private param (p: GraphParams) (node: string) (name: string) =
+    match p.TryFind node |> Option.bind (Map.tryFind name) with
+    | Some t -> t
+    | None -> fail $"the parameters have no '%s{node}/%s{name}'"
+
+/// The model weights of a projection as the software model applies them (sign and mask).
+let private modelWeights (proj: Projection) (w: Tensor) =
+    let w =
+        match proj.Sign with
+        | Mixed -> w
+        | Excitatory -> w.Abs()
+        | Inhibitory -> -(w.Abs())
+
+    match proj.Kind with
+    | Sparse mask -> w * mask.Convert w.DType
+    | _ -> w
+
+/// The graph's observables with the backend's values and the software model's derivative:
+/// `observed` is a backend run of the same graph, parameters (their primal values) and inputs,
+/// recording every population. Spikes and Membrane of each population carry the derivatives.
+let run (g: Graph) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) (observed: Observables) : RunResult =
+    let placement = Placement.place g
+
+    let preds n =
+        g.Edges |> List.filter (fun (_, t) -> t = n) |> List.map fst
+
+    let signals = System.Collections.Generic.Dictionary<string, Tensor>()
+    let out = System.Collections.Generic.Dictionary<string, Observed>()
+
+    let seen (n: string) =
+        match observed.Dense.Observed.TryFind n with
+        | Some o when not (isNull o.Membrane) -> o
+        | _ -> fail $"the observables have no membrane of population '%s{n}' (record every population in the backend run)"
+
+    for n in placement.Order do
+        match g.Node n with
+        | Source _ ->
+            match inputs.TryFind n with
+            | Some x -> signals[n] <- x.Reshape [| x.Shape[0]; x.Shape[1]; -1 |]
+            | None -> fail $"no input for source '%s{n}'"
+        | Op _ -> signals[n] <- signals[(preds n).Head]
+        | Synapses proj ->
+            let x = signals[(preds n).Head]
+            let w = (modelWeights proj (param p n "weight")).Convert x.DType
+            signals[n] <- Fused.spikeMatmul x w
+        | Population(_, neuron) ->
+            let o = seen n
+            let currents = preds n |> List.map (fun s -> signals[s]) |> List.reduce (+)
+            let like = currents
+            let get name = (param p n name).Convert like.DType
+
+            let a, b, vth, spiking, surrogate =
+                match neuron.Model with
+                | LifModel s ->
+                    let c = Snn.Lif.config s
+
+                    let lp: Snn.Lif.Params =
+                        {
+                            TauSyn = get "tauSyn"
+                            TauMem = get "tauMem"
+                            VLeak = get "vLeak"
+                            VTh = get "vTh"
+                            VReset = get "vReset"
+                        }
+
+                    let a, b = Snn.Lif.decays c lp like
+                    a, b, lp.VTh, true, s.Surrogate
+                | LiModel s ->
+                    let lp: Snn.Li.Params =
+                        {
+                            TauSyn = get "tauSyn"
+                            TauMem = get "tauMem"
+                            VLeak = get "vLeak"
+                        }
+
+                    let a, b = Snn.Li.decays (Snn.Li.config s) lp like
+                    a, b, null, false, Surrogate.superSpike 100.0
+                | _ -> fail $"population '%s{n}' is not LIF or LI"
+
+            let vl = get "vLeak"
+            let vHw = o.Membrane.Convert like.DType
+            let zHw = if spiking then o.Spikes.Convert like.DType else vHw
+            let lane = currents.Shape[1..]
+            let zero = Tensor.Full(lane, 0.0, like.DType)
+
+            // The circuit starts at rest, at its leak; as in the software model (which starts at
+            // 0) the initial state has no derivative.
+            let step (v: Tensor, i: Tensor) (c: Tensor, vh: Tensor, zh: Tensor) =
+                let v1 = substitute (v + (vl - v + i) * a) vh
+                let i1 = i * b + c
+
+                let z =
+                    if spiking then
+                        substitute (Snn.spike surrogate (v1 - vth)) zh
+                    else
+                        v1
+
+                (v1, i1), (z, v1)
+
+            let _, (z, v) = Ad.scan step (zero + Ad.stopGradient vl, zero) (currents, vHw, zHw)
+            signals[n] <- (if spiking then z else v)
+
+            out[n] <-
+                {
+                    Output = signals[n]
+                    Spikes = (if spiking then z else null)
+                    Membrane = v
+                    Current = null
+                }
+
+    {
+        Observed = out |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
+        Final = Map.empty
+    }
