@@ -35,8 +35,19 @@ let private modelWeights (proj: Projection) (w: Tensor) =
 
 /// The graph's observables with the backend's values and the software model's derivative:
 /// `observed` is a backend run of the same graph, parameters (their primal values) and inputs,
-/// recording every population. Spikes and Membrane of each population carry the derivatives.
-let run (g: Graph) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) (observed: Observables) : RunResult =
+/// recording every population. The populations `measured` names take the observed membrane as
+/// well as the observed spikes; the others only the spikes: their model membrane integrates on
+/// its own and is reset by the observed spikes (for a chip whose membrane samples are coarser
+/// than the model's step, where they would misplace the surrogate's peak). Spikes and Membrane of
+/// each population carry the derivatives.
+let runWith
+    (measured: string -> bool)
+    (g: Graph)
+    (p: GraphParams)
+    (config: RunConfig)
+    (inputs: Map<string, Tensor>)
+    (observed: Observables)
+    : RunResult =
     let placement = Placement.place g
 
     let preds n =
@@ -47,8 +58,9 @@ let run (g: Graph) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Ten
 
     let seen (n: string) =
         match observed.Dense.Observed.TryFind n with
-        | Some o when not (isNull o.Membrane) -> o
-        | _ -> fail $"the observables have no membrane of population '%s{n}' (record every population in the backend run)"
+        | Some o when not (isNull o.Membrane) || not (measured n) -> o
+        | Some _ -> fail $"the observables have no membrane of population '%s{n}'"
+        | None -> fail $"the observables have no population '%s{n}' (record every population in the backend run)"
 
     for n in placement.Order do
         match g.Node n with
@@ -67,7 +79,7 @@ let run (g: Graph) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Ten
             let like = currents
             let get name = (param p n name).Convert like.DType
 
-            let a, b, vth, spiking, surrogate =
+            let a, b, vth, vReset, spiking, surrogate =
                 match neuron.Model with
                 | LifModel s ->
                     let c = Snn.Lif.config s
@@ -82,7 +94,7 @@ let run (g: Graph) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Ten
                         }
 
                     let a, b = Snn.Lif.decays c lp like
-                    a, b, lp.VTh, true, s.Surrogate
+                    a, b, lp.VTh, lp.VReset, true, s.Surrogate
                 | LiModel s ->
                     let lp: Snn.Li.Params =
                         {
@@ -92,19 +104,22 @@ let run (g: Graph) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Ten
                         }
 
                     let a, b = Snn.Li.decays (Snn.Li.config s) lp like
-                    a, b, null, false, Surrogate.superSpike 100.0
+                    a, b, null, null, false, Surrogate.superSpike 100.0
                 | _ -> fail $"population '%s{n}' is not LIF or LI"
 
             let vl = get "vLeak"
-            let vHw = o.Membrane.Convert like.DType
-            let zHw = if spiking then o.Spikes.Convert like.DType else vHw
+            let useMembrane = measured n
+            let zeros = Tensor.ZerosLike currents
+            let vHw = if useMembrane then o.Membrane.Convert like.DType else zeros
+            let zHw = if spiking then o.Spikes.Convert like.DType else zeros
             let lane = currents.Shape[1..]
             let zero = Tensor.Full(lane, 0.0, like.DType)
 
             // The circuit starts at rest, at its leak; as in the software model (which starts at
             // 0) the initial state has no derivative.
             let step (v: Tensor, i: Tensor) (c: Tensor, vh: Tensor, zh: Tensor) =
-                let v1 = substitute (v + (vl - v + i) * a) vh
+                let integrated = v + (vl - v + i) * a
+                let v1 = if useMembrane then substitute integrated vh else integrated
                 let i1 = i * b + c
 
                 let z =
@@ -113,7 +128,16 @@ let run (g: Graph) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Ten
                     else
                         v1
 
-                (v1, i1), (z, v1)
+                // A measured membrane holds the reset already; a model membrane is reset by the
+                // observed spikes (the software model's reset, its derivative detached).
+                let next =
+                    if useMembrane || not spiking then
+                        v1
+                    else
+                        let zs = Ad.stopGradient z
+                        v1 * (1.0 - zs) + zs * vReset
+
+                (next, i1), (z, v1)
 
             let _, (z, v) = Ad.scan step (zero + Ad.stopGradient vl, zero) (currents, vHw, zHw)
             signals[n] <- (if spiking then z else v)
@@ -130,3 +154,7 @@ let run (g: Graph) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Ten
         Observed = out |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
         Final = Map.empty
     }
+
+/// runWith every population's observed membrane (hxtorch.snn's default with CADC recording).
+let run (g: Graph) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) (observed: Observables) : RunResult =
+    runWith (fun _ -> true) g p config inputs observed

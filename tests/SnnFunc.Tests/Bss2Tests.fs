@@ -454,3 +454,58 @@ let ``the hardware-in-the-loop gradient is closed under vmap and forward mode`` 
 
     assertCloseValues "vmap(grad)[0]" 1e-12 (grad.ToDoubleArray()) (row 0)
     assertCloseValues "vmap(grad)[1]" 1e-12 ((Ad.grad loss (w0 * 0.5)).ToDoubleArray()) (row 1)
+
+[<Fact>]
+let ``with spikes only, the hardware-in-the-loop gradient of an ideal chip is the software model's`` () =
+    // Populations that take only the observed spikes integrate the model's membrane and reset it
+    // with those spikes: on an ideal chip, the software model's run and derivative.
+    let rng = Random 13
+
+    let g =
+        Graph.empty
+        |> Graph.input "x" 10
+        |> Graph.population "h" 16 (Neuron.lif Snn.Lif.defaults)
+        |> Graph.population "o" 3 (Neuron.li Snn.Li.defaults)
+        |> Graph.connect "x" "h" (Projection.dense (gridWeights rng 10 16 12))
+        |> Graph.connect "h" "o" (Projection.dense (gridWeights rng 16 3 0))
+
+    let p = Graph.initAs Float64 (Random.key 1L) g
+    let rc = RunConfig.steps 30 1e-3
+
+    let x =
+        Tensor.FromArray(Array.init (30 * 3 * 10) (fun _ -> if rng.NextDouble() < 0.2 then 1.0 else 0.0), 30, 3, 10)
+
+    let hw = (idealChip :> IBackend).Run(g, p, Map [ "x", x ], rc)
+    Assert.True(hw.Dense["h"].Spikes.Sum().ToScalar() > 20.0)
+
+    let loss (r: RunResult) =
+        (Decode.maxOverTime r["o"].Membrane).Square().Sum() + r["h"].Spikes.Sum() * 0.1
+
+    let gHil =
+        Ad.grad (fun p -> loss (Hil.runWith ((=) "o") g p rc (Map [ "x", x ]) hw)) p
+
+    let gSw = Ad.grad (fun p -> loss (Graph.run g p rc (Map [ "x", x ]))) p
+
+    for node in [ "x->h"; "h->o" ] do
+        let hil, sw = gHil[node]["weight"], gSw[node]["weight"]
+        assertCloseValues $"%s{node}" 1e-9 (sw.ToDoubleArray()) (hil.ToDoubleArray())
+
+[<Fact>]
+let ``a trace scale reads k times the model range and scales the voltage noise with it`` () =
+    let g = wholeChip 1e9
+    let p = Graph.initAs Float64 (Random.key 0L) g
+    let k = 4.0
+
+    let config =
+        { Bss2Config.defaults with
+            TraceScales = Map [ "n", k ]
+        }
+
+    let chip = Bss2Emulator(Chip.create 1L, Chip.untrimmed, config)
+    let plain = Bss2Emulator(Chip.create 1L, Chip.untrimmed, Bss2Config.defaults)
+    let leak (e: Bss2Emulator) = (e.Realised(g, p)["n"]).VLeak
+    // Deviations fixed in codes are k times larger in model units.
+    assertCloseValues "leak" 1e-12 (leak plain |> Array.map (fun v -> v * k)) (leak chip)
+    // A membrane of 2 model units reads 80 + 70 / 4 · 2 = 115.
+    Assert.Equal(115.0, EmulatorCore.cadcCode (Bss2Config.codesPerUnit config "n") 2.0)
+    Assert.Equal(255.0, EmulatorCore.cadcCode (Bss2Config.codesPerUnit Bss2Config.defaults "n") 2.6)

@@ -10,8 +10,17 @@ open SnnFunc.Backends.EmulatorCore
 /// One emulated chip (an instance and its trim) running graphs with a configuration.
 type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
     do
-        if not (config.WeightScale > 0.0) || Double.IsInfinity config.WeightScale then
-            invalidArg "config" $"Bss2: WeightScale must be positive and finite, got %g{config.WeightScale}"
+        let checkScale (what: string) (v: float) =
+            if not (v > 0.0) || Double.IsInfinity v then
+                invalidArg "config" $"Bss2: %s{what} must be positive and finite, got %g{v}"
+
+        checkScale "WeightScale" config.WeightScale
+
+        for KeyValue(n, v) in config.WeightScales do
+            checkScale $"the weight scale of '%s{n}'" v
+
+        for KeyValue(n, v) in config.TraceScales do
+            checkScale $"the trace scale of '%s{n}'" v
 
         if not (config.MembraneNoise >= 0.0) || Double.IsInfinity config.MembraneNoise then
             invalidArg "config" $"Bss2: MembraneNoise must be >= 0 and finite, got %g{config.MembraneNoise}"
@@ -34,7 +43,7 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
         let placement = Placement.place graph
 
         placement.Populations
-        |> Map.map (fun _ placed -> realise chip trim config.FixedPatternNoise placed parameters)
+        |> Map.map (fun n placed -> realise chip trim config.FixedPatternNoise (Bss2Config.codesPerUnit config n) placed parameters)
 
     member e.Run(graph: Graph, parameters: GraphParams, inputs: Map<string, Tensor>, rc: RunConfig) : Observables =
         let placement = Placement.place graph
@@ -58,7 +67,7 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
 
         let realised =
             placement.Populations
-            |> Map.map (fun _ placed -> realise chip trim config.FixedPatternNoise placed parameters)
+            |> Map.map (fun n placed -> realise chip trim config.FixedPatternNoise (Bss2Config.codesPerUnit config n) placed parameters)
 
         // The population a projection feeds (its gains scale the projection's weights).
         let target (projection: string) =
@@ -97,8 +106,9 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
                 let neurons = realised[post]
                 let w = param parameters n "weight"
                 let outputs = placement.Populations[post].Size
-                let hw = hardwareWeights proj config.WeightScale w
-                let weights = realisedWeights hw outputs config.WeightScale neurons
+                let scale = Bss2Config.weightScaleOf config n
+                let hw = hardwareWeights proj scale w
+                let weights = realisedWeights hw outputs scale neurons
                 let wt = (Tensor.FromArray(weights, w.Shape)).Convert dtype
                 let inputs = source.Shape[2]
                 let y = Fused.spikeMatmul source wt
@@ -154,7 +164,10 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
                     else
                         let amp =
                             a.ToDoubleArray()
-                            |> Array.map (fun a -> config.MembraneNoise * sqrt (1.0 - (1.0 - a) * (1.0 - a)))
+                            |> Array.map (fun a ->
+                                Bss2Config.traceScaleOf config n
+                                * config.MembraneNoise
+                                * sqrt (1.0 - (1.0 - a) * (1.0 - a)))
 
                         let key =
                             SnnFunc.Random.foldIn config.TrialKey (List.findIndex ((=) n) placement.Order)
@@ -211,7 +224,9 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
                         match config.Readout with
                         | Exact -> membrane, current
                         | Cadc ->
-                            let times, codes, back = cadc (membrane.ToDoubleArray()) steps bn dt periodModel
+                            let times, codes, back =
+                                cadc (Bss2Config.codesPerUnit config n) (membrane.ToDoubleArray()) steps bn dt periodModel
+
                             raw[$"cadc/%s{n}"] <- Tensor.FromArray(codes, [| times.Length; batch; size |])
                             rawTimes[$"cadc/%s{n}"] <- times
                             (Tensor.FromArray(back, shape)).Convert dtype, null
@@ -250,7 +265,7 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
                     let codes =
                         Array.init (times.Length * batch) (fun o ->
                             let k, s = o / batch, o % batch
-                            madcCode (sampleAt m steps bn dt times[k] (s * size + neuronIndex)))
+                            madcCode (Bss2Config.codesPerUnit config n) (sampleAt m steps bn dt times[k] (s * size + neuronIndex)))
 
                     raw["madc"] <- Tensor.FromArray(codes, [| times.Length; batch |])
                     rawTimes["madc"] <- times

@@ -23,6 +23,14 @@ type Bss2Config =
         /// Hardware weight per model weight unit: w_hw = round(clamp(scale · w, -63, 63)) (hxtorch's
         /// linear_saturating transform, rounded half away from zero [R] S2, bss2.md 2.3).
         WeightScale: float
+        /// Per projection (by node name), a weight scale other than WeightScale: the synaptic
+        /// gain of the rows it uses.
+        WeightScales: Map<string, float>
+        /// Per population, hxtorch's trace scale k: its circuits run the model's membrane divided
+        /// by k (as a smaller synaptic gain would), so the CADC reads 70 / k codes per model unit
+        /// and its voltage deviations and membrane noise, fixed in codes, are k times larger in
+        /// model units. For readouts whose membrane would leave the ADC's range.
+        TraceScales: Map<string, float>
         /// Apply the chip's fixed-pattern deviations (false: every circuit ideal).
         FixedPatternNoise: bool
         /// Trial-to-trial membrane noise: the stationary standard deviation of a resting membrane,
@@ -49,6 +57,8 @@ module Bss2Config =
     let defaults: Bss2Config =
         {
             WeightScale = 32.0
+            WeightScales = Map.empty
+            TraceScales = Map.empty
             FixedPatternNoise = true
             MembraneNoise = Bss2Figures.membraneNoise
             TrialKey = SnnFunc.Random.key 0L
@@ -67,6 +77,18 @@ module Bss2Config =
             MembraneNoise = 0.0
             Readout = Exact
         }
+
+    /// The weight scale of a projection.
+    let weightScaleOf (c: Bss2Config) (projection: string) =
+        c.WeightScales.TryFind projection |> Option.defaultValue c.WeightScale
+
+    /// The trace scale of a population.
+    let traceScaleOf (c: Bss2Config) (population: string) =
+        c.TraceScales.TryFind population |> Option.defaultValue 1.0
+
+    /// CADC codes per model unit of a population's membrane.
+    let codesPerUnit (c: Bss2Config) (population: string) =
+        Bss2Figures.cadcPerUnit / traceScaleOf c population
 
 /// The realised parameters of a placed population, per neuron.
 type RealisedNeurons =
@@ -107,7 +129,7 @@ module internal EmulatorCore =
         | None -> fail $"the parameters have no '%s{node}/%s{name}'"
 
     /// Per neuron: the target from the parameters plus the mean deviation of its circuits.
-    let realise (chip: ChipInstance) (trim: Trim) (fpn: bool) (placed: PlacedPopulation) (p: GraphParams) =
+    let realise (chip: ChipInstance) (trim: Trim) (fpn: bool) (perUnit: float) (placed: PlacedPopulation) (p: GraphParams) =
         let n = placed.Size
 
         let target name =
@@ -131,7 +153,7 @@ module internal EmulatorCore =
             Array.map2 (fun t d -> t * (1.0 + d)) (target name) (deviation k)
 
         let volts name k =
-            Array.map2 (fun t d -> t + d / Bss2Figures.cadcPerUnit) (target name) (deviation k)
+            Array.map2 (fun t d -> t + d / perUnit) (target name) (deviation k)
 
         let lifOnly name k =
             if placed.Spiking then
@@ -256,15 +278,15 @@ module internal EmulatorCore =
         if t1 = t0 then v0 else v0 + (v1 - v0) * f
 
     /// The CADC code of a membrane value in model units.
-    let cadcCode (v: float) =
+    let cadcCode (perUnit: float) (v: float) =
         let levels = float ((1 <<< Bss2Figures.cadcBits) - 1)
-        Math.Clamp(Math.Round(Bss2Figures.cadcAtZero + Bss2Figures.cadcPerUnit * v), 0.0, levels)
+        Math.Clamp(Math.Round(Bss2Figures.cadcAtZero + perUnit * v), 0.0, levels)
 
     /// The MADC code of a membrane value in model units.
-    let madcCode (v: float) =
+    let madcCode (perUnit: float) (v: float) =
         let levels = float ((1 <<< Bss2Figures.madcBits) - 1)
 
-        Math.Clamp(Math.Round(Bss2Figures.madcPerCadc * (Bss2Figures.cadcAtZero + Bss2Figures.cadcPerUnit * v)), 0.0, levels)
+        Math.Clamp(Math.Round(Bss2Figures.madcPerCadc * (Bss2Figures.cadcAtZero + perUnit * v)), 0.0, levels)
 
     /// The sample times (model seconds) of a period within a run of `steps` steps of dt.
     let sampleTimes (periodModel: float) (steps: int) (dt: float) =
@@ -274,14 +296,14 @@ module internal EmulatorCore =
 
     /// CADC codes [S; B·N] of a membrane [T; B·N], and the membrane read back onto the steps:
     /// (code - 80) / 70 interpolated linearly between the samples, held after the last.
-    let cadc (membrane: float[]) (steps: int) (width: int) (dt: float) (periodModel: float) =
+    let cadc (perUnit: float) (membrane: float[]) (steps: int) (width: int) (dt: float) (periodModel: float) =
         let times = sampleTimes periodModel steps dt
         let s = times.Length
         let codes = Array.zeroCreate<float> (s * width)
 
         for k in 0 .. s - 1 do
             for q in 0 .. width - 1 do
-                codes[k * width + q] <- cadcCode (sampleAt membrane steps width dt times[k] q)
+                codes[k * width + q] <- cadcCode perUnit (sampleAt membrane steps width dt times[k] q)
 
         let back = Array.zeroCreate<float> (steps * width)
 
@@ -294,6 +316,6 @@ module internal EmulatorCore =
             for q in 0 .. width - 1 do
                 let c0, c1 = codes[k0 * width + q], codes[k1 * width + q]
                 let code = c0 + (c1 - c0) * f
-                back[t * width + q] <- (code - Bss2Figures.cadcAtZero) / Bss2Figures.cadcPerUnit
+                back[t * width + q] <- (code - Bss2Figures.cadcAtZero) / perUnit
 
         times, codes, back
