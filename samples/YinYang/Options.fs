@@ -5,6 +5,7 @@ module YinYangOptions
 open System
 open Argu
 open OptionChecks
+open Chips
 
 type Arguments =
     | Epochs of int
@@ -16,6 +17,11 @@ type Arguments =
     | Threads of int
     | Checkpoint of path: string
     | Export_Nir of path: string
+    | Backend of BackendKind
+    | Chip_Seed of int64
+    | Calibration of path: string
+    | Uncalibrated
+    | Weight_Scale of float
     | Import_Nir of path: string
 
     interface IArgParserTemplate with
@@ -30,6 +36,11 @@ type Arguments =
             | Threads _ -> "kernel threads (default: all cores)"
             | Checkpoint _ -> "save a checkpoint here after every epoch and resume from it if present"
             | Export_Nir _ -> "after training, write the network here as a NIR file"
+            | Backend _ -> Usage.backend
+            | Chip_Seed _ -> Usage.chipSeed
+            | Calibration _ -> Usage.calibration
+            | Uncalibrated -> Usage.uncalibrated
+            | Weight_Scale _ -> Usage.weightScale
             | Import_Nir _ -> "instead of training, evaluate the network of this NIR file on the test set"
 
 /// The validated options.
@@ -45,6 +56,7 @@ type Settings =
         Checkpoint: string option
         ExportNir: string option
         ImportNir: string option
+        Chip: ChipSettings
     }
 
 /// Examples in the training split (SnnFunc.Data.YinYang.splits): the largest batch, since the
@@ -67,6 +79,14 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Checkpoint = args.TryGetResult Checkpoint
             ExportNir = args.TryGetResult Export_Nir
             ImportNir = args.TryGetResult Import_Nir
+            Chip =
+                {
+                    Backend = args.GetResult(Backend, Software)
+                    ChipSeed = args.GetResult(Chip_Seed, 0L)
+                    Calibration = args.TryGetResult Calibration
+                    Uncalibrated = args.Contains Uncalibrated
+                    WeightScale = args.TryGetResult Weight_Scale
+                }
         }
 
     let problems (s: Settings) =
@@ -82,6 +102,14 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             path "export-nir" s.ExportNir
             path "import-nir" s.ImportNir
             existingFile "import-nir" s.ImportNir
+            yield! Chips.problems s.Chip
+            (if
+                 s.Chip.Backend = Bss2
+                 && (s.ImportNir.IsSome || s.ExportNir.IsSome || s.Checkpoint.IsSome)
+             then
+                 Some "--backend bss2 trains on the emulated chip without checkpoints or NIR files"
+             else
+                 None)
             (if s.ImportNir.IsSome && s.ExportNir.IsSome then
                  Some "--import-nir evaluates a network without training it, so there is nothing to --export-nir"
              else

@@ -48,6 +48,11 @@ let main argv =
     let lif = { Snn.Lif.defaults with Dt = dt }
     let li = { Snn.Li.defaults with Dt = dt }
 
+    if o.Chip.Backend = Chips.Bss2 then
+        printfn "Yin-Yang on the emulated chip: 5-%d-3 LIF network, %d steps of %g ms" hidden steps (dt * 1e3)
+        printfn "test_accuracy=%.4f" (YinYangOnChip.train o data encode lif li)
+        exit 0
+
     let net =
         Layers.serial
             [
