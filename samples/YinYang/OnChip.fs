@@ -1,8 +1,10 @@
 /// `--backend bss2`: the Yin-Yang network trained with the BrainScaleS-2 emulator in the loop. The
-/// chip runs graphs, so the network is the 5-120-3 of Program.fs as a Graph (the same
-/// initialisation); each batch runs on the emulated chip with fresh trial noise and the gradient
-/// is the software model's surrogate BPTT along the chip's trajectory (Hil.runWith: the readout's
-/// CADC membrane and the hidden layer's spikes replace the model's).
+/// chip runs graphs, so the network is Program.fs's as a Graph, with each of the 5 inputs sent
+/// on 5 synapse rows (as jaxsnn's BrainScaleS-2 Yin-Yang does, bss2.md 4): 25 6-bit weights per
+/// neuron resolve the input drive √5 times finer than 5 would. Each batch runs on the emulated
+/// chip with fresh trial noise and the gradient is the software model's surrogate BPTT along the
+/// chip's trajectory (Hil.runWith: the readout's CADC membrane and the hidden layer's spikes
+/// replace the model's).
 module YinYangOnChip
 
 open System.Diagnostics
@@ -10,24 +12,27 @@ open SnnFunc
 open SnnFunc.Backends
 open SnnFunc.Data
 
-/// Trains on the chip of `chip` and returns the test accuracy measured on it.
-let train (o: YinYangOptions.Settings) (data: TrainValidationTest) (encode: Tensor -> Tensor) (lif: Snn.Lif.Spec) (li: Snn.Li.Spec) =
+/// Trains on the chip of `o.Chip` and returns the test accuracy measured on it.
+let train (o: YinYangOptions.Settings) (data: TrainValidationTest) (latency: Tensor -> Tensor) (lif: Snn.Lif.Spec) (li: Snn.Li.Spec) =
+    let repeat = 5
+    let encode (x: Tensor) = Tensor.Concat(Array.create repeat (latency x), 2)
+
     let net =
         Graph.empty
-        |> Graph.input "x" 5
+        |> Graph.input "x" (5 * repeat)
         |> Graph.population "hidden" o.Hidden (Neuron.lif lif)
         |> Graph.population "out" YinYang.classes (Neuron.li li)
         |> Graph.connect "x" "hidden" (Projection.dense (Init.normalWith 6.0))
         |> Graph.connect "hidden" "out" (Projection.dense (Init.normalWith 2.0))
 
-    // Input weights N(0, 6² / 5) reach about ±8: scale 7 keeps them within ±63 (a 0.14 step);
+    // Input weights N(0, 6² / 25) reach about ±3: scale 20 keeps them within ±63 (a 0.05 step);
     // readout weights N(0, 2² / 120) take scale 32. The readout's membrane is read with trace
     // scale 4: [-4.6, 10] model units in the CADC's range.
     let chip =
         Chips.emulator o.Chip (fun c ->
             { c with
                 WeightScale = o.Chip.WeightScale |> Option.defaultValue 32.0
-                WeightScales = Map [ "x->hidden", 7.0 ]
+                WeightScales = Map [ "x->hidden", 20.0 ]
                 TraceScales = Map [ "out", 4.0 ]
             })
 

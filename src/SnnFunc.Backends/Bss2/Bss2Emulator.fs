@@ -172,7 +172,8 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
                         let key =
                             SnnFunc.Random.foldIn config.TrialKey (List.findIndex ((=) n) placement.Order)
 
-                        let xi = (SnnFunc.Random.normalAs Float64 key [| steps; bn |]).ToDoubleArray()
+                        // Drawn in the run's dtype: a Float32 pair costs one block of the counter-based stream.
+                        let xi = (SnnFunc.Random.normalAs dtype key [| steps; bn |]).ToDoubleArray()
                         Array.mapi (fun o x -> x * amp[o % size]) xi
 
                 let shape = [| steps; batch; size |]
