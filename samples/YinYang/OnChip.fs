@@ -15,7 +15,9 @@ open SnnFunc.Data
 /// Trains on the chip of `o.Chip` and returns the test accuracy measured on it.
 let train (o: YinYangOptions.Settings) (data: TrainValidationTest) (latency: Tensor -> Tensor) (lif: Snn.Lif.Spec) (li: Snn.Li.Spec) =
     let repeat = 5
-    let encode (x: Tensor) = Tensor.Concat(Array.create repeat (latency x), 2)
+
+    let encode (x: Tensor) =
+        Tensor.Concat(Array.create repeat (latency x), 2)
 
     let net =
         Graph.empty

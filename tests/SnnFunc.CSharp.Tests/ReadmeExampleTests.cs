@@ -186,4 +186,28 @@ var grads = Autodiff.Grad<GraphParameters>(Loss)(p);                  // grads["
         var eventProp = grads["hidden->out"]["weight"].ToDoubleArray();
         for (var i = 0; i < solver.Length; i++) Assert.Equal(eventProp[i], solver[i], 9);
     }
+
+    [Fact]
+    public void HardwareInTheLoopSnippet()
+    {
+        // Added: the graph, parameters and data the snippet assumes.
+        var g = NetworkGraph.Create()
+            .Input("x", 20)
+            .Population("hidden", 30, Neurons.Lif(new LifParameters { Dt = 1e-3 }))
+            .Population("out", 4, Neurons.Li(new LiParameters { Dt = 1e-3 }))
+            .Connect("x", "hidden", Projections.Dense(Inits.Normal(scale: 5)))
+            .Connect("hidden", "out", Projections.Dense(Inits.Normal(scale: 2)));
+        var p = g.Init(RandomKey.FromSeed(0));
+        var spikes = Tensor.FromArray(Enumerable.Range(0, 30 * 8 * 20).Select(k => (k * 7919) % 10 == 0 ? 1f : 0f).ToArray(), 30, 8, 20);
+        int[] labels = [0, 1, 2, 3, 0, 1, 2, 3];
+        var batchIndex = 1;
+var chip = EmulatedChip.Create(seed: 0, new ChipOptions { TraceScales = new Dictionary<string, double> { ["out"] = 8 } });
+var run = chip.Run(g, p, 30, 1e-3, new Dictionary<string, Tensor> { ["x"] = spikes }, trial: batchIndex);
+var vg = Autodiff.ValueAndGrad(
+    (GraphParameters q) => Losses.CrossEntropy(Decoders.MaxOverTime(run.WithSoftwareGradient(q, ["out"])["out"].Membrane!), labels), p);
+// run.HardwareSeconds, run.SamplesPerSecond, run.JoulesPerSample, run.Raw["cadc/out"]
+        Assert.Equal(8 * 30e-6, run.HardwareSeconds, 12);
+        Assert.True(run.Raw.ContainsKey("cadc/out"));
+        Assert.Contains(vg.Gradient["x->hidden"]["weight"].ToDoubleArray(), v => v != 0);
+    }
 }

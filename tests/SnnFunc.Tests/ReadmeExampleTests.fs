@@ -136,3 +136,54 @@ let ``the README's events example runs, and its two gradients agree`` () =
 
         for i in 0 .. a.Length - 1 do
             Assert.True(abs (a[i] - b[i]) <= 1e-9 * (abs b[i] + 1e-6), $"%s{node}/%s{name}[%d{i}]: EventProp %g{a[i]}, solver %g{b[i]}")
+
+[<Fact>]
+let ``the README's hardware-in-the-loop snippet runs and reaches the weights`` () =
+    // Added: the network and data the snippet assumes.
+    let net =
+        Graph.empty
+        |> Graph.input "x" 20
+        |> Graph.population "hidden" 30 (Neuron.lif Snn.Lif.defaults)
+        |> Graph.population "out" 4 (Neuron.li Snn.Li.defaults)
+        |> Graph.connect "x" "hidden" (Projection.dense (Init.normalWith 5.0))
+        |> Graph.connect "hidden" "out" (Projection.dense (Init.normalWith 2.0))
+
+    let p0 = Graph.init (Random.key 0L) net
+    let x0 = (Random.uniform (Random.key 1L) [| 30; 8; 20 |]).Lt(0.1).Convert Float32
+    let labels0 = Array.init 8 (fun i -> i % 4)
+
+    let hilStepOf (net: Graph) =
+        let chip =
+            SnnFunc.Backends.Bss2Emulator(
+                SnnFunc.Backends.Chip.create 0L,
+                SnnFunc.Backends.Chip.untrimmed,
+                { SnnFunc.Backends.Bss2Config.defaults with
+                    TraceScales = Map [ "out", 8.0 ]
+                }
+            )
+
+        let rc = RunConfig.steps 30 1e-3
+
+        let hilStep (p: GraphParams) (x: Tensor) (labels: int[]) (trial: int) =
+            // The batch on the chip (fresh trial noise), then the gradient of a loss of its observables.
+            let trialChip =
+                chip.With
+                    { chip.Config with
+                        TrialKey = Random.foldIn (Random.key 0L) trial
+                    }
+
+            let observed = trialChip.Run(net, p, Map [ "x", x ], rc)
+
+            let loss (q: GraphParams) =
+                let r = SnnFunc.Backends.Hil.runWith ((=) "out") net q rc (Map [ "x", x ]) observed // readout: CADC membrane; hidden: spikes
+                Loss.crossEntropy (Decode.maxOverTime r["out"].Membrane) labels
+
+            Ad.valueAndGrad loss p // observed.Account: hardware time, energy
+
+        hilStep
+
+    let value, grads = hilStepOf net p0 x0 labels0 1
+    Assert.True(Double.IsFinite(value.ToScalar()))
+    let toHidden, toOut = grads["x->hidden"]["weight"], grads["hidden->out"]["weight"]
+    Assert.Contains(toHidden.ToDoubleArray(), fun v -> v <> 0.0)
+    Assert.Contains(toOut.ToDoubleArray(), fun v -> v <> 0.0)
