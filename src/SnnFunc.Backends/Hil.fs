@@ -21,18 +21,6 @@ let private param (p: GraphParams) (node: string) (name: string) =
     | Some t -> t
     | None -> fail $"the parameters have no '%s{node}/%s{name}'"
 
-/// The model weights of a projection as the software model applies them (sign and mask).
-let private modelWeights (proj: Projection) (w: Tensor) =
-    let w =
-        match proj.Sign with
-        | Mixed -> w
-        | Excitatory -> w.Abs()
-        | Inhibitory -> -(w.Abs())
-
-    match proj.Kind with
-    | Sparse mask -> w * mask.Convert w.DType
-    | _ -> w
-
 /// The graph's observables with the backend's values and the software model's derivative:
 /// `observed` is a backend run of the same graph, parameters (their primal values) and inputs,
 /// recording every population. The populations `measured` names take the observed membrane as
@@ -71,7 +59,7 @@ let runWith
         | Op _ -> signals[n] <- signals[(preds n).Head]
         | Synapses proj ->
             let x = signals[(preds n).Head]
-            let w = (modelWeights proj (param p n "weight")).Convert x.DType
+            let w = (Projection.effectiveWeights proj (param p n "weight")).Convert x.DType
             signals[n] <- Fused.spikeMatmul x w
         | Population(_, neuron) ->
             let o = seen n

@@ -431,13 +431,7 @@ module Nir =
             then
                 fail where "delayed projections have no NIR primitive of their own yet; add a Delay transform before the projection"
 
-            let w = get "weight"
-
-            let w =
-                match proj.Sign with
-                | Mixed -> w
-                | Excitatory -> w.Abs()
-                | Inhibitory -> -(w.Abs())
+            let w = Projection.signed proj (get "weight")
 
             match proj.Kind with
             | Conv c ->

@@ -543,18 +543,6 @@ let runPopulation (model: NeuronModel) (name: string) (p: Map<string, Tensor>) (
 // Projections
 
 /// The effective weights: the sign constraint and the fixed mask applied.
-let private weights (proj: Projection) (w: Tensor) =
-    let w =
-        match proj.Sign with
-        | Mixed -> w
-        | Excitatory -> w.Abs()
-        | Inhibitory -> -(w.Abs())
-
-    match proj.Kind with
-    | Dense
-    | Conv _ -> w
-    | Sparse mask -> w * mask.Convert w.DType
-
 /// A convolution of x [N; C; spatial...] (Conv's layouts) with the spec's geometry.
 let private convolve (c: ConvSpec) (w: Tensor) (bias: Tensor option) (x: Tensor) =
     let pad = c.ExplicitPadding
@@ -587,7 +575,7 @@ let private convolve (c: ConvSpec) (w: Tensor) (bias: Tensor option) (x: Tensor)
 let private apply (proj: Projection) (p: Map<string, Tensor>) (name: string) (inShape: int[]) (outShape: int[]) (x: Tensor) =
     let lead = x.Shape[.. x.Rank - inShape.Length - 1]
     // Parameters may be stored in another precision than the signal (NIR files mix them).
-    let w = (weights proj (get name p "weight")).Convert x.DType
+    let w = (Projection.effectiveWeights proj (get name p "weight")).Convert x.DType
     let bias = p.TryFind "bias" |> Option.map (fun b -> b.Convert x.DType)
 
     match proj.Kind with

@@ -475,6 +475,20 @@ module Projection =
             Delay = Learnable(initial, maxSteps, perInput)
         }
 
+    /// The weight parameter under the projection's sign constraint: as it is, |w| or -|w|.
+    let signed (p: Projection) (w: Tensor) =
+        match p.Sign with
+        | Mixed -> w
+        | Excitatory -> w.Abs()
+        | Inhibitory -> -(w.Abs())
+
+    /// The weights a projection applies: signed, and a masked projection's mask applied.
+    let effectiveWeights (p: Projection) (w: Tensor) =
+        match p.Kind with
+        | Sparse mask -> signed p w * mask.Convert w.DType
+        | Dense
+        | Conv _ -> signed p w
+
     /// A learnable delay in seconds for event-driven runs (Events.run), drawn by `init` (e.g.
     /// `Init.constant 1e-3` or `Init.uniform 0.0 5e-3`) per projection, per input or per synapse.
     let delaySeconds (init: Init) (axes: DelayAxes) (p: Projection) = { p with Delay = Seconds(init, axes) }
