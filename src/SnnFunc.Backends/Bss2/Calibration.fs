@@ -615,14 +615,12 @@ module Calibration =
             | CircuitParameter.TauSyn -> $"%+.3g{100.0 * e} %%"
             | _ -> $"%+.3g{e} CADC"
 
-        let report (what: string) (failed: int[]) =
+        let report (what: string) (failed: (int * int * float)[]) =
             if failed.Length > 0 then
                 let shown =
                     failed
                     |> Array.truncate 8
-                    |> Array.map (fun c ->
-                        let code, e = best[c]
-                        $"circuit %d{c} (at code %d{code}, %s{units e} off)")
+                    |> Array.map (fun (c, code, e) -> $"circuit %d{c} (at code %d{code}, %s{units e} off)")
 
                 let more =
                     if failed.Length > 8 then
@@ -634,13 +632,21 @@ module Calibration =
                     "chip"
                     $"""Calibration: %s{what} the %s{name} target %s{CalibrationTargets.format k target}: %s{String.Join(", ", shown)}%s{more}"""
 
-        let missed =
-            [| 0 .. n - 1 |] |> Array.filter (fun c -> not (abs (snd best[c]) <= tolerance))
-
+        // Beyond the range: still above the target at code 0, or below it at the top code.
         let atEnd =
-            missed |> Array.filter (fun c -> fst best[c] = 0 || fst best[c] = Chip.trimMax)
+            [| 0 .. n - 1 |]
+            |> Array.filter (fun c ->
+                codes[c] = 0 && eCodes[c] > tolerance
+                || codes[c] = Chip.trimMax && eCodes[c] < -tolerance)
+            |> Array.map (fun c -> c, codes[c], eCodes[c])
 
         report $"%d{atEnd.Length} circuit(s) would need a trim code outside 0..%d{Chip.trimMax} to reach" atEnd
+
+        let missed =
+            [| 0 .. n - 1 |]
+            |> Array.filter (fun c -> not (abs (snd best[c]) <= tolerance))
+            |> Array.map (fun c -> c, fst best[c], snd best[c])
+
         report "the search did not converge (a measurement misled it) toward" missed
         withCodes trim k (Array.map fst best)
 
