@@ -31,6 +31,13 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
         if config.SampleGap < 0.0 then
             invalidArg "config" $"Bss2: SampleGap must be >= 0, got %g{config.SampleGap}"
 
+        match trim.ChipSeed with
+        | Some seed when seed <> chip.Seed ->
+            invalidArg
+                "trim"
+                $"Bss2: the trim (%s{trim.Description}) was found for chip seed %d{seed}, and this chip is seed %d{chip.Seed}: calibrate this chip (Calibration.calibrate)"
+        | _ -> ()
+
     member _.Chip = chip
     member _.Trim = trim
     member _.Config = config

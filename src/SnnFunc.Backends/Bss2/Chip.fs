@@ -25,13 +25,29 @@ type ChipInstance =
         GainInhibitory: float[]
     }
 
+/// What a calibration aims the circuits at: the voltages in CADC codes, the time constants in
+/// hardware seconds (calix's units, bss2.md 1.3).
+type CalibrationTargets =
+    {
+        Leak: float
+        Threshold: float
+        Reset: float
+        TauMem: float
+        TauSyn: float
+    }
+
 /// Trim codes per parameter and circuit (10-bit CapMem values [R] S1, bss2.md 1.1), with the
-/// targets they were found for.
+/// chip and the targets they were found for.
 type Trim =
     {
         Codes: int[][]
         /// What was calibrated ("uncalibrated" for the shared middle setting).
         Description: string
+        /// The seed of the chip instance the codes were found for: another chip's circuits deviate
+        /// differently, so its codes would trim them wrongly (None: the same setting on any chip).
+        ChipSeed: int64 option
+        /// The targets the codes were found for (None: not calibrated).
+        Targets: CalibrationTargets option
     }
 
 /// Chip instances and their trims.
@@ -123,6 +139,8 @@ module Chip =
                 parameters
                 |> Array.map (fun _ -> Array.create Bss2Figures.neuronCircuits trimMiddle)
             Description = "uncalibrated"
+            ChipSeed = None
+            Targets = None
         }
 
     /// The deviation of parameter k of a circuit at a trim code.
