@@ -208,15 +208,23 @@ module internal ConvChannelTiles =
 
     /// One block of cb (32 or 16) output channels of a sample's stride-1 convolution into t
     /// [OutH · rowStride; cb] (position (oh, ow) at oh · rowStride + ow, rowStride a multiple of
-    /// tilePositions; the columns past outW are computed and dropped). A packed [k; cb]; b the
-    /// group's padded input planes (rows srcStride apart). The inner dimension runs in slices of
-    /// `slice` steps, each over all row chunks, so a slice's weights and input planes stay in L1;
-    /// the first slice starts at the bias.
+    /// tilePositions; the columns past outW are computed and dropped). A packed [kh; rowSteps; cb]
+    /// and the offset table in the same order: kernel row i's steps (rowSteps = input channels ·
+    /// kw) consecutive, so the steps of the kernel rows that read an output row's top or bottom
+    /// padding form a prefix and a suffix that are skipped (their products are zero: a 5 × 5
+    /// "same" kernel on 14 rows does 64 of its 70 row-steps). b the group's padded input planes
+    /// (rows srcStride apart; the input's rows are padded rows [pad, pad + height)). The kernel
+    /// rows run in slices of rowsPerSlice, each over all row chunks, so a slice's weights and input
+    /// rows stay in L1; the first slice starts at the bias.
     let panelP
         (
             cb: int,
-            k: int,
-            slice: int,
+            kh: int,
+            rowSteps: int,
+            rowsPerSlice: int,
+            dilation: int,
+            pad: int,
+            height: int,
             a: nativeptr<float32>,
             b: nativeptr<float32>,
             boffs: nativeptr<int>,
@@ -227,20 +235,34 @@ module internal ConvChannelTiles =
             t: nativeptr<float32>,
             rowStride: int
         ) =
-        let mutable k0 = 0
+        let mutable r0 = 0
 
-        while k0 < k do
-            let kc = min slice (k - k0)
-            let ak = NativePtr.add a (k0 * cb)
-            let ok = NativePtr.add boffs k0
+        while r0 < kh do
+            let r1 = min kh (r0 + rowsPerSlice)
 
             for oh in 0 .. outH - 1 do
+                // Kernel rows i whose padded input row oh + i · dilation lies in [pad, pad + height).
+                let lo =
+                    if pad - oh <= 0 then
+                        0
+                    else
+                        (pad - oh + dilation - 1) / dilation
+
+                let hi =
+                    let last = pad + height - 1 - oh
+                    if last < 0 then 0 else min kh (last / dilation + 1)
+
+                let lo, hi = max lo r0, min hi r1
+                let kc = if hi > lo then (hi - lo) * rowSteps else 0
+                let first = if hi > lo then lo * rowSteps else 0
+                let ak = NativePtr.add a (first * cb)
+                let ok = NativePtr.add boffs first
                 let mutable ow = 0
 
                 while ow < outW do
                     let c = NativePtr.add t ((oh * rowStride + ow) * cb)
                     let bk = NativePtr.add b (oh * srcStride + ow)
-                    let init, initStride = if k0 = 0 then bias, 0 else c, cb
+                    let init, initStride = if r0 = 0 then bias, 0 else c, cb
 
                     if cb = 32 then
                         tileP512 kc ak bk ok init initStride c
@@ -249,4 +271,4 @@ module internal ConvChannelTiles =
 
                     ow <- ow + tilePositions
 
-            k0 <- k0 + kc
+            r0 <- r1

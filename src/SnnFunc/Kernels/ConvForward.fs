@@ -43,18 +43,27 @@ module internal ConvForward =
         let groups, kg, og, o = cg.Groups, cg.GroupRows, cg.GroupOutputs, cg.OutChannels
         let src = sourceOf cg ConvTiles.nr<float32>
         let blocks = og / cb
+        let kh, kw, cgc = g.KernelH, g.KernelW, cg.GroupChannels
+        // Steps in kernel-row-major order (i, c, j) (panelP skips the rows that read padding):
+        // step s of row i is patch row (c · kh + i) · kw + j.
+        let rowSteps = cgc * kw
+
+        let patchRow s =
+            let i, r = s / rowSteps, s % rowSteps
+            (r / kw * kh + i) * kw + r % kw
+
+        let offsets = Array.init kg (fun s -> src.Offsets[patchRow s])
         let wb = Array.zeroCreate<float32> (groups * og * kg)
 
         for gi in 0 .. groups - 1 do
             for oi in 0 .. og - 1 do
-                for p in 0 .. kg - 1 do
-                    wb[((gi * blocks + oi / cb) * kg + p) * cb + oi % cb] <- w[(gi * og + oi) * kg + p]
+                for s in 0 .. kg - 1 do
+                    wb[((gi * blocks + oi / cb) * kg + s) * cb + oi % cb] <- w[(gi * og + oi) * kg + patchRow s]
 
         let biasOrZero = if isNull bias then Array.zeroCreate<float32> o else bias
-        // Slices of whole input planes, at most about 224 steps (28 KB of weights for 32 channels).
-        let kk = g.KernelH * g.KernelW
+        // Slices of whole kernel rows, about 224 steps of 32 channels each (28 KB of weights).
         let slices = (kg * cb / 32 + 223) / 224
-        let slice = (cg.GroupChannels + slices - 1) / slices * kk
+        let rowsPerSlice = (kh + slices - 1) / slices
         let rsT = roundUp g.OutW ConvChannelTiles.tilePositions
         let tStart = src.Size
         let plane = g.Positions
@@ -64,7 +73,7 @@ module internal ConvForward =
             Span<float32>(scratch, 0, src.Size).Clear()
             use ps = fixed scratch
             use pw = fixed wb
-            use po = fixed src.Offsets
+            use po = fixed offsets
             use pbias = fixed biasOrZero
             use py = fixed y
             let pt = NativePtr.add ps tStart
@@ -76,8 +85,12 @@ module internal ConvForward =
                     for ob in 0 .. blocks - 1 do
                         ConvChannelTiles.panelP (
                             cb,
-                            kg,
-                            slice,
+                            kh,
+                            rowSteps,
+                            rowsPerSlice,
+                            g.DilationH,
+                            g.PadH,
+                            g.Height,
                             NativePtr.add pw ((gi * blocks + ob) * kg * cb),
                             NativePtr.add ps (gi * src.GroupStride),
                             po,
