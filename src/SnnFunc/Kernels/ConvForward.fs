@@ -44,13 +44,11 @@ module internal ConvForward =
         let src = sourceOf cg ConvTiles.nr<float32>
         let blocks = og / cb
         let kh, kw, cgc = g.KernelH, g.KernelW, cg.GroupChannels
-        // Steps in kernel-row-major order (i, c, j) (panelP skips the rows that read padding):
-        // step s of row i is patch row (c · kh + i) · kw + j.
-        let rowSteps = cgc * kw
-
+        // Steps in kernel-offset-major order (i, j, c), so that panelP can skip the rows and
+        // positions that read padding: step (i · kw + j) · cgc + c is patch row (c · kh + i) · kw + j.
         let patchRow s =
-            let i, r = s / rowSteps, s % rowSteps
-            (r / kw * kh + i) * kw + r % kw
+            let ij, c = s / cgc, s % cgc
+            (c * kh + ij / kw) * kw + ij % kw
 
         let offsets = Array.init kg (fun s -> src.Offsets[patchRow s])
         let wb = Array.zeroCreate<float32> (groups * og * kg)
@@ -65,6 +63,15 @@ module internal ConvForward =
         let slices = (kg * cb / 32 + 223) / 224
         let rowsPerSlice = (kh + slices - 1) / slices
         let rsT = roundUp g.OutW ConvChannelTiles.tilePositions
+        // Per row chunk and kernel column j, the range of the chunk's positions whose input
+        // column ow + j · dilation (padded) is inside the image and whose output is kept.
+        let patterns =
+            Array.init (rsT / ConvChannelTiles.tilePositions * kw) (fun q ->
+                let ow0, j = q / kw * ConvChannelTiles.tilePositions, q % kw
+                let first = max 0 (g.PadW - ow0 - j * g.DilationW)
+                let last = min (g.OutW - ow0) (g.PadW + g.Width - ow0 - j * g.DilationW)
+                ConvChannelTiles.rangeCode first (min ConvChannelTiles.tilePositions last))
+
         let tStart = src.Size
         let plane = g.Positions
 
@@ -74,6 +81,7 @@ module internal ConvForward =
             use ps = fixed scratch
             use pw = fixed wb
             use po = fixed offsets
+            use pp = fixed patterns
             use pbias = fixed biasOrZero
             use py = fixed y
             let pt = NativePtr.add ps tStart
@@ -86,11 +94,13 @@ module internal ConvForward =
                         ConvChannelTiles.panelP (
                             cb,
                             kh,
-                            rowSteps,
+                            kw,
+                            cgc,
                             rowsPerSlice,
                             g.DilationH,
                             g.PadH,
                             g.Height,
+                            pp,
                             NativePtr.add pw ((gi * blocks + ob) * kg * cb),
                             NativePtr.add ps (gi * src.GroupStride),
                             po,
