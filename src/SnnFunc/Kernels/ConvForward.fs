@@ -75,7 +75,7 @@ module internal ConvForward =
         let tStart = src.Size
         let plane = g.Positions
 
-        split batch (macs cg batch) (fun _ n0 n1 ->
+        split batch (macs cg batch) (fun _ samples ->
             let scratch = ConvScratch.F32(tStart + g.OutH * rsT * cb)
             Span<float32>(scratch, 0, src.Size).Clear()
             use ps = fixed scratch
@@ -86,7 +86,9 @@ module internal ConvForward =
             use py = fixed y
             let pt = NativePtr.add ps tStart
 
-            for n in n0 .. n1 - 1 do
+            let mutable n = samples.Take()
+
+            while n >= 0 do
                 load src g x n scratch
 
                 for gi in 0 .. groups - 1 do
@@ -134,7 +136,9 @@ module internal ConvForward =
                                             (NativePtr.add dst (q * 8 * plane + oh * g.OutW + o0))
                                             plane
 
-                                        ow <- o0 + 8)
+                                        ow <- o0 + 8
+
+                n <- samples.Take())
         |> ignore
 
     /// y [batch; O; OutH; OutW] from x [batch; C; H; W], w [O; C/groups; kh; kw] and bias [O] (or null).
@@ -191,7 +195,7 @@ module internal ConvForward =
                         let gi, oi = i / opad, i % opad
                         if oi < og then bias[gi * og + oi] else bias[0])
 
-            split batch (macs cg batch) (fun _ n0 n1 ->
+            split batch (macs cg batch) (fun _ samples ->
                 let scratch = scratchOf src.Size
                 Span<'T>(scratch, 0, src.Size).Clear()
                 use ps = fixed scratch
@@ -201,7 +205,9 @@ module internal ConvForward =
                 use pbias = fixed biasPadded
                 use py = fixed y
 
-                for n in n0 .. n1 - 1 do
+                let mutable n = samples.Take()
+
+                while n >= 0 do
                     load src g x n scratch
 
                     for gi in 0 .. groups - 1 do
@@ -221,14 +227,16 @@ module internal ConvForward =
                             pairs,
                             NativePtr.add py ((n * o + gi * og) * g.Positions),
                             g.Positions
-                        ))
+                        )
+
+                    n <- samples.Take())
             |> ignore
         else
             // Scratch: the source, then the sample's output [o (+ mr rows the last group's tiles may
             // write); lp].
             let outStart = src.Size
 
-            split batch (macs cg batch) (fun _ n0 n1 ->
+            split batch (macs cg batch) (fun _ samples ->
                 let scratch = scratchOf (outStart + (o + mr) * lp)
 
                 // The unfold writes columns [0, positions) of each patch row, and the tiles read up
@@ -243,7 +251,9 @@ module internal ConvForward =
                 use pw = fixed wt
                 use po = fixed src.Offsets
 
-                for n in n0 .. n1 - 1 do
+                let mutable n = samples.Take()
+
+                while n >= 0 do
                     load src g x n scratch
 
                     // Groups in order: a group's last row tile may spill into the next group's rows,
@@ -282,7 +292,9 @@ module internal ConvForward =
                                 (NativePtr.add py ((n * o + oi) * g.Positions))
                                 g.OutW
                                 g.OutH
-                                g.OutW)
+                                g.OutW
+
+                    n <- samples.Take())
             |> ignore
 
     /// dx [batch; C; H; W] from w [O; C/groups; kh; kw] and dy [batch; O; OutH; OutW].
@@ -380,7 +392,7 @@ module internal ConvForward =
             // Scratch: the patches' gradient [k (+ mr); lp], then the sample's dy [o; lp].
             let dyStart = (g.Rows + mr) * lp
 
-            split batch (macs cg batch) (fun _ n0 n1 ->
+            split batch (macs cg batch) (fun _ samples ->
                 let scratch = scratchOf (dyStart + o * lp)
 
                 // The copies below fill columns [0, l) of each dy row; the tiles also read the
@@ -393,7 +405,9 @@ module internal ConvForward =
                 use pw = fixed wd
                 use po = fixed offsets
 
-                for n in n0 .. n1 - 1 do
+                let mutable n = samples.Take()
+
+                while n >= 0 do
                     for oi in 0 .. o - 1 do
                         ReadOnlySpan<'T>(dy, (n * o + oi) * l, l).CopyTo(Span<'T>(scratch, dyStart + oi * lp, l))
 
@@ -411,7 +425,9 @@ module internal ConvForward =
                             false
                         )
 
-                    Convolution.FoldPlanes(g, layout, scratch, dx, n * g.Channels, (n + 1) * g.Channels, true))
+                    Convolution.FoldPlanes(g, layout, scratch, dx, n * g.Channels, (n + 1) * g.Channels, true)
+
+                    n <- samples.Take())
             |> ignore
 
     let forwardS (cg, batch, x: float32[], w, bias, y) =

@@ -189,7 +189,7 @@ module internal ConvWeightGradient =
         let dytStart = src.Size
 
         let used =
-            split batch (macs cg batch) (fun worker n0 n1 ->
+            split batch (macs cg batch) (fun worker samples ->
                 let scratch = scratchOf (dytStart + l * nrp)
 
                 if src.Implicit then
@@ -206,7 +206,9 @@ module internal ConvWeightGradient =
                 use po = fixed offsets
                 let mine = NativePtr.add pa (worker * accSize)
 
-                for n in n0 .. n1 - 1 do
+                let mutable n = samples.Take()
+
+                while n >= 0 do
                     load src g x n scratch
 
                     for gi in 0 .. groups - 1 do
@@ -235,7 +237,9 @@ module internal ConvWeightGradient =
                                 NativePtr.add mine ((gi * kpad + r0) * nrp),
                                 nrp,
                                 true
-                            ))
+                            )
+
+                    n <- samples.Take())
 
         for gi in 0 .. groups - 1 do
             for oi in 0 .. og - 1 do
