@@ -18,13 +18,19 @@ module internal ConvChannelTiles =
 
     /// 14 positions × 32 output channels (two zmm per position), for stride-1 convolutions with
     /// 32k output channels per group: every lane does useful work, whatever the output width. A
-    /// packed [k; 32] (the step's 32 weights, two loads), one broadcast per position of the
-    /// shifted input row at b + boffs[p] (positions consecutive); the sums start at init (+ r ·
-    /// initStride for position r: the bias with stride 0, or c for later slices of the inner
-    /// dimension) and go to c + 32 r ([position; 32] scratch, transposed into the output later).
+    /// packed [rows; kw; cin; 32] (a step's 32 weights, two loads), one broadcast per position of
+    /// the shifted input row at b + boffs[step] (positions consecutive). The steps run in segments
+    /// of cin (one kernel offset j of one kernel row), each with the position range patterns[j]
+    /// (see rangeCode): the positions whose input at that offset is padding are skipped. The sums
+    /// start at init (+ r · initStride for position r: the bias with stride 0, or c for later
+    /// slices of the kernel rows) and go to c + 32 r ([position; 32] scratch, transposed into the
+    /// output later).
     [<MethodImpl(MethodImplOptions.NoInlining)>]
     let private tileP512
-        (kc: int)
+        (rows: int)
+        (kw: int)
+        (cin: int)
+        (patterns: nativeptr<int>)
         (a: nativeptr<float32>)
         (b: nativeptr<float32>)
         (boffs: nativeptr<int>)
@@ -63,54 +69,240 @@ module internal ConvChannelTiles =
         let mutable pa = a
         let mutable po = boffs
 
-        for _ in 1..kc do
-            let pb = NativePtr.add b (NativePtr.read po)
-            let w0 = Vector512.Load pa
-            let w1 = Vector512.Load(NativePtr.add pa 16)
-            let x = Vector512.Create(NativePtr.get pb 0)
-            s0a <- Avx512F.FusedMultiplyAdd(x, w0, s0a)
-            s0b <- Avx512F.FusedMultiplyAdd(x, w1, s0b)
-            let x = Vector512.Create(NativePtr.get pb 1)
-            s1a <- Avx512F.FusedMultiplyAdd(x, w0, s1a)
-            s1b <- Avx512F.FusedMultiplyAdd(x, w1, s1b)
-            let x = Vector512.Create(NativePtr.get pb 2)
-            s2a <- Avx512F.FusedMultiplyAdd(x, w0, s2a)
-            s2b <- Avx512F.FusedMultiplyAdd(x, w1, s2b)
-            let x = Vector512.Create(NativePtr.get pb 3)
-            s3a <- Avx512F.FusedMultiplyAdd(x, w0, s3a)
-            s3b <- Avx512F.FusedMultiplyAdd(x, w1, s3b)
-            let x = Vector512.Create(NativePtr.get pb 4)
-            s4a <- Avx512F.FusedMultiplyAdd(x, w0, s4a)
-            s4b <- Avx512F.FusedMultiplyAdd(x, w1, s4b)
-            let x = Vector512.Create(NativePtr.get pb 5)
-            s5a <- Avx512F.FusedMultiplyAdd(x, w0, s5a)
-            s5b <- Avx512F.FusedMultiplyAdd(x, w1, s5b)
-            let x = Vector512.Create(NativePtr.get pb 6)
-            s6a <- Avx512F.FusedMultiplyAdd(x, w0, s6a)
-            s6b <- Avx512F.FusedMultiplyAdd(x, w1, s6b)
-            let x = Vector512.Create(NativePtr.get pb 7)
-            s7a <- Avx512F.FusedMultiplyAdd(x, w0, s7a)
-            s7b <- Avx512F.FusedMultiplyAdd(x, w1, s7b)
-            let x = Vector512.Create(NativePtr.get pb 8)
-            s8a <- Avx512F.FusedMultiplyAdd(x, w0, s8a)
-            s8b <- Avx512F.FusedMultiplyAdd(x, w1, s8b)
-            let x = Vector512.Create(NativePtr.get pb 9)
-            s9a <- Avx512F.FusedMultiplyAdd(x, w0, s9a)
-            s9b <- Avx512F.FusedMultiplyAdd(x, w1, s9b)
-            let x = Vector512.Create(NativePtr.get pb 10)
-            s10a <- Avx512F.FusedMultiplyAdd(x, w0, s10a)
-            s10b <- Avx512F.FusedMultiplyAdd(x, w1, s10b)
-            let x = Vector512.Create(NativePtr.get pb 11)
-            s11a <- Avx512F.FusedMultiplyAdd(x, w0, s11a)
-            s11b <- Avx512F.FusedMultiplyAdd(x, w1, s11b)
-            let x = Vector512.Create(NativePtr.get pb 12)
-            s12a <- Avx512F.FusedMultiplyAdd(x, w0, s12a)
-            s12b <- Avx512F.FusedMultiplyAdd(x, w1, s12b)
-            let x = Vector512.Create(NativePtr.get pb 13)
-            s13a <- Avx512F.FusedMultiplyAdd(x, w0, s13a)
-            s13b <- Avx512F.FusedMultiplyAdd(x, w1, s13b)
-            pa <- NativePtr.add pa 32
-            po <- NativePtr.add po 1
+        for _ in 1..rows do
+            for j in 0 .. kw - 1 do
+                match NativePtr.get patterns j with
+                | 1 ->
+                    for _ in 1..cin do
+                        let pb = NativePtr.add b (NativePtr.read po)
+                        let w0 = Vector512.Load pa
+                        let w1 = Vector512.Load(NativePtr.add pa 16)
+                        let x = Vector512.Create(NativePtr.get pb 1)
+                        s1a <- Avx512F.FusedMultiplyAdd(x, w0, s1a)
+                        s1b <- Avx512F.FusedMultiplyAdd(x, w1, s1b)
+                        let x = Vector512.Create(NativePtr.get pb 2)
+                        s2a <- Avx512F.FusedMultiplyAdd(x, w0, s2a)
+                        s2b <- Avx512F.FusedMultiplyAdd(x, w1, s2b)
+                        let x = Vector512.Create(NativePtr.get pb 3)
+                        s3a <- Avx512F.FusedMultiplyAdd(x, w0, s3a)
+                        s3b <- Avx512F.FusedMultiplyAdd(x, w1, s3b)
+                        let x = Vector512.Create(NativePtr.get pb 4)
+                        s4a <- Avx512F.FusedMultiplyAdd(x, w0, s4a)
+                        s4b <- Avx512F.FusedMultiplyAdd(x, w1, s4b)
+                        let x = Vector512.Create(NativePtr.get pb 5)
+                        s5a <- Avx512F.FusedMultiplyAdd(x, w0, s5a)
+                        s5b <- Avx512F.FusedMultiplyAdd(x, w1, s5b)
+                        let x = Vector512.Create(NativePtr.get pb 6)
+                        s6a <- Avx512F.FusedMultiplyAdd(x, w0, s6a)
+                        s6b <- Avx512F.FusedMultiplyAdd(x, w1, s6b)
+                        let x = Vector512.Create(NativePtr.get pb 7)
+                        s7a <- Avx512F.FusedMultiplyAdd(x, w0, s7a)
+                        s7b <- Avx512F.FusedMultiplyAdd(x, w1, s7b)
+                        let x = Vector512.Create(NativePtr.get pb 8)
+                        s8a <- Avx512F.FusedMultiplyAdd(x, w0, s8a)
+                        s8b <- Avx512F.FusedMultiplyAdd(x, w1, s8b)
+                        let x = Vector512.Create(NativePtr.get pb 9)
+                        s9a <- Avx512F.FusedMultiplyAdd(x, w0, s9a)
+                        s9b <- Avx512F.FusedMultiplyAdd(x, w1, s9b)
+                        let x = Vector512.Create(NativePtr.get pb 10)
+                        s10a <- Avx512F.FusedMultiplyAdd(x, w0, s10a)
+                        s10b <- Avx512F.FusedMultiplyAdd(x, w1, s10b)
+                        let x = Vector512.Create(NativePtr.get pb 11)
+                        s11a <- Avx512F.FusedMultiplyAdd(x, w0, s11a)
+                        s11b <- Avx512F.FusedMultiplyAdd(x, w1, s11b)
+                        let x = Vector512.Create(NativePtr.get pb 12)
+                        s12a <- Avx512F.FusedMultiplyAdd(x, w0, s12a)
+                        s12b <- Avx512F.FusedMultiplyAdd(x, w1, s12b)
+                        let x = Vector512.Create(NativePtr.get pb 13)
+                        s13a <- Avx512F.FusedMultiplyAdd(x, w0, s13a)
+                        s13b <- Avx512F.FusedMultiplyAdd(x, w1, s13b)
+                        pa <- NativePtr.add pa 32
+                        po <- NativePtr.add po 1
+
+                | 2 ->
+                    for _ in 1..cin do
+                        let pb = NativePtr.add b (NativePtr.read po)
+                        let w0 = Vector512.Load pa
+                        let w1 = Vector512.Load(NativePtr.add pa 16)
+                        let x = Vector512.Create(NativePtr.get pb 2)
+                        s2a <- Avx512F.FusedMultiplyAdd(x, w0, s2a)
+                        s2b <- Avx512F.FusedMultiplyAdd(x, w1, s2b)
+                        let x = Vector512.Create(NativePtr.get pb 3)
+                        s3a <- Avx512F.FusedMultiplyAdd(x, w0, s3a)
+                        s3b <- Avx512F.FusedMultiplyAdd(x, w1, s3b)
+                        let x = Vector512.Create(NativePtr.get pb 4)
+                        s4a <- Avx512F.FusedMultiplyAdd(x, w0, s4a)
+                        s4b <- Avx512F.FusedMultiplyAdd(x, w1, s4b)
+                        let x = Vector512.Create(NativePtr.get pb 5)
+                        s5a <- Avx512F.FusedMultiplyAdd(x, w0, s5a)
+                        s5b <- Avx512F.FusedMultiplyAdd(x, w1, s5b)
+                        let x = Vector512.Create(NativePtr.get pb 6)
+                        s6a <- Avx512F.FusedMultiplyAdd(x, w0, s6a)
+                        s6b <- Avx512F.FusedMultiplyAdd(x, w1, s6b)
+                        let x = Vector512.Create(NativePtr.get pb 7)
+                        s7a <- Avx512F.FusedMultiplyAdd(x, w0, s7a)
+                        s7b <- Avx512F.FusedMultiplyAdd(x, w1, s7b)
+                        let x = Vector512.Create(NativePtr.get pb 8)
+                        s8a <- Avx512F.FusedMultiplyAdd(x, w0, s8a)
+                        s8b <- Avx512F.FusedMultiplyAdd(x, w1, s8b)
+                        let x = Vector512.Create(NativePtr.get pb 9)
+                        s9a <- Avx512F.FusedMultiplyAdd(x, w0, s9a)
+                        s9b <- Avx512F.FusedMultiplyAdd(x, w1, s9b)
+                        let x = Vector512.Create(NativePtr.get pb 10)
+                        s10a <- Avx512F.FusedMultiplyAdd(x, w0, s10a)
+                        s10b <- Avx512F.FusedMultiplyAdd(x, w1, s10b)
+                        let x = Vector512.Create(NativePtr.get pb 11)
+                        s11a <- Avx512F.FusedMultiplyAdd(x, w0, s11a)
+                        s11b <- Avx512F.FusedMultiplyAdd(x, w1, s11b)
+                        let x = Vector512.Create(NativePtr.get pb 12)
+                        s12a <- Avx512F.FusedMultiplyAdd(x, w0, s12a)
+                        s12b <- Avx512F.FusedMultiplyAdd(x, w1, s12b)
+                        let x = Vector512.Create(NativePtr.get pb 13)
+                        s13a <- Avx512F.FusedMultiplyAdd(x, w0, s13a)
+                        s13b <- Avx512F.FusedMultiplyAdd(x, w1, s13b)
+                        pa <- NativePtr.add pa 32
+                        po <- NativePtr.add po 1
+
+                | 3 ->
+                    for _ in 1..cin do
+                        let pb = NativePtr.add b (NativePtr.read po)
+                        let w0 = Vector512.Load pa
+                        let w1 = Vector512.Load(NativePtr.add pa 16)
+                        let x = Vector512.Create(NativePtr.get pb 0)
+                        s0a <- Avx512F.FusedMultiplyAdd(x, w0, s0a)
+                        s0b <- Avx512F.FusedMultiplyAdd(x, w1, s0b)
+                        let x = Vector512.Create(NativePtr.get pb 1)
+                        s1a <- Avx512F.FusedMultiplyAdd(x, w0, s1a)
+                        s1b <- Avx512F.FusedMultiplyAdd(x, w1, s1b)
+                        let x = Vector512.Create(NativePtr.get pb 2)
+                        s2a <- Avx512F.FusedMultiplyAdd(x, w0, s2a)
+                        s2b <- Avx512F.FusedMultiplyAdd(x, w1, s2b)
+                        let x = Vector512.Create(NativePtr.get pb 3)
+                        s3a <- Avx512F.FusedMultiplyAdd(x, w0, s3a)
+                        s3b <- Avx512F.FusedMultiplyAdd(x, w1, s3b)
+                        let x = Vector512.Create(NativePtr.get pb 4)
+                        s4a <- Avx512F.FusedMultiplyAdd(x, w0, s4a)
+                        s4b <- Avx512F.FusedMultiplyAdd(x, w1, s4b)
+                        let x = Vector512.Create(NativePtr.get pb 5)
+                        s5a <- Avx512F.FusedMultiplyAdd(x, w0, s5a)
+                        s5b <- Avx512F.FusedMultiplyAdd(x, w1, s5b)
+                        let x = Vector512.Create(NativePtr.get pb 6)
+                        s6a <- Avx512F.FusedMultiplyAdd(x, w0, s6a)
+                        s6b <- Avx512F.FusedMultiplyAdd(x, w1, s6b)
+                        let x = Vector512.Create(NativePtr.get pb 7)
+                        s7a <- Avx512F.FusedMultiplyAdd(x, w0, s7a)
+                        s7b <- Avx512F.FusedMultiplyAdd(x, w1, s7b)
+                        let x = Vector512.Create(NativePtr.get pb 8)
+                        s8a <- Avx512F.FusedMultiplyAdd(x, w0, s8a)
+                        s8b <- Avx512F.FusedMultiplyAdd(x, w1, s8b)
+                        let x = Vector512.Create(NativePtr.get pb 9)
+                        s9a <- Avx512F.FusedMultiplyAdd(x, w0, s9a)
+                        s9b <- Avx512F.FusedMultiplyAdd(x, w1, s9b)
+                        let x = Vector512.Create(NativePtr.get pb 10)
+                        s10a <- Avx512F.FusedMultiplyAdd(x, w0, s10a)
+                        s10b <- Avx512F.FusedMultiplyAdd(x, w1, s10b)
+                        let x = Vector512.Create(NativePtr.get pb 11)
+                        s11a <- Avx512F.FusedMultiplyAdd(x, w0, s11a)
+                        s11b <- Avx512F.FusedMultiplyAdd(x, w1, s11b)
+                        let x = Vector512.Create(NativePtr.get pb 12)
+                        s12a <- Avx512F.FusedMultiplyAdd(x, w0, s12a)
+                        s12b <- Avx512F.FusedMultiplyAdd(x, w1, s12b)
+                        pa <- NativePtr.add pa 32
+                        po <- NativePtr.add po 1
+
+                | 4 ->
+                    for _ in 1..cin do
+                        let pb = NativePtr.add b (NativePtr.read po)
+                        let w0 = Vector512.Load pa
+                        let w1 = Vector512.Load(NativePtr.add pa 16)
+                        let x = Vector512.Create(NativePtr.get pb 0)
+                        s0a <- Avx512F.FusedMultiplyAdd(x, w0, s0a)
+                        s0b <- Avx512F.FusedMultiplyAdd(x, w1, s0b)
+                        let x = Vector512.Create(NativePtr.get pb 1)
+                        s1a <- Avx512F.FusedMultiplyAdd(x, w0, s1a)
+                        s1b <- Avx512F.FusedMultiplyAdd(x, w1, s1b)
+                        let x = Vector512.Create(NativePtr.get pb 2)
+                        s2a <- Avx512F.FusedMultiplyAdd(x, w0, s2a)
+                        s2b <- Avx512F.FusedMultiplyAdd(x, w1, s2b)
+                        let x = Vector512.Create(NativePtr.get pb 3)
+                        s3a <- Avx512F.FusedMultiplyAdd(x, w0, s3a)
+                        s3b <- Avx512F.FusedMultiplyAdd(x, w1, s3b)
+                        let x = Vector512.Create(NativePtr.get pb 4)
+                        s4a <- Avx512F.FusedMultiplyAdd(x, w0, s4a)
+                        s4b <- Avx512F.FusedMultiplyAdd(x, w1, s4b)
+                        let x = Vector512.Create(NativePtr.get pb 5)
+                        s5a <- Avx512F.FusedMultiplyAdd(x, w0, s5a)
+                        s5b <- Avx512F.FusedMultiplyAdd(x, w1, s5b)
+                        let x = Vector512.Create(NativePtr.get pb 6)
+                        s6a <- Avx512F.FusedMultiplyAdd(x, w0, s6a)
+                        s6b <- Avx512F.FusedMultiplyAdd(x, w1, s6b)
+                        let x = Vector512.Create(NativePtr.get pb 7)
+                        s7a <- Avx512F.FusedMultiplyAdd(x, w0, s7a)
+                        s7b <- Avx512F.FusedMultiplyAdd(x, w1, s7b)
+                        let x = Vector512.Create(NativePtr.get pb 8)
+                        s8a <- Avx512F.FusedMultiplyAdd(x, w0, s8a)
+                        s8b <- Avx512F.FusedMultiplyAdd(x, w1, s8b)
+                        let x = Vector512.Create(NativePtr.get pb 9)
+                        s9a <- Avx512F.FusedMultiplyAdd(x, w0, s9a)
+                        s9b <- Avx512F.FusedMultiplyAdd(x, w1, s9b)
+                        let x = Vector512.Create(NativePtr.get pb 10)
+                        s10a <- Avx512F.FusedMultiplyAdd(x, w0, s10a)
+                        s10b <- Avx512F.FusedMultiplyAdd(x, w1, s10b)
+                        let x = Vector512.Create(NativePtr.get pb 11)
+                        s11a <- Avx512F.FusedMultiplyAdd(x, w0, s11a)
+                        s11b <- Avx512F.FusedMultiplyAdd(x, w1, s11b)
+                        pa <- NativePtr.add pa 32
+                        po <- NativePtr.add po 1
+
+                | _ ->
+                    for _ in 1..cin do
+                        let pb = NativePtr.add b (NativePtr.read po)
+                        let w0 = Vector512.Load pa
+                        let w1 = Vector512.Load(NativePtr.add pa 16)
+                        let x = Vector512.Create(NativePtr.get pb 0)
+                        s0a <- Avx512F.FusedMultiplyAdd(x, w0, s0a)
+                        s0b <- Avx512F.FusedMultiplyAdd(x, w1, s0b)
+                        let x = Vector512.Create(NativePtr.get pb 1)
+                        s1a <- Avx512F.FusedMultiplyAdd(x, w0, s1a)
+                        s1b <- Avx512F.FusedMultiplyAdd(x, w1, s1b)
+                        let x = Vector512.Create(NativePtr.get pb 2)
+                        s2a <- Avx512F.FusedMultiplyAdd(x, w0, s2a)
+                        s2b <- Avx512F.FusedMultiplyAdd(x, w1, s2b)
+                        let x = Vector512.Create(NativePtr.get pb 3)
+                        s3a <- Avx512F.FusedMultiplyAdd(x, w0, s3a)
+                        s3b <- Avx512F.FusedMultiplyAdd(x, w1, s3b)
+                        let x = Vector512.Create(NativePtr.get pb 4)
+                        s4a <- Avx512F.FusedMultiplyAdd(x, w0, s4a)
+                        s4b <- Avx512F.FusedMultiplyAdd(x, w1, s4b)
+                        let x = Vector512.Create(NativePtr.get pb 5)
+                        s5a <- Avx512F.FusedMultiplyAdd(x, w0, s5a)
+                        s5b <- Avx512F.FusedMultiplyAdd(x, w1, s5b)
+                        let x = Vector512.Create(NativePtr.get pb 6)
+                        s6a <- Avx512F.FusedMultiplyAdd(x, w0, s6a)
+                        s6b <- Avx512F.FusedMultiplyAdd(x, w1, s6b)
+                        let x = Vector512.Create(NativePtr.get pb 7)
+                        s7a <- Avx512F.FusedMultiplyAdd(x, w0, s7a)
+                        s7b <- Avx512F.FusedMultiplyAdd(x, w1, s7b)
+                        let x = Vector512.Create(NativePtr.get pb 8)
+                        s8a <- Avx512F.FusedMultiplyAdd(x, w0, s8a)
+                        s8b <- Avx512F.FusedMultiplyAdd(x, w1, s8b)
+                        let x = Vector512.Create(NativePtr.get pb 9)
+                        s9a <- Avx512F.FusedMultiplyAdd(x, w0, s9a)
+                        s9b <- Avx512F.FusedMultiplyAdd(x, w1, s9b)
+                        let x = Vector512.Create(NativePtr.get pb 10)
+                        s10a <- Avx512F.FusedMultiplyAdd(x, w0, s10a)
+                        s10b <- Avx512F.FusedMultiplyAdd(x, w1, s10b)
+                        let x = Vector512.Create(NativePtr.get pb 11)
+                        s11a <- Avx512F.FusedMultiplyAdd(x, w0, s11a)
+                        s11b <- Avx512F.FusedMultiplyAdd(x, w1, s11b)
+                        let x = Vector512.Create(NativePtr.get pb 12)
+                        s12a <- Avx512F.FusedMultiplyAdd(x, w0, s12a)
+                        s12b <- Avx512F.FusedMultiplyAdd(x, w1, s12b)
+                        let x = Vector512.Create(NativePtr.get pb 13)
+                        s13a <- Avx512F.FusedMultiplyAdd(x, w0, s13a)
+                        s13b <- Avx512F.FusedMultiplyAdd(x, w1, s13b)
+                        pa <- NativePtr.add pa 32
+                        po <- NativePtr.add po 1
 
         Vector512.Store(s0a, NativePtr.add c (0 * 32))
         Vector512.Store(s0b, NativePtr.add c (0 * 32 + 16))
@@ -141,12 +333,14 @@ module internal ConvChannelTiles =
         Vector512.Store(s13a, NativePtr.add c (13 * 32))
         Vector512.Store(s13b, NativePtr.add c (13 * 32 + 16))
 
-
-    /// tileP512 for 16 output channels (one zmm per position): 14 sums, one weight load and 14
-    /// broadcasts per step; c holds [position; 16].
+    /// tileP512 for 16 output channels (one zmm per position): 14 sums, one weight load and up to
+    /// 14 broadcasts per step; a packed [rows; kw; cin; 16], c holds [position; 16].
     [<MethodImpl(MethodImplOptions.NoInlining)>]
     let private tileP512x1
-        (kc: int)
+        (rows: int)
+        (kw: int)
+        (cin: int)
+        (patterns: nativeptr<int>)
         (a: nativeptr<float32>)
         (b: nativeptr<float32>)
         (boffs: nativeptr<int>)
@@ -171,25 +365,107 @@ module internal ConvChannelTiles =
         let mutable pa = a
         let mutable po = boffs
 
-        for _ in 1..kc do
-            let pb = NativePtr.add b (NativePtr.read po)
-            let w0 = Vector512.Load pa
-            s0 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 0), w0, s0)
-            s1 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 1), w0, s1)
-            s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
-            s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
-            s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
-            s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
-            s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
-            s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
-            s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
-            s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
-            s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
-            s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
-            s12 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 12), w0, s12)
-            s13 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 13), w0, s13)
-            pa <- NativePtr.add pa 16
-            po <- NativePtr.add po 1
+        for _ in 1..rows do
+            for j in 0 .. kw - 1 do
+                match NativePtr.get patterns j with
+                | 1 ->
+                    for _ in 1..cin do
+                        let pb = NativePtr.add b (NativePtr.read po)
+                        let w0 = Vector512.Load pa
+                        s1 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 1), w0, s1)
+                        s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
+                        s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
+                        s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
+                        s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
+                        s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
+                        s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
+                        s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
+                        s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
+                        s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
+                        s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
+                        s12 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 12), w0, s12)
+                        s13 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 13), w0, s13)
+                        pa <- NativePtr.add pa 16
+                        po <- NativePtr.add po 1
+
+                | 2 ->
+                    for _ in 1..cin do
+                        let pb = NativePtr.add b (NativePtr.read po)
+                        let w0 = Vector512.Load pa
+                        s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
+                        s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
+                        s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
+                        s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
+                        s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
+                        s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
+                        s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
+                        s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
+                        s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
+                        s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
+                        s12 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 12), w0, s12)
+                        s13 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 13), w0, s13)
+                        pa <- NativePtr.add pa 16
+                        po <- NativePtr.add po 1
+
+                | 3 ->
+                    for _ in 1..cin do
+                        let pb = NativePtr.add b (NativePtr.read po)
+                        let w0 = Vector512.Load pa
+                        s0 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 0), w0, s0)
+                        s1 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 1), w0, s1)
+                        s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
+                        s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
+                        s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
+                        s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
+                        s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
+                        s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
+                        s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
+                        s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
+                        s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
+                        s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
+                        s12 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 12), w0, s12)
+                        pa <- NativePtr.add pa 16
+                        po <- NativePtr.add po 1
+
+                | 4 ->
+                    for _ in 1..cin do
+                        let pb = NativePtr.add b (NativePtr.read po)
+                        let w0 = Vector512.Load pa
+                        s0 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 0), w0, s0)
+                        s1 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 1), w0, s1)
+                        s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
+                        s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
+                        s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
+                        s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
+                        s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
+                        s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
+                        s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
+                        s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
+                        s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
+                        s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
+                        pa <- NativePtr.add pa 16
+                        po <- NativePtr.add po 1
+
+                | _ ->
+                    for _ in 1..cin do
+                        let pb = NativePtr.add b (NativePtr.read po)
+                        let w0 = Vector512.Load pa
+                        s0 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 0), w0, s0)
+                        s1 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 1), w0, s1)
+                        s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
+                        s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
+                        s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
+                        s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
+                        s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
+                        s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
+                        s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
+                        s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
+                        s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
+                        s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
+                        s12 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 12), w0, s12)
+                        s13 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 13), w0, s13)
+                        pa <- NativePtr.add pa 16
+                        po <- NativePtr.add po 1
 
         Vector512.Store(s0, NativePtr.add c (0 * 16))
         Vector512.Store(s1, NativePtr.add c (1 * 16))
@@ -206,17 +482,39 @@ module internal ConvChannelTiles =
         Vector512.Store(s12, NativePtr.add c (12 * 16))
         Vector512.Store(s13, NativePtr.add c (13 * 16))
 
+    /// The position range of a tile's segment (see tileP512), from the first and one past the last
+    /// of its positions whose input is not padding: 1 or 2 skip the first one or two positions, 3
+    /// or 4 the last one or two, 0 none (the tiles then read the padding's zeros; the positions past
+    /// the output width are computed and dropped, whatever they read).
+    let rangeCode (first: int) (last: int) =
+        let head, tail = first, tilePositions - last
+
+        if head >= tail && head > 0 then min head 2
+        elif tail > 0 then 2 + min tail 2
+        else 0
+
     /// One block of cb (32 or 16) output channels of a sample's stride-1 convolution into t
     /// [OutH · rowStride; cb] (position (oh, ow) at oh · rowStride + ow, rowStride a multiple of
-    /// tilePositions; the columns past outW are computed and dropped). A packed [k; cb]; b the
-    /// group's padded input planes (rows srcStride apart). The inner dimension runs in slices of
-    /// `slice` steps, each over all row chunks, so a slice's weights and input planes stay in L1;
-    /// the first slice starts at the bias.
+    /// tilePositions; the columns past outW are computed and dropped). A packed [kh; kw; cin; cb]
+    /// and the offset table in the same order, so the steps of the kernel rows that read an output
+    /// row's top or bottom padding form a prefix and a suffix that are skipped (their products are
+    /// zero: a 5 × 5 "same" kernel on 14 rows does 64 of its 70 row-steps), and within a row the
+    /// tiles skip the positions that read the left or right padding (patterns [chunk; kw], the
+    /// rangeCode of each row chunk and kernel column). b the group's padded input planes (rows
+    /// srcStride apart; the input's rows are padded rows [pad, pad + height)). The kernel rows run
+    /// in slices of rowsPerSlice, each over all row chunks, so a slice's weights and input rows
+    /// stay in L1; the first slice starts at the bias.
     let panelP
         (
             cb: int,
-            k: int,
-            slice: int,
+            kh: int,
+            kw: int,
+            cin: int,
+            rowsPerSlice: int,
+            dilation: int,
+            pad: int,
+            height: int,
+            patterns: nativeptr<int>,
             a: nativeptr<float32>,
             b: nativeptr<float32>,
             boffs: nativeptr<int>,
@@ -227,26 +525,42 @@ module internal ConvChannelTiles =
             t: nativeptr<float32>,
             rowStride: int
         ) =
-        let mutable k0 = 0
+        let rowSteps = cin * kw
+        let mutable r0 = 0
 
-        while k0 < k do
-            let kc = min slice (k - k0)
-            let ak = NativePtr.add a (k0 * cb)
-            let ok = NativePtr.add boffs k0
+        while r0 < kh do
+            let r1 = min kh (r0 + rowsPerSlice)
 
             for oh in 0 .. outH - 1 do
+                // Kernel rows i whose padded input row oh + i · dilation lies in [pad, pad + height).
+                let lo =
+                    if pad - oh <= 0 then
+                        0
+                    else
+                        (pad - oh + dilation - 1) / dilation
+
+                let hi =
+                    let last = pad + height - 1 - oh
+                    if last < 0 then 0 else min kh (last / dilation + 1)
+
+                let lo, hi = max lo r0, min hi r1
+                let rows = max 0 (hi - lo)
+                let first = if rows > 0 then lo * rowSteps else 0
+                let ak = NativePtr.add a (first * cb)
+                let ok = NativePtr.add boffs first
                 let mutable ow = 0
 
                 while ow < outW do
                     let c = NativePtr.add t ((oh * rowStride + ow) * cb)
                     let bk = NativePtr.add b (oh * srcStride + ow)
-                    let init, initStride = if k0 = 0 then bias, 0 else c, cb
+                    let init, initStride = if r0 = 0 then bias, 0 else c, cb
+                    let pk = NativePtr.add patterns (ow / tilePositions * kw)
 
                     if cb = 32 then
-                        tileP512 kc ak bk ok init initStride c
+                        tileP512 rows kw cin pk ak bk ok init initStride c
                     else
-                        tileP512x1 kc ak bk ok init initStride c
+                        tileP512x1 rows kw cin pk ak bk ok init initStride c
 
                     ow <- ow + tilePositions
 
-            k0 <- k0 + kc
+            r0 <- r1

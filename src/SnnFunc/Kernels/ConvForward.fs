@@ -43,41 +43,66 @@ module internal ConvForward =
         let groups, kg, og, o = cg.Groups, cg.GroupRows, cg.GroupOutputs, cg.OutChannels
         let src = sourceOf cg ConvTiles.nr<float32>
         let blocks = og / cb
+        let kh, kw, cgc = g.KernelH, g.KernelW, cg.GroupChannels
+        // Steps in kernel-offset-major order (i, j, c), so that panelP can skip the rows and
+        // positions that read padding: step (i · kw + j) · cgc + c is patch row (c · kh + i) · kw + j.
+        let patchRow s =
+            let ij, c = s / cgc, s % cgc
+            (c * kh + ij / kw) * kw + ij % kw
+
+        let offsets = Array.init kg (fun s -> src.Offsets[patchRow s])
         let wb = Array.zeroCreate<float32> (groups * og * kg)
 
         for gi in 0 .. groups - 1 do
             for oi in 0 .. og - 1 do
-                for p in 0 .. kg - 1 do
-                    wb[((gi * blocks + oi / cb) * kg + p) * cb + oi % cb] <- w[(gi * og + oi) * kg + p]
+                for s in 0 .. kg - 1 do
+                    wb[((gi * blocks + oi / cb) * kg + s) * cb + oi % cb] <- w[(gi * og + oi) * kg + patchRow s]
 
         let biasOrZero = if isNull bias then Array.zeroCreate<float32> o else bias
-        // Slices of whole input planes, at most about 224 steps (28 KB of weights for 32 channels).
-        let kk = g.KernelH * g.KernelW
+        // Slices of whole kernel rows, about 224 steps of 32 channels each (28 KB of weights).
         let slices = (kg * cb / 32 + 223) / 224
-        let slice = (cg.GroupChannels + slices - 1) / slices * kk
+        let rowsPerSlice = (kh + slices - 1) / slices
         let rsT = roundUp g.OutW ConvChannelTiles.tilePositions
+        // Per row chunk and kernel column j, the range of the chunk's positions whose input
+        // column ow + j · dilation (padded) is inside the image and whose output is kept.
+        let patterns =
+            Array.init (rsT / ConvChannelTiles.tilePositions * kw) (fun q ->
+                let ow0, j = q / kw * ConvChannelTiles.tilePositions, q % kw
+                let first = max 0 (g.PadW - ow0 - j * g.DilationW)
+                let last = min (g.OutW - ow0) (g.PadW + g.Width - ow0 - j * g.DilationW)
+                ConvChannelTiles.rangeCode first (min ConvChannelTiles.tilePositions last))
+
         let tStart = src.Size
         let plane = g.Positions
 
-        split batch (macs cg batch) (fun _ n0 n1 ->
+        split batch (macs cg batch) (fun _ samples ->
             let scratch = ConvScratch.F32(tStart + g.OutH * rsT * cb)
             Span<float32>(scratch, 0, src.Size).Clear()
             use ps = fixed scratch
             use pw = fixed wb
-            use po = fixed src.Offsets
+            use po = fixed offsets
+            use pp = fixed patterns
             use pbias = fixed biasOrZero
             use py = fixed y
             let pt = NativePtr.add ps tStart
 
-            for n in n0 .. n1 - 1 do
+            let mutable n = samples.Take()
+
+            while n >= 0 do
                 load src g x n scratch
 
                 for gi in 0 .. groups - 1 do
                     for ob in 0 .. blocks - 1 do
                         ConvChannelTiles.panelP (
                             cb,
-                            kg,
-                            slice,
+                            kh,
+                            kw,
+                            cgc,
+                            rowsPerSlice,
+                            g.DilationH,
+                            g.PadH,
+                            g.Height,
+                            pp,
                             NativePtr.add pw ((gi * blocks + ob) * kg * cb),
                             NativePtr.add ps (gi * src.GroupStride),
                             po,
@@ -111,7 +136,9 @@ module internal ConvForward =
                                             (NativePtr.add dst (q * 8 * plane + oh * g.OutW + o0))
                                             plane
 
-                                        ow <- o0 + 8)
+                                        ow <- o0 + 8
+
+                n <- samples.Take())
         |> ignore
 
     /// y [batch; O; OutH; OutW] from x [batch; C; H; W], w [O; C/groups; kh; kw] and bias [O] (or null).
@@ -168,7 +195,7 @@ module internal ConvForward =
                         let gi, oi = i / opad, i % opad
                         if oi < og then bias[gi * og + oi] else bias[0])
 
-            split batch (macs cg batch) (fun _ n0 n1 ->
+            split batch (macs cg batch) (fun _ samples ->
                 let scratch = scratchOf src.Size
                 Span<'T>(scratch, 0, src.Size).Clear()
                 use ps = fixed scratch
@@ -178,7 +205,9 @@ module internal ConvForward =
                 use pbias = fixed biasPadded
                 use py = fixed y
 
-                for n in n0 .. n1 - 1 do
+                let mutable n = samples.Take()
+
+                while n >= 0 do
                     load src g x n scratch
 
                     for gi in 0 .. groups - 1 do
@@ -198,14 +227,16 @@ module internal ConvForward =
                             pairs,
                             NativePtr.add py ((n * o + gi * og) * g.Positions),
                             g.Positions
-                        ))
+                        )
+
+                    n <- samples.Take())
             |> ignore
         else
             // Scratch: the source, then the sample's output [o (+ mr rows the last group's tiles may
             // write); lp].
             let outStart = src.Size
 
-            split batch (macs cg batch) (fun _ n0 n1 ->
+            split batch (macs cg batch) (fun _ samples ->
                 let scratch = scratchOf (outStart + (o + mr) * lp)
 
                 // The unfold writes columns [0, positions) of each patch row, and the tiles read up
@@ -220,7 +251,9 @@ module internal ConvForward =
                 use pw = fixed wt
                 use po = fixed src.Offsets
 
-                for n in n0 .. n1 - 1 do
+                let mutable n = samples.Take()
+
+                while n >= 0 do
                     load src g x n scratch
 
                     // Groups in order: a group's last row tile may spill into the next group's rows,
@@ -259,7 +292,9 @@ module internal ConvForward =
                                 (NativePtr.add py ((n * o + oi) * g.Positions))
                                 g.OutW
                                 g.OutH
-                                g.OutW)
+                                g.OutW
+
+                    n <- samples.Take())
             |> ignore
 
     /// dx [batch; C; H; W] from w [O; C/groups; kh; kw] and dy [batch; O; OutH; OutW].
@@ -357,7 +392,7 @@ module internal ConvForward =
             // Scratch: the patches' gradient [k (+ mr); lp], then the sample's dy [o; lp].
             let dyStart = (g.Rows + mr) * lp
 
-            split batch (macs cg batch) (fun _ n0 n1 ->
+            split batch (macs cg batch) (fun _ samples ->
                 let scratch = scratchOf (dyStart + o * lp)
 
                 // The copies below fill columns [0, l) of each dy row; the tiles also read the
@@ -370,7 +405,9 @@ module internal ConvForward =
                 use pw = fixed wd
                 use po = fixed offsets
 
-                for n in n0 .. n1 - 1 do
+                let mutable n = samples.Take()
+
+                while n >= 0 do
                     for oi in 0 .. o - 1 do
                         ReadOnlySpan<'T>(dy, (n * o + oi) * l, l).CopyTo(Span<'T>(scratch, dyStart + oi * lp, l))
 
@@ -388,7 +425,9 @@ module internal ConvForward =
                             false
                         )
 
-                    Convolution.FoldPlanes(g, layout, scratch, dx, n * g.Channels, (n + 1) * g.Channels, true))
+                    Convolution.FoldPlanes(g, layout, scratch, dx, n * g.Channels, (n + 1) * g.Channels, true)
+
+                    n <- samples.Take())
             |> ignore
 
     let forwardS (cg, batch, x: float32[], w, bias, y) =

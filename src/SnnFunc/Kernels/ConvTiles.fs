@@ -126,6 +126,7 @@ module internal ConvTiles =
         (kc: int)
         (rowLen: int)
         (rowSkip: int)
+        (bSkip: int)
         (a: nativeptr<'T>)
         (aoffs: nativeptr<int>)
         (b: nativeptr<'T>)
@@ -164,7 +165,8 @@ module internal ConvTiles =
         let mutable pb = b
 
         // kc steps in rows of rowLen, the A rows skipping rowSkip elements between rows (the
-        // padded width's extra columns, which hold no positions).
+        // padded width's extra columns, which hold no positions) and the B rows bSkip (the
+        // positions whose input is padding, when only part of a row is read).
         for _ in 1 .. kc / rowLen do
             for _ in 1..rowLen do
                 let b0 = Vector512.Load<'T> pb
@@ -197,6 +199,7 @@ module internal ConvTiles =
                 pb <- NativePtr.add pb ldb
 
             pa <- NativePtr.add pa rowSkip
+            pb <- NativePtr.add pb bSkip
 
         let inline put (row: int) (v0: Vector512<'T>) (v1: Vector512<'T>) =
             let p = NativePtr.add c (row * ldc)
@@ -283,6 +286,7 @@ module internal ConvTiles =
         (kc: int)
         (rowLen: int)
         (rowSkip: int)
+        (bSkip: int)
         (a: nativeptr<'T>)
         (aoffs: nativeptr<int>)
         (b: nativeptr<'T>)
@@ -309,7 +313,8 @@ module internal ConvTiles =
         let mutable pb = b
 
         // kc steps in rows of rowLen, the A rows skipping rowSkip elements between rows (the
-        // padded width's extra columns, which hold no positions).
+        // padded width's extra columns, which hold no positions) and the B rows bSkip (the
+        // positions whose input is padding, when only part of a row is read).
         for _ in 1 .. kc / rowLen do
             for _ in 1..rowLen do
                 let b0 = Vector256.Load<'T> pb
@@ -330,6 +335,7 @@ module internal ConvTiles =
                 pb <- NativePtr.add pb ldb
 
             pa <- NativePtr.add pa rowSkip
+            pb <- NativePtr.add pb bSkip
 
         let inline put (row: int) (v0: Vector256<'T>) (v1: Vector256<'T>) =
             let p = NativePtr.add c (row * ldc)
@@ -376,6 +382,7 @@ module internal ConvTiles =
         (kc: int)
         (rowLen: int)
         (rowSkip: int)
+        (bSkip: int)
         (a: nativeptr< ^T >)
         (aoffs: nativeptr<int>)
         (b: nativeptr< ^T >)
@@ -394,7 +401,8 @@ module internal ConvTiles =
 
                 for p in 0 .. kc - 1 do
                     let q = p / rowLen * (rowLen + rowSkip) + p % rowLen
-                    s <- s + NativePtr.get a (NativePtr.get aoffs r + q) * NativePtr.get b (p * ldb + j)
+                    let qb = p / rowLen * (rowLen * ldb + bSkip) + p % rowLen * ldb
+                    s <- s + NativePtr.get a (NativePtr.get aoffs r + q) * NativePtr.get b (qb + j)
 
                 NativePtr.set c (r * ldc + j) s
 
@@ -421,28 +429,28 @@ module internal ConvTiles =
     let private tileBDScalar (kc, a: nativeptr<float>, aps, b, boffs, c, ldc, add) = tileBScalar kc a aps b boffs c ldc add
 
     [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileAS512 (kc, rowLen, rowSkip, a: nativeptr<float32>, aoffs, b, ldb, c, ldc, add) =
-        tileA512 (fun (x: Vector512<float32>) y z -> Avx512F.FusedMultiplyAdd(x, y, z)) kc rowLen rowSkip a aoffs b ldb c ldc add
+    let private tileAS512 (kc, rowLen, rowSkip, bSkip, a: nativeptr<float32>, aoffs, b, ldb, c, ldc, add) =
+        tileA512 (fun (x: Vector512<float32>) y z -> Avx512F.FusedMultiplyAdd(x, y, z)) kc rowLen rowSkip bSkip a aoffs b ldb c ldc add
 
     [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileAD512 (kc, rowLen, rowSkip, a: nativeptr<float>, aoffs, b, ldb, c, ldc, add) =
-        tileA512 (fun (x: Vector512<float>) y z -> Avx512F.FusedMultiplyAdd(x, y, z)) kc rowLen rowSkip a aoffs b ldb c ldc add
+    let private tileAD512 (kc, rowLen, rowSkip, bSkip, a: nativeptr<float>, aoffs, b, ldb, c, ldc, add) =
+        tileA512 (fun (x: Vector512<float>) y z -> Avx512F.FusedMultiplyAdd(x, y, z)) kc rowLen rowSkip bSkip a aoffs b ldb c ldc add
 
     [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileAS256 (kc, rowLen, rowSkip, a: nativeptr<float32>, aoffs, b, ldb, c, ldc, add) =
-        tileA256 (fun (x: Vector256<float32>) y z -> Fma.MultiplyAdd(x, y, z)) kc rowLen rowSkip a aoffs b ldb c ldc add
+    let private tileAS256 (kc, rowLen, rowSkip, bSkip, a: nativeptr<float32>, aoffs, b, ldb, c, ldc, add) =
+        tileA256 (fun (x: Vector256<float32>) y z -> Fma.MultiplyAdd(x, y, z)) kc rowLen rowSkip bSkip a aoffs b ldb c ldc add
 
     [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileAD256 (kc, rowLen, rowSkip, a: nativeptr<float>, aoffs, b, ldb, c, ldc, add) =
-        tileA256 (fun (x: Vector256<float>) y z -> Fma.MultiplyAdd(x, y, z)) kc rowLen rowSkip a aoffs b ldb c ldc add
+    let private tileAD256 (kc, rowLen, rowSkip, bSkip, a: nativeptr<float>, aoffs, b, ldb, c, ldc, add) =
+        tileA256 (fun (x: Vector256<float>) y z -> Fma.MultiplyAdd(x, y, z)) kc rowLen rowSkip bSkip a aoffs b ldb c ldc add
 
     [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileASScalar (kc, rowLen, rowSkip, a: nativeptr<float32>, aoffs, b, ldb, c, ldc, add) =
-        tileAScalar kc rowLen rowSkip a aoffs b ldb c ldc add
+    let private tileASScalar (kc, rowLen, rowSkip, bSkip, a: nativeptr<float32>, aoffs, b, ldb, c, ldc, add) =
+        tileAScalar kc rowLen rowSkip bSkip a aoffs b ldb c ldc add
 
     [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileADScalar (kc, rowLen, rowSkip, a: nativeptr<float>, aoffs, b, ldb, c, ldc, add) =
-        tileAScalar kc rowLen rowSkip a aoffs b ldb c ldc add
+    let private tileADScalar (kc, rowLen, rowSkip, bSkip, a: nativeptr<float>, aoffs, b, ldb, c, ldc, add) =
+        tileAScalar kc rowLen rowSkip bSkip a aoffs b ldb c ldc add
 
     /// The inner dimension is cut into slices of at most this many steps, so that the B rows of
     /// one slice stay in L1 while the tiles of a column block run.
@@ -478,10 +486,12 @@ module internal ConvTiles =
 
             k0 <- k0 + kc
 
-    /// C[m × n] (+)= A · B over whole tiles, A's rows at a + aoffs[r] (m entries), B rows ldb apart.
+    /// C[m × n] (+)= A · B over whole tiles, A's rows at a + aoffs[r] (m entries); the k steps run
+    /// in rows of rowLen, A advancing one element per step and rowSkip more per row, B ldb per
+    /// step and bSkip more per row.
     let inline private panelA
         ([<InlineIfLambda>] tile:
-            int * int * int * nativeptr<'T> * nativeptr<int> * nativeptr<'T> * int * nativeptr<'T> * int * bool -> unit)
+            int * int * int * int * nativeptr<'T> * nativeptr<int> * nativeptr<'T> * int * nativeptr<'T> * int * bool -> unit)
         (nr: int)
         (
             m: int,
@@ -489,6 +499,7 @@ module internal ConvTiles =
             k: int,
             rowLen: int,
             rowSkip: int,
+            bSkip: int,
             a: nativeptr<'T>,
             aoffs: nativeptr<int>,
             b: nativeptr<'T>,
@@ -504,7 +515,7 @@ module internal ConvTiles =
         while k0 < k do
             let kc = min slice (k - k0)
             let ak = NativePtr.add a (k0 / rowLen * (rowLen + rowSkip))
-            let bk = NativePtr.add b (k0 * ldb)
+            let bk = NativePtr.add b (k0 / rowLen * (rowLen * ldb + bSkip))
             let mutable j0 = 0
 
             while j0 < n do
@@ -515,6 +526,7 @@ module internal ConvTiles =
                         kc,
                         rowLen,
                         rowSkip,
+                        bSkip,
                         ak,
                         NativePtr.add aoffs i0,
                         NativePtr.add bk j0,

@@ -121,9 +121,12 @@ module internal ConvWeightGradient =
     /// dw [O; C/groups; kh; kw] = Σ over samples of dy · patchesᵀ, from x [batch; C; H; W] and dy
     /// [batch; O; OutH; OutW]: computed transposed (patch rows × output channels), each thread
     /// accumulating its samples in its own [groups; kpad; nrp] buffer, summed after the join.
+    /// With stride 1 and whole tiles of input channels, the patch rows go in blocks of one kernel
+    /// offset (i, j) (all channels), each over only the output positions whose input at that
+    /// offset is not padding: a 5 × 5 "same" kernel on 14 × 14 reads 64² of its 70² products.
     let inline private backwardWeight
         ([<InlineIfLambda>] panelA:
-            int * int * int * int * int * nativeptr<'T> * nativeptr<int> * nativeptr<'T> * int * nativeptr<'T> * int * bool -> unit)
+            int * int * int * int * int * int * nativeptr<'T> * nativeptr<int> * nativeptr<'T> * int * nativeptr<'T> * int * bool -> unit)
         ([<InlineIfLambda>] transpose: nativeptr<'T> -> int -> int -> int -> int -> nativeptr<'T> -> int -> int -> unit)
         (scratchOf: int -> 'T[])
         (nr: int)
@@ -136,13 +139,49 @@ module internal ConvWeightGradient =
         let g = cg.Window
         let mr = ConvTiles.mr
         let groups, kg, og, o = cg.Groups, cg.GroupRows, cg.GroupOutputs, cg.OutChannels
+        let cgc, kh, kw = cg.GroupChannels, g.KernelH, g.KernelW
         let src = sourceOf cg nr
         let l = g.Positions
         // The A rows (patch rows) skip the padded width's extra columns between output rows.
         let rowSkip = if src.Implicit then src.RowStride - g.OutW else 0
+        let byOffset = src.Implicit && cgc % mr = 0
         let kpad, nrp = roundUp kg mr, roundUp og nr
-        // Row offsets for whole tiles (rows past kg read a valid address; their sums are dropped).
-        let offsets = Array.init kpad (fun r -> if r < kg then src.Offsets[r] else 0)
+        // The accumulator row of patch row p = (c · kh + i) · kw + j: (i · kw + j) · cgc + c in
+        // blocks by offset, else p.
+        let rowOf p =
+            if byOffset then
+                let c, ij = p / (kh * kw), p % (kh * kw)
+                ij * cgc + c
+            else
+                p
+
+        // Row offsets for whole tiles, in accumulator-row order (rows past kg read a valid
+        // address; their sums are dropped).
+        let offsets = Array.zeroCreate<int> kpad
+
+        for p in 0 .. kg - 1 do
+            offsets[rowOf p] <- src.Offsets[p]
+
+        // The panels of one group: (first accumulator row, rows, first position (oh, ow),
+        // output rows, row length); one over all rows and positions unless byOffset.
+        let blocks =
+            if byOffset then
+                [|
+                    for i in 0 .. kh - 1 do
+                        for j in 0 .. kw - 1 do
+                            // Output positions whose padded input at offset (i, j) is inside the image.
+                            let range pad dilation size outSize k =
+                                max 0 (pad - k * dilation), min outSize (pad + size - k * dilation)
+
+                            let oh0, oh1 = range g.PadH g.DilationH g.Height g.OutH i
+                            let ow0, ow1 = range g.PadW g.DilationW g.Width g.OutW j
+
+                            if oh1 > oh0 && ow1 > ow0 then
+                                struct ((i * kw + j) * cgc, cgc, oh0, ow0, oh1 - oh0, ow1 - ow0)
+                |]
+            else
+                [| struct (0, kpad, 0, 0, g.OutH, g.OutW) |]
+
         let accSize = groups * kpad * nrp
         let threads = max 1 (min Parallelism.MaxThreads Environment.ProcessorCount)
         let acc = Array.zeroCreate<'T> (threads * accSize)
@@ -150,7 +189,7 @@ module internal ConvWeightGradient =
         let dytStart = src.Size
 
         let used =
-            split batch (macs cg batch) (fun worker n0 n1 ->
+            split batch (macs cg batch) (fun worker samples ->
                 let scratch = scratchOf (dytStart + l * nrp)
 
                 if src.Implicit then
@@ -167,7 +206,9 @@ module internal ConvWeightGradient =
                 use po = fixed offsets
                 let mine = NativePtr.add pa (worker * accSize)
 
-                for n in n0 .. n1 - 1 do
+                let mutable n = samples.Take()
+
+                while n >= 0 do
                     load src g x n scratch
 
                     for gi in 0 .. groups - 1 do
@@ -181,28 +222,33 @@ module internal ConvWeightGradient =
                             g.OutW
                             nrp
 
-                        panelA (
-                            kpad,
-                            nrp,
-                            l,
-                            g.OutW,
-                            rowSkip,
-                            NativePtr.add ps (gi * src.GroupStride),
-                            po,
-                            NativePtr.add ps dytStart,
-                            nrp,
-                            NativePtr.add mine (gi * kpad * nrp),
-                            nrp,
-                            true
-                        ))
+                        for struct (r0, rows, oh0, ow0, outRows, rowLen) in blocks do
+                            panelA (
+                                rows,
+                                nrp,
+                                outRows * rowLen,
+                                rowLen,
+                                rowSkip + g.OutW - rowLen,
+                                (g.OutW - rowLen) * nrp,
+                                NativePtr.add ps (gi * src.GroupStride + oh0 * (g.OutW + rowSkip) + ow0),
+                                NativePtr.add po r0,
+                                NativePtr.add ps (dytStart + (oh0 * g.OutW + ow0) * nrp),
+                                nrp,
+                                NativePtr.add mine ((gi * kpad + r0) * nrp),
+                                nrp,
+                                true
+                            )
+
+                    n <- samples.Take())
 
         for gi in 0 .. groups - 1 do
             for oi in 0 .. og - 1 do
                 for p in 0 .. kg - 1 do
-                    let mutable s = acc[(gi * kpad + p) * nrp + oi]
+                    let q = rowOf p
+                    let mutable s = acc[(gi * kpad + q) * nrp + oi]
 
                     for t in 1 .. used - 1 do
-                        s <- s + acc[t * accSize + (gi * kpad + p) * nrp + oi]
+                        s <- s + acc[t * accSize + (gi * kpad + q) * nrp + oi]
 
                     dw[(gi * og + oi) * kg + p] <- s
 
