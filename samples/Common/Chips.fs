@@ -56,12 +56,26 @@ let problems (s: ChipSettings) =
              None)
     ]
 
-/// The emulator of a chip seed (uncalibrated: every circuit at the shared middle trim), its
+/// The emulator of a chip seed (calibrated unless --uncalibrated), its
 /// configuration the defaults changed by `configure`.
 let emulator (settings: ChipSettings) (configure: Bss2Config -> Bss2Config) : Bss2Emulator =
     let c = Chip.create settings.ChipSeed
 
-    Bss2Emulator(c, Chip.untrimmed, configure Bss2Config.defaults)
+    // Calibrated by default (calix-like, ~3 s); --calibration loads a saved trim or saves one.
+    let trim =
+        if settings.Uncalibrated then
+            Chip.untrimmed
+        else
+            match settings.Calibration with
+            | Some path when System.IO.File.Exists path -> Calibration.load path
+            | path ->
+                let t =
+                    Calibration.calibrate c CalibrationTargets.defaults (Random.key settings.ChipSeed)
+
+                path |> Option.iter (fun p -> Calibration.save p t)
+                t
+
+    Bss2Emulator(c, trim, configure Bss2Config.defaults)
 
 /// The same chip with fresh trial-to-trial noise for run number `trial`.
 let trial (e: Bss2Emulator) (seed: int64) (trial: int) =
