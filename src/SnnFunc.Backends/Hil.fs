@@ -38,9 +38,7 @@ let runWith
     : RunResult =
     let placement = Placement.place g
 
-    let preds n =
-        g.Edges |> List.filter (fun (_, t) -> t = n) |> List.map fst
-
+    let preds n = placement.Preds[n]
     let signals = System.Collections.Generic.Dictionary<string, Tensor>()
     let out = System.Collections.Generic.Dictionary<string, Observed>()
 

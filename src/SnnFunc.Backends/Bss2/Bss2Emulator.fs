@@ -45,20 +45,20 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
     /// The same chip with another configuration (e.g. a fresh trial key).
     member _.With(c: Bss2Config) = Bss2Emulator(chip, trim, c)
 
-    /// The realised per-neuron parameters of every population of a graph.
-    member _.Realised(graph: Graph, parameters: GraphParams) =
-        let placement = Placement.place graph
-
+    /// The realised per-neuron parameters of every population of a placed graph.
+    member private _.RealisedOn(placement: Placement, parameters: GraphParams) =
         placement.Populations
         |> Map.map (fun n placed -> realise chip trim config.FixedPatternNoise (Bss2Config.codesPerUnit config n) placed parameters)
+
+    /// The realised per-neuron parameters of every population of a graph.
+    member e.Realised(graph: Graph, parameters: GraphParams) =
+        e.RealisedOn(Placement.place graph, parameters)
 
     member e.Run(graph: Graph, parameters: GraphParams, inputs: Map<string, Tensor>, rc: RunConfig) : Observables =
         let placement = Placement.place graph
         let steps, dt = rc.Steps, rc.Dt
 
-        let preds n =
-            graph.Edges |> List.filter (fun (_, t) -> t = n) |> List.map fst
-
+        let preds n = placement.Preds[n]
         let signals = Collections.Generic.Dictionary<string, Tensor>()
         let observed = Collections.Generic.Dictionary<string, Observed>()
         let raw = Collections.Generic.Dictionary<string, Tensor>()
@@ -72,9 +72,7 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
             | Some names -> Set.ofList names
             | None -> placement.Populations |> Map.keys |> Set.ofSeq
 
-        let realised =
-            placement.Populations
-            |> Map.map (fun n placed -> realise chip trim config.FixedPatternNoise (Bss2Config.codesPerUnit config n) placed parameters)
+        let realised = e.RealisedOn(placement, parameters)
 
         // The population a projection feeds (its gains scale the projection's weights).
         let target (projection: string) =

@@ -27,6 +27,8 @@ type Placement =
     {
         /// Every node the run evaluates, in an order where each edge goes forward.
         Order: string list
+        /// Each node's sources, in the order of the graph's edges (the order a node sums them in).
+        Preds: Map<string, string list>
         Populations: Map<string, PlacedPopulation>
         CircuitsUsed: int
     }
@@ -129,8 +131,12 @@ module Placement =
         check g
         let order = order g
 
-        let preds n =
-            g.Edges |> List.filter (fun (_, t) -> t = n) |> List.map fst
+        let predMap =
+            g.Nodes
+            |> List.map (fun (n, _) -> n, g.Edges |> List.filter (fun (_, t) -> t = n) |> List.map fst)
+            |> Map.ofList
+
+        let preds n = predMap[n]
 
         let populations =
             [
@@ -192,6 +198,7 @@ module Placement =
 
         {
             Order = order
+            Preds = predMap
             Populations =
                 populations
                 |> List.map (fun (name, n, s, c, spiking) ->
