@@ -249,7 +249,7 @@ let private eventGraph =
             })
     |> Graph.connect "x" "h" (Projection.dense Init.zeros)
 
-let private eventSpikeTimes (w: Tensor) =
+let private eventSpikeTimesOf (replayed: bool) (w: Tensor) =
     let p =
         (Graph.initAs Float64 (Random.key 0L) eventGraph).Add("x->h", Map [ "weight", w.Reshape(1, 3) ])
 
@@ -262,17 +262,27 @@ let private eventSpikeTimes (w: Tensor) =
             [| 1 |]
         )
 
+    let config =
+        { Events.defaults with
+            TEnd = 0.05
+            Capacity = 4
+        }
+
+    let x = Map [ "x", input ]
+
     let out =
-        Events.run
-            eventGraph
-            p
-            { Events.defaults with
-                TEnd = 0.05
-                Capacity = 4
-            }
-            (Map [ "x", input ])
+        if replayed then
+            // The replay of the model's own spikes (found at the primal weights) is the run itself.
+            let own =
+                Events.run eventGraph (Tree.map Ad.stopGradient p) { config with Capacity = 256 } x
+
+            Events.replay eventGraph p config x (Map [ "h", own["h"] ])
+        else
+            Events.run eventGraph p config x
 
     (Events.firstSpikeTimes out["h"]).Reshape [| 3 |]
+
+let private eventSpikeTimes = eventSpikeTimesOf false
 
 let private eventTwin (w: Tensor) =
     -(((((1.0 - 4.0 / w).Sqrt() + 1.0) * 0.5).Log()) * 10e-3) + 1e-3
@@ -295,6 +305,13 @@ let cases: Case list =
         {
             Name = "Events.run (first spike times; first order only)"
             Custom = eventSpikeTimes
+            Twin = eventTwin
+            Input = fun rng -> uniform rng 4.5 9.0 [| 3 |]
+            KernelsUnder = every
+        }
+        {
+            Name = "Events.replay (own spikes given; first order only)"
+            Custom = eventSpikeTimesOf true
             Twin = eventTwin
             Input = fun rng -> uniform rng 4.5 9.0 [| 3 |]
             KernelsUnder = every
@@ -542,7 +559,7 @@ let matrix: obj[] seq =
     seq {
         for c in cases do
             for name, _ in transforms do
-                if not (c.Name.StartsWith "Events.run" && secondOrder.Contains name) then
+                if not (c.Name.StartsWith "Events." && secondOrder.Contains name) then
                     yield [| box c.Name; box name |]
     }
 

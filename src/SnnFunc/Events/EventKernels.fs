@@ -20,8 +20,14 @@ module internal EventKernelHelpers =
     let nOutSpk (l: Layout) = l.Spiking.Length
     let nOutRo (l: Layout) = l.Readouts.Length
 
+    /// Slots of differentiable float data: source times and parameters (not the Int32 slots, not
+    /// the forced spikes, whose derivatives come from the model's crossing rule).
     let isFloatSlot (l: Layout) (slot: int) =
-        slot < l.NSources || slot >= 3 * l.NSources
+        slot < l.NSources || (slot >= 3 * l.NSources && slot < l.ForcedStart)
+
+    /// Slots of per-sample event data [B; ...]: the sources' and the forced spikes'.
+    let isEventSlot (l: Layout) (slot: int) =
+        slot < 3 * l.NSources || slot >= l.ForcedStart
 
     let f64 (t: Tensor) =
         match t.Storage with
@@ -56,6 +62,10 @@ module internal EventKernelHelpers =
             Neurons = Array.init s (fun k -> i32 args[s + k])
             Counts = Array.init s (fun k -> i32 args[2 * s + k])
             Cap = Array.init s (fun k -> args[k].ShapeRef[1])
+            ForcedTimes = Array.init l.NForced (fun f -> f64 args[l.ForcedStart + f])
+            ForcedNeurons = Array.init l.NForced (fun f -> i32 args[l.ForcedStart + l.NForced + f])
+            ForcedCounts = Array.init l.NForced (fun f -> i32 args[l.ForcedStart + 2 * l.NForced + f])
+            ForcedCap = Array.init l.NForced (fun f -> args[l.ForcedStart + f].ShapeRef[1])
         }
 
     let toTensor (dtype: DType) (shape: int[]) (a: float[]) =
@@ -180,7 +190,12 @@ open EventKernelHelpers
 /// tests compare it with).
 type EventForward(l: Layout, perSample: bool[], layered: bool) =
     inherit KernelFn("Events.run")
-    let order = if layered then EventLayered.tryOrder l else None
+    // Forced spikes take the general loop (the population-by-population path solves every crossing).
+    let order =
+        if layered && l.NForced = 0 then
+            EventLayered.tryOrder l
+        else
+            None
 
     new(l, perSample) = EventForward(l, perSample, true)
 
@@ -276,7 +291,7 @@ type EventForward(l: Layout, perSample: bool[], layered: bool) =
         let folded =
             args
             |> Array.mapi (fun k a ->
-                if k < 3 * l.NSources then
+                if isEventSlot l k then
                     foldSample size batched[k] a
                 else
                     let x, p = foldParam size batch perSample[k] batched[k] a
@@ -419,7 +434,7 @@ and EventTangent(l: Layout, perSample: bool[], present: bool[], linPerSample: bo
 
         let consts =
             Array.init l.NSlots (fun k ->
-                if k < 3 * l.NSources then
+                if isEventSlot l k then
                     foldSample size batched[k] args[k]
                 else
                     let x, p = foldParam size batch perSample[k] batched[k] args[k]
@@ -608,7 +623,7 @@ and EventTangentT(l: Layout, perSample: bool[], ctsPresent: bool[], wanted: bool
 
         let consts =
             Array.init l.NSlots (fun k ->
-                if k < 3 * l.NSources then
+                if isEventSlot l k then
                     foldSample size batched[k] args[k]
                 else
                     let x, p = foldParam size batch perSample[k] batched[k] args[k]

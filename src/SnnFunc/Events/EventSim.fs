@@ -293,12 +293,20 @@ type Layout =
         FailOnOverflow: bool
         /// Reverse mode by EventProp (else by the transposed solver steps).
         UseEventProp: bool
+        /// Per population, the index of its given spikes among the forced ones (Events.replay),
+        /// or −1 when its spikes are solved. Forced spikes occupy the last 3 · NForced slots:
+        /// times [B; cap] (not differentiated), neurons and counts (Int32), in that order.
+        ForcedOf: int[]
+        NForced: int
     }
 
     member l.NSources = l.Sources.Length
     /// Argument slot of source s's neuron indices and counts (Int32).
     member l.NeuronSlot(s: int) = l.Sources.Length + s
     member l.CountSlot(s: int) = 2 * l.Sources.Length + s
+    /// The first slot of the forced spikes (their times; neurons and counts follow).
+    member l.ForcedStart = l.NSlots - 3 * l.NForced
+    member l.IsForced(p: int) = l.ForcedOf[p] >= 0
     member l.Spiking = l.Pops |> Array.filter (fun p -> p.Spiking)
     member l.Readouts = l.Pops |> Array.filter (fun p -> not p.Spiking)
 
@@ -409,13 +417,18 @@ type Log(layout: Layout) =
 // ---------------------------------------------------------------------------------------------
 // The forward simulation
 
-/// The event inputs of a kernel call: per source, times [B; cap] (float64), neurons and counts.
+/// The event inputs of a kernel call: per source, times [B; cap] (float64), neurons and counts;
+/// the same for the forced spikes (by Layout.ForcedOf).
 type Inputs =
     {
         Times: float[][]
         Neurons: int[][]
         Counts: int[][]
         Cap: int[]
+        ForcedTimes: float[][]
+        ForcedNeurons: int[][]
+        ForcedCounts: int[][]
+        ForcedCap: int[]
     }
 
 /// The outputs of a kernel call: per spiking population (by OutIndex) times/neurons [B; Capacity],

@@ -32,6 +32,31 @@ let checkInputs (l: Layout) (inp: Inputs) (b: int) =
 
             last <- t
 
+    for p in l.Pops do
+        let f = l.ForcedOf[p.Index]
+
+        if f >= 0 then
+            let c = inp.ForcedCounts[f][b]
+            let cap = inp.ForcedCap[f]
+
+            if c < 0 || c > cap then
+                fail $"the given spikes of '%s{p.Name}' (sample %d{b}): Count %d{c} is outside [0, %d{cap}]"
+
+            let mutable last = 0.0
+
+            for q in 0 .. c - 1 do
+                let t = inp.ForcedTimes[f][b * cap + q]
+                let n = inp.ForcedNeurons[f][b * cap + q]
+
+                if Double.IsNaN t || t < last || Double.IsInfinity t then
+                    fail
+                        $"the given spikes of '%s{p.Name}' (sample %d{b}): the times must be finite, >= 0 and ascending, slot %d{q} holds %g{t} after %g{last}"
+
+                if n < 0 || n >= p.N then
+                    fail $"the given spikes of '%s{p.Name}' (sample %d{b}): slot %d{q} names neuron %d{n} of a population of %d{p.N}"
+
+                last <- t
+
 /// A binary min-heap of events ordered by (time, tie), each with an item: the simulator's queues
 /// of candidate spikes and of delayed arrivals, in struct-of-arrays form.
 type EventHeap<'T>() =
@@ -120,6 +145,9 @@ type Simulator(l: Layout) =
     let mutable sd = Unchecked.defaultof<SlotData>
     let mutable b = 0
 
+    // The item of a given (forced) spike: never stale, as no crossing is solved for its neuron.
+    let forcedItem = -1
+
     let candKey (p: int) (n: int) = (int64 p <<< 32) ||| int64 n
 
     let hPush (t: float) (p: int) (n: int) (w: int) = cands.Push(t, candKey p n, w)
@@ -133,7 +161,7 @@ type Simulator(l: Layout) =
         while go do
             let p, n = candPop cands.TopTie
 
-            if cands.TopItem <> ver[p][n] then
+            if cands.TopItem <> ver[p][n] && cands.TopItem <> forcedItem then
                 cands.Pop()
                 go <- cands.Count > 0
             else
@@ -328,7 +356,7 @@ type Simulator(l: Layout) =
 
     member private s.Recompute(horizon: float) =
         for p in 0 .. np - 1 do
-            if pops[p].Spiking && (touchedAll[p] || touched[p].Count > 0) then
+            if pops[p].Spiking && not (l.IsForced p) && (touchedAll[p] || touched[p].Count > 0) then
                 let pop = pops[p]
                 let h = horizon - tPop[p]
 
@@ -388,7 +416,19 @@ type Simulator(l: Layout) =
             h
 
         for p in 0 .. np - 1 do
-            touchedAll[p] <- pops[p].Spiking
+            touchedAll[p] <- pops[p].Spiking && not (l.IsForced p)
+
+            // Given spikes are candidates from the start: the log records them where they fall.
+            let f = l.ForcedOf[p]
+
+            if f >= 0 then
+                let cap = inp.ForcedCap[f]
+
+                for q in 0 .. inp.ForcedCounts[f][b] - 1 do
+                    let t = inp.ForcedTimes[f][b * cap + q]
+
+                    if t <= l.TEnd then
+                        hPush t p (inp.ForcedNeurons[f][b * cap + q]) forcedItem
 
         s.Recompute(nextKnown ())
 

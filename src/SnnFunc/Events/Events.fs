@@ -94,7 +94,15 @@ module Events =
 
     /// Events.run, with the population-by-population forward path of feed-forward graphs
     /// (EventLayered) when `layered`, else always the general event loop (for the tests).
-    let internal runWith (layered: bool) (g: Graph) (p: GraphParams) (config: EventConfig) (inputs: Map<string, EventBuffer>) : EventRun =
+    let internal runForced
+        (layered: bool)
+        (g: Graph)
+        (p: GraphParams)
+        (config: EventConfig)
+        (inputs: Map<string, EventBuffer>)
+        (given: Map<string, EventBuffer>)
+        : EventRun
+        =
         if not (config.TEnd > 0.0) || Double.IsInfinity config.TEnd then
             fail $"TEnd must be positive and finite, got %g{config.TEnd}"
 
@@ -348,6 +356,50 @@ module Events =
                 | Synapses _ -> ()
                 | _ -> fail $"the population '%s{pl.Name}' receives '%s{q}' directly; connect it through a projection (Graph.connect)"
 
+        // Given spikes, each for a spiking population of the graph, in the population order.
+        for KeyValue(name, _) in given do
+            match popIndex.TryFind name with
+            | Some pl when pl.Spiking -> ()
+            | Some _ -> fail $"spikes are given for '%s{name}', an LI population, which emits none"
+            | None -> fail $"spikes are given for '%s{name}', which is not a population of the graph"
+
+        let forcedPops =
+            pops |> Array.filter (fun pl -> given.ContainsKey pl.Name)
+
+        let forcedBuffers =
+            forcedPops
+            |> Array.map (fun pl ->
+                let buf = given[pl.Name]
+
+                if buf.Times.Rank <> 2 || buf.Times.ShapeRef[0] <> batch then
+                    fail
+                        $"the spikes given for '%s{pl.Name}' must be [%d{batch}; capacity] like the inputs, got %s{Shape.format buf.Times.Shape}"
+
+                if buf.Overflow.IsConcrete && buf.Overflow.ToInt32Array() |> Array.exists (fun o -> o > 0) then
+                    fail
+                        $"the spikes given for '%s{pl.Name}' overflowed their buffer (Overflow > 0): they are incomplete; record them with a larger capacity"
+
+                if Shape.count buf.Shape <> pl.N then
+                    fail $"the spikes given for '%s{pl.Name}' are of %d{Shape.count buf.Shape} neurons, the population has %d{pl.N}"
+
+                buf)
+
+        for buf in forcedBuffers do
+            args.Add(buf.Times.Convert dtype)
+            sizes.Add buf.Capacity
+
+        for buf in forcedBuffers do
+            args.Add buf.Neurons
+            sizes.Add 0
+
+        for buf in forcedBuffers do
+            args.Add buf.Count
+            sizes.Add 0
+
+        let forcedOf =
+            pops
+            |> Array.map (fun pl -> Array.tryFindIndex (fun (f: PopLayout) -> f.Name = pl.Name) forcedPops |> Option.defaultValue -1)
+
         let nEm = ns + spk
         let projArr = projs.ToArray()
 
@@ -384,9 +436,12 @@ module Events =
                 MaxPerInstant = config.MaxEventsPerInstant
                 FailOnOverflow = (config.OnOverflow = Fail)
                 UseEventProp = (config.Gradient = EventProp)
+                ForcedOf = forcedOf
+                NForced = forcedPops.Length
             }
 
-        let perSample = Array.init layout.NSlots (fun k -> k < 3 * ns)
+        let perSample =
+            Array.init layout.NSlots (fun k -> k < 3 * ns || k >= layout.ForcedStart)
 
         let outs =
             Tensor.ApplyCustom(EventForward(layout, perSample, layered), args.ToArray())
@@ -422,7 +477,27 @@ module Events =
 
     /// Runs the graph event-driven on `inputs` (one EventBuffer [B; cap] per source, of the
     /// source's shape): every sample in parallel in one kernel call.
-    let run (g: Graph) (p: GraphParams) (config: EventConfig) (inputs: Map<string, EventBuffer>) : EventRun = runWith true g p config inputs
+    let run (g: Graph) (p: GraphParams) (config: EventConfig) (inputs: Map<string, EventBuffer>) : EventRun =
+        runForced true g p config inputs Map.empty
+
+    /// Events.run with the spikes of the populations in `given` taken as given rather than solved
+    /// (jaxsnn's hardware replay: spike times measured on a chip as the root solver's solutions).
+    /// The run's other events follow from them: the currents they cause downstream, the
+    /// membranes they reset. Their times in the result are the given ones, and their derivatives
+    /// those of the model's threshold crossing at those times, −(∂V/∂θ) / V̇ with V̇ from the
+    /// replayed current at v_th, so that EventProp (or the solver's adjoint) runs along the
+    /// given trajectory. Given spikes past TEnd are ignored; more than Capacity overflow as usual.
+    let replay
+        (g: Graph)
+        (p: GraphParams)
+        (config: EventConfig)
+        (inputs: Map<string, EventBuffer>)
+        (given: Map<string, EventBuffer>)
+        : EventRun =
+        runForced true g p config inputs given
+
+    let internal runWith (layered: bool) (g: Graph) (p: GraphParams) (config: EventConfig) (inputs: Map<string, EventBuffer>) : EventRun =
+        runForced layered g p config inputs Map.empty
 
     /// The first spike time of each neuron [B; N] (+inf where silent, zero gradient there): the design's
     /// name for EventBuffer.firstSpikeTimes.
