@@ -4,6 +4,7 @@ module YinYangEventOptions
 
 open Argu
 open OptionChecks
+open Chips
 
 type Arguments =
     | Epochs of int
@@ -16,6 +17,11 @@ type Arguments =
     | Seed of int64
     | Seeds of int
     | Threads of int
+    | Backend of BackendKind
+    | Chip_Seed of int64
+    | Calibration of path: string
+    | Uncalibrated
+    | Weight_Scale of float
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -30,6 +36,11 @@ type Arguments =
             | Seed _ -> "seed of data, initialisation and shuffling (default 0)"
             | Seeds _ -> "train this many seeds (seed, seed+1, ...) and report mean and std (default 1)"
             | Threads _ -> "kernel threads (default: all cores)"
+            | Backend _ -> Usage.backend
+            | Chip_Seed _ -> Usage.chipSeed
+            | Calibration _ -> Usage.calibration
+            | Uncalibrated -> Usage.uncalibrated
+            | Weight_Scale _ -> Usage.weightScale
 
 /// The validated options.
 type Settings =
@@ -44,6 +55,7 @@ type Settings =
         Seed: int64
         Seeds: int
         Threads: int option
+        Chip: ChipSettings
     }
 
 /// Examples in the training split (SnnFunc.Data.YinYang.splits).
@@ -64,6 +76,14 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Seed = args.GetResult(Seed, 0L)
             Seeds = args.GetResult(Seeds, 1)
             Threads = args.TryGetResult Threads
+            Chip =
+                {
+                    Backend = args.GetResult(Backend, Software)
+                    ChipSeed = args.GetResult(Chip_Seed, 0L)
+                    Calibration = args.TryGetResult Calibration
+                    Uncalibrated = args.Contains Uncalibrated
+                    WeightScale = args.TryGetResult Weight_Scale
+                }
         }
 
     let problems (s: Settings) =
@@ -80,6 +100,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
                  Some $"--gradient must be eventprop or solver, got '%s{s.Gradient}'")
             intIn "seeds" 1 100 s.Seeds
             s.Threads |> Option.bind (intIn "threads" 1 1024)
+            yield! Chips.problems s.Chip
         ]
 
     OptionChecks.parseWith "YinYangEvent" settings problems argv

@@ -2,13 +2,16 @@
 /// and Pehle's setup (5 latency-coded inputs -> 200 LIF -> 3 LIF, τm 20 ms, τs 5 ms, threshold 1,
 /// time-to-first-spike cross-entropy, Adam), simulated event by event (Events.run) and
 /// differentiated by EventProp (default) or through the spike-time solver (--gradient solver).
-/// With --seeds N it trains N seeds and reports the mean and standard deviation. Ends with the
-/// line `test_accuracy=<fraction>` (the mean over the seeds).
+/// With --seeds N it trains N seeds and reports the mean and standard deviation. With --backend
+/// bss2 the forward pass runs on the emulated BrainScaleS-2 chip and EventProp runs on the chip's
+/// spike times (Hil.runEvents). Ends with the line `test_accuracy=<fraction>` (the mean over the
+/// seeds).
 module Program
 
 open System
 open System.Diagnostics
 open SnnFunc
+open SnnFunc.Backends
 open SnnFunc.Data
 open YinYangEventOptions
 
@@ -89,12 +92,46 @@ let train (o: Settings) (seed: int64) =
             Gradient = (if o.Gradient = "solver" then Solver else EventProp)
         }
 
+    // On the chip: input weights up to about ±4 take scale 15 (63 / 15 = 4.2), the output weights
+    // scale 20; the circuits step at 0.1 ms of model time (100 ns of hardware time; spike times are
+    // interpolated within the step).
+    let chip =
+        match o.Chip.Backend with
+        | Chips.Software -> None
+        | Chips.Bss2 ->
+            let c =
+                Chips.emulator o.Chip (fun c ->
+                    { c with
+                        WeightScale = o.Chip.WeightScale |> Option.defaultValue 20.0
+                        WeightScales = Map [ "x->hidden", 15.0 ]
+                        EventCapacity = config.Capacity
+                    })
+
+            printfn "emulated BrainScaleS-2 chip %d (%s)" o.Chip.ChipSeed c.Trim.Description
+            Some c
+
+    let chipDt = 100e-6
+    let accounts = ResizeArray<Account>()
+
+    /// The chip's run of a batch (fresh trial noise per run).
+    let onChip (c: Bss2Emulator) (trial: int) (w: GraphParams) (x: EventBuffer) =
+        let r =
+            (Chips.trial c seed trial).RunEvents(g, full w, Map [ "x", x ], tEnd, chipDt)
+
+        r.Account |> Option.iter accounts.Add
+        r
+
     let runOf (w: GraphParams) (x: EventBuffer) =
         Events.run g (full w) config (Map [ "x", x ])
 
-    // The loss, and the spike counts of both layers as auxiliary output (for the bumping).
-    let loss (labels: int[]) (x: EventBuffer) (w: GraphParams) =
-        let run = runOf w x
+    // The loss, and the spike counts of both layers as auxiliary output (for the bumping):
+    // in software the run's; on the chip the replay of the chip's spikes.
+    let loss (observed: Observables option) (labels: int[]) (x: EventBuffer) (w: GraphParams) =
+        let run =
+            match observed with
+            | Some obs -> Hil.runEvents g (full w) config (Map [ "x", x ]) obs
+            | None -> runOf w x
+
         let t = EventBuffer.firstSpikeTimes run["out"]
 
         let counts =
@@ -102,10 +139,29 @@ let train (o: Settings) (seed: int64) =
 
         EventLoss.ttfsCrossEntropySkipSilent tau0 tau1 alpha tEnd t labels, (counts, t)
 
+    let mutable evaluations = 0
+
     let accuracy (w: GraphParams) (d: Dataset) =
-        let x = encode (d.X.Convert DType.Float64)
-        let run = runOf w x
-        EventLoss.ttfsAccuracy (EventBuffer.firstSpikeTimes run["out"]) d.Labels
+        match chip with
+        | None ->
+            let x = encode (d.X.Convert DType.Float64)
+            let run = runOf w x
+            EventLoss.ttfsAccuracy (EventBuffer.firstSpikeTimes run["out"]) d.Labels
+        | Some c ->
+            // In chunks: the circuits' loop holds [T; batch; N] traces.
+            evaluations <- evaluations + 1
+            let chunk = 100
+
+            let correct =
+                [ 0..chunk .. d.Count - 1 ]
+                |> List.sumBy (fun start ->
+                    let n = min chunk (d.Count - start)
+                    let x = encode ((d.X.Narrow(0, start, n)).Convert DType.Float64)
+                    let r = onChip c (-evaluations * 1000 - start) w x
+                    let t = EventBuffer.firstSpikeTimes r.Events["out"]
+                    EventLoss.ttfsAccuracy t d.Labels[start .. start + n - 1] * float n)
+
+            correct / float d.Count
 
     let batches = Batching.batchCount o.BatchSize true data.Train.Count
 
@@ -133,8 +189,10 @@ let train (o: Settings) (seed: int64) =
         let xb, labels = epochBatches[b]
         let x = encode (xb.Convert DType.Float64)
 
+        let observed = chip |> Option.map (fun c -> onChip c (epoch * batches + b) w x)
+
         let (l, ((hiddenCounts, outCounts), t)), grads =
-            Ad.valueAndGradAux (loss labels x) w
+            Ad.valueAndGradAux (loss observed labels x) w
 
         let u, s = Optim.update tx grads state w
         state <- s
@@ -193,8 +251,14 @@ let train (o: Settings) (seed: int64) =
         o.LrDecay
 
     Train.run 0 o.Epochs batches step endEpoch
+    let trained = accounts.Count
     let acc = accuracy w data.Test
     printfn "seed %d: training took %.1f s, test accuracy %.4f" seed sw.Elapsed.TotalSeconds acc
+
+    if chip.IsSome then
+        Chips.printAccount "training" (Chips.total (Seq.take trained accounts))
+        Chips.printAccount "test set" (Chips.total (Seq.skip trained accounts))
+
     acc
 
 [<EntryPoint>]

@@ -144,3 +144,33 @@ let runWith
 /// runWith every population's observed membrane (hxtorch.snn's default with CADC recording).
 let run (g: Graph) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) (observed: Observables) : RunResult =
     runWith (fun _ -> true) g p config inputs observed
+
+/// Hardware-in-the-loop, event-based (jaxsnn's scheme, bss2.md 5.2): the chip returns spike
+/// times only; a software replay takes them as the root solver's solutions (Events.replay with
+/// every spiking population's observed spikes given), which reconstructs the synaptic currents
+/// at those times, and EventProp (or the solver's adjoint, as `config` says) runs on them. The
+/// run's spike times are the chip's; their derivatives the software model's crossing rule. An LI
+/// population's maximum is the model's, driven by the observed spikes. Closed under the
+/// first-order transforms, as Events.run is.
+let runEvents
+    (g: Graph)
+    (p: GraphParams)
+    (config: EventConfig)
+    (inputs: Map<string, EventBuffer>)
+    (observed: Observables)
+    : EventRun =
+    let given =
+        g.Nodes
+        |> List.choose (fun (n, node) ->
+            match node with
+            | Population(_, neuron) ->
+                match neuron.Model with
+                | LifModel _ ->
+                    match observed.Events.TryFind n with
+                    | Some b -> Some(n, b)
+                    | None ->
+                        fail $"the observables have no spike events of population '%s{n}' (run the backend with event observables, e.g. Bss2Emulator.RunEvents)"
+                | _ -> None
+            | _ -> None)
+
+    Events.replay g p config inputs (Map given)

@@ -52,15 +52,11 @@ let private input =
     buffer [| 1e-3; 2e-3; infinity; 0.5e-3; 0.5e-3; 4e-3 |] [| 0; 1; -1; 1; 0; 1 |] [| 2; 3 |] 3 2
 
 let private paramsOf (wxh: Tensor) (who: Tensor) =
-    (Graph.initAs Float64 (Random.key 0L) twoLayer)
-        .Add("x->h", Map [ "weight", wxh ])
-        .Add("h->o", Map [ "weight", who ])
+    (Graph.initAs Float64 (Random.key 0L) twoLayer).Add("x->h", Map [ "weight", wxh ]).Add("h->o", Map [ "weight", who ])
 
-let private wxh0 =
-    Tensor.FromArray([| 6.0; 3.0; 9.0; 5.0; 8.0; 2.0 |], 2, 3)
+let private wxh0 = Tensor.FromArray([| 6.0; 3.0; 9.0; 5.0; 8.0; 2.0 |], 2, 3)
 
-let private who0 =
-    Tensor.FromArray([| 4.0; 2.5; 3.0; 6.0; 5.0; 1.0 |], 3, 2)
+let private who0 = Tensor.FromArray([| 4.0; 2.5; 3.0; 6.0; 5.0; 1.0 |], 3, 2)
 
 /// Times equal to rounding (the layered forward path and the general loop split flows differently),
 /// empty slots (+inf) in the same places.
@@ -136,15 +132,12 @@ let ``downstream of given spikes the run is that of a source emitting them`` () 
     let t (b: EventBuffer) =
         Tensor.Where(b.Neurons.Ge(Tensor.FromArray([| 0 |]).Reshape()), b.Times, Tensor.ZerosLike b.Times).Sum()
 
-    assertClose
-        "d/dw h->o"
-        1e-10
-        1e-12
-        (Ad.grad (fun w -> t (direct w)) who0)
-        (Ad.grad (fun w -> t (replayed w)) who0)
+    assertClose "d/dw h->o" 1e-10 1e-12 (Ad.grad (fun w -> t (direct w)) who0) (Ad.grad (fun w -> t (replayed w)) who0)
 
     // The replayed hidden layer reports the given spikes as its own.
-    let h = (Events.replay twoLayer (paramsOf wxh0 who0) config (Map [ "x", input ]) (Map [ "h", given ]))["h"]
+    let h =
+        (Events.replay twoLayer (paramsOf wxh0 who0) config (Map [ "x", input ]) (Map [ "h", given ]))["h"]
+
     assertTimes "hidden times" given.Times (h.Times.Narrow(1, 0, 3))
 
 [<Fact>]
@@ -167,7 +160,8 @@ let ``the derivative of a given spike is the crossing rule at the given time`` (
 
     for gradient in [ EventProp; Solver ] do
         let time (w: Tensor) =
-            let p = (Graph.initAs Float64 (Random.key 0L) one).Add("x->h", Map [ "weight", w.Reshape(1, 1) ])
+            let p =
+                (Graph.initAs Float64 (Random.key 0L) one).Add("x->h", Map [ "weight", w.Reshape(1, 1) ])
 
             let x = Map [ "x", buffer [| tIn |] [| 0 |] [| 1 |] 1 1 ]
             let given = Map [ "h", buffer [| tK |] [| 0 |] [| 1 |] 1 1 ]
@@ -184,7 +178,8 @@ let ``given spikes that do not fit are named errors`` () =
     let x = Map [ "x", input ]
 
     let fails (given: Map<string, EventBuffer>) (words: string list) =
-        let e = Assert.ThrowsAny<ArgumentException>(fun () -> Events.replay twoLayer p config x given |> ignore)
+        let e =
+            Assert.ThrowsAny<ArgumentException>(fun () -> Events.replay twoLayer p config x given |> ignore)
 
         for w in words do
             Assert.True(e.Message.Contains(w: string), $"'%s{w}' in: %s{e.Message}")
@@ -197,8 +192,4 @@ let ``given spikes that do not fit are named errors`` () =
     fails (Map [ "h", buffer [| 1e-3; 2e-3 |] [| 0; 1 |] [| 1; 1 |] 1 4 ]) [ "'h'"; "4 neurons" ]
     fails (Map [ "h", buffer [| 1e-3; 2e-3 |] [| 0; 3 |] [| 1; 1 |] 1 3 ]) [ "'h'"; "sample 1"; "neuron 3" ]
 
-    fails (Map [ "h", buffer [| 2e-3; 1e-3; 1e-3; 2e-3 |] [| 0; 1; 0; 1 |] [| 2; 2 |] 2 3 ]) [
-        "'h'"
-        "sample 0"
-        "ascending"
-    ]
+    fails (Map [ "h", buffer [| 2e-3; 1e-3; 1e-3; 2e-3 |] [| 0; 1; 0; 1 |] [| 2; 2 |] 2 3 ]) [ "'h'"; "sample 0"; "ascending" ]

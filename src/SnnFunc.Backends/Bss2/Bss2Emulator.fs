@@ -54,7 +54,12 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
     member e.Realised(graph: Graph, parameters: GraphParams) =
         e.RealisedOn(Placement.place graph, parameters)
 
-    member e.Run(graph: Graph, parameters: GraphParams, inputs: Map<string, Tensor>, rc: RunConfig) : Observables =
+    /// The circuits' run; with `anyStep` the populations step at the run's dt whatever their specs
+    /// say (an event-based graph's Dt is only the unit of its refractory period).
+    /// Event times come in `eventsDType` (default: the run's).
+    member private e.RunStepped
+        (graph: Graph, parameters: GraphParams, inputs: Map<string, Tensor>, rc: RunConfig, anyStep: bool, eventsDType: DType option)
+        =
         let placement = Placement.place graph
         let steps, dt = rc.Steps, rc.Dt
 
@@ -135,7 +140,13 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
                     | LiModel s -> s.Dt, 0
                     | _ -> fail $"population '%s{n}' is not LIF or LI"
 
-                if abs (stepDt - dt) > 1e-12 * dt then
+                let refractory =
+                    if anyStep then
+                        int (Math.Round(float refractory * stepDt / dt))
+                    else
+                        refractory
+
+                if not anyStep && abs (stepDt - dt) > 1e-12 * dt then
                     fail $"population '%s{n}' steps %g{stepDt} s but the run steps %g{dt} s"
 
                 let vec (x: float[]) = (Tensor.FromArray x).Convert dtype
@@ -177,8 +188,9 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
                         let key =
                             SnnFunc.Random.foldIn config.TrialKey (List.findIndex ((=) n) placement.Order)
 
-                        // Drawn in the run's dtype: a Float32 pair costs one block of the counter-based stream.
-                        let xi = (SnnFunc.Random.normalAs dtype key [| steps; bn |]).ToDoubleArray()
+                        // Drawn in Float32 whatever the run's dtype: a Float32 pair costs one block of the
+                        // counter-based stream, and the noise draws are most of an event run's time.
+                        let xi = (SnnFunc.Random.normalAs Float32 key [| steps; bn |]).ToDoubleArray()
                         Array.mapi (fun o x -> x * amp[o % size]) xi
 
                 let shape = [| steps; batch; size |]
@@ -246,18 +258,21 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
                         }
 
                     if placed.Spiking then
-                        // Timestamps on the FPGA clock (8 ns hardware, 8 µs model).
-                        let buffer = EventBuffer.ofDense spikes dt config.EventCapacity
-
-                        let clocked =
-                            buffer.Times.ToDoubleArray()
-                            |> Array.map (fun t ->
-                                if Double.IsInfinity t then
-                                    t
-                                else
-                                    Math.Round(t / modelClock) * modelClock)
-
-                        events[n] <- buffer.WithTimes((Tensor.FromArray(clocked, buffer.Times.Shape)).Convert buffer.Times.DType)
+                        events[n] <-
+                            spikeEvents
+                                (spikes.ToDoubleArray())
+                                (membrane.ToDoubleArray())
+                                steps
+                                batch
+                                size
+                                dt
+                                r.VLeak
+                                r.VTh
+                                r.VReset
+                                modelClock
+                                config.EventCapacity
+                                (eventsDType |> Option.defaultValue dtype)
+                                [| size |]
 
                 match config.Madc with
                 | Some(node, neuronIndex) when node = n ->
@@ -302,6 +317,30 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
                         JoulesPerSample = Bss2Figures.power * perSample
                     }
         }
+
+    member e.Run(graph: Graph, parameters: GraphParams, inputs: Map<string, Tensor>, rc: RunConfig) : Observables =
+        e.RunStepped(graph, parameters, inputs, rc, false, None)
+
+    /// Runs a graph on event inputs, the chip's spike-time view (jaxsnn's): the input events are
+    /// sent on the step grid of `dt` (the nearest step), the circuits run to `tEnd`, and every
+    /// population is recorded; Events holds each spiking population's spikes at their threshold
+    /// crossings on the 8 ns clock. The membrane readout is exact (no CADC conversion: an
+    /// event-based experiment reads spikes only).
+    member e.RunEvents(graph: Graph, parameters: GraphParams, inputs: Map<string, EventBuffer>, tEnd: float, dt: float) : Observables =
+        if not (dt > 0.0) || not (tEnd >= dt) || Double.IsInfinity tEnd then
+            invalidArg "tEnd" $"Bss2.RunEvents: tEnd (%g{tEnd} s) and dt (%g{dt} s) must be finite with tEnd >= dt > 0"
+
+        let steps = int (Math.Round(tEnd / dt)) + 1
+        // The circuits run in Float32 (as the software model's fast kernels); the event times are
+        // computed in Float64 and returned in the inputs' dtype.
+        let dense =
+            inputs |> Map.map (fun _ b -> (EventBuffer.toDense b steps dt).Convert Float32)
+
+        let dtype =
+            inputs |> Seq.tryHead |> Option.map (fun kv -> kv.Value.Times.DType)
+
+        let rc = RunConfig.steps steps dt
+        e.With({ config with Readout = Exact }).RunStepped(graph, parameters, dense, rc, true, dtype)
 
     interface IBackend with
         member _.Capabilities =

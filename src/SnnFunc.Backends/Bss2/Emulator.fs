@@ -319,3 +319,69 @@ module internal EmulatorCore =
                 back[t * width + q] <- (code - Bss2Figures.cadcAtZero) / perUnit
 
         times, codes, back
+
+    /// The spikes of a [T; B·N] run as event buffers [B; capacity]: each spike at the threshold
+    /// crossing within its step (the membrane taken linear between step k−1 at (k−1)·dt and step
+    /// k at k·dt, as the continuous circuit crosses it), on the FPGA clock, sorted by (time,
+    /// neuron) per sample; spikes past the capacity are counted in Overflow.
+    let spikeEvents
+        (spikes: float[])
+        (membrane: float[])
+        (steps: int)
+        (batch: int)
+        (n: int)
+        (dt: float)
+        (vl: float[])
+        (vth: float[])
+        (vreset: float[])
+        (clock: float)
+        (capacity: int)
+        (dtype: DType)
+        (shape: int[])
+        =
+        let bn = batch * n
+        let times = Array.create (batch * capacity) infinity
+        let neurons = Array.create (batch * capacity) -1
+        let counts = Array.zeroCreate<int> batch
+        let overflow = Array.zeroCreate<int> batch
+
+        for s in 0 .. batch - 1 do
+            let found = ResizeArray<struct (float * int)>()
+
+            for t in 0 .. steps - 1 do
+                for j in 0 .. n - 1 do
+                    let o = t * bn + s * n + j
+
+                    if spikes[o] > 0.0 then
+                        let before =
+                            if t = 0 then vl[j]
+                            elif spikes[o - bn] > 0.0 then vreset[j]
+                            else membrane[o - bn]
+
+                        let rise = membrane[o] - before
+
+                        let f =
+                            if rise > 0.0 then
+                                Math.Clamp((vth[j] - before) / rise, 0.0, 1.0)
+                            else
+                                1.0
+
+                        let time = (float (t - 1) + f) * dt
+                        found.Add(struct (Math.Round(max time 0.0 / clock) * clock, j))
+
+            found.Sort(fun (struct (ta, ja)) (struct (tb, jb)) -> compare (ta, ja) (tb, jb))
+            counts[s] <- min capacity found.Count
+            overflow[s] <- found.Count - counts[s]
+
+            for q in 0 .. counts[s] - 1 do
+                let struct (time, j) = found[q]
+                times[s * capacity + q] <- time
+                neurons[s * capacity + q] <- j
+
+        EventBuffer(
+            (Tensor.FromArray(times, batch, capacity)).Convert dtype,
+            Tensor.FromArray(neurons, batch, capacity),
+            Tensor.FromArray(counts, batch),
+            Tensor.FromArray(overflow, batch),
+            shape
+        )

@@ -101,8 +101,7 @@ module Events =
         (config: EventConfig)
         (inputs: Map<string, EventBuffer>)
         (given: Map<string, EventBuffer>)
-        : EventRun
-        =
+        : EventRun =
         if not (config.TEnd > 0.0) || Double.IsInfinity config.TEnd then
             fail $"TEnd must be positive and finite, got %g{config.TEnd}"
 
@@ -363,8 +362,7 @@ module Events =
             | Some _ -> fail $"spikes are given for '%s{name}', an LI population, which emits none"
             | None -> fail $"spikes are given for '%s{name}', which is not a population of the graph"
 
-        let forcedPops =
-            pops |> Array.filter (fun pl -> given.ContainsKey pl.Name)
+        let forcedPops = pops |> Array.filter (fun pl -> given.ContainsKey pl.Name)
 
         let forcedBuffers =
             forcedPops
@@ -375,7 +373,10 @@ module Events =
                     fail
                         $"the spikes given for '%s{pl.Name}' must be [%d{batch}; capacity] like the inputs, got %s{Shape.format buf.Times.Shape}"
 
-                if buf.Overflow.IsConcrete && buf.Overflow.ToInt32Array() |> Array.exists (fun o -> o > 0) then
+                if
+                    buf.Overflow.IsConcrete
+                    && buf.Overflow.ToInt32Array() |> Array.exists (fun o -> o > 0)
+                then
                     fail
                         $"the spikes given for '%s{pl.Name}' overflowed their buffer (Overflow > 0): they are incomplete; record them with a larger capacity"
 
@@ -398,7 +399,9 @@ module Events =
 
         let forcedOf =
             pops
-            |> Array.map (fun pl -> Array.tryFindIndex (fun (f: PopLayout) -> f.Name = pl.Name) forcedPops |> Option.defaultValue -1)
+            |> Array.map (fun pl ->
+                Array.tryFindIndex (fun (f: PopLayout) -> f.Name = pl.Name) forcedPops
+                |> Option.defaultValue -1)
 
         let nEm = ns + spk
         let projArr = projs.ToArray()
