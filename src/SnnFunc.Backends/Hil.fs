@@ -152,13 +152,7 @@ let run (g: Graph) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Ten
 /// run's spike times are the chip's; their derivatives the software model's crossing rule. An LI
 /// population's maximum is the model's, driven by the observed spikes. Closed under the
 /// first-order transforms, as Events.run is.
-let runEvents
-    (g: Graph)
-    (p: GraphParams)
-    (config: EventConfig)
-    (inputs: Map<string, EventBuffer>)
-    (observed: Observables)
-    : EventRun =
+let runEvents (g: Graph) (p: GraphParams) (config: EventConfig) (inputs: Map<string, EventBuffer>) (observed: Observables) : EventRun =
     let given =
         g.Nodes
         |> List.choose (fun (n, node) ->
@@ -169,7 +163,8 @@ let runEvents
                     match observed.Events.TryFind n with
                     | Some b -> Some(n, b)
                     | None ->
-                        fail $"the observables have no spike events of population '%s{n}' (run the backend with event observables, e.g. Bss2Emulator.RunEvents)"
+                        fail
+                            $"the observables have no spike events of population '%s{n}' (run the backend with event observables, e.g. Bss2Emulator.RunEvents)"
                 | _ -> None
             | _ -> None)
 

@@ -509,3 +509,60 @@ let ``a trace scale reads k times the model range and scales the voltage noise w
     // A membrane of 2 model units reads 80 + 70 / 4 · 2 = 115.
     Assert.Equal(115.0, EmulatorCore.cadcCode (Bss2Config.codesPerUnit config "n") 2.0)
     Assert.Equal(255.0, EmulatorCore.cadcCode (Bss2Config.codesPerUnit Bss2Config.defaults "n") 2.6)
+
+[<Fact>]
+let ``on event inputs an ideal chip spikes at the exact crossing, to its step and clock`` () =
+    // One input spike at 1 ms, weight w = 6 on the grid of scale 8, τm = 2τs: the closed-form
+    // first spike time is t_in − τm ln((1 + sqrt(1 − 4/w)) / 2).
+    let lif =
+        { Snn.Lif.defaults with
+            TauMem = 10e-3
+            TauSyn = 5e-3
+            VTh = 1.0
+            VReset = 0.0
+            VLeak = 0.0
+        }
+
+    let g =
+        Graph.empty
+        |> Graph.input "x" 1
+        |> Graph.population "h" 1 (Neuron.lif lif)
+        |> Graph.connect "x" "h" (Projection.dense (Init.constant 6.0))
+
+    let p = Graph.initAs Float64 (Random.key 0L) g
+    let exact = 1e-3 - 10e-3 * log ((1.0 + sqrt (1.0 - 4.0 / 6.0)) / 2.0)
+
+    let input =
+        EventBuffer(
+            Tensor.FromArray([| 1e-3 |], 1, 1),
+            Tensor.FromArray([| 0 |], 1, 1),
+            Tensor.FromArray([| 1 |], 1),
+            Tensor.FromArray([| 0 |], 1),
+            [| 1 |]
+        )
+
+    let chip =
+        idealChip.With
+            { Bss2Config.ideal with
+                WeightScale = 8.0
+            }
+
+    let dt = 10e-6
+    let r = chip.RunEvents(g, p, Map [ "x", input ], 20e-3, dt)
+    let t = (EventBuffer.firstSpikeTimes r.Events["h"]).ToScalar()
+    let clock = Bss2Figures.timestampClock * Bss2Figures.acceleration
+    Assert.True(abs (t - exact) <= 2.0 * dt + clock / 2.0, $"chip %g{t} s against the exact %g{exact} s")
+    Assert.True(abs (t / clock - Math.Round(t / clock)) < 1e-6, $"%g{t} s is off the 8 ns clock")
+    Assert.Equal(Float64, r.Events["h"].Times.DType)
+
+    // The software replay of the chip's spikes reports them; a population without events is named.
+    let config = { Events.defaults with TEnd = 20e-3 }
+    let replayed = Hil.runEvents g p config (Map [ "x", input ]) r
+    Assert.Equal(t, (EventBuffer.firstSpikeTimes replayed["h"]).ToScalar())
+
+    let e =
+        Assert.ThrowsAny<ArgumentException>(fun () ->
+            Hil.runEvents g p config (Map [ "x", input ]) { r with Events = Map.empty }
+            |> ignore)
+
+    Assert.Contains("'h'", e.Message)

@@ -249,7 +249,7 @@ let private eventGraph =
             })
     |> Graph.connect "x" "h" (Projection.dense Init.zeros)
 
-let private eventSpikeTimesOf (replayed: bool) (w: Tensor) =
+let private eventSpikeTimesOf (replayed: bool) (viaHil: bool) (w: Tensor) =
     let p =
         (Graph.initAs Float64 (Random.key 0L) eventGraph).Add("x->h", Map [ "weight", w.Reshape(1, 3) ])
 
@@ -276,16 +276,75 @@ let private eventSpikeTimesOf (replayed: bool) (w: Tensor) =
             let own =
                 Events.run eventGraph (Tree.map Ad.stopGradient p) { config with Capacity = 256 } x
 
-            Events.replay eventGraph p config x (Map [ "h", own["h"] ])
+            if viaHil then
+                let observed: SnnFunc.Backends.Observables =
+                    {
+                        Dense =
+                            {
+                                Observed = Map.empty
+                                Final = Map.empty
+                            }
+                        Events = own.Spikes
+                        Raw = Map.empty
+                        RawTimes = Map.empty
+                        Account = None
+                    }
+
+                SnnFunc.Backends.Hil.runEvents eventGraph p config x observed
+            else
+                Events.replay eventGraph p config x (Map [ "h", own["h"] ])
         else
             Events.run eventGraph p config x
 
     (Events.firstSpikeTimes out["h"]).Reshape [| 3 |]
 
-let private eventSpikeTimes = eventSpikeTimesOf false
+let private eventSpikeTimes = eventSpikeTimesOf false false
 
 let private eventTwin (w: Tensor) =
     -(((((1.0 - 4.0 / w).Sqrt() + 1.0) * 0.5).Log()) * 10e-3) + 1e-3
+
+/// Hil.run (time-stepped hardware in the loop), observing the software backend's own run at the
+/// primal weights: x (4 inputs, fixed spikes) -> h (3 LIF); spikes / 2 + membrane of h. Its twin
+/// writes the substitution out: the model's LIF whose reset is a detached offset (the measured
+/// membrane holds the reset, so the derivative skips it, bss2.md 5.1).
+let private hilLif = { lifA with VTh = 0.6; VReset = -0.1 }
+
+let private hilGraph =
+    Graph.empty
+    |> Graph.input "x" 4
+    |> Graph.population "h" 3 (Neuron.lif hilLif)
+    |> Graph.connect "x" "h" (Projection.dense Init.zeros)
+
+let private hilSpikes =
+    t64 [| 8; 1; 4 |] [ for i in 0..31 -> if i % 3 = 0 || i % 5 = 1 then 1.0 else 0.0 ]
+
+let private hilRun (w: Tensor) =
+    let p =
+        (Graph.initAs Float64 (Random.key 0L) hilGraph).Add("x->h", Map [ "weight", w.Reshape(4, 3) ])
+
+    let rc = RunConfig.steps 8 hilLif.Dt
+    let inputs = Map [ "x", hilSpikes ]
+
+    let observed =
+        (SnnFunc.Backends.SoftwareBackend() :> SnnFunc.Backends.IBackend).Run(hilGraph, Tree.map Ad.stopGradient p, inputs, rc)
+
+    let h = (SnnFunc.Backends.Hil.run hilGraph p rc inputs observed)["h"]
+    h.Spikes * 0.5 + h.Membrane
+
+let private hilTwin (w: Tensor) =
+    let c = Snn.Lif.config hilLif
+    let lp = Snn.Lif.paramsAs Float64 hilLif
+    let a, b = Snn.Lif.decays c lp w
+    let currents = Tensor.matmul hilSpikes (w.Reshape(4, 3))
+
+    let step (v: Tensor, i: Tensor) (input: Tensor) =
+        let integrated = v + (lp.VLeak - v + i) * a
+        let z = Snn.spike hilLif.Surrogate (integrated - lp.VTh)
+        let next = integrated + Ad.stopGradient (z * (lp.VReset - integrated))
+        (next, i * b + input), z * 0.5 + integrated
+
+    let zero = Tensor.Full([| 1; 3 |], 0.0, Float64)
+    snd (Ad.scan step (zero, zero) currents)
 
 /// The transforms of second order, which the event kernels reject with a clear error.
 let secondOrder =
@@ -311,9 +370,23 @@ let cases: Case list =
         }
         {
             Name = "Events.replay (own spikes given; first order only)"
-            Custom = eventSpikeTimesOf true
+            Custom = eventSpikeTimesOf true false
             Twin = eventTwin
             Input = fun rng -> uniform rng 4.5 9.0 [| 3 |]
+            KernelsUnder = every
+        }
+        {
+            Name = "Events.replay by Hil.runEvents (own spikes observed; first order only)"
+            Custom = eventSpikeTimesOf true true
+            Twin = eventTwin
+            Input = fun rng -> uniform rng 4.5 9.0 [| 3 |]
+            KernelsUnder = every
+        }
+        {
+            Name = "Hil.run (the software backend observed)"
+            Custom = hilRun
+            Twin = hilTwin
+            Input = fun rng -> uniform rng -0.5 1.5 [| 12 |]
             KernelsUnder = every
         }
         {

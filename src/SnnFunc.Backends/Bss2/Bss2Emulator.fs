@@ -336,8 +336,7 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
         let dense =
             inputs |> Map.map (fun _ b -> (EventBuffer.toDense b steps dt).Convert Float32)
 
-        let dtype =
-            inputs |> Seq.tryHead |> Option.map (fun kv -> kv.Value.Times.DType)
+        let dtype = inputs |> Seq.tryHead |> Option.map (fun kv -> kv.Value.Times.DType)
 
         let rc = RunConfig.steps steps dt
         e.With({ config with Readout = Exact }).RunStepped(graph, parameters, dense, rc, true, dtype)
