@@ -7,55 +7,47 @@ module SnnFunc.EventSimulator
 open System
 open SnnFunc.EventSim
 
-/// Checks one sample's input events: counts within capacity, times ascending and >= 0, neurons in range.
+/// Checks one sample's events of one buffer (`what` names it): count within capacity, times
+/// ascending and >= 0 (and finite when `finite`), neurons in [0, n).
+let private checkBuffer (what: string) (n: int) (finite: bool) (times: float[]) (neurons: int[]) (count: int) (cap: int) (b: int) =
+    if count < 0 || count > cap then
+        fail $"%s{what} (sample %d{b}): Count %d{count} is outside [0, %d{cap}]"
+
+    let mutable last = 0.0
+
+    for q in 0 .. count - 1 do
+        let t = times[b * cap + q]
+        let j = neurons[b * cap + q]
+
+        if Double.IsNaN t || t < last || (finite && Double.IsInfinity t) then
+            let bound = if finite then "finite, " else ""
+
+            fail $"%s{what} (sample %d{b}): the event times must be %s{bound}>= 0 and ascending, slot %d{q} holds %g{t} after %g{last}"
+
+        if j < 0 || j >= n then
+            fail $"%s{what} (sample %d{b}): slot %d{q} names neuron %d{j} of a population of %d{n}"
+
+        last <- t
+
+/// Checks one sample's input events and given spikes.
 let checkInputs (l: Layout) (inp: Inputs) (b: int) =
     for k in 0 .. l.Sources.Length - 1 do
         let src = l.Sources[k]
-        let c = inp.Counts[k][b]
-        let cap = inp.Cap[k]
-
-        if c < 0 || c > cap then
-            fail $"source '%s{src.Name}' (sample %d{b}): Count %d{c} is outside [0, %d{cap}]"
-
-        let mutable last = 0.0
-
-        for q in 0 .. c - 1 do
-            let t = inp.Times[k][b * cap + q]
-            let n = inp.Neurons[k][b * cap + q]
-
-            if Double.IsNaN t || t < last then
-                fail
-                    $"source '%s{src.Name}' (sample %d{b}): the event times must be >= 0 and ascending, slot %d{q} holds %g{t} after %g{last}"
-
-            if n < 0 || n >= src.N then
-                fail $"source '%s{src.Name}' (sample %d{b}): slot %d{q} names neuron %d{n} of a population of %d{src.N}"
-
-            last <- t
+        checkBuffer $"source '%s{src.Name}'" src.N false (inp.Times[k]) (inp.Neurons[k]) (inp.Counts[k][b]) (inp.Cap[k]) b
 
     for p in l.Pops do
         let f = l.ForcedOf[p.Index]
 
         if f >= 0 then
-            let c = inp.ForcedCounts[f][b]
-            let cap = inp.ForcedCap[f]
-
-            if c < 0 || c > cap then
-                fail $"the given spikes of '%s{p.Name}' (sample %d{b}): Count %d{c} is outside [0, %d{cap}]"
-
-            let mutable last = 0.0
-
-            for q in 0 .. c - 1 do
-                let t = inp.ForcedTimes[f][b * cap + q]
-                let n = inp.ForcedNeurons[f][b * cap + q]
-
-                if Double.IsNaN t || t < last || Double.IsInfinity t then
-                    fail
-                        $"the given spikes of '%s{p.Name}' (sample %d{b}): the times must be finite, >= 0 and ascending, slot %d{q} holds %g{t} after %g{last}"
-
-                if n < 0 || n >= p.N then
-                    fail $"the given spikes of '%s{p.Name}' (sample %d{b}): slot %d{q} names neuron %d{n} of a population of %d{p.N}"
-
-                last <- t
+            checkBuffer
+                $"the given spikes of '%s{p.Name}'"
+                p.N
+                true
+                (inp.ForcedTimes[f])
+                (inp.ForcedNeurons[f])
+                (inp.ForcedCounts[f][b])
+                (inp.ForcedCap[f])
+                b
 
 /// A binary min-heap of events ordered by (time, tie), each with an item: the simulator's queues
 /// of candidate spikes and of delayed arrivals, in struct-of-arrays form.

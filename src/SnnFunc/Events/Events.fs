@@ -193,17 +193,21 @@ module Events =
         let args = ResizeArray<Tensor>()
         let sizes = ResizeArray<int>()
 
-        for buf in buffers do
-            args.Add buf.Times
-            sizes.Add buf.Capacity
+        // Event buffers take three runs of slots: all their times, then neurons, then counts.
+        let addBuffers (bufs: EventBuffer seq) =
+            for buf in bufs do
+                args.Add(buf.Times.Convert dtype)
+                sizes.Add buf.Capacity
 
-        for buf in buffers do
-            args.Add buf.Neurons
-            sizes.Add 0
+            for buf in bufs do
+                args.Add buf.Neurons
+                sizes.Add 0
 
-        for buf in buffers do
-            args.Add buf.Count
-            sizes.Add 0
+            for buf in bufs do
+                args.Add buf.Count
+                sizes.Add 0
+
+        addBuffers buffers
 
         let mutable spk = 0
         let mutable ro = 0
@@ -385,17 +389,7 @@ module Events =
 
                 buf)
 
-        for buf in forcedBuffers do
-            args.Add(buf.Times.Convert dtype)
-            sizes.Add buf.Capacity
-
-        for buf in forcedBuffers do
-            args.Add buf.Neurons
-            sizes.Add 0
-
-        for buf in forcedBuffers do
-            args.Add buf.Count
-            sizes.Add 0
+        addBuffers forcedBuffers
 
         let forcedOf =
             pops
