@@ -198,40 +198,23 @@ type Bss2Emulator(chip: ChipInstance, trim: Trim, config: Bss2Config) =
                 let spikes, membrane, current =
                     match dtype with
                     | Float64 ->
-                        let s, m, c =
-                            Array.zeroCreate (steps * bn), Array.zeroCreate (steps * bn), Array.zeroCreate (steps * bn)
-
-                        let g (t: Tensor) = t.ToDoubleArray()
-
-                        simulate steps batch size refractory (g a) (g b) r.VLeak r.VTh r.VReset placed.Spiking noise (g currents) s m c
-
-                        Tensor.FromArray(s, shape), Tensor.FromArray(m, shape), Tensor.FromArray(c, shape)
+                        circuits steps batch size refractory r placed.Spiking noise a b currents id (fun t -> t.ToDoubleArray()) (fun x ->
+                            Tensor.FromArray(x, shape))
                     | _ ->
-                        let s, m, c =
-                            Array.zeroCreate (steps * bn), Array.zeroCreate (steps * bn), Array.zeroCreate (steps * bn)
-
-                        let g (t: Tensor) = t.ToArray()
-                        let f (x: float[]) = Array.map float32 x
-                        let nz = if isNull noise then null else f noise
-
-                        simulate
+                        circuits
                             steps
                             batch
                             size
                             refractory
-                            (g a)
-                            (g b)
-                            (f r.VLeak)
-                            (f r.VTh)
-                            (f r.VReset)
+                            r
                             placed.Spiking
-                            nz
-                            (g currents)
-                            s
-                            m
-                            c
-
-                        Tensor.FromArray(s, shape), Tensor.FromArray(m, shape), Tensor.FromArray(c, shape)
+                            noise
+                            a
+                            b
+                            currents
+                            (Array.map float32)
+                            (fun t -> t.ToArray())
+                            (fun x -> Tensor.FromArray(x, shape))
 
                 signals[n] <- (if placed.Spiking then spikes else membrane)
 

@@ -268,6 +268,49 @@ module internal EmulatorCore =
                 else
                     v[q] <- v1
 
+    /// The circuits' loop on arrays of one float type (`ofFloats` and `ofTensor` read the inputs
+    /// in it, `toTensor` makes the [T; B; N] results): spikes, membrane and current.
+    let inline circuits
+        (steps: int)
+        (batch: int)
+        (n: int)
+        (refractory: int)
+        (neurons: RealisedNeurons)
+        (spiking: bool)
+        (noise: float[])
+        (a: Tensor)
+        (b: Tensor)
+        (currents: Tensor)
+        (ofFloats: float[] -> ^T[])
+        (ofTensor: Tensor -> ^T[])
+        (toTensor: ^T[] -> Tensor)
+        =
+        let size = steps * batch * n
+
+        let s, m, c =
+            Array.zeroCreate< ^T> size, Array.zeroCreate< ^T> size, Array.zeroCreate< ^T> size
+
+        let nz = if isNull noise then null else ofFloats noise
+
+        simulate
+            steps
+            batch
+            n
+            refractory
+            (ofTensor a)
+            (ofTensor b)
+            (ofFloats neurons.VLeak)
+            (ofFloats neurons.VTh)
+            (ofFloats neurons.VReset)
+            spiking
+            nz
+            (ofTensor currents)
+            s
+            m
+            c
+
+        toTensor s, toTensor m, toTensor c
+
     /// Linear interpolation of a [T; B·N] sequence on the step grid (step t at time t·dt) at time s.
     let sampleAt (values: float[]) (steps: int) (width: int) (dt: float) (s: float) (q: int) =
         let u = s / dt
