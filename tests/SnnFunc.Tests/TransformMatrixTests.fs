@@ -346,6 +346,27 @@ let private hilTwin (w: Tensor) =
     let zero = Tensor.Full([| 1; 3 |], 0.0, Float64)
     snd (Ad.scan step (zero, zero) currents)
 
+/// Bss2.Mac.matmul without noise (gain 0.05, one chunk, no saturation: |S| · 0.05 <= 46.5) with
+/// fixed integer weights; its twin rounds, multiplies (in float32) and floors in tensor operations and takes
+/// the straight-through derivative of gain · x @ w.
+let private macConfig =
+    { SnnFunc.Backends.Bss2.Mac.noiseless with
+        Gain = 0.05
+    }
+
+let private macWeights =
+    t64 [| 6; 3 |] [ for i in 0..17 -> float ((i * 7) % 11 - 5) ]
+
+let private macTwin (x: Tensor) =
+    let s = float (SnnFunc.Backends.Bss2.Mac.scaleOf macConfig)
+    let surrogate = Tensor.matmul x macWeights * s
+    // The product in float32, as the chip's arithmetic rounds it (S · 0.05 just above an integer
+    // in float64 is the integer in float32).
+    let chip =
+        ((Tensor.matmul (x.Round()) macWeights).Convert Float32 * s).Floor().Convert Float64
+
+    chip + (surrogate - Ad.stopGradient surrogate)
+
 /// The transforms of second order, which the event kernels reject with a clear error.
 let secondOrder =
     set
@@ -387,6 +408,13 @@ let cases: Case list =
             Custom = hilRun
             Twin = hilTwin
             Input = fun rng -> uniform rng -0.5 1.5 [| 12 |]
+            KernelsUnder = every
+        }
+        {
+            Name = "Bss2.Mac.matmul (straight-through)"
+            Custom = fun x -> SnnFunc.Backends.Bss2.Mac.matmul macConfig x macWeights
+            Twin = macTwin
+            Input = fun rng -> uniform rng 0.0 31.0 [| 4; 6 |]
             KernelsUnder = every
         }
         {

@@ -1,0 +1,192 @@
+/// The chip's matrix (MAC) mode: vector-matrix products in the analog synapse array with
+/// hxtorch's mock arithmetic (bss2.md 3.4), bit for bit, and their straight-through gradient.
+namespace SnnFunc.Backends.Bss2
+
+open System
+open SnnFunc
+open SnnFunc.RandomBits
+
+/// Settings of MAC products.
+type MacConfig =
+    {
+        /// Output LSB per unit of Σ x·w (hxtorch's MockParameter.gain, default 0.002, bss2.md 3.4);
+        /// in (0, 1].
+        Gain: float
+        /// How often the input vector is sent (each send integrates once more).
+        NumSends: int
+        /// Standard deviation of the Gaussian noise on each 128-row partial sum, in output LSB
+        /// (default 2.0, bss2.md 3.4); 0 turns it off.
+        NoiseStd: float
+        /// The key of this product's noise (fold in a counter per call for fresh noise).
+        Key: Key
+    }
+
+/// MAC products (the binding `Bss2.Mac`).
+[<RequireQualifiedAccess>]
+module Mac =
+    /// Synapse rows per input chunk: a signed weight takes an excitatory and an inhibitory row of
+    /// the 256 (bss2.md 3.4, hardware_matrix_height).
+    [<Literal>]
+    let ChunkRows = 128
+
+    /// Neuron columns per hemisphere: the output tiling of the hardware (bss2.md 3.2).
+    [<Literal>]
+    let ChunkColumns = 256
+
+    /// Gain 0.002, one send, noise 2.0 LSB (hxtorch's defaults, bss2.md 3.4).
+    let defaults: MacConfig =
+        {
+            Gain = 0.002
+            NumSends = 1
+            NoiseStd = 2.0
+            Key = SnnFunc.Random.key 0L
+        }
+
+    /// The defaults without noise: the bit-exact arithmetic alone.
+    let noiseless = { defaults with NoiseStd = 0.0 }
+
+    let private fail (message: string) : 'a =
+        invalidArg "x" $"Bss2.Mac.matmul: %s{message}"
+
+    let private check (c: MacConfig) =
+        if not (c.Gain > 0.0 && c.Gain <= 1.0) then
+            fail $"the gain must lie in (0, 1], got %g{c.Gain}"
+
+        if c.NumSends < 1 then
+            fail $"NumSends must be at least 1, got %d{c.NumSends}"
+
+        if not (c.NoiseStd >= 0.0) || Double.IsInfinity c.NoiseStd then
+            fail $"NoiseStd must be >= 0 and finite, got %g{c.NoiseStd}"
+
+    /// The float32 factor of a partial sum: float32(float64(num_sends) · gain) (torch's scalar).
+    let scaleOf (c: MacConfig) = float32 (float c.NumSends * c.Gain)
+
+    /// Round half to even (torch.round), then the range check of the rounded values.
+    let private quantise (what: string) (lo: int) (hi: int) (cols: int) (values: float[]) =
+        values
+        |> Array.mapi (fun i v ->
+            let q = Math.Round(v, MidpointRounding.ToEven)
+
+            if not (q >= float lo && q <= float hi) then
+                fail
+                    $"%s{what} [%d{i / cols}, %d{i % cols}] = %g{v} rounds to %g{q}, outside %d{lo}..%d{hi} (layers clamp weights; scale inputs to 0..31)"
+
+            int q)
+
+    /// The product of concrete x [B; K] and w [K; N] (any float dtype) as the chip's int8 outputs
+    /// [B; N] in Float32: per chunk of 128 rows the exact integer partial sum S, float32(S) ·
+    /// scale, plus fresh N(0, σ) noise over [B; N] (float32), floor, clamp to [−128, 127]; the
+    /// chunks summed exactly and clamped once.
+    let forward (c: MacConfig) (x: Tensor) (w: Tensor) : Tensor =
+        check c
+
+        if x.Rank <> 2 || w.Rank <> 2 then
+            fail $"x must be [batch; K] and w [K; N], got %s{Shape.format x.Shape} and %s{Shape.format w.Shape}"
+
+        let batch, k, n = x.Shape[0], x.Shape[1], w.Shape[1]
+
+        if w.Shape[0] <> k then
+            fail $"x %s{Shape.format x.Shape} has %d{k} inputs, w %s{Shape.format w.Shape} has %d{w.Shape[0]} rows"
+
+        let xq = quantise "input" 0 31 k (x.ToDoubleArray())
+        let wq = quantise "weight" -63 63 n (w.ToDoubleArray())
+        let scale = scaleOf c
+        let total = Array.zeroCreate<int> (batch * n)
+        let partial = Array.zeroCreate<int> n
+        let chunks = (k + ChunkRows - 1) / ChunkRows
+
+        for chunk in 0 .. chunks - 1 do
+            let k0, k1 = chunk * ChunkRows, min k ((chunk + 1) * ChunkRows)
+
+            let noise =
+                if c.NoiseStd = 0.0 then
+                    null
+                else
+                    let std = float32 c.NoiseStd
+
+                    (SnnFunc.Random.normalAs Float32 (SnnFunc.Random.foldIn c.Key chunk) [| batch; n |]).ToArray()
+                    |> Array.map (fun z -> z * std)
+
+            for b in 0 .. batch - 1 do
+                Array.Clear partial
+
+                for r in k0 .. k1 - 1 do
+                    let xv = xq[b * k + r]
+
+                    if xv <> 0 then
+                        let o = r * n
+
+                        for j in 0 .. n - 1 do
+                            partial[j] <- partial[j] + xv * wq[o + j]
+
+                for j in 0 .. n - 1 do
+                    // |S| <= 128 · 31 · 63 < 2^24: float32(S) is exact; one rounding in the product.
+                    let v = float32 partial[j] * scale
+                    let v = if isNull noise then v else v + noise[b * n + j]
+                    let q = Math.Clamp(floor (float v), -128.0, 127.0)
+                    total[b * n + j] <- total[b * n + j] + int q
+
+        let out = total |> Array.map (fun t -> float32 (Math.Clamp(t, -128, 127)))
+        Tensor.FromArray(out, batch, n)
+
+    /// The forward product as a kernel: concrete values only, no derivative (the straight-through
+    /// estimator supplies it), vmap folded into the product's batch.
+    type private MacForward(c: MacConfig) =
+        inherit KernelFn("Bss2.Mac.matmul")
+
+        override _.Kernel args = [| forward c args[0] args[1] |]
+
+        override this.Twin _ =
+            invalidOp $"%s{this.Name}: the chip's product runs on concrete values (a transform without a rule reached it)"
+
+        override this.Jvp(primals, _) =
+            Tensor.ApplyCustom(this, primals), [| null |]
+
+        override this.Batch(args, batched, size) =
+            let x, w = args[0], args[1]
+
+            if batched[1] then
+                // Each member its own weights: one product per member.
+                let xs i =
+                    if batched[0] then x.Narrow(0, i, 1).Squeeze 0 else x
+
+                Some
+                    [|
+                        Tensor.stack
+                            0
+                            [
+                                for i in 0 .. size - 1 ->
+                                    (Tensor.ApplyCustom(
+                                        MacForward
+                                            { c with
+                                                Key = SnnFunc.Random.foldIn c.Key (1_000_003 + i)
+                                            },
+                                        xs i,
+                                        w.Narrow(0, i, 1).Squeeze 0
+                                    ))[0]
+                            ]
+                    |]
+            else
+                // [S; B; K] -> [S·B; K]: one product, the noise drawn over the folded batch.
+                let shape = x.Shape
+                let folded = x.Reshape [| shape[0] * shape[1]; shape[2] |]
+                let y = (Tensor.ApplyCustom(this, folded, w))[0]
+                Some [| y.Reshape [| shape[0]; shape[1]; y.Shape[1] |] |]
+
+    /// The chip's product x @ w (x [B; K] or [K], w [K; N]) with hxtorch's arithmetic as the value
+    /// and the derivative of its surrogate gain · num_sends · x @ w (straight through: the
+    /// unrounded x and w, no masks for rounding, floor or saturation, bss2.md 3.4).
+    let matmul (c: MacConfig) (x: Tensor) (w: Tensor) : Tensor =
+        if w.Rank <> 2 then
+            fail $"w must be [K; N], got %s{Shape.format w.Shape}"
+
+        let vector = x.Rank = 1
+        let x2 = if vector then x.Unsqueeze 0 else x
+
+        if x2.Rank <> 2 then
+            fail $"x must be [batch; K] or [K], got %s{Shape.format x.Shape}"
+
+        let chip = (Tensor.ApplyCustom(MacForward c, x2, w))[0]
+        let surrogate = Tensor.matmul x2 w * float (scaleOf c)
+        let y = chip.Convert surrogate.DType + (surrogate - Ad.stopGradient surrogate)
+        if vector then y.Squeeze 0 else y

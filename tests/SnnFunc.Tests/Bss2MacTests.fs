@@ -1,0 +1,155 @@
+/// The chip's MAC mode: Bss2.Mac.matmul against an implementation of bss2.md 3.4 written here from
+/// the description (over random shapes with ragged chunks, half-way values and saturating sums),
+/// the float32 quirks the reference records, the noise's spread, named range errors, and the
+/// straight-through gradient.
+module SnnFunc.Tests.Bss2MacTests
+
+open System
+open Xunit
+open SnnFunc
+open SnnFunc.Backends.Bss2
+open SnnFunc.Tests.AdTestUtil
+
+/// bss2.md 3.4, step by step, for one output element at a time: round half to even (decimal
+/// rounding), split the rows into chunks of 128, float32(S) times float32(ns · gain) in float32,
+/// floor, clamp each chunk, sum in int64, clamp once.
+let private reference (gain: float) (sends: int) (x: float[,]) (w: float[,]) =
+    let b, k, n = Array2D.length1 x, Array2D.length2 x, Array2D.length2 w
+
+    let q (v: float) =
+        int (Decimal.Round(decimal v, MidpointRounding.ToEven))
+
+    let scale = float32 (float sends * gain)
+
+    Array2D.init b n (fun i j ->
+        let chunks = [ 0 .. k - 1 ] |> List.chunkBySize 128
+
+        let total =
+            chunks
+            |> List.sumBy (fun rows ->
+                let s = rows |> List.sumBy (fun r -> int64 (q x[i, r]) * int64 (q w[r, j]))
+                let v: float32 = float32 s * scale
+                int64 (max -128.0f (min 127.0f (MathF.Floor v))))
+
+        float (max -128L (min 127L total)))
+
+let private run (c: MacConfig) (x: float[,]) (w: float[,]) =
+    let b, k, n = Array2D.length1 x, Array2D.length2 x, Array2D.length2 w
+    let xt = Tensor.FromArray(Array.init (b * k) (fun o -> x[o / k, o % k]), b, k)
+    let wt = Tensor.FromArray(Array.init (k * n) (fun o -> w[o / n, o % n]), k, n)
+    let y = (Mac.matmul c xt wt).ToDoubleArray()
+    Array2D.init b n (fun i j -> y[i * n + j])
+
+[<Fact>]
+let ``without noise the product is bss2.md's arithmetic bit for bit`` () =
+    let rng = Random 11
+
+    for trial in 0..59 do
+        let b = rng.Next(1, 5)
+        let k = [| 1; 5; 127; 128; 129; 200; 256; 300; 385 |][trial % 9]
+        let n = rng.Next(1, 30)
+        // Half-way values (x.5) test the rounding; large ones saturate the chunks and the sum.
+        let big = trial % 3 = 0
+        let half () = float (rng.Next(0, 2)) * 0.5
+
+        let x =
+            Array2D.init b k (fun _ _ ->
+                if rng.NextDouble() < 0.2 then
+                    0.0
+                else
+                    min 31.0 (float (rng.Next(0, if big then 32 else 8)) + half ()))
+
+        let w =
+            Array2D.init k n (fun _ _ ->
+                let m = if big then 63 else 20
+                Math.Clamp(float (rng.Next(-m, m + 1)) + half () * float (rng.Next(-1, 2)), -63.0, 63.0))
+
+        let gain = [| 0.002; 0.0017; 0.05; 1.0 |][trial % 4]
+        let sends = 1 + trial % 3
+
+        let c =
+            { Mac.noiseless with
+                Gain = gain
+                NumSends = sends
+            }
+
+        let expected, actual = reference gain sends x w, run c x w
+
+        for i in 0 .. b - 1 do
+            for j in 0 .. n - 1 do
+                if expected[i, j] <> actual[i, j] then
+                    Assert.Fail(
+                        $"trial %d{trial} (B %d{b}, K %d{k}, N %d{n}, gain %g{gain}, sends %d{sends}): [%d{i}, %d{j}] is %g{actual[i, j]}, expected %g{expected[i, j]}"
+                    )
+
+[<Fact>]
+let ``float32 floors -500 n one lower, and the chunk sum is clamped once`` () =
+    // S = -1500 at gain 0.002: float32 gives -3.0000001, floor -4 (a float64 port says -3).
+    let y = run Mac.noiseless (array2D [ [ 30.0 ] ]) (array2D [ [ -50.0 ] ])
+    Assert.Equal(-4.0, y[0, 0])
+    // Three chunks of 128 rows saturating at 127, 127 and -128: 126, not a pairwise saturation.
+    let x = Array2D.create 1 384 31.0
+    let w = Array2D.init 384 1 (fun r _ -> if r < 256 then 63.0 else -63.0)
+    Assert.Equal(126.0, (run Mac.noiseless x w)[0, 0])
+    // Half to even: 2.5 -> 2 and 3.5 -> 4 (inputs), so 2·1 + 4·1 at gain 1.
+    let g1 = { Mac.noiseless with Gain = 1.0 }
+    Assert.Equal(6.0, (run g1 (array2D [ [ 2.5; 3.5 ] ]) (array2D [ [ 1.0 ]; [ 1.0 ] ]))[0, 0])
+
+[<Fact>]
+let ``noise is drawn per chunk with the configured spread`` () =
+    // Zero inputs: each chunk gives floor(N(0, σ)); two chunks add two independent draws.
+    let stats (k: int) =
+        let c =
+            { Mac.defaults with
+                Key = Random.key 5L
+            }
+
+        let y =
+            (Mac.matmul c (Tensor.zeros [| 400; k |]) (Tensor.ones [| k; 50 |])).ToDoubleArray()
+
+        let mean = Array.average y
+        mean, sqrt (y |> Array.averageBy (fun v -> (v - mean) ** 2.0))
+
+    // E floor(Z) = -1/2 and Var floor(Z) = σ² + 1/12 for σ well above 1.
+    let m1, s1 = stats 100
+    Assert.True(abs (m1 + 0.5) < 0.05, $"mean %g{m1}")
+    Assert.True(abs (s1 - sqrt (4.0 + 1.0 / 12.0)) < 0.05, $"std %g{s1}")
+    let m2, s2 = stats 200
+    Assert.True(abs (m2 + 1.0) < 0.07, $"two chunks: mean %g{m2}")
+    Assert.True(abs (s2 - sqrt (2.0 * (4.0 + 1.0 / 12.0))) < 0.07, $"two chunks: std %g{s2}")
+
+[<Fact>]
+let ``out-of-range values and mismatched shapes are named errors`` () =
+    let ones = Tensor.ones [| 2; 3 |]
+
+    let fails (words: string list) (f: unit -> Tensor) =
+        let e = Assert.ThrowsAny<ArgumentException>(fun () -> f () |> ignore)
+
+        for w in words do
+            Assert.True(e.Message.Contains(w: string), $"'%s{w}' in: %s{e.Message}")
+
+    let x = Tensor.FromArray([| 1.0; 31.6; 0.0 |], 1, 3)
+    fails [ "input [0, 1]"; "31.6"; "0..31" ] (fun () -> Mac.matmul Mac.noiseless x (Tensor.ones [| 3; 2 |]))
+    let w = Tensor.FromArray([| 1.0; -63.5; 0.0; 2.0; 0.0; 1.0 |], 3, 2)
+    fails [ "weight [0, 1]"; "-63.5"; "-63..63" ] (fun () -> Mac.matmul Mac.noiseless ones w)
+    fails [ "[2; 3]"; "[4; 2]" ] (fun () -> Mac.matmul Mac.noiseless ones (Tensor.ones [| 4; 2 |]))
+    fails [ "gain" ] (fun () -> Mac.matmul { Mac.noiseless with Gain = 2.0 } ones (Tensor.ones [| 3; 2 |]))
+
+[<Fact>]
+let ``the gradient is the straight-through surrogate's`` () =
+    let c =
+        { Mac.noiseless with
+            Gain = 0.01
+            NumSends = 2
+        }
+
+    let x = Tensor.FromArray([| 3.2; 0.4; 17.9; 30.6; 5.5; 2.0 |], 2, 3)
+    let w = Tensor.FromArray([| 10.3; -4.0; 62.9; 0.2; -63.0; 7.7 |], 3, 2)
+    let u = Tensor.FromArray([| 1.0; -2.0; 0.5; 3.0 |], 2, 2)
+
+    let gx, gw =
+        Ad.grad (fun (x: Tensor, w: Tensor) -> (Mac.matmul c x w * u).Sum()) (x, w)
+
+    let s = float (float32 (2.0 * 0.01))
+    assertClose "d/dx" 1e-6 1e-9 (Tensor.matmul u (w.Transpose()) * s) gx
+    assertClose "d/dw" 1e-6 1e-9 (Tensor.matmul (x.Transpose()) u * s) gw
