@@ -190,3 +190,50 @@ module Mac =
         let surrogate = Tensor.matmul x2 w * float (scaleOf c)
         let y = chip.Convert surrogate.DType + (surrogate - Ad.stopGradient surrogate)
         if vector then y.Squeeze 0 else y
+
+    // ---------------------------------------------------------------------------------------------
+    // Layers (hxtorch.perceptron's, bss2.md 3.4): chip values, straight-through derivatives
+
+    /// `value` forward and `surrogate`'s derivative.
+    let private straight (value: Tensor) (surrogate: Tensor) =
+        Ad.stopGradient value + (surrogate - Ad.stopGradient surrogate)
+
+    let private clampTo (lo: float) (hi: float) (x: Tensor) =
+        let like (v: float) = Tensor.Scalar(v, x.DType)
+        x.Maximum(like lo).Minimum(like hi)
+
+    let private positive (x: Tensor) =
+        Ad.stopGradient ((x.Gt 0.0).Convert x.DType)
+
+    /// The weights a layer multiplies: clamped to ±63, the derivative passing (hxtorch clamps the
+    /// parameter in place before each product, which its gradient does not see).
+    let clampWeights (w: Tensor) = straight (clampTo -63.0 63.0 w) w
+
+    /// hxtorch's relu: clamp(floor x, 0, 127); derivative [x > 0].
+    let relu (x: Tensor) =
+        straight (clampTo 0.0 127.0 (x.Floor())) (x * positive x)
+
+    /// hxtorch's converting ReLU, from an int8 output to the next layer's 5-bit input:
+    /// clamp(floor(clamp(floor x, 0, 127) / 2^shift), 0, 31); derivative [x > 0] / 2^shift (no
+    /// masks for the clips).
+    let convertingRelu (shift: int) (x: Tensor) =
+        if shift < 0 || shift > 7 then
+            invalidArg "shift" $"Bss2.Mac.convertingRelu: the shift must lie in 0..7, got %d{shift}"
+
+        let d = float (1 <<< shift)
+        straight (clampTo 0.0 31.0 ((clampTo 0.0 127.0 (x.Floor()) / d).Floor())) (x * positive x / d)
+
+    /// hxtorch's add of int8 values: clamp(clamp(floor a) + clamp(floor b)), every clamp to
+    /// [−128, 127]; the derivative passes to both.
+    let add (a: Tensor) (b: Tensor) =
+        let int8 (t: Tensor) = clampTo -128.0 127.0 (t.Floor())
+        straight (int8 (int8 a + int8 b)) (a + b)
+
+    /// A linear layer on the chip: x [B; K] (or [K]) in 0..31 times the clamped weights w [K; N],
+    /// the bias (if any) through the int8 add (as hxtorch's Linear does).
+    let linear (c: MacConfig) (w: Tensor) (bias: Tensor option) (x: Tensor) =
+        let y = matmul c x (clampWeights w)
+
+        match bias with
+        | Some b -> add y b
+        | None -> y
