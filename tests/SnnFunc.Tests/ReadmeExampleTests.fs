@@ -236,3 +236,24 @@ let ``the README's event-based hardware-in-the-loop snippet runs and reaches the
     Assert.True(Double.IsFinite(value.ToScalar()))
     Assert.Contains((grads["x->hidden"]["weight"]).ToDoubleArray(), fun v -> v <> 0.0)
     Assert.Contains((grads["hidden->out"]["weight"]).ToDoubleArray(), fun v -> v <> 0.0)
+
+[<Fact>]
+let ``the README's MAC snippet runs and reaches the weights`` () =
+    // Added: inputs in 0..31 and weights the snippet assumes.
+    let x = (Random.uniform (Random.key 1L) [| 4; 200 |]) * 31.0
+    let w1 = (Random.normal (Random.key 2L) [| 200; 16 |]) * 20.0
+
+    let g =
+        let mac =
+            { SnnFunc.Backends.Bss2.Mac.defaults with
+                Key = Random.key 7L
+            }
+
+        let hidden (w1: Tensor) (x: Tensor) =
+            SnnFunc.Backends.Bss2.Mac.linear mac w1 None x
+            |> SnnFunc.Backends.Bss2.Mac.convertingRelu 1
+
+        Ad.grad (fun w1 -> (hidden w1 x).Sum()) w1
+
+    Assert.Equal<int[]>([| 200; 16 |], g.Shape)
+    Assert.Contains(g.ToDoubleArray(), fun v -> v <> 0.0)
