@@ -93,11 +93,34 @@ public sealed class EmulatedChip
         ArgumentNullException.ThrowIfNull(inputs);
         var config = RunConfigModule.steps(steps, dt);
         var xs = Microsoft.FSharp.Collections.MapModule.OfSeq(inputs.Select(kv => Tuple.Create(kv.Key, kv.Value)));
+        return new ChipRun(Trial(trial).Run(graph.Inner, parameters.Inner, xs, config), graph, config, xs);
+    }
+
+    /// <summary>Runs a batch of event inputs on the chip (its spike-time view, jaxsnn's): the events are sent on
+    /// the circuits' step grid, and the spikes come back at their threshold crossings on the 8 ns clock.</summary>
+    /// <param name="graph">A feed-forward graph of LIF and LI populations with dense projections.</param>
+    /// <param name="parameters">Its parameters (concrete values).</param>
+    /// <param name="tEnd">The end of the run in model seconds.</param>
+    /// <param name="dt">The circuits' step in model seconds (e.g. 1e-4).</param>
+    /// <param name="inputs">One event buffer per source, [batch, capacity].</param>
+    /// <param name="trial">Selects the trial-to-trial noise: use a new number for every run.</param>
+    /// <returns>The chip's spikes and account.</returns>
+    /// <exception cref="ArgumentException">The graph does not fit on the chip or is not one the chip runs.</exception>
+    public ChipEventRun RunEvents(NetworkGraph graph, GraphParameters parameters, double tEnd, double dt, IReadOnlyDictionary<string, EventBuffer> inputs, long trial = 0)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(inputs);
+        var xs = Microsoft.FSharp.Collections.MapModule.OfSeq(inputs.Select(kv => Tuple.Create(kv.Key, kv.Value)));
+        return new ChipEventRun(Trial(trial).RunEvents(graph.Inner, parameters.Inner, xs, tEnd, dt), graph, xs);
+    }
+
+    private Bss2Emulator Trial(long trial)
+    {
         var c = Inner.Config;
-        var e = Inner.With(new Bss2Config(
+        return Inner.With(new Bss2Config(
             c.WeightScale, c.WeightScales, c.TraceScales, c.FixedPatternNoise, c.MembraneNoise,
             SnnFunc.Random.foldIn(SnnFunc.Random.key(trial), 1), c.Readout, c.Madc, c.CadcPeriod, c.SampleGap, c.EventCapacity));
-        return new ChipRun(e.Run(graph.Inner, parameters.Inner, xs, config), graph, config, xs);
     }
 
     /// <inheritdoc/>
@@ -152,5 +175,50 @@ public sealed class ChipRun
             ? Hil.run(graph.Inner, parameters.Inner, config, inputs, Inner)
             : Hil.runWith(Fn<string, bool>(measured.Contains), graph.Inner, parameters.Inner, config, inputs, Inner);
         return new GraphRunResult(r);
+    }
+}
+
+/// <summary>One batch's event run on an <see cref="EmulatedChip"/>: the chip's spikes and its hardware-time account.</summary>
+public sealed class ChipEventRun
+{
+    private readonly NetworkGraph graph;
+    private readonly Microsoft.FSharp.Collections.FSharpMap<string, EventBuffer> inputs;
+
+    internal ChipEventRun(Observables inner, NetworkGraph graph, Microsoft.FSharp.Collections.FSharpMap<string, EventBuffer> inputs)
+    {
+        Inner = inner;
+        this.graph = graph;
+        this.inputs = inputs;
+    }
+
+    internal Observables Inner { get; }
+
+    /// <summary>The spikes of a spiking population as the chip timestamped them, [batch, capacity].</summary>
+    /// <param name="population">The population's name.</param>
+    /// <exception cref="ArgumentException">No spiking population has that name.</exception>
+    public EventBuffer this[string population] =>
+        Inner.Events.TryGetValue(population ?? throw new ArgumentNullException(nameof(population)), out var b)
+            ? b
+            : throw new ArgumentException($"ChipEventRun: no spiking population '{population}'; the spiking populations are {string.Join(", ", Inner.Events.Keys)}", nameof(population));
+
+    /// <summary>Hardware seconds the batch took.</summary>
+    public double HardwareSeconds => Inner.Account.Value.BackendSeconds;
+
+    /// <summary>Samples per second of hardware time.</summary>
+    public double SamplesPerSecond => Inner.Account.Value.SamplesPerSecond;
+
+    /// <summary>Energy per sample in joules.</summary>
+    public double JoulesPerSample => Inner.Account.Value.JoulesPerSample;
+
+    /// <summary>The chip's spike times with EventProp's derivative (event-based hardware in the loop): a software
+    /// replay takes them as the solver's solutions. Differentiate a loss of this with respect to
+    /// <paramref name="parameters"/>.</summary>
+    /// <param name="parameters">The parameters (those the run used), traced by the transform.</param>
+    /// <param name="options">The replay's settings (TEnd as the chip run's; defaults when null).</param>
+    /// <returns>The spikes of every spiking population (the chip's) and the readouts' maxima.</returns>
+    public EventRunResult WithSoftwareGradient(GraphParameters parameters, EventRunOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return new EventRunResult(Hil.runEvents(graph.Inner, parameters.Inner, (options ?? new()).ToFSharp(), inputs, Inner));
     }
 }
