@@ -197,3 +197,41 @@ let ``a linear layer clamps its weights, adds its bias in int8 and batches under
     // vmap over examples: one product on the folded batch, the same numbers as one call.
     let ys = Ad.vmap (fun (xi: Tensor) -> Mac.linear c w (Some bias) xi) x
     assertEqualValues "vmap" y ys
+
+[<Fact>]
+let ``automatic num_sends is hxtorch's`` () =
+    // bss2.md 3.4: fan_in 3 -> 39 (hxtorch's unit test), 100 -> 7, 500 -> 4, 784 -> 3 at gain 0.002, shift 1.
+    for fanIn, sends in [ 3, 39; 100, 7; 500, 4; 784, 3 ] do
+        let s, wStd, _ = Mac.initScales 0.002 1 fanIn
+        Assert.Equal(sends, s)
+        Assert.True(3.0 * wStd <= 63.0, $"fan-in %d{fanIn}: 3 std of the weights within ±63")
+
+[<Fact>]
+let ``averaged columns give the same value without noise and less noise with it`` () =
+    let rng = Random 4
+
+    let x =
+        Tensor.FromArray(Array.init (64 * 20) (fun _ -> float (rng.Next(0, 32))), 64, 20)
+
+    let w =
+        Tensor.FromArray(Array.init (20 * 5) (fun _ -> float (rng.Next(-10, 11))), 20, 5)
+
+    let quiet = { Mac.noiseless with Gain = 0.01 }
+    assertEqualValues "noiseless" (Mac.linear quiet w None x) (Mac.linearAveraged quiet 4 w None x)
+
+    let spread (avg: int) =
+        let noisy =
+            { quiet with
+                NoiseStd = 2.0
+                Key = Random.key 9L
+            }
+
+        let y =
+            (Mac.linearAveraged noisy avg w None x - Mac.linear quiet w None x).ToDoubleArray()
+
+        let m = Array.average y
+        sqrt (y |> Array.averageBy (fun v -> (v - m) ** 2.0))
+
+    let one, four = spread 1, spread 4
+    // Four columns' floors of N(0, 2) averaged: about half the spread.
+    Assert.True(four < 0.65 * one && four > 0.4 * one, $"spread %g{one} with one column, %g{four} with four")

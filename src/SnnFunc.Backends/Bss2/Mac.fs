@@ -237,3 +237,35 @@ module Mac =
         match bias with
         | Some b -> add y b
         | None -> y
+
+    /// A linear layer whose outputs each occupy `avg` columns (the weights repeated), averaged
+    /// after the product (float32 mean) to average the columns' noise; then the bias through the
+    /// int8 add (hxtorch's Linear(avg)).
+    let linearAveraged (c: MacConfig) (avg: int) (w: Tensor) (bias: Tensor option) (x: Tensor) =
+        if avg < 1 then
+            invalidArg "avg" $"Bss2.Mac.linearAveraged: avg must be at least 1, got %d{avg}"
+
+        let k, n = w.Shape[0], w.Shape[1]
+        // [K; N] -> [K; N; avg] -> [K; N·avg]: output j on columns j·avg .. j·avg + avg − 1.
+        let repeated =
+            (clampWeights w).Unsqueeze(2).BroadcastTo([| k; n; avg |]).Reshape [| k; n * avg |]
+
+        let y = matmul c x repeated
+        let y = y.Reshape(Array.append y.Shape[.. y.Rank - 2] [| n; avg |]).Mean(y.Rank)
+
+        match bias with
+        | Some b -> add y b
+        | None -> y
+
+    /// hxtorch's automatic num_sends for a layer of `fanIn` inputs (MACLayer.reset_parameters,
+    /// bss2.md 3.4): the weight scale std = 2^reluShift · √2 / gain / √fanIn makes the outputs of
+    /// unit-variance inputs span the converting ReLU's range; num_sends = ceil(std / 21), 21 = 63 / 3
+    /// so that three standard deviations of the weights std / num_sends fit in ±63. Returns
+    /// (num_sends, the weights' standard deviation, the bias's uniform bound std · √3 / 31).
+    let initScales (gain: float) (reluShift: int) (fanIn: int) =
+        if fanIn < 1 then
+            invalidArg "fanIn" $"Bss2.Mac.initScales: fanIn must be at least 1, got %d{fanIn}"
+
+        let std = float (1 <<< reluShift) * sqrt 2.0 / gain / sqrt (float fanIn)
+        let sends = int (ceil (std / 21.0))
+        sends, std / float sends, std * sqrt 3.0 / 31.0
