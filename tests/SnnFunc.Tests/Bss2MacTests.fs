@@ -235,3 +235,48 @@ let ``averaged columns give the same value without noise and less noise with it`
     let one, four = spread 1, spread 4
     // Four columns' floors of N(0, 2) averaged: about half the spread.
     Assert.True(four < 0.65 * one && four > 0.4 * one, $"spread %g{one} with one column, %g{four} with four")
+
+[<Fact>]
+let ``a convolution is one product over the patch matrix, chunks crossing channels`` () =
+    // C 6, kernel 5 x 5: 150 patch rows, so the second 128-row chunk starts inside channel 5.
+    let rng = Random 8
+    let n, cin, h, wd, cout, k = 2, 6, 9, 8, 4, 5
+    let stride, pad = (2, 1), (1, 2)
+    let xs = Array.init (n * cin * h * wd) (fun _ -> float (rng.Next(0, 32)))
+    let ws = Array.init (cout * cin * k * k) (fun _ -> float (rng.Next(-63, 64)))
+    let x = Tensor.FromArray(xs, n, cin, h, wd)
+    let w = Tensor.FromArray(ws, cout, cin, k, k)
+    let c = { Mac.noiseless with Gain = 0.004 }
+    let y = Mac.conv2d c stride pad w None x
+    let outH = (h + 2 * fst pad - k) / fst stride + 1
+    let outW = (wd + 2 * snd pad - k) / snd stride + 1
+    Assert.Equal<int[]>([| n; cout; outH; outW |], y.Shape)
+    // The patch matrix by hand: rows (n, oh, ow), columns (c, i, j), zeros in the padding.
+    let pixel b ch r col =
+        if r < 0 || r >= h || col < 0 || col >= wd then
+            0.0
+        else
+            xs[((b * cin + ch) * h + r) * wd + col]
+
+    let patches =
+        Array2D.init (n * outH * outW) (cin * k * k) (fun row column ->
+            let b, oh, ow = row / (outH * outW), row / outW % outH, row % outW
+            let ch, i, j = column / (k * k), column / k % k, column % k
+            pixel b ch (oh * fst stride - fst pad + i) (ow * snd stride - snd pad + j))
+
+    let weights =
+        Array2D.init (cin * k * k) cout (fun column o -> ws[o * cin * k * k + column])
+
+    let expected = reference 0.004 1 patches weights
+    let actual = y.ToDoubleArray()
+
+    for row in 0 .. n * outH * outW - 1 do
+        for o in 0 .. cout - 1 do
+            let b, pos = row / (outH * outW), row % (outH * outW)
+            let a = actual[(b * cout + o) * outH * outW + pos]
+            Assert.True((a = expected[row, o]), $"row %d{row}, output %d{o}: %g{a}, expected %g{expected[row, o]}")
+
+    // The bias is added in float after the product (no floor, no clamp).
+    let bias = Tensor.FromArray [| 0.25; -1.5; 300.0; 0.0 |]
+    let withBias = Mac.conv2d c stride pad w (Some bias) x
+    assertEqualValues "bias" (y + bias.Reshape [| 1; 4; 1; 1 |]) withBias

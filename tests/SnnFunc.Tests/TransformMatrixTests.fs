@@ -367,6 +367,20 @@ let private macTwin (x: Tensor) =
 
     chip + (surrogate - Ad.stopGradient surrogate)
 
+/// Bss2.Mac.conv2d (no noise, 8 patch rows, no saturation) of x [1; 2; 3; 3]; its twin is
+/// Conv.conv2d on the rounded input, floored in float32, with the straight-through derivative.
+let private macKernel =
+    t64 [| 2; 2; 2; 2 |] [ for i in 0..15 -> float ((i * 5) % 11 - 5) ]
+
+let private macConvTwin (x: Tensor) =
+    let s = float (SnnFunc.Backends.Bss2.Mac.scaleOf macConfig)
+    let surrogate = Conv.conv2d macKernel x * s
+
+    let chip =
+        ((Conv.conv2d macKernel (x.Round())).Convert Float32 * s).Floor().Convert Float64
+
+    chip + (surrogate - Ad.stopGradient surrogate)
+
 /// The transforms of second order, which the event kernels reject with a clear error.
 let secondOrder =
     set
@@ -415,6 +429,13 @@ let cases: Case list =
             Custom = fun x -> SnnFunc.Backends.Bss2.Mac.matmul macConfig x macWeights
             Twin = macTwin
             Input = fun rng -> uniform rng 0.0 31.0 [| 4; 6 |]
+            KernelsUnder = every
+        }
+        {
+            Name = "Bss2.Mac.conv2d (straight-through)"
+            Custom = SnnFunc.Backends.Bss2.Mac.conv2d macConfig (1, 1) (0, 0) macKernel None
+            Twin = macConvTwin
+            Input = fun rng -> uniform rng 0.0 31.0 [| 1; 2; 3; 3 |]
             KernelsUnder = every
         }
         {

@@ -269,3 +269,41 @@ module Mac =
         let std = float (1 <<< reluShift) * sqrt 2.0 / gain / sqrt (float fanIn)
         let sends = int (ceil (std / 21.0))
         sends, std / float sends, std * sqrt 3.0 / 31.0
+
+    /// A 2-D convolution on the chip (hxtorch's Conv2d, bss2.md 3.4): x [N; C; H; W] (values 0..31
+    /// after the zero padding) as its patch matrix, rows (n, oh, ow) × columns (c, i, j) in
+    /// F.unfold's order, times the clamped weights [C_out; C; kh; kw] flattened, in one product
+    /// (so the 128-row chunks cross channel boundaries); the bias added in float after it, with no
+    /// floor or clamp. Returns [N; C_out; OutH; OutW].
+    let conv2d (c: MacConfig) (stride: int * int) (padding: int * int) (w: Tensor) (bias: Tensor option) (x: Tensor) =
+        if w.Rank <> 4 || x.Rank <> 4 || w.Shape[1] <> x.Shape[1] then
+            invalidArg
+                "w"
+                $"Bss2.Mac.conv2d: needs x [N; C; H; W] and w [C_out; C; kh; kw] with the same C, got %s{Shape.format x.Shape} and %s{Shape.format w.Shape}"
+
+        let cout, cin, kh, kw = w.Shape[0], w.Shape[1], w.Shape[2], w.Shape[3]
+
+        let options: UnfoldOptions =
+            {
+                Kernel = (kh, kw)
+                Stride = stride
+                Padding = padding
+                Dilation = (1, 1)
+            }
+
+        let patches = Conv.unfoldWith options x // [N; C·kh·kw; L]
+        let batch, rows, positions = patches.Shape[0], patches.Shape[1], patches.Shape[2]
+        let matrix = patches.Permute(0, 2, 1).Reshape [| batch * positions; rows |]
+        let weights = (clampWeights w).Reshape([| cout; cin * kh * kw |]).Transpose()
+        let y = matmul c matrix weights // [N·L; C_out]
+        let ph, pw = padding
+        let sh, sw = stride
+        let outH = (x.Shape[2] + 2 * ph - kh) / sh + 1
+        let outW = (x.Shape[3] + 2 * pw - kw) / sw + 1
+
+        let y =
+            y.Reshape([| batch; positions; cout |]).Permute(0, 2, 1).Reshape [| batch; cout; outH; outW |]
+
+        match bias with
+        | Some b -> y + b.Reshape [| 1; cout; 1; 1 |]
+        | None -> y
