@@ -280,3 +280,20 @@ let ``a convolution is one product over the patch matrix, chunks crossing channe
     let bias = Tensor.FromArray [| 0.25; -1.5; 300.0; 0.0 |]
     let withBias = Mac.conv2d c stride pad w (Some bias) x
     assertEqualValues "bias" (y + bias.Reshape [| 1; 4; 1; 1 |]) withBias
+
+[<Fact>]
+let ``the tiling and the spike trains' hardware time follow grenade's placement`` () =
+    // 300 inputs, 600 outputs: 3 output chunks x 3 input chunks = 9 tiles in 5 sequential runs.
+    Assert.Equal((9, 5), Mac.tiling 300 600)
+    Assert.Equal((1, 1), Mac.tiling 128 256)
+    // 128 non-zero inputs, one send: 128 events of 40 ns = 5.12 µs (bss2.md 3.1's ≈ 5.1 µs).
+    let full = Tensor.ones [| 1; 128 |]
+    Assert.Equal(5.12e-6, (Mac.spikeTrainSeconds Mac.defaults full 256)[0], 15)
+    // 200 inputs (chunks of 128 and 72 non-zero), 2 sends, 10 outputs: 2 tiles on the two
+    // hemispheres of one run; the fuller has 128 events.
+    let x =
+        Tensor.FromArray(Array.init 200 (fun i -> if i < 128 then 3.0 else (if i < 200 then 1.0 else 0.0)), 1, 200)
+
+    Assert.Equal(128.0 * 2.0 * 40e-9, (Mac.spikeTrainSeconds { Mac.defaults with NumSends = 2 } x 10)[0], 15)
+    // Zeros send nothing.
+    Assert.Equal(0.0, (Mac.spikeTrainSeconds Mac.defaults (Tensor.zeros [| 1; 128 |]) 256)[0])

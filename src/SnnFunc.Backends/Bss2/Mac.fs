@@ -307,3 +307,49 @@ module Mac =
         match bias with
         | Some b -> y + b.Reshape [| 1; cout; 1; 1 |]
         | None -> y
+
+    /// FPGA cycles between two input events of a MAC pass (hxtorch's wait_between_events, 5 = 40 ns,
+    /// bss2.md 3.4).
+    [<Literal>]
+    let WaitBetweenEvents = 5
+
+    /// The tiles of a product with K inputs and N outputs (256-column output chunks outer, 128-row
+    /// input chunks inner): tile t runs on hemisphere t mod 2 in sequential run t div 2 (grenade's
+    /// placement, bss2.md 3.4). Returns (tiles, sequential runs).
+    let tiling (k: int) (n: int) =
+        let tiles =
+            ((n + ChunkColumns - 1) / ChunkColumns) * ((k + ChunkRows - 1) / ChunkRows)
+
+        tiles, (tiles + 1) / 2
+
+    /// The hardware seconds of the input spike trains of one product per row of x [B; K] (values
+    /// 0..31) with N outputs: per sequential run, the non-zero inputs of the fuller of its two
+    /// hemispheres' tiles × num_sends × 40 ns (bss2.md 3.1). The reset and the CADC readout of each
+    /// pass come on top (the reference gives no figure for them).
+    let spikeTrainSeconds (c: MacConfig) (x: Tensor) (n: int) : float[] =
+        if x.Rank <> 2 then
+            invalidArg "x" $"Bss2.Mac.spikeTrainSeconds: x must be [batch; K], got %s{Shape.format x.Shape}"
+
+        let batch, k = x.Shape[0], x.Shape[1]
+        let values = x.ToDoubleArray()
+        let inputChunks = (k + ChunkRows - 1) / ChunkRows
+        let tiles, runs = tiling k n
+
+        let perEvent =
+            float WaitBetweenEvents
+            * SnnFunc.Backends.Bss2Figures.timestampClock
+            * float c.NumSends
+
+        Array.init batch (fun b ->
+            let nonZero chunk =
+                let k0, k1 = chunk * ChunkRows, min k ((chunk + 1) * ChunkRows)
+
+                Seq.init (k1 - k0) (fun r -> values[b * k + k0 + r])
+                |> Seq.filter (fun v -> Math.Round(v, MidpointRounding.ToEven) <> 0.0)
+                |> Seq.length
+
+            // Tile t reads input chunk t mod inputChunks (output chunk outer, input chunk inner).
+            let events t = nonZero (t % inputChunks)
+
+            Seq.init runs (fun run -> max (events (2 * run)) (if 2 * run + 1 < tiles then events (2 * run + 1) else 0))
+            |> Seq.sumBy (fun e -> float e * perEvent))
