@@ -61,11 +61,14 @@ module Mac =
     /// The float32 factor of a partial sum: float32(float64(num_sends) · gain) (torch's scalar).
     let scaleOf (c: MacConfig) = float32 (float c.NumSends * c.Gain)
 
-    /// Round half to even (torch.round), then the range check of the rounded values.
+    /// torch.round: half to even.
+    let private roundHalfEven (v: float) = Math.Round(v, MidpointRounding.ToEven)
+
+    /// Round half to even, then the range check of the rounded values.
     let private quantise (what: string) (lo: int) (hi: int) (cols: int) (values: float[]) =
         values
         |> Array.mapi (fun i v ->
-            let q = Math.Round(v, MidpointRounding.ToEven)
+            let q = roundHalfEven v
 
             if not (q >= float lo && q <= float hi) then
                 fail
@@ -188,15 +191,15 @@ module Mac =
 
         let chip = (Tensor.ApplyCustom(MacForward c, x2, w))[0]
         let surrogate = Tensor.matmul x2 w * float (scaleOf c)
-        let y = chip.Convert surrogate.DType + (surrogate - Ad.stopGradient surrogate)
+        let y = SnnFunc.Backends.Hil.substitute surrogate (chip.Convert surrogate.DType)
         if vector then y.Squeeze 0 else y
 
     // ---------------------------------------------------------------------------------------------
     // Layers (hxtorch.perceptron's, bss2.md 3.4): chip values, straight-through derivatives
 
-    /// `value` forward and `surrogate`'s derivative.
+    /// `value` forward and `surrogate`'s derivative (Hil's substitution).
     let private straight (value: Tensor) (surrogate: Tensor) =
-        Ad.stopGradient value + (surrogate - Ad.stopGradient surrogate)
+        SnnFunc.Backends.Hil.substitute surrogate value
 
     let private clampTo (lo: float) (hi: float) (x: Tensor) =
         let like (v: float) = Tensor.Scalar(v, x.DType)
@@ -345,7 +348,7 @@ module Mac =
                 let k0, k1 = chunk * ChunkRows, min k ((chunk + 1) * ChunkRows)
 
                 Seq.init (k1 - k0) (fun r -> values[b * k + k0 + r])
-                |> Seq.filter (fun v -> Math.Round(v, MidpointRounding.ToEven) <> 0.0)
+                |> Seq.filter (fun v -> roundHalfEven v <> 0.0)
                 |> Seq.length
 
             // Tile t reads input chunk t mod inputChunks (output chunk outer, input chunk inner).

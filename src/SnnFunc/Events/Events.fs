@@ -437,8 +437,7 @@ module Events =
                 NForced = forcedPops.Length
             }
 
-        let perSample =
-            Array.init layout.NSlots (fun k -> k < 3 * ns || k >= layout.ForcedStart)
+        let perSample = Array.init layout.NSlots (EventKernelHelpers.isEventSlot layout)
 
         let outs =
             Tensor.ApplyCustom(EventForward(layout, perSample, layered), args.ToArray())
