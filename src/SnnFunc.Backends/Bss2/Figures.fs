@@ -57,6 +57,11 @@ let tauSynRange = 0.3e-6, 30e-6
 /// SNN inference draws < 200 mW [R] P2 (bss2.md 4): the power the energy account charges.
 let power = 0.2
 
+/// The ASIC's power in matrix (MAC) mode: the BSS-2 mobile ECG classifier takes 192 µJ of ASIC
+/// energy per 276 µs patient sample [R] P1 (bss2.md 3.3), so 192e-6 J / 276e-6 s = 0.696 W [I] (the
+/// sample's mean power, reconfiguration and I/O included): the power the MAC energy account charges.
+let macPower = 192e-6 / 276e-6
+
 /// Fixed-pattern spreads (standard deviations): relative for the time constants and the synaptic
 /// gain, in CADC codes for the voltages.
 type Spreads =
