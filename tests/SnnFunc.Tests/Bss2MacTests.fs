@@ -159,17 +159,23 @@ let ``the layers' values are hxtorch's and their derivatives straight through`` 
     let v (xs: float list) = Tensor.FromArray(Array.ofList xs)
     let x = v [ -3.5; -0.2; 0.7; 5.9; 70.2; 200.0 ]
     // relu: clamp(floor x, 0, 127); derivative [x > 0].
-    assertEqualValues "relu" (v [ 0.0; 0.0; 0.0; 5.0; 70.0; 127.0 ]) (Mac.relu x)
-    assertEqualValues "relu'" (v [ 0.0; 0.0; 1.0; 1.0; 1.0; 1.0 ]) (Ad.grad (fun x -> (Mac.relu x).Sum()) x)
+    assertEqualValues "relu" (v [ 0.0; 0.0; 0.0; 5.0; 70.0; 127.0 ]) (Mac.relu Mac.defaults x)
+    assertEqualValues "relu'" (v [ 0.0; 0.0; 1.0; 1.0; 1.0; 1.0 ]) (Ad.grad (fun x -> (Mac.relu Mac.defaults x).Sum()) x)
     // converting ReLU, shift 2: floor(clamp(floor x, 0, 127) / 4) clipped to 31; derivative / 4.
-    assertEqualValues "convertingRelu" (v [ 0.0; 0.0; 0.0; 1.0; 17.0; 31.0 ]) (Mac.convertingRelu 2 x)
+    assertEqualValues "convertingRelu" (v [ 0.0; 0.0; 0.0; 1.0; 17.0; 31.0 ]) (Mac.convertingRelu Mac.defaults 2 x)
 
-    assertEqualValues "convertingRelu'" (v [ 0.0; 0.0; 0.25; 0.25; 0.25; 0.25 ]) (Ad.grad (fun x -> (Mac.convertingRelu 2 x).Sum()) x)
+    assertEqualValues
+        "convertingRelu'"
+        (v [ 0.0; 0.0; 0.25; 0.25; 0.25; 0.25 ])
+        (Ad.grad (fun x -> (Mac.convertingRelu Mac.defaults 2 x).Sum()) x)
 
     // add: int8 operands, int8 sum; the derivative reaches both.
     let a, b = v [ 100.7; -100.0; 3.2 ], v [ 100.0; -100.5; -5.9 ]
-    assertEqualValues "add" (v [ 127.0; -128.0; -3.0 ]) (Mac.add a b)
-    let ga, gb = Ad.grad (fun (a: Tensor, b: Tensor) -> (Mac.add a b).Sum()) (a, b)
+    assertEqualValues "add" (v [ 127.0; -128.0; -3.0 ]) (Mac.add Mac.defaults a b)
+
+    let ga, gb =
+        Ad.grad (fun (a: Tensor, b: Tensor) -> (Mac.add Mac.defaults a b).Sum()) (a, b)
+
     assertEqualValues "add' (a)" (v [ 1.0; 1.0; 1.0 ]) ga
     assertEqualValues "add' (b)" (v [ 1.0; 1.0; 1.0 ]) gb
 
@@ -181,7 +187,7 @@ let ``a linear layer clamps its weights, adds its bias in int8 and batches under
     let x = Tensor.FromArray([| 2.0; 4.0; 1.0; 31.0; 0.0; 5.0 |], 2, 3)
     let clamped = Tensor.FromArray([| 63.0; -2.0; 10.0; -63.0; 3.0; 1.0 |], 3, 2)
     let y = Mac.linear c w (Some bias) x
-    let expected = Mac.add (Mac.matmul c x clamped) bias
+    let expected = Mac.add c (Mac.matmul c x clamped) bias
     assertEqualValues "the weights clamped to ±63" expected y
     // The gradient passes the clamp: that of the surrogate with the unclamped weights.
     let gw = Ad.grad (fun w -> (Mac.linear c w (Some bias) x).Sum()) w

@@ -251,7 +251,7 @@ let ``the README's MAC snippet runs and reaches the weights`` () =
 
         let hidden (w1: Tensor) (x: Tensor) =
             SnnFunc.Backends.Bss2.Mac.linear mac w1 None x
-            |> SnnFunc.Backends.Bss2.Mac.convertingRelu 1
+            |> SnnFunc.Backends.Bss2.Mac.convertingRelu mac 1
 
         Ad.grad (fun w1 -> (hidden w1 x).Sum()) w1
 

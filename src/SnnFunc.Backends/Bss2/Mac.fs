@@ -1,143 +1,77 @@
-/// The chip's matrix (MAC) mode: vector-matrix products in the analog synapse array with
-/// hxtorch's mock arithmetic (bss2.md 3.4), bit for bit, and their straight-through gradient.
+/// The chip's matrix (MAC) mode as differentiable operations: the product with hxtorch's mock
+/// arithmetic (bss2.md 3.4) as its value and its straight-through gradient, and hxtorch.perceptron's
+/// layers; with Mode = Ideal the same network unquantised in software. The concrete arithmetic, the
+/// placement and the hardware account are Bss2.MacChip (MacChip.fs), re-exported here.
 namespace SnnFunc.Backends.Bss2
 
-open System
 open SnnFunc
-open SnnFunc.RandomBits
 
-/// Settings of MAC products.
-type MacConfig =
-    {
-        /// Output LSB per unit of Σ x·w (hxtorch's MockParameter.gain, default 0.002, bss2.md 3.4);
-        /// in (0, 1].
-        Gain: float
-        /// How often the input vector is sent (each send integrates once more).
-        NumSends: int
-        /// Standard deviation of the Gaussian noise on each 128-row partial sum, in output LSB
-        /// (default 2.0, bss2.md 3.4); 0 turns it off.
-        NoiseStd: float
-        /// The key of this product's noise (fold in a counter per call for fresh noise).
-        Key: Key
-    }
-
-/// MAC products (the binding `Bss2.Mac`).
+/// MAC products and layers (the binding `Bss2.Mac`).
 [<RequireQualifiedAccess>]
 module Mac =
-    /// Synapse rows per input chunk: a signed weight takes an excitatory and an inhibitory row of
-    /// the 256 (bss2.md 3.4, hardware_matrix_height).
+    /// Synapse rows per input chunk (bss2.md 3.4, hardware_matrix_height).
     [<Literal>]
-    let ChunkRows = 128
+    let ChunkRows = MacChip.ChunkRows
 
     /// Neuron columns per hemisphere: the output tiling of the hardware (bss2.md 3.2).
     [<Literal>]
-    let ChunkColumns = 256
+    let ChunkColumns = MacChip.ChunkColumns
 
-    /// Gain 0.002, one send, noise 2.0 LSB (hxtorch's defaults, bss2.md 3.4).
+    /// FPGA cycles between two input events of a MAC pass (5 = 40 ns, bss2.md 3.4).
+    [<Literal>]
+    let WaitBetweenEvents = MacChip.WaitBetweenEvents
+
+    /// Gain 0.002, one send, noise 2.0 LSB (hxtorch's defaults, bss2.md 3.4); emulated, ideal
+    /// columns (no fixed pattern), one CADC read period (1.7 µs) of reset and readout per run, at
+    /// most 1024 sequential runs per product.
     let defaults: MacConfig =
         {
             Gain = 0.002
             NumSends = 1
             NoiseStd = 2.0
             Key = SnnFunc.Random.key 0L
+            Mode = Emulated
+            FixedPattern = None
+            PassOverhead = SnnFunc.Backends.Bss2Figures.cadcPeriod
+            MaxRuns = 1024
         }
 
     /// The defaults without noise: the bit-exact arithmetic alone.
     let noiseless = { defaults with NoiseStd = 0.0 }
 
-    let private fail (message: string) : 'a =
-        invalidArg "x" $"Bss2.Mac.matmul: %s{message}"
-
-    let private check (c: MacConfig) =
-        if not (c.Gain > 0.0 && c.Gain <= 1.0) then
-            fail $"the gain must lie in (0, 1], got %g{c.Gain}"
-
-        if c.NumSends < 1 then
-            fail $"NumSends must be at least 1, got %d{c.NumSends}"
-
-        if not (c.NoiseStd >= 0.0) || Double.IsInfinity c.NoiseStd then
-            fail $"NoiseStd must be >= 0 and finite, got %g{c.NoiseStd}"
-
     /// The float32 factor of a partial sum: float32(float64(num_sends) · gain) (torch's scalar).
-    let scaleOf (c: MacConfig) = float32 (float c.NumSends * c.Gain)
+    let scaleOf (c: MacConfig) = MacChip.scaleOf c
 
-    /// torch.round: half to even.
-    let private roundHalfEven (v: float) = Math.Round(v, MidpointRounding.ToEven)
+    /// The chip's int8 outputs of concrete x [B; K] and w [K; N] (MacChip.forward).
+    let forward (c: MacConfig) (x: Tensor) (w: Tensor) = MacChip.forward c x w
 
-    /// Round half to even, then the range check of the rounded values.
-    let private quantise (what: string) (lo: int) (hi: int) (cols: int) (values: float[]) =
-        values
-        |> Array.mapi (fun i v ->
-            let q = roundHalfEven v
+    /// (tiles, sequential runs) of a product with K inputs and N outputs (MacChip.tiling).
+    let tiling (k: int) (n: int) = MacChip.tiling k n
 
-            if not (q >= float lo && q <= float hi) then
-                fail
-                    $"%s{what} [%d{i / cols}, %d{i % cols}] = %g{v} rounds to %g{q}, outside %d{lo}..%d{hi} (layers clamp weights; scale inputs to 0..31)"
+    /// The tiles of a product with K inputs and N outputs: run, hemisphere, rows, columns
+    /// (MacChip.placement).
+    let placement (k: int) (n: int) = MacChip.placement k n
 
-            int q)
+    /// The chip's fixed pattern per physical column (MacChip.columnPattern).
+    let columnPattern (p: MacFixedPattern) = MacChip.columnPattern p
 
-    /// The product of concrete x [B; K] and w [K; N] (any float dtype) as the chip's int8 outputs
-    /// [B; N] in Float32: per chunk of 128 rows the exact integer partial sum S, float32(S) ·
-    /// scale, plus fresh N(0, σ) noise over [B; N] (float32), floor, clamp to [−128, 127]; the
-    /// chunks summed exactly and clamped once.
-    let forward (c: MacConfig) (x: Tensor) (w: Tensor) : Tensor =
-        check c
+    /// The hardware seconds of the input spike trains per row of x (MacChip.spikeTrainSeconds).
+    let spikeTrainSeconds (c: MacConfig) (x: Tensor) (n: int) = MacChip.spikeTrainSeconds c x n
 
-        if x.Rank <> 2 || w.Rank <> 2 then
-            fail $"x must be [batch; K] and w [K; N], got %s{Shape.format x.Shape} and %s{Shape.format w.Shape}"
+    /// The emulated hardware seconds of a pass per row of x: spike trains plus PassOverhead per run
+    /// (MacChip.passSeconds).
+    let passSeconds (c: MacConfig) (x: Tensor) (n: int) = MacChip.passSeconds c x n
 
-        let batch, k, n = x.Shape[0], x.Shape[1], w.Shape[1]
-
-        if w.Shape[0] <> k then
-            fail $"x %s{Shape.format x.Shape} has %d{k} inputs, w %s{Shape.format w.Shape} has %d{w.Shape[0]} rows"
-
-        let xq = quantise "input" 0 31 k (x.ToDoubleArray())
-        let wq = quantise "weight" -63 63 n (w.ToDoubleArray())
-        let scale = scaleOf c
-        let total = Array.zeroCreate<int> (batch * n)
-        let partial = Array.zeroCreate<int> n
-        let chunks = (k + ChunkRows - 1) / ChunkRows
-
-        for chunk in 0 .. chunks - 1 do
-            let k0, k1 = chunk * ChunkRows, min k ((chunk + 1) * ChunkRows)
-
-            let noise =
-                if c.NoiseStd = 0.0 then
-                    null
-                else
-                    let std = float32 c.NoiseStd
-
-                    (SnnFunc.Random.normalAs Float32 (SnnFunc.Random.foldIn c.Key chunk) [| batch; n |]).ToArray()
-                    |> Array.map (fun z -> z * std)
-
-            for b in 0 .. batch - 1 do
-                Array.Clear partial
-
-                for r in k0 .. k1 - 1 do
-                    let xv = xq[b * k + r]
-
-                    if xv <> 0 then
-                        let o = r * n
-
-                        for j in 0 .. n - 1 do
-                            partial[j] <- partial[j] + xv * wq[o + j]
-
-                for j in 0 .. n - 1 do
-                    // |S| <= 128 · 31 · 63 < 2^24: float32(S) is exact; one rounding in the product.
-                    let v = float32 partial[j] * scale
-                    let v = if isNull noise then v else v + noise[b * n + j]
-                    let q = Math.Clamp(floor (float v), -128.0, 127.0)
-                    total[b * n + j] <- total[b * n + j] + int q
-
-        let out = total |> Array.map (fun t -> float32 (Math.Clamp(t, -128, 127)))
-        Tensor.FromArray(out, batch, n)
+    /// The emulated ASIC energy of a pass per row of x: passSeconds × Bss2Figures.macPower
+    /// (MacChip.passJoules).
+    let passJoules (c: MacConfig) (x: Tensor) (n: int) = MacChip.passJoules c x n
 
     /// The forward product as a kernel: concrete values only, no derivative (the straight-through
     /// estimator supplies it), vmap folded into the product's batch.
     type private MacForward(c: MacConfig) =
         inherit KernelFn("Bss2.Mac.matmul")
 
-        override _.Kernel args = [| forward c args[0] args[1] |]
+        override _.Kernel args = [| MacChip.forward c args[0] args[1] |]
 
         override this.Twin _ =
             invalidOp $"%s{this.Name}: the chip's product runs on concrete values (a transform without a rule reached it)"
@@ -176,26 +110,45 @@ module Mac =
                 let y = (Tensor.ApplyCustom(this, folded, w))[0]
                 Some [| y.Reshape [| shape[0]; shape[1]; y.Shape[1] |] |]
 
-    /// The chip's product x @ w (x [B; K] or [K], w [K; N]) with hxtorch's arithmetic as the value
-    /// and the derivative of its surrogate gain · num_sends · x @ w (straight through: the
-    /// unrounded x and w, no masks for rounding, floor or saturation, bss2.md 3.4).
+    /// The chip's product x @ w (x [B; K] or [K], w [K; N]). Emulated: hxtorch's arithmetic as the
+    /// value and the derivative of its surrogate gain · num_sends · x @ w (straight through: the
+    /// unrounded x and w, no masks for rounding, floor or saturation, bss2.md 3.4). Ideal: that
+    /// surrogate, scale · x @ w in x's dtype, as value and derivative. Both check the configuration
+    /// and the placement (K >= 1, N >= 1, at most MaxRuns sequential runs).
     let matmul (c: MacConfig) (x: Tensor) (w: Tensor) : Tensor =
+        MacChip.check "matmul" c
+
         if w.Rank <> 2 then
-            fail $"w must be [K; N], got %s{Shape.format w.Shape}"
+            MacChip.failIn "matmul" $"w must be [K; N], got %s{Shape.format w.Shape}"
 
         let vector = x.Rank = 1
         let x2 = if vector then x.Unsqueeze 0 else x
 
         if x2.Rank <> 2 then
-            fail $"x must be [batch; K] or [K], got %s{Shape.format x.Shape}"
+            MacChip.failIn "matmul" $"x must be [batch; K] or [K], got %s{Shape.format x.Shape}"
 
-        let chip = (Tensor.ApplyCustom(MacForward c, x2, w))[0]
-        let surrogate = Tensor.matmul x2 w * float (scaleOf c)
-        let y = SnnFunc.Backends.Hil.substitute surrogate (chip.Convert surrogate.DType)
+        if x2.Shape[1] <> w.Shape[0] then
+            MacChip.failIn
+                "matmul"
+                $"x %s{Shape.format x.Shape} has %d{x2.Shape[1]} inputs, w %s{Shape.format w.Shape} has %d{w.Shape[0]} rows"
+
+        MacChip.checkPlacement "matmul" c w.Shape[0] w.Shape[1]
+        let surrogate () = Tensor.matmul x2 w * float (scaleOf c)
+
+        let y =
+            match c.Mode with
+            | Ideal -> surrogate ()
+            | Emulated ->
+                // The chip first: its range errors name the value before a dtype mismatch fails.
+                let chip = (Tensor.ApplyCustom(MacForward c, x2, w))[0]
+                let surrogate = surrogate ()
+                SnnFunc.Backends.Hil.substitute surrogate (chip.Convert surrogate.DType)
+
         if vector then y.Squeeze 0 else y
 
     // ---------------------------------------------------------------------------------------------
-    // Layers (hxtorch.perceptron's, bss2.md 3.4): chip values, straight-through derivatives
+    // Layers (hxtorch.perceptron's, bss2.md 3.4): emulated, chip values with straight-through
+    // derivatives; ideal, the unquantised operations. The mode is the config's.
 
     /// `value` forward and `surrogate`'s derivative (Hil's substitution).
     let private straight (value: Tensor) (surrogate: Tensor) =
@@ -208,42 +161,55 @@ module Mac =
     let private positive (x: Tensor) =
         Ad.stopGradient ((x.Gt 0.0).Convert x.DType)
 
-    /// The weights a layer multiplies: clamped to ±63, the derivative passing (hxtorch clamps the
-    /// parameter in place before each product, which its gradient does not see).
-    let clampWeights (w: Tensor) = straight (clampTo -63.0 63.0 w) w
+    /// The weights a layer multiplies. Emulated: clamped to ±63, the derivative passing (hxtorch
+    /// clamps the parameter in place before each product, which its gradient does not see). Ideal:
+    /// the weights.
+    let clampWeights (c: MacConfig) (w: Tensor) =
+        match c.Mode with
+        | Ideal -> w
+        | Emulated -> straight (clampTo -63.0 63.0 w) w
 
-    /// hxtorch's relu: clamp(floor x, 0, 127); derivative [x > 0].
-    let relu (x: Tensor) =
-        straight (clampTo 0.0 127.0 (x.Floor())) (x * positive x)
+    /// hxtorch's relu. Emulated: clamp(floor x, 0, 127), derivative [x > 0]. Ideal: x · [x > 0].
+    let relu (c: MacConfig) (x: Tensor) =
+        match c.Mode with
+        | Ideal -> x * positive x
+        | Emulated -> straight (clampTo 0.0 127.0 (x.Floor())) (x * positive x)
 
-    /// hxtorch's converting ReLU, from an int8 output to the next layer's 5-bit input:
-    /// clamp(floor(clamp(floor x, 0, 127) / 2^shift), 0, 31); derivative [x > 0] / 2^shift (no
-    /// masks for the clips).
-    let convertingRelu (shift: int) (x: Tensor) =
+    /// hxtorch's converting ReLU, from an int8 output to the next layer's 5-bit input. Emulated:
+    /// clamp(floor(clamp(floor x, 0, 127) / 2^shift), 0, 31), derivative [x > 0] / 2^shift (no masks
+    /// for the clips). Ideal: x · [x > 0] / 2^shift.
+    let convertingRelu (c: MacConfig) (shift: int) (x: Tensor) =
         if shift < 0 || shift > 7 then
             invalidArg "shift" $"Bss2.Mac.convertingRelu: the shift must lie in 0..7, got %d{shift}"
 
         let d = float (1 <<< shift)
-        straight (clampTo 0.0 31.0 ((clampTo 0.0 127.0 (x.Floor()) / d).Floor())) (x * positive x / d)
+        let ideal = x * positive x / d
 
-    /// hxtorch's add of int8 values: clamp(clamp(floor a) + clamp(floor b)), every clamp to
-    /// [−128, 127]; the derivative passes to both.
-    let add (a: Tensor) (b: Tensor) =
+        match c.Mode with
+        | Ideal -> ideal
+        | Emulated -> straight (clampTo 0.0 31.0 ((clampTo 0.0 127.0 (x.Floor()) / d).Floor())) ideal
+
+    /// hxtorch's add of int8 values. Emulated: clamp(clamp(floor a) + clamp(floor b)), every clamp
+    /// to [−128, 127], the derivative passing to both. Ideal: a + b.
+    let add (c: MacConfig) (a: Tensor) (b: Tensor) =
         let int8 (t: Tensor) = clampTo -128.0 127.0 (t.Floor())
-        straight (int8 (int8 a + int8 b)) (a + b)
+
+        match c.Mode with
+        | Ideal -> a + b
+        | Emulated -> straight (int8 (int8 a + int8 b)) (a + b)
 
     /// A linear layer on the chip: x [B; K] (or [K]) in 0..31 times the clamped weights w [K; N],
-    /// the bias (if any) through the int8 add (as hxtorch's Linear does).
+    /// the bias (if any) through the int8 add (as hxtorch's Linear does); ideal: scale · x @ w + b.
     let linear (c: MacConfig) (w: Tensor) (bias: Tensor option) (x: Tensor) =
-        let y = matmul c x (clampWeights w)
+        let y = matmul c x (clampWeights c w)
 
         match bias with
-        | Some b -> add y b
+        | Some b -> add c y b
         | None -> y
 
     /// A linear layer whose outputs each occupy `avg` columns (the weights repeated), averaged
     /// after the product (float32 mean) to average the columns' noise; then the bias through the
-    /// int8 add (hxtorch's Linear(avg)).
+    /// int8 add (hxtorch's Linear(avg)); ideal: the repeated columns' mean of scale · x @ w, + b.
     let linearAveraged (c: MacConfig) (avg: int) (w: Tensor) (bias: Tensor option) (x: Tensor) =
         if avg < 1 then
             invalidArg "avg" $"Bss2.Mac.linearAveraged: avg must be at least 1, got %d{avg}"
@@ -251,13 +217,13 @@ module Mac =
         let k, n = w.Shape[0], w.Shape[1]
         // [K; N] -> [K; N; avg] -> [K; N·avg]: output j on columns j·avg .. j·avg + avg − 1.
         let repeated =
-            (clampWeights w).Unsqueeze(2).BroadcastTo([| k; n; avg |]).Reshape [| k; n * avg |]
+            (clampWeights c w).Unsqueeze(2).BroadcastTo([| k; n; avg |]).Reshape [| k; n * avg |]
 
         let y = matmul c x repeated
         let y = y.Reshape(Array.append y.Shape[.. y.Rank - 2] [| n; avg |]).Mean(y.Rank)
 
         match bias with
-        | Some b -> add y b
+        | Some b -> add c y b
         | None -> y
 
     /// hxtorch's automatic num_sends for a layer of `fanIn` inputs (MACLayer.reset_parameters,
@@ -273,6 +239,16 @@ module Mac =
         let sends = int (ceil (std / 21.0))
         sends, std / float sends, std * sqrt 3.0 / 31.0
 
+    /// Stride >= 1, padding >= 0 and a kernel within the padded input (hxtorch raises too).
+    let private checkWindow (op: string) (sh: int, sw: int) (ph: int, pw: int) (h: int, wd: int) (kh: int, kw: int) =
+        if sh < 1 || sw < 1 || ph < 0 || pw < 0 then
+            invalidArg
+                "stride"
+                $"Bss2.Mac.%s{op}: the stride must be >= 1 and the padding >= 0, got stride %A{(sh, sw)}, padding %A{(ph, pw)}"
+
+        if kh > h + 2 * ph || kw > wd + 2 * pw then
+            invalidArg "w" $"Bss2.Mac.%s{op}: the kernel %A{(kh, kw)} is larger than the padded input %A{(h + 2 * ph, wd + 2 * pw)}"
+
     /// A 2-D convolution on the chip (hxtorch's Conv2d, bss2.md 3.4): x [N; C; H; W] (values 0..31
     /// after the zero padding) as its patch matrix, rows (n, oh, ow) × columns (c, i, j) in
     /// F.unfold's order, times the clamped weights [C_out; C; kh; kw] flattened, in one product
@@ -285,6 +261,7 @@ module Mac =
                 $"Bss2.Mac.conv2d: needs x [N; C; H; W] and w [C_out; C; kh; kw] with the same C, got %s{Shape.format x.Shape} and %s{Shape.format w.Shape}"
 
         let cout, cin, kh, kw = w.Shape[0], w.Shape[1], w.Shape[2], w.Shape[3]
+        checkWindow "conv2d" stride padding (x.Shape[2], x.Shape[3]) (kh, kw)
 
         let options: UnfoldOptions =
             {
@@ -297,7 +274,7 @@ module Mac =
         let patches = Conv.unfoldWith options x // [N; C·kh·kw; L]
         let batch, rows, positions = patches.Shape[0], patches.Shape[1], patches.Shape[2]
         let matrix = patches.Permute(0, 2, 1).Reshape [| batch * positions; rows |]
-        let weights = (clampWeights w).Reshape([| cout; cin * kh * kw |]).Transpose()
+        let weights = (clampWeights c w).Reshape([| cout; cin * kh * kw |]).Transpose()
         let y = matmul c matrix weights // [N·L; C_out]
         let ph, pw = padding
         let sh, sw = stride
@@ -311,48 +288,24 @@ module Mac =
         | Some b -> y + b.Reshape [| 1; cout; 1; 1 |]
         | None -> y
 
-    /// FPGA cycles between two input events of a MAC pass (hxtorch's wait_between_events, 5 = 40 ns,
-    /// bss2.md 3.4).
-    [<Literal>]
-    let WaitBetweenEvents = 5
+    /// A 1-D convolution on the chip (hxtorch's Conv1d, bss2.md 3.4): x [N; C; L] (values 0..31
+    /// after the zero padding of `padding` on each side) as its patch matrix, rows (n, o) × columns
+    /// (c, k) in F.unfold's order, times the clamped weights [C_out; C; k] flattened, in one product
+    /// (the 128-row chunks crossing channels); the bias added in float after it, with no floor or
+    /// clamp. Returns [N; C_out; OutL], OutL = (L + 2 · padding − k) / stride + 1. Computed as
+    /// conv2d with a kernel of height 1. No dilation or groups (hxtorch offers neither).
+    let conv1d (c: MacConfig) (stride: int) (padding: int) (w: Tensor) (bias: Tensor option) (x: Tensor) =
+        if w.Rank <> 3 || x.Rank <> 3 || w.Shape[1] <> x.Shape[1] then
+            invalidArg
+                "w"
+                $"Bss2.Mac.conv1d: needs x [N; C; L] and w [C_out; C; k] with the same C, got %s{Shape.format x.Shape} and %s{Shape.format w.Shape}"
 
-    /// The tiles of a product with K inputs and N outputs (256-column output chunks outer, 128-row
-    /// input chunks inner): tile t runs on hemisphere t mod 2 in sequential run t div 2 (grenade's
-    /// placement, bss2.md 3.4). Returns (tiles, sequential runs).
-    let tiling (k: int) (n: int) =
-        let tiles =
-            ((n + ChunkColumns - 1) / ChunkColumns) * ((k + ChunkRows - 1) / ChunkRows)
+        if stride < 1 || padding < 0 then
+            invalidArg "stride" $"Bss2.Mac.conv1d: the stride must be >= 1 and the padding >= 0, got stride %d{stride}, padding %d{padding}"
 
-        tiles, (tiles + 1) / 2
+        if w.Shape[2] > x.Shape[2] + 2 * padding then
+            invalidArg
+                "w"
+                $"Bss2.Mac.conv1d: the kernel (%d{w.Shape[2]}) is longer than the padded input (%d{x.Shape[2]} + 2 · %d{padding})"
 
-    /// The hardware seconds of the input spike trains of one product per row of x [B; K] (values
-    /// 0..31) with N outputs: per sequential run, the non-zero inputs of the fuller of its two
-    /// hemispheres' tiles × num_sends × 40 ns (bss2.md 3.1). The reset and the CADC readout of each
-    /// pass come on top (the reference gives no figure for them).
-    let spikeTrainSeconds (c: MacConfig) (x: Tensor) (n: int) : float[] =
-        if x.Rank <> 2 then
-            invalidArg "x" $"Bss2.Mac.spikeTrainSeconds: x must be [batch; K], got %s{Shape.format x.Shape}"
-
-        let batch, k = x.Shape[0], x.Shape[1]
-        let values = x.ToDoubleArray()
-        let inputChunks = (k + ChunkRows - 1) / ChunkRows
-        let tiles, runs = tiling k n
-
-        let perEvent =
-            float WaitBetweenEvents
-            * SnnFunc.Backends.Bss2Figures.timestampClock
-            * float c.NumSends
-
-        Array.init batch (fun b ->
-            let nonZero chunk =
-                let k0, k1 = chunk * ChunkRows, min k ((chunk + 1) * ChunkRows)
-
-                Seq.init (k1 - k0) (fun r -> values[b * k + k0 + r])
-                |> Seq.filter (fun v -> roundHalfEven v <> 0.0)
-                |> Seq.length
-
-            // Tile t reads input chunk t mod inputChunks (output chunk outer, input chunk inner).
-            let events t = nonZero (t % inputChunks)
-
-            Seq.init runs (fun run -> max (events (2 * run)) (if 2 * run + 1 < tiles then events (2 * run + 1) else 0))
-            |> Seq.sumBy (fun e -> float e * perEvent))
+        (conv2d c (1, stride) (0, padding) (w.Unsqueeze 2) bias (x.Unsqueeze 2)).Squeeze 2
