@@ -303,3 +303,58 @@ let ``the tiling and the spike trains' hardware time follow grenade's placement`
     Assert.Equal(128.0 * 2.0 * 40e-9, (Mac.spikeTrainSeconds { Mac.defaults with NumSends = 2 } x 10)[0], 15)
     // Zeros send nothing.
     Assert.Equal(0.0, (Mac.spikeTrainSeconds Mac.defaults (Tensor.zeros [| 1; 128 |]) 256)[0])
+
+// -------------------------------------------------------------------------------------------------
+// conv1d
+
+[<Fact>]
+let ``a 1-D convolution is one product over the patch matrix (c, k), chunks crossing channels`` () =
+    // C 7, kernel 20: 140 patch rows, so the second 128-row chunk starts inside channel 6.
+    let rng = Random 12
+    let n, cin, l, cout, k = 2, 7, 30, 3, 20
+    let stride, pad = 3, 2
+    let xs = Array.init (n * cin * l) (fun _ -> float (rng.Next(0, 32)))
+    let ws = Array.init (cout * cin * k) (fun _ -> float (rng.Next(-63, 64)))
+    let x = Tensor.FromArray(xs, n, cin, l)
+    let w = Tensor.FromArray(ws, cout, cin, k)
+    let c = { Mac.noiseless with Gain = 0.004 }
+    let y = Mac.conv1d c stride pad w None x
+    let outL = (l + 2 * pad - k) / stride + 1
+    Assert.Equal<int[]>([| n; cout; outL |], y.Shape)
+    // The patch matrix by hand: rows (n, o), columns (c, j) (F.unfold's order), zeros in the padding.
+    let sample b ch i =
+        if i < 0 || i >= l then 0.0 else xs[(b * cin + ch) * l + i]
+
+    let patches =
+        Array2D.init (n * outL) (cin * k) (fun row column ->
+            let b, o = row / outL, row % outL
+            sample b (column / k) (o * stride - pad + column % k))
+
+    let weights = Array2D.init (cin * k) cout (fun column o -> ws[o * cin * k + column])
+    let expected = reference 0.004 1 patches weights
+    let actual = y.ToDoubleArray()
+
+    for row in 0 .. n * outL - 1 do
+        for o in 0 .. cout - 1 do
+            let b, pos = row / outL, row % outL
+            let a = actual[(b * cout + o) * outL + pos]
+            Assert.True((a = expected[row, o]), $"row %d{row}, output %d{o}: %g{a}, expected %g{expected[row, o]}")
+
+    // The bias in float after the product; the weights clamped to ±63 like conv2d's.
+    let bias = Tensor.FromArray [| 0.25; -1.5; 300.0 |]
+    assertEqualValues "bias" (y + bias.Reshape [| 1; 3; 1 |]) (Mac.conv1d c stride pad w (Some bias) x)
+    let doubled = w * 2.0
+
+    assertEqualValues
+        "clamped weights"
+        (Mac.conv1d c stride pad (Mac.clampWeights c doubled) None x)
+        (Mac.conv1d c stride pad doubled None x)
+    // A kernel longer than the padded input is a named error.
+    let e =
+        Assert.ThrowsAny<ArgumentException>(fun () ->
+            Mac.conv1d c 1 1 (Tensor.ones [| 1; 1; 6 |]) None (Tensor.ones [| 1; 1; 3 |])
+            |> ignore)
+
+    Assert.Contains("Bss2.Mac.conv1d", e.Message)
+    Assert.Contains("longer than the padded input", e.Message)
+
