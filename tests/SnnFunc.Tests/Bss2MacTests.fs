@@ -358,3 +358,211 @@ let ``a 1-D convolution is one product over the patch matrix (c, k), chunks cros
     Assert.Contains("Bss2.Mac.conv1d", e.Message)
     Assert.Contains("longer than the padded input", e.Message)
 
+// -------------------------------------------------------------------------------------------------
+// Fixed-pattern noise
+
+/// bss2.md 3.4 with the fixed pattern: per chunk s and output j, the physical column of tile t =
+/// (j div 256) · chunks + s on hemisphere t mod 2, v = float32(S) · scale · g, floor, the column's
+/// clamp; the chunks summed and clamped once.
+let private referenceWithPattern (c: MacConfig) (p: MacFixedPattern) (x: float[,]) (w: float[,]) =
+    let b, k, n = Array2D.length1 x, Array2D.length2 x, Array2D.length2 w
+    let columns = Mac.columnPattern p
+    let chunks = (k + 127) / 128
+    let scale = float32 (float c.NumSends * c.Gain)
+
+    Array2D.init b n (fun i j ->
+        let total =
+            [ 0 .. chunks - 1 ]
+            |> List.sumBy (fun s ->
+                let t = (j / 256) * chunks + s
+                let pc = (t % 2) * 256 + j % 256
+
+                let sum =
+                    [ s * 128 .. min k ((s + 1) * 128) - 1 ]
+                    |> List.sumBy (fun r -> int64 (round x[i, r]) * int64 (round w[r, j]))
+
+                let v: float32 = float32 sum * scale * columns.Gains[pc]
+
+                let lo, hi =
+                    if columns.EarlySaturating[pc] then
+                        -float32 p.EarlySaturationLevel, float32 p.EarlySaturationLevel
+                    else
+                        -128.0f, 127.0f
+
+                int64 (max lo (min hi (MathF.Floor v))))
+
+        float (max -128L (min 127L total)))
+
+let private pattern (spread: float) (fraction: float) (seed: int64) =
+    {
+        GainSpread = spread
+        EarlySaturationFraction = fraction
+        EarlySaturationLevel = 80
+        ChipKey = Random.key seed
+    }
+
+let private integers (rng: Random) (b: int) (k: int) (lo: int) (hi: int) =
+    Array2D.init b k (fun _ _ -> float (rng.Next(lo, hi + 1)))
+
+[<Fact>]
+let ``a neutral fixed pattern (no spread, no early saturation) is the arithmetic without one bit for bit`` () =
+    let rng = Random 21
+    // 300 inputs, 600 outputs: chunks on both hemispheres, noise on, sums saturating.
+    let x = integers rng 5 300 0 31
+    let w = integers rng 300 600 -63 63
+
+    let c =
+        { Mac.defaults with
+            Key = Random.key 3L
+            Gain = 0.01
+        }
+
+    let neutral =
+        { c with
+            FixedPattern = Some(pattern 0.0 0.0 17L)
+        }
+
+    let a, b = run c x w, run neutral x w
+
+    for i in 0..4 do
+        for j in 0..599 do
+            Assert.True((a[i, j] = b[i, j]), $"[%d{i}, %d{j}]: %g{b[i, j]} with the neutral pattern, %g{a[i, j]} without")
+
+    // The pattern itself: every gain exactly 1, no column early.
+    let columns = Mac.columnPattern (pattern 0.0 0.0 17L)
+    Assert.All(columns.Gains, fun g -> Assert.Equal(1.0f, g))
+    Assert.DoesNotContain(true, columns.EarlySaturating)
+
+[<Fact>]
+let ``the fixed pattern acts per physical column of each tile`` () =
+    let rng = Random 22
+    let x = integers rng 4 300 0 31
+    let w = integers rng 300 600 -20 20
+    let p = pattern 0.1 0.2 5L
+
+    let c =
+        { Mac.noiseless with
+            Gain = 0.004
+            FixedPattern = Some p
+        }
+
+    let expected, actual = referenceWithPattern c p x w, run c x w
+
+    for i in 0..3 do
+        for j in 0..599 do
+            Assert.True((expected[i, j] = actual[i, j]), $"[%d{i}, %d{j}]: %g{actual[i, j]}, expected %g{expected[i, j]}")
+
+[<Fact>]
+let ``a column's gain measured from the outputs is its drawn factor`` () =
+    // 100 inputs, 512 outputs: one input chunk, output j on physical column j (tile j div 256 on
+    // hemisphere j div 256). Row b sends 31 on its first b + 1 inputs against weights 2: at gain
+    // 0.01 the ideal output 0.62 (b + 1), up to 62 (times g, within the int8 range), in steps that
+    // spread the floor's error.
+    let p = pattern 0.1 0.0 8L
+
+    let c =
+        { Mac.noiseless with
+            Gain = 0.01
+            FixedPattern = Some p
+        }
+
+    let x = Array2D.init 100 100 (fun b r -> if r <= b then 31.0 else 0.0)
+    let w = Array2D.create 100 512 2.0
+    let y = run c x w
+    let ideal = Array.init 100 (fun b -> float (float32 (62 * (b + 1)) * Mac.scaleOf c))
+    let mx = Array.average ideal
+    let gains = (Mac.columnPattern p).Gains
+
+    let measured =
+        Array.init 512 (fun j ->
+            // Least-squares slope of y against the ideal value (the floor shifts the intercept only).
+            let my = Array.init 100 (fun b -> y[b, j]) |> Array.average
+
+            let num = Array.init 100 (fun b -> (ideal[b] - mx) * (y[b, j] - my)) |> Array.sum
+            let den = ideal |> Array.sumBy (fun v -> (v - mx) ** 2.0)
+            num / den)
+
+    for j in 0..511 do
+        Assert.True(abs (measured[j] - float gains[j]) < 0.01, $"column %d{j}: measured gain %g{measured[j]}, drawn %g{gains[j]}")
+
+    let m = Array.average measured
+    let spread = sqrt (measured |> Array.averageBy (fun g -> (g - m) ** 2.0))
+    Assert.True(abs (m - 1.0) < 0.02 && abs (spread - 0.1) < 0.015, $"gains: mean %g{m}, std %g{spread}")
+
+[<Fact>]
+let ``early-saturating columns never exceed their level`` () =
+    let p = pattern 0.05 0.25 9L
+    let columns = Mac.columnPattern p
+    Assert.Equal(128, columns.EarlySaturating |> Array.filter id |> Array.length)
+    // One input chunk of 128 full inputs against ±63: every column saturates, early ones at ±80.
+    let c =
+        { Mac.noiseless with
+            FixedPattern = Some p
+        }
+
+    let x = Array2D.create 2 128 31.0
+    let w = Array2D.init 128 512 (fun _ j -> if j % 2 = 0 then 63.0 else -63.0)
+    let y = run c x w
+
+    for j in 0..511 do
+        let high, low =
+            (if columns.EarlySaturating[j] then
+                 80.0, -80.0
+             else
+                 127.0, -128.0)
+
+        Assert.Equal((if j % 2 = 0 then high else low), y[0, j])
+
+    // With noise and random inputs too: the early columns stay within ±80.
+    let rng = Random 23
+
+    let noisy =
+        { Mac.defaults with
+            Key = Random.key 4L
+            FixedPattern = Some p
+            Gain = 0.05
+        }
+
+    let y = run noisy (integers rng 20 100 0 31) (integers rng 100 512 -63 63)
+
+    for i in 0..19 do
+        for j in 0..511 do
+            if columns.EarlySaturating[j] then
+                Assert.True(abs y[i, j] <= 80.0, $"[%d{i}, %d{j}] = %g{y[i, j]} on an early column")
+
+[<Fact>]
+let ``the same chip key draws the same pattern and another key another`` () =
+    let a, b, other =
+        Mac.columnPattern (pattern 0.1 0.3 1L), Mac.columnPattern (pattern 0.1 0.3 1L), Mac.columnPattern (pattern 0.1 0.3 2L)
+
+    Assert.Equal<float32[]>(a.Gains, b.Gains)
+    Assert.Equal<bool[]>(a.EarlySaturating, b.EarlySaturating)
+    Assert.NotEqual<float32[]>(a.Gains, other.Gains)
+    Assert.NotEqual<bool[]>(a.EarlySaturating, other.EarlySaturating)
+    // The noise key does not move the pattern: two noise keys, no noise, one output.
+    let rng = Random 24
+    let x, w = integers rng 3 200 0 31, integers rng 200 40 -30 30
+
+    let c =
+        { Mac.noiseless with
+            Gain = 0.01
+            FixedPattern = Some(pattern 0.1 0.3 1L)
+        }
+
+    Assert.Equal<float seq>(Seq.cast<float> (run c x w), Seq.cast<float> (run { c with Key = Random.key 99L } x w))
+    // Ranges are checked with the field named.
+    let fails (field: string) (p: MacFixedPattern) =
+        let e =
+            Assert.ThrowsAny<ArgumentException>(fun () -> run { c with FixedPattern = Some p } x w |> ignore)
+
+        Assert.Contains(field, e.Message)
+
+    fails "GainSpread" (pattern -0.1 0.0 1L)
+    fails "EarlySaturationFraction" (pattern 0.1 1.5 1L)
+
+    fails
+        "EarlySaturationLevel"
+        { pattern 0.1 0.5 1L with
+            EarlySaturationLevel = 0
+        }
+
