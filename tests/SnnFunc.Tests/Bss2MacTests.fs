@@ -566,3 +566,111 @@ let ``the same chip key draws the same pattern and another key another`` () =
             EarlySaturationLevel = 0
         }
 
+// -------------------------------------------------------------------------------------------------
+// The ideal mode
+
+[<Fact>]
+let ``ideal mode is exactly the closed form scale · matmul x w, and its layers the unquantised operations`` () =
+    let rng = Random 31
+    // Out-of-range and fractional values: no rounding, no range check, no noise, no pattern.
+    let x = AdTestUtil.uniform rng -5.0 40.0 [| 3; 200 |]
+    let w = AdTestUtil.uniform rng -90.0 90.0 [| 200; 7 |]
+
+    let ideal =
+        { Mac.defaults with
+            Mode = Ideal
+            Gain = 0.01
+            FixedPattern = Some(pattern 0.2 0.5 3L)
+        }
+
+    let s = float (Mac.scaleOf ideal)
+    assertEqualValues "matmul" (Tensor.matmul x w * s) (Mac.matmul ideal x w)
+    assertEqualValues "vector" ((Tensor.matmul (x.Narrow(0, 0, 1)) w * s).Squeeze 0) (Mac.matmul ideal ((x.Narrow(0, 0, 1)).Squeeze 0) w)
+    let v (xs: float list) = Tensor.FromArray(Array.ofList xs)
+    let z = v [ -3.5; -0.2; 0.7; 5.9; 70.2; 200.0 ]
+    assertEqualValues "relu" (v [ 0.0; 0.0; 0.7; 5.9; 70.2; 200.0 ]) (Mac.relu ideal z)
+    assertEqualValues "convertingRelu" (v [ 0.0; 0.0; 0.175; 1.475; 17.55; 50.0 ]) (Mac.convertingRelu ideal 2 z)
+    assertEqualValues "add" (z + z) (Mac.add ideal z z)
+    assertEqualValues "clampWeights" w (Mac.clampWeights ideal w)
+    let bias = AdTestUtil.uniform rng -200.0 200.0 [| 7 |]
+    assertEqualValues "linear" (Tensor.matmul x w * s + bias) (Mac.linear ideal w (Some bias) x)
+    // Integer inputs and weights: the convolutions' sums are exact in any order.
+    let xi = (AdTestUtil.uniform rng 0.0 40.0 [| 2; 3; 6; 5 |]).Floor()
+    let wi = (AdTestUtil.uniform rng -70.0 70.0 [| 4; 3; 3; 2 |]).Floor()
+    let cb = Tensor.FromArray [| 0.5; -1.0; 2.0; 300.0 |]
+
+    assertEqualValues
+        "conv2d"
+        (Conv.conv2dWith
+            { Conv2dOptions.Default with
+                Stride = (2, 1)
+                Padding = (1, 0)
+            }
+            wi
+            None
+            xi
+         * s
+         + cb.Reshape [| 1; 4; 1; 1 |])
+        (Mac.conv2d ideal (2, 1) (1, 0) wi (Some cb) xi)
+
+    let x1 = (AdTestUtil.uniform rng 0.0 40.0 [| 2; 3; 9 |]).Floor()
+    let w1 = (AdTestUtil.uniform rng -70.0 70.0 [| 4; 3; 4 |]).Floor()
+
+    assertEqualValues
+        "conv1d"
+        (Conv.conv1dWith
+            { Conv1dOptions.Default with
+                Stride = 2
+                Padding = 1
+            }
+            w1
+            None
+            x1
+         * s
+         + cb.Reshape [| 1; 4; 1 |])
+        (Mac.conv1d ideal 2 1 w1 (Some cb) x1)
+
+[<Fact>]
+let ``ideal and emulated gradients agree (the straight-through estimator is the ideal derivative)`` () =
+    let rng = Random 32
+
+    let emulated =
+        { Mac.defaults with
+            Gain = 0.01
+            NumSends = 2
+            Key = Random.key 6L
+        }
+
+    let ideal = { emulated with Mode = Ideal }
+
+    let agree (what: string) (f: MacConfig -> Tensor * Tensor -> Tensor) (x: Tensor) (w: Tensor) =
+        let grads (c: MacConfig) =
+            let y = f c (x, w)
+            let u = AdTestUtil.uniform (Random 5) -1.0 1.0 y.Shape
+            Ad.grad (fun (x: Tensor, w: Tensor) -> (f c (x, w) * u).Sum()) (x, w)
+
+        let (ex, ew), (ix, iw) = grads emulated, grads ideal
+        assertClose $"%s{what} d/dx" 1e-12 1e-12 ix ex
+        assertClose $"%s{what} d/dw" 1e-12 1e-12 iw ew
+
+    let bias = AdTestUtil.uniform rng -3.0 3.0 [| 5 |]
+    // Weights within ±63 (beyond, the emulated layers clamp them and the ideal ones do not).
+    let x, w =
+        AdTestUtil.uniform rng 0.0 31.0 [| 4; 150 |], AdTestUtil.uniform rng -63.0 63.0 [| 150; 5 |]
+
+    agree "matmul" (fun c (x, w) -> Mac.matmul c x w) x w
+    agree "linear" (fun c (x, w) -> Mac.linear c w (Some bias) x) x w
+    agree "linearAveraged" (fun c (x, w) -> Mac.linearAveraged c 3 w (Some bias) x) x w
+
+    agree
+        "conv2d"
+        (fun c (x, w) -> Mac.conv2d c (1, 2) (1, 1) w None x)
+        (AdTestUtil.uniform rng 0.0 31.0 [| 2; 3; 6; 6 |])
+        (AdTestUtil.uniform rng -63.0 63.0 [| 4; 3; 3; 3 |])
+
+    agree
+        "conv1d"
+        (fun c (x, w) -> Mac.conv1d c 2 1 w None x)
+        (AdTestUtil.uniform rng 0.0 31.0 [| 2; 3; 11 |])
+        (AdTestUtil.uniform rng -63.0 63.0 [| 4; 3; 3 |])
+
