@@ -674,3 +674,96 @@ let ``ideal and emulated gradients agree (the straight-through estimator is the 
         (AdTestUtil.uniform rng 0.0 31.0 [| 2; 3; 11 |])
         (AdTestUtil.uniform rng -63.0 63.0 [| 4; 3; 3 |])
 
+// -------------------------------------------------------------------------------------------------
+// Placement and the account
+
+[<Fact>]
+let ``the placement names each tile's run, hemisphere, rows and columns`` () =
+    let tiles = Mac.placement 300 600
+    Assert.Equal(9, tiles.Length)
+    Assert.Equal((9, 5), Mac.tiling 300 600)
+
+    Assert.Equal<MacTile>(
+        {
+            Index = 3
+            Run = 1
+            Hemisphere = 1
+            Rows = (0, 128)
+            Columns = (256, 512)
+        },
+        tiles[3]
+    )
+
+    Assert.Equal<MacTile>(
+        {
+            Index = 8
+            Run = 4
+            Hemisphere = 0
+            Rows = (256, 300)
+            Columns = (512, 600)
+        },
+        tiles[8]
+    )
+
+    // Every (row, column) of the product lies in exactly one tile.
+    let covered = Array2D.zeroCreate<int> 300 600
+
+    for t in tiles do
+        for r in fst t.Rows .. snd t.Rows - 1 do
+            for j in fst t.Columns .. snd t.Columns - 1 do
+                covered[r, j] <- covered[r, j] + 1
+
+    Assert.True(covered |> Seq.cast<int> |> Seq.forall ((=) 1))
+
+[<Fact>]
+let ``placement errors name the sizes, the runs needed and the limit`` () =
+    let fails (words: string list) (f: unit -> unit) =
+        let e = Assert.ThrowsAny<ArgumentException>(fun () -> f ())
+
+        for w in words do
+            Assert.True(e.Message.Contains(w: string), $"'%s{w}' in: %s{e.Message}")
+
+    fails [ "K >= 1"; "K = 0"; "N = 5" ] (fun () -> Mac.placement 0 5 |> ignore)
+    fails [ "N >= 1"; "N = 0" ] (fun () -> Mac.tiling 3 0 |> ignore)
+    let c = { Mac.noiseless with MaxRuns = 4 }
+    let x, w = Tensor.ones [| 1; 300 |], Tensor.ones [| 300; 600 |]
+
+    let words =
+        [ "Bss2.Mac.matmul"; "K = 300"; "N = 600"; "5 sequential runs"; "MaxRuns = 4" ]
+
+    fails words (fun () -> Mac.matmul c x w |> ignore)
+    // The ideal network is held to the same placement.
+    fails words (fun () -> Mac.matmul { c with Mode = Ideal } x w |> ignore)
+    // Five runs are allowed with MaxRuns 5.
+    Assert.Equal<int[]>([| 1; 600 |], (Mac.matmul { c with MaxRuns = 5 } x w).Shape)
+    fails [ "MaxRuns must be at least 1" ] (fun () -> Mac.matmul { c with MaxRuns = 0 } x w |> ignore)
+
+[<Fact>]
+let ``a pass takes its spike trains plus one readout per run, at the MAC mode's power`` () =
+    // 300 inputs: chunks with 100, 50 and 44 non-zero inputs; a second row of zeros. Two sends.
+    let x =
+        Tensor.FromArray(
+            Array.init 600 (fun i ->
+                let r = i % 300
+
+                if i >= 300 then 0.0
+                elif r < 100 || (r >= 128 && r < 178) || r >= 256 then 5.0
+                else 0.0),
+            2,
+            300
+        )
+
+    let c = { Mac.defaults with NumSends = 2 }
+    let event = 2.0 * 40e-9
+    // 100 outputs: tiles 0, 1 in run 0 (max(100, 50) events), tile 2 in run 1 (44).
+    let seconds = Mac.passSeconds c x 100
+    assertNear "300 x 100" 1e-12 ((100.0 + 44.0) * event + 2.0 * 1.7e-6) seconds[0]
+    assertNear "zeros" 1e-12 (2.0 * 1.7e-6) seconds[1]
+    // 600 outputs: 9 tiles in 5 runs reading chunks (0, 1), (2, 0), (1, 2), (0, 1), (2).
+    assertNear "300 x 600" 1e-12 ((100.0 + 100.0 + 50.0 + 100.0 + 44.0) * event + 5.0 * 1.7e-6) ((Mac.passSeconds c x 600)[0])
+    // The energy: 192 µJ per 276 µs (bss2.md 3.3), 0.696 W.
+    assertNear "macPower" 1e-12 (192.0 / 276.0) SnnFunc.Backends.Bss2Figures.macPower
+    assertNear "joules" 1e-12 (((100.0 + 44.0) * event + 2.0 * 1.7e-6) * 192e-6 / 276e-6) ((Mac.passJoules c x 100)[0])
+    // Without the overhead a pass is its spike trains.
+    let bare = { c with PassOverhead = 0.0 }
+    Assert.Equal<float[]>(Mac.spikeTrainSeconds bare x 100, Mac.passSeconds bare x 100)
