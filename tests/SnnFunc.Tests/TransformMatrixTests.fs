@@ -381,6 +381,40 @@ let private macConvTwin (x: Tensor) =
 
     chip + (surrogate - Ad.stopGradient surrogate)
 
+/// Bss2.Mac.conv1d (no noise, 6 patch rows, no saturation) of x [1; 2; 5]; its twin is
+/// Conv.conv1d on the rounded input, floored in float32, with the straight-through derivative.
+let private macKernel1d =
+    t64 [| 2; 2; 3 |] [ for i in 0..11 -> float ((i * 5) % 11 - 5) ]
+
+let private macConv1dTwin (x: Tensor) =
+    let s = float (SnnFunc.Backends.Bss2.Mac.scaleOf macConfig)
+    let surrogate = Conv.conv1d macKernel1d x * s
+
+    let chip =
+        ((Conv.conv1d macKernel1d (x.Round())).Convert Float32 * s).Floor().Convert Float64
+
+    chip + (surrogate - Ad.stopGradient surrogate)
+
+/// The ideal mode's linear layer with a bias and a converting ReLU: plain tensor operations (inputs
+/// outside 0..31 allowed); the twin writes them out.
+let private macIdeal =
+    { macConfig with
+        Mode = SnnFunc.Backends.Bss2.MacMode.Ideal
+    }
+
+let private macBias = t64 [| 3 |] [ 1.5; -20.0; 0.0 ]
+
+let private macIdealLayers (x: Tensor) =
+    SnnFunc.Backends.Bss2.Mac.linear macIdeal macWeights (Some macBias) x
+    |> SnnFunc.Backends.Bss2.Mac.convertingRelu macIdeal 1
+
+let private macIdealTwin (x: Tensor) =
+    let y =
+        Tensor.matmul x macWeights * float (SnnFunc.Backends.Bss2.Mac.scaleOf macIdeal)
+        + macBias
+
+    y * Ad.stopGradient ((y.Gt 0.0).Convert y.DType) / 2.0
+
 /// The transforms of second order, which the event kernels reject with a clear error.
 let secondOrder =
     set
@@ -437,6 +471,20 @@ let cases: Case list =
             Twin = macConvTwin
             Input = fun rng -> uniform rng 0.0 31.0 [| 1; 2; 3; 3 |]
             KernelsUnder = every
+        }
+        {
+            Name = "Bss2.Mac.conv1d (straight-through)"
+            Custom = SnnFunc.Backends.Bss2.Mac.conv1d macConfig 1 0 macKernel1d None
+            Twin = macConv1dTwin
+            Input = fun rng -> uniform rng 0.0 31.0 [| 1; 2; 5 |]
+            KernelsUnder = every
+        }
+        {
+            Name = "Bss2.Mac ideal mode (linear, bias, converting ReLU)"
+            Custom = macIdealLayers
+            Twin = macIdealTwin
+            Input = fun rng -> uniform rng -5.0 35.0 [| 4; 6 |]
+            KernelsUnder = none
         }
         {
             Name = "Fused.lif (reset to value)"
