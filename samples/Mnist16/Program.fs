@@ -106,30 +106,6 @@ let main argv =
     let tx =
         Optim.adamWith (Optim.cosineDecay lr (epochs * batches) 0.05) 0.9 0.999 1e-8
 
-    /// Each image moved by a random (dx, dy) in [-shift, shift]^2, zeros shifted in (augmentation).
-    let maxShift = o.Shift
-
-    let shifted (key: RandomBits.Key) (x: Tensor) =
-        if maxShift = 0 then
-            x
-        else
-            let n = x.Shape[0]
-            let src = x.ToArray()
-            let dst = Array.zeroCreate<float32> src.Length
-            let offsets = (Random.uniform key [| n; 2 |]).ToArray()
-
-            for s in 0 .. n - 1 do
-                let pick (u: float32) =
-                    min maxShift (int (u * float32 (2 * maxShift + 1))) - maxShift
-
-                let dx, dy = pick offsets[2 * s], pick offsets[2 * s + 1]
-
-                for r in max 0 dy .. min 15 (15 + dy) do
-                    for c in max 0 dx .. min 15 (15 + dx) do
-                        dst[s * 256 + r * 16 + c] <- src[s * 256 + (r - dy) * 16 + c - dx]
-
-            Tensor.FromArray(dst, n, 256)
-
     let inputDropout = o.InputDropout
     let rc = RunConfig.steps steps dt
 
@@ -241,7 +217,7 @@ let main argv =
 
         let x, labels = epochBatches[b]
         let key = Random.foldIn (Random.foldIn dropoutKey epoch) b
-        let x = shifted (Random.foldIn key 1) x
+        let x = Mnist.randomShift (Random.foldIn key 1) o.Shift x
         let spikes = inputSpikes (Some key) x
 
         let l, g =

@@ -690,6 +690,59 @@ let private bruteForce (img: float[,]) (size: int) =
         s / float (bh * bw))
 
 [<Fact>]
+let ``randomShift moves each image by its own offset within the bound, zeros shifted in`` () =
+    // Images of one bright pixel at (10, 17) of 28 x 28: the shifted pixel reveals the offset.
+    let n, maxShift = 400, 2
+
+    let x =
+        Tensor.FromArray(Array.init (n * 784) (fun i -> if i % 784 = 10 * 28 + 17 then 1.0f else 0.0f), n, 784)
+
+    let y = Mnist.randomShift (Random.key 4L) maxShift x
+    let ys = y.ToArray()
+    let seen = Collections.Generic.HashSet<int * int>()
+
+    for s in 0 .. n - 1 do
+        let lit =
+            [
+                for p in 0..783 do
+                    if ys[s * 784 + p] <> 0.0f then
+                        p
+            ]
+
+        Assert.Equal(1, lit.Length)
+        Assert.Equal(1.0f, ys[s * 784 + lit.Head])
+        let dy, dx = lit.Head / 28 - 10, lit.Head % 28 - 17
+        Assert.True(abs dx <= maxShift && abs dy <= maxShift, $"image %d{s}: offset (%d{dx}, %d{dy})")
+        seen.Add((dx, dy)) |> ignore
+
+    // Every offset of the 5 x 5 square occurs in 400 draws.
+    Assert.Equal(25, seen.Count)
+    // The same key shifts the same way; no shift is the identity.
+    Assert.Equal<float32[]>(ys, (Mnist.randomShift (Random.key 4L) maxShift x).ToArray())
+    Assert.Same(x, Mnist.randomShift (Random.key 4L) 0 x)
+    // A pixel at the border shifted outwards leaves a blank image: zeros come in, nothing wraps.
+    let corner =
+        Tensor.FromArray(Array.init 784 (fun i -> if i = 0 then 1.0f else 0.0f), 1, 784)
+
+    let sums =
+        [
+            for k in 0L .. 40L -> (Mnist.randomShift (Random.key k) 1 corner).Sum().ToScalar()
+        ]
+
+    Assert.Contains(0.0, sums)
+    Assert.Contains(1.0, sums)
+
+    let error =
+        Assert.Throws<ArgumentException>(fun () -> Mnist.randomShift (Random.key 0L) 28 x |> ignore)
+
+    Assert.Contains("0..27", error.Message)
+
+    let error =
+        Assert.Throws<ArgumentException>(fun () -> Mnist.randomShift (Random.key 0L) 1 (Tensor.zeros [| 2; 10 |]) |> ignore)
+
+    Assert.Contains("square", error.Message)
+
+[<Fact>]
 let ``downscale keeps constant images constant`` () =
     let x = Tensor.full [| 3; 784 |] 0.37
     let y = Mnist.downscale 16 x

@@ -739,6 +739,40 @@ module Mnist =
         else
             out
 
+    /// Augmentation: each square image of x [n; side * side] moved by its own random (dx, dy) in
+    /// [-maxShift, maxShift]^2 (uniform, from `key`), zeros shifted in. maxShift 0 returns x.
+    let randomShift (key: Key) (maxShift: int) (x: Tensor) : Tensor =
+        let n = x.Shape[0]
+        let width = int (round (sqrt (float x.Shape[1])))
+
+        if x.Rank <> 2 || width * width <> x.Shape[1] then
+            invalidArg "x" $"Mnist.randomShift: needs square images [n; side * side], got %s{Shape.format x.Shape}"
+
+        if maxShift < 0 || maxShift >= width then
+            invalidArg "maxShift" $"Mnist.randomShift: the shift must lie in 0..%d{width - 1}, got %d{maxShift}"
+
+        if maxShift = 0 then
+            x
+        else
+            let src = (x.Convert Float32).ToArray()
+            let dst = Array.zeroCreate<float32> src.Length
+            let offsets = (SnnFunc.Random.uniform key [| n; 2 |]).ToArray()
+            let last = width - 1
+            let area = width * width
+
+            for s in 0 .. n - 1 do
+                let pick (u: float32) =
+                    // u in [0, 1) -> 0 .. 2 maxShift (min: float32 rounding can give u · (2s + 1) = 2s + 1).
+                    min (2 * maxShift) (int (u * float32 (2 * maxShift + 1))) - maxShift
+
+                let dx, dy = pick offsets[2 * s], pick offsets[2 * s + 1]
+
+                for r in max 0 dy .. min last (last + dy) do
+                    for c in max 0 dx .. min last (last + dx) do
+                        dst[s * area + r * width + c] <- src[s * area + (r - dy) * width + c - dx]
+
+            Tensor.FromArray(dst, n, area).Convert x.DType
+
     // -----------------------------------------------------------------------------------------
     // Loading
     // -----------------------------------------------------------------------------------------
