@@ -273,6 +273,14 @@ let ``a convolution is one product over the patch matrix, chunks crossing channe
     let weights =
         Array2D.init (cin * k * k) cout (fun column o -> ws[o * cin * k * k + column])
 
+    // conv2dPatches (what the time account reads) is that matrix.
+    let exposed = (Mac.conv2dPatches stride pad (k, k) x).ToDoubleArray()
+    Assert.Equal(patches.Length, exposed.Length)
+
+    for row in 0 .. n * outH * outW - 1 do
+        for column in 0 .. cin * k * k - 1 do
+            Assert.Equal(patches[row, column], exposed[row * cin * k * k + column])
+
     let expected = reference 0.004 1 patches weights
     let actual = y.ToDoubleArray()
 

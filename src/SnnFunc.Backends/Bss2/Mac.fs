@@ -249,6 +249,28 @@ module Mac =
         if kh > h + 2 * ph || kw > wd + 2 * pw then
             invalidArg "w" $"Bss2.Mac.%s{op}: the kernel %A{(kh, kw)} is larger than the padded input %A{(h + 2 * ph, wd + 2 * pw)}"
 
+    /// The patch matrix of a 2-D convolution on the chip: x [N; C; H; W] zero-padded, rows
+    /// (n, oh, ow) × columns (c, i, j) in F.unfold's order, [N · OutH · OutW; C · kh · kw]. Each
+    /// row is one vector the chip receives (one MAC pass), so this is also what the time and
+    /// energy accounts (passSeconds, passJoules) of a convolution take.
+    let conv2dPatches (stride: int * int) (padding: int * int) (kh: int, kw: int) (x: Tensor) =
+        if x.Rank <> 4 then
+            invalidArg "x" $"Bss2.Mac.conv2dPatches: needs x [N; C; H; W], got %s{Shape.format x.Shape}"
+
+        checkWindow "conv2dPatches" stride padding (x.Shape[2], x.Shape[3]) (kh, kw)
+
+        let options: UnfoldOptions =
+            {
+                Kernel = (kh, kw)
+                Stride = stride
+                Padding = padding
+                Dilation = (1, 1)
+            }
+
+        let patches = Conv.unfoldWith options x // [N; C·kh·kw; L]
+        let batch, rows, positions = patches.Shape[0], patches.Shape[1], patches.Shape[2]
+        patches.Permute(0, 2, 1).Reshape [| batch * positions; rows |]
+
     /// A 2-D convolution on the chip (hxtorch's Conv2d, bss2.md 3.4): x [N; C; H; W] (values 0..31
     /// after the zero padding) as its patch matrix, rows (n, oh, ow) × columns (c, i, j) in
     /// F.unfold's order, times the clamped weights [C_out; C; kh; kw] flattened, in one product
@@ -262,18 +284,9 @@ module Mac =
 
         let cout, cin, kh, kw = w.Shape[0], w.Shape[1], w.Shape[2], w.Shape[3]
         checkWindow "conv2d" stride padding (x.Shape[2], x.Shape[3]) (kh, kw)
-
-        let options: UnfoldOptions =
-            {
-                Kernel = (kh, kw)
-                Stride = stride
-                Padding = padding
-                Dilation = (1, 1)
-            }
-
-        let patches = Conv.unfoldWith options x // [N; C·kh·kw; L]
-        let batch, rows, positions = patches.Shape[0], patches.Shape[1], patches.Shape[2]
-        let matrix = patches.Permute(0, 2, 1).Reshape [| batch * positions; rows |]
+        let matrix = conv2dPatches stride padding (kh, kw) x
+        let batch = x.Shape[0]
+        let positions = matrix.Shape[0] / batch
         let weights = (clampWeights c w).Reshape([| cout; cin * kh * kw |]).Transpose()
         let y = matmul c matrix weights // [N·L; C_out]
         let ph, pw = padding
