@@ -183,27 +183,14 @@ let main argv =
 
         correct / float d.Count, spikes / float d.Count, accounts
 
-    // Resume from a checkpoint when one exists: training continues exactly where it stopped.
-    let mutable p = parameters
-    let mutable state = Optim.init tx parameters
-    let mutable start = 0
+    // Resume from a checkpoint when one exists: training continues exactly where it stopped. Arrays
+    // are found by key path; a checkpoint of another network (or of the layer version of this
+    // sample, whose arrays were named params/0/0/W ...) is refused with the array at fault.
+    let resumed, resumedState, start =
+        Resume.fromCheckpoint "Mnist16" o.Checkpoint parameters (Optim.init tx parameters)
 
-    match o.Checkpoint with
-    | Some path when IO.File.Exists path ->
-        // Arrays are found by key path; a checkpoint of another network (or of the layer version
-        // of this sample, whose arrays were named params/0/0/W ...) is refused with the array at fault.
-        let p', s', e =
-            try
-                Train.loadCheckpoint path p state
-            with :? IO.InvalidDataException as e ->
-                eprintfn "Mnist16: cannot resume from %s: %s" path e.Message
-                exit 1
-
-        p <- p'
-        state <- s'
-        start <- e
-        printfn "resumed from %s after epoch %d" path e
-    | _ -> ()
+    let mutable p = resumed
+    let mutable state = resumedState
 
     printfn "256-%d-10 LIF network, %A latency coding, %d steps of %g ms, batch %d, lr %g" hidden coding steps (dt * 1e3) batchSize lr
     sw.Restart()

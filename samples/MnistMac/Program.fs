@@ -174,28 +174,14 @@ let main argv =
         let tx =
             Optim.adamWith (Optim.cosineDecay o.LearningRate (o.Epochs * batches) 0.05) 0.9 0.999 1e-8
 
-        let mutable p = initial
-        let mutable state = Optim.init tx initial
-        let mutable start = 0
-
         let checkpoint =
             o.Checkpoint |> Option.map (fun prefix -> $"%s{prefix}-%s{label}.npz")
 
-        match checkpoint with
-        | Some path when IO.File.Exists path ->
-            let p', s', e =
-                try
-                    Train.loadCheckpoint path p state
-                with :? IO.InvalidDataException as e ->
-                    eprintfn "MnistMac: cannot resume from %s: %s" path e.Message
-                    exit 1
+        let resumed, resumedState, start =
+            Resume.fromCheckpoint "MnistMac" checkpoint initial (Optim.init tx initial)
 
-            p <- p'
-            state <- s'
-            start <- e
-            printfn "%s: resumed from %s after epoch %d" label path e
-        | _ -> ()
-
+        let mutable p = resumed
+        let mutable state = resumedState
         let mutable epochBatches: (Tensor * int[])[] = [||]
         let clock = Stopwatch.StartNew()
 
