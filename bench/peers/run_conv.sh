@@ -4,7 +4,8 @@
 # same slow and fast phases of the machine. Prints every line, then per shape the median over the
 # rounds of each side and the median of the per-round ratios (PyTorch's time / SnnFunc's: above 1,
 # SnnFunc is faster), with their range.
-# Usage: bash bench/peers/run_conv.sh [--reps N] [--rounds R] [--no-wait]
+# Usage: bash bench/peers/run_conv.sh [--reps N] [--rounds R] [--threads T] [--no-wait]
+#        (--threads 1 compares single cores: steadier when another process holds one of two cores)
 #        DOTNET_EnableAVX512=0 bash bench/peers/run_conv.sh    # SnnFunc's AVX2 path
 # SnnFunc runs with DOTNET_GCLOHThreshold raised (the GC caps it at about 4 MB) unless the caller
 # sets it: with the default 85 KB every conv output is a large-object allocation, each of which
@@ -14,11 +15,13 @@ cd "$(dirname "$0")/../.."
 export DOTNET_GCLOHThreshold="${DOTNET_GCLOHThreshold:-0x400000}"
 reps=31
 rounds=3
+threads=2
 wait_idle=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) reps="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
     --no-wait) wait_idle=0; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -50,9 +53,9 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for r in $(seq 1 "$rounds"); do
   settle
-  dotnet run -c Release --no-build --project bench/SnnFunc.Bench -- conv --threads 2 --reps "$reps" | grep '^conv ' | sed "s/^/snnfunc round=$r /" | tee -a "$log"
+  dotnet run -c Release --no-build --project bench/SnnFunc.Bench -- conv --threads "$threads" --reps "$reps" | grep '^conv ' | sed "s/^/snnfunc round=$r /" | tee -a "$log"
   settle
-  /usr/bin/python3 bench/peers/torch_conv.py --reps "$reps" | grep '^conv ' | sed "s/^/torch round=$r /" | tee -a "$log"
+  /usr/bin/python3 bench/peers/torch_conv.py --reps "$reps" --threads "$threads" | grep '^conv ' | sed "s/^/torch round=$r /" | tee -a "$log"
 done
 /usr/bin/python3 - "$log" <<'PY'
 import re, statistics, sys

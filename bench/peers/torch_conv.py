@@ -3,10 +3,10 @@
 
 Same shapes (batch 64; 1 -> 16 channels on 28 x 28 and 16 -> 32 on 14 x 14; 3 x 3 and 5 x 5
 kernels, padding k // 2, stride 1, bias; float32), same timing (median of N timed calls after 10
-warm-up calls, 2 threads), same line format: the forward pass, and forward + backward (the gradients
+warm-up calls, 2 threads unless --threads says otherwise), same line format: the forward pass, and forward + backward (the gradients
 with respect to input and weights for a fixed output cotangent).
 
-    python3 torch_conv.py [--reps N]
+    python3 torch_conv.py [--reps N] [--threads T]
 """
 import sys
 import time
@@ -32,7 +32,8 @@ def median(f, warmup, reps):
 
 def main():
     reps = int(sys.argv[sys.argv.index("--reps") + 1]) if "--reps" in sys.argv else 31
-    torch.set_num_threads(2)
+    threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     for cin, cout, hw, k in SHAPES:
         x = torch.randn(BATCH, cin, hw, hw)
