@@ -64,9 +64,13 @@ let private lanes = Vector<float>.Count
 let private padded (n: int) = (n + 7) / 8 * 8
 
 /// The LIF sweep over one interval [t0, t1) for every lane, generic in the vector type (Vector256
-/// or Vector512, whose primitives are passed in and inlined): each lane's state flows by the shared
-/// (em, es, k); `lane n v0 i0` is called for the lanes the bound flags (module comment), after the
-/// vector result was stored, to redo them alone.
+/// or Vector512, whose primitives are passed in and inlined). The state at t0 is read from
+/// (va, ia), the weight rows of the arrivals at t0 (wRef[k], from offset wOff[k], k in [k0, k1))
+/// are added to the current first (and the sum stored back to ia: the lanes start from it), then
+/// each lane flows by the shared (em, es, k) into (vb, ib). The blocks with lanes the bound flags
+/// (module comment) go to (flagC, flagM), to be redone alone after the sweep (no call in the loop,
+/// so that the vectors stay in registers); returns their number. Lanes at and past `full` (the
+/// last, partial block) take their weights from ia, added by the caller.
 let inline private lifSweep
     (width: int)
     ([<InlineIfLambda>] load: float[] -> int -> ^V)
@@ -77,24 +81,41 @@ let inline private lifSweep
     ([<InlineIfLambda>] vmin: ^V -> ^V -> ^V)
     ([<InlineIfLambda>] select: ^V -> ^V -> ^V -> ^V)
     ([<InlineIfLambda>] bits: ^V -> uint64)
-    ([<InlineIfLambda>] element: ^V -> int -> float)
-    (vp: float[])
-    (ip: float[])
+    (va: float[])
+    (ia: float[])
+    (vb: float[])
+    (ib: float[])
     (rp: float[])
     (vlp: float[])
     (thp: float[])
+    (wRef: float[][])
+    (wOff: int[])
+    (k0: int)
+    (k1: int)
+    (full: int)
     (f: Flow)
     (hOverTm: float)
     (t0: float)
     (refractory: bool)
-    ([<InlineIfLambda>] lane: int -> float -> float -> unit)
-    =
+    (flagC: int[])
+    (flagM: uint64[])
+    : int =
     let em, es, k = splat f.Em, splat f.Es, splat f.K
     let hm, start, zero = splat hOverTm, splat t0, splat 0.0
     let mutable c = 0
+    let mutable nf = 0
 
-    while c < vp.Length do
-        let v0, i0, vl, th = load vp c, load ip c, load vlp c, load thp c
+    while c < va.Length do
+        let v0, vl, th = load va c, load vlp c, load thp c
+        let mutable i0 = load ia c
+
+        if c < full then
+            for q in k0 .. k1 - 1 do
+                i0 <- i0 + load wRef[q] (wOff[q] + c)
+
+            if k1 > k0 then
+                store i0 ia c
+
         let vh = vl + (v0 - vl) * em + i0 * k
         let h0 = vl - v0 + i0
         let ub = select (ge i0 zero) (vmin (v0 + h0 * hm) (vl + i0)) vl
@@ -106,16 +127,70 @@ let inline private lifSweep
             else
                 crossing
 
-        store vh vp c
-        store (i0 * es) ip c
-        let mutable m = bits flag
+        store vh vb c
+        store (i0 * es) ib c
+        let m = bits flag
 
-        while m <> 0UL do
-            let q = BitOperations.TrailingZeroCount m
-            lane (c + q) (element v0 q) (element i0 q)
-            m <- m &&& (m - 1UL)
+        if m <> 0UL then
+            flagC[nf] <- c
+            flagM[nf] <- m
+            nf <- nf + 1
 
         c <- c + width
+
+    nf
+
+/// x^r for a small integer r >= 1.
+let inline private powInt (x: float) (r: int) =
+    let mutable y = x
+
+    for _ in 2..r do
+        y <- y * x
+
+    y
+
+/// The root x ∈ (xlo, xhi) of F(x) = a + b·x + c·(x − x^r) (integer r >= 2, c >= 0: F is concave),
+/// given F(xlo) >= 0 > F(xhi): the upward threshold crossing of a LIF neuron in x = e^{−s/τm}
+/// (V − v_th with c = I0/(r − 1), as x^r = e^{−s/τs} when τm = r·τs). Newton's method from the
+/// secant's root, bisection when a step leaves the bracket, to full precision; no exponential.
+let private solveRisingX (a: float) (b: float) (c: float) (r: int) (xlo0: float) (xhi0: float) (flo: float) (fhi: float) =
+    let mutable lo = xlo0 // F >= 0
+    let mutable hi = xhi0 // F < 0
+    let mutable x = xlo0 + (xhi0 - xlo0) * (flo / (flo - fhi))
+
+    if not (x > lo && x < hi) then
+        x <- 0.5 * (lo + hi)
+
+    let mutable result = nan
+    let mutable it = 0
+
+    while Double.IsNaN result do
+        let p = powInt x (r - 1)
+        let fx = a + b * x + c * (x - p * x)
+
+        if fx = 0.0 then
+            result <- x
+        else
+            if fx > 0.0 then lo <- x else hi <- x
+            let d = b + c * (1.0 - float r * p)
+            let mutable next = if d < 0.0 then x - fx / d else nan
+
+            if not (next > lo && next < hi) then
+                next <- 0.5 * (lo + hi)
+
+            it <- it + 1
+
+            if
+                abs (next - x) <= 2e-16 * next
+                || (abs (next - x) <= 1e-10 * next && next = x - fx / d)
+                || hi - lo <= 2e-16 * hi
+                || it > 200
+            then
+                result <- next
+            else
+                x <- next
+
+    result
 
 /// A workspace for one thread: the populations' state in padded lane arrays, their spike lists
 /// and the arrival buffer.
@@ -124,6 +199,11 @@ type LayeredSimulator(l: Layout, order: int[]) =
     let np = pops.Length
     let v = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let i = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    // The LIF sweep's second buffer: an interval flows from (v, i) into (vB, iB), then they swap.
+    let vB = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    let iB = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    let flagC = pops |> Array.map (fun p -> Array.zeroCreate<int> (padded p.N))
+    let flagM = pops |> Array.map (fun p -> Array.zeroCreate<uint64> (padded p.N))
     let refUntil = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let vLeak = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let vTh = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
@@ -152,6 +232,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
     let mutable arrJ = Array.zeroCreate<int> 256
     let mutable arrM = Array.zeroCreate<int> 256
     let mutable na = 0
+    // Per arrival, its weight row: array and offset (weightRows).
+    let mutable wRef = Array.zeroCreate<float[]> 256
+    let mutable wOff = Array.zeroCreate<int> 256
     // The flows over the intervals between arrival times (intervalFlows).
     let mutable fEnd = Array.zeroCreate<float> 256
     let mutable fH = Array.zeroCreate<float> 256
@@ -266,7 +349,20 @@ type LayeredSimulator(l: Layout, order: int[]) =
     /// `f` the flow over the whole interval: refractory hold, crossings, resets. A crossing of a
     /// rising V that ends the interval above threshold is solved directly in [t, t1] from the
     /// secant's estimate; anything else goes to EventSim.firstCrossing, as in EventSimulator.
-    let lifLane (p: int) (n: int) (tm: float) (ts: float) (t0: float) (t1: float) (last: bool) (v0: float) (i0: float) (f: Flow) =
+    let lifLane
+        (p: int)
+        (n: int)
+        (tm: float)
+        (ts: float)
+        (t0: float)
+        (t1: float)
+        (last: bool)
+        (v0: float)
+        (i0: float)
+        (f: Flow)
+        (vOut: float[])
+        (iOut: float[])
+        =
         let pop = pops[p]
         let vl, vth, vrs = param pop 2 n, param pop 3 n, param pop 4 n
         let tol = grazeTol vth vl
@@ -328,60 +424,222 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     iN <- iN * fr.Es
                     go <- false
 
-        v[p][n] <- vn
-        i[p][n] <- iN
+        vOut[n] <- vn
+        iOut[n] <- iN
 
-    /// LIF population p over [t0, t1) (or [t0, t1] when `last`) with the interval's flow `f`: the
-    /// widest vectors the machine has.
-    let lifInterval (p: int) (tm: float) (ts: float) (t0: float) (t1: float) (last: bool) (f: Flow) =
+    /// Neuron n of LIF population p alone over [t0, t1) (or [t0, t1] when `last`) from (v0, i0),
+    /// `f` the flow over the whole interval, into (vOut, iOut), which hold its flow without a spike
+    /// on entry. `r` is the integer ratio τm/τs or 0. The order of the tests:
+    /// - no crossing is possible (the sweep's bound again, then the tangent bound: with I0 >= 0, V
+    ///   is concave in x = e^{−s/τm} for any ratio, since V − v_leak = (V0 − v_leak)·x + I0·K
+    ///   and K'' = −r·x^{r−2}/... < 0; the tangents at both ends bound it, their intersection its
+    ///   maximum over the interval): nothing to do;
+    /// - with an integer ratio, a rising V that ends the interval above threshold (lifLane's direct
+    ///   case): the crossing solved in x (solveRisingX, no exponential), the rest of the interval
+    ///   again from the reset, its flow from x's powers;
+    /// - anything else (refractory, V at or above threshold, a crossing after an interior
+    ///   extremum, a non-integer ratio): lifLane from the current state.
+    let lifLaneFast
+        (p: int)
+        (n: int)
+        (tm: float)
+        (ts: float)
+        (r: int)
+        (t0: float)
+        (t1: float)
+        (last: bool)
+        (v0: float)
+        (i0: float)
+        (f: Flow)
+        (vOut: float[])
+        (iOut: float[])
+        =
+        let pop = pops[p]
+
+        if refUntil[p][n] > t0 then
+            lifLane p n tm ts t0 t1 last v0 i0 f vOut iOut
+        else
+            let vl, vth, vrs = param pop 2 n, param pop 3 n, param pop 4 n
+            let tol = grazeTol vth vl
+            let ratio = tm / ts
+            let tangents = abs (ratio - 1.0) >= 0.05
+            let mutable t = t0
+            let mutable vn = v0
+            let mutable iN = i0
+            let mutable em = f.Em
+            let mutable es = f.Es
+            let mutable k = f.K
+            let mutable go = true
+            let mutable atInstant = 0
+
+            while go do
+                let h0 = vl - vn + iN
+                let vEnd = vl + (vn - vl) * em + iN * k
+
+                let noCrossing =
+                    vn < vth
+                    && vEnd < vth
+                    && (not (
+                            h0 > 0.0
+                            && (if iN >= 0.0 then
+                                    min (vn + h0 * (t1 - t) / tm) (vl + iN)
+                                else
+                                    vl)
+                               >= vth
+                        )
+                        || (tangents
+                            && iN >= 0.0
+                            && (let margin = 1e-12 * (abs vth + abs vl + abs vn + abs iN * (1.0 + ratio))
+                                // F'(x) at both ends: −h0 at x = 1, at x = em from x^{r−1} = es/em.
+                                let dh = vn - vl + iN * (1.0 - ratio * es / em) / (ratio - 1.0)
+
+                                if dh <= 0.0 then
+                                    vEnd < vth - margin
+                                else
+                                    let xs = (vEnd - vn - dh * em - h0) / (-h0 - dh)
+                                    vn + h0 * (1.0 - xs) < vth - margin)))
+
+                if noCrossing then
+                    vOut[n] <- vEnd
+                    iOut[n] <- iN * es
+                    go <- false
+                elif
+                    r >= 2
+                    && pop.TRef = 0.0
+                    && vn < vth
+                    && vEnd >= vth
+                    && h0 > 0.0
+                    && (vl - vEnd + iN * es >= 0.0 || vEnd > vth + tol)
+                then
+                    // F(x) = V − v_th in x = e^{−s/τm}: F(1) = vn − vth < 0 <= F(em) = vEnd − vth.
+                    let c = iN / float (r - 1)
+                    let x = solveRisingX (vl - vth) (vn - vl) c r em 1.0 (vEnd - vth) (vn - vth)
+                    let tc = t - tm * log x
+
+                    if tc < t1 || (last && tc <= t1) then
+                        atInstant <- if tc = t then atInstant + 1 else 1
+
+                        if atInstant > l.MaxPerInstant then
+                            invalidOp
+                                $"Events.run: more than %d{l.MaxPerInstant} spikes at the instant t = %g{tc} s in sample %d{b}, the last of neuron %d{n} of '%s{pop.Name}' (a runaway cascade; see MaxEventsPerInstant)"
+
+                        addSpike p tc n
+                        iN <- iN * powInt x r
+                        vn <- vrs
+                        t <- tc
+                        // The rest of the interval: e^{−(t1 − tc)/τm} = em / x, its r-th power, and
+                        // K = (x − x^r)/(r − 1).
+                        em <- min 1.0 (em / x)
+                        es <- powInt em r
+                        k <- (em - es) / float (r - 1)
+                    else
+                        vOut[n] <- vEnd
+                        iOut[n] <- iN * es
+                        go <- false
+                else
+                    let fr = if t = t0 then f else flow tm ts (t1 - t)
+                    lifLane p n tm ts t t1 last vn iN fr vOut iOut
+                    go <- false
+
+    /// LIF population p over [t0, t1) (or [t0, t1] when `last`) with the interval's flow `f`, the
+    /// arrivals [k0, k1) at t0 added first: the widest vectors the machine has, then the flagged
+    /// lanes alone; (v, i) and (vB, iB) swap.
+    let lifInterval (p: int) (tm: float) (ts: float) (r: int) (t0: float) (t1: float) (last: bool) (f: Flow) (k0: int) (k1: int) =
         let hOverTm = (t1 - t0) / tm
         let first = spCount[p]
         let refractory = pops[p].TRef > 0.0
+        let va, ia, vb, ib = v[p], i[p], vB[p], iB[p]
+        let n = pops[p].N
 
-        if Vector512.IsHardwareAccelerated then
-            lifSweep
-                8
-                (fun (a: float[]) (c: int) -> Vector512.Create<float>(ReadOnlySpan<float>(a, c, 8)))
-                (fun (x: Vector512<float>) (a: float[]) (c: int) -> x.CopyTo(Span<float>(a, c, 8)))
-                (fun (x: float) -> Vector512.Create x)
-                (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
-                (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
-                (fun (x: Vector512<float>) y -> Vector512.Min(x, y))
-                (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
-                (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
-                (fun (x: Vector512<float>) q -> x[q])
-                v[p]
-                i[p]
-                refUntil[p]
-                vLeak[p]
-                vTh[p]
-                f
-                hOverTm
-                t0
-                refractory
-                (fun n v0 i0 -> lifLane p n tm ts t0 t1 last v0 i0 f)
-        else
-            lifSweep
-                4
-                (fun (a: float[]) (c: int) -> Vector256.Create<float>(ReadOnlySpan<float>(a, c, 4)))
-                (fun (x: Vector256<float>) (a: float[]) (c: int) -> x.CopyTo(Span<float>(a, c, 4)))
-                (fun (x: float) -> Vector256.Create x)
-                (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
-                (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
-                (fun (x: Vector256<float>) y -> Vector256.Min(x, y))
-                (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
-                (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
-                (fun (x: Vector256<float>) q -> x[q])
-                v[p]
-                i[p]
-                refUntil[p]
-                vLeak[p]
-                vTh[p]
-                f
-                hOverTm
-                t0
-                refractory
-                (fun n v0 i0 -> lifLane p n tm ts t0 t1 last v0 i0 f)
+        let nf =
+            if Vector512.IsHardwareAccelerated then
+                let full = n / 8 * 8
+
+                // The partial block's weights, lane by lane.
+                if full < n then
+                    for q in k0 .. k1 - 1 do
+                        for z in full .. n - 1 do
+                            ia[z] <- ia[z] + wRef[q][wOff[q] + z]
+
+                lifSweep
+                    8
+                    (fun (a: float[]) (c: int) -> Vector512.Create<float>(ReadOnlySpan<float>(a, c, 8)))
+                    (fun (x: Vector512<float>) (a: float[]) (c: int) -> x.CopyTo(Span<float>(a, c, 8)))
+                    (fun (x: float) -> Vector512.Create x)
+                    (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
+                    (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
+                    (fun (x: Vector512<float>) y -> Vector512.MinNative(x, y))
+                    (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
+                    (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
+                    va
+                    ia
+                    vb
+                    ib
+                    refUntil[p]
+                    vLeak[p]
+                    vTh[p]
+                    wRef
+                    wOff
+                    k0
+                    k1
+                    full
+                    f
+                    hOverTm
+                    t0
+                    refractory
+                    flagC[p]
+                    flagM[p]
+            else
+                let full = n / 4 * 4
+
+                if full < n then
+                    for q in k0 .. k1 - 1 do
+                        for z in full .. n - 1 do
+                            ia[z] <- ia[z] + wRef[q][wOff[q] + z]
+
+                lifSweep
+                    4
+                    (fun (a: float[]) (c: int) -> Vector256.Create<float>(ReadOnlySpan<float>(a, c, 4)))
+                    (fun (x: Vector256<float>) (a: float[]) (c: int) -> x.CopyTo(Span<float>(a, c, 4)))
+                    (fun (x: float) -> Vector256.Create x)
+                    (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
+                    (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
+                    (fun (x: Vector256<float>) y -> Vector256.MinNative(x, y))
+                    (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
+                    (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
+                    va
+                    ia
+                    vb
+                    ib
+                    refUntil[p]
+                    vLeak[p]
+                    vTh[p]
+                    wRef
+                    wOff
+                    k0
+                    k1
+                    full
+                    f
+                    hOverTm
+                    t0
+                    refractory
+                    flagC[p]
+                    flagM[p]
+
+        let fc, fm = flagC[p], flagM[p]
+
+        for z in 0 .. nf - 1 do
+            let mutable m = fm[z]
+
+            while m <> 0UL do
+                let n = fc[z] + BitOperations.TrailingZeroCount m
+                lifLaneFast p n tm ts r t0 t1 last va[n] ia[n] f vb ib
+                m <- m &&& (m - 1UL)
+
+        v[p] <- vb
+        i[p] <- ib
+        vB[p] <- va
+        iB[p] <- ia
 
         // The interval's spikes came neuron by neuron: order them by (time, neuron).
         for a in first + 1 .. spCount[p] - 1 do
@@ -509,6 +767,17 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
         g
 
+    /// The weight row of every arrival (wRef, wOff).
+    let weightRows () =
+        if wRef.Length < na then
+            wRef <- Array.zeroCreate arrT.Length
+            wOff <- Array.zeroCreate arrT.Length
+
+        for a in 0 .. na - 1 do
+            let pj = l.Projs[arrJ[a]]
+            wRef[a] <- sd.Data[pj.WSlot]
+            wOff[a] <- sd.Off(pj.WSlot, b) + arrM[a] * pj.TgtN
+
     /// Runs population p over its arrivals, with shared time constants (tm, ts).
     let runPop (p: int) (tm: float) (ts: float) =
         let pop = pops[p]
@@ -530,8 +799,22 @@ type LayeredSimulator(l: Layout, order: int[]) =
         gather p
         let count = intervalFlows tm ts
         let rate = 1.0 / tm - 1.0 / ts
+        // The integer ratio τm/τs (then τs = τm/r to rounding), or 0.
+        let r =
+            let q = Math.Round(tm / ts)
+
+            if q >= 2.0 && q <= 16.0 && abs (tm - q * ts) <= 4e-16 * tm then
+                int q
+            else
+                0
+
+        if pop.Spiking then
+            weightRows ()
+
         let mutable t0 = 0.0
         let mutable a = 0
+        // The arrivals whose weights the next LIF sweep adds at its start.
+        let mutable pending = 0
 
         for q in 0 .. count - 1 do
             let t1 = fEnd[q]
@@ -547,7 +830,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
             if pop.Spiking then
                 if t1 > t0 || last then
-                    lifInterval p tm ts t0 t1 last f
+                    lifInterval p tm ts r t0 t1 last f pending a
+                    pending <- a
             elif t1 > t0 then
                 liInterval p tm ts t0 t1 f
 
@@ -556,7 +840,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
             while a < na && arrT[a] = t1 do
                 a <- a + 1
 
-            addWeights p a0 a
+            if not pop.Spiking then
+                addWeights p a0 a
+
             t0 <- t1
 
     /// Simulates sample `sample` into `out` (as EventSimulator.Simulator.Run does), or returns false
