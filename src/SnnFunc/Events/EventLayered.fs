@@ -22,6 +22,7 @@ open System
 open System.Numerics
 open System.Numerics.Tensors
 open System.Runtime.Intrinsics
+open System.Runtime.InteropServices
 open SnnFunc.EventSim
 
 /// The populations in an order where every projection comes from a source or an earlier
@@ -65,12 +66,15 @@ let private padded (n: int) = (n + 7) / 8 * 8
 
 /// The LIF sweep over one interval [t0, t1) for every lane, generic in the vector type (Vector256
 /// or Vector512, whose primitives are passed in and inlined). The state at t0 is read from
-/// (va, ia), the weight rows of the arrivals at t0 (wRef[k], from offset wOff[k], k in [k0, k1))
-/// are added to the current first (and the sum stored back to ia: the lanes start from it), then
+/// (va, ia), the weight row of the arrivals at t0 (`row` from `off`, when `hasW`: one arrival's, or
+/// their sum) is added to the current first (and the sum stored back to ia: the lanes start from
+/// it), then
 /// each lane flows by the shared (em, es, k) into (vb, ib). The blocks with lanes the bound flags
 /// (module comment) go to (flagC, flagM), to be redone alone after the sweep (no call in the loop,
 /// so that the vectors stay in registers); returns their number. Lanes at and past `full` (the
-/// last, partial block) take their weights from ia, added by the caller.
+/// last, partial block) take their weights from ia, added by the caller. `load` and `store` may
+/// skip bounds checks: every array is at least as long as va (padded to the vector width), and
+/// the row is read only below `full`.
 let inline private lifSweep
     (width: int)
     ([<InlineIfLambda>] load: float[] -> int -> ^V)
@@ -88,10 +92,9 @@ let inline private lifSweep
     (rp: float[])
     (vlp: float[])
     (thp: float[])
-    (wRef: float[][])
-    (wOff: int[])
-    (k0: int)
-    (k1: int)
+    (row: float[])
+    (off: int)
+    (hasW: bool)
     (full: int)
     (f: Flow)
     (hOverTm: float)
@@ -109,12 +112,9 @@ let inline private lifSweep
         let v0, vl, th = load va c, load vlp c, load thp c
         let mutable i0 = load ia c
 
-        if c < full then
-            for q in k0 .. k1 - 1 do
-                i0 <- i0 + load wRef[q] (wOff[q] + c)
-
-            if k1 > k0 then
-                store i0 ia c
+        if hasW && c < full then
+            i0 <- i0 + load row (off + c)
+            store i0 ia c
 
         let vh = vl + (v0 - vl) * em + i0 * k
         let h0 = vl - v0 + i0
@@ -204,6 +204,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
     let iB = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let flagC = pops |> Array.map (fun p -> Array.zeroCreate<int> (padded p.N))
     let flagM = pops |> Array.map (fun p -> Array.zeroCreate<uint64> (padded p.N))
+    let wSum = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let refUntil = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let vLeak = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let vTh = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
@@ -499,21 +500,54 @@ type LayeredSimulator(l: Layout, order: int[]) =
                                     let xs = (vEnd - vn - dh * em - h0) / (-h0 - dh)
                                     vn + h0 * (1.0 - xs) < vth - margin)))
 
-                if noCrossing then
+                // The crossing in x = e^{−s/τm} where an integer ratio makes V − v_th the
+                // polynomial F(x) = (vl − vth) + (vn − vl)·x + c·(x − x^r), c = iN/(r − 1),
+                // F(1) = vn − vth < 0; NaN when there is none, +inf when the general lane decides.
+                let xc =
+                    if noCrossing then
+                        nan
+                    elif r < 2 || pop.TRef > 0.0 || not (vn < vth && h0 > 0.0) then
+                        infinity
+                    elif vEnd >= vth then
+                        if vl - vEnd + iN * es >= 0.0 || vEnd > vth + tol then
+                            // Rising to a crossing before the end (lifLane's direct case):
+                            // F(em) = vEnd − vth >= 0.
+                            solveRisingX (vl - vth) (vn - vl) (iN / float (r - 1)) r em 1.0 (vEnd - vth) (vn - vth)
+                        else
+                            infinity
+                    elif iN > 0.0 then
+                        // An interior maximum (V rises at the start; the tangent bound did not rule
+                        // it out): F'(x) = 0 at x_e^{r−1} = (vn − vl + c)/(r·c), and V = vl + I
+                        // there. A crossing (beyond the grazing tolerance, as firstCrossing)
+                        // lies in (x_e, 1).
+                        let c = iN / float (r - 1)
+                        let q = (vn - vl + c) / (float r * c)
+
+                        let xe =
+                            match r with
+                            | 2 -> q
+                            | 3 -> sqrt q
+                            | 4 -> Math.Cbrt q
+                            | _ -> Math.Pow(q, 1.0 / float (r - 1))
+
+                        if xe > em && xe < 1.0 then
+                            let fe = vl + iN * powInt xe r - vth
+
+                            if fe > tol then
+                                solveRisingX (vl - vth) (vn - vl) c r xe 1.0 fe (vn - vth)
+                            else
+                                nan
+                        else
+                            infinity
+                    else
+                        infinity
+
+                if Double.IsNaN xc then
                     vOut[n] <- vEnd
                     iOut[n] <- iN * es
                     go <- false
-                elif
-                    r >= 2
-                    && pop.TRef = 0.0
-                    && vn < vth
-                    && vEnd >= vth
-                    && h0 > 0.0
-                    && (vl - vEnd + iN * es >= 0.0 || vEnd > vth + tol)
-                then
-                    // F(x) = V − v_th in x = e^{−s/τm}: F(1) = vn − vth < 0 <= F(em) = vEnd − vth.
-                    let c = iN / float (r - 1)
-                    let x = solveRisingX (vl - vth) (vn - vl) c r em 1.0 (vEnd - vth) (vn - vth)
+                elif xc < infinity then
+                    let x = xc
                     let tc = t - tm * log x
 
                     if tc < t1 || (last && tc <= t1) then
@@ -550,6 +584,22 @@ type LayeredSimulator(l: Layout, order: int[]) =
         let refractory = pops[p].TRef > 0.0
         let va, ia, vb, ib = v[p], i[p], vB[p], iB[p]
         let n = pops[p].N
+        let hasW = k1 > k0
+
+        // The arrivals' weight row: one arrival's, or their sum.
+        let row, off =
+            if k1 - k0 = 1 then
+                wRef[k0], wOff[k0]
+            elif hasW then
+                let sum = wSum[p]
+                Array.Copy(wRef[k0], wOff[k0], sum, 0, n)
+
+                for q in k0 + 1 .. k1 - 1 do
+                    TensorPrimitives.Add(ReadOnlySpan<float>(sum, 0, n), ReadOnlySpan<float>(wRef[q], wOff[q], n), Span<float>(sum, 0, n))
+
+                sum, 0
+            else
+                va, 0
 
         let nf =
             if Vector512.IsHardwareAccelerated then
@@ -563,8 +613,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
                 lifSweep
                     8
-                    (fun (a: float[]) (c: int) -> Vector512.Create<float>(ReadOnlySpan<float>(a, c, 8)))
-                    (fun (x: Vector512<float>) (a: float[]) (c: int) -> x.CopyTo(Span<float>(a, c, 8)))
+                    (fun (a: float[]) (c: int) -> Vector512.LoadUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint c))
+                    (fun (x: Vector512<float>) (a: float[]) (c: int) -> x.StoreUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint c))
                     (fun (x: float) -> Vector512.Create x)
                     (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
                     (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
@@ -578,10 +628,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     refUntil[p]
                     vLeak[p]
                     vTh[p]
-                    wRef
-                    wOff
-                    k0
-                    k1
+                    row
+                    off
+                    hasW
                     full
                     f
                     hOverTm
@@ -599,8 +648,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
                 lifSweep
                     4
-                    (fun (a: float[]) (c: int) -> Vector256.Create<float>(ReadOnlySpan<float>(a, c, 4)))
-                    (fun (x: Vector256<float>) (a: float[]) (c: int) -> x.CopyTo(Span<float>(a, c, 4)))
+                    (fun (a: float[]) (c: int) -> Vector256.LoadUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint c))
+                    (fun (x: Vector256<float>) (a: float[]) (c: int) -> x.StoreUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint c))
                     (fun (x: float) -> Vector256.Create x)
                     (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
                     (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
@@ -614,10 +663,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     refUntil[p]
                     vLeak[p]
                     vTh[p]
-                    wRef
-                    wOff
-                    k0
-                    k1
+                    row
+                    off
+                    hasW
                     full
                     f
                     hOverTm
@@ -663,6 +711,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
         let tEnd = Vector<float>(t1)
         let tol = Vector<float>(1e-9)
         let vp, ip, vlp, mv, mt = v[p], i[p], vLeak[p], maxV[p], maxT[p]
+        let ratio = tm / ts
+        let tangents = abs (ratio - 1.0) >= 0.05
         let mutable c = 0
 
         while c < vp.Length do
@@ -694,7 +744,24 @@ type LayeredSimulator(l: Layout, order: int[]) =
                 for q in 0 .. lanes - 1 do
                     if flag[q] <> 0L then
                         let n = c + q
-                        let se = extremum v0[q] i0[q] tm ts vl[q]
+                        let x0, y0, l0 = v0[q], i0[q], vl[q]
+
+                        // The tangent bound (lifLaneFast): an interior maximum below the running
+                        // one needs no solve.
+                        let below =
+                            tangents
+                            && y0 >= 0.0
+                            && (let margin = 1e-12 * (abs mv[n] + abs l0 + abs x0 + abs y0 * (1.0 + ratio))
+                                let g0 = l0 - x0 + y0
+                                let dh = x0 - l0 + y0 * (1.0 - ratio * f.Es / f.Em) / (ratio - 1.0)
+
+                                if dh <= 0.0 then
+                                    true // rising to the end: the end value below decides
+                                else
+                                    let xs = (vh[q] - x0 - dh * f.Em - g0) / (-g0 - dh)
+                                    x0 + g0 * (1.0 - xs) < mv[n] - margin)
+
+                        let se = if below then infinity else extremum x0 y0 tm ts l0
 
                         if se < h then
                             let vm = vAfter vl[q] v0[q] i0[q] (flow tm ts se)
@@ -712,7 +779,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
     /// The flows over the intervals between population p's distinct arrival times (and to TEnd):
     /// the interval ends in fEnd[0 .. count−1], their flows in fEm, fEs, fK (K in the
     /// cancellation-free form of EventSim.flow, its series vectorised).
-    let intervalFlows (tm: float) (ts: float) =
+    let intervalFlows (tm: float) (ts: float) (r: int) =
         let mutable g = 0
         let mutable a = 0
 
@@ -741,7 +808,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
         for q in 0 .. g - 1 do
             fEm[q] <- exp (-fH[q] / tm)
-            fEs[q] <- exp (-fH[q] / ts)
+            // With τm = r·τs, e^{−h/τs} = (e^{−h/τm})^r (to rounding).
+            fEs[q] <- if r > 0 then powInt fEm[q] r else exp (-fH[q] / ts)
 
         let rate = 1.0 / tm - 1.0 / ts
         let half = Vector<float>(0.5)
@@ -797,8 +865,6 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
         spCount[p] <- 0
         gather p
-        let count = intervalFlows tm ts
-        let rate = 1.0 / tm - 1.0 / ts
         // The integer ratio τm/τs (then τs = τm/r to rounding), or 0.
         let r =
             let q = Math.Round(tm / ts)
@@ -807,6 +873,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
                 int q
             else
                 0
+
+        let count = intervalFlows tm ts r
+        let rate = 1.0 / tm - 1.0 / ts
 
         if pop.Spiking then
             weightRows ()
