@@ -151,15 +151,22 @@ let inline private powInt (x: float) (r: int) =
 
 /// The root x ∈ (xlo, xhi) of F(x) = a + b·x + c·(x − x^r) (integer r >= 2, c >= 0: F is concave),
 /// given F(xlo) >= 0 > F(xhi): the upward threshold crossing of a LIF neuron in x = e^{−s/τm}
-/// (V − v_th with c = I0/(r − 1), as x^r = e^{−s/τs} when τm = r·τs). Newton's method from the
-/// secant's root, bisection when a step leaves the bracket, to full precision; no exponential.
+/// (V − v_th with c = I0/(r − 1), as x^r = e^{−s/τs} when τm = r·τs). Newton's method from xhi,
+/// bisection when a step leaves the bracket, to full precision; no exponential.
 let private solveRisingX (a: float) (b: float) (c: float) (r: int) (xlo0: float) (xhi0: float) (flo: float) (fhi: float) =
     let mutable lo = xlo0 // F >= 0
     let mutable hi = xhi0 // F < 0
-    let mutable x = xlo0 + (xhi0 - xlo0) * (flo / (flo - fhi))
+    // The first Newton step from xhi: with c >= 0 (F concave) the iterates then approach the root
+    // from above, monotonically, without leaving the bracket (from the secant's root, below it,
+    // a step near a maximum of F overshoots).
+    let dhi = b + c * (1.0 - float r * powInt xhi0 (r - 1))
+    let mutable x = xhi0 - fhi / dhi
 
     if not (x > lo && x < hi) then
-        x <- 0.5 * (lo + hi)
+        x <- xlo0 + (xhi0 - xlo0) * (flo / (flo - fhi))
+
+        if not (x > lo && x < hi) then
+            x <- 0.5 * (lo + hi)
 
     let mutable result = nan
     let mutable it = 0
