@@ -5,11 +5,20 @@
 /// and its upstream populations' spikes, plus delays), and its neurons are independent given them.
 /// So the population flows from arrival time to arrival time with one shared flow (its time
 /// constants must be equal across its neurons in the sample), all neurons at once in SIMD lanes;
-/// a neuron is solved alone (EventSim.firstCrossing, exactly as EventSimulator does) only in an
-/// interval where a cheap bound says it may reach the threshold, or while it is refractory. The
-/// bound: V(end) >= v_th, or V rising at the start and its maximum bound above v_th — with I >= 0,
-/// V is concave while it rises (V̈ = −(V̇ + I/τs)/τm), so V <= V0 + V̇(0)·h and V <= v_leak + I0;
-/// with I < 0, V <= v_leak. The readouts' running maximum uses the same bound.
+/// a neuron is solved alone only in an interval where a cheap bound says it may reach the
+/// threshold, or while it is refractory. The bound: V(end) >= v_th, or V rising at the start and
+/// its maximum bound above v_th — with I >= 0, V is concave while it rises
+/// (V̈ = −(V̇ + I/τs)/τm), so V <= V0 + V̇(0)·h and V <= v_leak + I0; with I < 0, V <= v_leak.
+/// The readouts' running maximum uses the same bound.
+///
+/// A flagged lane (lifLaneFast) first tries a tighter bound: with I0 >= 0, V is concave in
+/// x = e^{−s/τm} over the whole interval, so the tangents at its two ends bound it. When τm/τs is
+/// an integer r, V − v_th is the polynomial (v_leak − v_th) + (V0 − v_leak)·x + I0/(r−1)·(x − x^r)
+/// and the crossing is solved in x by Newton's method (solveRisingX), the interior maximum in closed
+/// form (x_e^{r−1} = (V0 − v_leak + c)/(r·c)), with no exponential; the same function as the
+/// general solver's, so the times agree with it to rounding (to 1e-15 s in the tests). Any other
+/// lane (non-integer ratio, refractory, V at or above threshold) takes EventSim.firstCrossing,
+/// exactly as EventSimulator does.
 ///
 /// The policies are EventSim's: a crossing at the very instant of an arrival is decided after the
 /// arrival (the search of an interval stops short of its end); ties in a population's output are
