@@ -53,11 +53,12 @@ let private weights (rng: Random) (a: int) (b: int) (mean: float) (sd: float) =
 
     Init.ofTensor (Tensor.FromArray(w, a, b))
 
-/// A fixed MNIST16 inference workload (samples/Mnist16Event's coding and network before its
-/// tuning): the 2000 test images latency-coded (pixels above 0.2 spike at (1 − u)·20 ms), a
-/// 256-128-10 LIF → LI network at the initialisation N(0.15, 0.1) / N(0.2, 0.37), TEnd 40 ms; the population-by-population path against the general event loop,
-/// in interleaved rounds (medians of each and of their ratio).
-let private mnist16 () =
+/// The MNIST16 inference workload: the 2000 test images latency-coded (pixels above theta spike at
+/// (1 − u)·20 ms), a 256-128-10 LIF → LI network, TEnd 40 ms. Without a checkpoint: theta 0.2 and
+/// the initialisation N(0.15, 0.1) / N(0.2, 0.37) (samples/Mnist16Event's coding and network
+/// before its tuning, a fixed workload); with one (the sample's `--checkpoint`): theta 0.03 and the
+/// trained weights, the sample's inference.
+let private mnist16Setup (checkpoint: string option) =
     let data =
         SnnFunc.Data.Mnist.loadNpm
             { SnnFunc.Data.Mnist.defaults with
@@ -67,13 +68,14 @@ let private mnist16 () =
             }
 
     let x = data.Test.X.Minimum(Tensor.Scalar(1.0, data.Test.X.DType)).Convert Float64
+    let theta = if checkpoint.IsSome then 0.03 else 0.2
 
     let ev =
         EventBuffer.latencyWith
             {
                 TEarly = 20e-3
                 TLate = 0.0
-                Threshold = Some(0.2 + 1e-9)
+                Threshold = Some(theta + 1e-9)
                 BiasTime = None
             }
             x
@@ -101,7 +103,22 @@ let private mnist16 () =
         |> Graph.connect "x" "hidden" (Projection.dense (Init.gaussian 0.15 0.1))
         |> Graph.connect "hidden" "out" (Projection.dense (Init.gaussian 0.2 0.37))
 
-    let p = Graph.initAs Float64 (Random.key 1L) g
+    let p0 = Graph.initAs Float64 (Random.key 1L) g
+
+    let p =
+        match checkpoint with
+        | None -> p0
+        | Some path ->
+            // Arrays "params/<projection>/weight", the projection's name escaped (KeyPath.toName).
+            Npz.load path
+            |> Map.fold
+                (fun (acc: GraphParams) name (t: Tensor) ->
+                    match name.Split '/' with
+                    | [| "params"; node; leaf |] ->
+                        let node = Uri.UnescapeDataString node
+                        acc.Add(node, acc[node].Add(leaf, t.Convert Float64))
+                    | _ -> acc)
+                p0
 
     let config =
         { Events.defaults with
@@ -109,13 +126,21 @@ let private mnist16 () =
             Capacity = 512
         }
 
-    let inputs = Map [ "x", ev ]
-    let n = float data.Test.Count
+    data.Test.Count, g, p, config, Map [ "x", ev ]
+
+let private perPattern (n: int) (b: EventBuffer) =
+    float (Array.sum (b.Count.ToInt32Array())) / float n
+
+let private med (a: seq<float>) =
+    let s = Array.sort (Array.ofSeq a)
+    s[s.Length / 2]
+
+/// The fixed MNIST16 workload (mnist16Setup); the population-by-population path against the
+/// general event loop, in interleaved rounds (medians of each and of their ratio).
+let private mnist16 () =
+    let count, g, p, config, inputs = mnist16Setup None
+    let n = float count
     let first = Events.run g p config inputs
-
-    let spikes (b: EventBuffer) =
-        float (Array.sum (b.Count.ToInt32Array())) / n
-
     let layered = ResizeArray<float>()
     let general = ResizeArray<float>()
 
@@ -123,21 +148,65 @@ let private mnist16 () =
         layered.Add(Timing.median 1 3 (fun () -> Events.run g p config inputs |> ignore))
         general.Add(Timing.median 0 1 (fun () -> Events.runWith false g p config inputs |> ignore))
 
-    let med (a: seq<float>) =
-        let s = Array.sort (Array.ofSeq a)
-        s[s.Length / 2]
-
     let ratio = med (Seq.map2 (fun l g -> g / l) layered general)
 
     printfn
         "events MNIST16 256-128-10 inference (%d test images, %.1f input and %.1f hidden spikes/pattern, %d threads): layered %.0f patterns/s, general loop %.0f patterns/s, ratio %.1fx"
-        data.Test.Count
-        (spikes ev)
-        (spikes first["hidden"])
+        count
+        (perPattern count inputs["x"])
+        (perPattern count first["hidden"])
         Kernels.Parallelism.MaxThreads
         (n / med layered)
         (n / med general)
         ratio
+
+/// `eventsmnist [checkpoint.npz | -] [reps] [threads]`: the MNIST16 inference alone (the layered
+/// path), `reps` timed runs after two warm-ups (default 9); prints every run's patterns/s and the
+/// median, for side-by-side comparisons of builds.
+let mnistOnly (argv: string[]) : int =
+    let checkpoint =
+        if argv.Length > 0 && argv[0] <> "-" then
+            Some argv[0]
+        else
+            None
+
+    let reps = if argv.Length > 1 then int argv[1] else 9
+
+    if argv.Length > 2 then
+        Kernels.Parallelism.MaxThreads <- int argv[2]
+
+    let count, g, p, config, inputs = mnist16Setup checkpoint
+    let first = Events.run g p config inputs
+    Events.run g p config inputs |> ignore
+
+    // Wall time and the process's CPU time of each run: on a shared machine the CPU time per
+    // pattern is the steadier figure (it does not count the time other processes hold the cores).
+    let proc = Diagnostics.Process.GetCurrentProcess()
+
+    let runs =
+        Array.init reps (fun _ ->
+            proc.Refresh()
+            let cpu0 = proc.TotalProcessorTime
+            let sw = Diagnostics.Stopwatch.StartNew()
+            Events.run g p config inputs |> ignore
+            let wall = sw.Elapsed.TotalSeconds
+            proc.Refresh()
+            float count / wall, 1e6 * (proc.TotalProcessorTime - cpu0).TotalSeconds / float count)
+
+    let rates = Array.map fst runs
+
+    printfn
+        "eventsmnist %s: %d patterns, %.1f input and %.1f hidden spikes/pattern, %d threads: median %.0f patterns/s, %.2f CPU-us/pattern (runs %s)"
+        (defaultArg checkpoint "fixed")
+        count
+        (perPattern count inputs["x"])
+        (perPattern count first["hidden"])
+        Kernels.Parallelism.MaxThreads
+        (med rates)
+        (med (Array.map snd runs))
+        (rates |> Array.map (sprintf "%.0f") |> String.concat " ")
+
+    0
 
 let run (argv: string[]) : int =
     let batch = if argv.Length > 0 then int argv[0] else 4000

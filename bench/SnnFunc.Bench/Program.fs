@@ -14,6 +14,7 @@ let private commands: (string * (string[] -> int)) list =
         "conv", ConvBench.run
         "conv-profile", ConvBench.profile
         "events", EventBench.run
+        "eventsmnist", EventBench.mnistOnly
         "eventtrain", EventTrainingBench.run
     ]
 

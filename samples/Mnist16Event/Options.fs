@@ -22,6 +22,7 @@ type Arguments =
     | Test_Count of int
     | Seed of int64
     | Threads of int
+    | Checkpoint of path: string
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -42,6 +43,7 @@ type Arguments =
             | Test_Count _ -> "test images (default 2000)"
             | Seed _ -> "seed of initialisation and shuffling (default 0)"
             | Threads _ -> "kernel threads (default: all cores)"
+            | Checkpoint _ -> "an .npz of the trained weights: loaded when it exists (training skipped), else written after training"
 
 /// The validated options.
 type Settings =
@@ -62,6 +64,7 @@ type Settings =
         TestCount: int
         Seed: int64
         Threads: int option
+        Checkpoint: string option
     }
 
 /// Parses and validates a command line. Error(exit code, text for stderr): 0 with the usage for
@@ -85,6 +88,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             TestCount = args.GetResult(Test_Count, 2000)
             Seed = args.GetResult(Seed, 0L)
             Threads = args.TryGetResult Threads
+            Checkpoint = args.TryGetResult Checkpoint
         }
 
     let problems (s: Settings) =

@@ -214,8 +214,18 @@ let main argv =
         o.Dropout
         o.Noise
 
-    Train.run 0 o.Epochs batches step endEpoch
-    printfn "training took %.1f s" sw.Elapsed.TotalSeconds
+    match o.Checkpoint with
+    | Some path when IO.File.Exists path ->
+        let wc, sc, doneEpochs = Train.loadCheckpoint path w state
+        w <- wc
+        state <- sc
+        printfn "loaded the weights of %d trained epochs from %s (training skipped)" doneEpochs path
+    | _ ->
+        Train.run 0 o.Epochs batches step endEpoch
+        printfn "training took %.1f s" sw.Elapsed.TotalSeconds
+
+        o.Checkpoint
+        |> Option.iter (fun path -> Train.saveCheckpoint path w state o.Epochs)
 
     // Inference speed: the whole test set, encoded once, in one event-driven run (median of 5).
     let wt = full w
@@ -228,13 +238,19 @@ let main argv =
             t.Elapsed.TotalSeconds)
 
     let median = (Array.sort times)[2]
+    let run = Events.run g wt config (Map [ "x", x ])
+
+    let perPattern (b: EventBuffer) =
+        float (Array.sum (b.Count.ToInt32Array())) / float data.Test.Count
 
     printfn
-        "inference: %d test patterns in %.1f ms, %.0f patterns/s (%d threads)"
+        "inference: %d test patterns in %.1f ms, %.0f patterns/s (%d threads; %.1f input and %.1f hidden spikes per pattern)"
         data.Test.Count
         (1e3 * median)
         (float data.Test.Count / median)
         Kernels.Parallelism.MaxThreads
+        (perPattern x)
+        (perPattern run["hidden"])
 
     printfn "test_accuracy=%.4f" (accuracy w data.Test)
     0

@@ -11,8 +11,9 @@ open SnnFunc.Tests.EventSimTests.EventNets
 
 /// A random feed-forward network with shared time constants: one or two hidden LIF layers, a skip
 /// projection, an LI readout or a LIF output, per-neuron thresholds, leaks and resets, refractory
-/// periods, delays per projection or per input, inputs with ties (also at t = 0).
-let private randomNet (rng: Random) =
+/// periods, delays per projection or per input, inputs with ties (also at t = 0). With `ratio`
+/// r > 0, tauMem = r · tauSyn (the integer ratios the layered path solves in x = e^{−s/τm}).
+let private randomNetWith (ratio: int) (rng: Random) =
     let u lo hi = lo + (hi - lo) * rng.NextDouble()
     let nIn = rng.Next(1, 6)
     let refractory = if rng.NextDouble() < 0.3 then rng.Next(1, 30) else 0
@@ -21,10 +22,17 @@ let private randomNet (rng: Random) =
         Init.ofTensor (Tensor.FromArray(Array.init n (fun _ -> u lo hi), n))
 
     let lifPop (n: int) =
+        let tauMem, tauSyn =
+            if ratio > 0 then
+                let tm = u 3e-3 20e-3
+                tm, tm / float ratio
+            else
+                u 3e-3 20e-3, u 2e-3 12e-3
+
         Neuron.lif
             { Snn.Lif.defaults with
-                TauMem = u 3e-3 20e-3
-                TauSyn = u 2e-3 12e-3
+                TauMem = tauMem
+                TauSyn = tauSyn
                 VTh = 1.0
                 Dt = 1e-4
                 RefractorySteps = refractory
@@ -88,10 +96,18 @@ let private randomNet (rng: Random) =
     let ev = buffer nIn 16 [ for _ in 1..3 -> sample () ]
     g, Graph.initAs Float64 (Random.key (int64 (rng.Next()))) g, ev
 
+let private randomNet = randomNetWith 0
+
+/// The largest difference of spike times seen by `compare` (they are compared to 1e-10 relative).
+let mutable private largestTimeDifference = 0.0
+
 let private close (what: string) (expected: float[]) (actual: float[]) (tol: float) =
     Assert.Equal(expected.Length, actual.Length)
 
     for k in 0 .. expected.Length - 1 do
+        if Double.IsFinite expected[k] && what.EndsWith "spike times" then
+            largestTimeDifference <- max largestTimeDifference (abs (expected[k] - actual[k]))
+
         let e, a = expected[k], actual[k]
 
         if not (e = a || abs (e - a) <= tol * max 1.0 (abs e)) then
@@ -132,6 +148,25 @@ let ``the layered path equals the general loop on 400 random feed-forward networ
 
     // The draws must exercise spiking, not only silence.
     Assert.True(spikes > 2000, $"only %d{spikes} spikes in all draws")
+
+[<Fact>]
+let ``integer ratios tauMem = r tauSyn (the exponential-free crossing solves): the layered path equals the general loop`` () =
+    let rng = Random(20261203)
+    let mutable spikes = 0
+    largestTimeDifference <- 0.0
+
+    for draw in 1..400 do
+        let ratio = [| 2; 3; 4; 4; 5; 8 |][draw % 6]
+        let g, p, ev = randomNetWith ratio rng
+        let capacity = if draw % 5 = 0 then 2 else 64
+
+        spikes <-
+            spikes
+            + compare $"draw %d{draw} (ratio %d{ratio})" g p (cfg 0.02 capacity EventProp) (Map [ "x", ev ])
+
+    Assert.True(spikes > 2000, $"only %d{spikes} spikes in all draws")
+    // Both solve the same crossings to full precision: far closer than the 1e-10 compared.
+    Assert.True(largestTimeDifference < 1e-15, $"spike times differ by up to %g{largestTimeDifference} s")
 
 [<Fact>]
 let ``the MNIST16-sized network: the same spikes and maxima on latency-coded patterns`` () =

@@ -219,13 +219,23 @@ type EventForward(l: Layout, perSample: bool[], layered: bool) =
                 TMax = ro |> Array.map (fun p -> Array.zeroCreate<float> (batch * p.N))
             }
 
+        // Parameters shared by all samples are checked once.
+        let shared =
+            l.Pops
+            |> Array.forall (fun p -> Array.forall (fun q -> not perSample[p.Slot + q]) [| 0 .. (if p.Spiking then 4 else 2) |])
+            && l.Projs |> Array.forall (fun j -> j.DKind = 0 || not perSample[j.DSlot])
+
+        if shared && batch > 0 then
+            checkParams l sd 0
+
         match order with
         | Some order ->
             forSamples
                 batch
                 (fun () -> EventLayered.LayeredSimulator(l, order), ref ValueNone)
                 (fun (fast, general) b ->
-                    checkParams l sd b
+                    if not shared then
+                        checkParams l sd b
 
                     if not (fast.Run(sd, b, inp, out)) then
                         if general.Value.IsNone then

@@ -5,11 +5,20 @@
 /// and its upstream populations' spikes, plus delays), and its neurons are independent given them.
 /// So the population flows from arrival time to arrival time with one shared flow (its time
 /// constants must be equal across its neurons in the sample), all neurons at once in SIMD lanes;
-/// a neuron is solved alone (EventSim.firstCrossing, exactly as EventSimulator does) only in an
-/// interval where a cheap bound says it may reach the threshold, or while it is refractory. The
-/// bound: V(end) >= v_th, or V rising at the start and its maximum bound above v_th — with I >= 0,
-/// V is concave while it rises (V̈ = −(V̇ + I/τs)/τm), so V <= V0 + V̇(0)·h and V <= v_leak + I0;
-/// with I < 0, V <= v_leak. The readouts' running maximum uses the same bound.
+/// a neuron is solved alone only in an interval where a cheap bound says it may reach the
+/// threshold, or while it is refractory. The bound: V(end) >= v_th, or V rising at the start and
+/// its maximum bound above v_th — with I >= 0, V is concave while it rises
+/// (V̈ = −(V̇ + I/τs)/τm), so V <= V0 + V̇(0)·h and V <= v_leak + I0; with I < 0, V <= v_leak.
+/// The readouts' running maximum uses the same bound.
+///
+/// A flagged lane (lifLaneFast) first tries a tighter bound: with I0 >= 0, V is concave in
+/// x = e^{−s/τm} over the whole interval, so the tangents at its two ends bound it. When τm/τs is
+/// an integer r, V − v_th is the polynomial (v_leak − v_th) + (V0 − v_leak)·x + I0/(r−1)·(x − x^r)
+/// and the crossing is solved in x by Newton's method (solveRisingX), the interior maximum in closed
+/// form (x_e^{r−1} = (V0 − v_leak + c)/(r·c)), with no exponential; the same function as the
+/// general solver's, so the times agree with it to rounding (to 1e-15 s in the tests). Any other
+/// lane (non-integer ratio, refractory, V at or above threshold) takes EventSim.firstCrossing,
+/// exactly as EventSimulator does.
 ///
 /// The policies are EventSim's: a crossing at the very instant of an arrival is decided after the
 /// arrival (the search of an interval stops short of its end); ties in a population's output are
@@ -22,6 +31,7 @@ open System
 open System.Numerics
 open System.Numerics.Tensors
 open System.Runtime.Intrinsics
+open System.Runtime.InteropServices
 open SnnFunc.EventSim
 
 /// The populations in an order where every projection comes from a source or an earlier
@@ -64,9 +74,16 @@ let private lanes = Vector<float>.Count
 let private padded (n: int) = (n + 7) / 8 * 8
 
 /// The LIF sweep over one interval [t0, t1) for every lane, generic in the vector type (Vector256
-/// or Vector512, whose primitives are passed in and inlined): each lane's state flows by the shared
-/// (em, es, k); `lane n v0 i0` is called for the lanes the bound flags (module comment), after the
-/// vector result was stored, to redo them alone.
+/// or Vector512, whose primitives are passed in and inlined). The state at t0 is read from
+/// (va, ia), the weight row of the arrivals at t0 (`row` from `off`, when `hasW`: one arrival's, or
+/// their sum) is added to the current first (and the sum stored back to ia: the lanes start from
+/// it), then
+/// each lane flows by the shared (em, es, k) into (vb, ib). The blocks with lanes the bound flags
+/// (module comment) go to (flagC, flagM), to be redone alone after the sweep (no call in the loop,
+/// so that the vectors stay in registers); returns their number. Lanes at and past `full` (the
+/// last, partial block) take their weights from ia, added by the caller. `load` and `store` may
+/// skip bounds checks: every array is at least as long as va (padded to the vector width), and
+/// the row is read only below `full`.
 let inline private lifSweep
     (width: int)
     ([<InlineIfLambda>] load: float[] -> int -> ^V)
@@ -77,24 +94,37 @@ let inline private lifSweep
     ([<InlineIfLambda>] vmin: ^V -> ^V -> ^V)
     ([<InlineIfLambda>] select: ^V -> ^V -> ^V -> ^V)
     ([<InlineIfLambda>] bits: ^V -> uint64)
-    ([<InlineIfLambda>] element: ^V -> int -> float)
-    (vp: float[])
-    (ip: float[])
+    (va: float[])
+    (ia: float[])
+    (vb: float[])
+    (ib: float[])
     (rp: float[])
     (vlp: float[])
     (thp: float[])
+    (row: float[])
+    (off: int)
+    (hasW: bool)
+    (full: int)
     (f: Flow)
     (hOverTm: float)
     (t0: float)
     (refractory: bool)
-    ([<InlineIfLambda>] lane: int -> float -> float -> unit)
-    =
+    (flagC: int[])
+    (flagM: uint64[])
+    : int =
     let em, es, k = splat f.Em, splat f.Es, splat f.K
     let hm, start, zero = splat hOverTm, splat t0, splat 0.0
     let mutable c = 0
+    let mutable nf = 0
 
-    while c < vp.Length do
-        let v0, i0, vl, th = load vp c, load ip c, load vlp c, load thp c
+    while c < va.Length do
+        let v0, vl, th = load va c, load vlp c, load thp c
+        let mutable i0 = load ia c
+
+        if hasW && c < full then
+            i0 <- i0 + load row (off + c)
+            store i0 ia c
+
         let vh = vl + (v0 - vl) * em + i0 * k
         let h0 = vl - v0 + i0
         let ub = select (ge i0 zero) (vmin (v0 + h0 * hm) (vl + i0)) vl
@@ -106,16 +136,77 @@ let inline private lifSweep
             else
                 crossing
 
-        store vh vp c
-        store (i0 * es) ip c
-        let mutable m = bits flag
+        store vh vb c
+        store (i0 * es) ib c
+        let m = bits flag
 
-        while m <> 0UL do
-            let q = BitOperations.TrailingZeroCount m
-            lane (c + q) (element v0 q) (element i0 q)
-            m <- m &&& (m - 1UL)
+        if m <> 0UL then
+            flagC[nf] <- c
+            flagM[nf] <- m
+            nf <- nf + 1
 
         c <- c + width
+
+    nf
+
+/// x^r for a small integer r >= 1.
+let inline private powInt (x: float) (r: int) =
+    let mutable y = x
+
+    for _ in 2..r do
+        y <- y * x
+
+    y
+
+/// The root x ∈ (xlo, xhi) of F(x) = a + b·x + c·(x − x^r) (integer r >= 2, c >= 0: F is concave),
+/// given F(xlo) >= 0 > F(xhi): the upward threshold crossing of a LIF neuron in x = e^{−s/τm}
+/// (V − v_th with c = I0/(r − 1), as x^r = e^{−s/τs} when τm = r·τs). Newton's method from xhi,
+/// bisection when a step leaves the bracket, to full precision; no exponential.
+let private solveRisingX (a: float) (b: float) (c: float) (r: int) (xlo0: float) (xhi0: float) (flo: float) (fhi: float) =
+    let mutable lo = xlo0 // F >= 0
+    let mutable hi = xhi0 // F < 0
+    // The first Newton step from xhi: with c >= 0 (F concave) the iterates then approach the root
+    // from above, monotonically, without leaving the bracket (from the secant's root, below it,
+    // a step near a maximum of F overshoots).
+    let dhi = b + c * (1.0 - float r * powInt xhi0 (r - 1))
+    let mutable x = xhi0 - fhi / dhi
+
+    if not (x > lo && x < hi) then
+        x <- xlo0 + (xhi0 - xlo0) * (flo / (flo - fhi))
+
+        if not (x > lo && x < hi) then
+            x <- 0.5 * (lo + hi)
+
+    let mutable result = nan
+    let mutable it = 0
+
+    while Double.IsNaN result do
+        let p = powInt x (r - 1)
+        let fx = a + b * x + c * (x - p * x)
+
+        if fx = 0.0 then
+            result <- x
+        else
+            if fx > 0.0 then lo <- x else hi <- x
+            let d = b + c * (1.0 - float r * p)
+            let mutable next = if d < 0.0 then x - fx / d else nan
+
+            if not (next > lo && next < hi) then
+                next <- 0.5 * (lo + hi)
+
+            it <- it + 1
+
+            if
+                abs (next - x) <= 2e-16 * next
+                || (abs (next - x) <= 1e-10 * next && next = x - fx / d)
+                || hi - lo <= 2e-16 * hi
+                || it > 200
+            then
+                result <- next
+            else
+                x <- next
+
+    result
 
 /// A workspace for one thread: the populations' state in padded lane arrays, their spike lists
 /// and the arrival buffer.
@@ -124,6 +215,12 @@ type LayeredSimulator(l: Layout, order: int[]) =
     let np = pops.Length
     let v = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let i = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    // The LIF sweep's second buffer: an interval flows from (v, i) into (vB, iB), then they swap.
+    let vB = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    let iB = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    let flagC = pops |> Array.map (fun p -> Array.zeroCreate<int> (padded p.N))
+    let flagM = pops |> Array.map (fun p -> Array.zeroCreate<uint64> (padded p.N))
+    let wSum = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let refUntil = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let vLeak = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let vTh = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
@@ -152,6 +249,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
     let mutable arrJ = Array.zeroCreate<int> 256
     let mutable arrM = Array.zeroCreate<int> 256
     let mutable na = 0
+    // Per arrival, its weight row: array and offset (weightRows).
+    let mutable wRef = Array.zeroCreate<float[]> 256
+    let mutable wOff = Array.zeroCreate<int> 256
     // The flows over the intervals between arrival times (intervalFlows).
     let mutable fEnd = Array.zeroCreate<float> 256
     let mutable fH = Array.zeroCreate<float> 256
@@ -266,7 +366,20 @@ type LayeredSimulator(l: Layout, order: int[]) =
     /// `f` the flow over the whole interval: refractory hold, crossings, resets. A crossing of a
     /// rising V that ends the interval above threshold is solved directly in [t, t1] from the
     /// secant's estimate; anything else goes to EventSim.firstCrossing, as in EventSimulator.
-    let lifLane (p: int) (n: int) (tm: float) (ts: float) (t0: float) (t1: float) (last: bool) (v0: float) (i0: float) (f: Flow) =
+    let lifLane
+        (p: int)
+        (n: int)
+        (tm: float)
+        (ts: float)
+        (t0: float)
+        (t1: float)
+        (last: bool)
+        (v0: float)
+        (i0: float)
+        (f: Flow)
+        (vOut: float[])
+        (iOut: float[])
+        =
         let pop = pops[p]
         let vl, vth, vrs = param pop 2 n, param pop 3 n, param pop 4 n
         let tol = grazeTol vth vl
@@ -328,60 +441,269 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     iN <- iN * fr.Es
                     go <- false
 
-        v[p][n] <- vn
-        i[p][n] <- iN
+        vOut[n] <- vn
+        iOut[n] <- iN
 
-    /// LIF population p over [t0, t1) (or [t0, t1] when `last`) with the interval's flow `f`: the
-    /// widest vectors the machine has.
-    let lifInterval (p: int) (tm: float) (ts: float) (t0: float) (t1: float) (last: bool) (f: Flow) =
+    /// Neuron n of LIF population p alone over [t0, t1) (or [t0, t1] when `last`) from (v0, i0),
+    /// `f` the flow over the whole interval, into (vOut, iOut), which hold its flow without a spike
+    /// on entry. `r` is the integer ratio τm/τs or 0. The order of the tests:
+    /// - no crossing is possible (the sweep's bound again, then the tangent bound: with I0 >= 0, V
+    ///   is concave in x = e^{−s/τm} for any ratio, since V − v_leak = (V0 − v_leak)·x + I0·K
+    ///   and K'' = −r·x^{r−2}/... < 0; the tangents at both ends bound it, their intersection its
+    ///   maximum over the interval): nothing to do;
+    /// - with an integer ratio, a rising V that ends the interval above threshold (lifLane's direct
+    ///   case): the crossing solved in x (solveRisingX, no exponential), the rest of the interval
+    ///   again from the reset, its flow from x's powers;
+    /// - anything else (refractory, V at or above threshold, a crossing after an interior
+    ///   extremum, a non-integer ratio): lifLane from the current state.
+    let lifLaneFast
+        (p: int)
+        (n: int)
+        (tm: float)
+        (ts: float)
+        (r: int)
+        (t0: float)
+        (t1: float)
+        (last: bool)
+        (v0: float)
+        (i0: float)
+        (f: Flow)
+        (vOut: float[])
+        (iOut: float[])
+        =
+        let pop = pops[p]
+
+        if refUntil[p][n] > t0 then
+            lifLane p n tm ts t0 t1 last v0 i0 f vOut iOut
+        else
+            let vl, vth, vrs = param pop 2 n, param pop 3 n, param pop 4 n
+            let tol = grazeTol vth vl
+            let ratio = tm / ts
+            let tangents = abs (ratio - 1.0) >= 0.05
+            let mutable t = t0
+            let mutable vn = v0
+            let mutable iN = i0
+            let mutable em = f.Em
+            let mutable es = f.Es
+            let mutable k = f.K
+            let mutable go = true
+            let mutable atInstant = 0
+
+            while go do
+                let h0 = vl - vn + iN
+                let vEnd = vl + (vn - vl) * em + iN * k
+
+                let noCrossing =
+                    vn < vth
+                    && vEnd < vth
+                    && (not (
+                            h0 > 0.0
+                            && (if iN >= 0.0 then
+                                    min (vn + h0 * (t1 - t) / tm) (vl + iN)
+                                else
+                                    vl)
+                               >= vth
+                        )
+                        || (tangents
+                            && iN >= 0.0
+                            && (let margin = 1e-12 * (abs vth + abs vl + abs vn + abs iN * (1.0 + ratio))
+                                // F'(x) at both ends: −h0 at x = 1, at x = em from x^{r−1} = es/em.
+                                let dh = vn - vl + iN * (1.0 - ratio * es / em) / (ratio - 1.0)
+
+                                if dh <= 0.0 then
+                                    vEnd < vth - margin
+                                else
+                                    let xs = (vEnd - vn - dh * em - h0) / (-h0 - dh)
+                                    vn + h0 * (1.0 - xs) < vth - margin)))
+
+                // The crossing in x = e^{−s/τm} where an integer ratio makes V − v_th the
+                // polynomial F(x) = (vl − vth) + (vn − vl)·x + c·(x − x^r), c = iN/(r − 1),
+                // F(1) = vn − vth < 0; NaN when there is none, +inf when the general lane decides.
+                let xc =
+                    if noCrossing then
+                        nan
+                    elif r < 2 || pop.TRef > 0.0 || not (vn < vth && h0 > 0.0) then
+                        infinity
+                    elif vEnd >= vth then
+                        if vl - vEnd + iN * es >= 0.0 || vEnd > vth + tol then
+                            // Rising to a crossing before the end (lifLane's direct case):
+                            // F(em) = vEnd − vth >= 0.
+                            solveRisingX (vl - vth) (vn - vl) (iN / float (r - 1)) r em 1.0 (vEnd - vth) (vn - vth)
+                        else
+                            infinity
+                    elif iN > 0.0 then
+                        // An interior maximum (V rises at the start; the tangent bound did not rule
+                        // it out): F'(x) = 0 at x_e^{r−1} = (vn − vl + c)/(r·c), and V = vl + I
+                        // there. A crossing (beyond the grazing tolerance, as firstCrossing)
+                        // lies in (x_e, 1).
+                        let c = iN / float (r - 1)
+                        let q = (vn - vl + c) / (float r * c)
+
+                        let xe =
+                            match r with
+                            | 2 -> q
+                            | 3 -> sqrt q
+                            | 4 -> Math.Cbrt q
+                            | _ -> Math.Pow(q, 1.0 / float (r - 1))
+
+                        if xe > em && xe < 1.0 then
+                            let fe = vl + iN * powInt xe r - vth
+
+                            if fe > tol then
+                                solveRisingX (vl - vth) (vn - vl) c r xe 1.0 fe (vn - vth)
+                            else
+                                nan
+                        else
+                            infinity
+                    else
+                        infinity
+
+                if Double.IsNaN xc then
+                    vOut[n] <- vEnd
+                    iOut[n] <- iN * es
+                    go <- false
+                elif xc < infinity then
+                    let x = xc
+                    let tc = t - tm * log x
+
+                    if tc < t1 || (last && tc <= t1) then
+                        atInstant <- if tc = t then atInstant + 1 else 1
+
+                        if atInstant > l.MaxPerInstant then
+                            invalidOp
+                                $"Events.run: more than %d{l.MaxPerInstant} spikes at the instant t = %g{tc} s in sample %d{b}, the last of neuron %d{n} of '%s{pop.Name}' (a runaway cascade; see MaxEventsPerInstant)"
+
+                        addSpike p tc n
+                        iN <- iN * powInt x r
+                        vn <- vrs
+                        t <- tc
+                        // The rest of the interval: e^{−(t1 − tc)/τm} = em / x, its r-th power, and
+                        // K = (x − x^r)/(r − 1).
+                        em <- min 1.0 (em / x)
+                        es <- powInt em r
+                        k <- (em - es) / float (r - 1)
+                    else
+                        vOut[n] <- vEnd
+                        iOut[n] <- iN * es
+                        go <- false
+                else
+                    let fr = if t = t0 then f else flow tm ts (t1 - t)
+                    lifLane p n tm ts t t1 last vn iN fr vOut iOut
+                    go <- false
+
+    /// LIF population p over [t0, t1) (or [t0, t1] when `last`) with the interval's flow `f`, the
+    /// arrivals [k0, k1) at t0 added first: the widest vectors the machine has, then the flagged
+    /// lanes alone; (v, i) and (vB, iB) swap.
+    let lifInterval (p: int) (tm: float) (ts: float) (r: int) (t0: float) (t1: float) (last: bool) (f: Flow) (k0: int) (k1: int) =
         let hOverTm = (t1 - t0) / tm
         let first = spCount[p]
         let refractory = pops[p].TRef > 0.0
+        let va, ia, vb, ib = v[p], i[p], vB[p], iB[p]
+        let n = pops[p].N
+        let hasW = k1 > k0
 
-        if Vector512.IsHardwareAccelerated then
-            lifSweep
-                8
-                (fun (a: float[]) (c: int) -> Vector512.Create<float>(ReadOnlySpan<float>(a, c, 8)))
-                (fun (x: Vector512<float>) (a: float[]) (c: int) -> x.CopyTo(Span<float>(a, c, 8)))
-                (fun (x: float) -> Vector512.Create x)
-                (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
-                (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
-                (fun (x: Vector512<float>) y -> Vector512.Min(x, y))
-                (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
-                (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
-                (fun (x: Vector512<float>) q -> x[q])
-                v[p]
-                i[p]
-                refUntil[p]
-                vLeak[p]
-                vTh[p]
-                f
-                hOverTm
-                t0
-                refractory
-                (fun n v0 i0 -> lifLane p n tm ts t0 t1 last v0 i0 f)
-        else
-            lifSweep
-                4
-                (fun (a: float[]) (c: int) -> Vector256.Create<float>(ReadOnlySpan<float>(a, c, 4)))
-                (fun (x: Vector256<float>) (a: float[]) (c: int) -> x.CopyTo(Span<float>(a, c, 4)))
-                (fun (x: float) -> Vector256.Create x)
-                (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
-                (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
-                (fun (x: Vector256<float>) y -> Vector256.Min(x, y))
-                (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
-                (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
-                (fun (x: Vector256<float>) q -> x[q])
-                v[p]
-                i[p]
-                refUntil[p]
-                vLeak[p]
-                vTh[p]
-                f
-                hOverTm
-                t0
-                refractory
-                (fun n v0 i0 -> lifLane p n tm ts t0 t1 last v0 i0 f)
+        // The arrivals' weight row: one arrival's, or their sum.
+        let row, off =
+            if k1 - k0 = 1 then
+                wRef[k0], wOff[k0]
+            elif hasW then
+                let sum = wSum[p]
+                Array.Copy(wRef[k0], wOff[k0], sum, 0, n)
+
+                for q in k0 + 1 .. k1 - 1 do
+                    TensorPrimitives.Add(ReadOnlySpan<float>(sum, 0, n), ReadOnlySpan<float>(wRef[q], wOff[q], n), Span<float>(sum, 0, n))
+
+                sum, 0
+            else
+                va, 0
+
+        let nf =
+            if Vector512.IsHardwareAccelerated then
+                let full = n / 8 * 8
+
+                // The partial block's weights, lane by lane.
+                if full < n then
+                    for q in k0 .. k1 - 1 do
+                        for z in full .. n - 1 do
+                            ia[z] <- ia[z] + wRef[q][wOff[q] + z]
+
+                lifSweep
+                    8
+                    (fun (a: float[]) (c: int) -> Vector512.LoadUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint c))
+                    (fun (x: Vector512<float>) (a: float[]) (c: int) -> x.StoreUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint c))
+                    (fun (x: float) -> Vector512.Create x)
+                    (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
+                    (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
+                    (fun (x: Vector512<float>) y -> Vector512.MinNative(x, y))
+                    (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
+                    (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
+                    va
+                    ia
+                    vb
+                    ib
+                    refUntil[p]
+                    vLeak[p]
+                    vTh[p]
+                    row
+                    off
+                    hasW
+                    full
+                    f
+                    hOverTm
+                    t0
+                    refractory
+                    flagC[p]
+                    flagM[p]
+            else
+                let full = n / 4 * 4
+
+                if full < n then
+                    for q in k0 .. k1 - 1 do
+                        for z in full .. n - 1 do
+                            ia[z] <- ia[z] + wRef[q][wOff[q] + z]
+
+                lifSweep
+                    4
+                    (fun (a: float[]) (c: int) -> Vector256.LoadUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint c))
+                    (fun (x: Vector256<float>) (a: float[]) (c: int) -> x.StoreUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint c))
+                    (fun (x: float) -> Vector256.Create x)
+                    (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
+                    (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
+                    (fun (x: Vector256<float>) y -> Vector256.MinNative(x, y))
+                    (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
+                    (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
+                    va
+                    ia
+                    vb
+                    ib
+                    refUntil[p]
+                    vLeak[p]
+                    vTh[p]
+                    row
+                    off
+                    hasW
+                    full
+                    f
+                    hOverTm
+                    t0
+                    refractory
+                    flagC[p]
+                    flagM[p]
+
+        let fc, fm = flagC[p], flagM[p]
+
+        for z in 0 .. nf - 1 do
+            let mutable m = fm[z]
+
+            while m <> 0UL do
+                let n = fc[z] + BitOperations.TrailingZeroCount m
+                lifLaneFast p n tm ts r t0 t1 last va[n] ia[n] f vb ib
+                m <- m &&& (m - 1UL)
+
+        v[p] <- vb
+        i[p] <- ib
+        vB[p] <- va
+        iB[p] <- ia
 
         // The interval's spikes came neuron by neuron: order them by (time, neuron).
         for a in first + 1 .. spCount[p] - 1 do
@@ -405,6 +727,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
         let tEnd = Vector<float>(t1)
         let tol = Vector<float>(1e-9)
         let vp, ip, vlp, mv, mt = v[p], i[p], vLeak[p], maxV[p], maxT[p]
+        let ratio = tm / ts
+        let tangents = abs (ratio - 1.0) >= 0.05
         let mutable c = 0
 
         while c < vp.Length do
@@ -436,7 +760,24 @@ type LayeredSimulator(l: Layout, order: int[]) =
                 for q in 0 .. lanes - 1 do
                     if flag[q] <> 0L then
                         let n = c + q
-                        let se = extremum v0[q] i0[q] tm ts vl[q]
+                        let x0, y0, l0 = v0[q], i0[q], vl[q]
+
+                        // The tangent bound (lifLaneFast): an interior maximum below the running
+                        // one needs no solve.
+                        let below =
+                            tangents
+                            && y0 >= 0.0
+                            && (let margin = 1e-12 * (abs mv[n] + abs l0 + abs x0 + abs y0 * (1.0 + ratio))
+                                let g0 = l0 - x0 + y0
+                                let dh = x0 - l0 + y0 * (1.0 - ratio * f.Es / f.Em) / (ratio - 1.0)
+
+                                if dh <= 0.0 then
+                                    true // rising to the end: the end value below decides
+                                else
+                                    let xs = (vh[q] - x0 - dh * f.Em - g0) / (-g0 - dh)
+                                    x0 + g0 * (1.0 - xs) < mv[n] - margin)
+
+                        let se = if below then infinity else extremum x0 y0 tm ts l0
 
                         if se < h then
                             let vm = vAfter vl[q] v0[q] i0[q] (flow tm ts se)
@@ -454,7 +795,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
     /// The flows over the intervals between population p's distinct arrival times (and to TEnd):
     /// the interval ends in fEnd[0 .. count−1], their flows in fEm, fEs, fK (K in the
     /// cancellation-free form of EventSim.flow, its series vectorised).
-    let intervalFlows (tm: float) (ts: float) =
+    let intervalFlows (tm: float) (ts: float) (r: int) =
         let mutable g = 0
         let mutable a = 0
 
@@ -483,7 +824,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
         for q in 0 .. g - 1 do
             fEm[q] <- exp (-fH[q] / tm)
-            fEs[q] <- exp (-fH[q] / ts)
+            // With τm = r·τs, e^{−h/τs} = (e^{−h/τm})^r (to rounding).
+            fEs[q] <- if r > 0 then powInt fEm[q] r else exp (-fH[q] / ts)
 
         let rate = 1.0 / tm - 1.0 / ts
         let half = Vector<float>(0.5)
@@ -509,6 +851,17 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
         g
 
+    /// The weight row of every arrival (wRef, wOff).
+    let weightRows () =
+        if wRef.Length < na then
+            wRef <- Array.zeroCreate arrT.Length
+            wOff <- Array.zeroCreate arrT.Length
+
+        for a in 0 .. na - 1 do
+            let pj = l.Projs[arrJ[a]]
+            wRef[a] <- sd.Data[pj.WSlot]
+            wOff[a] <- sd.Off(pj.WSlot, b) + arrM[a] * pj.TgtN
+
     /// Runs population p over its arrivals, with shared time constants (tm, ts).
     let runPop (p: int) (tm: float) (ts: float) =
         let pop = pops[p]
@@ -528,10 +881,25 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
         spCount[p] <- 0
         gather p
-        let count = intervalFlows tm ts
+        // The integer ratio τm/τs (then τs = τm/r to rounding), or 0.
+        let r =
+            let q = Math.Round(tm / ts)
+
+            if q >= 2.0 && q <= 16.0 && abs (tm - q * ts) <= 4e-16 * tm then
+                int q
+            else
+                0
+
+        let count = intervalFlows tm ts r
         let rate = 1.0 / tm - 1.0 / ts
+
+        if pop.Spiking then
+            weightRows ()
+
         let mutable t0 = 0.0
         let mutable a = 0
+        // The arrivals whose weights the next LIF sweep adds at its start.
+        let mutable pending = 0
 
         for q in 0 .. count - 1 do
             let t1 = fEnd[q]
@@ -547,7 +915,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
             if pop.Spiking then
                 if t1 > t0 || last then
-                    lifInterval p tm ts t0 t1 last f
+                    lifInterval p tm ts r t0 t1 last f pending a
+                    pending <- a
             elif t1 > t0 then
                 liInterval p tm ts t0 t1 f
 
@@ -556,7 +925,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
             while a < na && arrT[a] = t1 do
                 a <- a + 1
 
-            addWeights p a0 a
+            if not pop.Spiking then
+                addWeights p a0 a
+
             t0 <- t1
 
     /// Simulates sample `sample` into `out` (as EventSimulator.Simulator.Run does), or returns false

@@ -7,10 +7,11 @@ module SnnFunc.EventSimulator
 open System
 open SnnFunc.EventSim
 
-/// Checks one sample's events of one buffer (`what` names it): count within capacity, times
-/// ascending and >= 0 (and finite when `finite`), neurons in [0, n).
-let private checkBuffer (what: string) (n: int) (finite: bool) (times: float[]) (neurons: int[]) (count: int) (cap: int) (b: int) =
+/// Checks one sample's events of one buffer (`name` names it, built only for a message): count
+/// within capacity, times ascending and >= 0 (and finite when `finite`), neurons in [0, n).
+let private checkBuffer (name: unit -> string) (n: int) (finite: bool) (times: float[]) (neurons: int[]) (count: int) (cap: int) (b: int) =
     if count < 0 || count > cap then
+        let what = name ()
         fail $"%s{what} (sample %d{b}): Count %d{count} is outside [0, %d{cap}]"
 
     let mutable last = 0.0
@@ -21,10 +22,12 @@ let private checkBuffer (what: string) (n: int) (finite: bool) (times: float[]) 
 
         if Double.IsNaN t || t < last || (finite && Double.IsInfinity t) then
             let bound = if finite then "finite, " else ""
+            let what = name ()
 
             fail $"%s{what} (sample %d{b}): the event times must be %s{bound}>= 0 and ascending, slot %d{q} holds %g{t} after %g{last}"
 
         if j < 0 || j >= n then
+            let what = name ()
             fail $"%s{what} (sample %d{b}): slot %d{q} names neuron %d{j} of a population of %d{n}"
 
         last <- t
@@ -33,14 +36,14 @@ let private checkBuffer (what: string) (n: int) (finite: bool) (times: float[]) 
 let checkInputs (l: Layout) (inp: Inputs) (b: int) =
     for k in 0 .. l.Sources.Length - 1 do
         let src = l.Sources[k]
-        checkBuffer $"source '%s{src.Name}'" src.N false (inp.Times[k]) (inp.Neurons[k]) (inp.Counts[k][b]) (inp.Cap[k]) b
+        checkBuffer (fun () -> $"source '%s{src.Name}'") src.N false (inp.Times[k]) (inp.Neurons[k]) (inp.Counts[k][b]) (inp.Cap[k]) b
 
     for p in l.Pops do
         let f = l.ForcedOf[p.Index]
 
         if f >= 0 then
             checkBuffer
-                $"the given spikes of '%s{p.Name}'"
+                (fun () -> $"the given spikes of '%s{p.Name}'")
                 p.N
                 true
                 (inp.ForcedTimes[f])
