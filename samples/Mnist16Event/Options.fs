@@ -111,6 +111,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
              else
                  Some $"--gradient must be eventprop or solver, got '%s{s.Gradient}'")
             s.Threads |> Option.bind (intIn "threads" 1 1024)
+            path "checkpoint" s.Checkpoint
         ]
 
     OptionChecks.parseWith "Mnist16Event" settings problems argv

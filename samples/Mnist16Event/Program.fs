@@ -216,7 +216,13 @@ let main argv =
 
     match o.Checkpoint with
     | Some path when IO.File.Exists path ->
-        let wc, sc, doneEpochs = Train.loadCheckpoint path w state
+        let wc, sc, doneEpochs =
+            try
+                Train.loadCheckpoint path w state
+            with :? IO.InvalidDataException as e ->
+                eprintfn "Mnist16Event: cannot load %s: %s" path e.Message
+                exit 1
+
         w <- wc
         state <- sc
         printfn "loaded the weights of %d trained epochs from %s (training skipped)" doneEpochs path
