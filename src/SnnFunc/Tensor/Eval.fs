@@ -25,6 +25,17 @@ let private unaryT<'T when 'T :> IFloatingPointIeee754<'T>> (op: UnaryOp) (x: 'T
         | UnaryOp.Neg -> TensorPrimitives.Negate<'T>(xs, ys)
         | UnaryOp.Exp -> TensorPrimitives.Exp<'T>(xs, ys)
         | UnaryOp.Log -> TensorPrimitives.Log<'T>(xs, ys)
+        // TensorPrimitives' Float64 Sin/Cos compute a vector's lanes with its polynomial or, when
+        // one lane is out of its range, all of them with the scalar function: which elements share a
+        // vector depends on the output array's alignment, so the same input gave bits that differed
+        // by an ulp from call to call. Float64 takes the scalar functions (the same bits always);
+        // Float32's vector path is deterministic.
+        | UnaryOp.Sin when typeof<'T> = typeof<float> ->
+            for i in 0 .. x.Length - 1 do
+                y[i] <- 'T.Sin x[i]
+        | UnaryOp.Cos when typeof<'T> = typeof<float> ->
+            for i in 0 .. x.Length - 1 do
+                y[i] <- 'T.Cos x[i]
         | UnaryOp.Sin -> TensorPrimitives.Sin<'T>(xs, ys)
         | UnaryOp.Cos -> TensorPrimitives.Cos<'T>(xs, ys)
         | UnaryOp.Tanh -> TensorPrimitives.Tanh<'T>(xs, ys)
