@@ -617,15 +617,21 @@ type LayeredSimulator(l: Layout, order: int[]) =
             else
                 va, 0
 
+        // The lanes past the last whole block of `width` get the arrivals' weights one by one (the
+        // sweep adds them to whole blocks); returns the neurons in whole blocks.
+        let partialBlock (width: int) =
+            let full = n / width * width
+
+            if full < n then
+                for q in k0 .. k1 - 1 do
+                    for z in full .. n - 1 do
+                        ia[z] <- ia[z] + wRef[q][wOff[q] + z]
+
+            full
+
         let nf =
             if Vector512.IsHardwareAccelerated then
-                let full = n / 8 * 8
-
-                // The partial block's weights, lane by lane.
-                if full < n then
-                    for q in k0 .. k1 - 1 do
-                        for z in full .. n - 1 do
-                            ia[z] <- ia[z] + wRef[q][wOff[q] + z]
+                let full = partialBlock 8
 
                 lifSweep
                     8
@@ -655,12 +661,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     flagC[p]
                     flagM[p]
             else
-                let full = n / 4 * 4
-
-                if full < n then
-                    for q in k0 .. k1 - 1 do
-                        for z in full .. n - 1 do
-                            ia[z] <- ia[z] + wRef[q][wOff[q] + z]
+                let full = partialBlock 4
 
                 lifSweep
                     4
