@@ -532,14 +532,8 @@ let ``on event inputs an ideal chip spikes at the exact crossing, to its step an
     let p = Graph.initAs Float64 (Random.key 0L) g
     let exact = 1e-3 - 10e-3 * log ((1.0 + sqrt (1.0 - 4.0 / 6.0)) / 2.0)
 
-    let input =
-        EventBuffer(
-            Tensor.FromArray([| 1e-3 |], 1, 1),
-            Tensor.FromArray([| 0 |], 1, 1),
-            Tensor.FromArray([| 1 |], 1),
-            Tensor.FromArray([| 0 |], 1),
-            [| 1 |]
-        )
+    // One sample: neuron 0 of the source spikes at 1 ms.
+    let input = EventBuffer.ofEvents Float64 [| 1 |] 1 [| [| 1e-3, 0 |] |]
 
     let chip =
         idealChip.With

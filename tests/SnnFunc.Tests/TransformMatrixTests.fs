@@ -253,14 +253,8 @@ let private eventSpikeTimesOf (replayed: bool) (viaHil: bool) (w: Tensor) =
     let p =
         (Graph.initAs Float64 (Random.key 0L) eventGraph).Add("x->h", Map [ "weight", w.Reshape(1, 3) ])
 
-    let input =
-        EventBuffer(
-            Tensor.FromArray([| 1e-3 |], 1, 1),
-            Tensor.FromArray([| 0 |], 1, 1),
-            Tensor.FromArray([| 1 |], 1),
-            Tensor.FromArray([| 0 |], 1),
-            [| 1 |]
-        )
+    // One sample: neuron 0 of the source spikes at 1 ms.
+    let input = EventBuffer.ofEvents Float64 [| 1 |] 1 [| [| 1e-3, 0 |] |]
 
     let config =
         { Events.defaults with
