@@ -351,43 +351,30 @@ let private macConfig =
 let private macWeights =
     t64 [| 6; 3 |] [ for i in 0..17 -> float ((i * 7) % 11 - 5) ]
 
-let private macTwin (x: Tensor) =
+/// A MAC twin: the linear product of the rounded input times the scale in float32, floored, as the
+/// value (S · 0.05 just above an integer in float64 is the integer in float32, as on the chip), and
+/// the derivative of the unrounded product times the scale (straight through).
+let private straightThroughTwin (product: Tensor -> Tensor) (x: Tensor) =
     let s = float (SnnFunc.Backends.Bss2.Mac.scaleOf macConfig)
-    let surrogate = Tensor.matmul x macWeights * s
-    // The product in float32, as the chip's arithmetic rounds it (S · 0.05 just above an integer
-    // in float64 is the integer in float32).
-    let chip =
-        ((Tensor.matmul (x.Round()) macWeights).Convert Float32 * s).Floor().Convert Float64
-
+    let surrogate = product x * s
+    let chip = ((product (x.Round())).Convert Float32 * s).Floor().Convert Float64
     chip + (surrogate - Ad.stopGradient surrogate)
+
+let private macTwin = straightThroughTwin (fun x -> Tensor.matmul x macWeights)
 
 /// Bss2.Mac.conv2d (no noise, 8 patch rows, no saturation) of x [1; 2; 3; 3]; its twin is
 /// Conv.conv2d on the rounded input, floored in float32, with the straight-through derivative.
 let private macKernel =
     t64 [| 2; 2; 2; 2 |] [ for i in 0..15 -> float ((i * 5) % 11 - 5) ]
 
-let private macConvTwin (x: Tensor) =
-    let s = float (SnnFunc.Backends.Bss2.Mac.scaleOf macConfig)
-    let surrogate = Conv.conv2d macKernel x * s
-
-    let chip =
-        ((Conv.conv2d macKernel (x.Round())).Convert Float32 * s).Floor().Convert Float64
-
-    chip + (surrogate - Ad.stopGradient surrogate)
+let private macConvTwin = straightThroughTwin (Conv.conv2d macKernel)
 
 /// Bss2.Mac.conv1d (no noise, 6 patch rows, no saturation) of x [1; 2; 5]; its twin is
 /// Conv.conv1d on the rounded input, floored in float32, with the straight-through derivative.
 let private macKernel1d =
     t64 [| 2; 2; 3 |] [ for i in 0..11 -> float ((i * 5) % 11 - 5) ]
 
-let private macConv1dTwin (x: Tensor) =
-    let s = float (SnnFunc.Backends.Bss2.Mac.scaleOf macConfig)
-    let surrogate = Conv.conv1d macKernel1d x * s
-
-    let chip =
-        ((Conv.conv1d macKernel1d (x.Round())).Convert Float32 * s).Floor().Convert Float64
-
-    chip + (surrogate - Ad.stopGradient surrogate)
+let private macConv1dTwin = straightThroughTwin (Conv.conv1d macKernel1d)
 
 /// The ideal mode's linear layer with a bias and a converting ReLU: plain tensor operations (inputs
 /// outside 0..31 allowed); the twin writes them out.
