@@ -4,9 +4,13 @@
 # same slow and fast phases of the machine. Prints every line, then per shape the median over the
 # rounds of each side and the median of the per-round ratios (PyTorch's time / SnnFunc's: above 1,
 # SnnFunc is faster), with their range.
-# Usage: bash bench/peers/run_conv.sh [--reps N] [--rounds R] [--threads T] [--no-wait]
-#        (--threads 1 compares single cores: steadier when another process holds one of two cores)
-#        DOTNET_EnableAVX512=0 bash bench/peers/run_conv.sh    # SnnFunc's AVX2 path
+# Usage: bash bench/peers/run_conv.sh [--reps N] [--rounds R] [--threads T] [--clock wall|cpu] [--no-wait]
+#        (--threads 1 compares single cores: steadier when another process holds one of two cores;
+#        with --threads 1 --clock cpu both sides are timed by their CPU time, which leaves out the
+#        time slices other processes take on a loaded machine)
+#        DOTNET_EnableAVX512=0 ONEDNN_MAX_CPU_ISA=AVX2 bash bench/peers/run_conv.sh    # both on AVX2
+#        (oneDNN, PyTorch's convolution, picks its instruction set itself: without ONEDNN_MAX_CPU_ISA
+#        it uses AVX-512 where the CPU has it)
 # SnnFunc runs with DOTNET_GCLOHThreshold raised (the GC caps it at about 4 MB) unless the caller
 # sets it: with the default 85 KB every conv output is a large-object allocation, each of which
 # started a full collection (see docs/performance.md, "Convolution").
@@ -16,12 +20,14 @@ export DOTNET_GCLOHThreshold="${DOTNET_GCLOHThreshold:-0x400000}"
 reps=31
 rounds=3
 threads=2
+clock=wall
 wait_idle=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) reps="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
+    --clock) clock="$2"; shift 2 ;;
     --no-wait) wait_idle=0; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -48,14 +54,14 @@ settle() {
 }
 
 dotnet build -c Release bench/SnnFunc.Bench -v q -nologo > /dev/null
-echo "# $(lscpu | sed -n 's/^Model name: *//p'), DOTNET_EnableAVX512=${DOTNET_EnableAVX512:-<unset>}, DOTNET_GCLOHThreshold=$DOTNET_GCLOHThreshold, reps=$reps, rounds=$rounds"
+echo "# $(lscpu | sed -n 's/^Model name: *//p'), DOTNET_EnableAVX512=${DOTNET_EnableAVX512:-<unset>}, ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-<unset>}, DOTNET_GCLOHThreshold=$DOTNET_GCLOHThreshold, reps=$reps, clock=$clock, rounds=$rounds"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for r in $(seq 1 "$rounds"); do
   settle
-  dotnet run -c Release --no-build --project bench/SnnFunc.Bench -- conv --threads "$threads" --reps "$reps" | grep '^conv ' | sed "s/^/snnfunc round=$r /" | tee -a "$log"
+  dotnet run -c Release --no-build --project bench/SnnFunc.Bench -- conv --threads "$threads" --reps "$reps" --clock "$clock" | grep '^conv ' | sed "s/^/snnfunc round=$r /" | tee -a "$log"
   settle
-  /usr/bin/python3 bench/peers/torch_conv.py --reps "$reps" --threads "$threads" | grep '^conv ' | sed "s/^/torch round=$r /" | tee -a "$log"
+  /usr/bin/python3 bench/peers/torch_conv.py --reps "$reps" --threads "$threads" --clock "$clock" | grep '^conv ' | sed "s/^/torch round=$r /" | tee -a "$log"
 done
 /usr/bin/python3 - "$log" <<'PY'
 import re, statistics, sys

@@ -6,7 +6,10 @@ kernels, padding k // 2, stride 1, bias; float32), same timing (median of N time
 warm-up calls, 2 threads unless --threads says otherwise), same line format: the forward pass, and forward + backward (the gradients
 with respect to input and weights for a fixed output cotangent).
 
-    python3 torch_conv.py [--reps N] [--threads T]
+    python3 torch_conv.py [--reps N] [--threads T] [--clock wall|cpu]
+
+--clock cpu times by the process's CPU time (with one thread: the time on its core, without the
+time slices other processes took on a shared machine).
 """
 import sys
 import time
@@ -18,14 +21,14 @@ SHAPES = [(1, 16, 28, 3), (1, 16, 28, 5), (16, 32, 14, 3), (16, 32, 14, 5)]
 BATCH = 64
 
 
-def median(f, warmup, reps):
+def median(f, warmup, reps, clock=time.perf_counter):
     for _ in range(warmup):
         f()
     times = []
     for _ in range(reps):
-        t = time.perf_counter()
+        t = clock()
         f()
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     times.sort()
     return times[reps // 2]
 
@@ -33,6 +36,8 @@ def median(f, warmup, reps):
 def main():
     reps = int(sys.argv[sys.argv.index("--reps") + 1]) if "--reps" in sys.argv else 31
     threads = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2
+    clock_name = sys.argv[sys.argv.index("--clock") + 1] if "--clock" in sys.argv else "wall"
+    clock = {"wall": time.perf_counter, "cpu": time.process_time}[clock_name]
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     for cin, cout, hw, k in SHAPES:
@@ -51,8 +56,8 @@ def main():
             y = F.conv2d(xg, wg, b, padding=k // 2)
             gx, gw = torch.autograd.grad(y, (xg, wg), ct)
 
-        fwd = median(forward, 10, reps)
-        fwdbwd = median(forward_backward, 10, reps)
+        fwd = median(forward, 10, reps, clock)
+        fwdbwd = median(forward_backward, 10, reps, clock)
         flops = 2.0 * BATCH * cout * hw * hw * cin * k * k
         print(
             f"conv n={BATCH} cin={cin} cout={cout} hw={hw} k={k} fwd_ms={fwd * 1e3:.3f} "
