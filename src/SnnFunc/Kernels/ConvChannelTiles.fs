@@ -1,4 +1,4 @@
-/// Channels-in-lanes tiles of stride-1 convolutions (AVX-512, float32): the output channels fill
+/// Channels-in-lanes tiles of stride-1 convolutions (float32, AVX-512 and AVX2): the output channels fill
 /// the vector lanes, 14 output positions per tile, whatever the output width.
 namespace SnnFunc.Kernels
 
@@ -10,7 +10,7 @@ open System.Runtime.Intrinsics
 open System.Runtime.Intrinsics.X86
 open Microsoft.FSharp.NativeInterop
 
-/// tileP512 (32 channels) and tileP512x1 (16 channels) and the panel over a sample's row chunks.
+/// tileP512 (32 channels), tileP512x1 (16), tileP256 (8, AVX2) and the panel over a sample's row chunks.
 module internal ConvChannelTiles =
 
     /// Positions of one tileP512: a row chunk of the output.
@@ -333,10 +333,16 @@ module internal ConvChannelTiles =
         Vector512.Store(s13a, NativePtr.add c (13 * 32))
         Vector512.Store(s13b, NativePtr.add c (13 * 32 + 16))
 
-    /// tileP512 for 16 output channels (one zmm per position): 14 sums, one weight load and up to
-    /// 14 broadcasts per step; a packed [rows; kw; cin; 16], c holds [position; 16].
-    [<MethodImpl(MethodImplOptions.NoInlining)>]
-    let private tileP512x1
+    /// One vector of output channels (`lanes` of them) per position, 14 positions: 14 sums, one
+    /// weight load and up to 14 broadcasts per step (`step pb k w s` adds pb[k] · w to s); a packed
+    /// [rows; kw; cin; lanes], c holds [position; lanes]. tileP512 without the second vector, for
+    /// 16 channels on AVX-512 and 8 on AVX2 (15 of the 16 ymm registers: the widest tile that
+    /// keeps both FMA units of an AVX2 core busy with one weight and one broadcast register).
+    let inline private tileP14
+        ([<InlineIfLambda>] load: nativeptr<float32> -> 'V)
+        ([<InlineIfLambda>] store: 'V -> nativeptr<float32> -> unit)
+        ([<InlineIfLambda>] step: nativeptr<float32> -> int -> 'V -> 'V -> 'V)
+        (lanes: int)
         (rows: int)
         (kw: int)
         (cin: int)
@@ -348,20 +354,20 @@ module internal ConvChannelTiles =
         (initStride: int)
         (c: nativeptr<float32>)
         =
-        let mutable s0 = Vector512.Load(NativePtr.add init (0 * initStride))
-        let mutable s1 = Vector512.Load(NativePtr.add init (1 * initStride))
-        let mutable s2 = Vector512.Load(NativePtr.add init (2 * initStride))
-        let mutable s3 = Vector512.Load(NativePtr.add init (3 * initStride))
-        let mutable s4 = Vector512.Load(NativePtr.add init (4 * initStride))
-        let mutable s5 = Vector512.Load(NativePtr.add init (5 * initStride))
-        let mutable s6 = Vector512.Load(NativePtr.add init (6 * initStride))
-        let mutable s7 = Vector512.Load(NativePtr.add init (7 * initStride))
-        let mutable s8 = Vector512.Load(NativePtr.add init (8 * initStride))
-        let mutable s9 = Vector512.Load(NativePtr.add init (9 * initStride))
-        let mutable s10 = Vector512.Load(NativePtr.add init (10 * initStride))
-        let mutable s11 = Vector512.Load(NativePtr.add init (11 * initStride))
-        let mutable s12 = Vector512.Load(NativePtr.add init (12 * initStride))
-        let mutable s13 = Vector512.Load(NativePtr.add init (13 * initStride))
+        let mutable s0 = load (NativePtr.add init (0 * initStride))
+        let mutable s1 = load (NativePtr.add init (1 * initStride))
+        let mutable s2 = load (NativePtr.add init (2 * initStride))
+        let mutable s3 = load (NativePtr.add init (3 * initStride))
+        let mutable s4 = load (NativePtr.add init (4 * initStride))
+        let mutable s5 = load (NativePtr.add init (5 * initStride))
+        let mutable s6 = load (NativePtr.add init (6 * initStride))
+        let mutable s7 = load (NativePtr.add init (7 * initStride))
+        let mutable s8 = load (NativePtr.add init (8 * initStride))
+        let mutable s9 = load (NativePtr.add init (9 * initStride))
+        let mutable s10 = load (NativePtr.add init (10 * initStride))
+        let mutable s11 = load (NativePtr.add init (11 * initStride))
+        let mutable s12 = load (NativePtr.add init (12 * initStride))
+        let mutable s13 = load (NativePtr.add init (13 * initStride))
         let mutable pa = a
         let mutable po = boffs
 
@@ -371,116 +377,154 @@ module internal ConvChannelTiles =
                 | 1 ->
                     for _ in 1..cin do
                         let pb = NativePtr.add b (NativePtr.read po)
-                        let w0 = Vector512.Load pa
-                        s1 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 1), w0, s1)
-                        s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
-                        s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
-                        s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
-                        s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
-                        s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
-                        s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
-                        s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
-                        s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
-                        s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
-                        s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
-                        s12 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 12), w0, s12)
-                        s13 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 13), w0, s13)
-                        pa <- NativePtr.add pa 16
+                        let w0 = load pa
+                        s1 <- step pb 1 w0 s1
+                        s2 <- step pb 2 w0 s2
+                        s3 <- step pb 3 w0 s3
+                        s4 <- step pb 4 w0 s4
+                        s5 <- step pb 5 w0 s5
+                        s6 <- step pb 6 w0 s6
+                        s7 <- step pb 7 w0 s7
+                        s8 <- step pb 8 w0 s8
+                        s9 <- step pb 9 w0 s9
+                        s10 <- step pb 10 w0 s10
+                        s11 <- step pb 11 w0 s11
+                        s12 <- step pb 12 w0 s12
+                        s13 <- step pb 13 w0 s13
+                        pa <- NativePtr.add pa lanes
                         po <- NativePtr.add po 1
 
                 | 2 ->
                     for _ in 1..cin do
                         let pb = NativePtr.add b (NativePtr.read po)
-                        let w0 = Vector512.Load pa
-                        s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
-                        s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
-                        s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
-                        s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
-                        s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
-                        s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
-                        s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
-                        s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
-                        s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
-                        s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
-                        s12 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 12), w0, s12)
-                        s13 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 13), w0, s13)
-                        pa <- NativePtr.add pa 16
+                        let w0 = load pa
+                        s2 <- step pb 2 w0 s2
+                        s3 <- step pb 3 w0 s3
+                        s4 <- step pb 4 w0 s4
+                        s5 <- step pb 5 w0 s5
+                        s6 <- step pb 6 w0 s6
+                        s7 <- step pb 7 w0 s7
+                        s8 <- step pb 8 w0 s8
+                        s9 <- step pb 9 w0 s9
+                        s10 <- step pb 10 w0 s10
+                        s11 <- step pb 11 w0 s11
+                        s12 <- step pb 12 w0 s12
+                        s13 <- step pb 13 w0 s13
+                        pa <- NativePtr.add pa lanes
                         po <- NativePtr.add po 1
 
                 | 3 ->
                     for _ in 1..cin do
                         let pb = NativePtr.add b (NativePtr.read po)
-                        let w0 = Vector512.Load pa
-                        s0 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 0), w0, s0)
-                        s1 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 1), w0, s1)
-                        s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
-                        s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
-                        s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
-                        s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
-                        s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
-                        s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
-                        s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
-                        s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
-                        s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
-                        s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
-                        s12 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 12), w0, s12)
-                        pa <- NativePtr.add pa 16
+                        let w0 = load pa
+                        s0 <- step pb 0 w0 s0
+                        s1 <- step pb 1 w0 s1
+                        s2 <- step pb 2 w0 s2
+                        s3 <- step pb 3 w0 s3
+                        s4 <- step pb 4 w0 s4
+                        s5 <- step pb 5 w0 s5
+                        s6 <- step pb 6 w0 s6
+                        s7 <- step pb 7 w0 s7
+                        s8 <- step pb 8 w0 s8
+                        s9 <- step pb 9 w0 s9
+                        s10 <- step pb 10 w0 s10
+                        s11 <- step pb 11 w0 s11
+                        s12 <- step pb 12 w0 s12
+                        pa <- NativePtr.add pa lanes
                         po <- NativePtr.add po 1
 
                 | 4 ->
                     for _ in 1..cin do
                         let pb = NativePtr.add b (NativePtr.read po)
-                        let w0 = Vector512.Load pa
-                        s0 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 0), w0, s0)
-                        s1 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 1), w0, s1)
-                        s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
-                        s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
-                        s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
-                        s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
-                        s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
-                        s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
-                        s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
-                        s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
-                        s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
-                        s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
-                        pa <- NativePtr.add pa 16
+                        let w0 = load pa
+                        s0 <- step pb 0 w0 s0
+                        s1 <- step pb 1 w0 s1
+                        s2 <- step pb 2 w0 s2
+                        s3 <- step pb 3 w0 s3
+                        s4 <- step pb 4 w0 s4
+                        s5 <- step pb 5 w0 s5
+                        s6 <- step pb 6 w0 s6
+                        s7 <- step pb 7 w0 s7
+                        s8 <- step pb 8 w0 s8
+                        s9 <- step pb 9 w0 s9
+                        s10 <- step pb 10 w0 s10
+                        s11 <- step pb 11 w0 s11
+                        pa <- NativePtr.add pa lanes
                         po <- NativePtr.add po 1
 
                 | _ ->
                     for _ in 1..cin do
                         let pb = NativePtr.add b (NativePtr.read po)
-                        let w0 = Vector512.Load pa
-                        s0 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 0), w0, s0)
-                        s1 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 1), w0, s1)
-                        s2 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 2), w0, s2)
-                        s3 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 3), w0, s3)
-                        s4 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 4), w0, s4)
-                        s5 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 5), w0, s5)
-                        s6 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 6), w0, s6)
-                        s7 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 7), w0, s7)
-                        s8 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 8), w0, s8)
-                        s9 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 9), w0, s9)
-                        s10 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 10), w0, s10)
-                        s11 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 11), w0, s11)
-                        s12 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 12), w0, s12)
-                        s13 <- Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb 13), w0, s13)
-                        pa <- NativePtr.add pa 16
+                        let w0 = load pa
+                        s0 <- step pb 0 w0 s0
+                        s1 <- step pb 1 w0 s1
+                        s2 <- step pb 2 w0 s2
+                        s3 <- step pb 3 w0 s3
+                        s4 <- step pb 4 w0 s4
+                        s5 <- step pb 5 w0 s5
+                        s6 <- step pb 6 w0 s6
+                        s7 <- step pb 7 w0 s7
+                        s8 <- step pb 8 w0 s8
+                        s9 <- step pb 9 w0 s9
+                        s10 <- step pb 10 w0 s10
+                        s11 <- step pb 11 w0 s11
+                        s12 <- step pb 12 w0 s12
+                        s13 <- step pb 13 w0 s13
+                        pa <- NativePtr.add pa lanes
                         po <- NativePtr.add po 1
 
-        Vector512.Store(s0, NativePtr.add c (0 * 16))
-        Vector512.Store(s1, NativePtr.add c (1 * 16))
-        Vector512.Store(s2, NativePtr.add c (2 * 16))
-        Vector512.Store(s3, NativePtr.add c (3 * 16))
-        Vector512.Store(s4, NativePtr.add c (4 * 16))
-        Vector512.Store(s5, NativePtr.add c (5 * 16))
-        Vector512.Store(s6, NativePtr.add c (6 * 16))
-        Vector512.Store(s7, NativePtr.add c (7 * 16))
-        Vector512.Store(s8, NativePtr.add c (8 * 16))
-        Vector512.Store(s9, NativePtr.add c (9 * 16))
-        Vector512.Store(s10, NativePtr.add c (10 * 16))
-        Vector512.Store(s11, NativePtr.add c (11 * 16))
-        Vector512.Store(s12, NativePtr.add c (12 * 16))
-        Vector512.Store(s13, NativePtr.add c (13 * 16))
+        store s0 (NativePtr.add c (0 * lanes))
+        store s1 (NativePtr.add c (1 * lanes))
+        store s2 (NativePtr.add c (2 * lanes))
+        store s3 (NativePtr.add c (3 * lanes))
+        store s4 (NativePtr.add c (4 * lanes))
+        store s5 (NativePtr.add c (5 * lanes))
+        store s6 (NativePtr.add c (6 * lanes))
+        store s7 (NativePtr.add c (7 * lanes))
+        store s8 (NativePtr.add c (8 * lanes))
+        store s9 (NativePtr.add c (9 * lanes))
+        store s10 (NativePtr.add c (10 * lanes))
+        store s11 (NativePtr.add c (11 * lanes))
+        store s12 (NativePtr.add c (12 * lanes))
+        store s13 (NativePtr.add c (13 * lanes))
+
+    /// tileP14 for 16 output channels (one zmm per position).
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
+    let private tileP512x1 rows kw cin patterns a b boffs init initStride c =
+        tileP14
+            (fun (p: nativeptr<float32>) -> Vector512.Load p)
+            (fun (v: Vector512<float32>) p -> Vector512.Store(v, p))
+            (fun pb k w s -> Avx512F.FusedMultiplyAdd(Vector512.Create(NativePtr.get pb k), w, s))
+            16
+            rows
+            kw
+            cin
+            patterns
+            a
+            b
+            boffs
+            init
+            initStride
+            c
+
+    /// tileP14 for 8 output channels (one ymm per position): the AVX2 path's channel tile.
+    [<MethodImpl(MethodImplOptions.NoInlining)>]
+    let private tileP256 rows kw cin patterns a b boffs init initStride c =
+        tileP14
+            (fun (p: nativeptr<float32>) -> Vector256.Load p)
+            (fun (v: Vector256<float32>) p -> Vector256.Store(v, p))
+            (fun pb k w s -> Fma.MultiplyAdd(Vector256.Create(NativePtr.get pb k), w, s))
+            8
+            rows
+            kw
+            cin
+            patterns
+            a
+            b
+            boffs
+            init
+            initStride
+            c
 
     /// The position range of a tile's segment (see tileP512), from the first and one past the last
     /// of its positions whose input is not padding: 1 or 2 skip the first one or two positions, 3
@@ -493,7 +537,7 @@ module internal ConvChannelTiles =
         elif tail > 0 then 2 + min tail 2
         else 0
 
-    /// One block of cb (32 or 16) output channels of a sample's stride-1 convolution into t
+    /// One block of cb (32 or 16 on AVX-512, 8 on AVX2) output channels of a sample's stride-1 convolution into t
     /// [OutH · rowStride; cb] (position (oh, ow) at oh · rowStride + ow, rowStride a multiple of
     /// tilePositions; the columns past outW are computed and dropped). A packed [kh; kw; cin; cb]
     /// and the offset table in the same order, so the steps of the kernel rows that read an output
@@ -556,10 +600,10 @@ module internal ConvChannelTiles =
                     let init, initStride = if r0 = 0 then bias, 0 else c, cb
                     let pk = NativePtr.add patterns (ow / tilePositions * kw)
 
-                    if cb = 32 then
-                        tileP512 rows kw cin pk ak bk ok init initStride c
-                    else
-                        tileP512x1 rows kw cin pk ak bk ok init initStride c
+                    match cb with
+                    | 32 -> tileP512 rows kw cin pk ak bk ok init initStride c
+                    | 16 -> tileP512x1 rows kw cin pk ak bk ok init initStride c
+                    | _ -> tileP256 rows kw cin pk ak bk ok init initStride c
 
                     ow <- ow + tilePositions
 

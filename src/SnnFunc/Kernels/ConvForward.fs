@@ -14,18 +14,22 @@ open SnnFunc.Kernels.ConvProducts
 /// Forward and input-gradient products, sample by sample.
 module internal ConvForward =
 
-    /// The channel block of forwardP for a convolution (0: forwardP does not take it): float32 on
-    /// the AVX-512 path, stride 1, whole blocks of 32 (or 16) output channels per group, and an
-    /// inner dimension long enough to pay for a tile's 28 loads and stores and the transpose (1 ->
-    /// 16 channels with 3 × 3 or 5 × 5 kernels ran a third slower than with the row tiles).
+    /// The channel block of forwardP for a convolution (0: forwardP does not take it): float32,
+    /// stride 1, whole blocks of 32 (or 16) output channels per group on the AVX-512 path and of
+    /// 8 on the AVX2 path, and an inner dimension long enough to pay for a tile's 28 loads and
+    /// stores and the transpose (1 -> 16 channels with 3 × 3 or 5 × 5 kernels ran a third slower
+    /// than with the row tiles). On AVX2 the row tiles hold 8 sums (4 × 2 ymm, too few for two FMA
+    /// units) where tileP256 holds 14.
     let private blockP (cg: ConvGeometry) =
         if
-            ConvTiles.path <> 2
+            ConvTiles.path = 0
             || cg.Window.StrideH <> 1
             || cg.Window.StrideW <> 1
             || cg.GroupRows < 64
         then
             0
+        elif ConvTiles.path = 1 then
+            if cg.GroupOutputs % 8 = 0 then 8 else 0
         elif cg.GroupOutputs % 32 = 0 then
             32
         elif cg.GroupOutputs % 16 = 0 then
@@ -302,6 +306,7 @@ module internal ConvForward =
         ([<InlineIfLambda>] panelB:
             int * int * int * nativeptr<'T> * int * nativeptr<'T> * nativeptr<int> * nativeptr<'T> * int * bool -> unit)
         (forwardOf: ConvGeometry -> int -> 'T[] -> 'T[] -> 'T[] -> 'T[] -> unit)
+        (channelBlock: ConvGeometry -> int)
         (scratchOf: int -> 'T[])
         (nr: int)
         (cg: ConvGeometry)
@@ -320,15 +325,45 @@ module internal ConvForward =
         let flippedPadH = g.DilationH * (kh - 1) - g.PadH
         let flippedPadW = g.DilationW * (kw - 1) - g.PadW
 
+        // The transposed convolution of stride 1 is a convolution: dy padded by the kernel's span
+        // minus the padding, with the kernel flipped and its in/out channels swapped.
+        let transposed =
+            {
+                Window =
+                    {
+                        Channels = o
+                        Height = g.OutH
+                        Width = g.OutW
+                        KernelH = kh
+                        KernelW = kw
+                        StrideH = 1
+                        StrideW = 1
+                        PadH = flippedPadH
+                        PadW = flippedPadW
+                        DilationH = g.DilationH
+                        DilationW = g.DilationW
+                        OutH = g.Height
+                        OutW = g.Width
+                    }
+                Groups = groups
+                OutChannels = g.Channels
+            }
+
         // Multiply-adds of the tiles either way (the fold counted as two per patch entry): the
         // flipped convolution's tiles have C/groups rows, which wastes most of a tile when the
         // input has few channels (C = 1: 7 of 8 rows).
         let l = g.Positions
 
         let implicitCost =
-            // Output H × W in row chunks of nr / 2 lanes.
-            let columns = g.Height * roundUp g.Width (nr / 2)
-            int64 (roundUp cgc mr) * int64 columns * int64 (og * kh * kw)
+            match channelBlock transposed with
+            | 0 ->
+                // Output H × W in row chunks of nr / 2 lanes.
+                let columns = g.Height * roundUp g.Width (nr / 2)
+                int64 (roundUp cgc mr) * int64 columns * int64 (og * kh * kw)
+            | cb ->
+                // The channels-in-lanes tiles: C/groups in blocks of cb, rows of 14 positions.
+                let columns = g.Height * roundUp g.Width ConvChannelTiles.tilePositions
+                int64 (roundUp cgc cb) * int64 columns * int64 (og * kh * kw)
 
         let explicitCost =
             int64 (roundUp kg mr) * int64 (roundUp l nr) * int64 og
@@ -341,8 +376,6 @@ module internal ConvForward =
             && flippedPadW >= 0
             && implicitCost <= explicitCost
         then
-            // The transposed convolution of stride 1 is a convolution: dy padded by the kernel's
-            // span minus the padding, with the kernel flipped and its in/out channels swapped.
             let flipped = Array.zeroCreate<'T> w.Length
 
             for gi in 0 .. groups - 1 do
@@ -352,28 +385,6 @@ module internal ConvForward =
                             for j in 0 .. kw - 1 do
                                 flipped[(((gi * cgc + ci) * og + oi) * kh + i) * kw + j] <-
                                     w[(((gi * og + oi) * cgc + ci) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)]
-
-            let transposed =
-                {
-                    Window =
-                        {
-                            Channels = o
-                            Height = g.OutH
-                            Width = g.OutW
-                            KernelH = kh
-                            KernelW = kw
-                            StrideH = 1
-                            StrideW = 1
-                            PadH = flippedPadH
-                            PadW = flippedPadW
-                            DilationH = g.DilationH
-                            DilationW = g.DilationW
-                            OutH = g.Height
-                            OutW = g.Width
-                        }
-                    Groups = groups
-                    OutChannels = g.Channels
-                }
 
             forwardOf transposed batch dy flipped null dx
         else
@@ -442,6 +453,7 @@ module internal ConvForward =
         backwardData
             ConvTiles.panelBS
             (fun cg batch x w bias y -> forwardS (cg, batch, x, w, bias, y))
+            blockP
             ConvScratch.F32
             ConvTiles.nr<float32>
             cg
@@ -454,6 +466,7 @@ module internal ConvForward =
         backwardData
             ConvTiles.panelBD
             (fun cg batch x w bias y -> forwardD (cg, batch, x, w, bias, y))
+            (fun _ -> 0)
             ConvScratch.F64
             ConvTiles.nr<float>
             cg
