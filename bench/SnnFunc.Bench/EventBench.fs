@@ -58,7 +58,7 @@ let private weights (rng: Random) (a: int) (b: int) (mean: float) (sd: float) =
 /// the initialisation N(0.15, 0.1) / N(0.2, 0.37) (samples/Mnist16Event's coding and network
 /// before its tuning, a fixed workload); with one (the sample's `--checkpoint`): theta 0.03 and the
 /// trained weights, the sample's inference.
-let private mnist16Setup (checkpoint: string option) =
+let internal mnist16Setup (checkpoint: string option) =
     let data =
         SnnFunc.Data.Mnist.loadNpm
             { SnnFunc.Data.Mnist.defaults with

@@ -16,6 +16,7 @@ let private commands: (string * (string[] -> int)) list =
         "events", EventBench.run
         "eventsmnist", EventBench.mnistOnly
         "eventtrain", EventTrainingBench.run
+        "mnist16-infer", Mnist16InferBench.run
     ]
 
 let private runBdn (argv: string[]) =
