@@ -53,6 +53,23 @@ let private weights (rng: Random) (a: int) (b: int) (mean: float) (sd: float) =
 
     Init.ofTensor (Tensor.FromArray(w, a, b))
 
+/// Arrays "params/<node>/<leaf>" of a sample's checkpoint into p, converted to dtype (the node's
+/// name escaped as KeyPath.toName does; other arrays, such as the optimizer's, are skipped); an
+/// array p does not have, or of another shape, is an error naming it.
+let internal loadParams (path: string) (dtype: DType) (p: GraphParams) : GraphParams =
+    Npz.load path
+    |> Map.fold
+        (fun (acc: GraphParams) name (t: Tensor) ->
+            match name.Split '/' with
+            | [| "params"; node; leaf |] ->
+                let node = Uri.UnescapeDataString node
+
+                match acc.TryFind node |> Option.bind (fun m -> m.TryFind leaf) with
+                | Some old when old.Shape = t.Shape -> acc.Add(node, acc[node].Add(leaf, t.Convert dtype))
+                | _ -> failwith $"--checkpoint: {path} holds {name} {t.Shape}, which this network does not have"
+            | _ -> acc)
+        p
+
 /// The MNIST16 inference workload: the 2000 test images latency-coded (pixels above theta spike at
 /// (1 − u)·20 ms), a 256-128-10 LIF → LI network, TEnd 40 ms. Without a checkpoint: theta 0.2 and
 /// the initialisation N(0.15, 0.1) / N(0.2, 0.37) (samples/Mnist16Event's coding and network
@@ -105,20 +122,7 @@ let internal mnist16Setup (checkpoint: string option) =
 
     let p0 = Graph.initAs Float64 (Random.key 1L) g
 
-    let p =
-        match checkpoint with
-        | None -> p0
-        | Some path ->
-            // Arrays "params/<projection>/weight", the projection's name escaped (KeyPath.toName).
-            Npz.load path
-            |> Map.fold
-                (fun (acc: GraphParams) name (t: Tensor) ->
-                    match name.Split '/' with
-                    | [| "params"; node; leaf |] ->
-                        let node = Uri.UnescapeDataString node
-                        acc.Add(node, acc[node].Add(leaf, t.Convert Float64))
-                    | _ -> acc)
-                p0
+    let p = checkpoint |> Option.fold (fun p path -> loadParams path Float64 p) p0
 
     let config =
         { Events.defaults with

@@ -36,22 +36,6 @@ let private timed (reps: int) (f: unit -> 'T) =
     let median (xs: float[]) = (Array.sort xs)[xs.Length / 2]
     median (Array.map fst runs), median (Array.map snd runs), last
 
-/// Arrays "params/<node>/<leaf>" of a checkpoint into p (the node's name escaped as KeyPath.toName
-/// does); an array p does not have is an error naming it.
-let private loadInto (path: string) (dtype: DType) (p: GraphParams) : GraphParams =
-    Npz.load path
-    |> Map.fold
-        (fun (acc: GraphParams) name (t: Tensor) ->
-            match name.Split '/' with
-            | [| "params"; node; leaf |] ->
-                let node = Uri.UnescapeDataString node
-
-                match acc.TryFind node |> Option.bind (fun m -> m.TryFind leaf) with
-                | Some old when old.Shape = t.Shape -> acc.Add(node, acc[node].Add(leaf, t.Convert dtype))
-                | _ -> failwith $"mnist16-infer --checkpoint: {path} holds {name} {t.Shape}, which this network does not have"
-            | _ -> acc)
-        p
-
 let private stepped (batch: int) (reps: int) (checkpoint: string option) =
     let data =
         Mnist.loadNpm
@@ -72,7 +56,11 @@ let private stepped (batch: int) (reps: int) (checkpoint: string option) =
         |> Graph.connect "hidden" "out" (Projection.dense (Init.normalWith 2.0))
 
     let p0 = Graph.init (Random.key 0L) net
-    let p = checkpoint |> Option.fold (fun p path -> loadInto path Float32 p) p0
+
+    let load p path =
+        SnnFunc.Bench.EventBench.loadParams path Float32 p
+
+    let p = checkpoint |> Option.fold load p0
     let n = data.Test.Count
     let rc = RunConfig.steps steps dt
 
