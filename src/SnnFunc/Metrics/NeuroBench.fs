@@ -33,7 +33,8 @@ let defaults: NeuroBenchOptions =
         EventBin = None
     }
 
-let private fail (op: string) (message: string) : 'a = invalidArg "input" $"NeuroBench.%s{op}: %s{message}"
+let private fail (op: string) (message: string) : 'a =
+    invalidArg "input" $"NeuroBench.%s{op}: %s{message}"
 
 // ---------------------------------------------------------------------------------------------
 // Static metrics
@@ -99,7 +100,13 @@ let staticMetrics (g: Graph) (p: GraphParams) : NeuroBenchStatic =
 // Time-stepped runs
 
 /// A signal on the host: values [T; B; n] row-major.
-type private Signal = { T: int; B: int; N: int; Values: float[] }
+type private Signal =
+    {
+        T: int
+        B: int
+        N: int
+        Values: float[]
+    }
 
 let private isBinary (v: float) = v = 0.0 || v = 1.0 || v = -1.0
 
@@ -127,7 +134,12 @@ let private signalOf (op: string) (a: GraphCheck.Analysis) (inputs: Map<string, 
 
     let T = t.Shape[0]
     let n = Shape.count shape
-    let B = if T = 0 then Shape.count t.Shape[1 .. rank - shape.Length - 1] else t.Count / (T * n)
+
+    let B =
+        if T = 0 then
+            Shape.count t.Shape[1 .. rank - shape.Length - 1]
+        else
+            t.Count / (T * n)
 
     {
         T = T
@@ -294,7 +306,9 @@ let measureRun (options: NeuroBenchOptions) (g: Graph) (p: GraphParams) (inputs:
                 | Steps d -> delayed (fun _ -> d) x
                 | PerInputSteps ds -> delayed (fun i -> ds[i]) x
                 | Learnable _ ->
-                    fail op $"the projection '%s{name}' has a learnable (interpolated) delay, whose input is not measured; use whole-step delays"
+                    fail
+                        op
+                        $"the projection '%s{name}' has a learnable (interpolated) delay, whose input is not measured; use whole-step delays"
                 | Seconds _ -> fail op $"the projection '%s{name}' has a delay in seconds, which only event-driven runs have"
 
             let ops, densePerCall = projectionOps op p name proj inShape x
@@ -340,16 +354,16 @@ let measureRun (options: NeuroBenchOptions) (g: Graph) (p: GraphParams) (inputs:
         let m =
             match run.Observed.TryFind name with
             | Some o when not (isNull o.Membrane) -> o.Membrane
-            | _ -> fail op $"the run did not record the membrane of the population '%s{name}'; record every population (RunConfig.recording)"
+            | _ ->
+                fail op $"the run did not record the membrane of the population '%s{name}'; record every population (RunConfig.recording)"
 
         let s =
-            checkDims
-                name
-                (signal name
-                 |> fun s -> { s with Values = m.ToDoubleArray() })
+            checkDims name (signal name |> fun s -> { s with Values = m.ToDoubleArray() })
 
         if m.Shape <> (run.Observed[name].Output).Shape then
-            fail op $"the membrane of '%s{name}' has shape %s{Shape.format m.Shape}, its output %s{Shape.format run.Observed[name].Output.Shape}"
+            fail
+                op
+                $"the membrane of '%s{name}' has shape %s{Shape.format m.Shape}, its output %s{Shape.format run.Observed[name].Output.Shape}"
 
         let lane = s.B * s.N
 
@@ -370,7 +384,10 @@ let measureRun (options: NeuroBenchOptions) (g: Graph) (p: GraphParams) (inputs:
                     fail op $"the activation population '%s{n}' is not a population of the graph"
 
             names
-        | None -> populations |> List.filter (fun (_, n) -> Neuron.isSpiking n.Model) |> List.map fst
+        | None ->
+            populations
+            |> List.filter (fun (_, n) -> Neuron.isSpiking n.Model)
+            |> List.map fst
 
     let mutable zeros, total = 0.0, 0.0
 
@@ -498,10 +515,11 @@ let measureEvents
             acs <- acs + ops
 
             for target in a.Succs[name] do
-                received[target] <- (match received.TryGetValue target with
-                                     | true, v -> v
-                                     | _ -> 0.0)
-                                    + ops
+                received[target] <-
+                    (match received.TryGetValue target with
+                     | true, v -> v
+                     | _ -> 0.0)
+                    + ops
         | _ -> ()
 
     let populations =
@@ -512,11 +530,16 @@ let measureEvents
             | _ -> None)
         |> Map.ofList
 
-    let mutable updates = received |> Seq.filter (fun kv -> populations.ContainsKey kv.Key) |> Seq.sumBy (fun kv -> kv.Value)
+    let mutable updates =
+        received
+        |> Seq.filter (fun kv -> populations.ContainsKey kv.Key)
+        |> Seq.sumBy (fun kv -> kv.Value)
 
     for KeyValue(name, buffer) in run.Spikes do
         if populations.ContainsKey name then
-            updates <- updates + (checkBatch name (eventsOf buffer tEnd) |> Array.sumBy (fun s -> float s.Length))
+            updates <-
+                updates
+                + (checkBatch name (eventsOf buffer tEnd) |> Array.sumBy (fun s -> float s.Length))
 
     let activationNames =
         match options.Activations with
@@ -529,7 +552,11 @@ let measureEvents
                     fail op $"the activation population '%s{n}' has no spikes in an event-driven run (an LI readout)"
 
             names
-        | None -> populations |> Map.toList |> List.filter (fun (n, _) -> run.Spikes.ContainsKey n) |> List.map fst
+        | None ->
+            populations
+            |> Map.toList
+            |> List.filter (fun (n, _) -> run.Spikes.ContainsKey n)
+            |> List.map fst
 
     let mutable zeros, total = 0.0, 0.0
 
@@ -698,7 +725,11 @@ let finish (acc: Accumulator) : NeuroBenchResults =
             / divisor
         | Corrected ->
             let total = sum (fun b -> b.Activations)
-            if total = 0.0 then 0.0 else sum (fun b -> b.ActivationZeros) / total
+
+            if total = 0.0 then
+                0.0
+            else
+                sum (fun b -> b.ActivationZeros) / total
 
     let macs, acs =
         match acc.Options.Mode with
