@@ -23,6 +23,7 @@ type Arguments =
     | Seed of int64
     | Threads of int
     | Checkpoint of path: string
+    | Neurobench
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -44,6 +45,8 @@ type Arguments =
             | Seed _ -> "seed of initialisation and shuffling (default 0)"
             | Threads _ -> "kernel threads (default: all cores)"
             | Checkpoint _ -> "an .npz of the trained weights: loaded when it exists (training skipped), else written after training"
+            | Neurobench ->
+                "after training, print the NeuroBench metrics of the network over the test set (reference and corrected aggregation)"
 
 /// The validated options.
 type Settings =
@@ -65,6 +68,8 @@ type Settings =
         Seed: int64
         Threads: int option
         Checkpoint: string option
+        /// Print the NeuroBench metrics over the test set at the end.
+        NeuroBench: bool
     }
 
 /// Parses and validates a command line. Error(exit code, text for stderr): 0 with the usage for
@@ -89,6 +94,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Seed = args.GetResult(Seed, 0L)
             Threads = args.TryGetResult Threads
             Checkpoint = args.TryGetResult Checkpoint
+            NeuroBench = args.Contains Neurobench
         }
 
     let problems (s: Settings) =

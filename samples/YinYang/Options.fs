@@ -23,6 +23,7 @@ type Arguments =
     | Uncalibrated
     | Weight_Scale of float
     | Import_Nir of path: string
+    | Neurobench
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -42,6 +43,8 @@ type Arguments =
             | Uncalibrated -> Usage.uncalibrated
             | Weight_Scale _ -> Usage.weightScale
             | Import_Nir _ -> "instead of training, evaluate the network of this NIR file on the test set"
+            | Neurobench ->
+                "after training, print the NeuroBench metrics of the network over the test set (reference and corrected aggregation)"
 
 /// The validated options.
 type Settings =
@@ -57,6 +60,8 @@ type Settings =
         ExportNir: string option
         ImportNir: string option
         Chip: ChipSettings
+        /// Print the NeuroBench metrics over the test set at the end.
+        NeuroBench: bool
     }
 
 /// Examples in the training split (SnnFunc.Data.YinYang.splits): the largest batch, since the
@@ -87,6 +92,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
                     Uncalibrated = args.Contains Uncalibrated
                     WeightScale = args.TryGetResult Weight_Scale
                 }
+            NeuroBench = args.Contains Neurobench
         }
 
     let problems (s: Settings) =
@@ -108,6 +114,14 @@ let parse (argv: string[]) : Result<Settings, int * string> =
                  && (s.ImportNir.IsSome || s.ExportNir.IsSome || s.Checkpoint.IsSome)
              then
                  Some "--backend bss2 trains on the emulated chip without checkpoints or NIR files"
+             else
+                 None)
+            (if s.Chip.Backend = Bss2 && s.NeuroBench then
+                 Some "--neurobench measures the software network: use it with --backend software"
+             else
+                 None)
+            (if s.ImportNir.IsSome && s.NeuroBench then
+                 Some "--neurobench measures the trained network: it does not apply to --import-nir"
              else
                  None)
             (if s.ImportNir.IsSome && s.ExportNir.IsSome then
