@@ -114,13 +114,22 @@ let run (argv: string[]) =
 
     0
 
-/// Times the parts of one fused W1 training step (median milliseconds of repeated runs).
-let profile (_: string[]) =
+/// Times the parts of one fused W1 training step (median milliseconds of repeated runs):
+/// `w1-profile [--threads T] [--clock wall|cpu]` (with --threads 1 --clock cpu, the time on one core
+/// without the slices other processes take on a loaded machine).
+let profile (argv: string[]) =
+    let arg name fallback =
+        match Array.tryFindIndex ((=) name) argv with
+        | Some i when i + 1 < argv.Length -> argv[i + 1]
+        | _ -> fallback
+
+    Kernels.Parallelism.MaxThreads <- int (arg "--threads" "2")
+    let clock = Timing.Clock.Parse(arg "--clock" "wall")
     let x, labels = makeInput 1
     let w1, w2 = initWeights 2L
 
     let time name (f: unit -> 'a) =
-        printfn "w1-profile %s ms=%.2f" name (1000.0 * Timing.median 20 31 (f >> ignore))
+        printfn "w1-profile %s ms=%.2f" name (1000.0 * Timing.medianBy clock 20 31 (f >> ignore))
 
     let c = Fused.spikeMatmul x w1
     let z, v = Fused.lif lifParams c
