@@ -210,4 +210,31 @@ var vg = Autodiff.ValueAndGrad(
         Assert.True(run.Raw.ContainsKey("cadc/out"));
         Assert.Contains(vg.Gradient["x->hidden"]["weight"].ToDoubleArray(), v => v != 0);
     }
+
+    [Fact]
+    public void NeuroBenchSnippet()
+    {
+        var graph = NetworkGraph.Create()
+            .Input("x", 3)
+            .Population("h", 4, Neurons.Lif(new LifParameters { Dt = 1e-3 }))
+            .Population("out", 2, Neurons.Li(new LiParameters { Dt = 1e-3 }))
+            .Connect("x", "h", Projections.Dense(Inits.Normal(5)))
+            .Connect("h", "out", Projections.Dense(Inits.Normal(2)));
+        var parameters = graph.Init(RandomKey.FromSeed(0));
+        int steps = 10;
+        double dt = 1e-3;
+        var x = Tensor.Ones(steps, 2, 3);
+        var labels = new[] { 0, 1 };
+// The README's snippet:
+var meter = new NeuroBenchMeter(graph, parameters, new NeuroBenchSettings { DatasetSize = 1000 });
+var inputs = new Dictionary<string, Tensor> { ["x"] = x };
+var run = graph.Run(parameters, steps, dt, inputs);
+meter.Add(inputs, run, NeuroBenchMeter.Argmax(Decoders.MaxOverTime(run["out"].Membrane!)), labels);
+NeuroBenchReport report = meter.Report(NeuroBenchAggregation.Corrected);   // report.EffectiveAcs, ...
+Console.WriteLine(meter);                                                   // both, as the samples print them
+
+        Assert.Equal(2, report.Samples);
+        Assert.Equal(200.0, report.DenseSynapticOperations); // 10 steps × (3 · 4 + 4 · 2)
+        Assert.Contains("Reference", meter.ToString());
+    }
 }
