@@ -32,7 +32,7 @@ module Plot =
         xs
         |> Array.iteri (fun i x ->
             if not (Double.IsFinite x) then
-                fail op $"%s{what} has %g{x} at flat index %d{i}; every value must be finite")
+                fail op $"%s{what} has %s{x.ToString(Globalization.CultureInfo.InvariantCulture)} at flat index %d{i}; every value must be finite")
 
     /// One sample of a time-major tensor [T; N] (unbatched) or [T; B; ...] (the trailing axes flattened
     /// to neuron indices): its values [t * n + neuron], T and n.
@@ -70,8 +70,8 @@ module Plot =
         marks.MarkerShape <- ScottPlot.MarkerShape.VerticalBar
         // A mark spans most of a neuron's row, within readable limits.
         let rowPixels = float32 (canvas.Height - 110) / float32 n
-        marks.MarkerSize <- Math.Clamp(0.8f * rowPixels, 3.0f, 14.0f)
-        marks.MarkerLineWidth <- (if rowPixels > 6.0f then 2.0f else 1.0f)
+        marks.MarkerSize <- Math.Clamp(0.8f * rowPixels, 4.0f, 14.0f)
+        marks.MarkerLineWidth <- (if rowPixels > 6.0f then 2.0f else 1.5f)
         marks.Color <- color Palette.blue
         plot.Axes.SetLimits(0.0, xMax, -0.5, float n - 0.5)
         plot.XLabel "time (ms)"
@@ -153,7 +153,7 @@ module Plot =
 
         let time = Array.init steps (fun t -> float t * dt * 1e3)
 
-        figure "traces" 900 500 (fun _ plot ->
+        figure "traces" 900 500 (fun canvas plot ->
             neurons
             |> List.iteri (fun k i ->
                 let line = plot.Add.ScatterLine(time, Array.init steps (fun t -> xs[t * n + i]))
@@ -161,11 +161,18 @@ module Plot =
                 line.LineWidth <- 2.0f
                 line.LegendText <- $"neuron %d{i}")
 
+            // The threshold as a dashed line of short horizontal marks: ScottPlot's dash pattern is a
+            // Skia path effect that its SVG canvas cannot write (it draws a solid line and prints
+            // "Unsupported path effect" to stdout), so the dashes are drawn one by one.
             threshold
             |> Option.iter (fun v ->
-                let h = plot.Add.HorizontalLine(v)
-                h.LinePattern <- ScottPlot.LinePattern.Dashed
-                h.LineWidth <- 1.5f
+                let dashes = 60
+                let xMax = float steps * dt * 1e3
+                let xs = Array.init dashes (fun k -> (float k + 0.5) * xMax / float dashes)
+                let h = plot.Add.ScatterPoints(xs, Array.create dashes v)
+                h.MarkerShape <- ScottPlot.MarkerShape.HorizontalBar
+                h.MarkerSize <- 0.55f * float32 (canvas.Width - 250) / float32 dashes
+                h.MarkerLineWidth <- 1.5f
                 h.Color <- color Palette.black
                 h.LegendText <- $"threshold (%g{v})")
 
@@ -225,21 +232,22 @@ module Plot =
         let first, last = List.min epochs, List.max epochs
 
         figure "training curves" 900 500 (fun _ plot ->
-            let add (k: int) (axis: ScottPlot.IYAxis) (name: string) (pattern: ScottPlot.LinePattern) =
+            // Solid lines only (a dash pattern does not survive SVG, see tracesOf); losses take circles,
+            // accuracies squares.
+            let add (k: int) (axis: ScottPlot.IYAxis) (name: string) (shape: ScottPlot.MarkerShape) =
                 let x, y = series name
                 let s = plot.Add.Scatter(x, y)
                 s.Color <- color (Palette.at k)
                 s.LineWidth <- 2.0f
-                s.LinePattern <- pattern
-                s.MarkerShape <- ScottPlot.MarkerShape.FilledCircle
+                s.MarkerShape <- shape
                 s.MarkerSize <- 7.0f
                 s.LegendText <- name
                 s.Axes.YAxis <- axis
 
-            losses |> List.iteri (fun k name -> add k plot.Axes.Left name ScottPlot.LinePattern.Solid)
+            losses |> List.iteri (fun k name -> add k plot.Axes.Left name ScottPlot.MarkerShape.FilledCircle)
 
             accuracies
-            |> List.iteri (fun k name -> add (losses.Length + k) plot.Axes.Right name ScottPlot.LinePattern.DenselyDashed)
+            |> List.iteri (fun k name -> add (losses.Length + k) plot.Axes.Right name ScottPlot.MarkerShape.FilledSquare)
 
             plot.XLabel "epoch"
             integerTicks plot.Axes.Bottom
@@ -348,7 +356,7 @@ module Plot =
     /// the absolute deviation of each of the 512 circuits on a log axis, per parameter: the time
     /// constants in % of their value, leak, threshold and reset in % of the model's leak-to-threshold
     /// span (70 CADC codes), and the synaptic gains (not calibrated: the same in both) in %. The tick
-    /// labels give the standard deviations before → after.
+    /// labels give the rms deviations before → after.
     let fixedPatternSpread (chip: ChipInstance) (before: Trim) (after: Trim) : Figure =
         let op = "fixedPatternSpread"
 
@@ -412,14 +420,14 @@ module Plot =
             let legendLine = plot.Add.Line(0.0, floor - 10.0, 0.0, floor - 10.0)
             legendLine.Color <- color Palette.black
             legendLine.LineWidth <- 2.5f
-            legendLine.LegendText <- "standard deviation"
+            legendLine.LegendText <- "rms deviation"
 
             let ticks =
                 names
                 |> Array.mapi (fun g name -> float g, $"%s{name}\n%s{fmt (sd b[g])} → %s{fmt (sd a[g])} %%")
 
             plot.Axes.Bottom.SetTicks(Array.map fst ticks, Array.map snd ticks)
-            plot.Axes.Bottom.Label.Text <- "parameter (standard deviation before → after)"
+            plot.Axes.Bottom.Label.Text <- "parameter (rms deviation before → after)"
 
             let decades = [| floor .. 3.0 |]
             let labels = decades |> Array.map (fun d -> $"%g{10.0 ** d} %%")
