@@ -16,7 +16,13 @@ let write (dir: string) (name: string) (fig: Figure) =
     Plot.save path fig
     printfn "wrote %s" path
 
+/// Writes dir/<name> (training.png by default): the curves of Train.runWithHistory's metrics.
+let curvesAs (name: string) (program: string) (dir: string) (history: (int * Metric list) list) =
+    if history.IsEmpty then
+        printfn "no training epochs run here, so no %s" (Path.Combine(dir, name))
+    else
+        write dir name (Plot.trainingCurves history |> Plot.withTitle $"%s{program}: training")
+
 /// Writes dir/training.png: the curves of Train.runWithHistory's metrics.
 let curves (program: string) (dir: string) (history: (int * Metric list) list) =
-    if not history.IsEmpty then
-        write dir "training.png" (Plot.trainingCurves history |> Plot.withTitle $"%s{program}: training")
+    curvesAs "training.png" program dir history

@@ -22,6 +22,7 @@ type Arguments =
     | Test_Count of int
     | Seed of int64
     | Threads of int
+    | Plots of dir: string
     | Checkpoint of path: string
 
     interface IArgParserTemplate with
@@ -43,6 +44,7 @@ type Arguments =
             | Test_Count _ -> "test images (default 2000)"
             | Seed _ -> "seed of initialisation and shuffling (default 0)"
             | Threads _ -> "kernel threads (default: all cores)"
+            | Plots _ -> SamplePlots.usage
             | Checkpoint _ -> "an .npz of the trained weights: loaded when it exists (training skipped), else written after training"
 
 /// The validated options.
@@ -64,6 +66,7 @@ type Settings =
         TestCount: int
         Seed: int64
         Threads: int option
+        Plots: string option
         Checkpoint: string option
     }
 
@@ -88,6 +91,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             TestCount = args.GetResult(Test_Count, 2000)
             Seed = args.GetResult(Seed, 0L)
             Threads = args.TryGetResult Threads
+            Plots = args.TryGetResult Plots
             Checkpoint = args.TryGetResult Checkpoint
         }
 
@@ -111,6 +115,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
              else
                  Some $"--gradient must be eventprop or solver, got '%s{s.Gradient}'")
             s.Threads |> Option.bind (intIn "threads" 1 1024)
+            folder "plots" s.Plots
             path "checkpoint" s.Checkpoint
         ]
 

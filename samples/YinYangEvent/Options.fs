@@ -17,6 +17,7 @@ type Arguments =
     | Seed of int64
     | Seeds of int
     | Threads of int
+    | Plots of dir: string
     | Backend of BackendKind
     | Chip_Seed of int64
     | Calibration of path: string
@@ -36,6 +37,7 @@ type Arguments =
             | Seed _ -> "seed of data, initialisation and shuffling (default 0)"
             | Seeds _ -> "train this many seeds (seed, seed+1, ...) and report mean and std (default 1)"
             | Threads _ -> "kernel threads (default: all cores)"
+            | Plots _ -> SamplePlots.usage
             | Backend _ -> Usage.backend
             | Chip_Seed _ -> Usage.chipSeed
             | Calibration _ -> Usage.calibration
@@ -55,6 +57,7 @@ type Settings =
         Seed: int64
         Seeds: int
         Threads: int option
+        Plots: string option
         Chip: ChipSettings
     }
 
@@ -76,6 +79,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Seed = args.GetResult(Seed, 0L)
             Seeds = args.GetResult(Seeds, 1)
             Threads = args.TryGetResult Threads
+            Plots = args.TryGetResult Plots
             Chip =
                 {
                     Backend = args.GetResult(Backend, Software)
@@ -100,6 +104,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
                  Some $"--gradient must be eventprop or solver, got '%s{s.Gradient}'")
             intIn "seeds" 1 100 s.Seeds
             s.Threads |> Option.bind (intIn "threads" 1 1024)
+            folder "plots" s.Plots
             yield! Chips.problems s.Chip
         ]
 

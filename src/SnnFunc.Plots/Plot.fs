@@ -195,11 +195,12 @@ module Plot =
         name.Contains("loss", StringComparison.OrdinalIgnoreCase)
 
     let private isAccuracy (name: string) =
-        name.Contains("accuracy", StringComparison.OrdinalIgnoreCase)
+        name.Contains("acc", StringComparison.OrdinalIgnoreCase)
 
     /// Training curves from per-epoch metrics (`Train.runWithHistory`'s result: epoch numbers from 1
     /// and each epoch's metrics): every metric whose name contains "loss" on the left axis, every one
-    /// whose name contains "accuracy" on the right (0 to 1); others (seconds, spikes) are left out.
+    /// whose name contains "acc" ("accuracy", "val_accuracy", "test_acc") on the right (0 to 1);
+    /// others (seconds, spikes) are left out.
     let trainingCurves (history: (int * Metric list) list) : Figure =
         let op = "trainingCurves"
 
