@@ -75,7 +75,7 @@ let main argv =
         |> Plot.withTitle $"delayed XOR: hidden spikes of test trial 0 (%s{answer})"
         |> SamplePlots.write dir "raster.png"
 
-        Plot.tracesOf 0 [ 0..3 ] dt (Some Snn.Lif.defaults.VTh) r["h"].Membrane
+        Plot.tracesOf 0 (Plot.mostActive 4 0 (r["h"].Spikes)) dt (Some Snn.Lif.defaults.VTh) r["h"].Membrane
         |> Plot.withTitle "delayed XOR: hidden membranes of test trial 0"
         |> SamplePlots.write dir "traces.png")
 

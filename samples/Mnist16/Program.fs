@@ -252,7 +252,7 @@ let main argv =
         |> Plot.withTitle $"MNIST16: hidden spikes of test image 0 (digit %d{digit})"
         |> SamplePlots.write dir "raster.png"
 
-        Plot.tracesOf 0 [ 0..3 ] dt (Some lif.VTh) r["hidden"].Membrane
+        Plot.tracesOf 0 (Plot.mostActive 4 0 (r["hidden"].Spikes)) dt (Some lif.VTh) r["hidden"].Membrane
         |> Plot.withTitle $"MNIST16: hidden membranes of test image 0 (digit %d{digit})"
         |> SamplePlots.write dir "traces.png"
 

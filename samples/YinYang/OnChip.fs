@@ -111,7 +111,7 @@ let train (o: YinYangOptions.Settings) (data: TrainValidationTest) (latency: Ten
         SamplePlots.curves "Yin-Yang on the emulated chip" dir history
 
         Plot.fixedPatternSpread chip.Chip Chip.untrimmed chip.Trim
-        |> Plot.withTitle $"emulated chip %d{o.Chip.ChipSeed}: fixed-pattern deviations per circuit ({chip.Trim.Description})"
+        |> Plot.withTitle $"emulated chip %d{o.Chip.ChipSeed}: fixed-pattern deviations of its circuits, untrimmed and as run"
         |> SamplePlots.write dir "fixed-pattern-spread.png"
 
         let r = onChip -2_000_000 p (encode (Tensor.narrow 0 0 8 data.Test.X))

@@ -70,7 +70,7 @@ module Plot =
         marks.MarkerShape <- ScottPlot.MarkerShape.VerticalBar
         // A mark spans most of a neuron's row, within readable limits.
         let rowPixels = float32 (canvas.Height - 110) / float32 n
-        marks.MarkerSize <- Math.Clamp(0.8f * rowPixels, 4.0f, 14.0f)
+        marks.MarkerSize <- Math.Clamp(0.8f * rowPixels, 6.0f, 14.0f)
         marks.MarkerLineWidth <- (if rowPixels > 6.0f then 2.0f else 1.5f)
         marks.Color <- color Palette.blue
         plot.Axes.SetLimits(0.0, xMax, -0.5, float n - 0.5)
@@ -180,6 +180,20 @@ module Plot =
             plot.XLabel "time (ms)"
             plot.YLabel "membrane voltage (model units)"
             plot.ShowLegend(ScottPlot.Edge.Right) |> ignore)
+
+    /// The `count` neurons that spike most often in one sample of dense spikes [T; B; N] (or [T; N]),
+    /// most active first, ties by index: the ones worth tracing (`Plot.tracesOf 0 (Plot.mostActive 4
+    /// 0 z) dt (Some 1.0) v`).
+    let mostActive (count: int) (sample: int) (spikes: Tensor) : int list =
+        if count < 1 then
+            fail "mostActive" $"count must be positive, got %d{count}"
+
+        let xs, steps, n = sampleOf "mostActive" "the spikes" sample spikes
+
+        List.init n (fun i -> i, Seq.sum (seq { for t in 0 .. steps - 1 -> if xs[t * n + i] <> 0.0 then 1 else 0 }))
+        |> List.sortBy (fun (i, c) -> -c, i)
+        |> List.truncate count
+        |> List.map fst
 
     /// Membrane traces of sample 0, neurons 0 .. min(N, 4) - 1 (see tracesOf).
     let traces (dt: float) (threshold: float option) (membrane: Tensor) : Figure =

@@ -262,3 +262,16 @@ let ``save refuses other extensions, names bad input, and creates a missing fold
     assertThrowsArg [ "Plot.histogram"; "bins"; "0" ] (fun () -> Plot.histogram 0 "x" [| 1.0 |])
     assertThrowsArg [ "Plot.histogram"; "no values" ] (fun () -> Plot.histogram 3 "x" [||])
     assertThrowsArg [ "Plot.histogram"; "Infinity" ] (fun () -> Plot.histogram 3 "x" [| 1.0; infinity |])
+
+[<Fact>]
+let ``mostActive picks the neurons that spike most in the sample, most active first`` () =
+    // [T=3; B=2; N=4]: in sample 1 neuron 2 spikes 3 times, neuron 0 twice, neuron 3 once.
+    let x =
+        Tensor.ofArray
+            [| 1.0f; 0.0f; 0.0f; 0.0f; 1.0f; 0.0f; 1.0f; 0.0f
+               0.0f; 0.0f; 0.0f; 0.0f; 1.0f; 0.0f; 1.0f; 1.0f
+               0.0f; 0.0f; 0.0f; 0.0f; 0.0f; 0.0f; 1.0f; 0.0f |]
+            [| 3; 2; 4 |]
+
+    Assert.Equal<int list>([ 2; 0; 3 ], Plot.mostActive 3 1 x)
+    Assert.Equal<int list>([ 0; 1 ], Plot.mostActive 2 0 x)
