@@ -31,8 +31,8 @@ type Figure internal (name: string, layers: (Canvas -> ScottPlot.Plot -> unit) l
 
     /// What the figure shows ("raster", "traces", ...), as named in messages.
     member _.Name = name
-    /// The title, if one was set.
-    member _.Title = title
+    /// The title (null when none was set).
+    member _.Title: string = Option.toObj title
     /// The default width in pixels (used when saving without a size).
     member _.Width = width
     /// The default height in pixels.
@@ -52,8 +52,11 @@ type Figure internal (name: string, layers: (Canvas -> ScottPlot.Plot -> unit) l
         Figure(name, layers, title, width, height)
 
     /// The same figure with one more drawing step on the ScottPlot.Plot after the figure's own.
-    member _.With(draw: ScottPlot.Plot -> unit) =
-        Figure(name, layers @ [ fun _ plot -> draw plot ], title, width, height)
+    member _.With(draw: Action<ScottPlot.Plot>) =
+        if isNull draw then
+            nullArg "draw"
+
+        Figure(name, layers @ [ fun _ plot -> draw.Invoke plot ], title, width, height)
 
     /// A new ScottPlot.Plot with the figure drawn at a size (dispose it when done).
     member _.Render(width: int, height: int) : ScottPlot.Plot =
