@@ -64,7 +64,10 @@ let main argv =
     |> Option.iter (fun dir ->
         SamplePlots.curves "delayed XOR" dir outcome.History
         let x, labels = batch test [| 0..7 |]
-        let r = Graph.run (DelayedXorNet.graph s) outcome.Parameters (RunConfig.steps (steps layout) dt) (Map [ "x", x ])
+
+        let r =
+            Graph.run (DelayedXorNet.graph s) outcome.Parameters (RunConfig.steps (steps layout) dt) (Map [ "x", x ])
+
         let answer = if labels[0] = 1 then "cues differ" else "cues equal"
 
         Plot.raster dt x

@@ -146,7 +146,9 @@ let main argv =
 
         match p with
         | Children ps ->
-            let z = Layer.apply (Layers.serial (List.take 2 layers)) (Children(List.take 2 ps)) spikes
+            let z =
+                Layer.apply (Layers.serial (List.take 2 layers)) (Children(List.take 2 ps)) spikes
+
             let label = data.Test.Labels[0]
 
             Plot.raster dt z

@@ -263,7 +263,12 @@ let train (o: Settings) (seed: int64) =
     // sample 0, on the chip with --backend bss2.
     o.Plots
     |> Option.iter (fun root ->
-        let dir = if o.Seeds > 1 then IO.Path.Combine(root, $"seed%d{seed}") else root
+        let dir =
+            if o.Seeds > 1 then
+                IO.Path.Combine(root, $"seed%d{seed}")
+            else
+                root
+
         SamplePlots.curves $"Yin-Yang (events), seed %d{seed}" dir history
         let x = encode ((data.Test.X.Narrow(0, 0, 8)).Convert DType.Float64)
 

@@ -56,7 +56,16 @@ type Figure internal (name: string, layers: (Canvas -> ScottPlot.Plot -> unit) l
         if isNull draw then
             nullArg "draw"
 
-        Figure(name, layers @ [ fun _ plot -> draw.Invoke plot ], title, width, height)
+        Figure(
+            name,
+            layers
+            @ [
+                fun _ plot -> draw.Invoke plot
+            ],
+            title,
+            width,
+            height
+        )
 
     /// A new ScottPlot.Plot with the figure drawn at a size (dispose it when done).
     member _.Render(width: int, height: int) : ScottPlot.Plot =
@@ -98,7 +107,12 @@ type Figure internal (name: string, layers: (Canvas -> ScottPlot.Plot -> unit) l
 
     /// Writes the figure as PNG or SVG, chosen by the extension of `path` (.png, .svg; any other is
     /// an ArgumentException), at its default size unless one is given. A missing folder is created.
-    member f.Save(path: string, [<Optional; DefaultParameterValue(Nullable<int>())>] width: Nullable<int>, [<Optional; DefaultParameterValue(Nullable<int>())>] height: Nullable<int>) =
+    member f.Save
+        (
+            path: string,
+            [<Optional; DefaultParameterValue(Nullable<int>())>] width: Nullable<int>,
+            [<Optional; DefaultParameterValue(Nullable<int>())>] height: Nullable<int>
+        ) =
         let op = "Plot.save"
 
         if String.IsNullOrWhiteSpace path then

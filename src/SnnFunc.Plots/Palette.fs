@@ -16,9 +16,19 @@ module Palette =
 
     /// The series colours in order (yellow last: it is faint on white).
     let series =
-        [| blue; orange; bluishGreen; vermillion; reddishPurple; skyBlue; black; yellow |]
+        [|
+            blue
+            orange
+            bluishGreen
+            vermillion
+            reddishPurple
+            skyBlue
+            black
+            yellow
+        |]
 
     /// The colour of series i (cycling).
-    let at (i: int) = series[((i % series.Length) + series.Length) % series.Length]
+    let at (i: int) =
+        series[((i % series.Length) + series.Length) % series.Length]
 
     let internal color (hex: string) = ScottPlot.Color.FromHex hex

@@ -12,7 +12,8 @@ open SnnFunc.Backends
 /// naming the function and the shape or value.
 [<RequireQualifiedAccess>]
 module Plot =
-    let private fail (op: string) (message: string) : 'a = invalidArg "input" $"Plot.%s{op}: %s{message}"
+    let private fail (op: string) (message: string) : 'a =
+        invalidArg "input" $"Plot.%s{op}: %s{message}"
 
     let private color = Palette.color
 
@@ -32,7 +33,9 @@ module Plot =
         xs
         |> Array.iteri (fun i x ->
             if not (Double.IsFinite x) then
-                fail op $"%s{what} has %s{x.ToString(Globalization.CultureInfo.InvariantCulture)} at flat index %d{i}; every value must be finite")
+                fail
+                    op
+                    $"%s{what} has %s{x.ToString(Globalization.CultureInfo.InvariantCulture)} at flat index %d{i}; every value must be finite")
 
     /// One sample of a time-major tensor [T; N] (unbatched) or [T; B; ...] (the trailing axes flattened
     /// to neuron indices): its values [t * n + neuron], T and n.
@@ -44,7 +47,12 @@ module Plot =
             fail op $"%s{what} must be [T; N] or [T; B; N], got shape %s{Shape.format shape}"
 
         let steps = shape[0]
-        let batch, n = if t.Rank = 2 then 1, shape[1] else shape[1], Array.fold (*) 1 shape[2..]
+
+        let batch, n =
+            if t.Rank = 2 then
+                1, shape[1]
+            else
+                shape[1], Array.fold (*) 1 shape[2..]
 
         if steps = 0 || n = 0 || batch = 0 then
             fail op $"%s{what} is empty (shape %s{Shape.format shape})"
@@ -89,7 +97,10 @@ module Plot =
     let rasterOf (sample: int) (dt: float) (spikes: Tensor) : Figure =
         checkDt "raster" dt
         let xs, steps, n = sampleOf "raster" "the spikes" sample spikes
-        let hits = xs |> Array.indexed |> Array.filter (fun (_, v) -> v <> 0.0) |> Array.map fst
+
+        let hits =
+            xs |> Array.indexed |> Array.filter (fun (_, v) -> v <> 0.0) |> Array.map fst
+
         let times = hits |> Array.map (fun i -> float (i / n) * dt * 1e3)
         let neurons = hits |> Array.map (fun i -> float (i % n))
         figure "raster" 900 500 (rasterLayer times neurons n (float steps * dt * 1e3))
@@ -126,7 +137,12 @@ module Plot =
                 fail op $"tEnd must be a positive finite number of seconds, got %g{t}")
 
         let last = if times.Length = 0 then 1.0 else Array.max times
-        let xMax = tEnd |> Option.map (fun t -> t * 1e3) |> Option.defaultValue (max 1e-3 (last * 1.05))
+
+        let xMax =
+            tEnd
+            |> Option.map (fun t -> t * 1e3)
+            |> Option.defaultValue (max 1e-3 (last * 1.05))
+
         figure "raster" 900 500 (rasterLayer times neurons n xMax)
 
     /// The spike raster of sample 0 of an event buffer (see eventRasterOf).
@@ -199,7 +215,10 @@ module Plot =
     let traces (dt: float) (threshold: float option) (membrane: Tensor) : Figure =
         let n =
             if not (isNull membrane) && membrane.Rank >= 2 then
-                (if membrane.Rank = 2 then membrane.Shape[1] else Array.fold (*) 1 membrane.Shape[2..])
+                (if membrane.Rank = 2 then
+                     membrane.Shape[1]
+                 else
+                     Array.fold (*) 1 membrane.Shape[2..])
             else
                 1
 
@@ -233,7 +252,9 @@ module Plot =
             let points =
                 history
                 |> List.choose (fun (epoch, metrics) ->
-                    metrics |> List.tryFind (fst >> (=) name) |> Option.map (fun (_, v) -> float epoch, v))
+                    metrics
+                    |> List.tryFind (fst >> (=) name)
+                    |> Option.map (fun (_, v) -> float epoch, v))
                 |> Array.ofList
 
             points
@@ -259,7 +280,8 @@ module Plot =
                 s.LegendText <- name
                 s.Axes.YAxis <- axis
 
-            losses |> List.iteri (fun k name -> add k plot.Axes.Left name ScottPlot.MarkerShape.FilledCircle)
+            losses
+            |> List.iteri (fun k name -> add k plot.Axes.Left name ScottPlot.MarkerShape.FilledCircle)
 
             accuracies
             |> List.iteri (fun k name -> add (losses.Length + k) plot.Axes.Right name ScottPlot.MarkerShape.FilledSquare)
@@ -283,8 +305,8 @@ module Plot =
             plot.ShowLegend(ScottPlot.Edge.Bottom) |> ignore)
 
     /// A histogram of finite values in `bins` equal bins between their minimum and maximum (the last
-    /// bin includes the maximum; one value, or equal values, get a bin of width 1 around them); the
-    /// x axis labelled `label` (with its unit), the y axis "count".
+    /// bin includes the maximum; whole numbers get at most `bins` bins of whole widths centred on
+    /// them); the x axis labelled `label` (with its unit), the y axis "count".
     let histogram (bins: int) (label: string) (values: float[]) : Figure =
         let op = "histogram"
 
@@ -296,7 +318,20 @@ module Plot =
 
         finite op "the values" values
         let lo, hi = Array.min values, Array.max values
-        let lo, hi = if hi > lo then lo, hi else lo - 0.5, hi + 0.5
+
+        // Whole numbers (spike counts, int8 outputs) get bins of whole widths centred on them, so
+        // that no bin holds one more integer than its neighbour (at most `bins` of them).
+        let lo, hi, bins =
+            if values |> Array.forall (fun v -> v = Math.Round v) then
+                let span = hi - lo + 1.0
+                let width = ceil (span / float bins)
+                let bins = int (ceil (span / width))
+                lo - 0.5, lo - 0.5 + width * float bins, bins
+            elif hi > lo then
+                lo, hi, bins
+            else
+                lo - 0.5, hi + 0.5, bins
+
         let width = (hi - lo) / float bins
         let counts = Array.zeroCreate<int> bins
 
@@ -400,7 +435,9 @@ module Plot =
                 |]
 
         let b, a = groups before, groups after
-        let sd (xs: float[]) = sqrt (xs |> Array.averageBy (fun x -> x * x))
+
+        let sd (xs: float[]) =
+            sqrt (xs |> Array.averageBy (fun x -> x * x))
         // |deviation| on a log10 axis, floored at 0.001 % (an ideal circuit).
         let floor = -3.0
         let logAbs (x: float) = max floor (log10 (abs x))
@@ -412,10 +449,15 @@ module Plot =
 
         figure "fixed-pattern spread" 1000 560 (fun _ plot ->
             // A deterministic jitter, so that a figure is the same every time.
-            let jitter (c: int) = (float ((c * 7919) % n) / float n - 0.5) * 0.26
+            let jitter (c: int) =
+                (float ((c * 7919) % n) / float n - 0.5) * 0.26
 
             let strip (groups: float[][]) (offset: float) (hex: string) (label: string) =
-                let x = groups |> Array.mapi (fun g xs -> xs |> Array.mapi (fun c _ -> float g + offset + jitter c)) |> Array.concat
+                let x =
+                    groups
+                    |> Array.mapi (fun g xs -> xs |> Array.mapi (fun c _ -> float g + offset + jitter c))
+                    |> Array.concat
+
                 let y = groups |> Array.concat |> Array.map logAbs
                 let s = plot.Add.ScatterPoints(x, y)
                 s.MarkerShape <- ScottPlot.MarkerShape.FilledCircle
@@ -426,7 +468,10 @@ module Plot =
                 groups
                 |> Array.iteri (fun g xs ->
                     let level = log10 (max 1e-3 (sd xs))
-                    let l = plot.Add.Line(float g + offset - 0.17, level, float g + offset + 0.17, level)
+
+                    let l =
+                        plot.Add.Line(float g + offset - 0.17, level, float g + offset + 0.17, level)
+
                     l.Color <- color Palette.black
                     l.LineWidth <- 2.5f)
 

@@ -27,8 +27,11 @@ type Plots =
     /// <param name="sample">The sample (batch axes flattened).</param>
     /// <param name="tEnd">The end of the time axis in seconds (null: the last event).</param>
     static member Raster
-        (events: EventBuffer, [<Optional; DefaultParameterValue(0)>] sample: int, [<Optional; DefaultParameterValue(Nullable<float>())>] tEnd: Nullable<float>)
-        : Figure =
+        (
+            events: EventBuffer,
+            [<Optional; DefaultParameterValue(0)>] sample: int,
+            [<Optional; DefaultParameterValue(Nullable<float>())>] tEnd: Nullable<float>
+        ) : Figure =
         Plot.eventRasterOf sample (Option.ofNullable tEnd) events
 
     /// <summary>Membrane traces of one sample with the threshold as a dashed line.</summary>
@@ -77,8 +80,11 @@ type Plots =
     /// <param name="bins">The number of bins.</param>
     /// <param name="label">The x axis label, with its unit.</param>
     static member Histogram
-        (values: IEnumerable<float>, [<Optional; DefaultParameterValue(30)>] bins: int, [<Optional; DefaultParameterValue("value")>] label: string)
-        : Figure =
+        (
+            values: IEnumerable<float>,
+            [<Optional; DefaultParameterValue(30)>] bins: int,
+            [<Optional; DefaultParameterValue("value")>] label: string
+        ) : Figure =
         if isNull values then
             nullArg "values"
 
@@ -99,13 +105,15 @@ type Plots =
     /// <summary>A histogram of the spike times (ms) of all events of an event buffer.</summary>
     /// <param name="events">The events.</param>
     /// <param name="bins">The number of bins.</param>
-    static member SpikeTimes(events: EventBuffer, [<Optional; DefaultParameterValue(30)>] bins: int) : Figure =
-        Plot.spikeTimes bins events
+    static member SpikeTimes(events: EventBuffer, [<Optional; DefaultParameterValue(30)>] bins: int) : Figure = Plot.spikeTimes bins events
 
     /// <summary>The fixed-pattern spreads of the emulated chip of a seed before and after its default
     /// calibration (which this runs, a few seconds).</summary>
     /// <param name="chipSeed">The chip instance (as in <see cref="EmulatedChip.Create"/>).</param>
     static member FixedPatternSpread(chipSeed: int64) : Figure =
         let chip = Chip.create chipSeed
-        let trim = Calibration.calibrate chip CalibrationTargets.defaults (Random.key chipSeed)
+
+        let trim =
+            Calibration.calibrate chip CalibrationTargets.defaults (Random.key chipSeed)
+
         Plot.fixedPatternSpread chip Chip.untrimmed trim

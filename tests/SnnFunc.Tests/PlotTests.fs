@@ -14,7 +14,9 @@ open SnnFunc.Backends
 open SnnFunc.Tests.TestUtil
 
 let private tempDir () =
-    let d = Path.Combine(Path.GetTempPath(), "snnfunc-plots-" + Guid.NewGuid().ToString("N"))
+    let d =
+        Path.Combine(Path.GetTempPath(), "snnfunc-plots-" + Guid.NewGuid().ToString("N"))
+
     Directory.CreateDirectory d |> ignore
     d
 
@@ -24,7 +26,13 @@ let private pngSize (path: string) =
     Assert.True(b.Length > 1000, $"{path}: only {b.Length} bytes")
     Assert.Equal<byte[]>([| 0x89uy; 0x50uy; 0x4Euy; 0x47uy; 0x0Duy; 0x0Auy; 0x1Auy; 0x0Auy |], b[0..7])
     Assert.Equal("IHDR", Text.Encoding.ASCII.GetString(b, 12, 4))
-    let be (i: int) = (int b[i] <<< 24) ||| (int b[i + 1] <<< 16) ||| (int b[i + 2] <<< 8) ||| int b[i + 3]
+
+    let be (i: int) =
+        (int b[i] <<< 24)
+        ||| (int b[i + 1] <<< 16)
+        ||| (int b[i + 2] <<< 8)
+        ||| int b[i + 3]
+
     be 16, be 20
 
 let private svgNs = XNamespace.Get "http://www.w3.org/2000/svg"
@@ -81,8 +89,15 @@ let private pathPoints (e: XElement) =
 let private spikes (steps: int) (batch: int) (n: int) (p: float) =
     let x = Random.bernoulli (Random.key 3L) p [| steps; batch; n |]
     let v = x.ToDoubleArray()
+
     let inSample (s: int) =
-        Seq.sum (seq { for t in 0 .. steps - 1 do for i in 0 .. n - 1 do v[(t * batch + s) * n + i] })
+        Seq.sum (
+            seq {
+                for t in 0 .. steps - 1 do
+                    for i in 0 .. n - 1 do
+                        v[(t * batch + s) * n + i]
+            }
+        )
         |> int
 
     x, inSample
@@ -105,9 +120,21 @@ let ``a raster SVG has one mark per spike of the chosen sample, in as many rows 
         Assert.All(marks, fun m -> Assert.Equal(2, pathPoints m))
         // Rows: the distinct y pixels of the marks are the neurons that spiked.
         let spiking =
-            seq { for t in 0..59 do for i in 0..19 do if v[(t * 3 + sample) * 20 + i] <> 0.0 then i } |> Seq.distinct |> Seq.length
+            seq {
+                for t in 0..59 do
+                    for i in 0..19 do
+                        if v[(t * 3 + sample) * 20 + i] <> 0.0 then
+                            i
+            }
+            |> Seq.distinct
+            |> Seq.length
+
         let rows =
-            marks |> List.map (fun m -> (attr "d" m).Split(' ', 'L')[1]) |> List.distinct |> List.length
+            marks
+            |> List.map (fun m -> (attr "d" m).Split(' ', 'L')[1])
+            |> List.distinct
+            |> List.length
+
         Assert.Equal(spiking, rows)
 
 [<Fact>]
@@ -125,11 +152,7 @@ let ``a raster PNG has the signature and the size asked for, or the figure's def
 [<Fact>]
 let ``an event raster has one mark per event of the sample, up to its count`` () =
     let dir = tempDir ()
-    let events =
-        [|
-            [| 1e-3, 0; 2.5e-3, 3; 2.5e-3, 1; 9e-3, 4 |]
-            [| 5e-3, 2 |]
-        |]
+    let events = [| [| 1e-3, 0; 2.5e-3, 3; 2.5e-3, 1; 9e-3, 4 |]; [| 5e-3, 2 |] |]
 
     let buffer = EventBuffer.ofEvents Float32 [| 5 |] 8 events
 
@@ -140,6 +163,7 @@ let ``an event raster has one mark per event of the sample, up to its count`` ()
 
     // Marks sit in time order left to right at x proportional to the time: 1 ms, 2.5 ms (twice), 9 ms.
     let path = Path.Combine(dir, "events0.svg")
+
     let xs =
         dataElements (loadSvg path) "path"
         |> withStroke Palette.blue
@@ -172,9 +196,19 @@ let ``traces draw one line of T points per chosen neuron and the threshold dashe
         Assert.Equal(50, pathPoints line.Head)
 
     // The threshold: 60 horizontal dashes at one height.
-    let dashes = paths |> withStroke Palette.black |> List.filter (fun p -> pathPoints p = 2)
+    let dashes =
+        paths |> withStroke Palette.black |> List.filter (fun p -> pathPoints p = 2)
+
     Assert.Equal(60, dashes.Length)
-    let ys = dashes |> List.collect (fun p -> (attr "d" p).Split([| 'M'; 'L'; ' ' |], StringSplitOptions.RemoveEmptyEntries) |> Array.chunkBySize 2 |> Array.map (fun a -> a[1]) |> List.ofArray)
+
+    let ys =
+        dashes
+        |> List.collect (fun p ->
+            (attr "d" p).Split([| 'M'; 'L'; ' ' |], StringSplitOptions.RemoveEmptyEntries)
+            |> Array.chunkBySize 2
+            |> Array.map (fun a -> a[1])
+            |> List.ofArray)
+
     Assert.Equal(1, List.length (List.distinct ys))
     Assert.Contains("time (ms)", doc.ToString())
     Assert.Contains("neuron 3", doc.ToString())
@@ -189,16 +223,28 @@ let ``a histogram has one bar per bin, heights in proportion to the counts`` () 
     let rects = dataElements (loadSvg path) "rect"
     let filled = rects |> withFill Palette.blue
     Assert.Equal(5, filled.Length)
-    let heights = filled |> List.sortBy (attr "x" >> float) |> List.map (attr "height" >> float)
+
+    let heights =
+        filled |> List.sortBy (attr "x" >> float) |> List.map (attr "height" >> float)
+
     List.iteri (fun i h -> Assert.Equal(float expected[i] / 2.0, h / heights[0], 3)) heights
 
 [<Fact>]
 let ``weight and spike-time histograms take tensors and event buffers`` () =
     let dir = tempDir ()
-    Plot.weights 12 (Random.normal (Random.key 2L) [| 5; 40 |]) |> Plot.save (Path.Combine(dir, "w.svg"))
-    let outlines = dataElements (loadSvg (Path.Combine(dir, "w.svg"))) "rect" |> List.filter (fun r -> attr "fill" r = "none")
+
+    Plot.weights 12 (Random.normal (Random.key 2L) [| 5; 40 |])
+    |> Plot.save (Path.Combine(dir, "w.svg"))
+
+    let outlines =
+        dataElements (loadSvg (Path.Combine(dir, "w.svg"))) "rect"
+        |> List.filter (fun r -> attr "fill" r = "none")
+
     Assert.Equal(12, outlines.Length)
-    let buffer = EventBuffer.ofEvents Float32 [| 3 |] 4 [| [| 1e-3, 0; 2e-3, 1 |]; [| 4e-3, 2 |] |]
+
+    let buffer =
+        EventBuffer.ofEvents Float32 [| 3 |] 4 [| [| 1e-3, 0; 2e-3, 1 |]; [| 4e-3, 2 |] |]
+
     Plot.spikeTimes 3 buffer |> Plot.save (Path.Combine(dir, "t.png"))
     Assert.Equal((800, 500), pngSize (Path.Combine(dir, "t.png")))
     assertThrowsArg [ "Plot.spikeTimes"; "no events" ] (fun () -> Plot.spikeTimes 3 (EventBuffer.ofEvents Float32 [| 3 |] 4 [| [||] |]))
@@ -208,7 +254,15 @@ let ``training curves mark every epoch of every loss and accuracy and leave othe
     let path = Path.Combine(tempDir (), "curves.svg")
 
     let history =
-        [ for e in 1..6 -> e, [ "loss", 1.0 / float e; "val_accuracy", 0.5 + 0.05 * float e; "seconds", float e ] ]
+        [
+            for e in 1..6 ->
+                e,
+                [
+                    "loss", 1.0 / float e
+                    "val_accuracy", 0.5 + 0.05 * float e
+                    "seconds", float e
+                ]
+        ]
 
     Plot.trainingCurves history |> Plot.save path
     let doc = loadSvg path
@@ -226,7 +280,13 @@ let ``Train.runWithHistory returns each epoch's number from 1 and its metrics`` 
     let h =
         Train.runWithHistory 1 3 2 (fun e b -> [ "loss", float (10 * e + b) ]) (fun e _ -> [ "val_accuracy", float e / 10.0 ])
 
-    Assert.Equal<(int * Metric list) list>([ 2, [ "loss", 10.5; "val_accuracy", 0.1 ]; 3, [ "loss", 20.5; "val_accuracy", 0.2 ] ], h)
+    Assert.Equal<(int * Metric list) list>(
+        [
+            2, [ "loss", 10.5; "val_accuracy", 0.1 ]
+            3, [ "loss", 20.5; "val_accuracy", 0.2 ]
+        ],
+        h
+    )
 
 [<Fact>]
 let ``the fixed-pattern spread shows every circuit before and after calibration`` () =
@@ -268,10 +328,102 @@ let ``mostActive picks the neurons that spike most in the sample, most active fi
     // [T=3; B=2; N=4]: in sample 1 neuron 2 spikes 3 times, neuron 0 twice, neuron 3 once.
     let x =
         Tensor.ofArray
-            [| 1.0f; 0.0f; 0.0f; 0.0f; 1.0f; 0.0f; 1.0f; 0.0f
-               0.0f; 0.0f; 0.0f; 0.0f; 1.0f; 0.0f; 1.0f; 1.0f
-               0.0f; 0.0f; 0.0f; 0.0f; 0.0f; 0.0f; 1.0f; 0.0f |]
+            [|
+                1.0f
+                0.0f
+                0.0f
+                0.0f
+                1.0f
+                0.0f
+                1.0f
+                0.0f
+                0.0f
+                0.0f
+                0.0f
+                0.0f
+                1.0f
+                0.0f
+                1.0f
+                1.0f
+                0.0f
+                0.0f
+                0.0f
+                0.0f
+                0.0f
+                0.0f
+                1.0f
+                0.0f
+            |]
             [| 3; 2; 4 |]
 
     Assert.Equal<int list>([ 2; 0; 3 ], Plot.mostActive 3 1 x)
     Assert.Equal<int list>([ 0; 1 ], Plot.mostActive 2 0 x)
+
+[<Fact>]
+let ``a histogram of whole numbers bins them by whole widths`` () =
+    let path = Path.Combine(tempDir (), "ints.svg")
+    // -3 .. 6 (10 integers) in at most 4 bins: width 3, so 4 bins of 3, 3, 3 and 1 values.
+    Plot.histogram 4 "count" [| -3.0 .. 6.0 |] |> Plot.save path
+    let filled = dataElements (loadSvg path) "rect" |> withFill Palette.blue
+    Assert.Equal(4, filled.Length)
+
+    let heights =
+        filled |> List.sortBy (attr "x" >> float) |> List.map (attr "height" >> float)
+
+    Assert.Equal<float list>([ 1.0; 1.0; 1.0; 1.0 / 3.0 ], heights |> List.map (fun h -> Math.Round(h / heights[0], 3)))
+
+[<Fact>]
+let ``the README's Plots lines compile and write their files`` () =
+    let dir = tempDir ()
+    let file (name: string) = Path.Combine(dir, name)
+    let dt = 1e-3
+    let lif = { Snn.Lif.defaults with Dt = dt }
+
+    let g =
+        Graph.empty
+        |> Graph.input "x" 5
+        |> Graph.population "hidden" 30 (Neuron.lif lif)
+        |> Graph.connect "x" "hidden" (Projection.dense (Init.normalWith 6.0))
+
+    let p = Graph.init (Random.key 0L) g
+    let x = Random.bernoulli (Random.key 1L) 0.2 [| 60; 4; 5 |]
+    let r = Graph.run g p (RunConfig.steps 60 dt) (Map [ "x", x ])
+
+    Plot.raster dt r["hidden"].Spikes
+    |> Plot.withTitle "hidden"
+    |> Plot.save (file "raster.svg")
+
+    Plot.tracesOf 0 (Plot.mostActive 4 0 r["hidden"].Spikes) dt (Some 1.0) r["hidden"].Membrane
+    |> Plot.save (file "traces.png")
+
+    let events = EventBuffer.ofEvents Float32 [| 3 |] 4 [| [| 1e-3, 0; 2e-3, 2 |] |]
+    Plot.eventRasterOf 0 (Some 30e-3) events |> Plot.save (file "events.png")
+
+    let history =
+        Train.runWithHistory 0 2 1 (fun e _ -> [ "loss", 1.0 / float (e + 1) ]) (fun _ _ -> [ "val_accuracy", 0.5 ])
+
+    Plot.trainingCurves history |> Plot.saveWith 1200 600 (file "training.png")
+    Plot.weights 40 (p["x->hidden"]["weight"]) |> Plot.save (file "weights.png")
+
+    for name, size in
+        [
+            "traces.png", (900, 500)
+            "events.png", (900, 500)
+            "training.png", (1200, 600)
+            "weights.png", (800, 500)
+        ] do
+        Assert.Equal(size, pngSize (file name))
+
+    let z = r["hidden"].Spikes.ToDoubleArray()
+
+    let inSample0 =
+        Seq.sum (
+            seq {
+                for t in 0..59 do
+                    for i in 0..29 do
+                        z[(t * 4) * 30 + i]
+            }
+        )
+        |> int
+
+    Assert.Equal(inSample0, (dataElements (loadSvg (file "raster.svg")) "path" |> withStroke Palette.blue).Length)
