@@ -370,7 +370,7 @@ let ``a histogram of whole numbers bins them by whole widths`` () =
     let heights =
         filled |> List.sortBy (attr "x" >> float) |> List.map (attr "height" >> float)
 
-    Assert.Equal<float list>([ 1.0; 1.0; 1.0; 1.0 / 3.0 ], heights |> List.map (fun h -> Math.Round(h / heights[0], 3)))
+    Assert.Equal<float list>([ 1.0; 1.0; 1.0; 0.333 ], heights |> List.map (fun h -> Math.Round(h / heights[0], 3)))
 
 [<Fact>]
 let ``the README's Plots lines compile and write their files`` () =
