@@ -502,6 +502,12 @@ module Plot =
     /// The same figure with another default size in pixels.
     let withSize (width: int) (height: int) (f: Figure) : Figure = f.WithSize(width, height)
 
+    /// A figure as SVG text at a size in pixels (to embed in a page: fsdocs' `include-it-raw`).
+    let toSvg (width: int) (height: int) (f: Figure) : string = f.ToSvg(width, height)
+
+    /// A figure as PNG bytes at a size in pixels.
+    let toPng (width: int) (height: int) (f: Figure) : byte[] = f.ToPng(width, height)
+
     /// Writes a figure as PNG or SVG by the extension of `path` (.png, .svg; another is an
     /// ArgumentException) at its default size; creates a missing folder.
     let save (path: string) (f: Figure) : unit = f.Save(path)

@@ -427,3 +427,13 @@ let ``the README's Plots lines compile and write their files`` () =
         |> int
 
     Assert.Equal(inSample0, (dataElements (loadSvg (file "raster.svg")) "path" |> withStroke Palette.blue).Length)
+
+[<Fact>]
+let ``toSvg and toPng give what save writes, at the size asked`` () =
+    let fig = Plot.histogram 3 "x" [| 0.5; 1.5; 2.5; 2.6 |]
+    let svg = fig |> Plot.toSvg 420 300
+    let root = XDocument.Parse(svg).Root
+    Assert.Equal(("420", "300"), (attr "width" root, attr "height" root))
+    let path = Path.Combine(tempDir (), "h.png")
+    File.WriteAllBytes(path, fig |> Plot.toPng 420 300)
+    Assert.Equal((420, 300), pngSize path)
