@@ -85,6 +85,34 @@ printfn
 (*** include-output ***)
 
 (**
+## NeuroBench metrics
+
+[NeuroBench](https://neurobench.ai)'s metrics of a network, with its reference harness's definitions: the static
+ones from the parameters, the workload ones from a run's observables, batch by batch. `Reference` aggregates
+as the harness does (an AC/MAC decision per layer call for the whole batch, batch-size weighting);
+`Corrected` decides per sample and weighs every sample once:
+*)
+let measured =
+    NeuroBench.measureRun NeuroBench.defaults g p (Map [ ("x", x) ]) r
+    |> NeuroBench.withAccuracy
+        (NeuroBench.argmax (Decode.maxOverTime r["out"].Membrane))
+        labels
+
+let corrected =
+    { NeuroBench.defaults with
+        Mode = NeuroBenchMode.Corrected
+    }
+
+printfn
+    "%s"
+    (NeuroBench.format
+        [
+            NeuroBench.evaluate NeuroBench.defaults g p [ measured ]
+            NeuroBench.evaluate corrected g p [ measured ]
+        ])
+(*** include-output ***)
+
+(**
 ## NIR
 
 The [Neuromorphic Intermediate Representation](https://neuroir.org) is an HDF5 file format that simulators and

@@ -17,6 +17,7 @@ let private commands: (string * (string[] -> int)) list =
         "eventsmnist", EventBench.mnistOnly
         "eventtrain", EventTrainingBench.run
         "mnist16-infer", Mnist16InferBench.run
+        "peak", PeakBench.run
     ]
 
 let private runBdn (argv: string[]) =

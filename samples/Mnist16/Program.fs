@@ -263,6 +263,32 @@ let main argv =
     if accounts.Count > 0 then
         Chips.printAccount "test set" (Chips.total accounts)
 
+    // --neurobench: the metrics of the trained network over the test set, in training-size batches.
+    if o.NeuroBench then
+        let full = withNeurons p
+
+        let measured =
+            Batching.inOrder batchSize data.Test
+            |> Seq.map (fun (x, labels) ->
+                let inputs = Map [ "x", inputSpikes None x ]
+                let r = Graph.run net full rc inputs
+
+                NeuroBench.measureRun NeuroBench.defaults net full inputs r
+                |> NeuroBench.withAccuracy (NeuroBench.argmax (Decode.maxOverTime r["out"].Membrane)) labels)
+            |> List.ofSeq
+
+        let results mode =
+            NeuroBench.evaluate
+                { NeuroBench.defaults with
+                    Mode = mode
+                    DatasetSize = Some data.Test.Count
+                }
+                net
+                full
+                measured
+
+        printfn "%s" (NeuroBench.format [ results NeuroBenchMode.Reference; results NeuroBenchMode.Corrected ])
+
     printfn "hidden_spikes_per_sample=%.1f" spikes
     printfn "test_accuracy=%.4f" accuracy
     0

@@ -24,6 +24,7 @@ type Arguments =
     | Threads of int
     | Plots of dir: string
     | Checkpoint of path: string
+    | Neurobench
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -46,6 +47,8 @@ type Arguments =
             | Threads _ -> "kernel threads (default: all cores)"
             | Plots _ -> SamplePlots.usage
             | Checkpoint _ -> "an .npz of the trained weights: loaded when it exists (training skipped), else written after training"
+            | Neurobench ->
+                "after training, print the NeuroBench metrics of the network over the test set (reference and corrected aggregation)"
 
 /// The validated options.
 type Settings =
@@ -68,6 +71,8 @@ type Settings =
         Threads: int option
         Plots: string option
         Checkpoint: string option
+        /// Print the NeuroBench metrics over the test set at the end.
+        NeuroBench: bool
     }
 
 /// Parses and validates a command line. Error(exit code, text for stderr): 0 with the usage for
@@ -93,6 +98,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Threads = args.TryGetResult Threads
             Plots = args.TryGetResult Plots
             Checkpoint = args.TryGetResult Checkpoint
+            NeuroBench = args.Contains Neurobench
         }
 
     let problems (s: Settings) =

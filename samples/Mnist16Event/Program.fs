@@ -281,5 +281,29 @@ let main argv =
         |> Plot.withTitle $"MNIST16 (events): hidden spike times over the %d{data.Test.Count} test images"
         |> SamplePlots.write dir "spike-times.png")
 
+    // --neurobench: the event-driven metrics over the test set, in training-size batches.
+    if o.NeuroBench then
+        let measured =
+            Batching.inOrder o.BatchSize data.Test
+            |> Seq.map (fun (xb, labels) ->
+                let x = encode DType.Float64 xb
+                let run = Events.run g wt config (Map [ "x", x ])
+
+                NeuroBench.measureEvents NeuroBench.defaults g wt config (Map [ "x", x ]) run
+                |> NeuroBench.withAccuracy (NeuroBench.argmax run.MaxVoltage["out"]) labels)
+            |> List.ofSeq
+
+        let results mode =
+            NeuroBench.evaluate
+                { NeuroBench.defaults with
+                    Mode = mode
+                    DatasetSize = Some data.Test.Count
+                }
+                g
+                wt
+                measured
+
+        printfn "%s" (NeuroBench.format [ results NeuroBenchMode.Reference; results NeuroBenchMode.Corrected ])
+
     printfn "test_accuracy=%.4f" (accuracy w data.Test)
     0

@@ -24,6 +24,7 @@ type Arguments =
     | Weight_Scale of float
     | Import_Nir of path: string
     | Plots of dir: string
+    | Neurobench
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -44,6 +45,8 @@ type Arguments =
             | Weight_Scale _ -> Usage.weightScale
             | Import_Nir _ -> "instead of training, evaluate the network of this NIR file on the test set"
             | Plots _ -> SamplePlots.usage
+            | Neurobench ->
+                "after training, print the NeuroBench metrics of the network over the test set (reference and corrected aggregation)"
 
 /// The validated options.
 type Settings =
@@ -60,6 +63,8 @@ type Settings =
         ImportNir: string option
         Plots: string option
         Chip: ChipSettings
+        /// Print the NeuroBench metrics over the test set at the end.
+        NeuroBench: bool
     }
 
 /// Examples in the training split (SnnFunc.Data.YinYang.splits): the largest batch, since the
@@ -91,6 +96,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
                     Uncalibrated = args.Contains Uncalibrated
                     WeightScale = args.TryGetResult Weight_Scale
                 }
+            NeuroBench = args.Contains Neurobench
         }
 
     let problems (s: Settings) =
@@ -117,6 +123,14 @@ let parse (argv: string[]) : Result<Settings, int * string> =
                  None)
             (if s.ImportNir.IsSome && s.Plots.IsSome then
                  Some "--import-nir evaluates a network without training it, so there are no training curves for --plots"
+             else
+                 None)
+            (if s.Chip.Backend = Bss2 && s.NeuroBench then
+                 Some "--neurobench measures the software network: use it with --backend software"
+             else
+                 None)
+            (if s.ImportNir.IsSome && s.NeuroBench then
+                 Some "--neurobench measures the trained network: it does not apply to --import-nir"
              else
                  None)
             (if s.ImportNir.IsSome && s.ExportNir.IsSome then

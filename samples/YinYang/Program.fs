@@ -165,5 +165,32 @@ let main argv =
         YinYangNir.export path lif li p
         printfn "wrote %s; read back, its test_accuracy=%.4f" path (importedAccuracy path))
 
+    // --neurobench: the trained chain as a graph (as NIR export sees it), measured over the test set.
+    if o.NeuroBench then
+        let g, gp = YinYangNir.graphOf lif li p
+        let config = RunConfig.steps steps dt
+
+        let measured =
+            Batching.inOrder batchSize data.Test
+            |> Seq.map (fun (x, labels) ->
+                let inputs = Map [ "x", encode x ]
+                let r = Graph.run g gp config inputs
+
+                NeuroBench.measureRun NeuroBench.defaults g gp inputs r
+                |> NeuroBench.withAccuracy (NeuroBench.argmax (Decode.maxOverTime r["out"].Membrane)) labels)
+            |> List.ofSeq
+
+        let results mode =
+            NeuroBench.evaluate
+                { NeuroBench.defaults with
+                    Mode = mode
+                    DatasetSize = Some data.Test.Count
+                }
+                g
+                gp
+                measured
+
+        printfn "%s" (NeuroBench.format [ results NeuroBenchMode.Reference; results NeuroBenchMode.Corrected ])
+
     printfn "test_accuracy=%.4f" testAccuracy
     0

@@ -23,6 +23,7 @@ type Arguments =
     | Calibration of path: string
     | Uncalibrated
     | Weight_Scale of float
+    | Neurobench
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -43,6 +44,8 @@ type Arguments =
             | Calibration _ -> Usage.calibration
             | Uncalibrated -> Usage.uncalibrated
             | Weight_Scale _ -> Usage.weightScale
+            | Neurobench ->
+                "after training, print the NeuroBench metrics of the network over the test set (reference and corrected aggregation)"
 
 /// The validated options.
 type Settings =
@@ -59,6 +62,8 @@ type Settings =
         Threads: int option
         Plots: string option
         Chip: ChipSettings
+        /// Print the NeuroBench metrics over the test set at the end of each seed.
+        NeuroBench: bool
     }
 
 /// Examples in the training split (SnnFunc.Data.YinYang.splits).
@@ -88,6 +93,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
                     Uncalibrated = args.Contains Uncalibrated
                     WeightScale = args.TryGetResult Weight_Scale
                 }
+            NeuroBench = args.Contains Neurobench
         }
 
     let problems (s: Settings) =
@@ -106,6 +112,10 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             s.Threads |> Option.bind (intIn "threads" 1 1024)
             folder "plots" s.Plots
             yield! Chips.problems s.Chip
+            (if s.Chip.Backend = Bss2 && s.NeuroBench then
+                 Some "--neurobench measures the software network: use it with --backend software"
+             else
+                 None)
         ]
 
     OptionChecks.parseWith "YinYangEvent" settings problems argv

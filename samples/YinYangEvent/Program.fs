@@ -284,6 +284,44 @@ let train (o: Settings) (seed: int64) =
             |> Plot.withTitle $"Yin-Yang (events): %s{population} spikes of test sample 0 (class %d{label})"
             |> SamplePlots.write dir name)
 
+    // --neurobench: the event-driven metrics over the test set, in training-size batches. The class
+    // is the output that spikes first (-1, never right, for a tie or silence, as ttfsAccuracy).
+    if o.NeuroBench then
+        let firstSpiking (t: Tensor) =
+            let c = t.Shape[1]
+            let v = t.ToDoubleArray()
+
+            Array.init t.Shape[0] (fun s ->
+                let row = v[s * c .. s * c + c - 1]
+                let m = Array.min row
+
+                if Double.IsFinite m && (row |> Array.filter ((=) m) |> Array.length) = 1 then
+                    Array.findIndex ((=) m) row
+                else
+                    -1)
+
+        let measured =
+            Batching.inOrder o.BatchSize data.Test
+            |> Seq.map (fun (xb, labels) ->
+                let x = encode (xb.Convert DType.Float64)
+                let run = runOf w x
+
+                NeuroBench.measureEvents NeuroBench.defaults g (full w) config (Map [ "x", x ]) run
+                |> NeuroBench.withAccuracy (firstSpiking (EventBuffer.firstSpikeTimes run["out"])) labels)
+            |> List.ofSeq
+
+        let results mode =
+            NeuroBench.evaluate
+                { NeuroBench.defaults with
+                    Mode = mode
+                    DatasetSize = Some data.Test.Count
+                }
+                g
+                (full w)
+                measured
+
+        printfn "%s" (NeuroBench.format [ results NeuroBenchMode.Reference; results NeuroBenchMode.Corrected ])
+
     acc
 
 [<EntryPoint>]

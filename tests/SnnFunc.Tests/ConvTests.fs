@@ -825,7 +825,9 @@ let ``Float32 gradients equal Float64 ones on shapes that use every block and ta
     // row chunks, overlapping transpose blocks), stride 1 (shifted views) and 2 (unfolded
     // patches), groups 1 and 2, and inner dimensions above 192 steps (the forward's and the
     // flipped input gradient's slices). With AVX-512, 16 or 32 output channels per group take the
-    // channels-in-lanes tiles (with AVX2, multiples of 8: the 24- and 32-channel shapes), which skip the kernel rows that read padding: the MNIST 16 -> 32
+    // channels-in-lanes tiles (with AVX2, multiples of 16 the 16 × 6 tiles over flat positions,
+    // which span two output rows in the 5- and 6-column planes, and the 24-channel shape the 8 ×
+    // 14 ones), which skip the kernel rows that read padding: the MNIST 16 -> 32
     // layer (its input gradient a 32 -> 16 flipped convolution), groups with rows narrower than a
     // transpose block, dilation with rows wider than a tile, and padding so deep that some output
     // rows read padding only (the tile stores the bias alone).

@@ -177,3 +177,19 @@ let ``--plots takes a folder in every sample and refuses a blank path or a file`
     check "DelayedXor" DelayedXorOptions.parse (fun s -> s.Plots)
     check "MnistMac" MnistMacOptions.parse (fun s -> s.Plots)
     rejected YinYangOptions.parse [ "--import-nir"; file; "--plots"; "d" ] [ "--import-nir"; "no training curves for --plots" ]
+
+[<Fact>]
+let ``--neurobench is off by default, on when given, and refused on the emulated chip`` () =
+    let on (parse: string[] -> Result<'S, int * string>) (flag: 'S -> bool) (argv: string list) =
+        match parse (Array.ofList argv) with
+        | Ok s -> flag s
+        | Error e -> failwithf "%A rejected: %A" argv e
+
+    Assert.False(on YinYangOptions.parse (fun s -> s.NeuroBench) [])
+    Assert.True(on YinYangOptions.parse (fun s -> s.NeuroBench) [ "--neurobench" ])
+    Assert.False(on Mnist16Options.parse (fun s -> s.NeuroBench) [])
+    Assert.True(on Mnist16Options.parse (fun s -> s.NeuroBench) [ "--neurobench" ])
+    rejected YinYangOptions.parse [ "--neurobench"; "--backend"; "bss2" ] [ "--neurobench"; "software" ]
+    rejected Mnist16Options.parse [ "--neurobench"; "--backend"; "bss2" ] [ "--neurobench"; "software" ]
+    let here = typeof<YinYangOptions.Settings>.Assembly.Location
+    rejected YinYangOptions.parse [ "--neurobench"; "--import-nir"; here ] [ "--neurobench"; "--import-nir" ]

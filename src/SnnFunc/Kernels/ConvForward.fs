@@ -16,10 +16,10 @@ module internal ConvForward =
 
     /// The channel block of forwardP for a convolution (0: forwardP does not take it): float32,
     /// stride 1, whole blocks of 32 (or 16) output channels per group on the AVX-512 path and of
-    /// 8 on the AVX2 path, and an inner dimension long enough to pay for a tile's 28 loads and
-    /// stores and the transpose (1 -> 16 channels with 3 × 3 or 5 × 5 kernels ran a third slower
-    /// than with the row tiles). On AVX2 the row tiles hold 8 sums (4 × 2 ymm, too few for two FMA
-    /// units) where tileP256 holds 14.
+    /// 16 (or 8) on the AVX2 path, and an inner dimension long enough to pay for a tile's 28 loads
+    /// and stores and the transpose (1 -> 16 channels with 3 × 3 or 5 × 5 kernels ran a third
+    /// slower than with the row tiles). On AVX2 the row tiles hold 8 sums (4 × 2 ymm, too few for
+    /// two FMA units) where ConvFlatTiles' tile holds 12 and tileP256 14.
     let private blockP (cg: ConvGeometry) =
         if
             ConvTiles.path = 0
@@ -29,13 +29,26 @@ module internal ConvForward =
         then
             0
         elif ConvTiles.path = 1 then
-            if cg.GroupOutputs % 8 = 0 then 8 else 0
+            if cg.GroupOutputs % 16 = 0 then 16
+            elif cg.GroupOutputs % 8 = 0 then 8
+            else 0
         elif cg.GroupOutputs % 32 = 0 then
             32
         elif cg.GroupOutputs % 16 = 0 then
             16
         else
             0
+
+    /// Whether forwardP runs a block of cb channels by ConvFlatTiles (16 channels on AVX2) rather
+    /// than by ConvChannelTiles' rows of 14 positions.
+    let private flat (cb: int) = ConvTiles.path = 1 && cb = 16
+
+    /// The output positions forwardP's tiles compute for an outH × outW plane.
+    let private tiledPositions (cb: int) (outH: int) (outW: int) =
+        if flat cb then
+            ConvFlatTiles.paddedPositions outH outW
+        else
+            outH * roundUp outW ConvChannelTiles.tilePositions
 
     /// The stride-1 forward with output channels in the vector lanes (ConvChannelTiles.tileP512): a
     /// 14-wide row fills 14 of 16 lanes of the row tiles, while 32 (16) channels fill all of theirs,
@@ -66,26 +79,45 @@ module internal ConvForward =
         // Slices of whole kernel rows, about 224 steps of 32 channels each (28 KB of weights).
         let slices = (kg * cb / 32 + 223) / 224
         let rowsPerSlice = (kh + slices - 1) / slices
-        let rsT = roundUp g.OutW ConvChannelTiles.tilePositions
+        // The scratch's row stride: whole row chunks of ConvChannelTiles, or the plane's rows
+        // one after another for ConvFlatTiles.
+        let rsT =
+            if flat cb then
+                g.OutW
+            else
+                roundUp g.OutW ConvChannelTiles.tilePositions
         // Per row chunk and kernel column j, the range of the chunk's positions whose input
         // column ow + j · dilation (padded) is inside the image and whose output is kept.
         let patterns =
-            Array.init (rsT / ConvChannelTiles.tilePositions * kw) (fun q ->
-                let ow0, j = q / kw * ConvChannelTiles.tilePositions, q % kw
-                let first = max 0 (g.PadW - ow0 - j * g.DilationW)
-                let last = min (g.OutW - ow0) (g.PadW + g.Width - ow0 - j * g.DilationW)
-                ConvChannelTiles.rangeCode first (min ConvChannelTiles.tilePositions last))
+            Array.init
+                (roundUp g.OutW ConvChannelTiles.tilePositions / ConvChannelTiles.tilePositions
+                 * kw)
+                (fun q ->
+                    let ow0, j = q / kw * ConvChannelTiles.tilePositions, q % kw
+                    let first = max 0 (g.PadW - ow0 - j * g.DilationW)
+                    let last = min (g.OutW - ow0) (g.PadW + g.Width - ow0 - j * g.DilationW)
+                    ConvChannelTiles.rangeCode first (min ConvChannelTiles.tilePositions last))
 
         let tStart = src.Size
         let plane = g.Positions
 
+        let flatTable =
+            if flat cb then
+                ConvFlatTiles.tileTable kh g.DilationH g.PadH g.Height g.OutH g.OutW src.RowStride
+            else
+                [||]
+
+        let flatTiles =
+            ConvFlatTiles.paddedPositions g.OutH g.OutW / ConvFlatTiles.tilePositions
+
         split batch (macs cg batch) (fun _ samples ->
-            let scratch = ConvScratch.F32(tStart + g.OutH * rsT * cb)
+            let scratch = ConvScratch.F32(tStart + tiledPositions cb g.OutH g.OutW * cb)
             Span<float32>(scratch, 0, src.Size).Clear()
             use ps = fixed scratch
             use pw = fixed wb
             use po = fixed offsets
             use pp = fixed patterns
+            use pf = fixed flatTable
             use pbias = fixed biasOrZero
             use py = fixed y
             let pt = NativePtr.add ps tStart
@@ -97,26 +129,41 @@ module internal ConvForward =
 
                 for gi in 0 .. groups - 1 do
                     for ob in 0 .. blocks - 1 do
-                        ConvChannelTiles.panelP (
-                            cb,
-                            kh,
-                            kw,
-                            cgc,
-                            rowsPerSlice,
-                            g.DilationH,
-                            g.PadH,
-                            g.Height,
-                            pp,
-                            NativePtr.add pw ((gi * blocks + ob) * kg * cb),
-                            NativePtr.add ps (gi * src.GroupStride),
-                            po,
-                            NativePtr.add pbias (gi * og + ob * cb),
-                            g.OutH,
-                            g.OutW,
-                            src.RowStride,
-                            pt,
-                            rsT
-                        )
+                        if flat cb then
+                            ConvFlatTiles.panelF (
+                                kh,
+                                kw,
+                                cgc,
+                                rowsPerSlice,
+                                pf,
+                                flatTiles,
+                                NativePtr.add pw ((gi * blocks + ob) * kg * cb),
+                                NativePtr.add ps (gi * src.GroupStride),
+                                po,
+                                NativePtr.add pbias (gi * og + ob * cb),
+                                pt
+                            )
+                        else
+                            ConvChannelTiles.panelP (
+                                cb,
+                                kh,
+                                kw,
+                                cgc,
+                                rowsPerSlice,
+                                g.DilationH,
+                                g.PadH,
+                                g.Height,
+                                pp,
+                                NativePtr.add pw ((gi * blocks + ob) * kg * cb),
+                                NativePtr.add ps (gi * src.GroupStride),
+                                po,
+                                NativePtr.add pbias (gi * og + ob * cb),
+                                g.OutH,
+                                g.OutW,
+                                src.RowStride,
+                                pt,
+                                rsT
+                            )
 
                         let dst = NativePtr.add py ((n * o + gi * og + ob * cb) * plane)
 
@@ -361,9 +408,10 @@ module internal ConvForward =
                 let columns = g.Height * roundUp g.Width (nr / 2)
                 int64 (roundUp cgc mr) * int64 columns * int64 (og * kh * kw)
             | cb ->
-                // The channels-in-lanes tiles: C/groups in blocks of cb, rows of 14 positions.
-                let columns = g.Height * roundUp g.Width ConvChannelTiles.tilePositions
-                int64 (roundUp cgc cb) * int64 columns * int64 (og * kh * kw)
+                // The channels-in-lanes tiles: C/groups in blocks of cb.
+                int64 (roundUp cgc cb)
+                * int64 (tiledPositions cb g.Height g.Width)
+                * int64 (og * kh * kw)
 
         let explicitCost =
             int64 (roundUp kg mr) * int64 (roundUp l nr) * int64 og
