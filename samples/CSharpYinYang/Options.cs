@@ -21,10 +21,12 @@ public sealed record Options
     public long Seed { get; init; }
     public int? Threads { get; init; }
     public string? Checkpoint { get; init; }
+    public string? Plots { get; init; }
 
     public const string Usage =
         "usage: CSharpYinYang [--epochs N (30)] [--batch-size N (100)] [--learning-rate X (0.01)] [--hidden N (120)]\n" +
-        "                     [--steps N of 0.5 ms (60)] [--seed N (0)] [--threads N (all cores)] [--checkpoint path]";
+        "                     [--steps N of 0.5 ms (60)] [--seed N (0)] [--threads N (all cores)] [--checkpoint path]\n" +
+        "                     [--plots dir (write training.png, input-raster.png and traces.png there)]";
 
     /// <summary>Parses and validates a command line.</summary>
     public static ParseResult Parse(string[] args)
@@ -48,6 +50,7 @@ public sealed record Options
                     "--seed" => o with { Seed = Number<long>("an integer") },
                     "--threads" => o with { Threads = Number<int>("an integer") },
                     "--checkpoint" => o with { Checkpoint = Value() },
+                    "--plots" => o with { Plots = Value() },
                     "--help" or "-h" => throw new OperationCanceledException(),
                     _ => throw new ArgumentException($"unknown option {option}\n{Usage}"),
                 };
@@ -80,6 +83,8 @@ public sealed record Options
             ?? In("hidden", 1, 100_000, Hidden)
             ?? In("steps", 1, 100_000, Steps)
             ?? (Threads is int t ? In("threads", 1, 1024, t) : null)
-            ?? (Checkpoint is string c && string.IsNullOrWhiteSpace(c) ? "--checkpoint must be a non-empty path" : null);
+            ?? (Checkpoint is string c && string.IsNullOrWhiteSpace(c) ? "--checkpoint must be a non-empty path" : null)
+            ?? (Plots is string d && string.IsNullOrWhiteSpace(d) ? "--plots must be a non-empty path" : null)
+            ?? (Plots is string f && File.Exists(f) ? $"--plots: '{f}' is a file, not a folder" : null);
     }
 }

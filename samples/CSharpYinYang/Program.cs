@@ -3,7 +3,7 @@
 // decay. The same network and numbers as samples/YinYang (F#). Ends with `test_accuracy=<fraction>`.
 //
 //   dotnet run -c Release --project samples/CSharpYinYang -- [--epochs 30] [--batch-size 100]
-//       [--learning-rate 0.01] [--hidden 120] [--steps 60] [--seed 0] [--threads N] [--checkpoint path]
+//       [--learning-rate 0.01] [--hidden 120] [--steps 60] [--seed 0] [--threads N] [--checkpoint path] [--plots dir]
 
 using System.Diagnostics;
 using System.Globalization;
@@ -56,7 +56,7 @@ Console.WriteLine(
 var clock = Stopwatch.StartNew();
 List<Batch> epochBatches = [];
 
-Trainer.Run(options.Epochs, batches, startEpoch: start,
+var history = Trainer.Run(options.Epochs, batches, startEpoch: start,
     step: (epoch, b) =>
     {
         if (b == 0) epochBatches = data.Train.Batches(options.BatchSize, keys.Second.FoldIn(epoch), dropLast: true).ToList();
@@ -76,5 +76,22 @@ Trainer.Run(options.Epochs, batches, startEpoch: start,
     });
 
 Console.WriteLine($"training took {clock.Elapsed.TotalSeconds:F1} s");
+
+// --plots: the training curves, and the input spikes and readout membranes of test sample 0.
+if (options.Plots is string dir)
+{
+    void Write(Figure figure, string name)
+    {
+        var file = Path.Combine(dir, name);
+        figure.Save(file);
+        Console.WriteLine($"wrote {file}");
+    }
+
+    if (history.Count > 0) Write(Plots.TrainingCurves(history).WithTitle("Yin-Yang (C#): training"), "training.png");
+    var input = Encode(data.Test.X.Narrow(0, 0, 8));
+    var label = data.Test.Labels[0];
+    Write(Plots.Raster(input, dt).WithTitle($"Yin-Yang (C#): input spikes of test sample 0 (class {label})"), "input-raster.png");
+    Write(Plots.Traces(net.Apply(parameters, input), dt).WithTitle($"Yin-Yang (C#): readout membranes of test sample 0 (class {label})"), "traces.png");
+}
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test_accuracy={Accuracy(parameters, data.Test):F4}"));
 return 0;

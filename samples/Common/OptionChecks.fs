@@ -41,6 +41,13 @@ let path (option: string) (value: string option) =
     | Some p when String.IsNullOrWhiteSpace p -> Some $"--%s{option} must be a non-empty path"
     | _ -> None
 
+/// None for a usable output folder (absent, or a non-blank path that is not an existing file).
+let folder (option: string) (value: string option) =
+    match value with
+    | Some p when String.IsNullOrWhiteSpace p -> Some $"--%s{option} must be a non-empty path"
+    | Some p when IO.File.Exists p -> Some $"--%s{option}: '%s{p}' is a file, not a folder"
+    | _ -> None
+
 /// None unless a file to read is named and absent.
 let existingFile (option: string) (value: string option) =
     match value with

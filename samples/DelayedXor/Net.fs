@@ -142,6 +142,8 @@ type Outcome =
         HiddenSpikes: float
         Parameters: GraphParams
         Seconds: float
+        /// Train.runWithHistory's per-epoch metrics (for --plots).
+        History: (int * Metric list) list
     }
 
 /// Trains the network of `s` on its trials (Adam, per-epoch lines through Train.run) and evaluates
@@ -195,8 +197,11 @@ let train (s: Settings) (train: Trials) (test: Trials) (log: string -> unit) : O
         accuracies.Add acc
         [ "test_acc", acc; "hidden_spikes", spikes; "seconds", sw.Elapsed.TotalSeconds ]
 
-    if start < s.Epochs then
-        Train.run start s.Epochs batches step endEpoch
+    let history =
+        if start < s.Epochs then
+            Train.runWithHistory start s.Epochs batches step endEpoch
+        else
+            []
 
     let seconds = sw.Elapsed.TotalSeconds
     let full = merge p fixedPart
@@ -209,4 +214,5 @@ let train (s: Settings) (train: Trials) (test: Trials) (log: string -> unit) : O
         HiddenSpikes = spikes
         Parameters = full
         Seconds = seconds
+        History = history
     }

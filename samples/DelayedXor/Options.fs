@@ -26,6 +26,7 @@ type Arguments =
     | Seed of int64
     | Threads of int
     | Checkpoint of path: string
+    | Plots of dir: string
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -50,6 +51,7 @@ type Arguments =
             | Seed _ -> "seed of data, initialisation and shuffling (default 0)"
             | Threads _ -> "kernel threads (default: all cores)"
             | Checkpoint _ -> "save a checkpoint here after every epoch and resume from it if present"
+            | Plots _ -> SamplePlots.usage
 
 /// The validated options.
 type Settings =
@@ -73,6 +75,7 @@ type Settings =
         Seed: int64
         Threads: int option
         Checkpoint: string option
+        Plots: string option
     }
 
 /// The defaults (what an empty command line gives).
@@ -97,6 +100,7 @@ let defaults =
         Seed = 0L
         Threads = None
         Checkpoint = None
+        Plots = None
     }
 
 /// The problems of a set of settings, first one first (empty when they are valid).
@@ -127,6 +131,7 @@ let problems (s: Settings) =
              Some $"--noise must be a number in [0, 1000) spikes per second, got %g{s.Noise}")
         s.Threads |> Option.bind (intIn "threads" 1 1024)
         path "checkpoint" s.Checkpoint
+        folder "plots" s.Plots
     ]
 
 /// Parses and validates a command line. Error(exit code, text for stderr): 0 with the usage for
@@ -156,6 +161,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Seed = args.GetResult(Seed, d.Seed)
             Threads = args.TryGetResult Threads
             Checkpoint = args.TryGetResult Checkpoint
+            Plots = args.TryGetResult Plots
         }
 
     OptionChecks.parseWith "DelayedXor" settings problems argv

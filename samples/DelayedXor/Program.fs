@@ -59,6 +59,29 @@ let main argv =
         (Array.max taus * 1e3)
         (Array.average taus * 1e3)
 
+    // --plots: the curves, and the input and hidden spikes and hidden membranes of test trial 0.
+    s.Plots
+    |> Option.iter (fun dir ->
+        SamplePlots.curves "delayed XOR" dir outcome.History
+        let x, labels = batch test [| 0..7 |]
+
+        let r =
+            Graph.run (DelayedXorNet.graph s) outcome.Parameters (RunConfig.steps (steps layout) dt) (Map [ "x", x ])
+
+        let answer = if labels[0] = 1 then "cues differ" else "cues equal"
+
+        Plot.raster dt x
+        |> Plot.withTitle $"delayed XOR: input spikes of test trial 0 (%s{answer})"
+        |> SamplePlots.write dir "input-raster.png"
+
+        Plot.raster dt r["h"].Spikes
+        |> Plot.withTitle $"delayed XOR: hidden spikes of test trial 0 (%s{answer})"
+        |> SamplePlots.write dir "raster.png"
+
+        Plot.tracesOf 0 (Plot.mostActive 4 0 (r["h"].Spikes)) dt (Some Snn.Lif.defaults.VTh) r["h"].Membrane
+        |> Plot.withTitle "delayed XOR: hidden membranes of test trial 0"
+        |> SamplePlots.write dir "traces.png")
+
     printfn "hidden_spikes_per_trial=%.1f" outcome.HiddenSpikes
     printfn "test_accuracy=%.4f" outcome.TestAccuracy
     0

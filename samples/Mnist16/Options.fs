@@ -29,6 +29,7 @@ type Arguments =
     | Test_Count of int
     | Seed of int64
     | Threads of int
+    | Plots of dir: string
     | Checkpoint of path: string
     | Backend of BackendKind
     | Chip_Seed of int64
@@ -55,6 +56,7 @@ type Arguments =
             | Test_Count _ -> "test images (default 2000)"
             | Seed _ -> "seed of initialisation and shuffling (default 0)"
             | Threads _ -> "kernel threads (default: all cores)"
+            | Plots _ -> SamplePlots.usage
             | Checkpoint _ -> "save a checkpoint here after every epoch and resume from it if present"
             | Backend _ -> Usage.backend
             | Chip_Seed _ -> Usage.chipSeed
@@ -82,6 +84,7 @@ type Settings =
         TestCount: int
         Seed: int64
         Threads: int option
+        Plots: string option
         Checkpoint: string option
         Chip: ChipSettings
         /// Print the NeuroBench metrics over the test set at the end.
@@ -112,6 +115,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             TestCount = args.GetResult(Test_Count, 2000)
             Seed = args.GetResult(Seed, 0L)
             Threads = args.TryGetResult Threads
+            Plots = args.TryGetResult Plots
             Checkpoint = args.TryGetResult Checkpoint
             Chip =
                 {
@@ -145,6 +149,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             // A 16-pixel image shifted by 16 or more is blank.
             intIn "shift" 0 15 s.Shift
             s.Threads |> Option.bind (intIn "threads" 1 1024)
+            folder "plots" s.Plots
             path "checkpoint" s.Checkpoint
             yield! Chips.problems s.Chip
             (if s.Chip.Backend = Bss2 && s.NeuroBench then

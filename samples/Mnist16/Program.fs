@@ -230,9 +230,35 @@ let main argv =
         let acc, spikes, _ = evaluate p data.Test
         [ "test_acc", acc; "hidden_spikes", spikes; "seconds", sw.Elapsed.TotalSeconds ]
 
-    Train.run start epochs batches step endEpoch
+    let history = Train.runWithHistory start epochs batches step endEpoch
     printfn "training took %.1f s" sw.Elapsed.TotalSeconds
     let accuracy, spikes, accounts = evaluate p data.Test
+
+    // --plots: the curves, the hidden spikes and membranes of test image 0 (as the chip ran it on
+    // --backend bss2), and the trained input weights.
+    o.Plots
+    |> Option.iter (fun dir ->
+        SamplePlots.curves "MNIST16" dir history
+        let x = data.Test.X.Narrow(0, 0, 8)
+
+        let r =
+            match chip with
+            | None -> run net p [ "x", inputSpikes None x ]
+            | Some e -> (onChip e -3_000_000 p (inputSpikes None x)).Dense
+
+        let digit = data.Test.Labels[0]
+
+        Plot.raster dt r["hidden"].Spikes
+        |> Plot.withTitle $"MNIST16: hidden spikes of test image 0 (digit %d{digit})"
+        |> SamplePlots.write dir "raster.png"
+
+        Plot.tracesOf 0 (Plot.mostActive 4 0 (r["hidden"].Spikes)) dt (Some lif.VTh) r["hidden"].Membrane
+        |> Plot.withTitle $"MNIST16: hidden membranes of test image 0 (digit %d{digit})"
+        |> SamplePlots.write dir "traces.png"
+
+        Plot.weights 60 (p["x->hidden"]["weight"])
+        |> Plot.withTitle "MNIST16: trained input weights"
+        |> SamplePlots.write dir "weights.png")
 
     if accounts.Count > 0 then
         Chips.printAccount "test set" (Chips.total accounts)

@@ -22,6 +22,7 @@ type Arguments =
     | Test_Count of int
     | Seed of int64
     | Threads of int
+    | Plots of dir: string
     | Checkpoint of path: string
     | Neurobench
 
@@ -44,6 +45,7 @@ type Arguments =
             | Test_Count _ -> "test images (default 2000)"
             | Seed _ -> "seed of initialisation and shuffling (default 0)"
             | Threads _ -> "kernel threads (default: all cores)"
+            | Plots _ -> SamplePlots.usage
             | Checkpoint _ -> "an .npz of the trained weights: loaded when it exists (training skipped), else written after training"
             | Neurobench ->
                 "after training, print the NeuroBench metrics of the network over the test set (reference and corrected aggregation)"
@@ -67,6 +69,7 @@ type Settings =
         TestCount: int
         Seed: int64
         Threads: int option
+        Plots: string option
         Checkpoint: string option
         /// Print the NeuroBench metrics over the test set at the end.
         NeuroBench: bool
@@ -93,6 +96,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             TestCount = args.GetResult(Test_Count, 2000)
             Seed = args.GetResult(Seed, 0L)
             Threads = args.TryGetResult Threads
+            Plots = args.TryGetResult Plots
             Checkpoint = args.TryGetResult Checkpoint
             NeuroBench = args.Contains Neurobench
         }
@@ -117,6 +121,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
              else
                  Some $"--gradient must be eventprop or solver, got '%s{s.Gradient}'")
             s.Threads |> Option.bind (intIn "threads" 1 1024)
+            folder "plots" s.Plots
             path "checkpoint" s.Checkpoint
         ]
 

@@ -214,24 +214,28 @@ let main argv =
         o.Dropout
         o.Noise
 
-    match o.Checkpoint with
-    | Some path when IO.File.Exists path ->
-        let wc, sc, doneEpochs =
-            try
-                Train.loadCheckpoint path w state
-            with :? IO.InvalidDataException as e ->
-                eprintfn "Mnist16Event: cannot load %s: %s" path e.Message
-                exit 1
+    let history =
+        match o.Checkpoint with
+        | Some path when IO.File.Exists path ->
+            let wc, sc, doneEpochs =
+                try
+                    Train.loadCheckpoint path w state
+                with :? IO.InvalidDataException as e ->
+                    eprintfn "Mnist16Event: cannot load %s: %s" path e.Message
+                    exit 1
 
-        w <- wc
-        state <- sc
-        printfn "loaded the weights of %d trained epochs from %s (training skipped)" doneEpochs path
-    | _ ->
-        Train.run 0 o.Epochs batches step endEpoch
-        printfn "training took %.1f s" sw.Elapsed.TotalSeconds
+            w <- wc
+            state <- sc
+            printfn "loaded the weights of %d trained epochs from %s (training skipped)" doneEpochs path
+            []
+        | _ ->
+            let history = Train.runWithHistory 0 o.Epochs batches step endEpoch
+            printfn "training took %.1f s" sw.Elapsed.TotalSeconds
 
-        o.Checkpoint
-        |> Option.iter (fun path -> Train.saveCheckpoint path w state o.Epochs)
+            o.Checkpoint
+            |> Option.iter (fun path -> Train.saveCheckpoint path w state o.Epochs)
+
+            history
 
     // Inference speed: the whole test set, encoded once, in one event-driven run (median of 5).
     let wt = full w
@@ -257,6 +261,25 @@ let main argv =
         Kernels.Parallelism.MaxThreads
         (perPattern x)
         (perPattern run["hidden"])
+
+    // --plots: the curves (when trained here), the input and hidden spikes of test image 0, and
+    // the hidden spike times over the test set.
+    o.Plots
+    |> Option.iter (fun dir ->
+        SamplePlots.curves "MNIST16 (events)" dir history
+        let digit = data.Test.Labels[0]
+
+        Plot.eventRasterOf 0 (Some tEnd) x
+        |> Plot.withTitle $"MNIST16 (events): input spikes of test image 0 (digit %d{digit})"
+        |> SamplePlots.write dir "input-raster.png"
+
+        Plot.eventRasterOf 0 (Some tEnd) run["hidden"]
+        |> Plot.withTitle $"MNIST16 (events): hidden spikes of test image 0 (digit %d{digit})"
+        |> SamplePlots.write dir "raster.png"
+
+        Plot.spikeTimes 40 run["hidden"]
+        |> Plot.withTitle $"MNIST16 (events): hidden spike times over the %d{data.Test.Count} test images"
+        |> SamplePlots.write dir "spike-times.png")
 
     // --neurobench: the event-driven metrics over the test set, in training-size batches.
     if o.NeuroBench then

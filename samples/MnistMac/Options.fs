@@ -37,6 +37,7 @@ type Arguments =
     | Seed of int64
     | Chip_Seed of int64
     | Threads of int
+    | Plots of dir: string
     | Checkpoint of prefix: string
 
     interface IArgParserTemplate with
@@ -64,6 +65,7 @@ type Arguments =
             | Seed _ -> "seed of initialisation, shuffling and augmentation (default 0)"
             | Chip_Seed _ -> "the emulated chip instance: its fixed pattern and its noise (default 0)"
             | Threads _ -> "kernel threads (default: all cores)"
+            | Plots _ -> SamplePlots.usage
             | Checkpoint _ -> "save <prefix>-software.npz and <prefix>-chip.npz after every epoch and resume from them if present"
 
 /// The validated options.
@@ -90,6 +92,7 @@ type Settings =
         Seed: int64
         ChipSeed: int64
         Threads: int option
+        Plots: string option
         Checkpoint: string option
     }
 
@@ -126,6 +129,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Seed = args.GetResult(Seed, 0L)
             ChipSeed = args.GetResult(Chip_Seed, 0L)
             Threads = args.TryGetResult Threads
+            Plots = args.TryGetResult Plots
             Checkpoint = args.TryGetResult Checkpoint
         }
 
@@ -152,6 +156,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             between "gain-spread" 0.0 1.0 s.GainSpread
             between "early-saturation" 0.0 1.0 s.EarlySaturation
             s.Threads |> Option.bind (intIn "threads" 1 1024)
+            folder "plots" s.Plots
             path "checkpoint" s.Checkpoint
         ]
 

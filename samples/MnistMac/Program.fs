@@ -169,6 +169,23 @@ let main argv =
 
     let batches = Batching.batchCount o.BatchSize true data.Train.Count
 
+    /// --plots: a network's training curves and, since MAC mode does not spike, the distributions of
+    /// its hidden layer's int8 outputs over 500 test images and of its hidden weights.
+    let plots (mode: MacMode) (label: string) (p: Map<string, Tensor>) (history: (int * Metric list) list) =
+        o.Plots
+        |> Option.iter (fun dir ->
+            SamplePlots.curvesAs $"training-%s{label}.png" $"MnistMac, %s{label}" dir history
+            let n = min 500 data.Test.Count
+            let r = network mode -5_000_000 p (data.Test.X.Narrow(0, 0, n))
+
+            Plot.histogram 64 "hidden MAC output (int8, before the converting ReLU)" (r.Dense.ToDoubleArray())
+            |> Plot.withTitle $"MnistMac, %s{label}: hidden outputs over %d{n} test images"
+            |> SamplePlots.write dir $"hidden-outputs-%s{label}.png"
+
+            Plot.weights 64 (p["hidden/weight"])
+            |> Plot.withTitle $"MnistMac, %s{label}: hidden weights"
+            |> SamplePlots.write dir $"weights-%s{label}.png")
+
     /// Trains the network in `mode` from the initial parameters; returns the trained parameters.
     let train (mode: MacMode) (label: string) =
         let tx =
@@ -218,8 +235,9 @@ let main argv =
             [ "test_acc", acc; "seconds", clock.Elapsed.TotalSeconds ]
 
         printfn "%s network: %d epochs, batch %d, lr %g" label o.Epochs o.BatchSize o.LearningRate
-        Train.run start o.Epochs batches step endEpoch
+        let history = Train.runWithHistory start o.Epochs batches step endEpoch
         printfn "%s training took %.1f s" label clock.Elapsed.TotalSeconds
+        plots mode label p history
         p
 
     printfn

@@ -99,8 +99,29 @@ let train (o: YinYangOptions.Settings) (data: TrainValidationTest) (latency: Ten
             "seconds", sw.Elapsed.TotalSeconds
         ]
 
-    Train.run 0 o.Epochs batches step endEpoch
+    let history = Train.runWithHistory 0 o.Epochs batches step endEpoch
     printfn "training took %.1f s" sw.Elapsed.TotalSeconds
     let test, account = accuracy -1_000_000 p data.Test
     Chips.printAccount "test set" account
+
+    // --plots: the curves, the chip's fixed-pattern spread before and after its trim, and the
+    // hidden spikes and readout membrane (CADC) of 8 test samples as the chip ran them.
+    o.Plots
+    |> Option.iter (fun dir ->
+        SamplePlots.curves "Yin-Yang on the emulated chip" dir history
+
+        Plot.fixedPatternSpread chip.Chip Chip.untrimmed chip.Trim
+        |> Plot.withTitle $"emulated chip %d{o.Chip.ChipSeed}: fixed-pattern deviations of its circuits, untrimmed and as run"
+        |> SamplePlots.write dir "fixed-pattern-spread.png"
+
+        let r = onChip -2_000_000 p (encode (Tensor.narrow 0 0 8 data.Test.X))
+
+        Plot.raster lif.Dt r.Dense["hidden"].Spikes
+        |> Plot.withTitle "Yin-Yang on the chip: hidden spikes of test sample 0"
+        |> SamplePlots.write dir "raster.png"
+
+        Plot.tracesOf 0 [ 0..2 ] lif.Dt None r.Dense["out"].Membrane
+        |> Plot.withTitle "Yin-Yang on the chip: readout membranes (CADC) of test sample 0"
+        |> SamplePlots.write dir "traces.png")
+
     test

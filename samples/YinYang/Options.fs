@@ -23,6 +23,7 @@ type Arguments =
     | Uncalibrated
     | Weight_Scale of float
     | Import_Nir of path: string
+    | Plots of dir: string
     | Neurobench
 
     interface IArgParserTemplate with
@@ -43,6 +44,7 @@ type Arguments =
             | Uncalibrated -> Usage.uncalibrated
             | Weight_Scale _ -> Usage.weightScale
             | Import_Nir _ -> "instead of training, evaluate the network of this NIR file on the test set"
+            | Plots _ -> SamplePlots.usage
             | Neurobench ->
                 "after training, print the NeuroBench metrics of the network over the test set (reference and corrected aggregation)"
 
@@ -59,6 +61,7 @@ type Settings =
         Checkpoint: string option
         ExportNir: string option
         ImportNir: string option
+        Plots: string option
         Chip: ChipSettings
         /// Print the NeuroBench metrics over the test set at the end.
         NeuroBench: bool
@@ -84,6 +87,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Checkpoint = args.TryGetResult Checkpoint
             ExportNir = args.TryGetResult Export_Nir
             ImportNir = args.TryGetResult Import_Nir
+            Plots = args.TryGetResult Plots
             Chip =
                 {
                     Backend = args.GetResult(Backend, Software)
@@ -108,12 +112,17 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             path "export-nir" s.ExportNir
             path "import-nir" s.ImportNir
             existingFile "import-nir" s.ImportNir
+            folder "plots" s.Plots
             yield! Chips.problems s.Chip
             (if
                  s.Chip.Backend = Bss2
                  && (s.ImportNir.IsSome || s.ExportNir.IsSome || s.Checkpoint.IsSome)
              then
                  Some "--backend bss2 trains on the emulated chip without checkpoints or NIR files"
+             else
+                 None)
+            (if s.ImportNir.IsSome && s.Plots.IsSome then
+                 Some "--import-nir evaluates a network without training it, so there are no training curves for --plots"
              else
                  None)
             (if s.Chip.Backend = Bss2 && s.NeuroBench then

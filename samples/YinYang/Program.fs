@@ -53,22 +53,23 @@ let main argv =
         printfn "test_accuracy=%.4f" (YinYangOnChip.train o data encode lif li)
         exit 0
 
-    let net =
-        Layers.serial
-            [
-                Layers.denseWith
-                    { Layers.denseDefaults with
-                        Scale = 6.0
-                    }
-                    hidden
-                Layers.lif lif
-                Layers.denseWith
-                    { Layers.denseDefaults with
-                        Scale = 2.0
-                    }
-                    YinYang.classes
-                Layers.li li
-            ]
+    let layers =
+        [
+            Layers.denseWith
+                { Layers.denseDefaults with
+                    Scale = 6.0
+                }
+                hidden
+            Layers.lif lif
+            Layers.denseWith
+                { Layers.denseDefaults with
+                    Scale = 2.0
+                }
+                YinYang.classes
+            Layers.li li
+        ]
+
+    let net = Layers.serial layers
 
     let initKey, shuffleKey = Random.split (Random.key seed)
     let parameters, _ = Layer.init net initKey [| 5 |]
@@ -131,9 +132,33 @@ let main argv =
             "seconds", sw.Elapsed.TotalSeconds
         ]
 
-    Train.run start epochs batches step endEpoch
+    let history = Train.runWithHistory start epochs batches step endEpoch
     printfn "training took %.1f s" sw.Elapsed.TotalSeconds
     let testAccuracy = accuracy p data.Test
+
+    // --plots: the curves, the hidden layer's spikes and the readout's membrane for 8 test samples
+    // (the hidden spikes from the chain's first two layers with their parameters).
+    o.Plots
+    |> Option.iter (fun dir ->
+        SamplePlots.curves "Yin-Yang" dir history
+        let x = Tensor.narrow 0 0 8 data.Test.X
+        let spikes = encode x
+
+        match p with
+        | Children ps ->
+            let z =
+                Layer.apply (Layers.serial (List.take 2 layers)) (Children(List.take 2 ps)) spikes
+
+            let label = data.Test.Labels[0]
+
+            Plot.raster dt z
+            |> Plot.withTitle $"Yin-Yang: hidden spikes of test sample 0 (class %d{label})"
+            |> SamplePlots.write dir "raster.png"
+
+            Plot.tracesOf 0 [ 0..2 ] dt None (Layer.apply net p spikes)
+            |> Plot.withTitle $"Yin-Yang: readout membranes of test sample 0 (class %d{label})"
+            |> SamplePlots.write dir "traces.png"
+        | _ -> ())
 
     o.ExportNir
     |> Option.iter (fun path ->

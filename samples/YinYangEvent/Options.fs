@@ -17,6 +17,7 @@ type Arguments =
     | Seed of int64
     | Seeds of int
     | Threads of int
+    | Plots of dir: string
     | Backend of BackendKind
     | Chip_Seed of int64
     | Calibration of path: string
@@ -37,6 +38,7 @@ type Arguments =
             | Seed _ -> "seed of data, initialisation and shuffling (default 0)"
             | Seeds _ -> "train this many seeds (seed, seed+1, ...) and report mean and std (default 1)"
             | Threads _ -> "kernel threads (default: all cores)"
+            | Plots _ -> SamplePlots.usage
             | Backend _ -> Usage.backend
             | Chip_Seed _ -> Usage.chipSeed
             | Calibration _ -> Usage.calibration
@@ -58,6 +60,7 @@ type Settings =
         Seed: int64
         Seeds: int
         Threads: int option
+        Plots: string option
         Chip: ChipSettings
         /// Print the NeuroBench metrics over the test set at the end of each seed.
         NeuroBench: bool
@@ -81,6 +84,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Seed = args.GetResult(Seed, 0L)
             Seeds = args.GetResult(Seeds, 1)
             Threads = args.TryGetResult Threads
+            Plots = args.TryGetResult Plots
             Chip =
                 {
                     Backend = args.GetResult(Backend, Software)
@@ -106,6 +110,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
                  Some $"--gradient must be eventprop or solver, got '%s{s.Gradient}'")
             intIn "seeds" 1 100 s.Seeds
             s.Threads |> Option.bind (intIn "threads" 1 1024)
+            folder "plots" s.Plots
             yield! Chips.problems s.Chip
             (if s.Chip.Backend = Bss2 && s.NeuroBench then
                  Some "--neurobench measures the software network: use it with --backend software"

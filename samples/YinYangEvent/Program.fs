@@ -250,7 +250,7 @@ let train (o: Settings) (seed: int64) =
         o.LearningRate
         o.LrDecay
 
-    Train.run 0 o.Epochs batches step endEpoch
+    let history = Train.runWithHistory 0 o.Epochs batches step endEpoch
     let trained = accounts.Count
     let acc = accuracy w data.Test
     printfn "seed %d: training took %.1f s, test accuracy %.4f" seed sw.Elapsed.TotalSeconds acc
@@ -258,6 +258,31 @@ let train (o: Settings) (seed: int64) =
     if chip.IsSome then
         Chips.printAccount "training" (Chips.total (Seq.take trained accounts))
         Chips.printAccount "test set" (Chips.total (Seq.skip trained accounts))
+
+    // --plots (a folder per seed with --seeds): the curves and the hidden and output spikes of test
+    // sample 0, on the chip with --backend bss2.
+    o.Plots
+    |> Option.iter (fun root ->
+        let dir =
+            if o.Seeds > 1 then
+                IO.Path.Combine(root, $"seed%d{seed}")
+            else
+                root
+
+        SamplePlots.curves $"Yin-Yang (events), seed %d{seed}" dir history
+        let x = encode ((data.Test.X.Narrow(0, 0, 8)).Convert DType.Float64)
+
+        let spikes =
+            match chip with
+            | None -> (runOf w x).Spikes
+            | Some c -> (onChip c -9_000_000 w x).Events
+
+        let label = data.Test.Labels[0]
+
+        for population, name in [ "hidden", "raster.png"; "out", "output-raster.png" ] do
+            Plot.eventRasterOf 0 (Some tEnd) spikes[population]
+            |> Plot.withTitle $"Yin-Yang (events): %s{population} spikes of test sample 0 (class %d{label})"
+            |> SamplePlots.write dir name)
 
     // --neurobench: the event-driven metrics over the test set, in training-size batches. The class
     // is the output that spikes first (-1, never right, for a tie or silence, as ttfsAccuracy).

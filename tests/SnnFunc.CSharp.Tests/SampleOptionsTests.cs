@@ -28,6 +28,9 @@ public class SampleOptionsTests
         Rejected(["--threads", "0"], "--threads", "[1, 1024]");
         Rejected(["--epochs", "many"], "--epochs", "integer", "many");
         Rejected(["--epochs"], "--epochs needs a value");
+        Rejected(["--plots", " "], "--plots must be a non-empty path");
+        Rejected(["--plots", typeof(Options).Assembly.Location], "--plots", "is a file, not a folder");
+        Assert.Equal("figures", Options.Parse(["--plots", "figures"]).Options!.Plots);
     }
 
     [Fact]

@@ -160,6 +160,25 @@ let ``DelayedXor rejects out-of-range options with the option and its range`` ()
     | Ok _ -> failwith "--help gave settings"
 
 [<Fact>]
+let ``--plots takes a folder in every sample and refuses a blank path or a file`` () =
+    let file = typeof<YinYangOptions.Settings>.Assembly.Location
+
+    let check (name: string) (parse: string[] -> Result<'S, int * string>) (plots: 'S -> string option) =
+        let bad = rejected parse
+        bad [ "--plots"; " " ] [ name; "--plots"; "non-empty" ]
+        bad [ "--plots"; file ] [ name; "--plots"; "is a file, not a folder" ]
+
+        match parse [| "--plots"; "figures/run1" |] with
+        | Ok s -> Assert.Equal(Some "figures/run1", plots s)
+        | Error e -> failwithf "%s: --plots figures/run1 rejected: %A" name e
+
+    check "YinYang" YinYangOptions.parse (fun s -> s.Plots)
+    check "Mnist16" Mnist16Options.parse (fun s -> s.Plots)
+    check "DelayedXor" DelayedXorOptions.parse (fun s -> s.Plots)
+    check "MnistMac" MnistMacOptions.parse (fun s -> s.Plots)
+    rejected YinYangOptions.parse [ "--import-nir"; file; "--plots"; "d" ] [ "--import-nir"; "no training curves for --plots" ]
+
+[<Fact>]
 let ``--neurobench is off by default, on when given, and refused on the emulated chip`` () =
     let on (parse: string[] -> Result<'S, int * string>) (flag: 'S -> bool) (argv: string list) =
         match parse (Array.ofList argv) with

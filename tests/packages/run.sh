@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The packages as a user gets them: packs SnnFunc, SnnFunc.Backends and SnnFunc.CSharp (from the
+# The packages as a user gets them: packs SnnFunc, SnnFunc.Backends, SnnFunc.CSharp and SnnFunc.Plots (from the
 # Release build) into a fresh folder, then restores and runs a fresh C# console application
 # (csharp/) and an F# script (fsx/, `#r "nuget: SnnFunc"`) against them, outside the repository
 # (none of its build settings apply) and with an empty package cache. The SnnFunc packages may come
 # from that folder only (NuGet package source mapping); their dependencies come from the machine's
-# NuGet sources. Each consumer prints a gradient and checks it against its closed form.
+# NuGet sources. Each consumer prints a gradient and checks it against its closed form; the C# one
+# also writes a PNG and an SVG with SnnFunc.Plots (ScottPlot and its native library from NuGet).
 # Ends with "packages: N passed, M failed"; exit status 0 when all passed.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -19,7 +20,7 @@ if ! dotnet pack "$root/SnnFunc.sln" -c Release --no-build -o "$work/feed" -nolo
   echo "packages: 0 passed, 1 failed"
   exit 1
 fi
-for id in SnnFunc SnnFunc.Backends SnnFunc.CSharp; do
+for id in SnnFunc SnnFunc.Backends SnnFunc.CSharp SnnFunc.Plots; do
   for ext in nupkg snupkg; do
     if [ ! -s "$work/feed/$id.$version.$ext" ]; then
       echo "packages: $id.$version.$ext was not produced" >&2
@@ -67,7 +68,7 @@ else
 fi
 
 # Where the consumers' SnnFunc came from: the folder, not a cache or another source.
-for id in snnfunc snnfunc.csharp; do
+for id in snnfunc snnfunc.csharp snnfunc.plots; do
   meta="$work/packages/$id/$version/.nupkg.metadata"
   if ! grep -q "$work/feed" "$meta" 2>/dev/null; then
     echo "packages: $id $version was not restored from the packed folder ($meta)" >&2

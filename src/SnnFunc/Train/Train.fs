@@ -32,16 +32,20 @@ module Train =
 
     /// Runs epochs startEpoch .. epochs-1: each calls `step epoch batch` for every batch (returning
     /// that batch's metrics), then `endEpoch epoch averages` (evaluate, checkpoint; returns extra
-    /// metrics). Shows a progress bar in a terminal and one log line per epoch otherwise.
-    let run
+    /// metrics). Shows a progress bar in a terminal and one log line per epoch otherwise. Returns
+    /// each epoch's summary — its number from 1, as in the log line "epoch N", and the averaged step
+    /// metrics followed by endEpoch's — for training curves (SnnFunc.Plots' `Plot.trainingCurves`).
+    let runWithHistory
         (startEpoch: int)
         (epochs: int)
         (batches: int)
         (step: int -> int -> Metric list)
         (endEpoch: int -> Metric list -> Metric list)
-        : unit =
+        : (int * Metric list) list =
         if batches <= 0 then
             invalidArg "batches" $"Train.run: batches must be positive, got %d{batches}"
+
+        let history = ResizeArray<int * Metric list>()
 
         let runEpoch (epoch: int) (progress: int -> Metric list -> unit) =
             let results = ResizeArray()
@@ -52,7 +56,9 @@ module Train =
                 progress (b + 1) m
 
             let averages = average results
-            averages @ endEpoch epoch averages
+            let summary = averages @ endEpoch epoch averages
+            history.Add((epoch + 1, summary))
+            summary
 
         if interactive () then
             for epoch in startEpoch .. epochs - 1 do
@@ -75,6 +81,21 @@ module Train =
                 let summary = runEpoch epoch (fun _ _ -> ())
                 printfn "epoch %d %s" (epoch + 1) (format summary)
                 Console.Out.Flush()
+
+        List.ofSeq history
+
+    /// Runs epochs startEpoch .. epochs-1: each calls `step epoch batch` for every batch (returning
+    /// that batch's metrics), then `endEpoch epoch averages` (evaluate, checkpoint; returns extra
+    /// metrics). Shows a progress bar in a terminal and one log line per epoch otherwise
+    /// (`runWithHistory` also returns the epochs' metrics).
+    let run
+        (startEpoch: int)
+        (epochs: int)
+        (batches: int)
+        (step: int -> int -> Metric list)
+        (endEpoch: int -> Metric list -> Metric list)
+        : unit =
+        runWithHistory startEpoch epochs batches step endEpoch |> ignore
 
     // Checkpoints -----------------------------------------------------------------------------------
     //
