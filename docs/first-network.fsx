@@ -8,9 +8,12 @@ index: 1
 *)
 (*** condition: prepare ***)
 #r "../src/SnnFunc/bin/Release/net10.0/SnnFunc.dll"
+#r "../src/SnnFunc.Plots/bin/Release/net10.0/ScottPlot.dll"
+#r "../src/SnnFunc.Plots/bin/Release/net10.0/SnnFunc.Plots.dll"
 (*** condition: fsx ***)
 #if FSX
 #r "nuget: SnnFunc"
+#r "nuget: SnnFunc.Plots"
 #endif
 (**
 # First network and training
@@ -105,6 +108,36 @@ for epoch in 0 .. epochs - 1 do
 
 printfn "test accuracy %.3f" (accuracy p data.Test)
 (*** include-output ***)
+
+(**
+Before trusting the number, look at the spikes. `SnnFunc.Plots` draws rasters, membrane traces, training
+curves and histograms (PNG or SVG, by `Plot.save`'s extension; here inline). The hidden layer's spikes for the
+first test sample, from the first two layers and their parameters:
+*)
+let hidden =
+    Layers.serial
+        [
+            Layers.denseWith
+                { Layers.denseDefaults with
+                    Scale = 6.0
+                }
+                120
+            Layers.lif { Snn.Lif.defaults with Dt = dt }
+        ]
+
+let hiddenSpikes =
+    match p with
+    | Children layers ->
+        Layer.apply
+            hidden
+            (Children(List.take 2 layers))
+            (encode (data.Test.X.Narrow(0, 0, 1)))
+    | _ -> failwith "a serial network has one parameter entry per layer"
+
+Plot.raster dt hiddenSpikes
+|> Plot.withTitle "hidden spikes of test sample 0"
+|> Plot.toSvg 600 320 // the width of this page's column
+(*** include-it-raw ***)
 
 (**
 Everything above is pure: the same keys give the same network, the same batches and the same numbers.
