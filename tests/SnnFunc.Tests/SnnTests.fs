@@ -505,6 +505,42 @@ module SnnTests =
         checkSpikeMatmul "all zero" (Tensor.Full([| 5; 6 |], 0.0, Float64)) (randn 5L [| 6; 2 |] 1.0)
 
     [<Fact>]
+    let ``spikeMatmul splits rows, columns and the compression over threads exactly`` () =
+        // 37 · 41 rows of 300: enough elements for two chunks of the compression and of both
+        // products (about (1517 + 9100) · 45 elements each); n = 45 makes the transposed product's
+        // column slices ragged (24 + 21), and 1517 rows an uneven split.
+        let x = binary 14L [| 37; 41; 300 |] 0.02
+        checkSpikeMatmul "threaded [T; B; K]" x (randn 15L [| 300; 45 |] 1.0)
+        let a = (x.Convert Float32).ToArray()
+        let rows, width = 37 * 41, 300
+        let saved = Kernels.Parallelism.MaxThreads
+
+        let compress threads (xs: float32[]) maxDensity =
+            Kernels.Parallelism.MaxThreads <- threads
+
+            try
+                Kernels.Spiking.TryCompress(xs, rows, width, maxDensity)
+            finally
+                Kernels.Parallelism.MaxThreads <- saved
+
+        match compress 1 a 0.15, compress 2 a 0.15 with
+        | Some one, Some two ->
+            Assert.Equal<int[]>(one.RowStart, two.RowStart)
+            Assert.Equal<int[]>(one.Cols, two.Cols)
+            Assert.Equal(int (Array.sum a), two.Cols.Length)
+        | _ -> failwith "a sparse binary tensor must compress"
+
+        // Not binary in the last row only (the second chunk), and denser than the limit overall
+        // while neither chunk alone holds more ones than it: None either way, as with one thread.
+        let graded = Array.copy a
+        graded[graded.Length - 1] <- 0.5f
+        Assert.True((compress 2 graded 0.15).IsNone)
+        let ones = Array.sum a |> int
+        let limit = float (ones - 1) / float a.Length
+        Assert.True((compress 1 a limit).IsNone)
+        Assert.True((compress 2 a limit).IsNone)
+
+    [<Fact>]
     let ``spikeMatmul equals the dense product for non-binary and dense input (GEMM fallback)`` () =
         checkSpikeMatmul "non-binary" (binary 6L [| 10; 3; 8 |] 0.05 * 0.5) (randn 7L [| 8; 5 |] 1.0)
         checkSpikeMatmul "binary but dense" (binary 8L [| 10; 3; 8 |] 0.6) (randn 9L [| 8; 5 |] 1.0)

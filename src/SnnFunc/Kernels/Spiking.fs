@@ -35,26 +35,58 @@ type SpikeRows =
 /// Generic bodies of the loops (inline: specialised for each element type at its call site).
 module internal Loops =
 
+    /// Chunks for a loop touching `work` elements: one per thread (Parallelism.MaxThreads) when it
+    /// is large enough to pay for the hand-out, else 1.
+    let chunkCount (work: int64) =
+        int (min (int64 Parallelism.MaxThreads) (max 1L (work / 200_000L)))
+
+    /// Runs body c for c in 0 .. chunks - 1, on the calling thread alone when chunks = 1.
+    let runChunks (chunks: int) (body: int -> unit) =
+        if chunks <= 1 then
+            body 0
+        else
+            Threading.Tasks.Parallel.For(0, chunks, body) |> ignore
+
+    /// [lo, hi) of part c of `count` items in `parts` parts, rounded to multiples of `align`.
+    let part (count: int) (align: int) (c: int) (parts: int) =
+        let size = ((count + parts - 1) / parts + align - 1) / align * align
+        min count (c * size), min count ((c + 1) * size)
+
     /// out[r, :] <- Σ over ones (r, j) of w[j, :]   (out = x · w for a sparse 0/1 x; w is [width; n]).
+    /// Rows in chunks over the threads (each clears and fills its own rows of out).
     let inline sparseTimesDense (x: SpikeRows, w: ^T[], n: int, out: ^T[]) =
-        Array.Clear out
+        let chunks = chunkCount (int64 x.Rows * int64 n + int64 x.Cols.Length * int64 n)
 
-        for r in 0 .. x.Rows - 1 do
-            let dst = Span< ^T>(out, r * n, n)
+        runChunks chunks (fun c ->
+            let r0, r1 = part x.Rows 1 c chunks
+            Span< ^T>(out, r0 * n, (r1 - r0) * n).Clear()
 
-            for q in x.RowStart[r] .. x.RowStart[r + 1] - 1 do
-                TensorPrimitives.Add< ^T>(Span< ^T>.op_Implicit dst, ReadOnlySpan< ^T>(w, x.Cols[q] * n, n), dst)
+            for r in r0 .. r1 - 1 do
+                let dst = Span< ^T>(out, r * n, n)
+
+                for q in x.RowStart[r] .. x.RowStart[r + 1] - 1 do
+                    TensorPrimitives.Add< ^T>(Span< ^T>.op_Implicit dst, ReadOnlySpan< ^T>(w, x.Cols[q] * n, n), dst))
 
     /// g[j, :] <- Σ over ones (r, j) of ct[r, :]   (g = xᵀ · ct for a sparse 0/1 x; g is [width; n]).
+    /// The rows of x add into shared rows of g, so the threads split g's columns instead (slices of
+    /// whole vectors), each over every one of x.
     let inline sparseTransposeTimesDense (x: SpikeRows, ct: ^T[], n: int, g: ^T[]) =
-        Array.Clear g
+        let chunks = chunkCount (int64 x.Width * int64 n + int64 x.Cols.Length * int64 n)
 
-        for r in 0 .. x.Rows - 1 do
-            let src = ReadOnlySpan< ^T>(ct, r * n, n)
+        runChunks chunks (fun c ->
+            let c0, c1 = part n Vector< ^T>.Count c chunks
+            let len = c1 - c0
 
-            for q in x.RowStart[r] .. x.RowStart[r + 1] - 1 do
-                let dst = Span< ^T>(g, x.Cols[q] * n, n)
-                TensorPrimitives.Add< ^T>(Span< ^T>.op_Implicit dst, src, dst)
+            if len > 0 then
+                for j in 0 .. x.Width - 1 do
+                    Span< ^T>(g, j * n + c0, len).Clear()
+
+                for r in 0 .. x.Rows - 1 do
+                    let src = ReadOnlySpan< ^T>(ct, r * n + c0, len)
+
+                    for q in x.RowStart[r] .. x.RowStart[r + 1] - 1 do
+                        let dst = Span< ^T>(g, x.Cols[q] * n + c0, len)
+                        TensorPrimitives.Add< ^T>(Span< ^T>.op_Implicit dst, src, dst))
 
 /// Surrogate derivatives s = f(v - vTh) in blocks that stay in L1 cache, vectorised by
 /// TensorPrimitives.
@@ -125,28 +157,29 @@ type Spiking =
     static member Surrogate(shape, p: float, vTh: float, v: float[], s: float[]) =
         SurrogateLoops.evaluate (shape, p, vTh, v, s)
 
-    /// One pass over the bit patterns of x: runs of zeros (+0.0 is all-zero bits) are skipped by a
-    /// vectorised search, every other element must have the bits of 1.0. Stops as soon as x proves
-    /// not binary or too dense.
-    static member private CompressBits<'I when 'I: struct and 'I :> IEquatable<'I> and 'I: (new: unit -> 'I) and 'I :> ValueType>
-        (bits: ReadOnlySpan<'I>, one: 'I, rows: int, width: int, maxDensity: float)
+    /// One pass over the bit patterns of rows [r0, r1) of x: runs of zeros (+0.0 is all-zero bits)
+    /// are skipped by a vectorised search, every other element must have the bits of 1.0. Their ones'
+    /// columns, and per row the count of ones before it (from r0); None as soon as x proves not
+    /// binary or holds more than `limit` ones.
+    static member private CompressRange<'I when 'I: struct and 'I :> IEquatable<'I> and 'I: (new: unit -> 'I) and 'I :> ValueType>
+        (bits: ReadOnlySpan<'I>, one: 'I, r0: int, r1: int, width: int, limit: int)
         =
-        let limit = int (maxDensity * float (max 1 bits.Length))
         let cols = ResizeArray<int>()
-        let rowStart = Array.zeroCreate (rows + 1)
+        let rowStart = Array.zeroCreate (r1 - r0 + 1)
+        let part = bits.Slice(r0 * width, (r1 - r0) * width)
         let mutable row = 0
         let mutable p = 0
         let mutable ok = true
 
-        while ok && p < bits.Length do
-            let next = bits.Slice(p).IndexOfAnyExcept(Unchecked.defaultof<'I>)
+        while ok && p < part.Length do
+            let next = part.Slice(p).IndexOfAnyExcept(Unchecked.defaultof<'I>)
 
             if next < 0 then
-                p <- bits.Length
+                p <- part.Length
             else
                 p <- p + next
 
-                if not (bits[p].Equals one) || cols.Count >= limit then
+                if not (part[p].Equals one) || cols.Count >= limit then
                     ok <- false
                 else
                     let r = p / width
@@ -161,37 +194,69 @@ type Spiking =
         if not ok then
             None
         else
-            while row < rows do
+            while row < r1 - r0 do
                 row <- row + 1
                 rowStart[row] <- cols.Count
 
-            Some
-                {
-                    Rows = rows
-                    Width = width
-                    RowStart = rowStart
-                    Cols = cols.ToArray()
-                }
+            Some(rowStart, cols)
 
-    /// The rows of a [rows; width] 0/1 matrix as sparse rows, or None when it is not binary or more
-    /// than maxDensity of it is ones (a dense product is then the better choice).
+    /// The SpikeRows of the chunks' CompressRange results (rows in order), or None when a chunk
+    /// found x not binary or the ones exceed `limit`: the same result as one pass over all rows.
+    static member private Join(rows: int, width: int, limit: int, parts: (int[] * ResizeArray<int>) option[]) =
+        if parts |> Array.exists Option.isNone then
+            None
+        else
+            let parts = parts |> Array.map Option.get
+            let total = parts |> Array.sumBy (fun (_, cols) -> cols.Count)
+
+            if total > limit then
+                None
+            else
+                let rowStart = Array.zeroCreate (rows + 1)
+                let cols = Array.zeroCreate total
+                let mutable r, q = 0, 0
+
+                for starts, cs in parts do
+                    for k in 1 .. starts.Length - 1 do
+                        rowStart[r + k] <- q + starts[k]
+
+                    cs.CopyTo(cols, q)
+                    r <- r + starts.Length - 1
+                    q <- q + cs.Count
+
+                Some
+                    {
+                        Rows = rows
+                        Width = width
+                        RowStart = rowStart
+                        Cols = cols
+                    }
+
+    /// x [rows; width] as SpikeRows when it is 0/1 with at most maxDensity ones, else None. The rows
+    /// in chunks over the threads: the scan is a pass over memory that the product then waits for.
     static member TryCompress(x: float32[], rows: int, width: int, maxDensity: float) =
-        Spiking.CompressBits(
-            Runtime.InteropServices.MemoryMarshal.Cast<float32, int>(ReadOnlySpan x),
-            BitConverter.SingleToInt32Bits 1.0f,
-            rows,
-            width,
-            maxDensity
-        )
+        let limit = int (maxDensity * float (max 1 x.Length))
+        let chunks = Loops.chunkCount (int64 x.Length)
+        let parts = Array.zeroCreate chunks
+
+        Loops.runChunks chunks (fun c ->
+            let r0, r1 = Loops.part rows 1 c chunks
+            let bits = Runtime.InteropServices.MemoryMarshal.Cast<float32, int>(ReadOnlySpan x)
+            parts[c] <- Spiking.CompressRange(bits, BitConverter.SingleToInt32Bits 1.0f, r0, r1, width, limit))
+
+        Spiking.Join(rows, width, limit, parts)
 
     static member TryCompress(x: float[], rows: int, width: int, maxDensity: float) =
-        Spiking.CompressBits(
-            Runtime.InteropServices.MemoryMarshal.Cast<float, int64>(ReadOnlySpan x),
-            BitConverter.DoubleToInt64Bits 1.0,
-            rows,
-            width,
-            maxDensity
-        )
+        let limit = int (maxDensity * float (max 1 x.Length))
+        let chunks = Loops.chunkCount (int64 x.Length)
+        let parts = Array.zeroCreate chunks
+
+        Loops.runChunks chunks (fun c ->
+            let r0, r1 = Loops.part rows 1 c chunks
+            let bits = Runtime.InteropServices.MemoryMarshal.Cast<float, int64>(ReadOnlySpan x)
+            parts[c] <- Spiking.CompressRange(bits, BitConverter.DoubleToInt64Bits 1.0, r0, r1, width, limit))
+
+        Spiking.Join(rows, width, limit, parts)
 
     static member SparseTimesDense(x, w: float32[], n, out) = Loops.sparseTimesDense (x, w, n, out)
 
