@@ -34,15 +34,20 @@ let steps, dt = 60, 0.5e-3 // 60 steps of 0.5 ms
 let data = YinYang.splits 0L // 5000 / 1000 / 1000 samples, seed 0
 let encode x = Encode.latency steps dt 15e-3 false x // a spike at u · 15 ms per input
 
+let hiddenLayers =
+    [
+        Layers.denseWith
+            { Layers.denseDefaults with
+                Scale = 6.0
+            }
+            120
+        Layers.lif { Snn.Lif.defaults with Dt = dt }
+    ]
+
 let net =
-    Layers.serial
-        [
-            Layers.denseWith
-                { Layers.denseDefaults with
-                    Scale = 6.0
-                }
-                120
-            Layers.lif { Snn.Lif.defaults with Dt = dt }
+    Layers.serial (
+        hiddenLayers
+        @ [
             Layers.denseWith
                 { Layers.denseDefaults with
                     Scale = 2.0
@@ -50,6 +55,7 @@ let net =
                 YinYang.classes
             Layers.li { Snn.Li.defaults with Dt = dt }
         ]
+    )
 
 let initKey, shuffleKey = Random.split (Random.key 0L)
 let p0, _ = Layer.init net initKey [| 5 |]
@@ -114,22 +120,11 @@ Before trusting the number, look at the spikes. `SnnFunc.Plots` draws rasters, m
 curves and histograms (PNG or SVG, by `Plot.save`'s extension; here inline). The hidden layer's spikes for the
 first test sample, from the first two layers and their parameters:
 *)
-let hidden =
-    Layers.serial
-        [
-            Layers.denseWith
-                { Layers.denseDefaults with
-                    Scale = 6.0
-                }
-                120
-            Layers.lif { Snn.Lif.defaults with Dt = dt }
-        ]
-
 let hiddenSpikes =
     match p with
     | Children layers ->
         Layer.apply
-            hidden
+            (Layers.serial hiddenLayers)
             (Children(List.take 2 layers))
             (encode (data.Test.X.Narrow(0, 0, 1)))
     | _ -> failwith "a serial network has one parameter entry per layer"

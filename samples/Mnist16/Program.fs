@@ -277,17 +277,12 @@ let main argv =
                 |> NeuroBench.withAccuracy (NeuroBench.argmax (Decode.maxOverTime r["out"].Membrane)) labels)
             |> List.ofSeq
 
-        let results mode =
-            NeuroBench.evaluate
-                { NeuroBench.defaults with
-                    Mode = mode
-                    DatasetSize = Some data.Test.Count
-                }
-                net
-                full
-                measured
+        let options =
+            { NeuroBench.defaults with
+                DatasetSize = Some data.Test.Count
+            }
 
-        printfn "%s" (NeuroBench.format [ results NeuroBenchMode.Reference; results NeuroBenchMode.Corrected ])
+        printfn "%s" (NeuroBench.report options net full measured)
 
     printfn "hidden_spikes_per_sample=%.1f" spikes
     printfn "test_accuracy=%.4f" accuracy

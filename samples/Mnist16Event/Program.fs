@@ -293,17 +293,12 @@ let main argv =
                 |> NeuroBench.withAccuracy (NeuroBench.argmax run.MaxVoltage["out"]) labels)
             |> List.ofSeq
 
-        let results mode =
-            NeuroBench.evaluate
-                { NeuroBench.defaults with
-                    Mode = mode
-                    DatasetSize = Some data.Test.Count
-                }
-                g
-                wt
-                measured
+        let options =
+            { NeuroBench.defaults with
+                DatasetSize = Some data.Test.Count
+            }
 
-        printfn "%s" (NeuroBench.format [ results NeuroBenchMode.Reference; results NeuroBenchMode.Corrected ])
+        printfn "%s" (NeuroBench.report options g wt measured)
 
     printfn "test_accuracy=%.4f" (accuracy w data.Test)
     0

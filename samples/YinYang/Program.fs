@@ -180,17 +180,12 @@ let main argv =
                 |> NeuroBench.withAccuracy (NeuroBench.argmax (Decode.maxOverTime r["out"].Membrane)) labels)
             |> List.ofSeq
 
-        let results mode =
-            NeuroBench.evaluate
-                { NeuroBench.defaults with
-                    Mode = mode
-                    DatasetSize = Some data.Test.Count
-                }
-                g
-                gp
-                measured
+        let options =
+            { NeuroBench.defaults with
+                DatasetSize = Some data.Test.Count
+            }
 
-        printfn "%s" (NeuroBench.format [ results NeuroBenchMode.Reference; results NeuroBenchMode.Corrected ])
+        printfn "%s" (NeuroBench.report options g gp measured)
 
     printfn "test_accuracy=%.4f" testAccuracy
     0

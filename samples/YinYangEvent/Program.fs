@@ -310,17 +310,12 @@ let train (o: Settings) (seed: int64) =
                 |> NeuroBench.withAccuracy (firstSpiking (EventBuffer.firstSpikeTimes run["out"])) labels)
             |> List.ofSeq
 
-        let results mode =
-            NeuroBench.evaluate
-                { NeuroBench.defaults with
-                    Mode = mode
-                    DatasetSize = Some data.Test.Count
-                }
-                g
-                (full w)
-                measured
+        let options =
+            { NeuroBench.defaults with
+                DatasetSize = Some data.Test.Count
+            }
 
-        printfn "%s" (NeuroBench.format [ results NeuroBenchMode.Reference; results NeuroBenchMode.Corrected ])
+        printfn "%s" (NeuroBench.report options g (full w) measured)
 
     acc
 

@@ -232,31 +232,36 @@ type Spiking =
                         Cols = cols
                     }
 
-    /// x [rows; width] as SpikeRows when it is 0/1 with at most maxDensity ones, else None. The rows
-    /// in chunks over the threads: the scan is a pass over memory that the product then waits for.
-    static member TryCompress(x: float32[], rows: int, width: int, maxDensity: float) =
+    /// x [rows; width] as SpikeRows when it is 0/1 (`one` the bits of 1.0 as 'I) with at most
+    /// maxDensity ones, else None. The rows in chunks over the threads: the scan is a pass over
+    /// memory that the product then waits for.
+    static member private CompressChunks<'E, 'I
+        when 'E: struct
+        and 'E: (new: unit -> 'E)
+        and 'E :> ValueType
+        and 'I: struct
+        and 'I :> IEquatable<'I>
+        and 'I: (new: unit -> 'I)
+        and 'I :> ValueType>
+        (x: 'E[], one: 'I, rows: int, width: int, maxDensity: float)
+        =
         let limit = int (maxDensity * float (max 1 x.Length))
         let chunks = Loops.chunkCount (int64 x.Length)
         let parts = Array.zeroCreate chunks
 
         Loops.runChunks chunks (fun c ->
             let r0, r1 = Loops.part rows 1 c chunks
-            let bits = Runtime.InteropServices.MemoryMarshal.Cast<float32, int>(ReadOnlySpan x)
-            parts[c] <- Spiking.CompressRange(bits, BitConverter.SingleToInt32Bits 1.0f, r0, r1, width, limit))
+            let bits = Runtime.InteropServices.MemoryMarshal.Cast<'E, 'I>(ReadOnlySpan x)
+            parts[c] <- Spiking.CompressRange(bits, one, r0, r1, width, limit))
 
         Spiking.Join(rows, width, limit, parts)
+
+    /// x [rows; width] as SpikeRows when it is 0/1 with at most maxDensity ones, else None.
+    static member TryCompress(x: float32[], rows: int, width: int, maxDensity: float) =
+        Spiking.CompressChunks<float32, int>(x, BitConverter.SingleToInt32Bits 1.0f, rows, width, maxDensity)
 
     static member TryCompress(x: float[], rows: int, width: int, maxDensity: float) =
-        let limit = int (maxDensity * float (max 1 x.Length))
-        let chunks = Loops.chunkCount (int64 x.Length)
-        let parts = Array.zeroCreate chunks
-
-        Loops.runChunks chunks (fun c ->
-            let r0, r1 = Loops.part rows 1 c chunks
-            let bits = Runtime.InteropServices.MemoryMarshal.Cast<float, int64>(ReadOnlySpan x)
-            parts[c] <- Spiking.CompressRange(bits, BitConverter.DoubleToInt64Bits 1.0, r0, r1, width, limit))
-
-        Spiking.Join(rows, width, limit, parts)
+        Spiking.CompressChunks<float, int64>(x, BitConverter.DoubleToInt64Bits 1.0, rows, width, maxDensity)
 
     static member SparseTimesDense(x, w: float32[], n, out) = Loops.sparseTimesDense (x, w, n, out)
 

@@ -273,3 +273,14 @@ let format (results: NeuroBenchResults list) : string =
             "  " + label.PadRight width + String.Join("", cells))
 
     String.Join(Environment.NewLine, "NeuroBench metrics:" :: lines)
+
+/// The Reference and the Corrected aggregation of the same batches (the options' other settings
+/// for both) as one block: what the samples print for `--neurobench`.
+let report (options: NeuroBenchOptions) (g: Graph) (p: GraphParams) (batches: NeuroBenchBatch seq) : string =
+    let batches = List.ofSeq batches
+
+    format
+        [
+            evaluate { options with Mode = Reference } g p batches
+            evaluate { options with Mode = Corrected } g p batches
+        ]

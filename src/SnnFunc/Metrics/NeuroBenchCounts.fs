@@ -127,33 +127,8 @@ let private delayed (delays: int -> int) (s: Signal) =
 
     { s with Values = out }
 
-/// One convolution of x [n; C; spatial...] with the spec's geometry (Float64, no bias).
-let private convolve (c: ConvSpec) (w: Tensor) (x: Tensor) =
-    let pad = c.ExplicitPadding
-
-    match c.Kernel.Length with
-    | 1 ->
-        Conv.conv1dWith
-            {
-                Conv1dOptions.Stride = c.Stride[0]
-                Padding = pad[0]
-                Dilation = c.Dilation[0]
-                Groups = c.Groups
-            }
-            w
-            None
-            x
-    | _ ->
-        Conv.conv2dWith
-            {
-                Stride = (c.Stride[0], c.Stride[1])
-                Padding = (pad[0], pad[1])
-                Dilation = (c.Dilation[0], c.Dilation[1])
-                Groups = c.Groups
-            }
-            w
-            None
-            x
+/// One convolution of x [n; C; spatial...] with the spec's geometry (no bias).
+let private convolve (c: ConvSpec) (w: Tensor) (x: Tensor) = GraphRun.convolve c w None x
 
 let private nonZero (t: Tensor) =
     t.ToDoubleArray()

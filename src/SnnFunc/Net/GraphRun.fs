@@ -542,9 +542,9 @@ let runPopulation (model: NeuronModel) (name: string) (p: Map<string, Tensor>) (
 // ---------------------------------------------------------------------------------------------
 // Projections
 
-/// The effective weights: the sign constraint and the fixed mask applied.
-/// A convolution of x [N; C; spatial...] (Conv's layouts) with the spec's geometry.
-let private convolve (c: ConvSpec) (w: Tensor) (bias: Tensor option) (x: Tensor) =
+/// A convolution of x [N; C; spatial...] (Conv's layouts) with the spec's geometry (also what
+/// NeuroBench counts a convolution's operations by).
+let internal convolve (c: ConvSpec) (w: Tensor) (bias: Tensor option) (x: Tensor) =
     let pad = c.ExplicitPadding
 
     match c.Kernel.Length with
