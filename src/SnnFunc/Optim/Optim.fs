@@ -214,15 +214,60 @@ module Optim =
                     matching "adam" "moments" s.Mu g
                     let n = g.Length
                     let t = s.Count + 1.0
-                    let m = Array.init n (fun i -> s.Mu.Values[i] * b1 + g[i] * (1.0 - b1))
-                    let v = Array.init n (fun i -> s.Nu.Values[i] * b2 + g[i].Square() * (1.0 - b2))
                     // Bias corrections, in Float64 like the count, then rounded to the moments' dtype.
                     let c1 = 1.0 - (float64 b1).Pow t
                     let c2 = 1.0 - (float64 b2).Pow t
                     let like (x: Tensor) (c: Tensor) = c.Convert x.DType
 
-                    let updates =
-                        Array.init n (fun i -> (m[i] / like m[i] c1) / ((v[i] / like v[i] c2).Sqrt() + eps))
+                    let equations i =
+                        let m = s.Mu.Values[i] * b1 + g[i] * (1.0 - b1)
+                        let v = s.Nu.Values[i] * b2 + g[i].Square() * (1.0 - b2)
+                        m, v, (m / like m c1) / ((v / like v c2).Sqrt() + eps)
+
+                    // Concrete leaves take one pass of the same operations (AdamKernels: no
+                    // intermediate tensors, whose fresh pages cost more than the arithmetic); traced
+                    // ones (vmap over optimizers, ensembles) the equations above.
+                    let leaf =
+                        if t.IsConcrete then
+                            let c1, c2 = c1.ToScalar(), c2.ToScalar()
+
+                            fun i ->
+                                let mu, nu, gi = s.Mu.Values[i], s.Nu.Values[i], g[i]
+
+                                if not (mu.IsConcrete && nu.IsConcrete && gi.IsConcrete) then
+                                    equations i
+                                else
+                                    let shape = gi.Shape
+
+                                    match mu.Storage, nu.Storage, gi.Storage with
+                                    | Storage.F32 a, Storage.F32 b, Storage.F32 c when a.Length = c.Length && b.Length = c.Length ->
+                                        let fresh () =
+                                            GC.AllocateUninitializedArray<float32> c.Length
+
+                                        let m, v, u = fresh (), fresh (), fresh ()
+                                        Kernels.AdamKernels.Step(a, b, c, b1, b2, c1, c2, eps, m, v, u)
+
+                                        Tensor.FromStorage(shape, Storage.F32 m),
+                                        Tensor.FromStorage(shape, Storage.F32 v),
+                                        Tensor.FromStorage(shape, Storage.F32 u)
+                                    | Storage.F64 a, Storage.F64 b, Storage.F64 c when a.Length = c.Length && b.Length = c.Length ->
+                                        let fresh () =
+                                            GC.AllocateUninitializedArray<float> c.Length
+
+                                        let m, v, u = fresh (), fresh (), fresh ()
+                                        Kernels.AdamKernels.Step(a, b, c, b1, b2, c1, c2, eps, m, v, u)
+
+                                        Tensor.FromStorage(shape, Storage.F64 m),
+                                        Tensor.FromStorage(shape, Storage.F64 v),
+                                        Tensor.FromStorage(shape, Storage.F64 u)
+                                    | _ -> equations i
+                        else
+                            equations
+
+                    let steps = Array.init n leaf
+                    let m = steps |> Array.map (fun (m, _, _) -> m)
+                    let v = steps |> Array.map (fun (_, v, _) -> v)
+                    let updates = steps |> Array.map (fun (_, _, u) -> u)
 
                     updates,
                     [
