@@ -239,27 +239,26 @@ module Optim =
                                 else
                                     let shape = gi.Shape
 
+                                    // The kernel's three outputs as tensors of the leaf's shape.
+                                    let inline fused (n: int) (wrap: ^T[] -> Storage) (step: ^T[] * ^T[] * ^T[] -> unit) =
+                                        let m, v, u =
+                                            GC.AllocateUninitializedArray< ^T> n,
+                                            GC.AllocateUninitializedArray< ^T> n,
+                                            GC.AllocateUninitializedArray< ^T> n
+
+                                        step (m, v, u)
+
+                                        Tensor.FromStorage(shape, wrap m),
+                                        Tensor.FromStorage(shape, wrap v),
+                                        Tensor.FromStorage(shape, wrap u)
+
                                     match mu.Storage, nu.Storage, gi.Storage with
                                     | Storage.F32 a, Storage.F32 b, Storage.F32 c when a.Length = c.Length && b.Length = c.Length ->
-                                        let fresh () =
-                                            GC.AllocateUninitializedArray<float32> c.Length
-
-                                        let m, v, u = fresh (), fresh (), fresh ()
-                                        Kernels.AdamKernels.Step(a, b, c, b1, b2, c1, c2, eps, m, v, u)
-
-                                        Tensor.FromStorage(shape, Storage.F32 m),
-                                        Tensor.FromStorage(shape, Storage.F32 v),
-                                        Tensor.FromStorage(shape, Storage.F32 u)
+                                        fused c.Length Storage.F32 (fun (m, v, u) ->
+                                            Kernels.AdamKernels.Step(a, b, c, b1, b2, c1, c2, eps, m, v, u))
                                     | Storage.F64 a, Storage.F64 b, Storage.F64 c when a.Length = c.Length && b.Length = c.Length ->
-                                        let fresh () =
-                                            GC.AllocateUninitializedArray<float> c.Length
-
-                                        let m, v, u = fresh (), fresh (), fresh ()
-                                        Kernels.AdamKernels.Step(a, b, c, b1, b2, c1, c2, eps, m, v, u)
-
-                                        Tensor.FromStorage(shape, Storage.F64 m),
-                                        Tensor.FromStorage(shape, Storage.F64 v),
-                                        Tensor.FromStorage(shape, Storage.F64 u)
+                                        fused c.Length Storage.F64 (fun (m, v, u) ->
+                                            Kernels.AdamKernels.Step(a, b, c, b1, b2, c1, c2, eps, m, v, u))
                                     | _ -> equations i
                         else
                             equations
