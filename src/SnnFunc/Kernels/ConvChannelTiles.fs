@@ -537,6 +537,21 @@ module internal ConvChannelTiles =
         elif tail > 0 then 2 + min tail 2
         else 0
 
+    /// The kernel rows i of output row oh whose padded input row oh + i · dilation lies in
+    /// [pad, pad + height) (the others read padding only), as [lo, hi).
+    let kernelRows (kh: int) (dilation: int) (pad: int) (height: int) (oh: int) =
+        let lo =
+            if pad - oh <= 0 then
+                0
+            else
+                (pad - oh + dilation - 1) / dilation
+
+        let hi =
+            let last = pad + height - 1 - oh
+            if last < 0 then 0 else min kh (last / dilation + 1)
+
+        lo, hi
+
     /// One block of cb (32 or 16 on AVX-512, 8 on AVX2) output channels of a sample's stride-1 convolution into t
     /// [OutH · rowStride; cb] (position (oh, ow) at oh · rowStride + ow, rowStride a multiple of
     /// tilePositions; the columns past outW are computed and dropped). A packed [kh; kw; cin; cb]
@@ -576,17 +591,7 @@ module internal ConvChannelTiles =
             let r1 = min kh (r0 + rowsPerSlice)
 
             for oh in 0 .. outH - 1 do
-                // Kernel rows i whose padded input row oh + i · dilation lies in [pad, pad + height).
-                let lo =
-                    if pad - oh <= 0 then
-                        0
-                    else
-                        (pad - oh + dilation - 1) / dilation
-
-                let hi =
-                    let last = pad + height - 1 - oh
-                    if last < 0 then 0 else min kh (last / dilation + 1)
-
+                let lo, hi = kernelRows kh dilation pad height oh
                 let lo, hi = max lo r0, min hi r1
                 let rows = max 0 (hi - lo)
                 let first = if rows > 0 then lo * rowSteps else 0

@@ -89,21 +89,6 @@ module internal ConvFlatTiles =
         Vector256.Store(s5a, NativePtr.add c (5 * 16))
         Vector256.Store(s5b, NativePtr.add c (5 * 16 + 8))
 
-    /// Output rows oh of a tile's kernel-row range: the kernel rows i whose padded input row
-    /// oh + i · dilation lies in [pad, pad + height), as [lo, hi).
-    let private validRows (kh: int) (dilation: int) (pad: int) (height: int) (oh: int) =
-        let lo =
-            if pad - oh <= 0 then
-                0
-            else
-                (pad - oh + dilation - 1) / dilation
-
-        let hi =
-            let last = pad + height - 1 - oh
-            if last < 0 then 0 else min kh (last / dilation + 1)
-
-        lo, hi
-
     /// The positions a plane of outH × outW takes in tiles: whole tiles, the last one's extra
     /// positions computed (from the plane's last position) and dropped.
     let paddedPositions (outH: int) (outW: int) =
@@ -126,9 +111,9 @@ module internal ConvFlatTiles =
             let p = tile * tilePositions
 
             let lo, _ =
-                validRows kh dilation pad height (min (p + tilePositions - 1) last / outW)
+                ConvChannelTiles.kernelRows kh dilation pad height (min (p + tilePositions - 1) last / outW)
 
-            let _, hi = validRows kh dilation pad height (min p last / outW)
+            let _, hi = ConvChannelTiles.kernelRows kh dilation pad height (min p last / outW)
             table[tile * tableStride] <- lo
             table[tile * tableStride + 1] <- max lo hi
 

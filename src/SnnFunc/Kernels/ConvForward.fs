@@ -87,12 +87,13 @@ module internal ConvForward =
             else
                 roundUp g.OutW ConvChannelTiles.tilePositions
         // Per row chunk and kernel column j, the range of the chunk's positions whose input
-        // column ow + j · dilation (padded) is inside the image and whose output is kept.
+        // column ow + j · dilation (padded) is inside the image and whose output is kept
+        // (ConvChannelTiles only).
         let patterns =
-            Array.init
-                (roundUp g.OutW ConvChannelTiles.tilePositions / ConvChannelTiles.tilePositions
-                 * kw)
-                (fun q ->
+            if flat cb then
+                [||]
+            else
+                Array.init (rsT / ConvChannelTiles.tilePositions * kw) (fun q ->
                     let ow0, j = q / kw * ConvChannelTiles.tilePositions, q % kw
                     let first = max 0 (g.PadW - ow0 - j * g.DilationW)
                     let last = min (g.OutW - ow0) (g.PadW + g.Width - ow0 - j * g.DilationW)
