@@ -488,25 +488,16 @@ module internal LifLoops =
 [<AbstractClass; Sealed>]
 type LifKernels =
     static member private ForChunks(steps: int, m: int, body: int -> int -> unit) =
-        let chunks = min Parallelism.MaxThreads (max 1 (steps * m / 200_000))
+        let chunks = Parallelism.ChunkCount(int64 steps * int64 m)
 
-        if chunks <= 1 then
-            body 0 m
-        else
-            let w = Vector<float32>.Count
-            let size = ((m + chunks - 1) / chunks + w - 1) / w * w
+        Parallelism.RunChunks(
+            chunks,
+            fun ci ->
+                let j0, j1 = Parallelism.Part(m, Vector<float32>.Count, ci, chunks)
 
-            Threading.Tasks.Parallel.For(
-                0,
-                chunks,
-                fun ci ->
-                    let j0 = min m (ci * size)
-                    let j1 = min m (j0 + size)
-
-                    if j1 > j0 then
-                        body j0 j1
-            )
-            |> ignore
+                if j1 > j0 then
+                    body j0 j1
+        )
 
     static member Forward(mode, k: LifLanes<float32>, steps, m, c: float32[], r0, z, v1, i, r, rEnd) =
         LifKernels.ForChunks(steps, m, fun j0 j1 -> LifKernels.ForwardRange(mode, k, steps, m, j0, j1, c, r0, z, v1, i, r, rEnd))

@@ -23,3 +23,20 @@ type Parallelism private () =
                 invalidArg "MaxThreads" $"Parallelism.MaxThreads must be at least 1, got %d{n}"
 
             maxThreads <- n
+
+    /// Chunks for a loop touching `work` elements: one per thread (MaxThreads) when it is large
+    /// enough to pay for the hand-out (about 200,000 elements a chunk), else 1.
+    static member ChunkCount(work: int64) =
+        int (min (int64 maxThreads) (max 1L (work / 200_000L)))
+
+    /// Runs body c for c in 0 .. chunks - 1, on the calling thread alone when chunks = 1.
+    static member RunChunks(chunks: int, body: int -> unit) =
+        if chunks <= 1 then
+            body 0
+        else
+            Threading.Tasks.Parallel.For(0, chunks, body) |> ignore
+
+    /// [lo, hi) of part c of `count` items in `parts` parts, rounded to multiples of `align`.
+    static member Part(count: int, align: int, c: int, parts: int) =
+        let size = ((count + parts - 1) / parts + align - 1) / align * align
+        min count (c * size), min count ((c + 1) * size)

@@ -35,65 +35,56 @@ type SpikeRows =
 /// Generic bodies of the loops (inline: specialised for each element type at its call site).
 module internal Loops =
 
-    /// Chunks for a loop touching `work` elements: one per thread (Parallelism.MaxThreads) when it
-    /// is large enough to pay for the hand-out, else 1.
-    let chunkCount (work: int64) =
-        int (min (int64 Parallelism.MaxThreads) (max 1L (work / 200_000L)))
-
-    /// Runs body c for c in 0 .. chunks - 1, on the calling thread alone when chunks = 1.
-    let runChunks (chunks: int) (body: int -> unit) =
-        if chunks <= 1 then
-            body 0
-        else
-            Threading.Tasks.Parallel.For(0, chunks, body) |> ignore
-
-    /// [lo, hi) of part c of `count` items in `parts` parts, rounded to multiples of `align`.
-    let part (count: int) (align: int) (c: int) (parts: int) =
-        let size = ((count + parts - 1) / parts + align - 1) / align * align
-        min count (c * size), min count ((c + 1) * size)
-
     /// out[r, :] <- Σ over ones (r, j) of w[j, :]   (out = x · w for a sparse 0/1 x; w is [width; n]).
     /// Rows in chunks over the threads (each fills its own rows of out): a row without ones is
     /// cleared, a row with ones starts as a copy of its first one's weights (one pass over it fewer
     /// than clearing first).
     let inline sparseTimesDense (x: SpikeRows, w: ^T[], n: int, out: ^T[]) =
-        let chunks = chunkCount (int64 x.Rows * int64 n + int64 x.Cols.Length * int64 n)
+        let chunks =
+            Parallelism.ChunkCount(int64 x.Rows * int64 n + int64 x.Cols.Length * int64 n)
 
-        runChunks chunks (fun c ->
-            let r0, r1 = part x.Rows 1 c chunks
+        Parallelism.RunChunks(
+            chunks,
+            fun c ->
+                let r0, r1 = Parallelism.Part(x.Rows, 1, c, chunks)
 
-            for r in r0 .. r1 - 1 do
-                let dst = Span< ^T>(out, r * n, n)
-                let q0, q1 = x.RowStart[r], x.RowStart[r + 1]
+                for r in r0 .. r1 - 1 do
+                    let dst = Span< ^T>(out, r * n, n)
+                    let q0, q1 = x.RowStart[r], x.RowStart[r + 1]
 
-                if q0 = q1 then
-                    dst.Clear()
-                else
-                    ReadOnlySpan< ^T>(w, x.Cols[q0] * n, n).CopyTo dst
+                    if q0 = q1 then
+                        dst.Clear()
+                    else
+                        ReadOnlySpan< ^T>(w, x.Cols[q0] * n, n).CopyTo dst
 
-                    for q in q0 + 1 .. q1 - 1 do
-                        TensorPrimitives.Add< ^T>(Span< ^T>.op_Implicit dst, ReadOnlySpan< ^T>(w, x.Cols[q] * n, n), dst))
+                        for q in q0 + 1 .. q1 - 1 do
+                            TensorPrimitives.Add< ^T>(Span< ^T>.op_Implicit dst, ReadOnlySpan< ^T>(w, x.Cols[q] * n, n), dst)
+        )
 
     /// g[j, :] <- Σ over ones (r, j) of ct[r, :]   (g = xᵀ · ct for a sparse 0/1 x; g is [width; n]).
     /// The rows of x add into shared rows of g, so the threads split g's columns instead (slices of
     /// whole vectors), each over every one of x.
     let inline sparseTransposeTimesDense (x: SpikeRows, ct: ^T[], n: int, g: ^T[]) =
-        let chunks = chunkCount (int64 x.Width * int64 n + int64 x.Cols.Length * int64 n)
+        let chunks =
+            Parallelism.ChunkCount(int64 x.Width * int64 n + int64 x.Cols.Length * int64 n)
 
-        runChunks chunks (fun c ->
-            let c0, c1 = part n Vector< ^T>.Count c chunks
-            let len = c1 - c0
+        Parallelism.RunChunks(
+            chunks,
+            fun c ->
+                let c0, c1 = Parallelism.Part(n, Vector< ^T>.Count, c, chunks)
+                let len = c1 - c0
 
-            if len > 0 then
-                for j in 0 .. x.Width - 1 do
-                    Span< ^T>(g, j * n + c0, len).Clear()
+                if len > 0 then
+                    for j in 0 .. x.Width - 1 do
+                        Span< ^T>(g, j * n + c0, len).Clear()
 
-                for r in 0 .. x.Rows - 1 do
-                    let src = ReadOnlySpan< ^T>(ct, r * n + c0, len)
+                    for r in 0 .. x.Rows - 1 do
+                        let src = ReadOnlySpan< ^T>(ct, r * n + c0, len)
 
-                    for q in x.RowStart[r] .. x.RowStart[r + 1] - 1 do
-                        let dst = Span< ^T>(g, x.Cols[q] * n + c0, len)
-                        TensorPrimitives.Add< ^T>(Span< ^T>.op_Implicit dst, src, dst))
+                        for q in x.RowStart[r] .. x.RowStart[r + 1] - 1 do
+                            let dst = Span< ^T>(g, x.Cols[q] * n + c0, len)
+                            TensorPrimitives.Add< ^T>(Span< ^T>.op_Implicit dst, src, dst)
+        )
 
 /// Surrogate derivatives s = f(v - vTh) in blocks that stay in L1 cache, vectorised by
 /// TensorPrimitives.
@@ -253,13 +244,16 @@ type Spiking =
         (x: 'E[], one: 'I, rows: int, width: int, maxDensity: float)
         =
         let limit = int (maxDensity * float (max 1 x.Length))
-        let chunks = Loops.chunkCount (int64 x.Length)
+        let chunks = Parallelism.ChunkCount(int64 x.Length)
         let parts = Array.zeroCreate chunks
 
-        Loops.runChunks chunks (fun c ->
-            let r0, r1 = Loops.part rows 1 c chunks
-            let bits = Runtime.InteropServices.MemoryMarshal.Cast<'E, 'I>(ReadOnlySpan x)
-            parts[c] <- Spiking.CompressRange(bits, one, r0, r1, width, limit))
+        Parallelism.RunChunks(
+            chunks,
+            fun c ->
+                let r0, r1 = Parallelism.Part(rows, 1, c, chunks)
+                let bits = Runtime.InteropServices.MemoryMarshal.Cast<'E, 'I>(ReadOnlySpan x)
+                parts[c] <- Spiking.CompressRange(bits, one, r0, r1, width, limit)
+        )
 
         Spiking.Join(rows, width, limit, parts)
 
