@@ -50,58 +50,58 @@ let private onThreads (n: int) (body: int -> unit) =
     sw.Elapsed.TotalSeconds
 
 // Twelve independent FMA chains: more than the FMA latency (4-5 cycles) times the FMA units (2)
-// of the cores these machines have, so the loop runs at the FMA units' throughput.
-[<MethodImpl(MethodImplOptions.NoInlining)>]
-let private fma512 (iters: int64) (x: float32) =
-    let m = Vector512.Create(1.0f + 1e-7f * x)
-    let a = Vector512.Create(1e-8f)
-    let mutable s0, s1, s2, s3 = Vector512.Create x, Vector512.Create x, Vector512.Create x, Vector512.Create x
+// of the cores these machines have, so the loop runs at the FMA units' throughput. One body for
+// both vector widths (the primitives inlined), as ConvChannelTiles' tiles.
+let inline private fmaChains
+    ([<InlineIfLambda>] splat: float32 -> 'V)
+    ([<InlineIfLambda>] fma: 'V -> 'V -> 'V -> 'V)
+    ([<InlineIfLambda>] add: 'V -> 'V -> 'V)
+    ([<InlineIfLambda>] sum: 'V -> float32)
+    (iters: int64)
+    (x: float32)
+    =
+    let m, a = splat (1.0f + 1e-7f * x), splat 1e-8f
+    let mutable s0, s1, s2, s3 = splat x, splat x, splat x, splat x
     let mutable s4, s5, s6, s7 = s0, s1, s2, s3
     let mutable s8, s9, s10, s11 = s0, s1, s2, s3
     let mutable i = 0L
 
     while i < iters do
-        s0 <- Avx512F.FusedMultiplyAdd(s0, m, a)
-        s1 <- Avx512F.FusedMultiplyAdd(s1, m, a)
-        s2 <- Avx512F.FusedMultiplyAdd(s2, m, a)
-        s3 <- Avx512F.FusedMultiplyAdd(s3, m, a)
-        s4 <- Avx512F.FusedMultiplyAdd(s4, m, a)
-        s5 <- Avx512F.FusedMultiplyAdd(s5, m, a)
-        s6 <- Avx512F.FusedMultiplyAdd(s6, m, a)
-        s7 <- Avx512F.FusedMultiplyAdd(s7, m, a)
-        s8 <- Avx512F.FusedMultiplyAdd(s8, m, a)
-        s9 <- Avx512F.FusedMultiplyAdd(s9, m, a)
-        s10 <- Avx512F.FusedMultiplyAdd(s10, m, a)
-        s11 <- Avx512F.FusedMultiplyAdd(s11, m, a)
+        s0 <- fma s0 m a
+        s1 <- fma s1 m a
+        s2 <- fma s2 m a
+        s3 <- fma s3 m a
+        s4 <- fma s4 m a
+        s5 <- fma s5 m a
+        s6 <- fma s6 m a
+        s7 <- fma s7 m a
+        s8 <- fma s8 m a
+        s9 <- fma s9 m a
+        s10 <- fma s10 m a
+        s11 <- fma s11 m a
         i <- i + 1L
 
-    Vector512.Sum(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + s8 + s9 + s10 + s11)
+    sum (add (add (add (add s0 s1) (add s2 s3)) (add (add s4 s5) (add s6 s7))) (add (add s8 s9) (add s10 s11)))
+
+[<MethodImpl(MethodImplOptions.NoInlining)>]
+let private fma512 (iters: int64) (x: float32) =
+    fmaChains
+        (fun (v: float32) -> Vector512.Create v)
+        (fun s m a -> Avx512F.FusedMultiplyAdd(s, m, a))
+        (fun a b -> a + b)
+        (fun v -> Vector512.Sum v)
+        iters
+        x
 
 [<MethodImpl(MethodImplOptions.NoInlining)>]
 let private fma256 (iters: int64) (x: float32) =
-    let m = Vector256.Create(1.0f + 1e-7f * x)
-    let a = Vector256.Create(1e-8f)
-    let mutable s0, s1, s2, s3 = Vector256.Create x, Vector256.Create x, Vector256.Create x, Vector256.Create x
-    let mutable s4, s5, s6, s7 = s0, s1, s2, s3
-    let mutable s8, s9, s10, s11 = s0, s1, s2, s3
-    let mutable i = 0L
-
-    while i < iters do
-        s0 <- Fma.MultiplyAdd(s0, m, a)
-        s1 <- Fma.MultiplyAdd(s1, m, a)
-        s2 <- Fma.MultiplyAdd(s2, m, a)
-        s3 <- Fma.MultiplyAdd(s3, m, a)
-        s4 <- Fma.MultiplyAdd(s4, m, a)
-        s5 <- Fma.MultiplyAdd(s5, m, a)
-        s6 <- Fma.MultiplyAdd(s6, m, a)
-        s7 <- Fma.MultiplyAdd(s7, m, a)
-        s8 <- Fma.MultiplyAdd(s8, m, a)
-        s9 <- Fma.MultiplyAdd(s9, m, a)
-        s10 <- Fma.MultiplyAdd(s10, m, a)
-        s11 <- Fma.MultiplyAdd(s11, m, a)
-        i <- i + 1L
-
-    Vector256.Sum(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + s8 + s9 + s10 + s11)
+    fmaChains
+        (fun (v: float32) -> Vector256.Create v)
+        (fun s m a -> Fma.MultiplyAdd(s, m, a))
+        (fun a b -> a + b)
+        (fun v -> Vector256.Sum v)
+        iters
+        x
 
 /// The widest FMA path the JIT takes here: its name, float32 lanes, and the loop.
 let private fmaPath () =
@@ -141,25 +141,25 @@ let private fmaPeak (threads: int) (seconds: float) (reps: int) =
 let private bandwidth (threads: int) (mib: int) (reps: int) =
     let n = mib * 1024 * 1024 / 4
     let a, b, c = Array.zeroCreate<float32> n, Array.create n 1.0f, Array.create n 2.0f
-    let part i = (i * n / threads), ((i + 1) * n / threads - i * n / threads)
+
+    let part i =
+        (i * n / threads), ((i + 1) * n / threads - i * n / threads)
 
     let triad () =
         onThreads threads (fun i ->
             let lo, len = part i
 
-            TensorPrimitives.MultiplyAdd(
-                ReadOnlySpan(c, lo, len),
-                3.0f,
-                ReadOnlySpan(b, lo, len),
-                Span(a, lo, len)
-            ))
+            TensorPrimitives.MultiplyAdd(ReadOnlySpan(c, lo, len), 3.0f, ReadOnlySpan(b, lo, len), Span(a, lo, len)))
 
     let sums = Array.zeroCreate<float32> threads
 
     // Four independent sums, so the loop waits on memory rather than on the adds' latency.
     let sumOf (lo: int) (len: int) =
         let v = MemoryMarshal.Cast<float32, Vector<float32>>(ReadOnlySpan(b, lo, len))
-        let mutable s0, s1, s2, s3 = Vector<float32>.Zero, Vector<float32>.Zero, Vector<float32>.Zero, Vector<float32>.Zero
+
+        let mutable s0, s1, s2, s3 =
+            Vector<float32>.Zero, Vector<float32>.Zero, Vector<float32>.Zero, Vector<float32>.Zero
+
         let mutable k = 0
 
         while k + 4 <= v.Length do
@@ -201,12 +201,6 @@ let run (argv: string[]) =
             let f32 = fmaPeak t seconds reps
             let triad, read = bandwidth t mib reps
 
-            printfn
-                "peak threads=%d fma_f32_gflops=%.1f fma_f64_gflops=%.1f triad_gbs=%.1f read_gbs=%.1f"
-                t
-                f32
-                (f32 / 2.0)
-                triad
-                read
+            printfn "peak threads=%d fma_f32_gflops=%.1f fma_f64_gflops=%.1f triad_gbs=%.1f read_gbs=%.1f" t f32 (f32 / 2.0) triad read
 
         0
