@@ -1,6 +1,7 @@
 /// `mnist16-infer`: MNIST16 inference over the 2000 test images in patterns per second, one line
 /// with `patterns_per_s=`: the time-stepped network of samples/Mnist16 (256 -> 246 LIF -> 10 LI,
-/// 30 steps of 1 ms, log-latency coding; Graph.run in batches), or with `--mode event` the
+/// 30 steps of 1 ms, log-latency coding; Graph.infer in batches, recording the readout; `--mode
+/// stepped-run` the same with Graph.run, the training path), or with `--mode event` the
 /// event-driven network of samples/Mnist16Event (256 -> 128 LIF -> 10 LI, Events.run; the fixed
 /// workload of `eventsmnist`). Weights random (each sample's initialisation) or, with
 /// `--checkpoint`, a sample's trained ones. The inputs are encoded once, before the timing.
@@ -36,7 +37,7 @@ let private timed (reps: int) (f: unit -> 'T) =
     let median (xs: float[]) = (Array.sort xs)[xs.Length / 2]
     median (Array.map fst runs), median (Array.map snd runs), last
 
-let private stepped (batch: int) (reps: int) (checkpoint: string option) =
+let private stepped (infer: bool) (batch: int) (reps: int) (checkpoint: string option) =
     let data =
         Mnist.loadNpm
             { Mnist.defaults with
@@ -62,7 +63,8 @@ let private stepped (batch: int) (reps: int) (checkpoint: string option) =
 
     let p = checkpoint |> Option.fold load p0
     let n = data.Test.Count
-    let rc = RunConfig.steps steps dt
+    let rc = RunConfig.steps steps dt |> RunConfig.recording [ "out" ]
+    let run = if infer then Graph.infer else Graph.run
 
     let inputs =
         [|
@@ -74,7 +76,7 @@ let private stepped (batch: int) (reps: int) (checkpoint: string option) =
     let infer () =
         inputs
         |> Array.map (fun x ->
-            let r = Graph.run net p rc (Map [ ("x", x) ])
+            let r = run net p rc (Map [ ("x", x) ])
             Decode.maxOverTime r["out"].Membrane)
 
     let wall, cpu, logits = timed reps infer
@@ -100,9 +102,10 @@ let run (argv: string[]) : int =
 
     let n, wall, cpu, accuracy =
         match mode with
-        | "stepped" -> stepped batch reps checkpoint
+        | "stepped" -> stepped true batch reps checkpoint
+        | "stepped-run" -> stepped false batch reps checkpoint
         | "event" -> event reps checkpoint
-        | other -> failwith $"mnist16-infer --mode: expected stepped or event, got '%s{other}'"
+        | other -> failwith $"mnist16-infer --mode: expected stepped, stepped-run or event, got '%s{other}'"
 
     printfn
         "mnist16-infer mode=%s patterns=%d batch=%s threads=%d weights=%s patterns_per_s=%.0f cpu_us_per_pattern=%.2f%s"

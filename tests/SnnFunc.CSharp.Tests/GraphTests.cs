@@ -70,6 +70,8 @@ public class GraphTests
         var r = FeedForward.Run(p, Steps, Dt, Inputs("x", x));
         var fr = GraphModule.run(FsFeedForward, fp, RunConfigModule.steps(Steps, Dt), FsInputs("x", x));
         SameRun(fr, r);
+        // Inference: the step loop of GraphModule.infer, the same numbers as the run.
+        SameRun(fr, FeedForward.Infer(p, Steps, Dt, Inputs("x", x)));
         Assert.True(r["hidden"].Spikes!.Sum().ToScalar() > 5, "the hidden layer spikes");
         Assert.Null(r["out"].Spikes);
         Assert.Equal(new[] { Steps, Batch, 3 }, r["out"].Membrane!.Shape);

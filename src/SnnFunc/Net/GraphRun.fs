@@ -13,12 +13,12 @@ open SnnFunc.RandomBits
 // ---------------------------------------------------------------------------------------------
 // Neuron models: parameter maps <-> model parameters, states, steps and whole-sequence runs
 
-let private get (node: string) (m: Map<string, Tensor>) (name: string) =
+let internal get (node: string) (m: Map<string, Tensor>) (name: string) =
     match m.TryFind name with
     | Some t -> t
     | None -> fail $"the parameters of '%s{node}' have no '%s{name}' (they have %s{listed (m.Keys)})"
 
-let private lifParams node (m: Map<string, Tensor>) : Snn.Lif.Params =
+let internal lifParams node (m: Map<string, Tensor>) : Snn.Lif.Params =
     let g = get node m
 
     {
@@ -29,7 +29,7 @@ let private lifParams node (m: Map<string, Tensor>) : Snn.Lif.Params =
         VReset = g "vReset"
     }
 
-let private liParams node (m: Map<string, Tensor>) : Snn.Li.Params =
+let internal liParams node (m: Map<string, Tensor>) : Snn.Li.Params =
     let g = get node m
 
     {
@@ -739,8 +739,10 @@ let private sumOf (parts: Tensor list) =
     | [] -> null
     | first :: rest -> List.fold (+) first rest
 
-/// Runs an analysed graph. `inputs` by source name, each [T; batch...; shape].
-let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) : RunResult =
+/// Checks a run's settings against an analysed graph (the step of every population and delay, an
+/// input of the right shape for every source and for nothing else) and returns the batch axes and
+/// the dtype the inputs give.
+let internal checkRun (a: Analysis) (config: RunConfig) (inputs: Map<string, Tensor>) : int[] * DType =
     let steps = config.Steps
 
     // A step length is part of every population's parameters (its decays) and of every delay in
@@ -804,8 +806,34 @@ let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, 
             elif b <> batch then
                 fail $"the inputs have different batch axes: %s{Shape.format batch} and %s{Shape.format b} (of '%s{n}')"
 
-    if isNull batch then
-        batch <- [||]
+    (if isNull batch then [||] else batch), dtype
+
+/// The nodes whose observables a run keeps: RunConfig.Record, or every population and every node
+/// that feeds no other (e.g. NIR's Output nodes).
+let internal recorded (a: Analysis) (config: RunConfig) : Set<string> =
+    match config.Record with
+    | Some names ->
+        for n in names do
+            if not (a.Nodes.ContainsKey n) then
+                fail $"RunConfig.Record names '%s{n}', which is no node"
+
+        Set.ofList names
+    | None ->
+        let feeding = a.Graph.Edges |> List.map fst |> Set.ofList
+
+        a.Graph.Nodes
+        |> List.choose (fun (n, node) ->
+            match node with
+            | Population _ -> Some n
+            | Source _ -> None
+            | _ when not (feeding.Contains n) -> Some n
+            | _ -> None)
+        |> Set.ofList
+
+/// Runs an analysed graph. `inputs` by source name, each [T; batch...; shape].
+let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) : RunResult =
+    let steps = config.Steps
+    let batch, dtype = checkRun a config inputs
 
     let nodeParams (n: string) =
         match p.TryFind n with
@@ -835,26 +863,7 @@ let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, 
     let observed = Dictionary<string, Observed>()
     let final = Dictionary<string, Map<string, Tensor>>()
 
-    let recordAll =
-        match config.Record with
-        | Some names ->
-            for n in names do
-                if not (a.Nodes.ContainsKey n) then
-                    fail $"RunConfig.Record names '%s{n}', which is no node"
-
-            Set.ofList names
-        | None ->
-            // Every population, and the graph's ends (e.g. NIR's Output nodes).
-            let feeding = a.Graph.Edges |> List.map fst |> Set.ofList
-
-            a.Graph.Nodes
-            |> List.choose (fun (n, node) ->
-                match node with
-                | Population _ -> Some n
-                | Source _ -> None
-                | _ when not (feeding.Contains n) -> Some n
-                | _ -> None)
-            |> Set.ofList
+    let recordAll = recorded a config
 
     let zerosT (n: string) =
         Tensor.Full(Array.append [| steps |] (lane n), 0.0, dtype)

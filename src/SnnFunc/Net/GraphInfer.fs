@@ -1,0 +1,602 @@
+/// Forward-only time-stepped runs for inference (Graph.infer): the whole graph one step at a time,
+/// sample by sample, over per-sample state of one step, so that nothing of size [T; B; N] is made
+/// but the recorded observables.
+///
+/// Graph.run goes layer by layer over the whole time axis, which the gradients need (the kernels
+/// keep every step's membrane and current for the backward pass) but inference does not: there its
+/// [T; B; N] currents, membranes and spikes are written once and read once, from memory that is
+/// new each call (the page faults of fresh large arrays cost more than the arithmetic). Here a
+/// sample's state stays in the cache for all its steps. The graphs covered: feed-forward, dense
+/// or masked projections without delays from sources and populations to LIF (no refractory
+/// period) and LI populations, concrete Float32 or Float64 values, no initial state; the same
+/// arithmetic as Graph.run's kernels in the same order (a 0/1 input adds weight rows in index
+/// order, as the spike product), so the numbers equal Graph.run's where it takes its sparse
+/// products (and agree to rounding where it multiplies densely). Any other graph, and traced
+/// values, run Graph.run itself.
+module internal SnnFunc.GraphInfer
+
+#nowarn "9" // NativePtr: the step loops address pinned arrays (comment below)
+
+open System
+open System.Numerics
+open System.Runtime.InteropServices
+open Microsoft.FSharp.NativeInterop
+open SnnFunc.GraphCheck
+open SnnFunc.Kernels
+
+/// A projection into a population: from source `From` (>= 0) or from population -From - 1 (its
+/// spikes of the same step), M inputs, weights W [M; N], an optional bias [N].
+type private Proj =
+    {
+        From: int
+        M: int
+        W: Tensor
+        Bias: Tensor
+    }
+
+/// A population: N neurons, LIF (Spiking) or LI, its per-step factors and levels as [N] tensors in
+/// the run's dtype, its projections in Graph.run's summation order.
+type private Pop =
+    {
+        Name: string
+        N: int
+        Spiking: bool
+        ResetToValue: bool
+        A: Tensor
+        B: Tensor
+        VLeak: Tensor
+        VTh: Tensor
+        VReset: Tensor
+        Incoming: Proj[]
+        Recorded: bool
+    }
+
+/// A parameter as an [N] tensor of the run's dtype: one value for all neurons or one per neuron
+/// (None for anything else, e.g. values per batch element, which Graph.run broadcasts).
+let private perNeuron (dtype: DType) (shape: int[]) (t: Tensor) =
+    let t = if t.DType = dtype then t else t.Convert dtype
+    let n = Shape.count shape
+
+    if t.Count = 1 then
+        Some(t.Reshape([||]).BroadcastTo [| n |])
+    elif t.ShapeRef = shape then
+        Some(t.Reshape [| n |])
+    else
+        None
+
+/// The plan of a graph the step loop covers, or None.
+let private tryPlan (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) (dtype: DType) =
+    let record = GraphRun.recorded a config
+    let sources = ResizeArray<string>()
+    let pops = ResizeArray<Pop>()
+    let index = Collections.Generic.Dictionary<string, int>()
+
+    let concrete (m: Map<string, Tensor>) =
+        m |> Map.forall (fun _ t -> t.IsConcrete)
+
+    let nodeParams n = p.TryFind n |> Option.filter concrete
+
+    let proj (syn: string) (target: int[]) =
+        match a.Nodes[syn], a.Preds[syn] with
+        | Synapses({
+                       Kind = Dense | Sparse _
+                       Delay = NoDelay
+                   } as pr),
+          [ src ] when index.ContainsKey src ->
+            match nodeParams syn with
+            | Some m when m.ContainsKey "weight" ->
+                let w = (Projection.effectiveWeights pr m["weight"]).Convert dtype
+                let inN, outN = Shape.count a.Shapes[src], Shape.count target
+
+                let bias =
+                    m.TryFind "bias"
+                    |> Option.map (fun b -> b.Convert dtype)
+                    |> Option.filter (fun b -> b.Count = outN)
+
+                if w.Count <> inN * outN || (m.ContainsKey "bias" && bias.IsNone) then
+                    None
+                else
+                    Some
+                        {
+                            From = index[src]
+                            M = inN
+                            W = w
+                            Bias = Option.toObj bias
+                        }
+            | _ -> None
+        | _ -> None
+
+    let population (n: string) (shape: int[]) (neuron: Neuron) =
+        let incoming = a.Preds[n] |> List.map (fun s -> proj s shape)
+        let like = Tensor.Scalar(0.0, dtype)
+
+        let levels (a: Tensor, b: Tensor, vl, vth, vrs) =
+            match List.map (perNeuron dtype shape) [ a; b; vl; vth; vrs ] with
+            | [ Some a; Some b; Some vl; Some vth; Some vrs ] -> Some(a, b, vl, vth, vrs)
+            | _ -> None
+
+        let make spiking reset (a, b, vl, vth, vrs) =
+            {
+                Name = n
+                N = Shape.count shape
+                Spiking = spiking
+                ResetToValue = reset
+                A = a
+                B = b
+                VLeak = vl
+                VTh = vth
+                VReset = vrs
+                Incoming = incoming |> List.choose id |> Array.ofList
+                Recorded = record.Contains n
+            }
+
+        if incoming |> List.exists Option.isNone then
+            None
+        else
+            match neuron.Model, nodeParams n with
+            | LifModel spec, Some m when spec.RefractorySteps = 0 ->
+                let c, lp = Snn.Lif.config spec, GraphRun.lifParams n m
+
+                NeuronParams.checkAllFinite
+                    "Fused.lif"
+                    [
+                        "TauSyn", lp.TauSyn
+                        "TauMem", lp.TauMem
+                        "VLeak", lp.VLeak
+                        "VTh", lp.VTh
+                        "VReset", lp.VReset
+                    ]
+
+                let da, db = Snn.Lif.decays c lp like
+
+                levels (da, db, lp.VLeak, lp.VTh, lp.VReset)
+                |> Option.map (make true (spec.Reset = Snn.ToValue))
+            | LiModel spec, Some m ->
+                let lp = GraphRun.liParams n m
+                NeuronParams.checkAllFinite "Fused.li" [ "TauSyn", lp.TauSyn; "TauMem", lp.TauMem; "VLeak", lp.VLeak ]
+                let da, db = Snn.Li.decays (Snn.Li.config spec) lp like
+                let zero = Tensor.Scalar(0.0, dtype)
+                levels (da, db, lp.VLeak, zero, zero) |> Option.map (make false true)
+            | _ -> None
+
+    let covered =
+        config.Initial.IsNone
+        && a.Cyclic.IsEmpty
+        && (dtype = Float32 || dtype = Float64)
+        && inputs |> Map.forall (fun _ x -> x.IsConcrete && x.DType = dtype)
+        && a.Components
+           |> List.forall (fun comp ->
+               let n = comp.Head
+
+               match a.Nodes[n] with
+               | Source _ ->
+                   index[n] <- sources.Count
+                   sources.Add n
+                   true
+               | Synapses _ ->
+                   // Its currents are made inside the populations' steps; they cannot be recorded.
+                   not (record.Contains n)
+                   && a.Succs[n]
+                      |> List.forall (fun s ->
+                          match a.Nodes[s] with
+                          | Population _ -> true
+                          | _ -> false)
+               | Population(shape, neuron) ->
+                   match population n shape neuron with
+                   | Some pop ->
+                       index[n] <- -pops.Count - 1
+                       pops.Add pop
+                       true
+                   | None -> false
+               | Op _ -> false)
+
+    if covered then
+        Some(sources.ToArray(), pops.ToArray(), record)
+    else
+        None
+
+// The loops below read and write through pointers (no bounds or null checks, no spills of array
+// references in the vector loops): every index stays below the length of its array (the vector
+// loops run to n - width over arrays of at least n lanes, weight rows lie within M·N, series
+// offsets within T·B·N).
+
+let inline private ld (p: nativeptr< ^T >) (i: int) : Vector< ^T > = Vector.Load(NativePtr.add p i)
+
+let inline private st (x: Vector< ^T >) (p: nativeptr< ^T >) (i: int) = Vector.Store(x, NativePtr.add p i)
+
+/// dst[0 .. n) <- v·w[0 ..] when `first`, else dst + v·w[0 ..] (no multiplication when v is 1).
+let inline private addRow (first: bool) (v: ^T) (w: nativeptr< ^T >) (dst: nativeptr< ^T >) (n: int) =
+    let width = Vector< ^T>.Count
+    let unit = v = LanguagePrimitives.GenericOne< ^T>
+    let vv = Vector< ^T>(v)
+    let mutable j = 0
+
+    while j <= n - width do
+        let r = ld w j
+        let r = if unit then r else r * vv
+        st (if first then r else ld dst j + r) dst j
+        j <- j + width
+
+    while j < n do
+        let r = if unit then NativePtr.get w j else NativePtr.get w j * v
+        NativePtr.set dst j (if first then r else NativePtr.get dst j + r)
+        j <- j + 1
+
+/// Adds the weight rows of the nonzero inputs x[0 .. M) (scaled by the value unless it is 1) into
+/// dst, the first written instead of added: the spike product's order. Whole vectors of zeros
+/// are skipped at once (inputs are sparse). Returns false when every input was zero (dst untouched).
+let inline private accumulate (x: nativeptr< ^T >) (m: int) (w: nativeptr< ^T >) (n: int) (dst: nativeptr< ^T >) =
+    let zero = LanguagePrimitives.GenericZero< ^T>
+    let width = Vector< ^T>.Count
+    let mutable first = true
+    let mutable q = 0
+
+    while q < m do
+        if q <= m - width && Vector.EqualsAll(ld x q, Vector< ^T>.Zero) then
+            q <- q + width
+        else
+            let xq = NativePtr.get x q
+
+            if xq <> zero then
+                addRow first xq (NativePtr.add w (q * n)) dst n
+                first <- false
+
+            q <- q + 1
+
+    not first
+
+/// One step of a population's recurrence (Kernels/Lif.fs, the same expressions) for one sample,
+/// from its input currents c: v and cur hold its state; (LIF) the spikes go to rz, and when
+/// `record` the membrane before the reset and the current to rv, ri (the recorded series at
+/// this step's row, or scratch rows).
+let inline private stepLanes
+    (spiking: bool)
+    (toValue: bool)
+    (record: bool)
+    (n: int)
+    (ka: nativeptr< ^T >, kb: nativeptr< ^T >, kl: nativeptr< ^T >, kth: nativeptr< ^T >, krs: nativeptr< ^T >)
+    (c: nativeptr< ^T >)
+    (v: nativeptr< ^T >)
+    (cur: nativeptr< ^T >)
+    (rz: nativeptr< ^T >)
+    (rv: nativeptr< ^T >)
+    (ri: nativeptr< ^T >)
+    =
+    let width = Vector< ^T>.Count
+    let one, zero = Vector< ^T>.One, Vector< ^T>.Zero
+    let mutable j = 0
+
+    while j <= n - width do
+        let vv, ii = ld v j, ld cur j
+        let vj = vv + (ld kl j - vv + ii) * ld ka j
+        let inew = ii * ld kb j + ld c j
+        st inew cur j
+
+        if record then
+            st vj rv j
+            st inew ri j
+
+        if spiking then
+            let vth = ld kth j
+            let spike = Vector.GreaterThan< ^T>(vj, vth)
+            st (spike &&& one) rz j
+
+            if toValue then
+                st (Vector.ConditionalSelect< ^T>(spike, ld krs j, vj)) v j
+            else
+                st (vj - Vector.ConditionalSelect< ^T>(spike, vth - ld krs j, zero)) v j
+        else
+            st vj v j
+
+        j <- j + width
+
+    while j < n do
+        let v0, i0 = NativePtr.get v j, NativePtr.get cur j
+        let vj = v0 + (NativePtr.get kl j - v0 + i0) * NativePtr.get ka j
+        let inew = i0 * NativePtr.get kb j + NativePtr.get c j
+        NativePtr.set cur j inew
+
+        if record then
+            NativePtr.set rv j vj
+            NativePtr.set ri j inew
+
+        if spiking then
+            let th, rs = NativePtr.get kth j, NativePtr.get krs j
+            let spike = vj > th
+
+            NativePtr.set
+                rz
+                j
+                (if spike then
+                     LanguagePrimitives.GenericOne
+                 else
+                     LanguagePrimitives.GenericZero)
+
+            NativePtr.set
+                v
+                j
+                (if not spike then vj
+                 elif toValue then rs
+                 else vj - (th - rs))
+        else
+            NativePtr.set v j vj
+
+        j <- j + 1
+
+/// A pinned array's first element (null for an empty or null array).
+let inline private pin (a: ^T[]) : GCHandle * nativeptr< ^T > =
+    if isNull a || a.Length = 0 then
+        Unchecked.defaultof<GCHandle>, NativePtr.nullPtr
+    else
+        let h = GCHandle.Alloc(a, GCHandleType.Pinned)
+        h, NativePtr.ofNativeInt (h.AddrOfPinnedObject())
+
+/// Runs samples [b0, b1) through every step. `inputs[s]` is source s's [T; B; M_s]; the recorded
+/// populations' observables go to (zs, vs, is) [T; B; N] (null when not recorded; zs also for LI),
+/// the final state to (finalV, finalI) [B; N].
+let inline private simulate
+    (data: Tensor -> ^T[])
+    (steps: int)
+    (batch: int)
+    (pops: Pop[])
+    (inputs: ^T[][])
+    (zs: ^T[][])
+    (vs: ^T[][])
+    (is: ^T[][])
+    (finalV: ^T[][])
+    (finalI: ^T[][])
+    (b0: int)
+    (b1: int)
+    =
+    let np = pops.Length
+    let handles = Collections.Generic.List<GCHandle>()
+
+    let pinned (a: ^T[]) =
+        let h, p = pin a
+
+        if h.IsAllocated then
+            handles.Add h
+
+        p
+
+    let scratch () =
+        pops |> Array.map (fun p -> pinned (Array.zeroCreate< ^T> (max 1 p.N)))
+
+    // State, input currents, a second projection's currents, and the rows the unrecorded
+    // observables go to.
+    let v, cur, c, tmp = scratch (), scratch (), scratch (), scratch ()
+    let sz, sv, si = scratch (), scratch (), scratch ()
+
+    try
+        let levels =
+            pops
+            |> Array.map (fun p -> pinned (data p.A), pinned (data p.B), pinned (data p.VLeak), pinned (data p.VTh), pinned (data p.VReset))
+
+        let weights =
+            pops
+            |> Array.map (fun p -> p.Incoming |> Array.map (fun j -> pinned (data j.W)))
+
+        let biases =
+            pops
+            |> Array.map (fun p ->
+                p.Incoming
+                |> Array.map (fun j ->
+                    if isNull j.Bias then
+                        NativePtr.nullPtr
+                    else
+                        pinned (data j.Bias)))
+
+        let xs = inputs |> Array.map pinned
+
+        let rz, rv, ri =
+            zs |> Array.map pinned, vs |> Array.map pinned, is |> Array.map pinned
+        // This step's row of each population's output.
+        let zRow = Array.zeroCreate<nativeptr< ^T >> np
+
+        for b in b0 .. b1 - 1 do
+            for k in 0 .. np - 1 do
+                let vk, ik = v[k], cur[k]
+
+                for j in 0 .. pops[k].N - 1 do
+                    NativePtr.set vk j LanguagePrimitives.GenericZero
+                    NativePtr.set ik j LanguagePrimitives.GenericZero
+
+            for t in 0 .. steps - 1 do
+                for k in 0 .. np - 1 do
+                    let pop = pops[k]
+                    let n = pop.N
+                    let ck, vk, ik, lk = c[k], v[k], cur[k], levels[k]
+
+                    // The input currents: each projection's product (plus bias), summed in order.
+                    let mutable any = false
+
+                    for q in 0 .. pop.Incoming.Length - 1 do
+                        let j = pop.Incoming[q]
+                        let dst = if q = 0 then ck else tmp[k]
+                        let wq, bq = weights[k][q], biases[k][q]
+
+                        let x =
+                            if j.From >= 0 then
+                                NativePtr.add xs[j.From] ((t * batch + b) * j.M)
+                            else
+                                zRow[-j.From - 1]
+
+                        if not (accumulate x j.M wq n dst) then
+                            for e in 0 .. n - 1 do
+                                NativePtr.set dst e LanguagePrimitives.GenericZero
+
+                        if not (NativePtr.isNullPtr bq) then
+                            addRow false LanguagePrimitives.GenericOne bq dst n
+
+                        if q > 0 then
+                            addRow false LanguagePrimitives.GenericOne dst ck n
+
+                        any <- true
+
+                    if not any then
+                        for e in 0 .. n - 1 do
+                            NativePtr.set ck e LanguagePrimitives.GenericZero
+
+                    let row (series: nativeptr< ^T >[]) (scratch: nativeptr< ^T >[]) =
+                        if pop.Recorded then
+                            NativePtr.add series[k] ((t * batch + b) * n)
+                        else
+                            scratch[k]
+
+                    let z = if pop.Spiking && pop.Recorded then row rz sz else sz[k]
+                    let mv, mi = row rv sv, row ri si
+                    // What the populations it feeds read: spikes, or an LI population's membrane.
+                    zRow[k] <- if pop.Spiking then z else mv
+
+                    // Literal flags: each call is its own loop, without their branches.
+                    match pop.Spiking, pop.ResetToValue, pop.Recorded with
+                    | false, _, _ -> stepLanes false true true n lk ck vk ik z mv mi
+                    | true, true, true -> stepLanes true true true n lk ck vk ik z mv mi
+                    | true, true, false -> stepLanes true true false n lk ck vk ik z mv mi
+                    | true, false, true -> stepLanes true false true n lk ck vk ik z mv mi
+                    | true, false, false -> stepLanes true false false n lk ck vk ik z mv mi
+
+            for k in 0 .. np - 1 do
+                let vk, ik, fv, fi, n = v[k], cur[k], finalV[k], finalI[k], pops[k].N
+
+                for j in 0 .. n - 1 do
+                    fv[b * n + j] <- NativePtr.get vk j
+                    fi[b * n + j] <- NativePtr.get ik j
+    finally
+        for h in handles do
+            h.Free()
+
+/// Runs a covered graph: the observables of the recorded nodes and the final state, as Graph.run.
+let private runPlan
+    (a: Analysis)
+    (steps: int)
+    (batch: int[])
+    (dtype: DType)
+    (sources: string[], pops: Pop[], record: Set<string>)
+    (inputs: Map<string, Tensor>)
+    =
+    let bs = Shape.count batch
+    let lane (n: string) = Array.append batch a.Shapes[n]
+
+    let series (n: string) =
+        Array.concat [ [| steps |]; batch; a.Shapes[n] ]
+
+    let totalN = pops |> Array.sumBy (fun p -> p.N)
+
+    let chunks =
+        Parallelism.ChunkCount(int64 steps * int64 bs * int64 (max 1 totalN) * 8L)
+
+    let run
+        (make: int -> 'A)
+        (data: Tensor -> 'A)
+        (wrap: 'A -> Storage)
+        (body: 'A[] -> 'A[] -> 'A[] -> 'A[] -> 'A[] -> 'A[] -> int -> int -> unit)
+        =
+        let recordedOr (p: Pop) (f: unit -> 'A) =
+            if p.Recorded then f () else Unchecked.defaultof<'A>
+
+        let xs = sources |> Array.map (fun s -> data inputs[s])
+
+        let zs =
+            pops
+            |> Array.map (fun p ->
+                if p.Recorded && p.Spiking then
+                    make (steps * bs * p.N)
+                else
+                    Unchecked.defaultof<'A>)
+
+        let vs =
+            pops |> Array.map (fun p -> recordedOr p (fun () -> make (steps * bs * p.N)))
+
+        let is =
+            pops |> Array.map (fun p -> recordedOr p (fun () -> make (steps * bs * p.N)))
+
+        let fv, fi =
+            pops |> Array.map (fun p -> make (bs * p.N)), pops |> Array.map (fun p -> make (bs * p.N))
+
+        Parallelism.RunChunks(
+            chunks,
+            fun ci ->
+                let b0, b1 = Parallelism.Part(bs, 1, ci, chunks)
+
+                if b1 > b0 then
+                    body xs zs vs is fv fi b0 b1
+        )
+
+        let tensor (shape: int[]) (x: 'A) = Tensor.FromStorage(shape, wrap x)
+
+        let observed =
+            [
+                for s in sources do
+                    if record.Contains s then
+                        s,
+                        {
+                            Output = inputs[s]
+                            Spikes = null
+                            Membrane = null
+                            Current = null
+                        }
+                for k in 0 .. pops.Length - 1 do
+                    let p = pops[k]
+
+                    if p.Recorded then
+                        let membrane, current = tensor (series p.Name) vs[k], tensor (series p.Name) is[k]
+                        let spikes = if p.Spiking then tensor (series p.Name) zs[k] else null
+
+                        p.Name,
+                        {
+                            Output = (if p.Spiking then spikes else membrane)
+                            Spikes = spikes
+                            Membrane = membrane
+                            Current = current
+                        }
+            ]
+
+        let final =
+            [
+                for k in 0 .. pops.Length - 1 do
+                    let p = pops[k]
+                    let state = [ "v", tensor (lane p.Name) fv[k]; "i", tensor (lane p.Name) fi[k] ]
+
+                    p.Name,
+                    Map(
+                        if p.Spiking then
+                            ("refractory", Tensor.Full(lane p.Name, 0.0, dtype)) :: state
+                        else
+                            state
+                    )
+            ]
+
+        {
+            Observed = Map observed
+            Final = Map final
+        }
+
+    match dtype with
+    | Float32 ->
+        let data (t: Tensor) =
+            match t.Storage with
+            | Storage.F32 x -> x
+            | _ -> invalidOp "GraphInfer: expected Float32 data"
+
+        run Array.zeroCreate<float32> data Storage.F32 (simulate data steps bs pops)
+    | _ ->
+        let data (t: Tensor) =
+            match t.Storage with
+            | Storage.F64 x -> x
+            | _ -> invalidOp "GraphInfer: expected Float64 data"
+
+        run Array.zeroCreate<float> data Storage.F64 (simulate data steps bs pops)
+
+/// Graph.infer on an analysed graph: the step loop where it covers the graph, else GraphRun.run.
+let infer (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) : RunResult =
+    let batch, dtype = GraphRun.checkRun a config inputs
+
+    match tryPlan a p config inputs dtype with
+    | Some plan -> runPlan a config.Steps batch dtype plan inputs
+    | None -> GraphRun.run a p config inputs
+
+/// Whether infer runs its step loop for these arguments (not GraphRun.run).
+let internal covers (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) =
+    let _, dtype = GraphRun.checkRun a config inputs
+    (tryPlan a p config inputs dtype).IsSome
