@@ -49,6 +49,8 @@ type private Pop =
         VReset: Tensor
         Incoming: Proj[]
         Recorded: bool
+        /// All five are one value for all neurons (and N >= 1): the step keeps them in registers.
+        Uniform: bool
     }
 
 /// A parameter as an [N] tensor of the run's dtype: one value for all neurons or one per neuron
@@ -116,6 +118,10 @@ let private tryPlan (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: 
             | _ -> None
 
         let make spiking reset (a, b, vl, vth, vrs) =
+            let same (t: Tensor) =
+                let x = t.ToDoubleArray()
+                x |> Array.forall (fun e -> e.Equals x[0])
+
             {
                 Name = n
                 N = Shape.count shape
@@ -128,6 +134,7 @@ let private tryPlan (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: 
                 VReset = vrs
                 Incoming = incoming |> List.choose id |> Array.ofList
                 Recorded = record.Contains n
+                Uniform = Shape.count shape > 0 && List.forall same [ a; b; vl; vth; vrs ]
             }
 
         if incoming |> List.exists Option.isNone then
@@ -253,6 +260,7 @@ let inline private stepLanes
     (spiking: bool)
     (toValue: bool)
     (record: bool)
+    (uniform: bool)
     (n: int)
     (ka: nativeptr< ^T >, kb: nativeptr< ^T >, kl: nativeptr< ^T >, kth: nativeptr< ^T >, krs: nativeptr< ^T >)
     (c: nativeptr< ^T >)
@@ -264,12 +272,18 @@ let inline private stepLanes
     =
     let width = Vector< ^T>.Count
     let one, zero = Vector< ^T>.One, Vector< ^T>.Zero
+    // Parameters shared by all lanes stay in registers (`uniform` implies n >= 1).
+    let splat (p: nativeptr< ^T >) =
+        if uniform then Vector< ^T>(NativePtr.get p 0) else zero
+
+    let ua, ub, ul, uth, urs = splat ka, splat kb, splat kl, splat kth, splat krs
+    let inline lane (u: Vector< ^T >) (p: nativeptr< ^T >) (j: int) = if uniform then u else ld p j
     let mutable j = 0
 
     while j <= n - width do
         let vv, ii = ld v j, ld cur j
-        let vj = vv + (ld kl j - vv + ii) * ld ka j
-        let inew = ii * ld kb j + ld c j
+        let vj = vv + (lane ul kl j - vv + ii) * lane ua ka j
+        let inew = ii * lane ub kb j + ld c j
         st inew cur j
 
         if record then
@@ -277,14 +291,14 @@ let inline private stepLanes
             st inew ri j
 
         if spiking then
-            let vth = ld kth j
+            let vth = lane uth kth j
             let spike = Vector.GreaterThan< ^T>(vj, vth)
             st (spike &&& one) rz j
 
             if toValue then
-                st (Vector.ConditionalSelect< ^T>(spike, ld krs j, vj)) v j
+                st (Vector.ConditionalSelect< ^T>(spike, lane urs krs j, vj)) v j
             else
-                st (vj - Vector.ConditionalSelect< ^T>(spike, vth - ld krs j, zero)) v j
+                st (vj - Vector.ConditionalSelect< ^T>(spike, vth - lane urs krs j, zero)) v j
         else
             st vj v j
 
@@ -449,12 +463,15 @@ let inline private simulate
                     zRow[k] <- if pop.Spiking then z else mv
 
                     // Literal flags: each call is its own loop, without their branches.
-                    match pop.Spiking, pop.ResetToValue, pop.Recorded with
-                    | false, _, _ -> stepLanes false true true n lk ck vk ik z mv mi
-                    | true, true, true -> stepLanes true true true n lk ck vk ik z mv mi
-                    | true, true, false -> stepLanes true true false n lk ck vk ik z mv mi
-                    | true, false, true -> stepLanes true false true n lk ck vk ik z mv mi
-                    | true, false, false -> stepLanes true false false n lk ck vk ik z mv mi
+                    let inline step (uniform: bool) =
+                        match pop.Spiking, pop.ResetToValue, pop.Recorded with
+                        | false, _, _ -> stepLanes false true true uniform n lk ck vk ik z mv mi
+                        | true, true, true -> stepLanes true true true uniform n lk ck vk ik z mv mi
+                        | true, true, false -> stepLanes true true false uniform n lk ck vk ik z mv mi
+                        | true, false, true -> stepLanes true false true uniform n lk ck vk ik z mv mi
+                        | true, false, false -> stepLanes true false false uniform n lk ck vk ik z mv mi
+
+                    if pop.Uniform then step true else step false
 
             for k in 0 .. np - 1 do
                 let vk, ik, fv, fi, n = v[k], cur[k], finalV[k], finalI[k], pops[k].N
