@@ -33,3 +33,13 @@ let ``loops start fully optimised through the build setting, not through dropped
         |> List.map (fun f -> Path.GetRelativePath(root, f))
 
     Assert.True(offenders.IsEmpty, $"F# files with the (ignored) AggressiveOptimization attribute: %A{offenders}")
+
+[<Fact>]
+let ``tensors of a few MB live in gen 0 through the GC settings of Directory.Build.props`` () =
+    // A [30; 250; 246] float32 tensor (7.4 MB): on the large-object heap by default, where each one
+    // costs a full collection and a page fault per 4 KB page.
+    Assert.Equal(box 67108864L, AppContext.GetData "System.GC.RegionSize" |> Convert.ToInt64 |> box)
+    let a = GC.AllocateUninitializedArray<float32>(30 * 250 * 246)
+    Assert.Equal(0, GC.GetGeneration a)
+    let big = GC.AllocateUninitializedArray<byte>(40_000_000)
+    Assert.Equal(2, GC.GetGeneration big) // above the 32 MB threshold: the large-object heap
