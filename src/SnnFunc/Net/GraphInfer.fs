@@ -451,7 +451,7 @@ let inline private simulate
                         for e in 0 .. n - 1 do
                             NativePtr.set ck e LanguagePrimitives.GenericZero
 
-                    let row (series: nativeptr< ^T >[]) (scratch: nativeptr< ^T >[]) =
+                    let inline row (series: nativeptr< ^T >[]) (scratch: nativeptr< ^T >[]) =
                         if pop.Recorded then
                             NativePtr.add series[k] ((t * batch + b) * n)
                         else
