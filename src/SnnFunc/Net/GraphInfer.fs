@@ -4,8 +4,8 @@
 ///
 /// Graph.run goes layer by layer over the whole time axis, which the gradients need (the kernels
 /// keep every step's membrane and current for the backward pass) but inference does not: there its
-/// [T; B; N] currents, membranes and spikes are written once and read once, from memory that is
-/// new each call (the page faults of fresh large arrays cost more than the arithmetic). Here a
+/// [T; B; N] currents, membranes and spikes are each written once and read once, a pass over
+/// memory (and, with the GC's defaults, page faults on fresh memory) per array and call. Here a
 /// sample's state stays in the cache for all its steps. The graphs covered: feed-forward, dense
 /// or masked projections without delays from sources and populations to LIF (no refractory
 /// period) and LI populations, concrete Float32 or Float64 values, no initial state; the same
@@ -25,7 +25,8 @@ open SnnFunc.GraphCheck
 open SnnFunc.Kernels
 
 /// A projection into a population: from source `From` (>= 0) or from population -From - 1 (its
-/// spikes of the same step), M inputs, weights W [M; N], an optional bias [N].
+/// output of the same step: spikes, or an LI population's membrane), M inputs, weights W [M; N],
+/// an optional bias [N].
 type private Proj =
     {
         From: int
