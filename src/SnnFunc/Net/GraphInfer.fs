@@ -501,8 +501,12 @@ let private runPlan
 
     let totalN = pops |> Array.sumBy (fun p -> p.N)
 
+    // Four chunks of samples per thread, handed out as the threads come free: a vCPU that stalls
+    // (shared machines) then holds up a quarter of its share, not all of it.
     let chunks =
-        Parallelism.ChunkCount(int64 steps * int64 bs * int64 (max 1 totalN) * 8L)
+        match Parallelism.ChunkCount(int64 steps * int64 bs * int64 (max 1 totalN) * 8L) with
+        | 1 -> 1
+        | threads -> min bs (4 * threads)
 
     let run
         (make: int -> 'A)
