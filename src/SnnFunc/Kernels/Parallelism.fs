@@ -25,16 +25,19 @@ type Parallelism private () =
             maxThreads <- n
 
     /// Chunks for a loop touching `work` elements: one per thread (MaxThreads) when it is large
-    /// enough to pay for the hand-out (about 200,000 elements a chunk), else 1.
+    /// enough to pay for the hand-out (about 200,000 elements a chunk), else 1. (Four per thread
+    /// made W1 a fifth slower: the transposed spike product reads all of x once per column slice.)
     static member ChunkCount(work: int64) =
         int (min (int64 maxThreads) (max 1L (work / 200_000L)))
 
-    /// Runs body c for c in 0 .. chunks - 1, on the calling thread alone when chunks = 1.
+    /// Runs body c for c in 0 .. chunks - 1 on at most MaxThreads threads (chunks are handed out as
+    /// threads come free), on the calling thread alone when chunks = 1.
     static member RunChunks(chunks: int, body: int -> unit) =
         if chunks <= 1 then
             body 0
         else
-            Threading.Tasks.Parallel.For(0, chunks, body) |> ignore
+            let options = Threading.Tasks.ParallelOptions(MaxDegreeOfParallelism = maxThreads)
+            Threading.Tasks.Parallel.For(0, chunks, options, body) |> ignore
 
     /// [lo, hi) of part c of `count` items in `parts` parts, rounded to multiples of `align`.
     static member Part(count: int, align: int, c: int, parts: int) =
