@@ -269,3 +269,21 @@ let ``infer reports run's errors`` () =
             |> ignore)
 
     Assert.Contains("the population 'h' has the step", e2.Message)
+
+[<Fact>]
+let ``infer converts Float32 parameters to Float64 inputs as run does`` () =
+    let g =
+        Graph.empty
+        |> Graph.input "x" 9
+        |> Graph.population "h" 12 (lif 0.4 |> Neuron.withInit "vTh" (Init.uniform 0.3 0.5))
+        |> Graph.population "out" 4 li
+        |> Graph.connect "x" "h" (Projection.dense (Init.normalWith 4.0))
+        |> Graph.connect "h" "out" (Projection.dense (Init.normalWith 2.0))
+
+    let p = Graph.init (Random.key 9L) g // Float32
+    let xs = Map [ "x", inputs (Random 5) [| 20; 3; 9 |] 0.2 true Float64 ]
+    let config = RunConfig.steps 20 dt
+    Assert.True(covers g p config xs)
+    let expected = Graph.run g p config xs
+    Assert.Equal(Float64, expected["out"].Membrane.DType)
+    assertSame "mixed precision" 1e-12 expected (Graph.infer g p config xs)
