@@ -44,17 +44,26 @@ let inline internal accumulate (x: nativeptr< ^T >) (m: int) (w: nativeptr< ^T >
     let mutable first = true
     let mutable q = 0
 
+    // Whole vectors: skipped when all zero, else their lanes checked in order.
+    while q <= m - width do
+        if not (Vector.EqualsAll(ld x q, Vector< ^T>.Zero)) then
+            for r in q .. q + width - 1 do
+                let xr = NativePtr.get x r
+
+                if xr <> zero then
+                    addRow first xr (NativePtr.add w (r * n)) dst n
+                    first <- false
+
+        q <- q + width
+
     while q < m do
-        if q <= m - width && Vector.EqualsAll(ld x q, Vector< ^T>.Zero) then
-            q <- q + width
-        else
-            let xq = NativePtr.get x q
+        let xq = NativePtr.get x q
 
-            if xq <> zero then
-                addRow first xq (NativePtr.add w (q * n)) dst n
-                first <- false
+        if xq <> zero then
+            addRow first xq (NativePtr.add w (q * n)) dst n
+            first <- false
 
-            q <- q + 1
+        q <- q + 1
 
     not first
 
