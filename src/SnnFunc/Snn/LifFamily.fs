@@ -25,15 +25,8 @@ let private laneNames = [| "a"; "b"; "vLeak"; "vTh"; "vReset"; "v0"; "i0" |]
 let private lanes = laneNames.Length
 let private slots = 1 + lanes
 
-let private f32 (t: Tensor) =
-    match t.Storage with
-    | Storage.F32 a -> a
-    | _ -> invalidOp "expected float32 data"
-
-let private f64 (t: Tensor) =
-    match t.Storage with
-    | Storage.F64 a -> a
-    | _ -> invalidOp "expected float64 data"
+let private f32 (t: Tensor) = t.Storage.Float32s
+let private f64 (t: Tensor) = t.Storage.Float64s
 
 let private steps (x: Tensor) =
     x.ShapeRef[0], x.Count / max 1 x.ShapeRef[0]

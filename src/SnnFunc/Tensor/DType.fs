@@ -50,3 +50,15 @@ type Storage =
         | F32 a -> a.Length
         | F64 a -> a.Length
         | I32 a -> a.Length
+
+    /// The Float32 buffer, for kernels that have dispatched on the dtype (any other: an internal error).
+    member internal s.Float32s =
+        match s with
+        | F32 a -> a
+        | _ -> invalidOp $"internal error: expected Float32 data, got %s{s.DType.Name}"
+
+    /// The Float64 buffer, as Float32s.
+    member internal s.Float64s =
+        match s with
+        | F64 a -> a
+        | _ -> invalidOp $"internal error: expected Float64 data, got %s{s.DType.Name}"

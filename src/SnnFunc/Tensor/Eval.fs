@@ -497,15 +497,8 @@ let private dgemm (ta, tb, m, n, k, a, ao, lda, b, bo, ldb, c, co, ldc) =
 // ---------------------------------------------------------------------------------------------
 // Dispatch
 
-let private f32 (s: Storage) =
-    match s with
-    | Storage.F32 a -> a
-    | _ -> invalidOp "expected float32 storage"
-
-let private f64 (s: Storage) =
-    match s with
-    | Storage.F64 a -> a
-    | _ -> invalidOp "expected float64 storage"
+let private f32 (s: Storage) = s.Float32s
+let private f64 (s: Storage) = s.Float64s
 
 let private i32 (s: Storage) =
     match s with
