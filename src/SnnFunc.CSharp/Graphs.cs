@@ -250,11 +250,7 @@ public sealed class NetworkGraph
         IReadOnlyDictionary<string, Tensor> inputs,
         IReadOnlyList<string>? record = null,
         GraphState? initial = null)
-    {
-        ArgumentNullException.ThrowIfNull(parameters);
-        ArgumentNullException.ThrowIfNull(inputs);
-        return new(GraphModule.run(Inner, parameters.Inner, Config(steps, dt, record, initial), InputMap(inputs)));
-    }
+        => Call(GraphModule.run, parameters, steps, dt, inputs, record, initial);
 
     /// <summary>Runs the graph for inference: the same observables and final state as <see cref="Run"/>
     /// for the nodes in <paramref name="record"/> (name only those needed, such as the readout). A
@@ -278,22 +274,27 @@ public sealed class NetworkGraph
         IReadOnlyDictionary<string, Tensor> inputs,
         IReadOnlyList<string>? record = null,
         GraphState? initial = null)
+        => Call(GraphModule.infer, parameters, steps, dt, inputs, record, initial);
+
+    /// Run and Infer: the arguments checked and converted to the core's, then <paramref name="run"/>.
+    private GraphRunResult Call(
+        Func<Graph, Microsoft.FSharp.Collections.FSharpMap<string, Microsoft.FSharp.Collections.FSharpMap<string, Tensor>>, RunConfig,
+            Microsoft.FSharp.Collections.FSharpMap<string, Tensor>, RunResult> run,
+        GraphParameters parameters,
+        int steps,
+        double dt,
+        IReadOnlyDictionary<string, Tensor> inputs,
+        IReadOnlyList<string>? record,
+        GraphState? initial)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(inputs);
-        return new(GraphModule.infer(Inner, parameters.Inner, Config(steps, dt, record, initial), InputMap(inputs)));
-    }
-
-    private static RunConfig Config(int steps, double dt, IReadOnlyList<string>? record, GraphState? initial)
-    {
         var config = RunConfigModule.steps(steps, dt);
         if (record is not null) config = RunConfigModule.recording(List(record), config);
         if (initial is not null) config = RunConfigModule.from(initial.Inner, config);
-        return config;
+        var xs = Microsoft.FSharp.Collections.MapModule.OfSeq(inputs.Select(kv => Tuple.Create(kv.Key, kv.Value)));
+        return new(run(Inner, parameters.Inner, config, xs));
     }
-
-    private static Microsoft.FSharp.Collections.FSharpMap<string, Tensor> InputMap(IReadOnlyDictionary<string, Tensor> inputs)
-        => Microsoft.FSharp.Collections.MapModule.OfSeq(inputs.Select(kv => Tuple.Create(kv.Key, kv.Value)));
 
     /// <inheritdoc/>
     public override string ToString() =>
