@@ -69,8 +69,7 @@ let private perNeuron (dtype: DType) (shape: int[]) (t: Tensor) =
         None
 
 /// The plan of a graph the step loop covers, or None.
-let private tryPlan (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) (dtype: DType) =
-    let record = GraphRun.recorded a config
+let private tryPlan (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) (dtype: DType) (record: Set<string>) =
     let sources = ResizeArray<string>()
     let pops = ResizeArray<Pop>()
     let index = Collections.Generic.Dictionary<string, int>()
@@ -145,24 +144,14 @@ let private tryPlan (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: 
             match neuron.Model, nodeParams n with
             | LifModel spec, Some m when spec.RefractorySteps = 0 ->
                 let c, lp = Snn.Lif.config spec, GraphRun.lifParams n m
-
-                NeuronParams.checkAllFinite
-                    "Fused.lif"
-                    [
-                        "TauSyn", lp.TauSyn
-                        "TauMem", lp.TauMem
-                        "VLeak", lp.VLeak
-                        "VTh", lp.VTh
-                        "VReset", lp.VReset
-                    ]
-
+                Fused.checkLifParams lp
                 let da, db = Snn.Lif.decays c lp like
 
                 levels (da, db, lp.VLeak, lp.VTh, lp.VReset)
                 |> Option.map (make true (spec.Reset = Snn.ToValue))
             | LiModel spec, Some m ->
                 let lp = GraphRun.liParams n m
-                NeuronParams.checkAllFinite "Fused.li" [ "TauSyn", lp.TauSyn; "TauMem", lp.TauMem; "VLeak", lp.VLeak ]
+                Fused.checkLiParams lp
                 let da, db = Snn.Li.decays (Snn.Li.config spec) lp like
                 let zero = Tensor.Scalar(0.0, dtype)
                 levels (da, db, lp.VLeak, zero, zero) |> Option.map (make false true)
@@ -452,31 +441,26 @@ let private runPlan
             Final = Map final
         }
 
+    // Every element of the outputs is written (each sample's row at each step, its final state).
     match dtype with
     | Float32 ->
-        let data (t: Tensor) =
-            match t.Storage with
-            | Storage.F32 x -> x
-            | _ -> invalidOp "GraphInfer: expected Float32 data"
-
-        run Array.zeroCreate<float32> data Storage.F32 (simulate data steps bs pops)
+        let data (t: Tensor) = t.Storage.Float32s
+        run GC.AllocateUninitializedArray<float32> data Storage.F32 (simulate data steps bs pops)
     | _ ->
-        let data (t: Tensor) =
-            match t.Storage with
-            | Storage.F64 x -> x
-            | _ -> invalidOp "GraphInfer: expected Float64 data"
-
-        run Array.zeroCreate<float> data Storage.F64 (simulate data steps bs pops)
+        let data (t: Tensor) = t.Storage.Float64s
+        run GC.AllocateUninitializedArray<float> data Storage.F64 (simulate data steps bs pops)
 
 /// Graph.infer on an analysed graph: the step loop where it covers the graph, else GraphRun.run.
 let infer (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) : RunResult =
+    // Validated once, for this loop and for Graph.run alike (the same errors in the same order).
     let batch, dtype = GraphRun.checkRun a config inputs
+    let record = GraphRun.recorded a config
 
-    match tryPlan a p config inputs dtype with
+    match tryPlan a p config inputs dtype record with
     | Some plan -> runPlan a config.Steps batch dtype plan inputs
-    | None -> GraphRun.run a p config inputs
+    | None -> GraphRun.runChecked a p config inputs (batch, dtype) record
 
 /// Whether infer runs its step loop for these arguments (not GraphRun.run).
 let internal covers (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) =
     let _, dtype = GraphRun.checkRun a config inputs
-    (tryPlan a p config inputs dtype).IsSome
+    (tryPlan a p config inputs dtype (GraphRun.recorded a config)).IsSome

@@ -830,10 +830,17 @@ let internal recorded (a: Analysis) (config: RunConfig) : Set<string> =
             | _ -> None)
         |> Set.ofList
 
-/// Runs an analysed graph. `inputs` by source name, each [T; batch...; shape].
-let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) : RunResult =
+/// Runs an analysed graph whose settings checkRun has passed (its batch axes and dtype) and whose
+/// recorded nodes are recordAll (recorded).
+let internal runChecked
+    (a: Analysis)
+    (p: GraphParams)
+    (config: RunConfig)
+    (inputs: Map<string, Tensor>)
+    (batch: int[], dtype: DType)
+    (recordAll: Set<string>)
+    : RunResult =
     let steps = config.Steps
-    let batch, dtype = checkRun a config inputs
 
     let nodeParams (n: string) =
         match p.TryFind n with
@@ -862,8 +869,6 @@ let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, 
     let signals = Dictionary<string, Tensor>()
     let observed = Dictionary<string, Observed>()
     let final = Dictionary<string, Map<string, Tensor>>()
-
-    let recordAll = recorded a config
 
     let zerosT (n: string) =
         Tensor.Full(Array.append [| steps |] (lane n), 0.0, dtype)
@@ -1190,3 +1195,8 @@ let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, 
         Observed = observed |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
         Final = final |> Seq.map (fun kv -> kv.Key, kv.Value) |> Map.ofSeq
     }
+
+/// Runs an analysed graph. `inputs` by source name, each [T; batch...; shape].
+let run (a: Analysis) (p: GraphParams) (config: RunConfig) (inputs: Map<string, Tensor>) : RunResult =
+    let checkedRun = checkRun a config inputs
+    runChecked a p config inputs checkedRun (recorded a config)

@@ -9,15 +9,8 @@ open System
 open System.Runtime.CompilerServices
 open SnnFunc.Kernels
 
-let private f32 (t: Tensor) =
-    match t.Storage with
-    | Storage.F32 a -> a
-    | _ -> invalidOp "expected Float32 data"
-
-let private f64 (t: Tensor) =
-    match t.Storage with
-    | Storage.F64 a -> a
-    | _ -> invalidOp "expected Float64 data"
+let private f32 (t: Tensor) = t.Storage.Float32s
+let private f64 (t: Tensor) = t.Storage.Float64s
 
 let private steps (op: string) (x: Tensor) =
     if x.Rank < 1 then
@@ -132,14 +125,8 @@ let lifRunDecays
         Final = final
     }
 
-/// A LIF layer over time from `state`: input currents [T; ...] to spikes, membrane (before reset)
-/// and synaptic current, [T; ...] each, and the final state. The same numbers as scanning
-/// Snn.Lif.stepFull; one fused loop forward and one backpropagation-through-time loop backward,
-/// under every transform, with the gradients of the parameters (rank 0 or broadcastable to the
-/// neuron shape) and of the initial state from the same loops.
-let lifRun (c: Snn.Lif.Config) (p: Snn.Lif.Params) (state: Snn.Lif.State) (currents: Tensor) : LifRun =
-    steps "Fused.lif" currents |> ignore
-
+/// The check of lifRun's parameters (every value finite), also made by Graph.infer's step loop.
+let internal checkLifParams (p: Snn.Lif.Params) =
     NeuronParams.checkAllFinite
         "Fused.lif"
         [
@@ -150,6 +137,18 @@ let lifRun (c: Snn.Lif.Config) (p: Snn.Lif.Params) (state: Snn.Lif.State) (curre
             "VReset", p.VReset
         ]
 
+/// The check of liRun's parameters.
+let internal checkLiParams (p: Snn.Li.Params) =
+    NeuronParams.checkAllFinite "Fused.li" [ "TauSyn", p.TauSyn; "TauMem", p.TauMem; "VLeak", p.VLeak ]
+
+/// A LIF layer over time from `state`: input currents [T; ...] to spikes, membrane (before reset)
+/// and synaptic current, [T; ...] each, and the final state. The same numbers as scanning
+/// Snn.Lif.stepFull; one fused loop forward and one backpropagation-through-time loop backward,
+/// under every transform, with the gradients of the parameters (rank 0 or broadcastable to the
+/// neuron shape) and of the initial state from the same loops.
+let lifRun (c: Snn.Lif.Config) (p: Snn.Lif.Params) (state: Snn.Lif.State) (currents: Tensor) : LifRun =
+    steps "Fused.lif" currents |> ignore
+    checkLifParams p
     let a, b = Snn.Lif.decays c p currents
     lifRunDecays c (a, b, p.VLeak, p.VTh, p.VReset) state currents
 
@@ -211,7 +210,7 @@ let liRunDecays (a: Tensor, b: Tensor, vLeak: Tensor) (state: Snn.Li.State) (cur
 /// current [T; ...] and the final state; the same numbers as scanning Snn.Li.stepFull, fused as lifRun.
 let liRun (c: Snn.Li.Config) (p: Snn.Li.Params) (state: Snn.Li.State) (currents: Tensor) : LiRun =
     steps "Fused.li" currents |> ignore
-    NeuronParams.checkAllFinite "Fused.li" [ "TauSyn", p.TauSyn; "TauMem", p.TauMem; "VLeak", p.VLeak ]
+    checkLiParams p
     let a, b = Snn.Li.decays c p currents
     liRunDecays (a, b, p.VLeak) state currents
 
