@@ -27,12 +27,16 @@
 /// constants take the general loop.
 module SnnFunc.EventLayered
 
+#nowarn "9" // NativePtr: the LIF sweep's pinned arrays (EventLayeredLoops)
+
 open System
 open System.Numerics
 open System.Numerics.Tensors
 open System.Runtime.Intrinsics
 open System.Runtime.InteropServices
+open Microsoft.FSharp.NativeInterop
 open SnnFunc.EventSim
+open SnnFunc.EventLayeredLoops
 
 /// The populations in an order where every projection comes from a source or an earlier
 /// population (lowest index first among the ready ones), or None when the graph needs the general
@@ -70,144 +74,6 @@ let tryOrder (l: Layout) : int[] option =
 
 let private lanes = Vector<float>.Count
 
-/// State arrays are padded to a multiple of the widest vector (8 doubles).
-let private padded (n: int) = (n + 7) / 8 * 8
-
-/// The LIF sweep over one interval [t0, t1) for every lane, generic in the vector type (Vector256
-/// or Vector512, whose primitives are passed in and inlined). The state at t0 is read from
-/// (va, ia), the weight row of the arrivals at t0 (`row` from `off`, when `hasW`: one arrival's, or
-/// their sum) is added to the current first (and the sum stored back to ia: the lanes start from
-/// it), then
-/// each lane flows by the shared (em, es, k) into (vb, ib). The blocks with lanes the bound flags
-/// (module comment) go to (flagC, flagM), to be redone alone after the sweep (no call in the loop,
-/// so that the vectors stay in registers); returns their number. Lanes at and past `full` (the
-/// last, partial block) take their weights from ia, added by the caller. `load` and `store` may
-/// skip bounds checks: every array is at least as long as va (padded to the vector width), and
-/// the row is read only below `full`.
-let inline private lifSweep
-    (width: int)
-    ([<InlineIfLambda>] load: float[] -> int -> ^V)
-    ([<InlineIfLambda>] store: ^V -> float[] -> int -> unit)
-    ([<InlineIfLambda>] splat: float -> ^V)
-    ([<InlineIfLambda>] ge: ^V -> ^V -> ^V)
-    ([<InlineIfLambda>] gt: ^V -> ^V -> ^V)
-    ([<InlineIfLambda>] vmin: ^V -> ^V -> ^V)
-    ([<InlineIfLambda>] select: ^V -> ^V -> ^V -> ^V)
-    ([<InlineIfLambda>] bits: ^V -> uint64)
-    (va: float[])
-    (ia: float[])
-    (vb: float[])
-    (ib: float[])
-    (rp: float[])
-    (vlp: float[])
-    (thp: float[])
-    (row: float[])
-    (off: int)
-    (hasW: bool)
-    (full: int)
-    (f: Flow)
-    (hOverTm: float)
-    (t0: float)
-    (refractory: bool)
-    (flagC: int[])
-    (flagM: uint64[])
-    : int =
-    let em, es, k = splat f.Em, splat f.Es, splat f.K
-    let hm, start, zero = splat hOverTm, splat t0, splat 0.0
-    let mutable c = 0
-    let mutable nf = 0
-
-    while c < va.Length do
-        let v0, vl, th = load va c, load vlp c, load thp c
-        let mutable i0 = load ia c
-
-        if hasW && c < full then
-            i0 <- i0 + load row (off + c)
-            store i0 ia c
-
-        let vh = vl + (v0 - vl) * em + i0 * k
-        let h0 = vl - v0 + i0
-        let ub = select (ge i0 zero) (vmin (v0 + h0 * hm) (vl + i0)) vl
-        let crossing = ge vh th ||| (gt h0 zero &&& ge ub th)
-
-        let flag =
-            if refractory then
-                crossing ||| gt (load rp c) start
-            else
-                crossing
-
-        store vh vb c
-        store (i0 * es) ib c
-        let m = bits flag
-
-        if m <> 0UL then
-            flagC[nf] <- c
-            flagM[nf] <- m
-            nf <- nf + 1
-
-        c <- c + width
-
-    nf
-
-/// x^r for a small integer r >= 1.
-let inline private powInt (x: float) (r: int) =
-    let mutable y = x
-
-    for _ in 2..r do
-        y <- y * x
-
-    y
-
-/// The root x ∈ (xlo, xhi) of F(x) = a + b·x + c·(x − x^r) (integer r >= 2, c >= 0: F is concave),
-/// given F(xlo) >= 0 > F(xhi): the upward threshold crossing of a LIF neuron in x = e^{−s/τm}
-/// (V − v_th with c = I0/(r − 1), as x^r = e^{−s/τs} when τm = r·τs). Newton's method from xhi,
-/// bisection when a step leaves the bracket, to full precision; no exponential.
-let private solveRisingX (a: float) (b: float) (c: float) (r: int) (xlo0: float) (xhi0: float) (flo: float) (fhi: float) =
-    let mutable lo = xlo0 // F >= 0
-    let mutable hi = xhi0 // F < 0
-    // The first Newton step from xhi: with c >= 0 (F concave) the iterates then approach the root
-    // from above, monotonically, without leaving the bracket (from the secant's root, below it,
-    // a step near a maximum of F overshoots).
-    let dhi = b + c * (1.0 - float r * powInt xhi0 (r - 1))
-    let mutable x = xhi0 - fhi / dhi
-
-    if not (x > lo && x < hi) then
-        x <- xlo0 + (xhi0 - xlo0) * (flo / (flo - fhi))
-
-        if not (x > lo && x < hi) then
-            x <- 0.5 * (lo + hi)
-
-    let mutable result = nan
-    let mutable it = 0
-
-    while Double.IsNaN result do
-        let p = powInt x (r - 1)
-        let fx = a + b * x + c * (x - p * x)
-
-        if fx = 0.0 then
-            result <- x
-        else
-            if fx > 0.0 then lo <- x else hi <- x
-            let d = b + c * (1.0 - float r * p)
-            let mutable next = if d < 0.0 then x - fx / d else nan
-
-            if not (next > lo && next < hi) then
-                next <- 0.5 * (lo + hi)
-
-            it <- it + 1
-
-            if
-                abs (next - x) <= 2e-16 * next
-                || (abs (next - x) <= 1e-10 * next && next = x - fx / d)
-                || hi - lo <= 2e-16 * hi
-                || it > 200
-            then
-                result <- next
-            else
-                x <- next
-
-    result
-
 /// A workspace for one thread: the populations' state in padded lane arrays, their spike lists
 /// and the arrival buffer.
 type LayeredSimulator(l: Layout, order: int[]) =
@@ -215,9 +81,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
     let np = pops.Length
     let v = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let i = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
-    // The LIF sweep's second buffer: an interval flows from (v, i) into (vB, iB), then they swap.
-    let vB = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
-    let iB = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    // The state at the interval's start of the blocks the LIF sweep flags (lifSweep).
+    let saveV = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
+    let saveI = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let flagC = pops |> Array.map (fun p -> Array.zeroCreate<int> (padded p.N))
     let flagM = pops |> Array.map (fun p -> Array.zeroCreate<uint64> (padded p.N))
     let wSum = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
@@ -592,13 +458,13 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     go <- false
 
     /// LIF population p over [t0, t1) (or [t0, t1] when `last`) with the interval's flow `f`, the
-    /// arrivals [k0, k1) at t0 added first: the widest vectors the machine has, then the flagged
-    /// lanes alone; (v, i) and (vB, iB) swap.
+    /// arrivals [k0, k1) at t0 added first: the widest vectors the machine has, in place, then the
+    /// flagged lanes alone from their saved state at t0.
     let lifInterval (p: int) (tm: float) (ts: float) (r: int) (t0: float) (t1: float) (last: bool) (f: Flow) (k0: int) (k1: int) =
         let hOverTm = (t1 - t0) / tm
         let first = spCount[p]
         let refractory = pops[p].TRef > 0.0
-        let va, ia, vb, ib = v[p], i[p], vB[p], iB[p]
+        let va, ia = v[p], i[p]
         let n = pops[p].N
         let hasW = k1 > k0
 
@@ -617,94 +483,100 @@ type LayeredSimulator(l: Layout, order: int[]) =
             else
                 va, 0
 
-        // The lanes past the last whole block of `width` get the arrivals' weights one by one (the
-        // sweep adds them to whole blocks); returns the neurons in whole blocks.
-        let partialBlock (width: int) =
-            let full = n / width * width
+        let width = if Vector512.IsHardwareAccelerated then 8 else 4
+        // The lanes past the last whole block get the arrivals' weights one by one (the sweep adds
+        // them to whole blocks).
+        let full = n / width * width
 
-            if full < n then
-                for q in k0 .. k1 - 1 do
-                    for z in full .. n - 1 do
-                        ia[z] <- ia[z] + wRef[q][wOff[q] + z]
+        if full < n then
+            for q in k0 .. k1 - 1 do
+                for z in full .. n - 1 do
+                    ia[z] <- ia[z] + wRef[q][wOff[q] + z]
 
-            full
+        use vp = fixed va
+        use ip = fixed ia
+        use rp = fixed refUntil[p]
+        use vlp = fixed vLeak[p]
+        use thp = fixed vTh[p]
+        use rowp = fixed row
+        use fcp = fixed flagC[p]
+        use fmp = fixed flagM[p]
+        use svp = fixed saveV[p]
+        use sip = fixed saveI[p]
+        let rowp = NativePtr.add rowp off
+        let lanes = va.Length
 
         let nf =
-            if Vector512.IsHardwareAccelerated then
-                let full = partialBlock 8
-
+            if width = 8 then
                 lifSweep
                     8
-                    (fun (a: float[]) (c: int) -> Vector512.LoadUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint c))
-                    (fun (x: Vector512<float>) (a: float[]) (c: int) -> x.StoreUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint c))
+                    (fun (a: nativeptr<float>) (c: int) -> Vector512.Load(NativePtr.add a c))
+                    (fun (x: Vector512<float>) (a: nativeptr<float>) (c: int) -> Vector512.Store(x, NativePtr.add a c))
                     (fun (x: float) -> Vector512.Create x)
                     (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
                     (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
                     (fun (x: Vector512<float>) y -> Vector512.MinNative(x, y))
                     (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
                     (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
-                    va
-                    ia
-                    vb
-                    ib
-                    refUntil[p]
-                    vLeak[p]
-                    vTh[p]
-                    row
-                    off
+                    lanes
+                    vp
+                    ip
+                    rp
+                    vlp
+                    thp
+                    rowp
                     hasW
                     full
-                    f
+                    f.Em
+                    f.Es
+                    f.K
                     hOverTm
                     t0
                     refractory
-                    flagC[p]
-                    flagM[p]
+                    fcp
+                    fmp
+                    svp
+                    sip
             else
-                let full = partialBlock 4
-
                 lifSweep
                     4
-                    (fun (a: float[]) (c: int) -> Vector256.LoadUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint c))
-                    (fun (x: Vector256<float>) (a: float[]) (c: int) -> x.StoreUnsafe(&MemoryMarshal.GetArrayDataReference a, unativeint c))
+                    (fun (a: nativeptr<float>) (c: int) -> Vector256.Load(NativePtr.add a c))
+                    (fun (x: Vector256<float>) (a: nativeptr<float>) (c: int) -> Vector256.Store(x, NativePtr.add a c))
                     (fun (x: float) -> Vector256.Create x)
                     (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
                     (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
                     (fun (x: Vector256<float>) y -> Vector256.MinNative(x, y))
                     (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
                     (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
-                    va
-                    ia
-                    vb
-                    ib
-                    refUntil[p]
-                    vLeak[p]
-                    vTh[p]
-                    row
-                    off
+                    lanes
+                    vp
+                    ip
+                    rp
+                    vlp
+                    thp
+                    rowp
                     hasW
                     full
-                    f
+                    f.Em
+                    f.Es
+                    f.K
                     hOverTm
                     t0
                     refractory
-                    flagC[p]
-                    flagM[p]
+                    fcp
+                    fmp
+                    svp
+                    sip
 
-        let fc, fm = flagC[p], flagM[p]
+        let fc, fm, sv, si = flagC[p], flagM[p], saveV[p], saveI[p]
 
         for z in 0 .. nf - 1 do
             let mutable m = fm[z]
 
             while m <> 0UL do
-                let n = fc[z] + BitOperations.TrailingZeroCount m
-                lifLaneFast p n tm ts r t0 t1 last va[n] ia[n] f vb ib
+                let lane = BitOperations.TrailingZeroCount m
+                lifLaneFast p (fc[z] + lane) tm ts r t0 t1 last sv[z * width + lane] si[z * width + lane] f va ia
                 m <- m &&& (m - 1UL)
-
-        v[p] <- vb
-        i[p] <- ib
-        vB[p] <- va
-        iB[p] <- ia
 
         // The interval's spikes came neuron by neuron: order them by (time, neuron).
         for a in first + 1 .. spCount[p] - 1 do

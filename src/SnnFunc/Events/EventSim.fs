@@ -156,24 +156,22 @@ let solveRising (v0: float) (i0: float) (tm: float) (ts: float) (vl: float) (vth
         else
             if fs < 0.0 then lo <- s else hi <- s
             let dv = (vl - v + i0 * fl.Es) / tm
-            let mutable next = if dv > 0.0 then s - fs / dv else nan
-
-            if not (next > lo && next < hi) then
-                next <- 0.5 * (lo + hi)
-
+            let raw = if dv > 0.0 then s - fs / dv else nan
             it <- it + 1
 
             // A Newton step below 1e-10 relative leaves an error of its square's order: done
-            // without another evaluation (a bisection step is not trusted so).
-            if
-                abs (next - s) <= 2e-16 * abs next
-                || (dv > 0.0 && abs (next - s) <= 1e-10 * abs next && next = s - fs / dv)
-                || hi - lo <= 2e-16 * hi
-                || it > 200
-            then
-                result <- (if it > 200 then hi else next)
+            // without another evaluation (a bisection step is not trusted so). The bracket is
+            // closed here: a converged step may round to s itself, now one of its ends (taking
+            // that for a step outside it bisected on for some 40 more evaluations).
+            if dv > 0.0 && abs (raw - s) <= 1e-10 * abs raw && raw >= lo && raw <= hi then
+                result <- raw
             else
-                s <- next
+                let next = if raw > lo && raw < hi then raw else 0.5 * (lo + hi)
+
+                if abs (next - s) <= 2e-16 * abs next || hi - lo <= 2e-16 * hi || it > 200 then
+                    result <- (if it > 200 then hi else next)
+                else
+                    s <- next
 
     result
 
