@@ -457,186 +457,274 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     lifLane p n tm ts t t1 last vn iN fr vOut iOut
                     go <- false
 
-    /// LIF population p over [t0, t1) (or [t0, t1] when `last`) with the interval's flow `f`, the
-    /// arrivals [k0, k1) at t0 added first: the widest vectors the machine has, in place, then the
-    /// flagged lanes alone from their saved state at t0.
-    let lifInterval (p: int) (tm: float) (ts: float) (r: int) (t0: float) (t1: float) (last: bool) (f: Flow) (k0: int) (k1: int) =
-        let hOverTm = (t1 - t0) / tm
-        let first = spCount[p]
+    /// LIF population p over its intervals (intervalFlows; `arrivals` at their starts, from
+    /// weightRows): per interval [t0, t1) (or [t0, t1] for the last), the arrivals at t0 added
+    /// first, the widest vectors the machine has, in place, then the flagged lanes alone from
+    /// their saved state at t0. The arrays are pinned once for the whole run.
+    let lifRun (p: int) (tm: float) (ts: float) (r: int) (count: int) =
         let refractory = pops[p].TRef > 0.0
         let va, ia = v[p], i[p]
         let n = pops[p].N
-        let hasW = k1 > k0
-
-        // The arrivals' weight row: one arrival's, or their sum.
-        let row, off =
-            if k1 - k0 = 1 then
-                wRef[k0], wOff[k0]
-            elif hasW then
-                let sum = wSum[p]
-                Array.Copy(wRef[k0], wOff[k0], sum, 0, n)
-
-                for q in k0 + 1 .. k1 - 1 do
-                    TensorPrimitives.Add(ReadOnlySpan<float>(sum, 0, n), ReadOnlySpan<float>(wRef[q], wOff[q], n), Span<float>(sum, 0, n))
-
-                sum, 0
-            else
-                va, 0
-
+        let rate = 1.0 / tm - 1.0 / ts
         let width = if Vector512.IsHardwareAccelerated then 8 else 4
-        // The lanes past the last whole block get the arrivals' weights one by one (the sweep adds
-        // them to whole blocks).
         let full = n / width * width
-
-        if full < n then
-            for q in k0 .. k1 - 1 do
-                for z in full .. n - 1 do
-                    ia[z] <- ia[z] + wRef[q][wOff[q] + z]
-
         use vp = fixed va
         use ip = fixed ia
         use rp = fixed refUntil[p]
         use vlp = fixed vLeak[p]
         use thp = fixed vTh[p]
-        use rowp = fixed row
         use fcp = fixed flagC[p]
         use fmp = fixed flagM[p]
         use svp = fixed saveV[p]
         use sip = fixed saveI[p]
-        let rowp = NativePtr.add rowp off
         let lanes = va.Length
+        let mutable t0 = 0.0
+        let mutable a = 0
+        // The arrivals whose weights the next sweep adds at its start.
+        let mutable k0 = 0
 
-        let nf =
-            if width = 8 then
-                lifSweep
-                    8
-                    (fun (a: nativeptr<float>) (c: int) -> Vector512.Load(NativePtr.add a c))
-                    (fun (x: Vector512<float>) (a: nativeptr<float>) (c: int) -> Vector512.Store(x, NativePtr.add a c))
-                    (fun (x: float) -> Vector512.Create x)
-                    (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
-                    (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
-                    (fun (x: Vector512<float>) y -> Vector512.MinNative(x, y))
-                    (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
-                    (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
-                    lanes
-                    vp
-                    ip
-                    rp
-                    vlp
-                    thp
-                    rowp
-                    hasW
-                    full
-                    f.Em
-                    f.Es
-                    f.K
-                    hOverTm
-                    t0
-                    refractory
-                    fcp
-                    fmp
-                    svp
-                    sip
-            else
-                lifSweep
-                    4
-                    (fun (a: nativeptr<float>) (c: int) -> Vector256.Load(NativePtr.add a c))
-                    (fun (x: Vector256<float>) (a: nativeptr<float>) (c: int) -> Vector256.Store(x, NativePtr.add a c))
-                    (fun (x: float) -> Vector256.Create x)
-                    (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
-                    (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
-                    (fun (x: Vector256<float>) y -> Vector256.MinNative(x, y))
-                    (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
-                    (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
-                    lanes
-                    vp
-                    ip
-                    rp
-                    vlp
-                    thp
-                    rowp
-                    hasW
-                    full
-                    f.Em
-                    f.Es
-                    f.K
-                    hOverTm
-                    t0
-                    refractory
-                    fcp
-                    fmp
-                    svp
-                    sip
+        for q in 0 .. count - 1 do
+            let t1 = fEnd[q]
+            let last = q = count - 1
 
-        let fc, fm, sv, si = flagC[p], flagM[p], saveV[p], saveI[p]
+            if t1 > t0 || last then
+                let f =
+                    {
+                        Em = fEm[q]
+                        Es = fEs[q]
+                        K = fK[q]
+                        Y = fH[q] * rate
+                    }
 
-        for z in 0 .. nf - 1 do
-            let mutable m = fm[z]
+                let k1 = a
+                let hOverTm = (t1 - t0) / tm
+                let first = spCount[p]
+                let hasW = k1 > k0
+                // The arrivals' weight row: one arrival's, or their sum.
+                let row, off =
+                    if k1 - k0 = 1 then
+                        wRef[k0], wOff[k0]
+                    elif hasW then
+                        let sum = wSum[p]
+                        Array.Copy(wRef[k0], wOff[k0], sum, 0, n)
 
-            while m <> 0UL do
-                let lane = BitOperations.TrailingZeroCount m
-                lifLaneFast p (fc[z] + lane) tm ts r t0 t1 last sv[z * width + lane] si[z * width + lane] f va ia
-                m <- m &&& (m - 1UL)
+                        for q in k0 + 1 .. k1 - 1 do
+                            TensorPrimitives.Add(
+                                ReadOnlySpan<float>(sum, 0, n),
+                                ReadOnlySpan<float>(wRef[q], wOff[q], n),
+                                Span<float>(sum, 0, n)
+                            )
 
-        // The interval's spikes came neuron by neuron: order them by (time, neuron).
-        for a in first + 1 .. spCount[p] - 1 do
-            let t, n = spT[p][a], spN[p][a]
-            let mutable z = a - 1
+                        sum, 0
+                    else
+                        va, 0
 
-            while z >= first && (spT[p][z] > t || (spT[p][z] = t && spN[p][z] > n)) do
-                spT[p][z + 1] <- spT[p][z]
-                spN[p][z + 1] <- spN[p][z]
-                z <- z - 1
+                // The lanes past the last whole block get the arrivals' weights one by one (the sweep adds
+                // them to whole blocks).
+                if full < n then
+                    for q in k0 .. k1 - 1 do
+                        for z in full .. n - 1 do
+                            ia[z] <- ia[z] + wRef[q][wOff[q] + z]
 
-            spT[p][z + 1] <- t
-            spN[p][z + 1] <- n
+                use rowp = fixed row
+                let rowp = NativePtr.add rowp off
 
-    /// LI population p over (t0, t1] with the interval's flow `f`: the flow and the running maximum
-    /// (interior extremum, then the end value, as EventSimulator.Advance).
-    let liInterval (p: int) (tm: float) (ts: float) (t0: float) (t1: float) (f: Flow) =
-        let h = t1 - t0
-        let em, es, k = Vector<float>(f.Em), Vector<float>(f.Es), Vector<float>(f.K)
-        let hOverTm = Vector<float>(h / tm)
-        let tEnd = Vector<float>(t1)
-        let tol = Vector<float>(1e-9)
-        let vp, ip, vlp, mv, mt = v[p], i[p], vLeak[p], maxV[p], maxT[p]
+                let nf =
+                    if width = 8 then
+                        lifSweep
+                            8
+                            (fun (a: nativeptr<float>) (c: int) -> Vector512.Load(NativePtr.add a c))
+                            (fun (x: Vector512<float>) (a: nativeptr<float>) (c: int) -> Vector512.Store(x, NativePtr.add a c))
+                            (fun (x: float) -> Vector512.Create x)
+                            (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
+                            (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
+                            (fun (x: Vector512<float>) y -> Vector512.MinNative(x, y))
+                            (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
+                            (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
+                            lanes
+                            vp
+                            ip
+                            rp
+                            vlp
+                            thp
+                            rowp
+                            hasW
+                            full
+                            f.Em
+                            f.Es
+                            f.K
+                            hOverTm
+                            t0
+                            refractory
+                            fcp
+                            fmp
+                            svp
+                            sip
+                    else
+                        lifSweep
+                            4
+                            (fun (a: nativeptr<float>) (c: int) -> Vector256.Load(NativePtr.add a c))
+                            (fun (x: Vector256<float>) (a: nativeptr<float>) (c: int) -> Vector256.Store(x, NativePtr.add a c))
+                            (fun (x: float) -> Vector256.Create x)
+                            (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
+                            (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
+                            (fun (x: Vector256<float>) y -> Vector256.MinNative(x, y))
+                            (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
+                            (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
+                            lanes
+                            vp
+                            ip
+                            rp
+                            vlp
+                            thp
+                            rowp
+                            hasW
+                            full
+                            f.Em
+                            f.Es
+                            f.K
+                            hOverTm
+                            t0
+                            refractory
+                            fcp
+                            fmp
+                            svp
+                            sip
+
+                let fc, fm, sv, si = flagC[p], flagM[p], saveV[p], saveI[p]
+
+                for z in 0 .. nf - 1 do
+                    let mutable m = fm[z]
+
+                    while m <> 0UL do
+                        let lane = BitOperations.TrailingZeroCount m
+                        lifLaneFast p (fc[z] + lane) tm ts r t0 t1 last sv[z * width + lane] si[z * width + lane] f va ia
+                        m <- m &&& (m - 1UL)
+
+                // The interval's spikes came neuron by neuron: order them by (time, neuron).
+                for a in first + 1 .. spCount[p] - 1 do
+                    let t, n = spT[p][a], spN[p][a]
+                    let mutable z = a - 1
+
+                    while z >= first && (spT[p][z] > t || (spT[p][z] = t && spN[p][z] > n)) do
+                        spT[p][z + 1] <- spT[p][z]
+                        spN[p][z + 1] <- spN[p][z]
+                        z <- z - 1
+
+                    spT[p][z + 1] <- t
+                    spN[p][z + 1] <- n
+
+                k0 <- a
+
+            while a < na && arrT[a] = t1 do
+                a <- a + 1
+
+            t0 <- t1
+
+    /// LI population p over its intervals (intervalFlows), the arrivals' weights added at their
+    /// times: per interval (t0, t1] the flow and the running maximum (interior extremum, then the
+    /// end value, as EventSimulator.Advance), the widest vectors the machine has, then the lanes
+    /// with a possible interior maximum alone. The arrays are pinned once for the whole run.
+    let liRun (p: int) (tm: float) (ts: float) (count: int) =
+        let va, ia, vl, mv, mt = v[p], i[p], vLeak[p], maxV[p], maxT[p]
+        use vp = fixed va
+        use ip = fixed ia
+        use vlp = fixed vl
+        use mvp = fixed mv
+        use mtp = fixed mt
+        use fcp = fixed flagC[p]
+        use fmp = fixed flagM[p]
+        use svp = fixed saveV[p]
+        use sip = fixed saveI[p]
+        let width = if Vector512.IsHardwareAccelerated then 8 else 4
+        let rate = 1.0 / tm - 1.0 / ts
         let ratio = tm / ts
         let tangents = abs (ratio - 1.0) >= 0.05
-        let mutable c = 0
+        let mutable t0 = 0.0
+        let mutable a = 0
 
-        while c < vp.Length do
-            let v0, i0, vl, m0 =
-                Vector<float>(vp, c), Vector<float>(ip, c), Vector<float>(vlp, c), Vector<float>(mv, c)
+        for q in 0 .. count - 1 do
+            let t1 = fEnd[q]
 
-            let vh = vl + (v0 - vl) * em + i0 * k
-            let ih = i0 * es
-            let h0 = vl - v0 + i0
-            let hh = vl - vh + ih
+            if t1 > t0 then
+                let h = t1 - t0
 
-            let ub =
-                Vector.ConditionalSelect(Vector.GreaterThanOrEqual(i0, Vector<float>.Zero), Vector.Min(v0 + h0 * hOverTm, vl + i0), vl)
+                let f =
+                    {
+                        Em = fEm[q]
+                        Es = fEs[q]
+                        K = fK[q]
+                        Y = fH[q] * rate
+                    }
 
-            // A maximum inside the interval (rising at its start, falling or nearly so at its end)
-            // that may beat the running maximum: solved alone.
-            let flag =
-                Vector.GreaterThan(h0, Vector<float>.Zero)
-                &&& Vector.LessThan(hh, tol * (Vector.Abs(vh - vl) + Vector.Abs ih))
-                &&& Vector.GreaterThan(ub, m0)
+                let nf =
+                    if width = 8 then
+                        liSweep
+                            8
+                            (fun (a: nativeptr<float>) (c: int) -> Vector512.Load(NativePtr.add a c))
+                            (fun (x: Vector512<float>) (a: nativeptr<float>) (c: int) -> Vector512.Store(x, NativePtr.add a c))
+                            (fun (x: float) -> Vector512.Create x)
+                            (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
+                            (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
+                            (fun (x: Vector512<float>) y -> Vector512.MinNative(x, y))
+                            (fun (x: Vector512<float>) -> Vector512.Abs x)
+                            (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
+                            (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
+                            va.Length
+                            vp
+                            ip
+                            vlp
+                            mvp
+                            mtp
+                            f.Em
+                            f.Es
+                            f.K
+                            (h / tm)
+                            t1
+                            fcp
+                            fmp
+                            svp
+                            sip
+                    else
+                        liSweep
+                            4
+                            (fun (a: nativeptr<float>) (c: int) -> Vector256.Load(NativePtr.add a c))
+                            (fun (x: Vector256<float>) (a: nativeptr<float>) (c: int) -> Vector256.Store(x, NativePtr.add a c))
+                            (fun (x: float) -> Vector256.Create x)
+                            (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
+                            (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
+                            (fun (x: Vector256<float>) y -> Vector256.MinNative(x, y))
+                            (fun (x: Vector256<float>) -> Vector256.Abs x)
+                            (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
+                            (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
+                            va.Length
+                            vp
+                            ip
+                            vlp
+                            mvp
+                            mtp
+                            f.Em
+                            f.Es
+                            f.K
+                            (h / tm)
+                            t1
+                            fcp
+                            fmp
+                            svp
+                            sip
 
-            let up = Vector.AndNot(Vector.GreaterThan(vh, m0), flag)
-            vh.CopyTo(vp, c)
-            ih.CopyTo(ip, c)
-            Vector.ConditionalSelect(up, vh, m0).CopyTo(mv, c)
-            Vector.ConditionalSelect(up, tEnd, Vector<float>(mt, c)).CopyTo(mt, c)
+                let fc, fm, sv, si = flagC[p], flagM[p], saveV[p], saveI[p]
 
-            if not (Vector.EqualsAll(flag, Vector<int64>.Zero)) then
-                for q in 0 .. lanes - 1 do
-                    if flag[q] <> 0L then
-                        let n = c + q
-                        let x0, y0, l0 = v0[q], i0[q], vl[q]
+                for z in 0 .. nf - 1 do
+                    let mutable m = fm[z]
 
-                        // The tangent bound (lifLaneFast): an interior maximum below the running
-                        // one needs no solve.
+                    while m <> 0UL do
+                        let lane = BitOperations.TrailingZeroCount m
+                        let n = fc[z] + lane
+                        let x0, y0, l0, vh = sv[z * width + lane], si[z * width + lane], vl[n], va[n]
+
+                        // The tangent bound (lifLaneFast): an interior maximum below the running one needs
+                        // no solve.
                         let below =
                             tangents
                             && y0 >= 0.0
@@ -647,23 +735,31 @@ type LayeredSimulator(l: Layout, order: int[]) =
                                 if dh <= 0.0 then
                                     true // rising to the end: the end value below decides
                                 else
-                                    let xs = (vh[q] - x0 - dh * f.Em - g0) / (-g0 - dh)
+                                    let xs = (vh - x0 - dh * f.Em - g0) / (-g0 - dh)
                                     x0 + g0 * (1.0 - xs) < mv[n] - margin)
 
                         let se = if below then infinity else extremum x0 y0 tm ts l0
 
                         if se < h then
-                            let vm = vAfter vl[q] v0[q] i0[q] (flow tm ts se)
+                            let vm = vAfter l0 x0 y0 (flow tm ts se)
 
                             if vm > mv[n] then
                                 mv[n] <- vm
                                 mt[n] <- t0 + se
 
-                        if vh[q] > mv[n] then
-                            mv[n] <- vh[q]
+                        if vh > mv[n] then
+                            mv[n] <- vh
                             mt[n] <- t1
 
-            c <- c + lanes
+                        m <- m &&& (m - 1UL)
+
+            let a0 = a
+
+            while a < na && arrT[a] = t1 do
+                a <- a + 1
+
+            addWeights p a0 a
+            t0 <- t1
 
     /// The flows over the intervals between population p's distinct arrival times (and to TEnd):
     /// the interval ends in fEnd[0 .. count−1], their flows in fEm, fEs, fK (K in the
@@ -695,10 +791,18 @@ type LayeredSimulator(l: Layout, order: int[]) =
         fH[g] <- l.TEnd - t0
         g <- g + 1
 
-        for q in 0 .. g - 1 do
-            fEm[q] <- exp (-fH[q] / tm)
+        // The exponentials vectorised (to within an ulp of exp's).
+        let hs = ReadOnlySpan<float>(fH, 0, g)
+        TensorPrimitives.Divide(hs, -tm, Span<float>(fEm, 0, g))
+        TensorPrimitives.Exp(ReadOnlySpan<float>(fEm, 0, g), Span<float>(fEm, 0, g))
+
+        if r > 0 then
             // With τm = r·τs, e^{−h/τs} = (e^{−h/τm})^r (to rounding).
-            fEs[q] <- if r > 0 then powInt fEm[q] r else exp (-fH[q] / ts)
+            for q in 0 .. g - 1 do
+                fEs[q] <- powInt fEm[q] r
+        else
+            TensorPrimitives.Divide(hs, -ts, Span<float>(fEs, 0, g))
+            TensorPrimitives.Exp(ReadOnlySpan<float>(fEs, 0, g), Span<float>(fEs, 0, g))
 
         let rate = 1.0 / tm - 1.0 / ts
         let half = Vector<float>(0.5)
@@ -764,44 +868,12 @@ type LayeredSimulator(l: Layout, order: int[]) =
                 0
 
         let count = intervalFlows tm ts r
-        let rate = 1.0 / tm - 1.0 / ts
 
         if pop.Spiking then
             weightRows ()
-
-        let mutable t0 = 0.0
-        let mutable a = 0
-        // The arrivals whose weights the next LIF sweep adds at its start.
-        let mutable pending = 0
-
-        for q in 0 .. count - 1 do
-            let t1 = fEnd[q]
-            let last = q = count - 1
-
-            let f =
-                {
-                    Em = fEm[q]
-                    Es = fEs[q]
-                    K = fK[q]
-                    Y = fH[q] * rate
-                }
-
-            if pop.Spiking then
-                if t1 > t0 || last then
-                    lifInterval p tm ts r t0 t1 last f pending a
-                    pending <- a
-            elif t1 > t0 then
-                liInterval p tm ts t0 t1 f
-
-            let a0 = a
-
-            while a < na && arrT[a] = t1 do
-                a <- a + 1
-
-            if not pop.Spiking then
-                addWeights p a0 a
-
-            t0 <- t1
+            lifRun p tm ts r count
+        else
+            liRun p tm ts count
 
     /// Simulates sample `sample` into `out` (as EventSimulator.Simulator.Run does), or returns false
     /// without output when a population's time constants differ across its neurons (the caller
