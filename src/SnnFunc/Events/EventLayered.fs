@@ -202,17 +202,6 @@ type LayeredSimulator(l: Layout, order: int[]) =
             Array.blit j2 0 arrJ 0 na
             Array.blit m2 0 arrM 0 na
 
-    /// Adds the weights of arrivals [a0, a1) to population p's currents.
-    let addWeights (p: int) (a0: int) (a1: int) =
-        let ip = i[p]
-
-        for a in a0 .. a1 - 1 do
-            let pj = l.Projs[arrJ[a]]
-            let n = pj.TgtN
-            let w = sd.Data[pj.WSlot]
-            let o = sd.Off(pj.WSlot, b) + arrM[a] * n
-            TensorPrimitives.Add(ReadOnlySpan<float>(ip, 0, n), ReadOnlySpan<float>(w, o, n), Span<float>(ip, 0, n))
-
     let addSpike (p: int) (t: float) (n: int) =
         let k = spCount[p]
 
@@ -457,6 +446,30 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     lifLane p n tm ts t t1 last vn iN fr vOut iOut
                     go <- false
 
+    /// The weight row of the arrivals [k0, k1) (weightRows) that population p's next sweep adds:
+    /// one arrival's, or their sum (array and offset; the state array when there are none). The
+    /// lanes at and past `full`, past the sweep's last whole block, get them here one by one.
+    let pendingRow (p: int) (k0: int) (k1: int) (full: int) =
+        let n = pops[p].N
+
+        if full < n then
+            for q in k0 .. k1 - 1 do
+                for z in full .. n - 1 do
+                    i[p][z] <- i[p][z] + wRef[q][wOff[q] + z]
+
+        if k1 - k0 = 1 then
+            wRef[k0], wOff[k0]
+        elif k1 > k0 then
+            let sum = wSum[p]
+            Array.Copy(wRef[k0], wOff[k0], sum, 0, n)
+
+            for q in k0 + 1 .. k1 - 1 do
+                TensorPrimitives.Add(ReadOnlySpan<float>(sum, 0, n), ReadOnlySpan<float>(wRef[q], wOff[q], n), Span<float>(sum, 0, n))
+
+            sum, 0
+        else
+            v[p], 0
+
     /// LIF population p over its intervals (intervalFlows; `arrivals` at their starts, from
     /// weightRows): per interval [t0, t1) (or [t0, t1] for the last), the arrivals at t0 added
     /// first, the widest vectors the machine has, in place, then the flagged lanes alone from
@@ -500,32 +513,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
                 let hOverTm = (t1 - t0) / tm
                 let first = spCount[p]
                 let hasW = k1 > k0
-                // The arrivals' weight row: one arrival's, or their sum.
-                let row, off =
-                    if k1 - k0 = 1 then
-                        wRef[k0], wOff[k0]
-                    elif hasW then
-                        let sum = wSum[p]
-                        Array.Copy(wRef[k0], wOff[k0], sum, 0, n)
-
-                        for q in k0 + 1 .. k1 - 1 do
-                            TensorPrimitives.Add(
-                                ReadOnlySpan<float>(sum, 0, n),
-                                ReadOnlySpan<float>(wRef[q], wOff[q], n),
-                                Span<float>(sum, 0, n)
-                            )
-
-                        sum, 0
-                    else
-                        va, 0
-
-                // The lanes past the last whole block get the arrivals' weights one by one (the sweep adds
-                // them to whole blocks).
-                if full < n then
-                    for q in k0 .. k1 - 1 do
-                        for z in full .. n - 1 do
-                            ia[z] <- ia[z] + wRef[q][wOff[q] + z]
-
+                let row, off = pendingRow p k0 k1 full
                 use rowp = fixed row
                 let rowp = NativePtr.add rowp off
 
@@ -637,11 +625,15 @@ type LayeredSimulator(l: Layout, order: int[]) =
         use svp = fixed saveV[p]
         use sip = fixed saveI[p]
         let width = if Vector512.IsHardwareAccelerated then 8 else 4
+        let full = pops[p].N / width * width
         let rate = 1.0 / tm - 1.0 / ts
         let ratio = tm / ts
         let tangents = abs (ratio - 1.0) >= 0.05
         let mutable t0 = 0.0
         let mutable a = 0
+        // The arrivals whose weights the next sweep adds at its start (V is continuous: they
+        // change only the current).
+        let mutable k0 = 0
 
         for q in 0 .. count - 1 do
             let t1 = fEnd[q]
@@ -656,6 +648,11 @@ type LayeredSimulator(l: Layout, order: int[]) =
                         K = fK[q]
                         Y = fH[q] * rate
                     }
+
+                let k1 = a
+                let row, off = pendingRow p k0 k1 full
+                use rowp = fixed row
+                let rowp = NativePtr.add rowp off
 
                 let nf =
                     if width = 8 then
@@ -674,6 +671,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
                             vp
                             ip
                             vlp
+                            rowp
+                            (k1 > k0)
+                            full
                             mvp
                             mtp
                             f.Em
@@ -701,6 +701,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
                             vp
                             ip
                             vlp
+                            rowp
+                            (k1 > k0)
+                            full
                             mvp
                             mtp
                             f.Em
@@ -753,12 +756,11 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
                         m <- m &&& (m - 1UL)
 
-            let a0 = a
+                k0 <- a
 
             while a < na && arrT[a] = t1 do
                 a <- a + 1
 
-            addWeights p a0 a
             t0 <- t1
 
     /// The flows over the intervals between population p's distinct arrival times (and to TEnd):
@@ -869,8 +871,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
         let count = intervalFlows tm ts r
 
+        weightRows ()
+
         if pop.Spiking then
-            weightRows ()
             lifRun p tm ts r count
         else
             liRun p tm ts count

@@ -94,8 +94,9 @@ let inline lifSweep
     nf
 
 /// The LI sweep over one interval (t0, t1] for every lane, in place, generic in the vector type
-/// as lifSweep: the flow by the shared (em, es, k) and the running maximum (mv, at times mt)
-/// updated with the value at t1. The blocks with a lane whose maximum may lie inside the interval
+/// as lifSweep: the weight row of the arrivals at t0 added to the current as lifSweep's, the flow
+/// by the shared (em, es, k) and the running maximum (mv, at times mt) updated with the value at
+/// t1. The blocks with a lane whose maximum may lie inside the interval
 /// and beat the running one (rising at t0, falling or nearly so at t1, its bound above the
 /// maximum) go to (flagC, flagM) with their state at t0 in (saveV, saveI), as lifSweep's, and
 /// those lanes' maxima are left to the caller (the interior maximum, then the end value).
@@ -114,6 +115,9 @@ let inline liSweep
     (vp: nativeptr<float>)
     (ip: nativeptr<float>)
     (vlp: nativeptr<float>)
+    (row: nativeptr<float>)
+    (hasW: bool)
+    (full: int)
     (mv: nativeptr<float>)
     (mt: nativeptr<float>)
     (em: float)
@@ -132,7 +136,14 @@ let inline liSweep
     let mutable nf = 0
 
     while c < lanes do
-        let v0, i0, vl, m0 = load vp c, load ip c, load vlp c, load mv c
+        let v0, vl, m0 = load vp c, load vlp c, load mv c
+
+        let i0 =
+            if hasW && c < full then
+                load ip c + load row c
+            else
+                load ip c
+
         let vh = vl + (v0 - vl) * em + i0 * k
         let ih = i0 * es
         let h0 = vl - v0 + i0
