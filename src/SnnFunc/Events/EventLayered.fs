@@ -491,6 +491,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
         use svp = fixed saveV[p]
         use sip = fixed saveI[p]
         let lanes = va.Length
+        let ratio = tm / ts
+        let tangents = abs (ratio - 1.0) >= 0.05
         let mutable t0 = 0.0
         let mutable a = 0
         // The arrivals whose weights the next sweep adds at its start.
@@ -511,6 +513,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
                 let k1 = a
                 let hOverTm = (t1 - t0) / tm
+                let slope = (1.0 - ratio * f.Es / f.Em) / (ratio - 1.0)
                 let first = spCount[p]
                 let hasW = k1 > k0
                 let row, off = pendingRow p k0 k1 full
@@ -527,6 +530,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
                             (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
                             (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
                             (fun (x: Vector512<float>) y -> Vector512.MinNative(x, y))
+                            (fun (x: Vector512<float>) -> Vector512.Abs x)
                             (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
                             (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
                             lanes
@@ -544,6 +548,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
                             hOverTm
                             t0
                             refractory
+                            tangents
+                            ratio
+                            slope
                             fcp
                             fmp
                             svp
@@ -557,6 +564,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
                             (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
                             (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
                             (fun (x: Vector256<float>) y -> Vector256.MinNative(x, y))
+                            (fun (x: Vector256<float>) -> Vector256.Abs x)
                             (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
                             (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
                             lanes
@@ -574,6 +582,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
                             hOverTm
                             t0
                             refractory
+                            tangents
+                            ratio
+                            slope
                             fcp
                             fmp
                             svp

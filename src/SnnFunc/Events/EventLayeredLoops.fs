@@ -15,7 +15,8 @@ let padded (n: int) = (n + 7) / 8 * 8
 /// from (vp, ip); the weight row of the arrivals at t0 (`row`, when `hasW`: one arrival's, or
 /// their sum) is added to the current first; then each lane flows by the shared (em, es, k) and
 /// the state at t1 is written back. The blocks with lanes the bound flags (EventLayered's module
-/// comment) go to (flagC, flagM) with their state at t0 (the current with the weights) in
+/// comment), less those the tangent certificate clears, go to (flagC, flagM) with their state at t0
+/// (the current with the weights) in
 /// (saveV, saveI), block z at z·width, to be redone alone after the sweep (no call in the loop,
 /// so that the vectors stay in registers); returns their number. Lanes at and past `full` (the
 /// last, partial block) take their weights from ip, added by the caller.
@@ -31,6 +32,7 @@ let inline lifSweep
     ([<InlineIfLambda>] ge: ^V -> ^V -> ^V)
     ([<InlineIfLambda>] gt: ^V -> ^V -> ^V)
     ([<InlineIfLambda>] vmin: ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] vabs: ^V -> ^V)
     ([<InlineIfLambda>] select: ^V -> ^V -> ^V -> ^V)
     ([<InlineIfLambda>] bits: ^V -> uint64)
     (lanes: int)
@@ -48,6 +50,9 @@ let inline lifSweep
     (hOverTm: float)
     (t0: float)
     (refractory: bool)
+    (tangents: bool)
+    (ratio: float)
+    (slope: float)
     (flagC: nativeptr<int>)
     (flagM: nativeptr<uint64>)
     (saveV: nativeptr<float>)
@@ -80,7 +85,30 @@ let inline lifSweep
 
         store vh vp c
         store (i0 * es) ip c
-        let m = bits flag
+        let mutable m = bits flag
+
+        // The tangent certificate (lifLaneFast's, here for whole flagged blocks): with I0 >= 0, V
+        // is concave in x = e^{−s/τm}, the tangents at the interval's ends bound it, and a lane
+        // whose bound stays below v_th by the margin needs no lone solve. `slope` is
+        // (1 − ratio·es/em)/(ratio − 1), so that dh = V0 − v_leak + I0·slope.
+        if m <> 0UL && tangents then
+            let margin =
+                splat 1e-12 * (vabs th + vabs vl + vabs v0 + vabs i0 * splat (1.0 + ratio))
+
+            let dh = v0 - vl + i0 * splat slope
+            let xs = (vh - v0 - dh * em - h0) / (zero - h0 - dh)
+            let peak = select (gt dh zero) (v0 + h0 * (splat 1.0 - xs)) vh
+            // (ge dh dh: no certificate where dh is NaN, as in the lone lane.)
+            let below =
+                gt th v0 &&& gt th vh &&& ge i0 zero &&& ge dh dh &&& gt (th - margin) peak
+
+            let below =
+                if refractory then
+                    select (gt (load rp c) start) zero below
+                else
+                    below
+
+            m <- m &&& ~~~(bits below)
 
         if m <> 0UL then
             NativePtr.set flagC nf c
