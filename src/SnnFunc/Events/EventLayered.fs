@@ -125,6 +125,10 @@ type LayeredSimulator(l: Layout, order: int[]) =
     let mutable fEs = Array.zeroCreate<float> 256
     let mutable fK = Array.zeroCreate<float> 256
     let mutable sd = Unchecked.defaultof<SlotData>
+    // What Run reads once when no sample has its own (the time constants; per population, the
+    // leaks and thresholds), until the SlotData changes.
+    let mutable sharedTausOfAll: struct (float * float) voption[] = null
+    let leakAndThreshold = Array.zeroCreate<bool> np
     let mutable b = 0
     let mutable inp = Unchecked.defaultof<Inputs>
 
@@ -458,7 +462,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     i[p][z] <- i[p][z] + wRef[q][wOff[q] + z]
 
         if k1 - k0 = 1 then
-            wRef[k0], wOff[k0]
+            struct (wRef[k0], wOff[k0])
         elif k1 > k0 then
             let sum = wSum[p]
             Array.Copy(wRef[k0], wOff[k0], sum, 0, n)
@@ -466,9 +470,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
             for q in k0 + 1 .. k1 - 1 do
                 TensorPrimitives.Add(ReadOnlySpan<float>(sum, 0, n), ReadOnlySpan<float>(wRef[q], wOff[q], n), Span<float>(sum, 0, n))
 
-            sum, 0
+            struct (sum, 0)
         else
-            v[p], 0
+            struct (v[p], 0)
 
     /// LIF population p over its intervals (intervalFlows; `arrivals` at their starts, from
     /// weightRows): per interval [t0, t1) (or [t0, t1] for the last), the arrivals at t0 added
@@ -516,7 +520,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
                 let slope = (1.0 - ratio * f.Es / f.Em) / (ratio - 1.0)
                 let first = spCount[p]
                 let hasW = k1 > k0
-                let row, off = pendingRow p k0 k1 full
+                let struct (row, off) = pendingRow p k0 k1 full
                 use rowp = fixed row
                 let rowp = NativePtr.add rowp off
 
@@ -661,7 +665,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     }
 
                 let k1 = a
-                let row, off = pendingRow p k0 k1 full
+                let struct (row, off) = pendingRow p k0 k1 full
                 use rowp = fixed row
                 let rowp = NativePtr.add rowp off
 
@@ -856,18 +860,27 @@ type LayeredSimulator(l: Layout, order: int[]) =
     let runPop (p: int) (tm: float) (ts: float) =
         let pop = pops[p]
 
-        for arr in [| v[p]; i[p]; maxV[p]; maxT[p] |] do
-            Array.Fill(arr, 0.0)
-
+        Array.Fill(v[p], 0.0)
+        Array.Fill(i[p], 0.0)
+        Array.Fill(maxV[p], 0.0)
+        Array.Fill(maxT[p], 0.0)
         Array.Fill(refUntil[p], -infinity)
-        Array.Fill(vTh[p], infinity)
-        Array.Fill(vLeak[p], 0.0)
 
-        for n in 0 .. pop.N - 1 do
-            vLeak[p][n] <- param pop 2 n
+        // Leaks and thresholds shared by the samples are read once per call (this workspace lives
+        // for one kernel call: its SlotData does not change).
+        if not leakAndThreshold[p] then
+            Array.Fill(vTh[p], infinity)
+            Array.Fill(vLeak[p], 0.0)
 
-            if pop.Spiking then
-                vTh[p][n] <- param pop 3 n
+            for n in 0 .. pop.N - 1 do
+                vLeak[p][n] <- param pop 2 n
+
+                if pop.Spiking then
+                    vTh[p][n] <- param pop 3 n
+
+            leakAndThreshold[p] <-
+                not sd.PerSample[pop.Slot + 2]
+                && not (pop.Spiking && sd.PerSample[pop.Slot + 3])
 
         spCount[p] <- 0
         gather p
@@ -893,10 +906,27 @@ type LayeredSimulator(l: Layout, order: int[]) =
     /// without output when a population's time constants differ across its neurons (the caller
     /// then runs the general loop). The parameters are checked by the caller (checkParams).
     member _.Run(data: SlotData, sample: int, inputs: Inputs, out: Outputs) : bool =
+        if not (obj.ReferenceEquals(data, sd)) then
+            sharedTausOfAll <- null
+            Array.Fill(leakAndThreshold, false)
+
         sd <- data
         b <- sample
         inp <- inputs
-        let taus = pops |> Array.map sharedTaus
+
+        let taus =
+            match sharedTausOfAll with
+            | null ->
+                let t = pops |> Array.map sharedTaus
+
+                if
+                    pops
+                    |> Array.forall (fun p -> not sd.PerSample[p.Slot] && not sd.PerSample[p.Slot + 1])
+                then
+                    sharedTausOfAll <- t
+
+                t
+            | t -> t
 
         if taus |> Array.exists (fun x -> x.IsNone) then
             false
