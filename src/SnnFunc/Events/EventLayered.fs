@@ -305,7 +305,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
     /// Neuron n of LIF population p alone over [t0, t1) (or [t0, t1] when `last`) from (v0, i0),
     /// `f` the flow over the whole interval, into (vOut, iOut), which hold its flow without a spike
-    /// on entry. `r` is the integer ratio τm/τs or 0. The order of the tests:
+    /// on entry. `r` is the integer ratio τm/τs or 0, `ratio` τm/τs, `tangents` whether the tangent
+    /// bound applies (lifRun's). The order of the tests:
     /// - no crossing is possible (the sweep's bound again, then the tangent bound: with I0 >= 0, V
     ///   is concave in x = e^{−s/τm} for any ratio, since V − v_leak = (V0 − v_leak)·x + I0·K
     ///   and K'' = −r·x^{r−2}/... < 0; the tangents at both ends bound it, their intersection its
@@ -321,6 +322,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
         (tm: float)
         (ts: float)
         (r: int)
+        (ratio: float)
+        (tangents: bool)
         (t0: float)
         (t1: float)
         (last: bool)
@@ -335,10 +338,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
         if refUntil[p][n] > t0 then
             lifLane p n tm ts t0 t1 last v0 i0 f vOut iOut
         else
-            let vl, vth, vrs = param pop 2 n, param pop 3 n, param pop 4 n
+            let vl, vth, vrs = vLeak[p][n], vTh[p][n], param pop 4 n
             let tol = grazeTol vth vl
-            let ratio = tm / ts
-            let tangents = abs (ratio - 1.0) >= 0.05
             let mutable t = t0
             let mutable vn = v0
             let mutable iN = i0
@@ -601,7 +602,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
                     while m <> 0UL do
                         let lane = BitOperations.TrailingZeroCount m
-                        lifLaneFast p (fc[z] + lane) tm ts r t0 t1 last sv[z * width + lane] si[z * width + lane] f va ia
+                        lifLaneFast p (fc[z] + lane) tm ts r ratio tangents t0 t1 last sv[z * width + lane] si[z * width + lane] f va ia
                         m <- m &&& (m - 1UL)
 
                 // The interval's spikes came neuron by neuron: order them by (time, neuron).
