@@ -14,7 +14,7 @@
 /// A flagged lane (lifLaneFast) first tries a tighter bound: with I0 >= 0, V is concave in
 /// x = e^{−s/τm} over the whole interval, so the tangents at its two ends bound it. When τm/τs is
 /// an integer r, V − v_th is the polynomial (v_leak − v_th) + (V0 − v_leak)·x + I0/(r−1)·(x − x^r)
-/// and the crossing is solved in x by Newton's method (solveRisingX), the interior maximum in closed
+/// and the crossing is solved in x by Halley's method (solveRisingX), the interior maximum in closed
 /// form (x_e^{r−1} = (V0 − v_leak + c)/(r·c)), with no exponential; the same function as the
 /// general solver's, so the times agree with it to rounding (to 1e-15 s in the tests). Any other
 /// lane (non-integer ratio, refractory, V at or above threshold) takes EventSim.firstCrossing,
