@@ -484,7 +484,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
         let va, ia = v[p], i[p]
         let n = pops[p].N
         let rate = 1.0 / tm - 1.0 / ts
-        let width = if Vector512.IsHardwareAccelerated then 8 else 4
+        let width = sweepWidth
         let full = n / width * width
         use vp = fixed va
         use ip = fixed ia
@@ -526,74 +526,29 @@ type LayeredSimulator(l: Layout, order: int[]) =
                 let rowp = NativePtr.add rowp off
 
                 let nf =
-                    if width = 8 then
-                        lifSweep
-                            8
-                            (fun (a: nativeptr<float>) (c: int) -> Vector512.Load(NativePtr.add a c))
-                            (fun (x: Vector512<float>) (a: nativeptr<float>) (c: int) -> Vector512.Store(x, NativePtr.add a c))
-                            (fun (x: float) -> Vector512.Create x)
-                            (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
-                            (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
-                            (fun (x: Vector512<float>) y -> Vector512.MinNative(x, y))
-                            (fun (x: Vector512<float>) -> Vector512.Abs x)
-                            (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
-                            (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
-                            lanes
-                            vp
-                            ip
-                            rp
-                            vlp
-                            thp
-                            rowp
-                            hasW
-                            full
-                            f.Em
-                            f.Es
-                            f.K
-                            hOverTm
-                            t0
-                            refractory
-                            tangents
-                            ratio
-                            slope
-                            fcp
-                            fmp
-                            svp
-                            sip
-                    else
-                        lifSweep
-                            4
-                            (fun (a: nativeptr<float>) (c: int) -> Vector256.Load(NativePtr.add a c))
-                            (fun (x: Vector256<float>) (a: nativeptr<float>) (c: int) -> Vector256.Store(x, NativePtr.add a c))
-                            (fun (x: float) -> Vector256.Create x)
-                            (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
-                            (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
-                            (fun (x: Vector256<float>) y -> Vector256.MinNative(x, y))
-                            (fun (x: Vector256<float>) -> Vector256.Abs x)
-                            (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
-                            (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
-                            lanes
-                            vp
-                            ip
-                            rp
-                            vlp
-                            thp
-                            rowp
-                            hasW
-                            full
-                            f.Em
-                            f.Es
-                            f.K
-                            hOverTm
-                            t0
-                            refractory
-                            tangents
-                            ratio
-                            slope
-                            fcp
-                            fmp
-                            svp
-                            sip
+                    lifSweepWidest
+                        lanes
+                        vp
+                        ip
+                        rp
+                        vlp
+                        thp
+                        rowp
+                        hasW
+                        full
+                        f.Em
+                        f.Es
+                        f.K
+                        hOverTm
+                        t0
+                        refractory
+                        tangents
+                        ratio
+                        slope
+                        fcp
+                        fmp
+                        svp
+                        sip
 
                 let fc, fm, sv, si = flagC[p], flagM[p], saveV[p], saveI[p]
 
@@ -640,7 +595,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
         use fmp = fixed flagM[p]
         use svp = fixed saveV[p]
         use sip = fixed saveI[p]
-        let width = if Vector512.IsHardwareAccelerated then 8 else 4
+        let width = sweepWidth
         let full = pops[p].N / width * width
         let rate = 1.0 / tm - 1.0 / ts
         let ratio = tm / ts
@@ -671,66 +626,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
                 let rowp = NativePtr.add rowp off
 
                 let nf =
-                    if width = 8 then
-                        liSweep
-                            8
-                            (fun (a: nativeptr<float>) (c: int) -> Vector512.Load(NativePtr.add a c))
-                            (fun (x: Vector512<float>) (a: nativeptr<float>) (c: int) -> Vector512.Store(x, NativePtr.add a c))
-                            (fun (x: float) -> Vector512.Create x)
-                            (fun (x: Vector512<float>) y -> Vector512.GreaterThanOrEqual(x, y))
-                            (fun (x: Vector512<float>) y -> Vector512.GreaterThan(x, y))
-                            (fun (x: Vector512<float>) y -> Vector512.MinNative(x, y))
-                            (fun (x: Vector512<float>) -> Vector512.Abs x)
-                            (fun (m: Vector512<float>) x y -> Vector512.ConditionalSelect(m, x, y))
-                            (fun (x: Vector512<float>) -> Vector512.ExtractMostSignificantBits x)
-                            va.Length
-                            vp
-                            ip
-                            vlp
-                            rowp
-                            (k1 > k0)
-                            full
-                            mvp
-                            mtp
-                            f.Em
-                            f.Es
-                            f.K
-                            (h / tm)
-                            t1
-                            fcp
-                            fmp
-                            svp
-                            sip
-                    else
-                        liSweep
-                            4
-                            (fun (a: nativeptr<float>) (c: int) -> Vector256.Load(NativePtr.add a c))
-                            (fun (x: Vector256<float>) (a: nativeptr<float>) (c: int) -> Vector256.Store(x, NativePtr.add a c))
-                            (fun (x: float) -> Vector256.Create x)
-                            (fun (x: Vector256<float>) y -> Vector256.GreaterThanOrEqual(x, y))
-                            (fun (x: Vector256<float>) y -> Vector256.GreaterThan(x, y))
-                            (fun (x: Vector256<float>) y -> Vector256.MinNative(x, y))
-                            (fun (x: Vector256<float>) -> Vector256.Abs x)
-                            (fun (m: Vector256<float>) x y -> Vector256.ConditionalSelect(m, x, y))
-                            (fun (x: Vector256<float>) -> uint64 (Vector256.ExtractMostSignificantBits x))
-                            va.Length
-                            vp
-                            ip
-                            vlp
-                            rowp
-                            (k1 > k0)
-                            full
-                            mvp
-                            mtp
-                            f.Em
-                            f.Es
-                            f.K
-                            (h / tm)
-                            t1
-                            fcp
-                            fmp
-                            svp
-                            sip
+                    liSweepWidest va.Length vp ip vlp rowp (k1 > k0) full mvp mtp f.Em f.Es f.K (h / tm) t1 fcp fmp svp sip
 
                 let fc, fm, sv, si = flagC[p], flagM[p], saveV[p], saveI[p]
 

@@ -5,6 +5,7 @@ module internal SnnFunc.EventLayeredLoops
 #nowarn "9" // NativePtr: the sweep addresses pinned arrays (comment below)
 
 open System
+open System.Runtime.Intrinsics
 open Microsoft.FSharp.NativeInterop
 
 /// State arrays are padded to a multiple of the widest vector (8 doubles).
@@ -195,6 +196,109 @@ let inline liSweep
         c <- c + width
 
     nf
+
+// The vector primitives of the two widths, for the sweeps' inlined function arguments.
+let inline private ld8 (a: nativeptr<float>) (c: int) = Vector512.Load(NativePtr.add a c)
+let inline private st8 (x: Vector512<float>) (a: nativeptr<float>) (c: int) = Vector512.Store(x, NativePtr.add a c)
+let inline private splat8 (x: float) = Vector512.Create x
+let inline private ge8 (x: Vector512<float>) y = Vector512.GreaterThanOrEqual(x, y)
+let inline private gt8 (x: Vector512<float>) y = Vector512.GreaterThan(x, y)
+let inline private min8 (x: Vector512<float>) y = Vector512.MinNative(x, y)
+let inline private abs8 (x: Vector512<float>) = Vector512.Abs x
+let inline private sel8 (m: Vector512<float>) x y = Vector512.ConditionalSelect(m, x, y)
+let inline private bits8 (x: Vector512<float>) = Vector512.ExtractMostSignificantBits x
+let inline private ld4 (a: nativeptr<float>) (c: int) = Vector256.Load(NativePtr.add a c)
+let inline private st4 (x: Vector256<float>) (a: nativeptr<float>) (c: int) = Vector256.Store(x, NativePtr.add a c)
+let inline private splat4 (x: float) = Vector256.Create x
+let inline private ge4 (x: Vector256<float>) y = Vector256.GreaterThanOrEqual(x, y)
+let inline private gt4 (x: Vector256<float>) y = Vector256.GreaterThan(x, y)
+let inline private min4 (x: Vector256<float>) y = Vector256.MinNative(x, y)
+let inline private abs4 (x: Vector256<float>) = Vector256.Abs x
+let inline private sel4 (m: Vector256<float>) x y = Vector256.ConditionalSelect(m, x, y)
+
+let inline private bits4 (x: Vector256<float>) =
+    uint64 (Vector256.ExtractMostSignificantBits x)
+
+/// The lanes of the widest vectors the machine has: the sweeps' block width.
+let sweepWidth = if Vector512.IsHardwareAccelerated then 8 else 4
+
+/// lifSweep in the widest vectors (sweepWidth).
+let lifSweepWidest lanes vp ip rp vlp thp row hasW full em es k hOverTm t0 refractory tangents ratio slope flagC flagM saveV saveI =
+    if sweepWidth = 8 then
+        lifSweep
+            8
+            ld8
+            st8
+            splat8
+            ge8
+            gt8
+            min8
+            abs8
+            sel8
+            bits8
+            lanes
+            vp
+            ip
+            rp
+            vlp
+            thp
+            row
+            hasW
+            full
+            em
+            es
+            k
+            hOverTm
+            t0
+            refractory
+            tangents
+            ratio
+            slope
+            flagC
+            flagM
+            saveV
+            saveI
+    else
+        lifSweep
+            4
+            ld4
+            st4
+            splat4
+            ge4
+            gt4
+            min4
+            abs4
+            sel4
+            bits4
+            lanes
+            vp
+            ip
+            rp
+            vlp
+            thp
+            row
+            hasW
+            full
+            em
+            es
+            k
+            hOverTm
+            t0
+            refractory
+            tangents
+            ratio
+            slope
+            flagC
+            flagM
+            saveV
+            saveI
+
+/// liSweep in the widest vectors (sweepWidth).
+let liSweepWidest lanes vp ip vlp row hasW full mv mt em es k hOverTm t1 flagC flagM saveV saveI =
+    if sweepWidth = 8 then
+        liSweep 8 ld8 st8 splat8 ge8 gt8 min8 abs8 sel8 bits8 lanes vp ip vlp row hasW full mv mt em es k hOverTm t1 flagC flagM saveV saveI
+    else
+        liSweep 4 ld4 st4 splat4 ge4 gt4 min4 abs4 sel4 bits4 lanes vp ip vlp row hasW full mv mt em es k hOverTm t1 flagC flagM saveV saveI
 
 /// x^r for a small integer r >= 1.
 let inline powInt (x: float) (r: int) =
