@@ -81,7 +81,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
     let np = pops.Length
     let v = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let i = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
-    // The state at the interval's start of the blocks the LIF sweep flags (lifSweep).
+    // The state at the interval's start of the blocks the sweeps flag (lifSweep, liSweep).
     let saveV = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let saveI = pops |> Array.map (fun p -> Array.zeroCreate<float> (padded p.N))
     let flagC = pops |> Array.map (fun p -> Array.zeroCreate<int> (padded p.N))
