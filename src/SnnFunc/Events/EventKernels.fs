@@ -78,13 +78,19 @@ module internal EventKernelHelpers =
     [<Literal>]
     let private Chunks = 8
 
+    /// The number of sample chunks of a call that sums nothing over samples (the forward pass):
+    /// more, smaller chunks than Chunks, so that the threads finish together when samples differ
+    /// in cost (a trained network's patterns do by 2x and more).
+    [<Literal>]
+    let private ForwardChunks = 64
+
     /// Runs `work` for every sample on up to MaxThreads threads. The samples are cut into at most
-    /// Chunks contiguous chunks, each run with its own state from `make` (threads take chunks from a
-    /// shared counter), and `finish` is called on the chunks' states in chunk order after all of
-    /// them ran: whatever the states accumulate (gradients over samples) is summed in the same order
-    /// in every call, so that a run is reproducible bit for bit.
-    let forSamples (batch: int) (make: unit -> 'W) (work: 'W -> int -> unit) (finish: 'W -> unit) =
-        let chunks = max 1 (min Chunks batch)
+    /// `maxChunks` contiguous chunks, each run with its own state from `make` (threads take chunks
+    /// from a shared counter), and `finish` is called on the chunks' states in chunk order after
+    /// all of them ran: whatever the states accumulate (gradients over samples) is summed in the
+    /// same order in every call, so that a run is reproducible bit for bit.
+    let private forSamplesIn (maxChunks: int) (batch: int) (make: unit -> 'W) (work: 'W -> int -> unit) (finish: 'W -> unit) =
+        let chunks = max 1 (min maxChunks batch)
 
         let bounds c =
             c * batch / chunks, (c + 1) * batch / chunks
@@ -125,6 +131,14 @@ module internal EventKernelHelpers =
 
         for w in states do
             finish w
+
+    /// forSamples in Chunks chunks, for the calls that sum over samples.
+    let forSamples batch make work finish =
+        forSamplesIn Chunks batch make work finish
+
+    /// forSamples in ForwardChunks chunks, for the calls that only write per-sample outputs.
+    let forSamplesForward batch make work =
+        forSamplesIn ForwardChunks batch make work ignore
 
     /// The float dtype of the run (that of the first source's times).
     let dtypeOf (args: Tensor[]) = args[0].DType
@@ -209,14 +223,16 @@ type EventForward(l: Layout, perSample: bool[], layered: bool) =
         let c = l.Capacity
         let spk, ro = l.Spiking, l.Readouts
 
+        // Uninitialised: both simulators write every element of every sample (the spikes, then +inf
+        // and -1 up to Capacity; the counts; the maxima), and the buffers are megabytes per call.
         let out =
             {
-                Times = spk |> Array.map (fun _ -> Array.zeroCreate<float> (batch * c))
-                Neurons = spk |> Array.map (fun _ -> Array.zeroCreate<int> (batch * c))
-                Count = spk |> Array.map (fun _ -> Array.zeroCreate<int> batch)
-                Overflow = spk |> Array.map (fun _ -> Array.zeroCreate<int> batch)
-                VMax = ro |> Array.map (fun p -> Array.zeroCreate<float> (batch * p.N))
-                TMax = ro |> Array.map (fun p -> Array.zeroCreate<float> (batch * p.N))
+                Times = spk |> Array.map (fun _ -> GC.AllocateUninitializedArray<float>(batch * c))
+                Neurons = spk |> Array.map (fun _ -> GC.AllocateUninitializedArray<int>(batch * c))
+                Count = spk |> Array.map (fun _ -> GC.AllocateUninitializedArray<int> batch)
+                Overflow = spk |> Array.map (fun _ -> GC.AllocateUninitializedArray<int> batch)
+                VMax = ro |> Array.map (fun p -> GC.AllocateUninitializedArray<float>(batch * p.N))
+                TMax = ro |> Array.map (fun p -> GC.AllocateUninitializedArray<float>(batch * p.N))
             }
 
         // Parameters shared by all samples are checked once.
@@ -230,19 +246,15 @@ type EventForward(l: Layout, perSample: bool[], layered: bool) =
 
         match order with
         | Some order ->
-            forSamples
-                batch
-                (fun () -> EventLayered.LayeredSimulator(l, order), ref ValueNone)
-                (fun (fast, general) b ->
-                    if not shared then
-                        checkParams l sd b
+            forSamplesForward batch (fun () -> EventLayered.LayeredSimulator(l, order), ref ValueNone) (fun (fast, general) b ->
+                if not shared then
+                    checkParams l sd b
 
-                    if not (fast.Run(sd, b, inp, out)) then
-                        if general.Value.IsNone then
-                            general.Value <- ValueSome(Simulator(l))
+                if not (fast.Run(sd, b, inp, out)) then
+                    if general.Value.IsNone then
+                        general.Value <- ValueSome(Simulator(l))
 
-                        general.Value.Value.Run(sd, b, inp, ValueSome out))
-                ignore
+                    general.Value.Value.Run(sd, b, inp, ValueSome out))
         | None -> simulate l sd inp batch (ValueSome out) ignore (fun _ _ _ -> ()) ignore
 
         let dtype = dtypeOf args
