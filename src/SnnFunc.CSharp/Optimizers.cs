@@ -244,4 +244,13 @@ public static class Optimizers
     /// <param name="updates">The updates (same structure).</param>
     /// <returns>The new parameters.</returns>
     public static TParams ApplyUpdates<TParams>(TParams parameters, TParams updates) => Optim.applyUpdates(parameters, updates);
+
+    /// <summary>The exponential moving average of the parameters (Polyak averaging), leaf by leaf:
+    /// decay · average + (1 − decay) · parameters; evaluate it in place of the last iterate.</summary>
+    /// <typeparam name="TParams">The parameters' pytree type.</typeparam>
+    /// <param name="decay">The decay, in [0, 1).</param>
+    /// <param name="average">The average so far (the initial parameters at the start).</param>
+    /// <param name="parameters">The parameters after the latest step (same structure).</param>
+    /// <returns>The new average.</returns>
+    public static TParams MovingAverage<TParams>(double decay, TParams average, TParams parameters) => Optim.movingAverage(decay, average, parameters);
 }

@@ -112,6 +112,9 @@ public class FSharpEquivalenceTests
         }
         var a = Tree.leaves(fsP);
         for (int i = 0; i < a.Length; i++) Identical(a[i], csP.Leaves[i]);
+        var fsAvg = Tree.leaves(Optim.movingAverage(0.9, fsInit.Item1, fsP));
+        var csAvg = Optimizers.MovingAverage(0.9, csInit.Parameters, csP);
+        for (int i = 0; i < fsAvg.Length; i++) Identical(fsAvg[i], csAvg.Leaves[i]);
         Assert.Equal(
             Loss.accuracy(Decode.maxOverTime(LayerModule.apply(fsNet, fsP, spikesFs)), labels),
             Losses.Accuracy(Decoders.MaxOverTime(csNet.Apply(csP, spikesCs)), data.Labels));

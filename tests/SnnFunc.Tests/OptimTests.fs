@@ -451,3 +451,20 @@ let ``multiTransform: a label without a transformation is an error naming the le
         Optim.multiTransform (fun _ -> "weights") (Map [ "weights", Optim.sgd 0.1 ])
 
     assertThrowsArg [ "Optim.multiTransform"; "label 'tau'" ] (fun () -> Optim.update tx netGrads.Head (Optim.init full net) net)
+
+[<Fact>]
+let ``movingAverage: two steps against the closed form; the decay is validated`` () =
+    // a2 = d^2 a0 + d (1 - d) p1 + (1 - d) p2, leaf by leaf.
+    let d = 0.75
+    let a1 = Optim.movingAverage d ps grads1
+    let a2 = Optim.movingAverage d a1 grads2
+
+    let expected =
+        Array.map3 (fun a p q -> d * d * a + d * (1.0 - d) * p + (1.0 - d) * q) p0 g1 g2
+
+    assertAllClose "average after two steps" 1e-15 1e-17 expected (flat a2)
+    // decay 0 is the last iterate itself.
+    assertAllClose "decay 0" 0.0 0.0 g2 (flat (Optim.movingAverage 0.0 ps grads2))
+
+    for bad in [ 1.0; -0.1; nan ] do
+        assertThrowsArg [ "Optim.movingAverage"; "decay" ] (fun () -> Optim.movingAverage bad ps grads1)

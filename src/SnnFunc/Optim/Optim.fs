@@ -481,3 +481,10 @@ module Optim =
 
     /// Parameters plus updates, leaf by leaf.
     let applyUpdates (parameters: 'P) (updates: 'P) : 'P = Tree.map2 (+) parameters updates
+
+    /// The exponential moving average of the parameters (Polyak averaging), leaf by leaf:
+    /// decay · average + (1 − decay) · parameters. Evaluated in place of the last iterate, the
+    /// average over the last ~1/(1 − decay) steps smooths out the noise of the final updates.
+    let movingAverage (decay: float) (average: 'P) (parameters: 'P) : 'P =
+        unitInterval "movingAverage" "decay" decay
+        Tree.map2 (fun (a: Tensor) (p: Tensor) -> a * decay + p * (1.0 - decay)) average parameters
