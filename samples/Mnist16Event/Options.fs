@@ -17,6 +17,7 @@ type Arguments =
     | Init_Hidden of mean: float * std: float
     | Noise of float
     | Bump of float
+    | Ema of float
     | Gradient of string
     | Train_Count of int
     | Test_Count of int
@@ -32,7 +33,7 @@ type Arguments =
             | Epochs _ -> "training epochs (default 14)"
             | Batch_Size _ -> "samples per batch (default 8)"
             | Learning_Rate _ -> "initial Adam learning rate of the hidden->out weights (default 0.05)"
-            | Hidden_Learning_Rate _ -> "initial Adam learning rate of the input->hidden weights (default 0.005)"
+            | Hidden_Learning_Rate _ -> "initial Adam learning rate of the input->hidden weights (default 0.01)"
             | Lr_Decay _ -> "learning-rate factor per epoch (default 0.85)"
             | Hidden _ -> "hidden LIF neurons (default 128)"
             | Theta _ -> "pixels at or below this value send no spike (default 0.03)"
@@ -40,6 +41,7 @@ type Arguments =
             | Dropout _ -> "training only: probability that an input pixel is dropped (default 0)"
             | Noise _ -> "training only: std of Gaussian noise added to the pixel values before coding (default 0)"
             | Bump _ -> "input weights of a hidden neuron silent for the whole batch grow by this (default 0.0005)"
+            | Ema _ -> "decay of the moving average of the weights that is evaluated and saved, 0 for the last iterate (default 0.999)"
             | Gradient _ -> "eventprop (the adjoint, default) or solver (AD through the spike-time solver)"
             | Train_Count _ -> "training images (default 8000)"
             | Test_Count _ -> "test images (default 2000)"
@@ -64,6 +66,8 @@ type Settings =
         Dropout: float
         Noise: float
         Bump: float
+        /// The decay of the weights' moving average (Optim.movingAverage); 0: the last iterate.
+        Ema: float
         Gradient: string
         TrainCount: int
         TestCount: int
@@ -83,7 +87,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Epochs = args.GetResult(Epochs, 14)
             BatchSize = args.GetResult(Batch_Size, 8)
             LearningRate = args.GetResult(Learning_Rate, 0.05)
-            HiddenLearningRate = args.GetResult(Hidden_Learning_Rate, 5e-3)
+            HiddenLearningRate = args.GetResult(Hidden_Learning_Rate, 0.01)
             LrDecay = args.GetResult(Lr_Decay, 0.85)
             Hidden = args.GetResult(Hidden, 128)
             Theta = args.GetResult(Theta, 0.03)
@@ -91,6 +95,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Dropout = args.GetResult(Dropout, 0.0)
             Noise = args.GetResult(Noise, 0.0)
             Bump = args.GetResult(Bump, 5e-4)
+            Ema = args.GetResult(Ema, 0.999)
             Gradient = args.GetResult(Gradient, "eventprop").ToLowerInvariant()
             TrainCount = args.GetResult(Train_Count, 8000)
             TestCount = args.GetResult(Test_Count, 2000)
@@ -116,6 +121,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             positive "init-hidden std" (snd s.InitHidden)
             fraction "noise" 0.0 1.0 s.Noise
             fraction "bump" 0.0 1.0 s.Bump
+            fraction "ema" 0.0 1.0 s.Ema
             (if s.Gradient = "eventprop" || s.Gradient = "solver" then
                  None
              else

@@ -75,6 +75,23 @@ let ``Mnist16 rejects out-of-range options with the option and its range`` () =
     | Error e -> failwithf "the defaults were rejected: %A" e
 
 [<Fact>]
+let ``Mnist16Event rejects out-of-range options with the option and its range`` () =
+    let bad = rejected Mnist16EventOptions.parse
+    bad [ "--epochs"; "0" ] [ "Mnist16Event"; "--epochs"; "[1, 100000]"; "0" ]
+    bad [ "--ema"; "1" ] [ "--ema"; "[0, 1)"; "got 1" ]
+    bad [ "--ema"; "-0.5" ] [ "--ema"; "[0, 1)" ]
+    bad [ "--lr-decay"; "0" ] [ "--lr-decay" ]
+    bad [ "--gradient"; "bptt" ] [ "--gradient"; "eventprop or solver"; "'bptt'" ]
+    bad [ "--threads"; "0" ] [ "--threads"; "[1, 1024]" ]
+
+    match Mnist16EventOptions.parse [||] with
+    | Ok s ->
+        Assert.Equal(14, s.Epochs)
+        Assert.Equal(0.999, s.Ema)
+        Assert.Equal("eventprop", s.Gradient)
+    | Error e -> failwithf "the defaults were rejected: %A" e
+
+[<Fact>]
 let ``MnistMac rejects out-of-range options with the option and its range`` () =
     let bad = rejected MnistMacOptions.parse
     bad [ "--epochs"; "0" ] [ "MnistMac"; "--epochs"; "[1, 100000]"; "0" ]
