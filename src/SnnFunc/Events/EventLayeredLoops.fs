@@ -25,11 +25,114 @@ let padded (n: int) = (n + 7) / 8 * 8
 /// Pointers, not arrays: no bounds or null checks, and no spills of array references in the loop.
 /// Every array is padded to a multiple of the vector width (`padded`), the flag and save buffers
 /// hold a block per block of lanes, and the row is read only below `full`, within its length.
+let inline private lifBlock
+    (width: int)
+    ([<InlineIfLambda>] load: nativeptr<float> -> int -> ^V)
+    ([<InlineIfLambda>] store: ^V -> nativeptr<float> -> int -> unit)
+    ([<InlineIfLambda>] splat: float -> ^V)
+    ([<InlineIfLambda>] fma: ^V -> ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] ge: ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] gt: ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] vmin: ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] vabs: ^V -> ^V)
+    ([<InlineIfLambda>] select: ^V -> ^V -> ^V -> ^V)
+    ([<InlineIfLambda>] bits: ^V -> uint64)
+    (c: int)
+    (withRow: bool)
+    (vp: nativeptr<float>)
+    (ip: nativeptr<float>)
+    (rp: nativeptr<float>)
+    (vlp: nativeptr<float>)
+    (thp: nativeptr<float>)
+    (row: nativeptr<float>)
+    (em: ^V)
+    (es: ^V)
+    (k: ^V)
+    (hm: ^V)
+    (start: ^V)
+    (zero: ^V)
+    (refractory: bool)
+    (tangents: bool)
+    (ratio: float)
+    (slope: float)
+    (nf: int)
+    (flagC: nativeptr<int>)
+    (flagM: nativeptr<uint64>)
+    (saveV: nativeptr<float>)
+    (saveI: nativeptr<float>)
+    : bool =
+    let v0, vl, th = load vp c, load vlp c, load thp c
+    let i0 = if withRow then load ip c + load row c else load ip c
+    // Fused: the sweep's state may differ from the lone lanes' (unfused) by an ulp.
+    let vh = fma i0 k (fma (v0 - vl) em vl)
+    let h0 = vl - v0 + i0
+    let ub = select (ge i0 zero) (vmin (fma h0 hm v0) (vl + i0)) vl
+    let crossing = ge vh th ||| (gt h0 zero &&& ge ub th)
+
+    let flag =
+        if refractory then
+            crossing ||| gt (load rp c) start
+        else
+            crossing
+
+    store vh vp c
+    store (i0 * es) ip c
+    let mutable m = bits flag
+
+    // The tangent certificate (lifLaneFast's, here for whole flagged blocks): with I0 >= 0, V
+    // is concave in x = e^{−s/τm}, the tangents at the interval's ends bound it, and a lane
+    // whose bound stays below v_th by the margin needs no lone solve. `slope` is
+    // (1 − ratio·es/em)/(ratio − 1), so that dh = V0 − v_leak + I0·slope.
+    if m <> 0UL && tangents then
+        let margin =
+            splat 1e-12 * (vabs th + vabs vl + vabs v0 + vabs i0 * splat (1.0 + ratio))
+
+        let dh = v0 - vl + i0 * splat slope
+        let xs = (vh - v0 - dh * em - h0) / (zero - h0 - dh)
+        let peak = select (gt dh zero) (v0 + h0 * (splat 1.0 - xs)) vh
+        // (ge dh dh: no certificate where dh is NaN, as in the lone lane.)
+        let below =
+            gt th v0 &&& gt th vh &&& ge i0 zero &&& ge dh dh &&& gt (th - margin) peak
+
+        let below =
+            if refractory then
+                select (gt (load rp c) start) zero below
+            else
+                below
+
+        m <- m &&& ~~~(bits below)
+
+    if m <> 0UL then
+        NativePtr.set flagC nf c
+        NativePtr.set flagM nf m
+        store v0 saveV (nf * width)
+        store i0 saveI (nf * width)
+        true
+    else
+        false
+
+/// The LIF sweep over one interval [t0, t1) for every lane, in place, generic in the vector type
+/// (Vector256 or Vector512, whose primitives are passed in and inlined). The state at t0 is read
+/// from (vp, ip); the weight row of the arrivals at t0 (`row`, when `hasW`: one arrival's, or
+/// their sum) is added to the current first; then each lane flows by the shared (em, es, k) and
+/// the state at t1 is written back. The blocks with lanes the bound flags (EventLayered's module
+/// comment), less those the tangent certificate clears, go to (flagC, flagM) with their state at t0
+/// (the current with the weights) in
+/// (saveV, saveI), block z at z·width, to be redone alone after the sweep (no call in the loop,
+/// so that the vectors stay in registers); returns their number. Lanes at and past `full` (the
+/// last, partial block) take their weights from ip, added by the caller.
+///
+/// Pointers, not arrays: no bounds or null checks, and no spills of array references in the loop.
+/// Every array is padded to a multiple of the vector width (`padded`), the flag and save buffers
+/// hold a block per block of lanes, and the row is read only below `full`, within its length.
+/// `refractory` is a constant at each call (lifSweepWidest), and the blocks with and without the
+/// row are two loops: no test in the loop but the flags'.
 let inline lifSweep
     (width: int)
     ([<InlineIfLambda>] load: nativeptr<float> -> int -> ^V)
     ([<InlineIfLambda>] store: ^V -> nativeptr<float> -> int -> unit)
     ([<InlineIfLambda>] splat: float -> ^V)
+    ([<InlineIfLambda>] fma: ^V -> ^V -> ^V -> ^V)
     ([<InlineIfLambda>] ge: ^V -> ^V -> ^V)
     ([<InlineIfLambda>] gt: ^V -> ^V -> ^V)
     ([<InlineIfLambda>] vmin: ^V -> ^V -> ^V)
@@ -64,58 +167,87 @@ let inline lifSweep
     let mutable c = 0
     let mutable nf = 0
 
+    if hasW then
+        while c < full do
+            if
+                lifBlock
+                    width
+                    load
+                    store
+                    splat
+                    fma
+                    ge
+                    gt
+                    vmin
+                    vabs
+                    select
+                    bits
+                    c
+                    true
+                    vp
+                    ip
+                    rp
+                    vlp
+                    thp
+                    row
+                    em
+                    es
+                    k
+                    hm
+                    start
+                    zero
+                    refractory
+                    tangents
+                    ratio
+                    slope
+                    nf
+                    flagC
+                    flagM
+                    saveV
+                    saveI
+            then
+                nf <- nf + 1
+
+            c <- c + width
+
     while c < lanes do
-        let v0, vl, th = load vp c, load vlp c, load thp c
-
-        let i0 =
-            if hasW && c < full then
-                load ip c + load row c
-            else
-                load ip c
-
-        let vh = vl + (v0 - vl) * em + i0 * k
-        let h0 = vl - v0 + i0
-        let ub = select (ge i0 zero) (vmin (v0 + h0 * hm) (vl + i0)) vl
-        let crossing = ge vh th ||| (gt h0 zero &&& ge ub th)
-
-        let flag =
-            if refractory then
-                crossing ||| gt (load rp c) start
-            else
-                crossing
-
-        store vh vp c
-        store (i0 * es) ip c
-        let mutable m = bits flag
-
-        // The tangent certificate (lifLaneFast's, here for whole flagged blocks): with I0 >= 0, V
-        // is concave in x = e^{−s/τm}, the tangents at the interval's ends bound it, and a lane
-        // whose bound stays below v_th by the margin needs no lone solve. `slope` is
-        // (1 − ratio·es/em)/(ratio − 1), so that dh = V0 − v_leak + I0·slope.
-        if m <> 0UL && tangents then
-            let margin =
-                splat 1e-12 * (vabs th + vabs vl + vabs v0 + vabs i0 * splat (1.0 + ratio))
-
-            let dh = v0 - vl + i0 * splat slope
-            let xs = (vh - v0 - dh * em - h0) / (zero - h0 - dh)
-            let peak = select (gt dh zero) (v0 + h0 * (splat 1.0 - xs)) vh
-            // (ge dh dh: no certificate where dh is NaN, as in the lone lane.)
-            let below =
-                gt th v0 &&& gt th vh &&& ge i0 zero &&& ge dh dh &&& gt (th - margin) peak
-
-            let below =
-                if refractory then
-                    select (gt (load rp c) start) zero below
-                else
-                    below
-
-            m <- m &&& ~~~(bits below)
-
-        if m <> 0UL then
-            NativePtr.set flagC nf c
-            NativePtr.set flagM nf m
-            store v0 saveV (nf * width)
-            store i0 saveI (nf * width)
+        if
+            lifBlock
+                width
+                load
+                store
+                splat
+                fma
+                ge
+                gt
+                vmin
+                vabs
+                select
+                bits
+                c
+                false
+                vp
+                ip
+                rp
+                vlp
+                thp
+                row
+                em
+                es
+                k
+                hm
+                start
+                zero
+                refractory
+                tangents
+                ratio
+                slope
+                nf
+                flagC
+                flagM
+                saveV
+                saveI
+        then
             nf <- nf + 1
 
         c <- c + width
@@ -201,6 +333,7 @@ let inline liSweep
 let inline private ld8 (a: nativeptr<float>) (c: int) = Vector512.Load(NativePtr.add a c)
 let inline private st8 (x: Vector512<float>) (a: nativeptr<float>) (c: int) = Vector512.Store(x, NativePtr.add a c)
 let inline private splat8 (x: float) = Vector512.Create x
+let inline private fma8 (x: Vector512<float>) y z = Vector512.FusedMultiplyAdd(x, y, z)
 let inline private ge8 (x: Vector512<float>) y = Vector512.GreaterThanOrEqual(x, y)
 let inline private gt8 (x: Vector512<float>) y = Vector512.GreaterThan(x, y)
 let inline private min8 (x: Vector512<float>) y = Vector512.MinNative(x, y)
@@ -210,6 +343,7 @@ let inline private bits8 (x: Vector512<float>) = Vector512.ExtractMostSignifican
 let inline private ld4 (a: nativeptr<float>) (c: int) = Vector256.Load(NativePtr.add a c)
 let inline private st4 (x: Vector256<float>) (a: nativeptr<float>) (c: int) = Vector256.Store(x, NativePtr.add a c)
 let inline private splat4 (x: float) = Vector256.Create x
+let inline private fma4 (x: Vector256<float>) y z = Vector256.FusedMultiplyAdd(x, y, z)
 let inline private ge4 (x: Vector256<float>) y = Vector256.GreaterThanOrEqual(x, y)
 let inline private gt4 (x: Vector256<float>) y = Vector256.GreaterThan(x, y)
 let inline private min4 (x: Vector256<float>) y = Vector256.MinNative(x, y)
@@ -222,14 +356,16 @@ let inline private bits4 (x: Vector256<float>) =
 /// The lanes of the widest vectors the machine has: the sweeps' block width.
 let sweepWidth = if Vector512.IsHardwareAccelerated then 8 else 4
 
-/// lifSweep in the widest vectors (sweepWidth).
+/// lifSweep in the widest vectors (sweepWidth), `refractory` made a constant of each copy.
 let lifSweepWidest lanes vp ip rp vlp thp row hasW full em es k hOverTm t0 refractory tangents ratio slope flagC flagM saveV saveI =
-    if sweepWidth = 8 then
+    match sweepWidth, refractory with
+    | 8, true ->
         lifSweep
             8
             ld8
             st8
             splat8
+            fma8
             ge8
             gt8
             min8
@@ -250,7 +386,7 @@ let lifSweepWidest lanes vp ip rp vlp thp row hasW full em es k hOverTm t0 refra
             k
             hOverTm
             t0
-            refractory
+            true
             tangents
             ratio
             slope
@@ -258,12 +394,48 @@ let lifSweepWidest lanes vp ip rp vlp thp row hasW full em es k hOverTm t0 refra
             flagM
             saveV
             saveI
-    else
+    | 8, false ->
+        lifSweep
+            8
+            ld8
+            st8
+            splat8
+            fma8
+            ge8
+            gt8
+            min8
+            abs8
+            sel8
+            bits8
+            lanes
+            vp
+            ip
+            rp
+            vlp
+            thp
+            row
+            hasW
+            full
+            em
+            es
+            k
+            hOverTm
+            t0
+            false
+            tangents
+            ratio
+            slope
+            flagC
+            flagM
+            saveV
+            saveI
+    | _, true ->
         lifSweep
             4
             ld4
             st4
             splat4
+            fma4
             ge4
             gt4
             min4
@@ -284,7 +456,42 @@ let lifSweepWidest lanes vp ip rp vlp thp row hasW full em es k hOverTm t0 refra
             k
             hOverTm
             t0
-            refractory
+            true
+            tangents
+            ratio
+            slope
+            flagC
+            flagM
+            saveV
+            saveI
+    | _, false ->
+        lifSweep
+            4
+            ld4
+            st4
+            splat4
+            fma4
+            ge4
+            gt4
+            min4
+            abs4
+            sel4
+            bits4
+            lanes
+            vp
+            ip
+            rp
+            vlp
+            thp
+            row
+            hasW
+            full
+            em
+            es
+            k
+            hOverTm
+            t0
+            false
             tangents
             ratio
             slope
