@@ -348,18 +348,24 @@ type LayeredSimulator(l: Layout, order: int[]) =
             let mutable k = f.K
             let mutable go = true
             let mutable atInstant = 0
+            // The sweep flagged the lane and its certificate did not clear it: the bounds below
+            // would only repeat that at t0 (to an ulp, which the solve and lifLane absorb).
+            let mutable first = true
+            let invTm = 1.0 / tm
+            let invR1 = 1.0 / float (r - 1)
 
             while go do
                 let h0 = vl - vn + iN
                 let vEnd = vl + (vn - vl) * em + iN * k
 
                 let noCrossing =
-                    vn < vth
+                    not first
+                    && vn < vth
                     && vEnd < vth
                     && (not (
                             h0 > 0.0
                             && (if iN >= 0.0 then
-                                    min (vn + h0 * (t1 - t) / tm) (vl + iN)
+                                    min (vn + h0 * ((t1 - t) * invTm)) (vl + iN)
                                 else
                                     vl)
                                >= vth
@@ -379,6 +385,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
                 // The crossing in x = e^{−s/τm} where an integer ratio makes V − v_th the
                 // polynomial F(x) = (vl − vth) + (vn − vl)·x + c·(x − x^r), c = iN/(r − 1),
                 // F(1) = vn − vth < 0; NaN when there is none, +inf when the general lane decides.
+                first <- false
+
                 let xc =
                     if noCrossing then
                         nan
@@ -441,7 +449,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
                         // K = (x − x^r)/(r − 1).
                         em <- min 1.0 (em / x)
                         es <- powInt em r
-                        k <- (em - es) / float (r - 1)
+                        k <- (em - es) * invR1
                     else
                         vOut[n] <- vEnd
                         iOut[n] <- iN * es
