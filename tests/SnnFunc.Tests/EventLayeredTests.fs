@@ -72,7 +72,12 @@ let private randomNetWith (ratio: int) (rng: Random) =
 
         last <- "h2", n2
 
-    let nOut = rng.Next(1, 6)
+    // Sometimes wider than one lane group of the LI readout (liRun's 32).
+    let nOut =
+        if rng.NextDouble() < 0.15 then
+            rng.Next(30, 75)
+        else
+            rng.Next(1, 6)
 
     g <-
         if rng.NextDouble() < 0.6 then
