@@ -167,87 +167,53 @@ let inline lifSweep
     let mutable c = 0
     let mutable nf = 0
 
+    // One block at c (the row added when withRow), entered as flagged entry nf.
+    let inline block c withRow nf =
+        lifBlock
+            width
+            load
+            store
+            splat
+            fma
+            ge
+            gt
+            vmin
+            vabs
+            select
+            bits
+            c
+            withRow
+            vp
+            ip
+            rp
+            vlp
+            thp
+            row
+            em
+            es
+            k
+            hm
+            start
+            zero
+            refractory
+            tangents
+            ratio
+            slope
+            nf
+            flagC
+            flagM
+            saveV
+            saveI
+
     if hasW then
         while c < full do
-            if
-                lifBlock
-                    width
-                    load
-                    store
-                    splat
-                    fma
-                    ge
-                    gt
-                    vmin
-                    vabs
-                    select
-                    bits
-                    c
-                    true
-                    vp
-                    ip
-                    rp
-                    vlp
-                    thp
-                    row
-                    em
-                    es
-                    k
-                    hm
-                    start
-                    zero
-                    refractory
-                    tangents
-                    ratio
-                    slope
-                    nf
-                    flagC
-                    flagM
-                    saveV
-                    saveI
-            then
+            if block c true nf then
                 nf <- nf + 1
 
             c <- c + width
 
     while c < lanes do
-        if
-            lifBlock
-                width
-                load
-                store
-                splat
-                fma
-                ge
-                gt
-                vmin
-                vabs
-                select
-                bits
-                c
-                false
-                vp
-                ip
-                rp
-                vlp
-                thp
-                row
-                em
-                es
-                k
-                hm
-                start
-                zero
-                refractory
-                tangents
-                ratio
-                slope
-                nf
-                flagC
-                flagM
-                saveV
-                saveI
-        then
+        if block c false nf then
             nf <- nf + 1
 
         c <- c + width
