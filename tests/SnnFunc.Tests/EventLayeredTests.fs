@@ -195,6 +195,37 @@ let ``the MNIST16-sized network: the same spikes and maxima on latency-coded pat
     Assert.True(spikes > 100, $"only %d{spikes} hidden spikes")
 
 [<Fact>]
+let ``many spikes in one interval, with exact ties, come out ordered by (time, neuron)`` () =
+    // Two inputs early, then nothing: the 60 hidden neurons fire in the long last interval, the
+    // neurons 2k and 2k + 1 (equal weights) at the same instant; listed in descending strength,
+    // so that the interval's spikes come in the reverse of time order.
+    let n = 60
+
+    let w =
+        Array2D.init 2 n (fun r c -> (if r = 0 then 3.0 else 1.0) * (3.0 - 0.03 * float (c / 2)))
+
+    let g =
+        Graph.empty
+        |> Graph.input "x" 2
+        |> Graph.population "h" n (lif 10e-3 5e-3 1.0 0.0 0.0)
+        |> Graph.connect "x" "h" (dense w)
+
+    let p = Graph.initAs Float64 (Random.key 0L) g
+    let ev = buffer 2 4 [ [ 0.0, 0; 1e-4, 1 ] ]
+
+    let spikes =
+        compare "one long interval" g p (cfg 0.05 256 EventProp) (Map [ "x", ev ])
+
+    Assert.True(spikes >= n, $"only %d{spikes} spikes")
+    let h = (Events.run g p (cfg 0.05 256 EventProp) (Map [ "x", ev ])).Spikes["h"]
+    let ts, ns = times h, h.Neurons.ToInt32Array()
+
+    for k in 1 .. spikes - 1 do
+        Assert.True(ts[k - 1] < ts[k] || (ts[k - 1] = ts[k] && ns[k - 1] < ns[k]), $"spikes %d{k - 1} and %d{k} out of order")
+
+    Assert.True(Seq.exists (fun k -> ts[k - 1] = ts[k]) [ 1 .. spikes - 1 ], "no tie was exercised")
+
+[<Fact>]
 let ``recurrent graphs and per-neuron time constants take the general loop`` () =
     let recurrent =
         Graph.empty

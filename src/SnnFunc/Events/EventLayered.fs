@@ -74,6 +74,25 @@ let tryOrder (l: Layout) : int[] option =
 
 let private lanes = Vector<float>.Count
 
+/// The smaller of two numbers, for the lone lanes' bounds: one compare (F#'s min, as Math.Min,
+/// also orders −0 and +0 and propagates NaN, which costs a dozen instructions and spills there).
+let inline private lessOf (a: float) (b: float) = if a < b then a else b
+
+/// Orders the spikes [first, last) of (times, neurons) by (time, neuron), in place: insertion, so
+/// linear when they are nearly in order.
+let private sortSpikes (times: float[]) (neurons: int[]) (first: int) (last: int) =
+    for a in first + 1 .. last - 1 do
+        let t, n = times[a], neurons[a]
+        let mutable z = a - 1
+
+        while z >= first && (times[z] > t || (times[z] = t && neurons[z] > n)) do
+            times[z + 1] <- times[z]
+            neurons[z + 1] <- neurons[z]
+            z <- z - 1
+
+        times[z + 1] <- t
+        neurons[z + 1] <- n
+
 /// A workspace for one thread: the populations' state in padded lane arrays, their spike lists
 /// and the arrival buffer.
 type LayeredSimulator(l: Layout, order: int[]) =
@@ -124,6 +143,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
     let mutable fEm = Array.zeroCreate<float> 256
     let mutable fEs = Array.zeroCreate<float> 256
     let mutable fK = Array.zeroCreate<float> 256
+    // 1/τm and 1/(r − 1) of the population lifRun runs, for lifLaneFast.
+    let mutable laneInvTm = 0.0
+    let mutable laneInvR1 = 0.0
     let mutable sd = Unchecked.defaultof<SlotData>
     // What Run reads once when no sample has its own (the time constants; per population, the
     // leaks and thresholds), until the SlotData changes.
@@ -351,8 +373,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
             // The sweep flagged the lane and its certificate did not clear it: the bounds below
             // would only repeat that at t0 (to an ulp, which the solve and lifLane absorb).
             let mutable first = true
-            let invTm = 1.0 / tm
-            let invR1 = 1.0 / float (r - 1)
+            let invTm, invR1 = laneInvTm, laneInvR1
 
             while go do
                 let h0 = vl - vn + iN
@@ -365,7 +386,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     && (not (
                             h0 > 0.0
                             && (if iN >= 0.0 then
-                                    min (vn + h0 * ((t1 - t) * invTm)) (vl + iN)
+                                    lessOf (vn + h0 * ((t1 - t) * invTm)) (vl + iN)
                                 else
                                     vl)
                                >= vth
@@ -447,7 +468,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
                         t <- tc
                         // The rest of the interval: e^{−(t1 − tc)/τm} = em / x, its r-th power, and
                         // K = (x − x^r)/(r − 1).
-                        em <- min 1.0 (em / x)
+                        em <- lessOf 1.0 (em / x)
                         es <- powInt em r
                         k <- (em - es) * invR1
                     else
@@ -506,6 +527,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
         let lanes = va.Length
         let ratio = tm / ts
         let tangents = abs (ratio - 1.0) >= 0.05
+        laneInvTm <- 1.0 / tm
+        laneInvR1 <- 1.0 / float (r - 1)
         let mutable t0 = 0.0
         let mutable a = 0
         // The arrivals whose weights the next sweep adds at its start.
@@ -568,18 +591,15 @@ type LayeredSimulator(l: Layout, order: int[]) =
                         lifLaneFast p (fc[z] + lane) tm ts r ratio tangents t0 t1 last sv[z * width + lane] si[z * width + lane] f va ia
                         m <- m &&& (m - 1UL)
 
-                // The interval's spikes came neuron by neuron: order them by (time, neuron).
-                for a in first + 1 .. spCount[p] - 1 do
-                    let t, n = spT[p][a], spN[p][a]
-                    let mutable z = a - 1
+                // The interval's spikes came neuron by neuron: order them by (time, neuron). The
+                // long last interval (to TEnd) can hold most of a pattern's spikes: sorted by time
+                // first there, so that the insertion below, which orders ties, is linear.
+                let count = spCount[p] - first
 
-                    while z >= first && (spT[p][z] > t || (spT[p][z] = t && spN[p][z] > n)) do
-                        spT[p][z + 1] <- spT[p][z]
-                        spN[p][z + 1] <- spN[p][z]
-                        z <- z - 1
+                if count > 16 then
+                    Array.Sort(spT[p], spN[p], first, count)
 
-                    spT[p][z + 1] <- t
-                    spN[p][z + 1] <- n
+                sortSpikes spT[p] spN[p] first spCount[p]
 
                 k0 <- a
 
