@@ -232,6 +232,7 @@ let inline liSweep
     ([<InlineIfLambda>] load: nativeptr<float> -> int -> ^V)
     ([<InlineIfLambda>] store: ^V -> nativeptr<float> -> int -> unit)
     ([<InlineIfLambda>] splat: float -> ^V)
+    ([<InlineIfLambda>] fma: ^V -> ^V -> ^V -> ^V)
     ([<InlineIfLambda>] ge: ^V -> ^V -> ^V)
     ([<InlineIfLambda>] gt: ^V -> ^V -> ^V)
     ([<InlineIfLambda>] vmin: ^V -> ^V -> ^V)
@@ -262,20 +263,15 @@ let inline liSweep
     let mutable c = 0
     let mutable nf = 0
 
-    while c < lanes do
+    // One block at c (the row added when withRow), entered as flagged entry nf.
+    let inline block c withRow nf =
         let v0, vl, m0 = load vp c, load vlp c, load mv c
-
-        let i0 =
-            if hasW && c < full then
-                load ip c + load row c
-            else
-                load ip c
-
-        let vh = vl + (v0 - vl) * em + i0 * k
+        let i0 = if withRow then load ip c + load row c else load ip c
+        let vh = fma i0 k (fma (v0 - vl) em vl)
         let ih = i0 * es
         let h0 = vl - v0 + i0
         let hh = vl - vh + ih
-        let ub = select (ge i0 zero) (vmin (v0 + h0 * hm) (vl + i0)) vl
+        let ub = select (ge i0 zero) (vmin (fma h0 hm v0) (vl + i0)) vl
         let flag = gt h0 zero &&& gt (tol * (vabs (vh - vl) + vabs ih)) hh &&& gt ub m0
         let up = select flag zero (gt vh m0) // not flagged, and above the maximum
         store vh vp c
@@ -289,6 +285,19 @@ let inline liSweep
             NativePtr.set flagM nf m
             store v0 saveV (nf * width)
             store i0 saveI (nf * width)
+            true
+        else
+            false
+
+    if hasW then
+        while c < full do
+            if block c true nf then
+                nf <- nf + 1
+
+            c <- c + width
+
+    while c < lanes do
+        if block c false nf then
             nf <- nf + 1
 
         c <- c + width
@@ -405,9 +414,67 @@ let lifSweepWidest lanes vp ip rp vlp thp row hasW full em es k hOverTm t0 refra
 /// liSweep in the widest vectors (sweepWidth).
 let liSweepWidest lanes vp ip vlp row hasW full mv mt em es k hOverTm t1 flagC flagM saveV saveI =
     if sweepWidth = 8 then
-        liSweep 8 ld8 st8 splat8 ge8 gt8 min8 abs8 sel8 bits8 lanes vp ip vlp row hasW full mv mt em es k hOverTm t1 flagC flagM saveV saveI
+        liSweep
+            8
+            ld8
+            st8
+            splat8
+            fma8
+            ge8
+            gt8
+            min8
+            abs8
+            sel8
+            bits8
+            lanes
+            vp
+            ip
+            vlp
+            row
+            hasW
+            full
+            mv
+            mt
+            em
+            es
+            k
+            hOverTm
+            t1
+            flagC
+            flagM
+            saveV
+            saveI
     else
-        liSweep 4 ld4 st4 splat4 ge4 gt4 min4 abs4 sel4 bits4 lanes vp ip vlp row hasW full mv mt em es k hOverTm t1 flagC flagM saveV saveI
+        liSweep
+            4
+            ld4
+            st4
+            splat4
+            fma4
+            ge4
+            gt4
+            min4
+            abs4
+            sel4
+            bits4
+            lanes
+            vp
+            ip
+            vlp
+            row
+            hasW
+            full
+            mv
+            mt
+            em
+            es
+            k
+            hOverTm
+            t1
+            flagC
+            flagM
+            saveV
+            saveI
 
 /// x^r for a small integer r >= 1.
 let inline powInt (x: float) (r: int) =
