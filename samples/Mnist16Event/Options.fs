@@ -18,6 +18,7 @@ type Arguments =
     | Noise of float
     | Bump of float
     | Ema of float
+    | Late_Spikes of float
     | Gradient of string
     | Train_Count of int
     | Test_Count of int
@@ -42,6 +43,8 @@ type Arguments =
             | Noise _ -> "training only: std of Gaussian noise added to the pixel values before coding (default 0)"
             | Bump _ -> "input weights of a hidden neuron silent for the whole batch grow by this (default 0.0005)"
             | Ema _ -> "decay of the moving average of the weights that is evaluated and saved, 0 for the last iterate (default 0.999)"
+            | Late_Spikes _ ->
+                "weight of a loss on the hidden spike times, the mean per sample of the sum of (TEnd - t)/TEnd over them: it pushes spikes late and out of the window, so fewer fire (default 0)"
             | Gradient _ -> "eventprop (the adjoint, default) or solver (AD through the spike-time solver)"
             | Train_Count _ -> "training images (default 8000)"
             | Test_Count _ -> "test images (default 2000)"
@@ -68,6 +71,8 @@ type Settings =
         Bump: float
         /// The decay of the weights' moving average (Optim.movingAverage); 0: the last iterate.
         Ema: float
+        /// The weight of the hidden spike-time loss (fewer hidden spikes); 0: none.
+        LateSpikes: float
         Gradient: string
         TrainCount: int
         TestCount: int
@@ -96,6 +101,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Noise = args.GetResult(Noise, 0.0)
             Bump = args.GetResult(Bump, 5e-4)
             Ema = args.GetResult(Ema, 0.999)
+            LateSpikes = args.GetResult(Late_Spikes, 0.0)
             Gradient = args.GetResult(Gradient, "eventprop").ToLowerInvariant()
             TrainCount = args.GetResult(Train_Count, 8000)
             TestCount = args.GetResult(Test_Count, 2000)
@@ -122,6 +128,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             fraction "noise" 0.0 1.0 s.Noise
             fraction "bump" 0.0 1.0 s.Bump
             fraction "ema" 0.0 1.0 s.Ema
+            between "late-spikes" 0.0 100.0 s.LateSpikes
             (if s.Gradient = "eventprop" || s.Gradient = "solver" then
                  None
              else

@@ -131,8 +131,19 @@ let main argv =
 
     let loss (labels: int[]) (x: EventBuffer) (w: GraphParams) =
         let run = runOf w x
+        let ce = EventLoss.maxVoltageCrossEntropy run.MaxVoltage["out"] labels
 
-        EventLoss.maxVoltageCrossEntropy run.MaxVoltage["out"] labels, (EventBuffer.spikeCounts run["hidden"], run.MaxVoltage["out"])
+        // --late-spikes: spike counts carry no gradient, spike times do; moving the hidden spikes
+        // towards TEnd moves some past it (the buffer's unused entries, +inf, add nothing).
+        let l =
+            if o.LateSpikes > 0.0 then
+                let t = run["hidden"].Times
+                let early = Tensor.Where(t.Lt tEnd, (tEnd - t) / tEnd, Tensor.ZerosLike t)
+                ce + o.LateSpikes * early.Sum(1).Mean()
+            else
+                ce
+
+        l, (EventBuffer.spikeCounts run["hidden"], run.MaxVoltage["out"])
 
     let accuracy (w: GraphParams) (d: Dataset) =
         let run = runOf w (encode DType.Float64 d.X)
@@ -213,7 +224,7 @@ let main argv =
         ]
 
     printfn
-        "256-%d-10 (LIF, LI readout), %s gradients, batch %d, lr %g (hidden %g) x %g per epoch, %d epochs, init hidden N(%g, %g), bump %g, dropout %g, noise %g, weight average %g"
+        "256-%d-10 (LIF, LI readout), %s gradients, batch %d, lr %g (hidden %g) x %g per epoch, %d epochs, init hidden N(%g, %g), bump %g, dropout %g, noise %g, weight average %g, late spikes %g"
         o.Hidden
         o.Gradient
         o.BatchSize
@@ -227,6 +238,7 @@ let main argv =
         o.Dropout
         o.Noise
         o.Ema
+        o.LateSpikes
 
     let history =
         match o.Checkpoint with

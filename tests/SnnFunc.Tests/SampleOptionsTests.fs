@@ -83,11 +83,13 @@ let ``Mnist16Event rejects out-of-range options with the option and its range`` 
     bad [ "--lr-decay"; "0" ] [ "--lr-decay" ]
     bad [ "--gradient"; "bptt" ] [ "--gradient"; "eventprop or solver"; "'bptt'" ]
     bad [ "--threads"; "0" ] [ "--threads"; "[1, 1024]" ]
+    bad [ "--late-spikes"; "-1" ] [ "--late-spikes"; "[0, 100]"; "got -1" ]
 
     match Mnist16EventOptions.parse [||] with
     | Ok s ->
         Assert.Equal(14, s.Epochs)
         Assert.Equal(0.999, s.Ema)
+        Assert.Equal(0.0, s.LateSpikes)
         Assert.Equal("eventprop", s.Gradient)
     | Error e -> failwithf "the defaults were rejected: %A" e
 
