@@ -44,7 +44,7 @@ type Arguments =
             | Bump _ -> "input weights of a hidden neuron silent for the whole batch grow by this (default 0.0005)"
             | Ema _ -> "decay of the moving average of the weights that is evaluated and saved, 0 for the last iterate (default 0.999)"
             | Late_Spikes _ ->
-                "weight of a loss on the hidden spike times, the mean per sample of the sum of (TEnd - t)/TEnd over them: it pushes spikes late and out of the window, so fewer fire (default 0)"
+                "weight of a loss on the hidden spike times, the mean per sample of the sum of (TEnd - t)/TEnd over them: it pushes spikes late and out of the window, so fewer fire (default 0.002)"
             | Gradient _ -> "eventprop (the adjoint, default) or solver (AD through the spike-time solver)"
             | Train_Count _ -> "training images (default 8000)"
             | Test_Count _ -> "test images (default 2000)"
@@ -101,7 +101,7 @@ let parse (argv: string[]) : Result<Settings, int * string> =
             Noise = args.GetResult(Noise, 0.0)
             Bump = args.GetResult(Bump, 5e-4)
             Ema = args.GetResult(Ema, 0.999)
-            LateSpikes = args.GetResult(Late_Spikes, 0.0)
+            LateSpikes = args.GetResult(Late_Spikes, 0.002)
             Gradient = args.GetResult(Gradient, "eventprop").ToLowerInvariant()
             TrainCount = args.GetResult(Train_Count, 8000)
             TestCount = args.GetResult(Test_Count, 2000)

