@@ -11,20 +11,31 @@ open Microsoft.FSharp.NativeInterop
 /// State arrays are padded to a multiple of the widest vector (8 doubles).
 let padded (n: int) = (n + 7) / 8 * 8
 
-/// The LIF sweep over one interval [t0, t1) for every lane, in place, generic in the vector type
-/// (Vector256 or Vector512, whose primitives are passed in and inlined). The state at t0 is read
-/// from (vp, ip); the weight row of the arrivals at t0 (`row`, when `hasW`: one arrival's, or
-/// their sum) is added to the current first; then each lane flows by the shared (em, es, k) and
-/// the state at t1 is written back. The blocks with lanes the bound flags (EventLayered's module
-/// comment), less those the tangent certificate clears, go to (flagC, flagM) with their state at t0
-/// (the current with the weights) in
-/// (saveV, saveI), block z at z·width, to be redone alone after the sweep (no call in the loop,
-/// so that the vectors stay in registers); returns their number. Lanes at and past `full` (the
-/// last, partial block) take their weights from ip, added by the caller.
-///
-/// Pointers, not arrays: no bounds or null checks, and no spills of array references in the loop.
-/// Every array is padded to a multiple of the vector width (`padded`), the flag and save buffers
-/// hold a block per block of lanes, and the row is read only below `full`, within its length.
+/// The sweeps' loop over the blocks: those below `full` with the weight row when `hasW`, the rest
+/// without (two loops, so that the row test is not in them); `block c withRow nf` runs one block
+/// and says whether it became flagged entry nf. Returns the number of flagged entries.
+let inline private sweepBlocks (width: int) (lanes: int) (full: int) (hasW: bool) ([<InlineIfLambda>] block: int -> bool -> int -> bool) =
+    let mutable c = 0
+    let mutable nf = 0
+
+    if hasW then
+        while c < full do
+            if block c true nf then
+                nf <- nf + 1
+
+            c <- c + width
+
+    while c < lanes do
+        if block c false nf then
+            nf <- nf + 1
+
+        c <- c + width
+
+    nf
+
+/// One block of lifSweep: the lanes at c flow over the interval in place (the weight row added
+/// first when `withRow`), and when the bound flags any that the tangent certificate does not
+/// clear, they become flagged entry nf (lane offset, mask, state at t0); true then.
 let inline private lifBlock
     (width: int)
     ([<InlineIfLambda>] load: nativeptr<float> -> int -> ^V)
@@ -164,8 +175,6 @@ let inline lifSweep
     : int =
     let em, es, k = splat em, splat es, splat k
     let hm, start, zero = splat hOverTm, splat t0, splat 0.0
-    let mutable c = 0
-    let mutable nf = 0
 
     // One block at c (the row added when withRow), entered as flagged entry nf.
     let inline block c withRow nf =
@@ -205,20 +214,7 @@ let inline lifSweep
             saveV
             saveI
 
-    if hasW then
-        while c < full do
-            if block c true nf then
-                nf <- nf + 1
-
-            c <- c + width
-
-    while c < lanes do
-        if block c false nf then
-            nf <- nf + 1
-
-        c <- c + width
-
-    nf
+    sweepBlocks width lanes full hasW block
 
 /// The LI sweep over one interval (t0, t1] for every lane, in place, generic in the vector type
 /// as lifSweep: the weight row of the arrivals at t0 added to the current as lifSweep's, the flow
@@ -260,8 +256,6 @@ let inline liSweep
     : int =
     let em, es, k = splat em, splat es, splat k
     let hm, tEnd, tol, zero = splat hOverTm, splat t1, splat 1e-9, splat 0.0
-    let mutable c = 0
-    let mutable nf = 0
 
     // One block at c (the row added when withRow), entered as flagged entry nf.
     let inline block c withRow nf =
@@ -289,20 +283,7 @@ let inline liSweep
         else
             false
 
-    if hasW then
-        while c < full do
-            if block c true nf then
-                nf <- nf + 1
-
-            c <- c + width
-
-    while c < lanes do
-        if block c false nf then
-            nf <- nf + 1
-
-        c <- c + width
-
-    nf
+    sweepBlocks width lanes full hasW block
 
 // The vector primitives of the two widths, for the sweeps' inlined function arguments.
 let inline private ld8 (a: nativeptr<float>) (c: int) = Vector512.Load(NativePtr.add a c)
