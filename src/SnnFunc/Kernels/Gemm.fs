@@ -857,6 +857,36 @@ module internal GemmImpl =
         Vector512.Store(Avx512F.Shuffle4x128(v21, w21, 0xDDuy), NativePtr.add dst (14 * ldd))
         Vector512.Store(Avx512F.Shuffle4x128(v31, w31, 0xDDuy), NativePtr.add dst (15 * ldd))
 
+    /// Eight columns of six float32 rows of A (row stride lds) into dst as eight groups of six
+    /// ([p][i], the AVX2 plan's packed A sliver), by an 8×8 transpose in ymm registers with two zero
+    /// rows: each group is stored as eight elements, in order, so that the next overwrites the two
+    /// spare ones; the last writes two elements past the 48 (packA's spill room).
+    let tr6x8f (src: nativeptr<float32>, lds: int, dst: nativeptr<float32>) =
+        let r0 = Vector256.Load(NativePtr.add src (0 * lds))
+        let r1 = Vector256.Load(NativePtr.add src (1 * lds))
+        let r2 = Vector256.Load(NativePtr.add src (2 * lds))
+        let r3 = Vector256.Load(NativePtr.add src (3 * lds))
+        let r4 = Vector256.Load(NativePtr.add src (4 * lds))
+        let r5 = Vector256.Load(NativePtr.add src (5 * lds))
+        let z = Vector256<float32>.Zero
+        // Per 128-bit lane: t0 = a0 b0 a1 b1, t1 = a2 b2 a3 b3 (a, b rows 0, 1), and so on.
+        let t0, t1 = Avx.UnpackLow(r0, r1), Avx.UnpackHigh(r0, r1)
+        let t2, t3 = Avx.UnpackLow(r2, r3), Avx.UnpackHigh(r2, r3)
+        let t4, t5 = Avx.UnpackLow(r4, r5), Avx.UnpackHigh(r4, r5)
+        // s_p = rows 0-3 of columns p and p + 4, s_{p+4} = rows 4-5 (and two zeros) of them.
+        let s0, s1 = Avx.Shuffle(t0, t2, 0x44uy), Avx.Shuffle(t0, t2, 0xEEuy)
+        let s2, s3 = Avx.Shuffle(t1, t3, 0x44uy), Avx.Shuffle(t1, t3, 0xEEuy)
+        let s4, s5 = Avx.Shuffle(t4, z, 0x44uy), Avx.Shuffle(t4, z, 0xEEuy)
+        let s6, s7 = Avx.Shuffle(t5, z, 0x44uy), Avx.Shuffle(t5, z, 0xEEuy)
+        Vector256.Store(Avx.Permute2x128(s0, s4, 0x20uy), NativePtr.add dst 0)
+        Vector256.Store(Avx.Permute2x128(s1, s5, 0x20uy), NativePtr.add dst 6)
+        Vector256.Store(Avx.Permute2x128(s2, s6, 0x20uy), NativePtr.add dst 12)
+        Vector256.Store(Avx.Permute2x128(s3, s7, 0x20uy), NativePtr.add dst 18)
+        Vector256.Store(Avx.Permute2x128(s0, s4, 0x31uy), NativePtr.add dst 24)
+        Vector256.Store(Avx.Permute2x128(s1, s5, 0x31uy), NativePtr.add dst 30)
+        Vector256.Store(Avx.Permute2x128(s2, s6, 0x31uy), NativePtr.add dst 36)
+        Vector256.Store(Avx.Permute2x128(s3, s7, 0x31uy), NativePtr.add dst 42)
+
     /// 8×8 float64 transpose: dst[j*ldd + i] <- src[i*lds + j] (i, j < 8), in zmm registers.
     [<MethodImpl(MethodImplOptions.AggressiveInlining)>]
     let tr8x8d (src: nativeptr<float>, lds: int, dst: nativeptr<float>, ldd: int) =
@@ -1095,7 +1125,8 @@ module internal GemmImpl =
     /// Packs op(A)[i0 .. i0+mb-1, p0 .. p0+kb-1] into mr-row slivers, each kb×mr with element (i, p) at p*mr + i;
     /// rows past mb are zero.  op(A)[i, p] = a[i*lda + p], or a[p*lda + i] when transA.  With wide (the AVX-512
     /// plan, mr = 12) full slivers of a non-transposed A are transposed 16 (float32) or 8 (float64) columns at a
-    /// time in registers; the destination then needs 16 spare elements after its end.
+    /// time in registers, and with the AVX2 float32 plan (mr = 6) full slivers 8 columns at a time (tr6x8f); the
+    /// destination then needs 16 spare elements after its end.
     let packA<'T when 'T: unmanaged>
         (wide: bool, transA: bool, a: nativeptr<'T>, lda: int, i0: int, p0: int, mb: int, kb: int, mr: int, dst: nativeptr<'T>)
         =
@@ -1119,6 +1150,10 @@ module internal GemmImpl =
                         while p0' + 8 <= kb do
                             tr12x8d (cast (NativePtr.add src0 p0'), lda, cast (NativePtr.add d (p0' * 12)))
                             p0' <- p0' + 8
+                elif sizeof<'T> = 4 && rows = 6 && mr = 6 && Avx.IsSupported then
+                    while p0' + 8 <= kb do
+                        tr6x8f (cast (NativePtr.add src0 p0'), lda, cast (NativePtr.add d (p0' * 6)))
+                        p0' <- p0' + 8
 
                 for ii in 0 .. rows - 1 do
                     let src = NativePtr.add src0 (ii * lda)
@@ -1157,6 +1192,23 @@ module internal GemmImpl =
         let zero = Unchecked.defaultof<'T>
         let mutable d = dst
         let mutable jr = 0
+
+        // The whole slivers of a non-transposed B row by row of B, each row's pieces to every
+        // sliver: B is read in order, where sliver by sliver it was read a cache line per row at the
+        // row stride (4 KB at n = 1024: every line in one L1 set), the packing's largest cost on Zen 3.
+        if not transB then
+            let full = nb / nr * nr
+
+            for p in 0 .. kb - 1 do
+                let src = NativePtr.add b ((p0 + p) * ldb + j0)
+                let mutable j = 0
+
+                while j < full do
+                    copyBytes (cast (NativePtr.add src j), cast (NativePtr.add dst (j * kb + p * nr)), nr * sizeof<'T>)
+                    j <- j + nr
+
+            jr <- full
+            d <- NativePtr.add dst (full * kb)
 
         while jr < nb do
             let cols = min nr (nb - jr)
