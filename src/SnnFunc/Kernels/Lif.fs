@@ -118,6 +118,20 @@ module internal LifLoops =
             rEnd: ^T[]
         ) =
         let n = j1 - j0
+
+        // The vector loop's accesses are unchecked (VectorAt): its ranges, checked once.
+        if
+            j0 < 0
+            || j1 > m
+            || c.Length < steps * m
+            || v1.Length < steps * m
+            || i.Length < steps * m
+            || (mode.Spiking && z.Length < steps * m)
+        then
+            invalidArg
+                "c"
+                $"LifKernels.Forward: lanes [%d{j0}, %d{j1}) of %d{m} over %d{steps} steps do not fit buffers of %d{c.Length}, %d{v1.Length}, %d{i.Length} elements"
+
         let v = Array.init n (fun q -> at k.V0 (j0 + q))
         let cur = Array.init n (fun q -> at k.I0 (j0 + q))
         let cnt = Array.init n (fun q -> int (float (at r0 (j0 + q))))
@@ -154,17 +168,17 @@ module internal LifLoops =
             (vth: Vector< ^T >)
             (vrs: Vector< ^T >)
             =
-            let vv = Vector< ^T>(v, q)
-            let ii = Vector< ^T>(cur, q)
+            let vv = VectorAt.load v q
+            let ii = VectorAt.load cur q
             let vj = vv + (vl - vv + ii) * va
-            let inew = ii * vb + Vector< ^T>(c, o + q)
-            vj.CopyTo(v1, o + q)
-            inew.CopyTo(i, o + q)
-            inew.CopyTo(cur, q)
+            let inew = ii * vb + VectorAt.load c (o + q)
+            VectorAt.store vj v1 (o + q)
+            VectorAt.store inew i (o + q)
+            VectorAt.store inew cur q
 
             if mode.Spiking then
                 let spike = Vector.GreaterThan< ^T>(vj, vth)
-                Vector.ConditionalSelect< ^T>(spike, one, zero).CopyTo(z, o + q)
+                VectorAt.store (Vector.ConditionalSelect< ^T>(spike, one, zero)) z (o + q)
 
                 let reset =
                     if mode.ResetToValue then
@@ -172,9 +186,9 @@ module internal LifLoops =
                     else
                         vj - Vector.ConditionalSelect< ^T>(spike, vth - vrs, zero)
 
-                reset.CopyTo(v, q)
+                VectorAt.store reset v q
             else
-                vj.CopyTo(v, q)
+                VectorAt.store vj v q
 
         for t in 0 .. steps - 1 do
             let o = t * m + j0
@@ -186,7 +200,7 @@ module internal LifLoops =
                     q <- q + w
             elif vectorised then
                 while q <= n - w do
-                    lanes o q (Vector< ^T>(pa, q)) (Vector< ^T>(pb, q)) (Vector< ^T>(pl, q)) (Vector< ^T>(pth, q)) (Vector< ^T>(prs, q))
+                    lanes o q (VectorAt.load pa q) (VectorAt.load pb q) (VectorAt.load pl q) (VectorAt.load pth q) (VectorAt.load prs q)
                     q <- q + w
 
             while q < n do
@@ -365,6 +379,22 @@ module internal LifLoops =
             gk: LifLanes< ^T >
         ) =
         let n = j1 - j0
+        let short (x: ^T[]) = not (isNull x) && x.Length < steps * m
+
+        // The vector loop's accesses to these and to its lane arrays are unchecked (VectorAt):
+        // their ranges, checked once.
+        if
+            j0 < 0
+            || j1 > m
+            || short gi
+            || short gc
+            || short gv1
+            || (mode.Spiking && z.Length < steps * m)
+        then
+            invalidArg
+                "gi"
+                $"LifKernels.Transpose: lanes [%d{j0}, %d{j1}) of %d{m} over %d{steps} steps do not fit its cotangent or spike buffers"
+
         let lv = Array.zeroCreate< ^T> n
         let li = Array.zeroCreate< ^T> n
 
@@ -389,32 +419,32 @@ module internal LifLoops =
             if vectorised then
                 while q <= n - w do
                     let j = j0 + q
-                    let vlv = Vector< ^T>(lv, q)
+                    let vlv = VectorAt.load lv q
 
                     let lambdaI =
-                        Vector< ^T>(li, q)
+                        VectorAt.load li q
                         + (if isNull gi then
                                Vector< ^T>.Zero
                            else
-                               Vector< ^T>(gi, o + q))
+                               VectorAt.load gi (o + q))
 
                     if not (isNull gc) then
-                        lambdaI.CopyTo(gc, o + q)
+                        VectorAt.store lambdaI gc (o + q)
 
-                    let mutable l1 = if isNull gv1 then vlv else vlv + Vector< ^T>(gv1, o + q)
+                    let mutable l1 = if isNull gv1 then vlv else vlv + VectorAt.load gv1 (o + q)
 
                     if mode.Spiking then
-                        let zz = Vector< ^T>(z, o + q)
+                        let zz = VectorAt.load z (o + q)
                         let zlv = zz * vlv
 
                         if mode.ResetToValue then
                             l1 <- l1 - zlv
 
                         if wantTh && not mode.ResetToValue then
-                            (Vector< ^T>(gth, q) - zlv).CopyTo(gth, q)
+                            VectorAt.store (VectorAt.load gth q - zlv) gth q
 
                         if wantReset then
-                            (Vector< ^T>(grs, q) + zlv).CopyTo(grs, q)
+                            VectorAt.store (VectorAt.load grs q + zlv) grs q
 
                     let a = vat k.A j
 
@@ -423,16 +453,16 @@ module internal LifLoops =
 
                         if wantA then
                             let vp = vPrevV mode k m z v1 t j
-                            (Vector< ^T>(ga, q) + l1 * (vat k.VLeak j - vp + ip)).CopyTo(ga, q)
+                            VectorAt.store (VectorAt.load ga q + l1 * (vat k.VLeak j - vp + ip)) ga q
 
                         if wantB then
-                            (Vector< ^T>(gb, q) + lambdaI * ip).CopyTo(gb, q)
+                            VectorAt.store (VectorAt.load gb q + lambdaI * ip) gb q
 
                     if wantLeak then
-                        (Vector< ^T>(gvl, q) + a * l1).CopyTo(gvl, q)
+                        VectorAt.store (VectorAt.load gvl q + a * l1) gvl q
 
-                    (lambdaI * vat k.B j + a * l1).CopyTo(li, q)
-                    ((vone - a) * l1).CopyTo(lv, q)
+                    VectorAt.store (lambdaI * vat k.B j + a * l1) li q
+                    VectorAt.store ((vone - a) * l1) lv q
                     q <- q + w
 
             while q < n do
