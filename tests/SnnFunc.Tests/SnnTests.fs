@@ -477,6 +477,59 @@ module SnnTests =
         assertThrowsArg [ "Fused.lif"; "time axis" ] (fun () -> Fused.lif Snn.Lif.defaults (Tensor.Scalar 1.0))
         assertThrowsArg [ "Fused.li"; "time axis" ] (fun () -> Fused.li Snn.Li.defaults (Tensor.Scalar 1.0))
 
+    [<Fact>]
+    let ``LIF kernels reject buffers shorter than steps times lanes (their loops are unchecked)`` () =
+        let one = [| 0.5 |]
+
+        let k: Kernels.LifLanes<float> =
+            {
+                A = one
+                B = one
+                VLeak = [| 0.0 |]
+                VTh = [| 1.0 |]
+                VReset = [| 0.0 |]
+                V0 = [| 0.0 |]
+                I0 = [| 0.0 |]
+            }
+
+        let mode: Kernels.LifMode =
+            {
+                Spiking = true
+                ResetToValue = true
+                Refractory = 0
+            }
+
+        let steps, m = 3, 8
+        let full () = Array.zeroCreate<float> (steps * m)
+        let short () = Array.zeroCreate<float> (steps * m - 1)
+        // The sizes that fit run; one element short of any buffer is refused by name.
+        Kernels.LifKernels.Forward(mode, k, steps, m, full (), null, full (), full (), full (), null, null)
+
+        assertThrowsArg [ "LifKernels.Forward"; "over 3 steps" ] (fun () ->
+            Kernels.LifKernels.Forward(mode, k, steps, m, short (), null, full (), full (), full (), null, null))
+
+        assertThrowsArg [ "LifKernels.Forward" ] (fun () ->
+            Kernels.LifKernels.Forward(mode, k, steps, m, full (), null, short (), full (), full (), null, null))
+
+        let gk: Kernels.LifLanes<float> =
+            {
+                A = null
+                B = null
+                VLeak = null
+                VTh = null
+                VReset = null
+                V0 = null
+                I0 = null
+            }
+
+        Kernels.LifKernels.Transpose(mode, k, steps, m, full (), null, full (), full (), full (), full (), full (), gk)
+
+        assertThrowsArg [ "LifKernels.Transpose" ] (fun () ->
+            Kernels.LifKernels.Transpose(mode, k, steps, m, full (), null, full (), full (), full (), short (), full (), gk))
+
+        assertThrowsArg [ "LifKernels.Transpose" ] (fun () ->
+            Kernels.LifKernels.Transpose(mode, k, steps, m, short (), null, full (), full (), full (), full (), full (), gk))
+
     // -----------------------------------------------------------------------------------------
     // Sparse spike products
 
