@@ -155,6 +155,22 @@ let ``the layered path equals the general loop on 400 random feed-forward networ
     Assert.True(spikes > 2000, $"only %d{spikes} spikes in all draws")
 
 [<Fact>]
+let ``inputs past TEnd: the layered path (which cuts them off the sorted input) equals the general loop`` () =
+    // The random inputs lie in [0, 10 ms]; with TEnd = 6 ms some of every sample's are past it.
+    let rng = Random(20261206)
+
+    for draw in 1..100 do
+        let g, p, ev = randomNet rng
+
+        let late =
+            ev.Times.ToDoubleArray() |> Array.exists (fun t -> t > 6e-3 && t < infinity)
+
+        Assert.True(late || draw > 1, "the first draw must have inputs past TEnd")
+
+        compare $"draw %d{draw}" g p (cfg 0.006 64 EventProp) (Map [ "x", ev ])
+        |> ignore
+
+[<Fact>]
 let ``integer ratios tauMem = r tauSyn (the exponential-free crossing solves): the layered path equals the general loop`` () =
     let rng = Random(20261203)
     let mutable spikes = 0

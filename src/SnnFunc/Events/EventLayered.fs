@@ -179,41 +179,71 @@ type LayeredSimulator(l: Layout, order: int[]) =
         arrM[na] <- m
         na <- na + 1
 
+    /// The arrivals of one delay-free projection j whose source events (times, neurons)[first ..
+    /// first + count) are in order: copied as they are, up to the last at or before TEnd.
+    let gatherOne (j: int) (times: float[]) (neurons: int[]) (first: int) (count: int) =
+        let mutable kept = count
+
+        while kept > 0 && not (times[first + kept - 1] <= l.TEnd) do
+            kept <- kept - 1
+
+        if arrT.Length < kept then
+            arrT <- grow arrT kept
+            arrJ <- grow arrJ kept
+            arrM <- grow arrM kept
+
+        Array.Copy(times, first, arrT, 0, kept)
+        Array.Copy(neurons, first, arrM, 0, kept)
+        Array.Fill(arrJ, j, 0, kept)
+        na <- kept
+
     /// Population p's arrivals, sorted by time (ties in the order they were gathered).
     let gather (p: int) =
         na <- 0
         let mutable sorted = incoming[p].Length <= 1
 
-        for j in incoming[p] do
-            let pj = l.Projs[j]
-
-            let delay (m: int) =
-                match pj.DKind with
-                | 0 -> 0.0
-                | 1 -> sd.Data[pj.DSlot][sd.Off(pj.DSlot, b)]
-                | _ -> sd.Data[pj.DSlot][sd.Off(pj.DSlot, b) + m]
-
-            if pj.DKind = 2 then
-                sorted <- false
-
-            let add (t: float) (m: int) =
-                let ta = t + delay m
-
-                if ta <= l.TEnd then
-                    addArrival ta j m
-
-            let k = sourceOf[pj.Src]
+        // One projection without delays (the layered networks' usual case): its source's events
+        // in their order, without the per-event path below.
+        if incoming[p].Length = 1 && l.Projs[incoming[p][0]].DKind = 0 then
+            let j = incoming[p][0]
+            let k = sourceOf[l.Projs[j].Src]
 
             if k >= 0 then
-                let cap = inp.Cap[k]
-
-                for q in 0 .. inp.Counts[k][b] - 1 do
-                    add (inp.Times[k][b * cap + q]) (inp.Neurons[k][b * cap + q])
+                gatherOne j (inp.Times[k]) (inp.Neurons[k]) (b * inp.Cap[k]) (inp.Counts[k][b])
             else
-                let q = l.EmitterPop[pj.Src]
+                let q = l.EmitterPop[l.Projs[j].Src]
+                gatherOne j (spT[q]) (spN[q]) 0 (spCount[q])
+        else
+            for j in incoming[p] do
+                let pj = l.Projs[j]
 
-                for e in 0 .. spCount[q] - 1 do
-                    add (spT[q][e]) (spN[q][e])
+                let delay (m: int) =
+                    match pj.DKind with
+                    | 0 -> 0.0
+                    | 1 -> sd.Data[pj.DSlot][sd.Off(pj.DSlot, b)]
+                    | _ -> sd.Data[pj.DSlot][sd.Off(pj.DSlot, b) + m]
+
+                if pj.DKind = 2 then
+                    sorted <- false
+
+                let add (t: float) (m: int) =
+                    let ta = t + delay m
+
+                    if ta <= l.TEnd then
+                        addArrival ta j m
+
+                let k = sourceOf[pj.Src]
+
+                if k >= 0 then
+                    let cap = inp.Cap[k]
+
+                    for q in 0 .. inp.Counts[k][b] - 1 do
+                        add (inp.Times[k][b * cap + q]) (inp.Neurons[k][b * cap + q])
+                else
+                    let q = l.EmitterPop[pj.Src]
+
+                    for e in 0 .. spCount[q] - 1 do
+                        add (spT[q][e]) (spN[q][e])
 
         if not sorted then
             // A deterministic stable order: by time, then by gathering order.
@@ -771,15 +801,24 @@ type LayeredSimulator(l: Layout, order: int[]) =
         g
 
     /// The weight row of every arrival (wRef, wOff).
-    let weightRows () =
+    let weightRows (p: int) =
         if wRef.Length < na then
             wRef <- Array.zeroCreate arrT.Length
             wOff <- Array.zeroCreate arrT.Length
 
-        for a in 0 .. na - 1 do
-            let pj = l.Projs[arrJ[a]]
-            wRef[a] <- sd.Data[pj.WSlot]
-            wOff[a] <- sd.Off(pj.WSlot, b) + arrM[a] * pj.TgtN
+        if incoming[p].Length = 1 then
+            // One projection: one weight array, the rows' offsets alone per arrival.
+            let pj = l.Projs[incoming[p][0]]
+            let off = sd.Off(pj.WSlot, b)
+            Array.Fill(wRef, sd.Data[pj.WSlot], 0, na)
+
+            for a in 0 .. na - 1 do
+                wOff[a] <- off + arrM[a] * pj.TgtN
+        else
+            for a in 0 .. na - 1 do
+                let pj = l.Projs[arrJ[a]]
+                wRef[a] <- sd.Data[pj.WSlot]
+                wOff[a] <- sd.Off(pj.WSlot, b) + arrM[a] * pj.TgtN
 
     /// Runs population p over its arrivals, with shared time constants (tm, ts).
     let runPop (p: int) (tm: float) (ts: float) =
@@ -820,7 +859,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
 
         let count = intervalFlows tm ts r
 
-        weightRows ()
+        weightRows p
 
         if pop.Spiking then
             lifRun p tm ts r count
@@ -876,9 +915,8 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     Array.blit spT[p.Index] 0 out.Times[r] (b * c) kept
                     Array.blit spN[p.Index] 0 out.Neurons[r] (b * c) kept
 
-                    for k in kept .. c - 1 do
-                        out.Times[r][b * c + k] <- infinity
-                        out.Neurons[r][b * c + k] <- -1
+                    Array.Fill(out.Times[r], infinity, b * c + kept, c - kept)
+                    Array.Fill(out.Neurons[r], -1, b * c + kept, c - kept)
 
                     out.Count[r][b] <- kept
                     out.Overflow[r][b] <- spCount[p.Index] - kept
