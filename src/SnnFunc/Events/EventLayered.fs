@@ -554,7 +554,9 @@ type LayeredSimulator(l: Layout, order: int[]) =
         use fmp = fixed flagM[p]
         use svp = fixed saveV[p]
         use sip = fixed saveI[p]
-        let lanes = va.Length
+        // The blocks that hold a lane (the arrays are padded to 8: with 4-wide blocks the last may
+        // be padding alone).
+        let lanes = (n + width - 1) / width * width
         let ratio = tm / ts
         let tangents = abs (ratio - 1.0) >= 0.05
         laneInvTm <- 1.0 / tm
@@ -655,6 +657,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
         use sip = fixed saveI[p]
         let width = sweepWidth
         let full = pops[p].N / width * width
+        let lanes = (pops[p].N + width - 1) / width * width
         let rate = 1.0 / tm - 1.0 / ts
         let ratio = tm / ts
         let tangents = abs (ratio - 1.0) >= 0.05
@@ -684,7 +687,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
                 let rowp = NativePtr.add rowp off
 
                 let nf =
-                    liSweepWidest va.Length vp ip vlp rowp (k1 > k0) full mvp mtp f.Em f.Es f.K (h / tm) t1 fcp fmp svp sip
+                    liSweepWidest lanes vp ip vlp rowp (k1 > k0) full mvp mtp f.Em f.Es f.K (h / tm) t1 fcp fmp svp sip
 
                 let fc, fm, sv, si = flagC[p], flagM[p], saveV[p], saveI[p]
 
