@@ -259,9 +259,8 @@ let inline private simulate
             for k in 0 .. np - 1 do
                 let vk, ik = v[k], cur[k]
 
-                for j in 0 .. pops[k].N - 1 do
-                    NativePtr.set vk j LanguagePrimitives.GenericZero
-                    NativePtr.set ik j LanguagePrimitives.GenericZero
+                clear vk (pops[k].N)
+                clear ik (pops[k].N)
 
             for t in 0 .. steps - 1 do
                 for k in 0 .. np - 1 do
@@ -283,9 +282,13 @@ let inline private simulate
                             else
                                 zRow[-j.From - 1]
 
+                        // The next step's input row, a batch of rows further on (not in any cache
+                        // yet: the hardware prefetchers do not follow that stride).
+                        if j.From >= 0 && t + 1 < steps then
+                            prefetch (NativePtr.add x (batch * j.M)) j.M
+
                         if not (accumulate x j.M wq n dst) then
-                            for e in 0 .. n - 1 do
-                                NativePtr.set dst e LanguagePrimitives.GenericZero
+                            clear dst n
 
                         if not (NativePtr.isNullPtr bq) then
                             addRow false LanguagePrimitives.GenericOne bq dst n
@@ -296,8 +299,7 @@ let inline private simulate
                         any <- true
 
                     if not any then
-                        for e in 0 .. n - 1 do
-                            NativePtr.set ck e LanguagePrimitives.GenericZero
+                        clear ck n
 
                     let inline row (series: nativeptr< ^T >[]) (scratch: nativeptr< ^T >[]) =
                         if pop.Recorded then

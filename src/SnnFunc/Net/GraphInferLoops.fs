@@ -35,6 +35,21 @@ let inline internal addRow (first: bool) (v: ^T) (w: nativeptr< ^T >) (dst: nati
         NativePtr.set dst j (if first then r else NativePtr.get dst j + r)
         j <- j + 1
 
+/// Asks for the cache lines of x[0 .. n) (x86; nothing elsewhere).
+let inline internal prefetch (x: nativeptr< ^T >) (n: int) =
+    if System.Runtime.Intrinsics.X86.Sse.IsSupported then
+        let step = 64 / sizeof< ^T>
+        let mutable o = 0
+
+        while o < n do
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(NativePtr.toVoidPtr (NativePtr.add x o))
+            o <- o + step
+
+/// dst[0 .. n) <- 0, in vectors (an element-by-element loop was 15 % of the step loop's time:
+/// most steps of a sparse input bring no spike).
+let inline internal clear (dst: nativeptr< ^T >) (n: int) =
+    System.Span< ^T>(NativePtr.toVoidPtr dst, n).Clear()
+
 /// Adds the weight rows of the nonzero inputs x[0 .. M) (scaled by the value unless it is 1) into
 /// dst, the first written instead of added: the spike product's order. Whole vectors of zeros
 /// are skipped at once (inputs are sparse). Returns false when every input was zero (dst untouched).
@@ -44,17 +59,25 @@ let inline internal accumulate (x: nativeptr< ^T >) (m: int) (w: nativeptr< ^T >
     let mutable first = true
     let mutable q = 0
 
-    // Whole vectors: skipped when all zero, else their lanes checked in order.
+    // Whole vectors: skipped when all zero, else their lanes checked in order; four at once when
+    // all four are zero (their bits' OR is ±0 only then), as most are: one vector at a time, the
+    // scan of a sparse input was a fifth of the step loop's time.
     while q <= m - width do
-        if not (Vector.EqualsAll(ld x q, Vector< ^T>.Zero)) then
-            for r in q .. q + width - 1 do
-                let xr = NativePtr.get x r
+        if
+            q <= m - 4 * width
+            && Vector.EqualsAll(ld x q ||| ld x (q + width) ||| ld x (q + 2 * width) ||| ld x (q + 3 * width), Vector< ^T>.Zero)
+        then
+            q <- q + 4 * width
+        else
+            if not (Vector.EqualsAll(ld x q, Vector< ^T>.Zero)) then
+                for r in q .. q + width - 1 do
+                    let xr = NativePtr.get x r
 
-                if xr <> zero then
-                    addRow first xr (NativePtr.add w (r * n)) dst n
-                    first <- false
+                    if xr <> zero then
+                        addRow first xr (NativePtr.add w (r * n)) dst n
+                        first <- false
 
-        q <- q + width
+            q <- q + width
 
     while q < m do
         let xq = NativePtr.get x q
