@@ -179,9 +179,22 @@ type LayeredSimulator(l: Layout, order: int[]) =
         arrM[na] <- m
         na <- na + 1
 
-    /// The arrivals of one delay-free projection j whose source events (times, neurons)[first ..
-    /// first + count) are in order: copied as they are, up to the last at or before TEnd.
-    let gatherOne (j: int) (times: float[]) (neurons: int[]) (first: int) (count: int) =
+    /// The events of projection j's source, in order: (times, neurons)[first .. first + count) of
+    /// its input buffer in this sample, or of its upstream population's spikes.
+    let sourceEvents (j: int) =
+        let pj = l.Projs[j]
+        let k = sourceOf[pj.Src]
+
+        if k >= 0 then
+            struct (inp.Times[k], inp.Neurons[k], b * inp.Cap[k], inp.Counts[k][b])
+        else
+            let q = l.EmitterPop[pj.Src]
+            struct (spT[q], spN[q], 0, spCount[q])
+
+    /// The arrivals of one delay-free projection j, its source's events copied as they are, up to
+    /// the last at or before TEnd.
+    let gatherOne (j: int) =
+        let struct (times, neurons, first, count) = sourceEvents j
         let mutable kept = count
 
         while kept > 0 && not (times[first + kept - 1] <= l.TEnd) do
@@ -205,14 +218,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
         // One projection without delays (the layered networks' usual case): its source's events
         // in their order, without the per-event path below.
         if incoming[p].Length = 1 && l.Projs[incoming[p][0]].DKind = 0 then
-            let j = incoming[p][0]
-            let k = sourceOf[l.Projs[j].Src]
-
-            if k >= 0 then
-                gatherOne j (inp.Times[k]) (inp.Neurons[k]) (b * inp.Cap[k]) (inp.Counts[k][b])
-            else
-                let q = l.EmitterPop[l.Projs[j].Src]
-                gatherOne j (spT[q]) (spN[q]) 0 (spCount[q])
+            gatherOne (incoming[p][0])
         else
             for j in incoming[p] do
                 let pj = l.Projs[j]
@@ -232,18 +238,10 @@ type LayeredSimulator(l: Layout, order: int[]) =
                     if ta <= l.TEnd then
                         addArrival ta j m
 
-                let k = sourceOf[pj.Src]
+                let struct (times, neurons, first, count) = sourceEvents j
 
-                if k >= 0 then
-                    let cap = inp.Cap[k]
-
-                    for q in 0 .. inp.Counts[k][b] - 1 do
-                        add (inp.Times[k][b * cap + q]) (inp.Neurons[k][b * cap + q])
-                else
-                    let q = l.EmitterPop[pj.Src]
-
-                    for e in 0 .. spCount[q] - 1 do
-                        add (spT[q][e]) (spN[q][e])
+                for e in first .. first + count - 1 do
+                    add (times[e]) (neurons[e])
 
         if not sorted then
             // A deterministic stable order: by time, then by gathering order.
@@ -554,9 +552,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
         use fmp = fixed flagM[p]
         use svp = fixed saveV[p]
         use sip = fixed saveI[p]
-        // The blocks that hold a lane (the arrays are padded to 8: with 4-wide blocks the last may
-        // be padding alone).
-        let lanes = (n + width - 1) / width * width
+        let lanes = sweepLanes n
         let ratio = tm / ts
         let tangents = abs (ratio - 1.0) >= 0.05
         laneInvTm <- 1.0 / tm
@@ -657,7 +653,7 @@ type LayeredSimulator(l: Layout, order: int[]) =
         use sip = fixed saveI[p]
         let width = sweepWidth
         let full = pops[p].N / width * width
-        let lanes = (pops[p].N + width - 1) / width * width
+        let lanes = sweepLanes (pops[p].N)
         let rate = 1.0 / tm - 1.0 / ts
         let ratio = tm / ts
         let tangents = abs (ratio - 1.0) >= 0.05

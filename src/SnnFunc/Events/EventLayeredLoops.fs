@@ -312,6 +312,11 @@ let inline private bits4 (x: Vector256<float>) =
 /// The lanes of the widest vectors the machine has: the sweeps' block width.
 let sweepWidth = if Vector512.IsHardwareAccelerated then 8 else 4
 
+/// The lanes of n rounded up to whole sweep blocks: what a sweep covers (padded's multiple of 8
+/// can hold a block of padding alone when the blocks are 4 wide).
+let sweepLanes (n: int) =
+    (n + sweepWidth - 1) / sweepWidth * sweepWidth
+
 /// lifSweep in the widest vectors (sweepWidth), `refractory` made a constant of each copy.
 let lifSweepWidest lanes vp ip rp vlp thp row hasW full em es k hOverTm t0 refractory tangents ratio slope flagC flagM saveV saveI =
     let inline sweep8 refr =

@@ -1214,18 +1214,16 @@ module internal GemmImpl =
             let cols = min nr (nb - jr)
 
             if not transB then
+                // The last, partial sliver (the whole ones were packed above), zero past nb.
                 for p in 0 .. kb - 1 do
                     let src = NativePtr.add b ((p0 + p) * ldb + j0 + jr)
                     let q = NativePtr.add d (p * nr)
 
-                    if cols = nr then
-                        copyBytes (cast src, cast q, nr * sizeof<'T>)
-                    else
-                        for jj in 0 .. cols - 1 do
-                            NativePtr.set q jj (NativePtr.get src jj)
+                    for jj in 0 .. cols - 1 do
+                        NativePtr.set q jj (NativePtr.get src jj)
 
-                        for jj in cols .. nr - 1 do
-                            NativePtr.set q jj zero
+                    for jj in cols .. nr - 1 do
+                        NativePtr.set q jj zero
             else
                 let src0 = NativePtr.add b ((j0 + jr) * ldb + p0)
                 let mutable p0' = 0
